@@ -1,0 +1,24 @@
+//! blockdelta: the data engine of disaster-recovery replication.
+//!
+//! - [`tracker`]: change-block tracking. Called on every write by block drivers and agents;
+//!   lock-free, allocation-free, and loud about lost continuity.
+//! - [`stream`]: the delta stream: encoder, decoder and applier for checksummed, compressed,
+//!   encrypted deltas.
+//! - [`support`]: the replication support matrix as data, with queries and validators.
+//! - [`ffi`]: the C ABI over all of the above (header: `include/blockdelta.h`).
+//!
+//! The public Rust API is re-exported here; module internals stay private.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod ffi;
+pub mod stream;
+pub mod support;
+pub mod tracker;
+
+#[allow(unused_imports)]
+mod sync;
+
+
+/// The crate version, as in `Cargo.toml` (also `blockdelta_version()` in C).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

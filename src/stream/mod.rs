@@ -1,0 +1,1 @@
+//! The delta stream (format, encoder, decoder, applier). See `docs/FORMAT.md`.

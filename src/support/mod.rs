@@ -1,0 +1,1 @@
+//! The replication support matrix as data, with queries and validators.
