@@ -19,6 +19,8 @@ pub mod tracker;
 #[allow(unused_imports)]
 mod sync;
 
+pub use tracker::{Extent, GenerationId};
+
 
 /// The crate version, as in `Cargo.toml` (also `blockdelta_version()` in C).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

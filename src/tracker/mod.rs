@@ -1,1 +1,5 @@
 //! Change-block tracking.
+
+mod extent;
+
+pub use extent::{Extent, GenerationId};
