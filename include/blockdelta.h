@@ -20,6 +20,12 @@
 #include <stdbool.h>
 
 /**
+ * `flags` bit for `blockdelta_tracker_new`: start with no dirty block (only when the replica is
+ * known to equal the disk right now). Without it every block starts dirty.
+ */
+#define BLOCKDELTA_TRACKER_START_CLEAN 1
+
+/**
  * Major version of the headers; compare with `blockdelta_version()` at run time.
  */
 #define BLOCKDELTA_VERSION_MAJOR 0
@@ -33,6 +39,31 @@
  * Patch version of the headers.
  */
 #define BLOCKDELTA_VERSION_PATCH 0
+
+/**
+ * Smallest tracking granularity (bytes).
+ */
+#define MIN_GRANULARITY 512
+
+/**
+ * Largest tracking granularity (bytes).
+ */
+#define MAX_GRANULARITY (1 << 20)
+
+/**
+ * Largest disk (and capacity) a tracker accepts: 1 EiB.
+ */
+#define MAX_DISK_SIZE (1 << 60)
+
+/**
+ * Largest number of tracked blocks (2^40: 512 PiB at 512 B, 64 TiB needs 2^37 at 512 B).
+ */
+#define MAX_BLOCKS (1 << 40)
+
+/**
+ * Default granularity: 64 KiB, 4 MiB of bitmaps per TiB.
+ */
+#define DEFAULT_GRANULARITY (64 << 10)
 
 /**
  * The outcome of every fallible C function. `BLOCKDELTA_RESULT_OK` (0) is success.
@@ -114,6 +145,173 @@ typedef uint32_t blockdelta_result;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+/**
+ * Statistics readable with `blockdelta_tracker_stat`. Numbers are stable; new ones are appended.
+ */
+enum blockdelta_tracker_stat
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Non-empty `mark_write` calls.
+   */
+  BLOCKDELTA_TRACKER_STAT_WRITES = 0,
+  /**
+   * Bytes passed to `mark_write`.
+   */
+  BLOCKDELTA_TRACKER_STAT_BYTES_WRITTEN = 1,
+  /**
+   * Non-empty `mark_discard` calls.
+   */
+  BLOCKDELTA_TRACKER_STAT_DISCARDS = 2,
+  /**
+   * Bytes passed to `mark_discard`.
+   */
+  BLOCKDELTA_TRACKER_STAT_BYTES_DISCARDED = 3,
+  /**
+   * Blocks that went from clean to dirty through the mark functions.
+   */
+  BLOCKDELTA_TRACKER_STAT_BLOCKS_DIRTIED = 4,
+  /**
+   * Checkpoints taken.
+   */
+  BLOCKDELTA_TRACKER_STAT_CHECKPOINTS_TAKEN = 5,
+  /**
+   * Checkpoints committed.
+   */
+  BLOCKDELTA_TRACKER_STAT_CHECKPOINTS_COMMITTED = 6,
+  /**
+   * Checkpoints aborted.
+   */
+  BLOCKDELTA_TRACKER_STAT_CHECKPOINTS_ABORTED = 7,
+  /**
+   * Length of the last interval between two takes, in microseconds.
+   */
+  BLOCKDELTA_TRACKER_STAT_INTERVAL_MICROS = 8,
+  /**
+   * Bytes written and discarded during the last interval.
+   */
+  BLOCKDELTA_TRACKER_STAT_INTERVAL_BYTES_MARKED = 9,
+  /**
+   * Distinct dirty bytes in the checkpoint that ended the last interval.
+   */
+  BLOCKDELTA_TRACKER_STAT_INTERVAL_DISTINCT_BYTES = 10,
+  /**
+   * Bytes marked per second over the last interval.
+   */
+  BLOCKDELTA_TRACKER_STAT_INTERVAL_MARKED_BYTES_PER_SEC = 11,
+  /**
+   * Distinct dirty bytes per second over the last interval (the churn to ship).
+   */
+  BLOCKDELTA_TRACKER_STAT_INTERVAL_DISTINCT_BYTES_PER_SEC = 12,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum blockdelta_tracker_stat blockdelta_tracker_stat;
+#else
+typedef uint32_t blockdelta_tracker_stat;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * A change-block tracker. Opaque; create with `blockdelta_tracker_new`, destroy with
+ * `blockdelta_tracker_free`. Every function taking a `const blockdelta_tracker *` may be called
+ * from any number of threads at once.
+ */
+typedef struct blockdelta_tracker blockdelta_tracker;
+
+/**
+ * What `blockdelta_tracker_take` froze. A plain value, owned by the caller.
+ */
+typedef struct blockdelta_checkpoint {
+  /**
+   * The tracker generation (random 128-bit id). A new generation means a full resync.
+   */
+  uint8_t generation[16];
+  /**
+   * 1 for the first checkpoint of a generation, then +1 per commit.
+   */
+  uint64_t sequence;
+  /**
+   * Disk size when the checkpoint was taken.
+   */
+  uint64_t disk_size;
+  /**
+   * Dirty blocks in the set.
+   */
+  uint64_t dirty_blocks;
+  /**
+   * Distinct dirty bytes (clipped at the disk end).
+   */
+  uint64_t dirty_bytes;
+  /**
+   * Number of coalesced extents the cursor will return.
+   */
+  uint64_t extent_count;
+  /**
+   * Tracking granularity in bytes.
+   */
+  uint32_t block_size;
+} blockdelta_checkpoint;
+
+/**
+ * A resumable position in a taken checkpoint's extents. A plain value: initialise it with
+ * `blockdelta_extent_cursor_init`, pass it to `blockdelta_tracker_extents`, copy it freely.
+ */
+typedef struct blockdelta_extent_cursor {
+  /**
+   * The checkpoint's generation.
+   */
+  uint8_t generation[16];
+  /**
+   * The checkpoint's sequence number.
+   */
+  uint64_t sequence;
+  /**
+   * First block not yet returned.
+   */
+  uint64_t next_block;
+} blockdelta_extent_cursor;
+
+/**
+ * A byte range of a disk: `len` bytes starting at `offset`.
+ *
+ * Exposed to C as the plain value type `blockdelta_extent` (it will never grow).
+ */
+typedef struct blockdelta_extent {
+  /**
+   * First byte of the range.
+   */
+  uint64_t offset;
+  /**
+   * Length of the range in bytes.
+   */
+  uint64_t len;
+} blockdelta_extent;
+
+/**
+ * A tracker's geometry. A plain value.
+ */
+typedef struct blockdelta_tracker_geometry {
+  /**
+   * Current disk size in bytes.
+   */
+  uint64_t disk_size;
+  /**
+   * Largest size a resize may reach.
+   */
+  uint64_t capacity;
+  /**
+   * Logical sector size in bytes.
+   */
+  uint32_t sector_size;
+  /**
+   * Tracking granularity in bytes.
+   */
+  uint32_t block_size;
+} blockdelta_tracker_geometry;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -136,6 +334,157 @@ blockdelta_result blockdelta_last_error(char *buf, size_t cap, size_t *len_out);
  * `"BLOCKDELTA_RESULT_UNKNOWN"`. Never NULL; never blocks; any thread.
  */
 const char *blockdelta_result_name(uint32_t result);
+
+/**
+ * Creates a tracker for a disk of `disk_size` bytes.
+ *
+ * - `sector_size`: 512 or 4096.
+ * - `granularity`: tracking block size, a power of two from 512 to 1048576 (at least the sector
+ *   size); 0 chooses the finest granularity whose memory fits `memory_budget` bytes (and 0 for
+ *   both means the default, 65536).
+ * - `capacity`: the largest size `blockdelta_tracker_resize` may reach (0 means `disk_size`);
+ *   memory is allocated for it now, so a resize never allocates.
+ * - `flags`: 0 or `BLOCKDELTA_TRACKER_START_CLEAN`; other bits are `BLOCKDELTA_RESULT_INVALID_ARGUMENT`.
+ *
+ * On success `*tracker_out` receives a new tracker owned by the caller (free it with
+ * `blockdelta_tracker_free`). On failure nothing is written and `blockdelta_last_error` says
+ * why. Allocates; may take a while for very large disks; any thread.
+ */
+blockdelta_result blockdelta_tracker_new(uint64_t disk_size,
+                                         uint32_t sector_size,
+                                         uint32_t granularity,
+                                         uint64_t memory_budget,
+                                         uint64_t capacity,
+                                         uint32_t flags,
+                                         struct blockdelta_tracker **tracker_out);
+
+/**
+ * Destroys a tracker. NULL is a no-op. No other call on it may be running or follow.
+ */
+void blockdelta_tracker_free(struct blockdelta_tracker *tracker);
+
+/**
+ * Records that `len` bytes at `offset` were written. Call it when the write completes.
+ *
+ * Lock-free: never blocks, never allocates, no system call; any number of threads at once.
+ * `len == 0` is a no-op. A range past the disk end marks nothing and returns
+ * `BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE` (the message names the values).
+ */
+blockdelta_result blockdelta_tracker_mark_write(const struct blockdelta_tracker *tracker,
+                                                uint64_t offset,
+                                                uint64_t len);
+
+/**
+ * Records that `len` bytes at `offset` were discarded (trim/unmap). Same rules as
+ * `blockdelta_tracker_mark_write`.
+ */
+blockdelta_result blockdelta_tracker_mark_discard(const struct blockdelta_tracker *tracker,
+                                                  uint64_t offset,
+                                                  uint64_t len);
+
+/**
+ * Marks the whole disk dirty (full resync, same generation). Control path: takes the tracker's
+ * control lock briefly; writers are never blocked.
+ */
+blockdelta_result blockdelta_tracker_mark_all(const struct blockdelta_tracker *tracker);
+
+/**
+ * Declares tracking continuity lost: a new generation starts at sequence 1 and every block is
+ * dirty. Control path; any thread.
+ */
+blockdelta_result blockdelta_tracker_lose_continuity(const struct blockdelta_tracker *tracker);
+
+/**
+ * Freezes the blocks changed since the last commit into a taken checkpoint, described in
+ * `*checkpoint_out`. Writes continue into a new set. Only one checkpoint may be taken at a time
+ * (`BLOCKDELTA_RESULT_TRACKER_TAKE_IN_PROGRESS`). Control path: no allocation; any thread.
+ */
+blockdelta_result blockdelta_tracker_take(const struct blockdelta_tracker *tracker,
+                                          struct blockdelta_checkpoint *checkpoint_out);
+
+/**
+ * Positions `*cursor_out` at the first extent of `checkpoint`. Never fails except on NULL.
+ */
+blockdelta_result blockdelta_extent_cursor_init(const struct blockdelta_checkpoint *checkpoint,
+                                                struct blockdelta_extent_cursor *cursor_out);
+
+/**
+ * Reads up to `cap` coalesced extents of the taken checkpoint into `extents`, ascending and
+ * non-overlapping, from the position in `*cursor`, and advances `*cursor`. `*count_out`
+ * receives how many were written; 0 means the end. `cursor` is read and, on success, updated;
+ * `extents` is caller-owned and only borrowed for the call. A cursor of another checkpoint is
+ * `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`. Control path: no allocation; any thread.
+ */
+blockdelta_result blockdelta_tracker_extents(const struct blockdelta_tracker *tracker,
+                                             struct blockdelta_extent_cursor *cursor,
+                                             struct blockdelta_extent *extents,
+                                             size_t cap,
+                                             size_t *count_out);
+
+/**
+ * The replica has checkpoint `sequence`: forget its blocks. A sequence other than the taken
+ * one is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`; none taken is
+ * `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
+ */
+blockdelta_result blockdelta_tracker_commit(const struct blockdelta_tracker *tracker,
+                                            uint64_t sequence);
+
+/**
+ * Checkpoint `sequence` was not delivered: merge its blocks back so the next take has them.
+ * Same errors as `blockdelta_tracker_commit`. Control path; any thread.
+ */
+blockdelta_result blockdelta_tracker_abort(const struct blockdelta_tracker *tracker,
+                                           uint64_t sequence);
+
+/**
+ * Changes the disk size, up to the capacity given at creation
+ * (`BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED` beyond it). Growing marks the new region dirty;
+ * shrinking drops tracked blocks past the new end. Control path: no allocation; any thread.
+ */
+blockdelta_result blockdelta_tracker_resize(const struct blockdelta_tracker *tracker,
+                                            uint64_t new_size);
+
+/**
+ * Writes the tracker's current geometry to `*geometry_out`. Never blocks writers; any thread.
+ */
+blockdelta_result blockdelta_tracker_geometry(const struct blockdelta_tracker *tracker,
+                                              struct blockdelta_tracker_geometry *geometry_out);
+
+/**
+ * Copies the tracker's current 16-byte generation id into `generation_out[0..16]`.
+ */
+blockdelta_result blockdelta_tracker_generation(const struct blockdelta_tracker *tracker,
+                                                uint8_t (*generation_out)[16]);
+
+/**
+ * Writes the bytes of memory the tracker holds to `*bytes_out`.
+ */
+blockdelta_result blockdelta_tracker_memory_usage(const struct blockdelta_tracker *tracker,
+                                                  uint64_t *bytes_out);
+
+/**
+ * Bytes of memory a tracker of `capacity` bytes at `block_size` granularity would hold, for
+ * sizing before creation. Returns 0 for a `block_size` of 0. Pure; any thread.
+ */
+uint64_t blockdelta_tracker_memory_for(uint64_t capacity, uint32_t block_size);
+
+/**
+ * Reads one statistic (a `blockdelta_tracker_stat` number) into `*value_out`. An unknown number
+ * is `BLOCKDELTA_RESULT_INVALID_ARGUMENT`. Control path; any thread.
+ */
+blockdelta_result blockdelta_tracker_stat(const struct blockdelta_tracker *tracker,
+                                          uint32_t stat,
+                                          uint64_t *value_out);
+
+/**
+ * Copies the message of the last error recorded on this tracker (by any thread) into `buf`
+ * as a NUL-terminated string, truncated to `cap - 1` bytes; `*len_out` (if not NULL) receives
+ * the full length. `(NULL, 0)` just reports the length. Never blocks the write path.
+ */
+blockdelta_result blockdelta_tracker_last_error(const struct blockdelta_tracker *tracker,
+                                                char *buf,
+                                                size_t cap,
+                                                size_t *len_out);
 
 /**
  * The library's version as a static NUL-terminated string, e.g. `"0.1.0"`, owned by the library.

@@ -19,8 +19,10 @@ pub mod tracker;
 #[allow(unused_imports)]
 mod sync;
 
-pub use tracker::{Extent, GenerationId};
-
+pub use tracker::{
+    CheckpointInfo, Extent, ExtentCursor, GenerationId, Geometry, Granularity, IntervalStats,
+    Tracker, TrackerConfig, TrackerError, TrackerStats,
+};
 
 /// The crate version, as in `Cargo.toml` (also `blockdelta_version()` in C).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,11 +5,13 @@
 //!
 //! This layer only calls the public Rust API; it never reaches into module internals.
 //! The header `include/blockdelta.h` is generated from these files by `build.rs`.
+#![allow(non_camel_case_types)]
 
 mod error;
 mod handle;
 mod panic;
 pub mod result;
+pub mod tracker;
 pub mod version;
 
 pub use result::{blockdelta_result, ToResult};

@@ -1,0 +1,483 @@
+//! C ABI for the change-block tracker (`blockdelta_tracker_*`).
+
+use std::ffi::c_char;
+
+use super::error::{copy_handle_message, LastError};
+use super::handle::{arg_ref, free_handle, into_handle, out_slice, Out};
+use super::panic::{boundary, boundary_value};
+use super::result::blockdelta_result;
+use crate::tracker::{
+    CheckpointInfo, Extent, ExtentCursor, GenerationId, Granularity, Tracker, TrackerConfig,
+    TrackerStats,
+};
+
+/// A change-block tracker. Opaque; create with `blockdelta_tracker_new`, destroy with
+/// `blockdelta_tracker_free`. Every function taking a `const blockdelta_tracker *` may be called
+/// from any number of threads at once.
+pub struct blockdelta_tracker {
+    inner: Tracker,
+    last_error: LastError,
+}
+
+/// `flags` bit for `blockdelta_tracker_new`: start with no dirty block (only when the replica is
+/// known to equal the disk right now). Without it every block starts dirty.
+pub const BLOCKDELTA_TRACKER_START_CLEAN: u32 = 1;
+
+/// What `blockdelta_tracker_take` froze. A plain value, owned by the caller.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct blockdelta_checkpoint {
+    /// The tracker generation (random 128-bit id). A new generation means a full resync.
+    pub generation: [u8; 16],
+    /// 1 for the first checkpoint of a generation, then +1 per commit.
+    pub sequence: u64,
+    /// Disk size when the checkpoint was taken.
+    pub disk_size: u64,
+    /// Dirty blocks in the set.
+    pub dirty_blocks: u64,
+    /// Distinct dirty bytes (clipped at the disk end).
+    pub dirty_bytes: u64,
+    /// Number of coalesced extents the cursor will return.
+    pub extent_count: u64,
+    /// Tracking granularity in bytes.
+    pub block_size: u32,
+}
+
+/// A resumable position in a taken checkpoint's extents. A plain value: initialise it with
+/// `blockdelta_extent_cursor_init`, pass it to `blockdelta_tracker_extents`, copy it freely.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct blockdelta_extent_cursor {
+    /// The checkpoint's generation.
+    pub generation: [u8; 16],
+    /// The checkpoint's sequence number.
+    pub sequence: u64,
+    /// First block not yet returned.
+    pub next_block: u64,
+}
+
+/// A tracker's geometry. A plain value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct blockdelta_tracker_geometry {
+    /// Current disk size in bytes.
+    pub disk_size: u64,
+    /// Largest size a resize may reach.
+    pub capacity: u64,
+    /// Logical sector size in bytes.
+    pub sector_size: u32,
+    /// Tracking granularity in bytes.
+    pub block_size: u32,
+}
+
+/// Statistics readable with `blockdelta_tracker_stat`. Numbers are stable; new ones are appended.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum blockdelta_tracker_stat {
+    /// Non-empty `mark_write` calls.
+    Writes = 0,
+    /// Bytes passed to `mark_write`.
+    BytesWritten = 1,
+    /// Non-empty `mark_discard` calls.
+    Discards = 2,
+    /// Bytes passed to `mark_discard`.
+    BytesDiscarded = 3,
+    /// Blocks that went from clean to dirty through the mark functions.
+    BlocksDirtied = 4,
+    /// Checkpoints taken.
+    CheckpointsTaken = 5,
+    /// Checkpoints committed.
+    CheckpointsCommitted = 6,
+    /// Checkpoints aborted.
+    CheckpointsAborted = 7,
+    /// Length of the last interval between two takes, in microseconds.
+    IntervalMicros = 8,
+    /// Bytes written and discarded during the last interval.
+    IntervalBytesMarked = 9,
+    /// Distinct dirty bytes in the checkpoint that ended the last interval.
+    IntervalDistinctBytes = 10,
+    /// Bytes marked per second over the last interval.
+    IntervalMarkedBytesPerSec = 11,
+    /// Distinct dirty bytes per second over the last interval (the churn to ship).
+    IntervalDistinctBytesPerSec = 12,
+}
+
+fn stat_value(s: &TrackerStats, id: u32) -> Option<u64> {
+    use blockdelta_tracker_stat as S;
+    let i = &s.last_interval;
+    Some(match id {
+        x if x == S::Writes as u32 => s.writes,
+        x if x == S::BytesWritten as u32 => s.bytes_written,
+        x if x == S::Discards as u32 => s.discards,
+        x if x == S::BytesDiscarded as u32 => s.bytes_discarded,
+        x if x == S::BlocksDirtied as u32 => s.blocks_dirtied,
+        x if x == S::CheckpointsTaken as u32 => s.checkpoints_taken,
+        x if x == S::CheckpointsCommitted as u32 => s.checkpoints_committed,
+        x if x == S::CheckpointsAborted as u32 => s.checkpoints_aborted,
+        x if x == S::IntervalMicros as u32 => i.duration.as_micros().try_into().unwrap_or(u64::MAX),
+        x if x == S::IntervalBytesMarked as u32 => i.bytes_marked,
+        x if x == S::IntervalDistinctBytes as u32 => i.distinct_bytes,
+        x if x == S::IntervalMarkedBytesPerSec as u32 => i.marked_bytes_per_sec() as u64,
+        x if x == S::IntervalDistinctBytesPerSec as u32 => i.distinct_bytes_per_sec() as u64,
+        _ => return None,
+    })
+}
+
+impl From<CheckpointInfo> for blockdelta_checkpoint {
+    fn from(c: CheckpointInfo) -> Self {
+        blockdelta_checkpoint {
+            generation: c.generation.0,
+            sequence: c.sequence,
+            disk_size: c.disk_size,
+            dirty_blocks: c.dirty_blocks,
+            dirty_bytes: c.dirty_bytes,
+            extent_count: c.extent_count,
+            block_size: c.block_size,
+        }
+    }
+}
+
+/// Creates a tracker for a disk of `disk_size` bytes.
+///
+/// - `sector_size`: 512 or 4096.
+/// - `granularity`: tracking block size, a power of two from 512 to 1048576 (at least the sector
+///   size); 0 chooses the finest granularity whose memory fits `memory_budget` bytes (and 0 for
+///   both means the default, 65536).
+/// - `capacity`: the largest size `blockdelta_tracker_resize` may reach (0 means `disk_size`);
+///   memory is allocated for it now, so a resize never allocates.
+/// - `flags`: 0 or `BLOCKDELTA_TRACKER_START_CLEAN`; other bits are `BLOCKDELTA_RESULT_INVALID_ARGUMENT`.
+///
+/// On success `*tracker_out` receives a new tracker owned by the caller (free it with
+/// `blockdelta_tracker_free`). On failure nothing is written and `blockdelta_last_error` says
+/// why. Allocates; may take a while for very large disks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_new(
+    disk_size: u64,
+    sector_size: u32,
+    granularity: u32,
+    memory_budget: u64,
+    capacity: u64,
+    flags: u32,
+    tracker_out: *mut *mut blockdelta_tracker,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(tracker_out)?;
+        let no_handle = LastError::new();
+        if flags & !BLOCKDELTA_TRACKER_START_CLEAN != 0 {
+            return Err(no_handle.record(
+                blockdelta_result::InvalidArgument,
+                &format_args!("unknown tracker flags {flags:#x}"),
+            ));
+        }
+        let granularity = match (granularity, memory_budget) {
+            (0, 0) => Granularity::Bytes(crate::tracker::DEFAULT_GRANULARITY),
+            (0, budget) => Granularity::Auto {
+                memory_budget: budget,
+            },
+            (g, _) => Granularity::Bytes(g),
+        };
+        let config = TrackerConfig {
+            disk_size,
+            sector_size,
+            granularity,
+            capacity: (capacity != 0).then_some(capacity),
+            start_clean: flags & BLOCKDELTA_TRACKER_START_CLEAN != 0,
+        };
+        let inner = Tracker::new(config).map_err(|e| no_handle.fail(e))?;
+        let handle = into_handle(blockdelta_tracker {
+            inner,
+            last_error: LastError::new(),
+        });
+        // SAFETY: `tracker_out` was checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(handle) };
+        Ok(())
+    })
+}
+
+/// Destroys a tracker. NULL is a no-op. No other call on it may be running or follow.
+#[no_mangle]
+pub unsafe extern "C" fn blockdelta_tracker_free(tracker: *mut blockdelta_tracker) {
+    // SAFETY: the caller passes NULL or a pointer from `blockdelta_tracker_new`, exactly once.
+    boundary_value((), || unsafe { free_handle(tracker) })
+}
+
+/// Runs `f` on the tracker behind `tracker`, recording its error on the handle.
+fn with_tracker<F>(tracker: *const blockdelta_tracker, f: F) -> blockdelta_result
+where
+    F: FnOnce(&blockdelta_tracker) -> Result<(), blockdelta_result>,
+{
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a live tracker from `blockdelta_tracker_new`.
+        let t = unsafe { arg_ref(tracker) }?;
+        f(t)
+    })
+}
+
+/// Records that `len` bytes at `offset` were written. Call it when the write completes.
+///
+/// Lock-free: never blocks, never allocates, no system call; any number of threads at once.
+/// `len == 0` is a no-op. A range past the disk end marks nothing and returns
+/// `BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE` (the message names the values).
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_mark_write(
+    tracker: *const blockdelta_tracker,
+    offset: u64,
+    len: u64,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        t.inner
+            .mark_write(offset, len)
+            .map_err(|e| t.last_error.fail(e))
+    })
+}
+
+/// Records that `len` bytes at `offset` were discarded (trim/unmap). Same rules as
+/// `blockdelta_tracker_mark_write`.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_mark_discard(
+    tracker: *const blockdelta_tracker,
+    offset: u64,
+    len: u64,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        t.inner
+            .mark_discard(offset, len)
+            .map_err(|e| t.last_error.fail(e))
+    })
+}
+
+/// Marks the whole disk dirty (full resync, same generation). Control path: takes the tracker's
+/// control lock briefly; writers are never blocked.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_mark_all(
+    tracker: *const blockdelta_tracker,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        t.inner.mark_all();
+        Ok(())
+    })
+}
+
+/// Declares tracking continuity lost: a new generation starts at sequence 1 and every block is
+/// dirty. Control path; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_lose_continuity(
+    tracker: *const blockdelta_tracker,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        t.inner.lose_continuity();
+        Ok(())
+    })
+}
+
+/// Freezes the blocks changed since the last commit into a taken checkpoint, described in
+/// `*checkpoint_out`. Writes continue into a new set. Only one checkpoint may be taken at a time
+/// (`BLOCKDELTA_RESULT_TRACKER_TAKE_IN_PROGRESS`). Control path: no allocation; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_take(
+    tracker: *const blockdelta_tracker,
+    checkpoint_out: *mut blockdelta_checkpoint,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        let out = Out::new(checkpoint_out)?;
+        let info = t.inner.take().map_err(|e| t.last_error.fail(e))?;
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(info.into()) };
+        Ok(())
+    })
+}
+
+/// Positions `*cursor_out` at the first extent of `checkpoint`. Never fails except on NULL.
+#[no_mangle]
+pub extern "C" fn blockdelta_extent_cursor_init(
+    checkpoint: *const blockdelta_checkpoint,
+    cursor_out: *mut blockdelta_extent_cursor,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: the caller passes NULL or a readable checkpoint.
+        let cp = unsafe { arg_ref(checkpoint) }?;
+        let out = Out::new(cursor_out)?;
+        let cursor = blockdelta_extent_cursor {
+            generation: cp.generation,
+            sequence: cp.sequence,
+            next_block: 0,
+        };
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(cursor) };
+        Ok(())
+    })
+}
+
+/// Reads up to `cap` coalesced extents of the taken checkpoint into `extents`, ascending and
+/// non-overlapping, from the position in `*cursor`, and advances `*cursor`. `*count_out`
+/// receives how many were written; 0 means the end. `cursor` is read and, on success, updated;
+/// `extents` is caller-owned and only borrowed for the call. A cursor of another checkpoint is
+/// `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`. Control path: no allocation; any thread.
+#[no_mangle]
+pub unsafe extern "C" fn blockdelta_tracker_extents(
+    tracker: *const blockdelta_tracker,
+    cursor: *mut blockdelta_extent_cursor,
+    extents: *mut Extent,
+    cap: usize,
+    count_out: *mut usize,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        let out = Out::new(count_out)?;
+        // SAFETY: the caller passes NULL or a valid, exclusively borrowed cursor.
+        let c = unsafe { cursor.as_mut() }.ok_or(blockdelta_result::NullParameter)?;
+        // SAFETY: the caller passes (NULL, 0) or a writable array of `cap` extents.
+        let dst = unsafe { out_slice(extents, cap) }?;
+        let mut rc = ExtentCursor {
+            generation: GenerationId(c.generation),
+            sequence: c.sequence,
+            next_block: c.next_block,
+        };
+        let n = t
+            .inner
+            .extents(&mut rc, dst)
+            .map_err(|e| t.last_error.fail(e))?;
+        c.next_block = rc.next_block;
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(n) };
+        Ok(())
+    })
+}
+
+/// The replica has checkpoint `sequence`: forget its blocks. A sequence other than the taken
+/// one is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`; none taken is
+/// `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_commit(
+    tracker: *const blockdelta_tracker,
+    sequence: u64,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        t.inner.commit(sequence).map_err(|e| t.last_error.fail(e))
+    })
+}
+
+/// Checkpoint `sequence` was not delivered: merge its blocks back so the next take has them.
+/// Same errors as `blockdelta_tracker_commit`. Control path; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_abort(
+    tracker: *const blockdelta_tracker,
+    sequence: u64,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        t.inner.abort(sequence).map_err(|e| t.last_error.fail(e))
+    })
+}
+
+/// Changes the disk size, up to the capacity given at creation
+/// (`BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED` beyond it). Growing marks the new region dirty;
+/// shrinking drops tracked blocks past the new end. Control path: no allocation; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_resize(
+    tracker: *const blockdelta_tracker,
+    new_size: u64,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        t.inner.resize(new_size).map_err(|e| t.last_error.fail(e))
+    })
+}
+
+/// Writes the tracker's current geometry to `*geometry_out`. Never blocks writers; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_geometry(
+    tracker: *const blockdelta_tracker,
+    geometry_out: *mut blockdelta_tracker_geometry,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        let out = Out::new(geometry_out)?;
+        let g = t.inner.geometry();
+        let v = blockdelta_tracker_geometry {
+            disk_size: g.disk_size,
+            capacity: g.capacity,
+            sector_size: g.sector_size,
+            block_size: g.block_size,
+        };
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// Copies the tracker's current 16-byte generation id into `generation_out[0..16]`.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_generation(
+    tracker: *const blockdelta_tracker,
+    generation_out: *mut [u8; 16],
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        let out = Out::new(generation_out)?;
+        // SAFETY: checked non-NULL; the caller guarantees 16 writable bytes.
+        unsafe { out.write(t.inner.generation().0) };
+        Ok(())
+    })
+}
+
+/// Writes the bytes of memory the tracker holds to `*bytes_out`.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_memory_usage(
+    tracker: *const blockdelta_tracker,
+    bytes_out: *mut u64,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        let out = Out::new(bytes_out)?;
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(t.inner.memory_usage()) };
+        Ok(())
+    })
+}
+
+/// Bytes of memory a tracker of `capacity` bytes at `block_size` granularity would hold, for
+/// sizing before creation. Returns 0 for a `block_size` of 0. Pure; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_memory_for(capacity: u64, block_size: u32) -> u64 {
+    boundary_value(0, || {
+        if block_size == 0 {
+            0
+        } else {
+            Tracker::memory_for(capacity, block_size)
+        }
+    })
+}
+
+/// Reads one statistic (a `blockdelta_tracker_stat` number) into `*value_out`. An unknown number
+/// is `BLOCKDELTA_RESULT_INVALID_ARGUMENT`. Control path; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_stat(
+    tracker: *const blockdelta_tracker,
+    stat: u32,
+    value_out: *mut u64,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        let out = Out::new(value_out)?;
+        let v = stat_value(&t.inner.stats(), stat).ok_or_else(|| {
+            t.last_error.record(
+                blockdelta_result::InvalidArgument,
+                &format_args!("unknown tracker statistic {stat}"),
+            )
+        })?;
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// Copies the message of the last error recorded on this tracker (by any thread) into `buf`
+/// as a NUL-terminated string, truncated to `cap - 1` bytes; `*len_out` (if not NULL) receives
+/// the full length. `(NULL, 0)` just reports the length. Never blocks the write path.
+#[no_mangle]
+pub unsafe extern "C" fn blockdelta_tracker_last_error(
+    tracker: *const blockdelta_tracker,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        // SAFETY: the caller passes a writable (buf, cap) or (NULL, 0).
+        unsafe { copy_handle_message(&t.last_error, buf, cap, len_out) }
+    })
+}

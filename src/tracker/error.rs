@@ -1,0 +1,113 @@
+//! Tracker errors.
+
+use std::fmt;
+
+use crate::ffi::result::{blockdelta_result, ToResult};
+
+/// Everything a tracker call can reject. Each variant maps to one C code.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrackerError {
+    /// The disk or tracking geometry is invalid.
+    InvalidGeometry {
+        /// What is wrong, e.g. "granularity must be a power of two from 512 B to 1 MiB".
+        what: &'static str,
+        /// The offending value.
+        value: u64,
+    },
+    /// A range reaches past the disk end (or overflows 64 bits).
+    OutOfRange {
+        /// Start of the range.
+        offset: u64,
+        /// Length of the range.
+        len: u64,
+        /// Current disk size.
+        disk_size: u64,
+    },
+    /// `take` while the checkpoint with this sequence number is still taken.
+    TakeInProgress {
+        /// The pending checkpoint.
+        sequence: u64,
+    },
+    /// `commit`, `abort` or an extent read with no checkpoint taken.
+    NoCheckpoint,
+    /// The sequence number, generation or cursor is not the pending checkpoint's.
+    WrongCheckpoint {
+        /// The pending checkpoint's sequence number.
+        pending: u64,
+        /// The sequence number given.
+        given: u64,
+    },
+    /// No supported granularity fits the memory budget.
+    BudgetTooSmall {
+        /// The budget given, in bytes.
+        budget: u64,
+        /// Bytes needed at the coarsest granularity (1 MiB).
+        needed: u64,
+    },
+    /// A resize beyond the capacity the tracker was created with.
+    CapacityExceeded {
+        /// Size asked for.
+        requested: u64,
+        /// Capacity set at creation.
+        capacity: u64,
+    },
+    /// The bitmaps could not be allocated.
+    OutOfMemory {
+        /// Bytes requested.
+        bytes: u64,
+    },
+}
+
+impl fmt::Display for TrackerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TrackerError::InvalidGeometry { what, value } => {
+                write!(f, "invalid tracker geometry: {what} (got {value})")
+            }
+            TrackerError::OutOfRange { offset, len, disk_size } => write!(
+                f,
+                "range {offset}+{len} is past the disk end {disk_size}"
+            ),
+            TrackerError::TakeInProgress { sequence } => write!(
+                f,
+                "checkpoint {sequence} is already taken: commit or abort it before taking another"
+            ),
+            TrackerError::NoCheckpoint => {
+                write!(f, "no checkpoint is taken: call take first")
+            }
+            TrackerError::WrongCheckpoint { pending, given } => write!(
+                f,
+                "checkpoint {given} is not the taken checkpoint {pending} (stale sequence, cursor or generation)"
+            ),
+            TrackerError::BudgetTooSmall { budget, needed } => write!(
+                f,
+                "memory budget {budget} B is too small: even 1 MiB granularity needs {needed} B"
+            ),
+            TrackerError::CapacityExceeded { requested, capacity } => write!(
+                f,
+                "resize to {requested} B exceeds the capacity {capacity} B set when the tracker was created"
+            ),
+            TrackerError::OutOfMemory { bytes } => {
+                write!(f, "could not allocate {bytes} B for the tracking bitmaps")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TrackerError {}
+
+impl ToResult for TrackerError {
+    fn to_result(&self) -> blockdelta_result {
+        match self {
+            TrackerError::InvalidGeometry { .. } => blockdelta_result::TrackerInvalidGeometry,
+            TrackerError::OutOfRange { .. } => blockdelta_result::TrackerOutOfRange,
+            TrackerError::TakeInProgress { .. } => blockdelta_result::TrackerTakeInProgress,
+            TrackerError::NoCheckpoint => blockdelta_result::TrackerNoCheckpoint,
+            TrackerError::WrongCheckpoint { .. } => blockdelta_result::TrackerWrongCheckpoint,
+            TrackerError::BudgetTooSmall { .. } => blockdelta_result::TrackerBudgetTooSmall,
+            TrackerError::CapacityExceeded { .. } => blockdelta_result::TrackerCapacityExceeded,
+            TrackerError::OutOfMemory { .. } => blockdelta_result::OutOfMemory,
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The tracker's contract as a user relies on it: geometry checks, marking, checkpoints as a
+//! transaction, generations, resize and statistics.
+
+use blockdelta::tracker::{MAX_GRANULARITY, MIN_GRANULARITY};
+use blockdelta::{Extent, Tracker, TrackerConfig, TrackerError};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+const TIB: u64 = 1024 * GIB;
+
+fn clean(disk: u64, gran: u32) -> Tracker {
+    Tracker::new(TrackerConfig::new(disk).granularity(gran).start_clean(true)).unwrap()
+}
+
+/// Takes a checkpoint and returns all its extents (in small batches, to exercise the cursor).
+fn take_all(t: &Tracker) -> (u64, Vec<Extent>) {
+    let info = t.take().unwrap();
+    let mut cursor = info.cursor();
+    let mut out = Vec::new();
+    let mut buf = [Extent::default(); 3];
+    loop {
+        let n = t.extents(&mut cursor, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        out.len() as u64,
+        info.extent_count,
+        "extent_count matches what the cursor returns"
+    );
+    assert_eq!(out.iter().map(|e| e.len).sum::<u64>(), info.dirty_bytes);
+    (info.sequence, out)
+}
+
+#[test]
+fn geometry_is_validated_with_the_bad_value_named() {
+    let cases: [(TrackerConfig, &str); 8] = [
+        (TrackerConfig::new(0), "must not be zero"),
+        (TrackerConfig::new(GIB).sector_size(1024), "512 or 4096"),
+        (TrackerConfig::new(GIB + 100), "multiple of the sector size"),
+        (TrackerConfig::new(GIB).granularity(3000), "power of two"),
+        (TrackerConfig::new(GIB).granularity(256), "power of two"),
+        (TrackerConfig::new(GIB).granularity(2 << 20), "power of two"),
+        (
+            TrackerConfig::new(GIB).sector_size(4096).granularity(512),
+            "smaller than the sector",
+        ),
+        (
+            TrackerConfig::new(GIB).capacity(MIB),
+            "capacity must be at least",
+        ),
+    ];
+    for (config, needle) in cases {
+        let err = Tracker::new(config)
+            .err()
+            .expect("invalid geometry must be rejected");
+        assert!(
+            matches!(err, TrackerError::InvalidGeometry { .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should mention {needle:?}"
+        );
+    }
+    // Both ends of the supported granularity range work.
+    for g in [MIN_GRANULARITY, MAX_GRANULARITY] {
+        assert_eq!(clean(GIB, g).block_size(), g);
+    }
+}
+
+#[test]
+fn sixty_four_tib_disks_are_supported() {
+    let t = clean(64 * TIB, MAX_GRANULARITY);
+    t.mark_write(64 * TIB - 4096, 4096).unwrap();
+    t.mark_write(0, 1).unwrap();
+    let (_, ext) = take_all(&t);
+    assert_eq!(
+        ext,
+        vec![Extent::new(0, MIB), Extent::new(64 * TIB - MIB, MIB)]
+    );
+    // Memory at 1 MiB granularity: 2 bitmaps of 2^26 bits plus summaries, about 16 MiB.
+    assert!(t.memory_usage() < 17 * MIB, "{}", t.memory_usage());
+}
+
+#[test]
+fn memory_budget_picks_the_finest_granularity_that_fits() {
+    let t = Tracker::new(TrackerConfig::new(TIB).memory_budget(5 * MIB)).unwrap();
+    // 64 KiB needs ~4.06 MiB per TiB, 32 KiB ~8.1 MiB: 64 KiB is the finest that fits 5 MiB.
+    assert_eq!(t.block_size(), 64 << 10);
+    assert!(t.memory_usage() <= 5 * MIB);
+    assert_eq!(t.memory_usage(), Tracker::memory_for(TIB, 64 << 10));
+    let err = Tracker::new(TrackerConfig::new(64 * TIB).memory_budget(MIB))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, TrackerError::BudgetTooSmall { budget, .. } if budget == MIB),
+        "{err:?}"
+    );
+    // The sector size is a floor for the automatic choice too.
+    let t = Tracker::new(TrackerConfig::new(GIB).sector_size(4096).memory_budget(GIB)).unwrap();
+    assert_eq!(t.block_size(), 4096);
+}
+
+#[test]
+fn a_new_tracker_starts_dirty_unless_told_clean() {
+    let t = Tracker::new(TrackerConfig::new(10 * MIB).granularity(4096)).unwrap();
+    let (seq, ext) = take_all(&t);
+    assert_eq!(seq, 1);
+    assert_eq!(ext, vec![Extent::new(0, 10 * MIB)]);
+    let t = clean(10 * MIB, 4096);
+    assert_eq!(take_all(&t).1, vec![]);
+}
+
+#[test]
+fn unaligned_and_spanning_writes_mark_every_block_they_touch() {
+    let t = clean(MIB, 4096);
+    t.mark_write(4095, 2).unwrap(); // blocks 0 and 1
+    t.mark_write(3 * 4096 + 10, 1).unwrap(); // block 3
+    t.mark_write(64 * 4096 - 1, 4096 * 70).unwrap(); // blocks 63..=133: crosses leaf words
+    t.mark_discard(255 * 4096, 4096).unwrap(); // the last block
+    t.mark_write(100, 0).unwrap(); // no-op
+    let (_, ext) = take_all(&t);
+    assert_eq!(
+        ext,
+        vec![
+            Extent::new(0, 2 * 4096),
+            Extent::new(3 * 4096, 4096),
+            Extent::new(63 * 4096, 71 * 4096),
+            Extent::new(255 * 4096, 4096),
+        ]
+    );
+}
+
+#[test]
+fn out_of_range_is_an_error_that_names_the_values_and_marks_nothing() {
+    let t = clean(MIB, 4096);
+    let e = t.mark_write(MIB - 4096, 4097).unwrap_err();
+    assert_eq!(
+        e,
+        TrackerError::OutOfRange {
+            offset: MIB - 4096,
+            len: 4097,
+            disk_size: MIB
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "range 1044480+4097 is past the disk end 1048576"
+    );
+    assert!(
+        matches!(
+            t.mark_write(u64::MAX, 2),
+            Err(TrackerError::OutOfRange { .. })
+        ),
+        "overflow"
+    );
+    assert!(matches!(
+        t.mark_discard(MIB, 1),
+        Err(TrackerError::OutOfRange { .. })
+    ));
+    assert_eq!(take_all(&t).1, vec![], "a rejected range marks nothing");
+    assert_eq!(t.stats().writes, 0);
+}
+
+#[test]
+fn the_last_partial_block_is_clipped_to_the_disk_end() {
+    let disk = MIB + 512; // not a multiple of the 64 KiB granularity
+    let t = clean(disk, 64 << 10);
+    t.mark_write(disk - 512, 512).unwrap();
+    let info = t.take().unwrap();
+    assert_eq!(info.dirty_bytes, 512);
+    let mut c = info.cursor();
+    let mut out = [Extent::default(); 4];
+    assert_eq!(t.extents(&mut c, &mut out).unwrap(), 1);
+    assert_eq!(out[0], Extent::new(MIB, 512));
+}
+
+#[test]
+fn writes_during_a_taken_checkpoint_go_to_the_next_one() {
+    let t = clean(MIB, 4096);
+    t.mark_write(0, 4096).unwrap();
+    let info = t.take().unwrap();
+    t.mark_write(8192, 4096).unwrap();
+    let mut c = info.cursor();
+    let mut out = [Extent::default(); 4];
+    assert_eq!(t.extents(&mut c, &mut out).unwrap(), 1);
+    assert_eq!(out[0], Extent::new(0, 4096));
+    t.commit(info.sequence).unwrap();
+    let (seq, ext) = take_all(&t);
+    assert_eq!(seq, 2);
+    assert_eq!(ext, vec![Extent::new(8192, 4096)]);
+}
+
+#[test]
+fn abort_merges_the_taken_set_back() {
+    let t = clean(MIB, 4096);
+    t.mark_write(0, 4096).unwrap();
+    let first = t.take().unwrap();
+    t.mark_write(40960, 4096).unwrap();
+    t.abort(first.sequence).unwrap();
+    let (seq, ext) = take_all(&t);
+    assert_eq!(seq, first.sequence, "an aborted sequence number is reused");
+    assert_eq!(ext, vec![Extent::new(0, 4096), Extent::new(40960, 4096)]);
+}
+
+#[test]
+fn checkpoint_misuse_gets_clear_errors() {
+    let t = clean(MIB, 4096);
+    assert_eq!(t.commit(1), Err(TrackerError::NoCheckpoint));
+    assert_eq!(t.abort(1), Err(TrackerError::NoCheckpoint));
+    let info = t.take().unwrap();
+    assert_eq!(t.take(), Err(TrackerError::TakeInProgress { sequence: 1 }));
+    assert_eq!(
+        t.commit(7),
+        Err(TrackerError::WrongCheckpoint {
+            pending: 1,
+            given: 7
+        })
+    );
+    t.commit(1).unwrap();
+    // A cursor of a committed checkpoint cannot read the next one.
+    let next = t.take().unwrap();
+    let mut stale = info.cursor();
+    let mut out = [Extent::default(); 1];
+    assert_eq!(
+        t.extents(&mut stale, &mut out),
+        Err(TrackerError::WrongCheckpoint {
+            pending: next.sequence,
+            given: info.sequence
+        })
+    );
+    t.commit(next.sequence).unwrap();
+    let mut c = next.cursor();
+    assert_eq!(t.extents(&mut c, &mut out), Err(TrackerError::NoCheckpoint));
+}
+
+#[test]
+fn losing_continuity_changes_the_generation_and_marks_everything() {
+    let t = clean(MIB, 4096);
+    t.mark_write(0, 1).unwrap();
+    let a = t.take().unwrap();
+    t.commit(a.sequence).unwrap();
+    let g = t.generation();
+    assert_eq!(a.generation, g);
+    t.lose_continuity();
+    assert_ne!(
+        t.generation(),
+        g,
+        "a reset can never look like 'nothing changed'"
+    );
+    let info = t.take().unwrap();
+    assert_eq!(info.sequence, 1, "sequence restarts with the generation");
+    assert_eq!(info.generation, t.generation());
+    assert_eq!(info.dirty_bytes, MIB);
+    // Generations are random per tracker.
+    assert_ne!(clean(MIB, 4096).generation(), clean(MIB, 4096).generation());
+}
+
+#[test]
+fn mark_all_is_a_full_resync_in_the_same_generation() {
+    let t = clean(MIB, 4096);
+    let g = t.generation();
+    t.mark_all();
+    let (_, ext) = take_all(&t);
+    assert_eq!(ext, vec![Extent::new(0, MIB)]);
+    assert_eq!(t.generation(), g);
+}
+
+#[test]
+fn resize_keeps_state_grows_dirty_and_drops_past_a_shrink() {
+    let t = Tracker::new(
+        TrackerConfig::new(MIB)
+            .granularity(4096)
+            .capacity(4 * MIB)
+            .start_clean(true),
+    )
+    .unwrap();
+    t.mark_write(0, 4096).unwrap();
+    t.mark_write(MIB - 4096, 4096).unwrap();
+    t.resize(2 * MIB).unwrap();
+    let (s, ext) = take_all(&t);
+    assert_eq!(
+        ext,
+        vec![Extent::new(0, 4096), Extent::new(MIB - 4096, MIB + 4096)]
+    );
+    t.commit(s).unwrap();
+    t.mark_write(4096, 4096).unwrap();
+    t.mark_write(2 * MIB - 4096, 4096).unwrap();
+    t.resize(MIB).unwrap();
+    assert!(matches!(
+        t.mark_write(MIB, 1),
+        Err(TrackerError::OutOfRange { .. })
+    ));
+    let (_, ext) = take_all(&t);
+    assert_eq!(
+        ext,
+        vec![Extent::new(4096, 4096)],
+        "blocks past the shrink are dropped"
+    );
+    assert_eq!(
+        t.resize(8 * MIB),
+        Err(TrackerError::CapacityExceeded {
+            requested: 8 * MIB,
+            capacity: 4 * MIB
+        })
+    );
+    assert!(matches!(
+        t.resize(MIB + 1),
+        Err(TrackerError::InvalidGeometry { .. })
+    ));
+    assert_eq!(t.geometry().disk_size, MIB);
+}
+
+#[test]
+fn statistics_count_what_churn_checks_need() {
+    let t = clean(MIB, 4096);
+    t.mark_write(0, 4096).unwrap();
+    t.mark_write(0, 4096).unwrap(); // a rewrite: bytes count, no new dirty block
+    t.mark_write(8192, 100).unwrap();
+    t.mark_discard(16384, 8192).unwrap();
+    let s = t.stats();
+    assert_eq!((s.writes, s.bytes_written), (3, 8292));
+    assert_eq!((s.discards, s.bytes_discarded), (1, 8192));
+    assert_eq!(s.blocks_dirtied, 4);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let info = t.take().unwrap();
+    let s = t.stats();
+    assert_eq!(s.checkpoints_taken, 1);
+    assert_eq!(s.last_interval.bytes_marked, 8292 + 8192);
+    assert_eq!(s.last_interval.distinct_bytes, 4 * 4096);
+    assert_eq!(info.dirty_bytes, 4 * 4096);
+    assert!(s.last_interval.duration >= std::time::Duration::from_millis(5));
+    let rate = s.last_interval.distinct_bytes_per_sec();
+    assert!(rate > 0.0 && rate <= 16384.0 / 0.005, "{rate}");
+    t.abort(info.sequence).unwrap();
+    assert_eq!(t.stats().checkpoints_aborted, 1);
+    // Marks from other threads are counted too.
+    std::thread::scope(|sc| {
+        for _ in 0..3 {
+            sc.spawn(|| {
+                for i in 0..100 {
+                    t.mark_write(i * 4096, 4096).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(t.stats().writes, 3 + 300);
+}
+
+#[test]
+fn iteration_coalesces_across_summary_words() {
+    // 4096 * 64 blocks = two full summary words at level 1; a run across that boundary.
+    let t = clean(4 * GIB, 512);
+    let boundary = 64 * 64 * 512u64;
+    t.mark_write(boundary - 512 * 3, 512 * 6).unwrap();
+    t.mark_write(4 * GIB - 512, 512).unwrap();
+    let (_, ext) = take_all(&t);
+    assert_eq!(
+        ext,
+        vec![
+            Extent::new(boundary - 1536, 3072),
+            Extent::new(4 * GIB - 512, 512)
+        ]
+    );
+}
