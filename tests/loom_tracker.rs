@@ -1,0 +1,104 @@
+//! Model check of the tracker's write/take protocol with loom: every interleaving (up to the
+//! preemption bound) of concurrent marks with a take must leave each mark in the taken set or in
+//! the next one.
+//!
+//! Run with: `RUSTFLAGS="--cfg loom" cargo test --release --test loom_tracker`
+//! (`.ci/run` does this with `LOOM_MAX_PREEMPTIONS=3`).
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use blockdelta::{Extent, Tracker, TrackerConfig};
+use loom::thread;
+
+const SECTOR: u64 = 512;
+
+fn tracker(blocks: u64) -> Arc<Tracker> {
+    Arc::new(
+        Tracker::new(
+            TrackerConfig::new(blocks * SECTOR)
+                .granularity(SECTOR as u32)
+                .start_clean(true),
+        )
+        .unwrap(),
+    )
+}
+
+/// take + read every extent + commit; returns the dirty blocks.
+fn take_blocks(t: &Tracker) -> Vec<u64> {
+    let info = t.take().unwrap();
+    let mut cursor = info.cursor();
+    let mut buf = [Extent::default(); 8];
+    let mut blocks = Vec::new();
+    loop {
+        let n = t.extents(&mut cursor, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        for e in &buf[..n] {
+            blocks.extend(e.offset / SECTOR..(e.offset + e.len) / SECTOR);
+        }
+    }
+    t.commit(info.sequence).unwrap();
+    blocks
+}
+
+/// Runs `writes` (one thread each) against one concurrent take, then a final take, and checks
+/// every written block is in one of the two.
+fn check(blocks: u64, writes: &'static [(u64, u64)], prewrite: Option<u64>) {
+    loom::model(move || {
+        let t = tracker(blocks);
+        if let Some(b) = prewrite {
+            t.mark_write(b * SECTOR, SECTOR).unwrap();
+        }
+        let handles: Vec<_> = writes
+            .iter()
+            .map(|&(first, count)| {
+                let t = t.clone();
+                thread::spawn(move || t.mark_write(first * SECTOR, count * SECTOR).unwrap())
+            })
+            .collect();
+        let first = take_blocks(&t);
+        for h in handles {
+            h.join().unwrap();
+        }
+        let second = take_blocks(&t);
+        for &(start, count) in writes {
+            for b in start..start + count {
+                assert!(
+                    first.contains(&b) || second.contains(&b),
+                    "block {b} lost: first take {first:?}, second take {second:?}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn a_mark_racing_a_take_is_never_lost_two_levels() {
+    // 130 blocks: 3 leaf words under one summary word.
+    check(130, &[(70, 1)], None);
+}
+
+#[test]
+fn two_marks_in_one_word_racing_a_take() {
+    // The second writer sees a non-zero word and relies on the first one's propagation.
+    check(130, &[(70, 1), (71, 1)], None);
+}
+
+#[test]
+fn a_rewrite_of_a_dirty_block_racing_a_take() {
+    // The fast path: the block is already dirty, the mark returns after one load.
+    check(130, &[(70, 1)], Some(70));
+}
+
+#[test]
+fn a_mark_spanning_words_racing_a_take() {
+    check(130, &[(63, 2)], None);
+}
+
+#[test]
+fn a_mark_racing_a_take_three_levels() {
+    // 64 * 64 + 1 blocks: the summary has two levels above the leaves.
+    check(64 * 64 + 1, &[(64 * 64, 1)], None);
+}

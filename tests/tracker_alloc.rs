@@ -1,0 +1,112 @@
+//! Zero allocations after construction: mark, take, cursor reads, commit, abort, resize,
+//! mark_all and statistics reuse what `Tracker::new` allocated. Proven with a counting global
+//! allocator (this file is its own test binary with a single test, so nothing else allocates
+//! concurrently while counting is on).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use blockdelta::{Extent, Tracker, TrackerConfig};
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: defers every operation to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let r = f();
+    COUNTING.store(false, Ordering::SeqCst);
+    (r, ALLOCS.load(Ordering::SeqCst))
+}
+
+#[test]
+fn no_allocation_after_construction() {
+    const GIB: u64 = 1 << 30;
+    let tracker = Tracker::new(
+        TrackerConfig::new(4 * GIB)
+            .granularity(4096)
+            .capacity(8 * GIB)
+            .start_clean(true),
+    )
+    .unwrap();
+    let mut out = [Extent::default(); 64];
+
+    let (dirty, allocs) = counted(|| {
+        let mut dirty = 0;
+        for round in 0..5u64 {
+            for i in 0..10_000u64 {
+                let off = (i * 7919 * 4096 + round * 512) % (4 * GIB - 70_000);
+                tracker.mark_write(off, 4096 + (i % 17) * 4096).unwrap();
+                if i % 10 == 0 {
+                    tracker.mark_discard(off, 512).unwrap();
+                }
+            }
+            let err = tracker.mark_write(4 * GIB, 1).unwrap_err(); // error path too
+            assert!(matches!(err, blockdelta::TrackerError::OutOfRange { .. }));
+            let info = tracker.take().unwrap();
+            let mut cursor = info.cursor();
+            loop {
+                let n = tracker.extents(&mut cursor, &mut out).unwrap();
+                if n == 0 {
+                    break;
+                }
+                dirty += out[..n].iter().map(|e| e.len).sum::<u64>();
+            }
+            if round % 2 == 0 {
+                tracker.abort(info.sequence).unwrap();
+            } else {
+                tracker.commit(info.sequence).unwrap();
+            }
+            let _ = tracker.stats();
+            let _ = tracker.memory_usage();
+        }
+        tracker.resize(8 * GIB).unwrap();
+        tracker.resize(2 * GIB).unwrap();
+        tracker.mark_all();
+        let info = tracker.take().unwrap();
+        tracker.commit(info.sequence).unwrap();
+        dirty
+    });
+    assert!(dirty > 0, "the workload really marked blocks");
+    assert_eq!(
+        allocs, 0,
+        "tracker operations allocated {allocs} times after construction"
+    );
+
+    // The counter itself works: constructing a tracker allocates.
+    let (_t, allocs) = counted(|| Tracker::new(TrackerConfig::new(GIB)).unwrap());
+    assert!(allocs > 0);
+}

@@ -1,0 +1,167 @@
+//! The race that matters: a write whose mark overlaps `take()` must appear in the taken set or in
+//! the next one, never in neither. Writer threads hammer the tracker while a replication thread
+//! takes, reads and commits (or aborts) checkpoints as fast as it can; afterwards every single
+//! write is checked against the sets that were taken while it could have been in flight.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use blockdelta::{Extent, Tracker, TrackerConfig};
+
+const BLOCK: u64 = 4096;
+const BLOCKS: u64 = 1 << 15; // 128 MiB disk: several summary levels
+const DISK: u64 = BLOCKS * BLOCK;
+
+/// Tiny deterministic PRNG (splitmix64) so a failure can be replayed from the seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+struct Write {
+    offset: u64,
+    len: u64,
+    /// Checkpoints whose take had finished before the mark started.
+    taken_before: usize,
+    /// Checkpoints whose take had started when the mark returned.
+    started_after: usize,
+}
+
+/// One taken set as a per-block bitmap, and whether it was committed or aborted.
+struct TakenSet {
+    blocks: Vec<bool>,
+    aborted: bool,
+}
+
+fn run(writers: usize, writes_per_thread: usize, abort_every: usize, seed: u64) {
+    let tracker = Arc::new(
+        Tracker::new(
+            TrackerConfig::new(DISK)
+                .granularity(BLOCK as u32)
+                .start_clean(true),
+        )
+        .unwrap(),
+    );
+    let takes_started = Arc::new(AtomicUsize::new(0));
+    let takes_done = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let consumer = {
+        let (tracker, started, done, stop) = (
+            tracker.clone(),
+            takes_started.clone(),
+            takes_done.clone(),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut sets = Vec::new();
+            let mut buf = vec![Extent::default(); 256];
+            let mut last_round = false;
+            loop {
+                // One more take after the writers stopped catches everything still live.
+                if stop.load(Ordering::SeqCst) {
+                    last_round = true;
+                }
+                started.fetch_add(1, Ordering::SeqCst);
+                let info = tracker.take().unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+                let mut blocks = vec![false; BLOCKS as usize];
+                let mut cursor = info.cursor();
+                loop {
+                    let n = tracker.extents(&mut cursor, &mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    for e in &buf[..n] {
+                        for b in e.offset / BLOCK..(e.offset + e.len).div_ceil(BLOCK) {
+                            blocks[b as usize] = true;
+                        }
+                    }
+                }
+                let aborted = abort_every != 0 && sets.len() % abort_every == abort_every - 1;
+                if aborted {
+                    tracker.abort(info.sequence).unwrap();
+                } else {
+                    tracker.commit(info.sequence).unwrap();
+                }
+                sets.push(TakenSet { blocks, aborted });
+                if last_round && !aborted {
+                    return sets;
+                }
+            }
+        })
+    };
+
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let (tracker, started, done) =
+                (tracker.clone(), takes_started.clone(), takes_done.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng(seed ^ (w as u64 + 1).wrapping_mul(0x1234_5678_9ABC_DEF1));
+                let mut log = Vec::with_capacity(writes_per_thread);
+                for _ in 0..writes_per_thread {
+                    // Unaligned offsets, lengths from 1 byte to 64 KiB + change: some span blocks.
+                    let len = 1 + rng.next() % (64 * 1024 + 300);
+                    let offset = rng.next() % (DISK - len);
+                    let taken_before = done.load(Ordering::SeqCst);
+                    tracker.mark_write(offset, len).unwrap();
+                    let started_after = started.load(Ordering::SeqCst);
+                    log.push(Write {
+                        offset,
+                        len,
+                        taken_before,
+                        started_after,
+                    });
+                }
+                log
+            })
+        })
+        .collect();
+    let logs: Vec<Vec<Write>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    stop.store(true, Ordering::SeqCst);
+    let sets = consumer.join().unwrap();
+    eprintln!("{} checkpoints taken", sets.len());
+    assert!(
+        sets.len() > 3,
+        "the consumer should have taken several checkpoints, took {}",
+        sets.len()
+    );
+
+    // A write may show up in any set from the first one taken after its mark began up to the
+    // first one started after its mark returned; an aborted set carries over into the next.
+    let mut checked = 0u64;
+    for (w, log) in logs.iter().enumerate() {
+        for (i, wr) in log.iter().enumerate() {
+            let mut hi = wr.started_after.min(sets.len() - 1);
+            while sets[hi].aborted && hi + 1 < sets.len() {
+                hi += 1;
+            }
+            for b in wr.offset / BLOCK..(wr.offset + wr.len).div_ceil(BLOCK) {
+                let found = (wr.taken_before..=hi).any(|k| sets[k].blocks[b as usize]);
+                assert!(
+                    found,
+                    "writer {w} write #{i} ({}+{}) block {b} is in none of the sets {}..={} (seed {seed:#x})",
+                    wr.offset, wr.len, wr.taken_before, hi
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= (writers * writes_per_thread) as u64);
+}
+
+#[test]
+fn every_write_is_in_the_taken_set_or_the_next() {
+    run(3, 60_000, 0, 0x5eed_0001);
+}
+
+#[test]
+fn every_write_survives_aborted_checkpoints() {
+    run(3, 40_000, 3, 0x5eed_0002);
+}
