@@ -2,7 +2,8 @@
 //!
 //! The header is committed. `tests/c_abi.rs` regenerates it in memory and fails when the
 //! committed copy is stale, so a change to the C ABI always shows up in review.
-//! Set `BLOCKDELTA_NO_HEADER=1` to skip writing it (for read-only source trees).
+//! The header is not rewritten when `CI` is set (so CI checks the committed copy) or when
+//! `BLOCKDELTA_NO_HEADER` is set (for read-only source trees).
 
 use std::env;
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=BLOCKDELTA_NO_HEADER");
-    if env::var_os("BLOCKDELTA_NO_HEADER").is_some() {
+    println!("cargo:rerun-if-env-changed=CI");
+    if env::var_os("BLOCKDELTA_NO_HEADER").is_some() || env::var_os("CI").is_some() {
         return;
     }
     let crate_dir =

@@ -148,7 +148,7 @@ typedef uint32_t blockdelta_result;
 /**
  * Statistics readable with `blockdelta_tracker_stat`. Numbers are stable; new ones are appended.
  */
-enum blockdelta_tracker_stat
+enum blockdelta_tracker_stat_id
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -156,61 +156,61 @@ enum blockdelta_tracker_stat
   /**
    * Non-empty `mark_write` calls.
    */
-  BLOCKDELTA_TRACKER_STAT_WRITES = 0,
+  BLOCKDELTA_TRACKER_STAT_ID_WRITES = 0,
   /**
    * Bytes passed to `mark_write`.
    */
-  BLOCKDELTA_TRACKER_STAT_BYTES_WRITTEN = 1,
+  BLOCKDELTA_TRACKER_STAT_ID_BYTES_WRITTEN = 1,
   /**
    * Non-empty `mark_discard` calls.
    */
-  BLOCKDELTA_TRACKER_STAT_DISCARDS = 2,
+  BLOCKDELTA_TRACKER_STAT_ID_DISCARDS = 2,
   /**
    * Bytes passed to `mark_discard`.
    */
-  BLOCKDELTA_TRACKER_STAT_BYTES_DISCARDED = 3,
+  BLOCKDELTA_TRACKER_STAT_ID_BYTES_DISCARDED = 3,
   /**
    * Blocks that went from clean to dirty through the mark functions.
    */
-  BLOCKDELTA_TRACKER_STAT_BLOCKS_DIRTIED = 4,
+  BLOCKDELTA_TRACKER_STAT_ID_BLOCKS_DIRTIED = 4,
   /**
    * Checkpoints taken.
    */
-  BLOCKDELTA_TRACKER_STAT_CHECKPOINTS_TAKEN = 5,
+  BLOCKDELTA_TRACKER_STAT_ID_CHECKPOINTS_TAKEN = 5,
   /**
    * Checkpoints committed.
    */
-  BLOCKDELTA_TRACKER_STAT_CHECKPOINTS_COMMITTED = 6,
+  BLOCKDELTA_TRACKER_STAT_ID_CHECKPOINTS_COMMITTED = 6,
   /**
    * Checkpoints aborted.
    */
-  BLOCKDELTA_TRACKER_STAT_CHECKPOINTS_ABORTED = 7,
+  BLOCKDELTA_TRACKER_STAT_ID_CHECKPOINTS_ABORTED = 7,
   /**
    * Length of the last interval between two takes, in microseconds.
    */
-  BLOCKDELTA_TRACKER_STAT_INTERVAL_MICROS = 8,
+  BLOCKDELTA_TRACKER_STAT_ID_INTERVAL_MICROS = 8,
   /**
    * Bytes written and discarded during the last interval.
    */
-  BLOCKDELTA_TRACKER_STAT_INTERVAL_BYTES_MARKED = 9,
+  BLOCKDELTA_TRACKER_STAT_ID_INTERVAL_BYTES_MARKED = 9,
   /**
    * Distinct dirty bytes in the checkpoint that ended the last interval.
    */
-  BLOCKDELTA_TRACKER_STAT_INTERVAL_DISTINCT_BYTES = 10,
+  BLOCKDELTA_TRACKER_STAT_ID_INTERVAL_DISTINCT_BYTES = 10,
   /**
    * Bytes marked per second over the last interval.
    */
-  BLOCKDELTA_TRACKER_STAT_INTERVAL_MARKED_BYTES_PER_SEC = 11,
+  BLOCKDELTA_TRACKER_STAT_ID_INTERVAL_MARKED_BYTES_PER_SEC = 11,
   /**
    * Distinct dirty bytes per second over the last interval (the churn to ship).
    */
-  BLOCKDELTA_TRACKER_STAT_INTERVAL_DISTINCT_BYTES_PER_SEC = 12,
+  BLOCKDELTA_TRACKER_STAT_ID_INTERVAL_DISTINCT_BYTES_PER_SEC = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
-typedef enum blockdelta_tracker_stat blockdelta_tracker_stat;
+typedef enum blockdelta_tracker_stat_id blockdelta_tracker_stat_id;
 #else
-typedef uint32_t blockdelta_tracker_stat;
+typedef uint32_t blockdelta_tracker_stat_id;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -293,7 +293,7 @@ typedef struct blockdelta_extent {
 /**
  * A tracker's geometry. A plain value.
  */
-typedef struct blockdelta_tracker_geometry {
+typedef struct blockdelta_geometry {
   /**
    * Current disk size in bytes.
    */
@@ -310,7 +310,7 @@ typedef struct blockdelta_tracker_geometry {
    * Tracking granularity in bytes.
    */
   uint32_t block_size;
-} blockdelta_tracker_geometry;
+} blockdelta_geometry;
 
 #ifdef __cplusplus
 extern "C" {
@@ -448,7 +448,7 @@ blockdelta_result blockdelta_tracker_resize(const struct blockdelta_tracker *tra
  * Writes the tracker's current geometry to `*geometry_out`. Never blocks writers; any thread.
  */
 blockdelta_result blockdelta_tracker_geometry(const struct blockdelta_tracker *tracker,
-                                              struct blockdelta_tracker_geometry *geometry_out);
+                                              struct blockdelta_geometry *geometry_out);
 
 /**
  * Copies the tracker's current 16-byte generation id into `generation_out[0..16]`.
@@ -469,7 +469,7 @@ blockdelta_result blockdelta_tracker_memory_usage(const struct blockdelta_tracke
 uint64_t blockdelta_tracker_memory_for(uint64_t capacity, uint32_t block_size);
 
 /**
- * Reads one statistic (a `blockdelta_tracker_stat` number) into `*value_out`. An unknown number
+ * Reads one statistic (a `blockdelta_tracker_stat_id` number) into `*value_out`. An unknown number
  * is `BLOCKDELTA_RESULT_INVALID_ARGUMENT`. Control path; any thread.
  */
 blockdelta_result blockdelta_tracker_stat(const struct blockdelta_tracker *tracker,

@@ -152,7 +152,7 @@ pub(crate) unsafe fn copy_handle_message(
 /// An empty message means no error has been recorded on this thread.
 /// Never blocks; any thread (each sees its own message).
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_last_error(
+pub extern "C" fn blockdelta_last_error(
     buf: *mut c_char,
     cap: usize,
     len_out: *mut usize,

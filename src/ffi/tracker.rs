@@ -59,7 +59,7 @@ pub struct blockdelta_extent_cursor {
 /// A tracker's geometry. A plain value.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct blockdelta_tracker_geometry {
+pub struct blockdelta_geometry {
     /// Current disk size in bytes.
     pub disk_size: u64,
     /// Largest size a resize may reach.
@@ -74,7 +74,7 @@ pub struct blockdelta_tracker_geometry {
 #[allow(non_camel_case_types)]
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum blockdelta_tracker_stat {
+pub enum blockdelta_tracker_stat_id {
     /// Non-empty `mark_write` calls.
     Writes = 0,
     /// Bytes passed to `mark_write`.
@@ -104,7 +104,7 @@ pub enum blockdelta_tracker_stat {
 }
 
 fn stat_value(s: &TrackerStats, id: u32) -> Option<u64> {
-    use blockdelta_tracker_stat as S;
+    use blockdelta_tracker_stat_id as S;
     let i = &s.last_interval;
     Some(match id {
         x if x == S::Writes as u32 => s.writes,
@@ -197,7 +197,7 @@ pub extern "C" fn blockdelta_tracker_new(
 
 /// Destroys a tracker. NULL is a no-op. No other call on it may be running or follow.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_tracker_free(tracker: *mut blockdelta_tracker) {
+pub extern "C" fn blockdelta_tracker_free(tracker: *mut blockdelta_tracker) {
     // SAFETY: the caller passes NULL or a pointer from `blockdelta_tracker_new`, exactly once.
     boundary_value((), || unsafe { free_handle(tracker) })
 }
@@ -315,7 +315,7 @@ pub extern "C" fn blockdelta_extent_cursor_init(
 /// `extents` is caller-owned and only borrowed for the call. A cursor of another checkpoint is
 /// `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`. Control path: no allocation; any thread.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_tracker_extents(
+pub extern "C" fn blockdelta_tracker_extents(
     tracker: *const blockdelta_tracker,
     cursor: *mut blockdelta_extent_cursor,
     extents: *mut Extent,
@@ -386,12 +386,12 @@ pub extern "C" fn blockdelta_tracker_resize(
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_geometry(
     tracker: *const blockdelta_tracker,
-    geometry_out: *mut blockdelta_tracker_geometry,
+    geometry_out: *mut blockdelta_geometry,
 ) -> blockdelta_result {
     with_tracker(tracker, |t| {
         let out = Out::new(geometry_out)?;
         let g = t.inner.geometry();
-        let v = blockdelta_tracker_geometry {
+        let v = blockdelta_geometry {
             disk_size: g.disk_size,
             capacity: g.capacity,
             sector_size: g.sector_size,
@@ -444,7 +444,7 @@ pub extern "C" fn blockdelta_tracker_memory_for(capacity: u64, block_size: u32) 
     })
 }
 
-/// Reads one statistic (a `blockdelta_tracker_stat` number) into `*value_out`. An unknown number
+/// Reads one statistic (a `blockdelta_tracker_stat_id` number) into `*value_out`. An unknown number
 /// is `BLOCKDELTA_RESULT_INVALID_ARGUMENT`. Control path; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_stat(
@@ -470,7 +470,7 @@ pub extern "C" fn blockdelta_tracker_stat(
 /// as a NUL-terminated string, truncated to `cap - 1` bytes; `*len_out` (if not NULL) receives
 /// the full length. `(NULL, 0)` just reports the length. Never blocks the write path.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_tracker_last_error(
+pub extern "C" fn blockdelta_tracker_last_error(
     tracker: *const blockdelta_tracker,
     buf: *mut c_char,
     cap: usize,

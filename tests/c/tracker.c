@@ -1,0 +1,186 @@
+/* The tracker's C ABI as a block driver uses it: create, mark from several threads, take,
+ * read extents through a cursor, commit/abort, resize, statistics, and every error path. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blockdelta.h"
+
+static int failures = 0;
+
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                                \
+    }                                                                            \
+  } while (0)
+
+#define CHECK_RC(call, want)                                                          \
+  do {                                                                                \
+    blockdelta_result rc_ = (call);                                                   \
+    if (rc_ != (want)) {                                                              \
+      fprintf(stderr, "%s:%d: %s returned %s, wanted %s\n", __FILE__, __LINE__, #call, \
+              blockdelta_result_name(rc_), blockdelta_result_name(want));            \
+      failures++;                                                                     \
+    }                                                                                 \
+  } while (0)
+
+#define KIB 1024ull
+#define MIB (1024ull * KIB)
+#define DISK (256ull * MIB)
+#define BLOCK 4096u
+#define THREADS 4
+#define WRITES_PER_THREAD 20000
+
+static blockdelta_tracker *shared;
+
+static void *writer(void *arg) {
+  unsigned long long x = (unsigned long long)(size_t)arg * 2654435761ull + 1;
+  for (int i = 0; i < WRITES_PER_THREAD; i++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    uint64_t off = (x % (DISK / BLOCK - 16)) * BLOCK;
+    if (blockdelta_tracker_mark_write(shared, off, 8192) != BLOCKDELTA_RESULT_OK) return (void *)1;
+  }
+  return NULL;
+}
+
+/* Reads all extents of a taken checkpoint, a few at a time; returns the bytes covered. */
+static uint64_t read_all(const blockdelta_tracker *t, const blockdelta_checkpoint *cp, uint64_t *extents) {
+  blockdelta_extent_cursor cursor;
+  blockdelta_extent batch[5];
+  size_t n = 0;
+  uint64_t bytes = 0, prev_end = 0;
+  *extents = 0;
+  CHECK_RC(blockdelta_extent_cursor_init(cp, &cursor), BLOCKDELTA_RESULT_OK);
+  for (;;) {
+    CHECK_RC(blockdelta_tracker_extents(t, &cursor, batch, 5, &n), BLOCKDELTA_RESULT_OK);
+    if (n == 0) break;
+    for (size_t i = 0; i < n; i++) {
+      CHECK(batch[i].offset >= prev_end); /* ascending, never overlapping */
+      CHECK(batch[i].len > 0);
+      prev_end = batch[i].offset + batch[i].len;
+      bytes += batch[i].len;
+      (*extents)++;
+    }
+  }
+  CHECK(prev_end <= cp->disk_size);
+  return bytes;
+}
+
+int main(void) {
+  char msg[256];
+  size_t len = 0;
+
+  /* Version: the header's macros and the library agree. */
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", BLOCKDELTA_VERSION_MAJOR, BLOCKDELTA_VERSION_MINOR,
+           BLOCKDELTA_VERSION_PATCH);
+  CHECK(strcmp(blockdelta_version(), want) == 0);
+
+  /* Result names are stable strings; unknown numbers are named as such. */
+  CHECK(strcmp(blockdelta_result_name(BLOCKDELTA_RESULT_OK), "BLOCKDELTA_RESULT_OK") == 0);
+  CHECK(strcmp(blockdelta_result_name(BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE),
+               "BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE") == 0);
+  CHECK(strcmp(blockdelta_result_name(999999), "BLOCKDELTA_RESULT_UNKNOWN") == 0);
+
+  /* Bad geometry: an error code, no handle, and a message that names the value. */
+  blockdelta_tracker *t = NULL;
+  CHECK_RC(blockdelta_tracker_new(DISK, 512, 3000, 0, 0, 0, &t), BLOCKDELTA_RESULT_TRACKER_INVALID_GEOMETRY);
+  CHECK(t == NULL);
+  CHECK_RC(blockdelta_last_error(msg, sizeof msg, &len), BLOCKDELTA_RESULT_OK);
+  CHECK(strstr(msg, "power of two") != NULL && strstr(msg, "3000") != NULL);
+  CHECK(len == strlen(msg));
+  CHECK_RC(blockdelta_tracker_new(DISK, 512, BLOCK, 0, 0, 0x80, &t), BLOCKDELTA_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(blockdelta_tracker_new(DISK, 512, BLOCK, 0, 0, 0, NULL), BLOCKDELTA_RESULT_NULL_PARAMETER);
+  CHECK_RC(blockdelta_tracker_new(DISK, 512, 0, 1024, 0, 0, &t), BLOCKDELTA_RESULT_TRACKER_BUDGET_TOO_SMALL);
+
+  /* NULL handles are rejected, NULL frees are no-ops. */
+  CHECK_RC(blockdelta_tracker_mark_write(NULL, 0, 1), BLOCKDELTA_RESULT_NULL_PARAMETER);
+  blockdelta_tracker_free(NULL);
+
+  /* A fresh tracker starts dirty: its first checkpoint is the whole disk. */
+  CHECK_RC(blockdelta_tracker_new(DISK, 512, BLOCK, 0, 2 * DISK, 0, &t), BLOCKDELTA_RESULT_OK);
+  blockdelta_checkpoint cp;
+  uint64_t count = 0;
+  CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
+  CHECK(cp.sequence == 1 && cp.dirty_bytes == DISK && cp.extent_count == 1);
+  CHECK(read_all(t, &cp, &count) == DISK && count == 1);
+  CHECK_RC(blockdelta_tracker_commit(t, cp.sequence), BLOCKDELTA_RESULT_OK);
+
+  /* Several threads mark at once. */
+  shared = t;
+  pthread_t th[THREADS];
+  for (size_t i = 0; i < THREADS; i++) CHECK(pthread_create(&th[i], NULL, writer, (void *)(i + 1)) == 0);
+  for (size_t i = 0; i < THREADS; i++) {
+    void *r = NULL;
+    pthread_join(th[i], &r);
+    CHECK(r == NULL);
+  }
+  uint64_t writes = 0, bytes = 0;
+  CHECK_RC(blockdelta_tracker_stat(t, BLOCKDELTA_TRACKER_STAT_ID_WRITES, &writes), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_stat(t, BLOCKDELTA_TRACKER_STAT_ID_BYTES_WRITTEN, &bytes), BLOCKDELTA_RESULT_OK);
+  CHECK(writes == THREADS * WRITES_PER_THREAD && bytes == writes * 8192);
+  CHECK_RC(blockdelta_tracker_stat(t, 9999, &bytes), BLOCKDELTA_RESULT_INVALID_ARGUMENT);
+
+  /* Out of range: an error naming the values, nothing marked. */
+  CHECK_RC(blockdelta_tracker_mark_write(t, DISK - 512, 1024), BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE);
+  CHECK_RC(blockdelta_tracker_last_error(t, msg, sizeof msg, &len), BLOCKDELTA_RESULT_OK);
+  CHECK(strstr(msg, "268434944+1024") != NULL);
+  /* A short buffer truncates but reports the full length. */
+  char tiny[8];
+  CHECK_RC(blockdelta_tracker_last_error(t, tiny, sizeof tiny, &len), BLOCKDELTA_RESULT_OK);
+  CHECK(strlen(tiny) == 7 && len > 7);
+  CHECK_RC(blockdelta_tracker_last_error(t, NULL, 0, &len), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_mark_write(t, 0, 0), BLOCKDELTA_RESULT_OK); /* len 0: no-op */
+
+  /* Take; writes during the taken checkpoint go to the next one; abort merges back. */
+  CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
+  CHECK(cp.sequence == 2 && cp.block_size == BLOCK && cp.dirty_blocks > 0);
+  blockdelta_checkpoint again;
+  CHECK_RC(blockdelta_tracker_take(t, &again), BLOCKDELTA_RESULT_TRACKER_TAKE_IN_PROGRESS);
+  uint64_t taken_bytes = read_all(t, &cp, &count);
+  CHECK(taken_bytes == cp.dirty_bytes && count == cp.extent_count);
+  CHECK_RC(blockdelta_tracker_commit(t, cp.sequence + 1), BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT);
+  CHECK_RC(blockdelta_tracker_abort(t, cp.sequence), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_take(t, &again), BLOCKDELTA_RESULT_OK);
+  CHECK(again.sequence == cp.sequence && again.dirty_bytes == cp.dirty_bytes);
+  CHECK_RC(blockdelta_tracker_commit(t, again.sequence), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_commit(t, again.sequence), BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT);
+
+  /* Resize: growing marks the new region dirty; beyond the capacity is refused. */
+  CHECK_RC(blockdelta_tracker_resize(t, DISK + MIB), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_resize(t, 4 * DISK), BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED);
+  blockdelta_geometry g;
+  CHECK_RC(blockdelta_tracker_geometry(t, &g), BLOCKDELTA_RESULT_OK);
+  CHECK(g.disk_size == DISK + MIB && g.capacity == 2 * DISK && g.block_size == BLOCK && g.sector_size == 512);
+  CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
+  CHECK(cp.dirty_bytes == MIB && cp.extent_count == 1);
+  CHECK_RC(blockdelta_tracker_commit(t, cp.sequence), BLOCKDELTA_RESULT_OK);
+
+  /* Losing continuity: a new generation, sequence 1, everything dirty. */
+  uint8_t gen_before[16], gen_after[16];
+  CHECK_RC(blockdelta_tracker_generation(t, &gen_before), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_lose_continuity(t), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_generation(t, &gen_after), BLOCKDELTA_RESULT_OK);
+  CHECK(memcmp(gen_before, gen_after, 16) != 0);
+  CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
+  CHECK(cp.sequence == 1 && cp.dirty_bytes == DISK + MIB && memcmp(cp.generation, gen_after, 16) == 0);
+  CHECK_RC(blockdelta_tracker_commit(t, cp.sequence), BLOCKDELTA_RESULT_OK);
+
+  /* Memory: reported, and predictable before creation. */
+  uint64_t mem = 0;
+  CHECK_RC(blockdelta_tracker_memory_usage(t, &mem), BLOCKDELTA_RESULT_OK);
+  CHECK(mem == blockdelta_tracker_memory_for(2 * DISK, BLOCK));
+  CHECK_RC(blockdelta_tracker_memory_usage(t, NULL), BLOCKDELTA_RESULT_NULL_PARAMETER);
+
+  blockdelta_tracker_free(t);
+  if (failures) {
+    fprintf(stderr, "tracker.c: %d check(s) failed\n", failures);
+    return 1;
+  }
+  printf("tracker.c: all checks passed\n");
+  return 0;
+}

@@ -1,0 +1,187 @@
+//! The C ABI as a C program sees it: the committed header is what cbindgen generates now, the
+//! version macros match Cargo.toml, every result code has its name, and every C test program in
+//! `tests/c/` compiles with `-std=c11 -Wall -Wextra -Werror -pedantic` and passes against both
+//! the static and the shared library.
+//!
+//! Environment: `CC` picks the compiler (default `cc`); `BLOCKDELTA_C_SANITIZE=1` builds the C
+//! programs with AddressSanitizer and UBSan; `BLOCKDELTA_C_VALGRIND=1` runs them under valgrind.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use blockdelta::ffi::result::{blockdelta_result, blockdelta_result_name};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn generated_header() -> String {
+    let config = cbindgen::Config::from_file(root().join("cbindgen.toml")).unwrap();
+    let bindings = cbindgen::Builder::new()
+        .with_crate(root())
+        .with_config(config)
+        .generate()
+        .unwrap();
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn committed_header_is_what_cbindgen_generates() {
+    let committed = std::fs::read_to_string(root().join("include/blockdelta.h")).unwrap();
+    let fresh = generated_header();
+    if committed != fresh {
+        let line = committed
+            .lines()
+            .zip(fresh.lines())
+            .position(|(a, b)| a != b);
+        panic!(
+            "include/blockdelta.h is stale (first difference at line {:?}): run `cargo build` \
+             outside CI and commit the regenerated header",
+            line.map(|l| l + 1)
+        );
+    }
+}
+
+#[test]
+fn version_matches_cargo_toml() {
+    use blockdelta::ffi::version::*;
+    // SAFETY: blockdelta_version returns a static NUL-terminated string.
+    let v = unsafe { CStr::from_ptr(blockdelta_version()) }
+        .to_str()
+        .unwrap();
+    assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    assert_eq!(v, blockdelta::VERSION);
+    let parse = |s: &str| s.parse::<u32>().unwrap();
+    assert_eq!(
+        BLOCKDELTA_VERSION_MAJOR,
+        parse(env!("CARGO_PKG_VERSION_MAJOR"))
+    );
+    assert_eq!(
+        BLOCKDELTA_VERSION_MINOR,
+        parse(env!("CARGO_PKG_VERSION_MINOR"))
+    );
+    assert_eq!(
+        BLOCKDELTA_VERSION_PATCH,
+        parse(env!("CARGO_PKG_VERSION_PATCH"))
+    );
+}
+
+#[test]
+fn every_result_code_has_a_distinct_name_and_number_in_the_header() {
+    let header = std::fs::read_to_string(root().join("include/blockdelta.h")).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for &code in blockdelta_result::ALL {
+        let n = code as u32;
+        assert!(seen.insert(n), "code number {n} used twice");
+        assert_eq!(blockdelta_result::from_u32(n), Some(code));
+        // SAFETY: the function returns a static NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(blockdelta_result_name(n)) }
+            .to_str()
+            .unwrap();
+        assert_eq!(name, code.name().to_str().unwrap());
+        assert!(name.starts_with("BLOCKDELTA_RESULT_"), "{name}");
+        assert!(
+            header.contains(&format!("{name} = {n},")),
+            "{name} = {n} missing from the header"
+        );
+    }
+    // SAFETY: as above.
+    let unknown = unsafe { CStr::from_ptr(blockdelta_result_name(4_000_000)) };
+    assert_eq!(unknown.to_str().unwrap(), "BLOCKDELTA_RESULT_UNKNOWN");
+    // Every enumerator in the header is listed in ALL (no code forgotten in `name`/`ALL`).
+    let in_header = header.matches("  BLOCKDELTA_RESULT_").count();
+    assert_eq!(in_header, blockdelta_result::ALL.len());
+}
+
+/// Where cargo put the static and shared libraries for this test run.
+fn lib_dir() -> PathBuf {
+    // target/<profile>/deps/c_abi-<hash> -> target/<profile>
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn c_programs_pass_against_static_and_shared_library() {
+    let dir = lib_dir();
+    let staticlib = dir.join("libblockdelta.a");
+    assert!(
+        staticlib.exists(),
+        "{} missing: cargo builds it with the lib target",
+        staticlib.display()
+    );
+    assert!(dir.join("libblockdelta.so").exists());
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let sanitize = std::env::var_os("BLOCKDELTA_C_SANITIZE").is_some();
+    let valgrind = std::env::var_os("BLOCKDELTA_C_VALGRIND").is_some();
+    let out_dir = tempfile::tempdir().unwrap();
+
+    let mut programs: Vec<PathBuf> = std::fs::read_dir(root().join("tests/c"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
+    programs.sort();
+    assert!(!programs.is_empty());
+
+    for src in &programs {
+        let stem = src.file_stem().unwrap().to_str().unwrap();
+        for link in ["static", "shared"] {
+            let exe = out_dir.path().join(format!("{stem}-{link}"));
+            let mut cmd = Command::new(&cc);
+            cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+                .arg("-I")
+                .arg(root().join("include"))
+                .arg(src)
+                .arg("-o")
+                .arg(&exe);
+            if sanitize {
+                cmd.args([
+                    "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all",
+                    "-fno-omit-frame-pointer",
+                ]);
+            }
+            if link == "static" {
+                cmd.arg(&staticlib);
+            } else {
+                cmd.arg(format!("-L{}", dir.display()))
+                    .arg("-lblockdelta")
+                    .arg(format!("-Wl,-rpath,{}", dir.display()));
+            }
+            cmd.args(["-lpthread", "-ldl", "-lm"]);
+            run(&mut cmd, &format!("compiling {stem}.c ({link})"));
+
+            let mut runner = if valgrind {
+                let mut v = Command::new("valgrind");
+                v.args([
+                    "--error-exitcode=99",
+                    "--leak-check=full",
+                    "--errors-for-leak-kinds=definite",
+                    "-q",
+                ])
+                .arg(&exe);
+                v
+            } else {
+                Command::new(&exe)
+            };
+            runner.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0");
+            run(&mut runner, &format!("running {stem}.c ({link})"));
+        }
+    }
+}
