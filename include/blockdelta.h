@@ -35,6 +35,11 @@
 #define BLOCKDELTA_VERSION_PATCH 0
 
 /**
+ * Seconds in a day, for converting rates to daily totals.
+ */
+#define SECONDS_PER_DAY 86400
+
+/**
  * The outcome of every fallible C function. `BLOCKDELTA_RESULT_OK` (0) is success.
  *
  * The numeric values are part of the ABI: they never change and are never reused.
@@ -105,6 +110,50 @@ enum blockdelta_result
    * Tracker: a resize asked for more than the capacity set at creation.
    */
   BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED = 106,
+  /**
+   * Support: the string is not a kernel version (the message says which part is wrong).
+   */
+  BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION = 300,
+  /**
+   * Support: the string is not an agent version such as "9.24".
+   */
+  BLOCKDELTA_RESULT_SUPPORT_INVALID_AGENT_VERSION = 301,
+  /**
+   * Support: the kernel tables have no data for this agent version.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_AGENT_VERSION = 302,
+  /**
+   * Support: the distribution name is not in the support matrix.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_DISTRIBUTION = 303,
+  /**
+   * Support: the distribution has no such release in the kernel tables.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_RELEASE = 304,
+  /**
+   * Support: the distribution has no kernel table (stock kernels of supported releases only).
+   */
+  BLOCKDELTA_RESULT_SUPPORT_NO_KERNEL_TABLE = 305,
+  /**
+   * Support: the operating system name is not in the support matrix.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_OPERATING_SYSTEM = 306,
+  /**
+   * Support: the operating system version string is malformed.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_INVALID_OS_VERSION = 307,
+  /**
+   * Support: no feature has this key.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_FEATURE = 308,
+  /**
+   * Support: the replication target storage is not in the churn table.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_STORAGE_TARGET = 309,
+  /**
+   * Support: a VM, server or deployment description is inconsistent.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION = 310,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -113,6 +162,23 @@ typedef enum blockdelta_result blockdelta_result;
 typedef uint32_t blockdelta_result;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * Properties of a file system that change the answer. A bit set; combine with `|`.
+ */
+typedef struct FsTraits FsTraits;
+
+
+
+
+
+
+
+
+
+
+
+
 
 #ifdef __cplusplus
 extern "C" {

@@ -21,6 +21,5 @@ mod sync;
 
 pub use tracker::{Extent, GenerationId};
 
-
 /// The crate version, as in `Cargo.toml` (also `blockdelta_version()` in C).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
