@@ -476,6 +476,7 @@ fn find_in(
     kernel: &KernelVersion,
 ) -> (bool, Option<KernelMatch>) {
     let mut listed = false;
+    let mut found: Option<KernelMatch> = None;
     for row in KERNEL_ROWS {
         if row.distro != distro || !row.agents.contains(&agent) || !release_matches(row, release) {
             continue;
@@ -488,12 +489,28 @@ fn find_in(
             {
                 continue;
             }
-            if range.contains(kernel) {
+            if !range.contains(kernel) {
+                continue;
+            }
+            // E12: overlapping ranges (SUSE service packs asked without one) prefer the range
+            // whose ends share the kernel's release stream (the first release number).
+            if same_stream(range, kernel) {
                 return (true, Some(KernelMatch { agent, row, range }));
             }
+            found = found.or(Some(KernelMatch { agent, row, range }));
         }
     }
-    (listed, None)
+    (listed, found)
+}
+
+fn same_stream(range: &KernelRange, kernel: &KernelVersion) -> bool {
+    let first = |s: &str| {
+        s.parse::<KernelVersion>()
+            .ok()
+            .and_then(|k| k.release_numbers().first().copied())
+    };
+    let k = kernel.release_numbers().first().copied();
+    first(range.first_str()) == k || first(range.last_str()) == k
 }
 
 /// Does `agent` support `kernel` on `distro` `release`?

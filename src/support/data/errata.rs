@@ -4,7 +4,7 @@
 
 use std::ffi::CStr;
 
-use super::agents::{A9_22, A9_23, A9_24};
+use super::agents::A9_24;
 use crate::support::AgentVersion;
 
 /// One resolved contradiction or ambiguity of the source.
@@ -36,7 +36,8 @@ pub(crate) const SLES12_SP3_LAST_9_22: &CStr = c"4.4.162-94.72-default";
 /// The agent versions for which a newer agent supports less than an older one (E2). Tests
 /// that check that support only grows with the agent version skip exactly these.
 #[cfg(test)]
-pub(crate) const NON_MONOTONIC: &[(AgentVersion, AgentVersion)] = &[(A9_22, A9_23)];
+pub(crate) const NON_MONOTONIC: &[(AgentVersion, AgentVersion)] =
+    &[(super::agents::A9_22, super::agents::A9_23)];
 
 /// Every resolution, in one list.
 pub(crate) const ERRATA: &[Erratum] = &[
@@ -98,7 +99,7 @@ pub(crate) const ERRATA: &[Erratum] = &[
     Erratum {
         id: c"E12",
         source: c"SLES 12 service pack ranges overlap as versions (4.4.73-5-default, SP3's first kernel, lies inside SP2's range 4.4.21-69 to 4.4.120-92.70).",
-        resolution: c"A query that names the service pack (\"12 SP3\") searches only that service pack; without one, the first range that contains the kernel answers, SP1 to SP4 in order.",
+        resolution: c"A query that names the service pack (\"12 SP3\") searches only that service pack. Without one, of the ranges that contain the kernel, one whose ends share the kernel's first release number (5 and 94 for SP3) answers first, then the others in table order. Name the service pack for an exact answer.",
     },
     Erratum {
         id: c"E13",
