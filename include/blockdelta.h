@@ -915,26 +915,26 @@ blockdelta_result blockdelta_plan_evaluate(blockdelta_plan *plan);
 /**
  * The totals of an evaluated plan.
  */
-blockdelta_result blockdelta_plan_totals(const blockdelta_plan *plan,
-                                         blockdelta_plan_totals *totals_out);
+blockdelta_result blockdelta_plan_get_totals(const blockdelta_plan *plan,
+                                             blockdelta_plan_totals *totals_out);
 
 /**
  * The verdict on disk `index` (in the order added) of an evaluated plan.
  */
-blockdelta_result blockdelta_plan_disk(const blockdelta_plan *plan,
-                                       size_t index,
-                                       blockdelta_plan_disk *disk_out);
+blockdelta_result blockdelta_plan_get_disk(const blockdelta_plan *plan,
+                                           size_t index,
+                                           blockdelta_plan_disk *disk_out);
 
 /**
  * The verdict on machine `index` (in order of first appearance) of an evaluated plan; its
  * name is copied into `(name_buf, name_cap)` snprintf-style (`name_len_out` may be NULL).
  */
-blockdelta_result blockdelta_plan_vm(const blockdelta_plan *plan,
-                                     size_t index,
-                                     blockdelta_plan_vm *vm_out,
-                                     char *name_buf,
-                                     size_t name_cap,
-                                     size_t *name_len_out);
+blockdelta_result blockdelta_plan_get_vm(const blockdelta_plan *plan,
+                                         size_t index,
+                                         blockdelta_plan_vm *vm_out,
+                                         char *name_buf,
+                                         size_t name_cap,
+                                         size_t *name_len_out);
 
 /**
  * Copies the last error recorded on `plan` (see `blockdelta_last_error` for the buffer rules).

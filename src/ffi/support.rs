@@ -1282,7 +1282,7 @@ pub struct blockdelta_plan_totals {
 
 /// The totals of an evaluated plan.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_plan_totals(
+pub unsafe extern "C" fn blockdelta_plan_get_totals(
     plan: *const blockdelta_plan,
     totals_out: *mut blockdelta_plan_totals,
 ) -> blockdelta_result {
@@ -1319,7 +1319,7 @@ pub struct blockdelta_plan_disk {
 
 /// The verdict on disk `index` (in the order added) of an evaluated plan.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_plan_disk(
+pub unsafe extern "C" fn blockdelta_plan_get_disk(
     plan: *const blockdelta_plan,
     index: usize,
     disk_out: *mut blockdelta_plan_disk,
@@ -1368,7 +1368,7 @@ pub struct blockdelta_plan_vm {
 /// The verdict on machine `index` (in order of first appearance) of an evaluated plan; its
 /// name is copied into `(name_buf, name_cap)` snprintf-style (`name_len_out` may be NULL).
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_plan_vm(
+pub unsafe extern "C" fn blockdelta_plan_get_vm(
     plan: *const blockdelta_plan,
     index: usize,
     vm_out: *mut blockdelta_plan_vm,
