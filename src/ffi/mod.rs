@@ -10,7 +10,7 @@ mod error;
 mod handle;
 mod panic;
 pub mod result;
-pub mod support;
+mod support;
 pub mod version;
 
 pub use result::{blockdelta_result, ToResult};

@@ -21,8 +21,8 @@ use crate::support::{
     check_filesystem, check_kernel, check_os, check_vmware_host, churn_limits, disk_churn_limit,
     errata, feature, validate_config_server, validate_vm, AgentVersion, Arch, ConfigServerSpec,
     DiskKind, DiskLoad, Distro, Failure, Firmware, FsRejection, FsTraits, LinuxGuest, LinuxVolume,
-    Machine, OsNote, OsRejection, OsVerdict, Plan, Purpose, Report, SupportError, TargetStorage,
-    VmDescription, VmDisk,
+    Machine, OsNote, OsRejection, OsVerdict, Plan, Purpose, Report, Support, SupportError,
+    TargetStorage, VmDescription, VmDisk,
 };
 
 /// `blockdelta_vm_add_disk` flag: the OS (boot) disk.
@@ -47,6 +47,14 @@ pub const BLOCKDELTA_FS_BTRFS_SUBVOLUME_CHANGED: u32 = 2;
 pub const BLOCKDELTA_FS_BTRFS_MULTI_DISK: u32 = 4;
 /// File system trait: BTRFS uses RAID.
 pub const BLOCKDELTA_FS_BTRFS_RAID: u32 = 8;
+
+// The C values are the Rust ones.
+const _: () = {
+    assert!(BLOCKDELTA_FS_XFS_V5 == FsTraits::XFS_V5.0);
+    assert!(BLOCKDELTA_FS_BTRFS_SUBVOLUME_CHANGED == FsTraits::BTRFS_SUBVOLUME_CHANGED.0);
+    assert!(BLOCKDELTA_FS_BTRFS_MULTI_DISK == FsTraits::BTRFS_MULTI_DISK.0);
+    assert!(BLOCKDELTA_FS_BTRFS_RAID == FsTraits::BTRFS_RAID.0);
+};
 
 fn fail(e: SupportError) -> blockdelta_result {
     let code = e.to_result();
@@ -409,7 +417,14 @@ pub unsafe extern "C" fn blockdelta_support_feature(
             };
         let f = feature(k).map_err(fail)?;
         // SAFETY: checked non-NULL; writable per the documentation.
-        unsafe { out.write(f.support(m) as u32) };
+        let v = match f.support(m) {
+            Support::No => BLOCKDELTA_FEATURE_NO,
+            Support::Yes => BLOCKDELTA_FEATURE_YES,
+            Support::Conditional => BLOCKDELTA_FEATURE_CONDITIONAL,
+            Support::NotApplicable => BLOCKDELTA_FEATURE_NOT_APPLICABLE,
+        };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
         if !note_out.is_null() {
             // SAFETY: a non-NULL `note_out` is writable per the documentation.
             unsafe { note_out.write(f.note.as_ptr()) };
