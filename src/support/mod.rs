@@ -56,3 +56,8 @@ pub use vm::{
 pub fn errata() -> &'static [Erratum] {
     data::errata::ERRATA
 }
+
+/// The Rust examples of `docs/SUPPORT.md` (the README section) are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/SUPPORT.md")]
+struct SupportDocExamples;

@@ -105,12 +105,7 @@ impl<R> Default for Report<R> {
 
 /// Formats a byte count the way the matrix states sizes (binary units).
 pub(crate) fn size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("TB", 1 << 40),
-        ("GB", 1 << 30),
-        ("MB", 1 << 20),
-        ("KB", 1 << 10),
-    ];
+    const UNITS: [(&str, u64); 3] = [("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)];
     for (name, u) in UNITS {
         if bytes >= u && bytes % u == 0 {
             return format!("{} {name}", bytes / u);
