@@ -20,6 +20,136 @@
 #include <stdbool.h>
 
 /**
+ * `blockdelta_vm_add_disk` flag: the OS (boot) disk.
+ */
+#define BLOCKDELTA_VM_DISK_OS 1
+
+/**
+ * `blockdelta_vm_add_disk` flag: a shared VHD.
+ */
+#define BLOCKDELTA_VM_DISK_SHARED_VHD 2
+
+/**
+ * `blockdelta_vm_add_disk` flag: a Fibre Channel disk.
+ */
+#define BLOCKDELTA_VM_DISK_FC 4
+
+/**
+ * `blockdelta_vm_add_disk` flag: a dynamic disk.
+ */
+#define BLOCKDELTA_VM_DISK_DYNAMIC 8
+
+/**
+ * `blockdelta_vm_set_linux` flag: devices exported by paravirtualized drivers are present.
+ */
+#define BLOCKDELTA_LINUX_PARAVIRTUALIZED 1
+
+/**
+ * `blockdelta_vm_set_linux` flag: multi-queue block I/O devices are present.
+ */
+#define BLOCKDELTA_LINUX_MULTI_QUEUE 2
+
+/**
+ * `blockdelta_vm_set_linux` flag: an HP CCISS storage controller.
+ */
+#define BLOCKDELTA_LINUX_HP_CCISS 4
+
+/**
+ * File system trait: XFS v5 features in use (`ftype=1`).
+ */
+#define BLOCKDELTA_FS_XFS_V5 1
+
+/**
+ * File system trait: a BTRFS sub-volume changed after protection was enabled.
+ */
+#define BLOCKDELTA_FS_BTRFS_SUBVOLUME_CHANGED 2
+
+/**
+ * File system trait: BTRFS spans more than one disk.
+ */
+#define BLOCKDELTA_FS_BTRFS_MULTI_DISK 4
+
+/**
+ * File system trait: BTRFS uses RAID.
+ */
+#define BLOCKDELTA_FS_BTRFS_RAID 8
+
+/**
+ * `blockdelta_support_os.verdict`: supported for replication.
+ */
+#define BLOCKDELTA_OS_SUPPORTED 0
+
+/**
+ * `blockdelta_support_os.verdict`: supported for migration only.
+ */
+#define BLOCKDELTA_OS_MIGRATION_ONLY 1
+
+/**
+ * `blockdelta_support_os.verdict`: not supported (see `rejection`).
+ */
+#define BLOCKDELTA_OS_NOT_SUPPORTED 2
+
+/**
+ * Rejection: none.
+ */
+#define BLOCKDELTA_REJECT_NONE 0
+
+/**
+ * Rejection: the version is not listed.
+ */
+#define BLOCKDELTA_REJECT_NOT_LISTED 1
+
+/**
+ * Rejection: listed as not supported.
+ */
+#define BLOCKDELTA_REJECT_UNSUPPORTED 2
+
+/**
+ * Rejection: wrong architecture.
+ */
+#define BLOCKDELTA_REJECT_ARCHITECTURE 3
+
+/**
+ * Rejection: needs a newer agent (`required_major`.`required_minor`).
+ */
+#define BLOCKDELTA_REJECT_NEEDS_AGENT 4
+
+/**
+ * Rejection: a file system trait is not supported (`traits`).
+ */
+#define BLOCKDELTA_REJECT_TRAITS 5
+
+/**
+ * `machine` for `blockdelta_support_feature`: a VMware VM.
+ */
+#define BLOCKDELTA_MACHINE_VMWARE_VM 0
+
+/**
+ * `machine` for `blockdelta_support_feature`: a physical server.
+ */
+#define BLOCKDELTA_MACHINE_PHYSICAL 1
+
+/**
+ * Feature support: no.
+ */
+#define BLOCKDELTA_FEATURE_NO 0
+
+/**
+ * Feature support: yes.
+ */
+#define BLOCKDELTA_FEATURE_YES 1
+
+/**
+ * Feature support: under the conditions in the note.
+ */
+#define BLOCKDELTA_FEATURE_CONDITIONAL 2
+
+/**
+ * Feature support: does not apply to this kind of machine.
+ */
+#define BLOCKDELTA_FEATURE_NOT_APPLICABLE 3
+
+/**
  * `flags` bit for `blockdelta_tracker_new`: start with no dirty block (only when the replica is
  * known to equal the disk right now). Without it every block starts dirty.
  */
@@ -39,6 +169,11 @@
  * Patch version of the headers.
  */
 #define BLOCKDELTA_VERSION_PATCH 0
+
+/**
+ * Seconds in a day, for converting rates to daily totals.
+ */
+#define SECONDS_PER_DAY 86400
 
 /**
  * Smallest tracking granularity (bytes).
@@ -136,6 +271,50 @@ enum blockdelta_result
    * Tracker: a resize asked for more than the capacity set at creation.
    */
   BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED = 106,
+  /**
+   * Support: the string is not a kernel version (the message says which part is wrong).
+   */
+  BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION = 300,
+  /**
+   * Support: the string is not an agent version such as "9.24".
+   */
+  BLOCKDELTA_RESULT_SUPPORT_INVALID_AGENT_VERSION = 301,
+  /**
+   * Support: the kernel tables have no data for this agent version.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_AGENT_VERSION = 302,
+  /**
+   * Support: the distribution name is not in the support matrix.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_DISTRIBUTION = 303,
+  /**
+   * Support: the distribution has no such release in the kernel tables.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_RELEASE = 304,
+  /**
+   * Support: the distribution has no kernel table (stock kernels of supported releases only).
+   */
+  BLOCKDELTA_RESULT_SUPPORT_NO_KERNEL_TABLE = 305,
+  /**
+   * Support: the operating system name is not in the support matrix.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_OPERATING_SYSTEM = 306,
+  /**
+   * Support: the operating system version string is malformed.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_INVALID_OS_VERSION = 307,
+  /**
+   * Support: no feature has this key.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_FEATURE = 308,
+  /**
+   * Support: the replication target storage is not in the churn table.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_STORAGE_TARGET = 309,
+  /**
+   * Support: a VM, server or deployment description is inconsistent.
+   */
+  BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION = 310,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -215,11 +394,267 @@ typedef uint32_t blockdelta_tracker_stat_id;
 #endif // __cplusplus
 
 /**
+ * Properties of a file system that change the answer. A bit set; combine with `|`.
+ */
+typedef struct FsTraits FsTraits;
+
+/**
+ * A proposed configuration server. Opaque; one thread at a time.
+ */
+typedef struct blockdelta_config_server blockdelta_config_server;
+
+/**
+ * A deployment plan: disks are added, then `blockdelta_plan_evaluate` computes the verdicts.
+ * Opaque; one thread at a time (read-only accessors may run concurrently with each other).
+ */
+typedef struct blockdelta_plan blockdelta_plan;
+
+/**
+ * Every failed check of one validation (VM rules 1-99, configuration server rules 101-199;
+ * see docs/SUPPORT.md). Opaque; read-only once made; any thread may read it.
+ */
+typedef struct blockdelta_report blockdelta_report;
+
+/**
  * A change-block tracker. Opaque; create with `blockdelta_tracker_new`, destroy with
  * `blockdelta_tracker_free`. Every function taking a `const blockdelta_tracker *` may be called
  * from any number of threads at once.
  */
 typedef struct blockdelta_tracker blockdelta_tracker;
+
+/**
+ * A machine description for the VM validator. Opaque; one thread at a time.
+ */
+typedef struct blockdelta_vm blockdelta_vm;
+
+/**
+ * The answer to `blockdelta_support_kernel_check`. A fixed value type.
+ */
+typedef struct blockdelta_support_kernel {
+  /**
+   * The asked agent version supports the kernel.
+   */
+  bool supported;
+  /**
+   * The tables have a row for the release at the asked agent version.
+   */
+  bool release_listed;
+  /**
+   * The matched range (or, when not supported, the nearest version's range): its service
+   * pack (SUSE, else 0) and whether it is an LTSS range.
+   */
+  uint8_t service_pack;
+  /**
+   * See `service_pack`.
+   */
+  bool ltss;
+  /**
+   * First and last kernel of that range: static strings, NULL when there is no range.
+   */
+  const char *range_first;
+  /**
+   * See `range_first`.
+   */
+  const char *range_last;
+  /**
+   * When not supported: the nearest agent version that supports the kernel (newer first),
+   * or 0.0 when none does.
+   */
+  uint16_t nearest_major;
+  /**
+   * See `nearest_major`.
+   */
+  uint16_t nearest_minor;
+} blockdelta_support_kernel;
+
+/**
+ * The answer to `blockdelta_support_os_check`. A fixed value type.
+ */
+typedef struct blockdelta_support_os {
+  /**
+   * BLOCKDELTA_OS_SUPPORTED, _MIGRATION_ONLY or _NOT_SUPPORTED.
+   */
+  uint32_t verdict;
+  /**
+   * BLOCKDELTA_REJECT_*: why not supported.
+   */
+  uint32_t rejection;
+  /**
+   * For BLOCKDELTA_REJECT_NEEDS_AGENT: the agent version needed.
+   */
+  uint16_t required_major;
+  /**
+   * See `required_major`.
+   */
+  uint16_t required_minor;
+  /**
+   * Notes that qualify the answer: a mask of note bits (`blockdelta_support_os_note_text`).
+   */
+  uint32_t notes;
+} blockdelta_support_os;
+
+/**
+ * The answer to `blockdelta_support_filesystem_check`. A fixed value type.
+ */
+typedef struct blockdelta_support_filesystem {
+  /**
+   * Supported.
+   */
+  bool supported;
+  /**
+   * BLOCKDELTA_REJECT_NOT_LISTED, _NEEDS_AGENT or _TRAITS; _NONE when supported.
+   */
+  uint32_t rejection;
+  /**
+   * For BLOCKDELTA_REJECT_NEEDS_AGENT: the agent version needed.
+   */
+  uint16_t required_major;
+  /**
+   * See `required_major`.
+   */
+  uint16_t required_minor;
+  /**
+   * For BLOCKDELTA_REJECT_TRAITS: the BLOCKDELTA_FS_* traits that are not supported.
+   */
+  uint32_t traits;
+} blockdelta_support_filesystem;
+
+/**
+ * A per-disk churn limit. A fixed value type.
+ */
+typedef struct blockdelta_churn_limit {
+  /**
+   * Average churn limit, bytes per second.
+   */
+  uint64_t bytes_per_second;
+  /**
+   * Daily churn limit, bytes.
+   */
+  uint64_t bytes_per_day;
+  /**
+   * The I/O size of the table row that applies, KB.
+   */
+  uint32_t io_kib;
+} blockdelta_churn_limit;
+
+/**
+ * The per-VM and per-process-server churn limits. A fixed value type.
+ */
+typedef struct blockdelta_churn_limits {
+  /**
+   * Average churn of one VM (all disks), bytes per second.
+   */
+  uint64_t vm_average_bytes_per_second;
+  /**
+   * Peak churn across all disks of one VM, bytes per second.
+   */
+  uint64_t vm_peak_bytes_per_second;
+  /**
+   * Churn one process server handles per day, bytes.
+   */
+  uint64_t process_server_bytes_per_day;
+} blockdelta_churn_limits;
+
+/**
+ * One failed check. A fixed value type.
+ */
+typedef struct blockdelta_failure {
+  /**
+   * The rule (VM rules 1-99, configuration server rules 101-199).
+   */
+  uint32_t rule;
+  /**
+   * The unit of `found` and `limit` (0 none, 1 bytes, 2 count, 3 characters, 4 bits, 5 flag,
+   * 6 agent version as major << 16 | minor, 7 code point, 8 disk index, 9 port).
+   */
+  uint32_t unit;
+  /**
+   * The value found.
+   */
+  uint64_t found;
+  /**
+   * The limit.
+   */
+  uint64_t limit;
+} blockdelta_failure;
+
+/**
+ * The plan's totals. A fixed value type.
+ */
+typedef struct blockdelta_plan_totals {
+  /**
+   * Process servers needed (at least 1).
+   */
+  uint32_t process_servers;
+  /**
+   * Number of machines.
+   */
+  size_t vms;
+  /**
+   * Total daily churn, bytes.
+   */
+  uint64_t bytes_per_day;
+} blockdelta_plan_totals;
+
+/**
+ * The verdict on one disk. A fixed value type.
+ */
+typedef struct blockdelta_plan_disk {
+  /**
+   * The average churn is above the limit's rate.
+   */
+  bool exceeds_rate;
+  /**
+   * The daily churn is above the limit's daily total.
+   */
+  bool exceeds_daily;
+  /**
+   * The limit that applies: rate, bytes per second.
+   */
+  uint64_t limit_bytes_per_second;
+  /**
+   * The limit that applies: daily total, bytes.
+   */
+  uint64_t limit_bytes_per_day;
+  /**
+   * The daily churn used, bytes.
+   */
+  uint64_t bytes_per_day;
+} blockdelta_plan_disk;
+
+/**
+ * The verdict on one machine. A fixed value type.
+ */
+typedef struct blockdelta_plan_vm {
+  /**
+   * Sum of its disks' average churn, bytes per second.
+   */
+  uint64_t average_bytes_per_second;
+  /**
+   * Sum of its disks' peak churn, bytes per second.
+   */
+  uint64_t peak_bytes_per_second;
+  /**
+   * Its daily churn, bytes.
+   */
+  uint64_t bytes_per_day;
+  /**
+   * Above the per-VM average limit.
+   */
+  bool exceeds_average;
+  /**
+   * Above the per-VM peak limit.
+   */
+  bool exceeds_peak;
+  /**
+   * Alone above one process server's daily limit.
+   */
+  bool exceeds_process_server;
+  /**
+   * The process server (0-based) the plan puts it on.
+   */
+  uint32_t process_server;
+} blockdelta_plan_vm;
 
 /**
  * What `blockdelta_tracker_take` froze. A plain value, owned by the caller.
@@ -312,6 +747,18 @@ typedef struct blockdelta_geometry {
   uint32_t block_size;
 } blockdelta_geometry;
 
+
+
+
+
+
+
+
+
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -334,6 +781,371 @@ blockdelta_result blockdelta_last_error(char *buf, size_t cap, size_t *len_out);
  * `"BLOCKDELTA_RESULT_UNKNOWN"`. Never NULL; never blocks; any thread.
  */
 const char *blockdelta_result_name(uint32_t result);
+
+/**
+ * Does agent `agent_version` support `kernel` on `distro` `release`?
+ *
+ * `distro`: "ubuntu", "debian", "sles" (also full names); `release`: "16.04", "8", "12",
+ * "12 SP4"; `kernel`: `uname -r`, e.g. "4.4.0-143-generic"; `agent_version`: "9.20" to "9.24".
+ * A string that is not a kernel version gives BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION
+ * (the thread's last error names it). All strings are borrowed for the call only; the range
+ * strings written to `*support_out` are static. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_support_kernel_check(const char *distro,
+                                                  const char *release,
+                                                  const char *kernel,
+                                                  const char *agent_version,
+                                                  struct blockdelta_support_kernel *support_out);
+
+/**
+ * Is operating system `product` `version` on a `arch_bits`-bit (32 or 64) machine supported
+ * by agent `agent_version`?
+ *
+ * `product`: "Windows Server 2016", "Windows 7", "RHEL", "CentOS", "Ubuntu", "SLES", "Oracle
+ * Linux" ...; `version`: "7.6", "16.04", "12 SP3", "SP1" or "" (Windows). Strings are borrowed
+ * for the call only. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_support_os_check(const char *product,
+                                              const char *version,
+                                              uint32_t arch_bits,
+                                              const char *agent_version,
+                                              struct blockdelta_support_os *support_out);
+
+/**
+ * The sentence for one note bit of `blockdelta_support_os.notes`, as a static NUL-terminated
+ * string owned by the library; NULL for a value that is not a single known bit.
+ * Never blocks; any thread.
+ */
+const char *blockdelta_support_os_note_text(uint32_t note);
+
+/**
+ * Is Linux file system `name` ("ext3", "ext4", "xfs", "btrfs") with `traits` (BLOCKDELTA_FS_*
+ * bits) supported by agent `agent_version`? Strings are borrowed for the call only.
+ * Never blocks; any thread.
+ */
+blockdelta_result blockdelta_support_filesystem_check(const char *name,
+                                                      uint32_t traits,
+                                                      const char *agent_version,
+                                                      struct blockdelta_support_filesystem *support_out);
+
+/**
+ * Is the storage, network or Azure feature `key` (e.g. "host_nic_teaming", "guest_uefi_boot",
+ * "azure_accelerated_networking"; see docs/SUPPORT.md) supported for `machine`
+ * (BLOCKDELTA_MACHINE_*)? `*support_out` receives a BLOCKDELTA_FEATURE_* value; `note_out`, if
+ * not NULL, a static NUL-terminated note (empty when there is none). An unknown key gives
+ * BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_FEATURE. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_support_feature(const char *key,
+                                             uint32_t machine,
+                                             uint32_t *support_out,
+                                             const char **note_out);
+
+/**
+ * Is vCenter Server / vSphere `version` ("6.7", "6.5.0") a supported VMware host?
+ * The string is borrowed for the call only. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_support_vmware_host_check(const char *version, bool *supported_out);
+
+/**
+ * The churn limit of a disk replicating to `target` (0 standard, 10/15/20/30/40/50 premium
+ * P10 ... P50) with average write size `average_io_bytes`. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_support_disk_churn_limit(uint32_t target,
+                                                      uint64_t average_io_bytes,
+                                                      struct blockdelta_churn_limit *limit_out);
+
+/**
+ * The per-VM and per-process-server churn limits. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_support_churn_limits(struct blockdelta_churn_limits *limits_out);
+
+/**
+ * The number of resolved contradictions of the source (see `blockdelta_support_erratum`).
+ * Never blocks; any thread.
+ */
+size_t blockdelta_support_errata_count(void);
+
+/**
+ * Erratum `index`: its id ("E1"), what the source says, and the resolution, as static
+ * NUL-terminated strings owned by the library. Any of the out pointers may be NULL.
+ * Never blocks; any thread.
+ */
+blockdelta_result blockdelta_support_erratum(size_t index,
+                                             const char **id_out,
+                                             const char **source_out,
+                                             const char **resolution_out);
+
+/**
+ * The number of failures in `report` (0 when everything passed, or when `report` is NULL).
+ * Never blocks; any thread.
+ */
+size_t blockdelta_report_count(const struct blockdelta_report *report);
+
+/**
+ * Failure `index` of `report`. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_report_failure(const struct blockdelta_report *report,
+                                            size_t index,
+                                            struct blockdelta_failure *failure_out);
+
+/**
+ * Copies failure `index`'s message (a sentence naming the values) into `buf`, snprintf-style.
+ * Never blocks; any thread.
+ */
+blockdelta_result blockdelta_report_message(const struct blockdelta_report *report,
+                                            size_t index,
+                                            char *buf,
+                                            size_t cap,
+                                            size_t *len_out);
+
+/**
+ * Copies failure `index`'s subject (the disk, volume, role or port; empty for the whole
+ * machine) into `buf`, snprintf-style. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_report_subject(const struct blockdelta_report *report,
+                                            size_t index,
+                                            char *buf,
+                                            size_t cap,
+                                            size_t *len_out);
+
+/**
+ * Frees a report; NULL is a no-op.
+ */
+void blockdelta_report_free(struct blockdelta_report *report);
+
+/**
+ * Makes a description of a 64-bit machine named `name` (copied), for replication by the newest
+ * agent version, with no disks. Free with `blockdelta_vm_free`. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_vm_new(const char *name, struct blockdelta_vm **vm_out);
+
+/**
+ * Frees a description; NULL is a no-op.
+ */
+void blockdelta_vm_free(struct blockdelta_vm *vm);
+
+/**
+ * Sets the architecture: 32 or 64 bits. Never blocks.
+ */
+blockdelta_result blockdelta_vm_set_arch(struct blockdelta_vm *vm, uint32_t bits);
+
+/**
+ * Sets the agent version that will protect the machine ("9.24"; borrowed for the call).
+ */
+blockdelta_result blockdelta_vm_set_agent(struct blockdelta_vm *vm, const char *agent_version);
+
+/**
+ * Sets the purpose: 0 replication, 1 migration.
+ */
+blockdelta_result blockdelta_vm_set_purpose(struct blockdelta_vm *vm, uint32_t purpose);
+
+/**
+ * Sets the operating system (as for `blockdelta_support_os_check`; strings copied).
+ */
+blockdelta_result blockdelta_vm_set_os(struct blockdelta_vm *vm,
+                                       const char *product,
+                                       const char *version);
+
+/**
+ * Sets the boot firmware (0 BIOS, 1 UEFI) and BitLocker (enabled or not).
+ */
+blockdelta_result blockdelta_vm_set_boot(struct blockdelta_vm *vm,
+                                         uint32_t firmware,
+                                         bool bitlocker);
+
+/**
+ * Adds a disk: `name` (copied), size in bytes, BLOCKDELTA_VM_DISK_* `flags`, number of
+ * partitions. `*index_out` (may be NULL) receives its index, for `blockdelta_vm_add_volume`.
+ */
+blockdelta_result blockdelta_vm_add_disk(struct blockdelta_vm *vm,
+                                         const char *name,
+                                         uint64_t size_bytes,
+                                         uint32_t flags,
+                                         uint32_t partitions,
+                                         size_t *index_out);
+
+/**
+ * Marks the machine as Linux and sets its guest facts: free bytes on the root partition and
+ * for the installation folder, and BLOCKDELTA_LINUX_* `flags`. Keeps volumes already added.
+ */
+blockdelta_result blockdelta_vm_set_linux(struct blockdelta_vm *vm,
+                                          uint64_t root_free_bytes,
+                                          uint64_t install_free_bytes,
+                                          uint32_t flags);
+
+/**
+ * Adds a Linux volume: mount point, device, file system (strings copied), BLOCKDELTA_FS_*
+ * `traits`, whether it is an LVM logical volume, and the indices of the disks it lies on
+ * (`(disks, disks_len)`, borrowed for the call).
+ */
+blockdelta_result blockdelta_vm_add_volume(struct blockdelta_vm *vm,
+                                           const char *mount,
+                                           const char *device,
+                                           const char *filesystem,
+                                           uint32_t traits,
+                                           bool lvm,
+                                           const size_t *disks,
+                                           size_t disks_len);
+
+/**
+ * Runs every VM check; `*report_out` receives a new report (free with
+ * `blockdelta_report_free`), possibly with no failures. A volume on a disk index that does not
+ * exist gives BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION. Never blocks.
+ */
+blockdelta_result blockdelta_vm_validate(const struct blockdelta_vm *vm,
+                                         struct blockdelta_report **report_out);
+
+/**
+ * Copies the last error recorded on `vm` (see `blockdelta_last_error` for the buffer rules).
+ */
+blockdelta_result blockdelta_vm_last_error(const struct blockdelta_vm *vm,
+                                           char *buf,
+                                           size_t cap,
+                                           size_t *len_out);
+
+/**
+ * Makes a proposed configuration server that meets every requirement (8 cores, 16 GB, 3
+ * disks, 600 GB cache and retention space, Windows Server 2016 with Desktop Experience, en-us,
+ * a VMware VM with a VMXNET3 NIC and a static IP, nothing on its ports, no roles or policies,
+ * the newest version); change what differs. Free with `blockdelta_config_server_free`.
+ */
+blockdelta_result blockdelta_config_server_new(struct blockdelta_config_server **server_out);
+
+/**
+ * Frees a proposed server; NULL is a no-op.
+ */
+void blockdelta_config_server_free(struct blockdelta_config_server *server);
+
+/**
+ * Sets cores, memory bytes, number of disks, and free bytes for the cache and the retention drive.
+ */
+blockdelta_result blockdelta_config_server_set_hardware(struct blockdelta_config_server *server,
+                                                        uint32_t cores,
+                                                        uint64_t memory_bytes,
+                                                        uint32_t disks,
+                                                        uint64_t cache_free_bytes,
+                                                        uint64_t retention_free_bytes);
+
+/**
+ * Sets the operating system product, whether it has Desktop Experience, and the locale
+ * (strings copied).
+ */
+blockdelta_result blockdelta_config_server_set_os(struct blockdelta_config_server *server,
+                                                  const char *product,
+                                                  bool desktop_experience,
+                                                  const char *locale);
+
+/**
+ * Sets whether it is a VMware VM, its NIC type (copied), and whether its IP is static.
+ */
+blockdelta_result blockdelta_config_server_set_network(struct blockdelta_config_server *server,
+                                                       bool vmware_vm,
+                                                       const char *nic,
+                                                       bool static_ip);
+
+/**
+ * Records that something already listens on TCP `port`.
+ */
+blockdelta_result blockdelta_config_server_add_port_in_use(struct blockdelta_config_server *server,
+                                                           uint16_t port);
+
+/**
+ * Records an enabled Windows Server role ("IIS", "AD DS", "Hyper-V", ...; copied).
+ */
+blockdelta_result blockdelta_config_server_add_role(struct blockdelta_config_server *server,
+                                                    const char *role);
+
+/**
+ * Records an enabled group policy (by its name, copied).
+ */
+blockdelta_result blockdelta_config_server_add_group_policy(struct blockdelta_config_server *server,
+                                                            const char *policy);
+
+/**
+ * Sets the configuration server version to install ("9.24"; borrowed) and whether PowerCLI 6.0
+ * is installed.
+ */
+blockdelta_result blockdelta_config_server_set_version(struct blockdelta_config_server *server,
+                                                       const char *version,
+                                                       bool powercli);
+
+/**
+ * Runs every configuration server check; `*report_out` receives a new report (free with
+ * `blockdelta_report_free`). Never blocks.
+ */
+blockdelta_result blockdelta_config_server_validate(const struct blockdelta_config_server *server,
+                                                    struct blockdelta_report **report_out);
+
+/**
+ * Copies the last error recorded on `server` (see `blockdelta_last_error` for the buffer rules).
+ */
+blockdelta_result blockdelta_config_server_last_error(const struct blockdelta_config_server *server,
+                                                      char *buf,
+                                                      size_t cap,
+                                                      size_t *len_out);
+
+/**
+ * Makes an empty plan. Free with `blockdelta_plan_free`.
+ */
+blockdelta_result blockdelta_plan_new(struct blockdelta_plan **plan_out);
+
+/**
+ * Frees a plan; NULL is a no-op.
+ */
+void blockdelta_plan_free(struct blockdelta_plan *plan);
+
+/**
+ * Adds a disk of machine `vm` (names copied) replicating to `target` (as for
+ * `blockdelta_support_disk_churn_limit`), with its measured average and peak churn (bytes per
+ * second), average write size (bytes) and daily churn (bytes; 0 derives it from the average).
+ * Clears any earlier evaluation.
+ */
+blockdelta_result blockdelta_plan_add_disk(struct blockdelta_plan *plan,
+                                           const char *vm,
+                                           const char *disk,
+                                           uint32_t target,
+                                           uint64_t average_bytes_per_second,
+                                           uint64_t peak_bytes_per_second,
+                                           uint64_t average_io_bytes,
+                                           uint64_t bytes_per_day);
+
+/**
+ * Evaluates the plan. Inconsistent input (a peak below its average, a disk listed twice)
+ * gives BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION. Never blocks.
+ */
+blockdelta_result blockdelta_plan_evaluate(struct blockdelta_plan *plan);
+
+/**
+ * The totals of an evaluated plan.
+ */
+blockdelta_result blockdelta_plan_get_totals(const struct blockdelta_plan *plan,
+                                             struct blockdelta_plan_totals *totals_out);
+
+/**
+ * The verdict on disk `index` (in the order added) of an evaluated plan.
+ */
+blockdelta_result blockdelta_plan_get_disk(const struct blockdelta_plan *plan,
+                                           size_t index,
+                                           struct blockdelta_plan_disk *disk_out);
+
+/**
+ * The verdict on machine `index` (in order of first appearance) of an evaluated plan; its
+ * name is copied into `(name_buf, name_cap)` snprintf-style (`name_len_out` may be NULL).
+ */
+blockdelta_result blockdelta_plan_get_vm(const struct blockdelta_plan *plan,
+                                         size_t index,
+                                         struct blockdelta_plan_vm *vm_out,
+                                         char *name_buf,
+                                         size_t name_cap,
+                                         size_t *name_len_out);
+
+/**
+ * Copies the last error recorded on `plan` (see `blockdelta_last_error` for the buffer rules).
+ */
+blockdelta_result blockdelta_plan_last_error(const struct blockdelta_plan *plan,
+                                             char *buf,
+                                             size_t cap,
+                                             size_t *len_out);
 
 /**
  * Creates a tracker for a disk of `disk_size` bytes.

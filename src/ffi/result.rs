@@ -44,6 +44,29 @@ pub enum blockdelta_result {
     TrackerBudgetTooSmall = 105,
     /// Tracker: a resize asked for more than the capacity set at creation.
     TrackerCapacityExceeded = 106,
+
+    /// Support: the string is not a kernel version (the message says which part is wrong).
+    SupportInvalidKernelVersion = 300,
+    /// Support: the string is not an agent version such as "9.24".
+    SupportInvalidAgentVersion = 301,
+    /// Support: the kernel tables have no data for this agent version.
+    SupportUnknownAgentVersion = 302,
+    /// Support: the distribution name is not in the support matrix.
+    SupportUnknownDistribution = 303,
+    /// Support: the distribution has no such release in the kernel tables.
+    SupportUnknownRelease = 304,
+    /// Support: the distribution has no kernel table (stock kernels of supported releases only).
+    SupportNoKernelTable = 305,
+    /// Support: the operating system name is not in the support matrix.
+    SupportUnknownOperatingSystem = 306,
+    /// Support: the operating system version string is malformed.
+    SupportInvalidOsVersion = 307,
+    /// Support: no feature has this key.
+    SupportUnknownFeature = 308,
+    /// Support: the replication target storage is not in the churn table.
+    SupportUnknownStorageTarget = 309,
+    /// Support: a VM, server or deployment description is inconsistent.
+    SupportInvalidDescription = 310,
 }
 
 impl blockdelta_result {
@@ -66,6 +89,17 @@ impl blockdelta_result {
             TrackerWrongCheckpoint => c"BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT",
             TrackerBudgetTooSmall => c"BLOCKDELTA_RESULT_TRACKER_BUDGET_TOO_SMALL",
             TrackerCapacityExceeded => c"BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED",
+            SupportInvalidKernelVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION",
+            SupportInvalidAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_AGENT_VERSION",
+            SupportUnknownAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_AGENT_VERSION",
+            SupportUnknownDistribution => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_DISTRIBUTION",
+            SupportUnknownRelease => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_RELEASE",
+            SupportNoKernelTable => c"BLOCKDELTA_RESULT_SUPPORT_NO_KERNEL_TABLE",
+            SupportUnknownOperatingSystem => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_OPERATING_SYSTEM",
+            SupportInvalidOsVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_OS_VERSION",
+            SupportUnknownFeature => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_FEATURE",
+            SupportUnknownStorageTarget => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_STORAGE_TARGET",
+            SupportInvalidDescription => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION",
         }
     }
 
@@ -88,6 +122,17 @@ impl blockdelta_result {
             TrackerWrongCheckpoint,
             TrackerBudgetTooSmall,
             TrackerCapacityExceeded,
+            SupportInvalidKernelVersion,
+            SupportInvalidAgentVersion,
+            SupportUnknownAgentVersion,
+            SupportUnknownDistribution,
+            SupportUnknownRelease,
+            SupportNoKernelTable,
+            SupportUnknownOperatingSystem,
+            SupportInvalidOsVersion,
+            SupportUnknownFeature,
+            SupportUnknownStorageTarget,
+            SupportInvalidDescription,
         ]
     };
 

@@ -1,0 +1,1422 @@
+//! C ABI of the support matrix: queries (kernel, OS, file system, feature, VMware host, churn),
+//! builders for the VM, configuration server and deployment-plan validators, and one report
+//! type for validator failures.
+//!
+//! Strings in are NUL-terminated UTF-8 (`const char *`), borrowed only for the call. Strings out
+//! are either static (owned by the library, valid for the life of the process) or copied into a
+//! caller buffer snprintf-style: `(buf, cap, len_out)`, at most `cap - 1` bytes plus a NUL, the
+//! full length in `*len_out`. Agent versions are strings such as `"9.24"`.
+//! Every query function is pure: it never blocks and any thread may call it. A handle may be
+//! used by one thread at a time; distinct handles are independent.
+
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, CStr};
+
+use super::error::{copy_handle_message, record_thread_error, LastError};
+use super::handle::{arg_ref, arg_slice, free_handle, into_handle, out_slice, Out};
+use super::panic::{boundary, boundary_value};
+use super::result::{blockdelta_result, ToResult};
+use crate::support::{
+    check_filesystem, check_kernel, check_os, check_vmware_host, churn_limits, disk_churn_limit,
+    errata, feature, validate_config_server, validate_vm, AgentVersion, Arch, ConfigServerSpec,
+    DiskKind, DiskLoad, Distro, Failure, Firmware, FsRejection, FsTraits, LinuxGuest, LinuxVolume,
+    Machine, OsNote, OsRejection, OsVerdict, Plan, Purpose, Report, Support, SupportError,
+    TargetStorage, VmDescription, VmDisk,
+};
+
+/// `blockdelta_vm_add_disk` flag: the OS (boot) disk.
+pub const BLOCKDELTA_VM_DISK_OS: u32 = 1;
+/// `blockdelta_vm_add_disk` flag: a shared VHD.
+pub const BLOCKDELTA_VM_DISK_SHARED_VHD: u32 = 2;
+/// `blockdelta_vm_add_disk` flag: a Fibre Channel disk.
+pub const BLOCKDELTA_VM_DISK_FC: u32 = 4;
+/// `blockdelta_vm_add_disk` flag: a dynamic disk.
+pub const BLOCKDELTA_VM_DISK_DYNAMIC: u32 = 8;
+/// `blockdelta_vm_set_linux` flag: devices exported by paravirtualized drivers are present.
+pub const BLOCKDELTA_LINUX_PARAVIRTUALIZED: u32 = 1;
+/// `blockdelta_vm_set_linux` flag: multi-queue block I/O devices are present.
+pub const BLOCKDELTA_LINUX_MULTI_QUEUE: u32 = 2;
+/// `blockdelta_vm_set_linux` flag: an HP CCISS storage controller.
+pub const BLOCKDELTA_LINUX_HP_CCISS: u32 = 4;
+/// File system trait: XFS v5 features in use (`ftype=1`).
+pub const BLOCKDELTA_FS_XFS_V5: u32 = 1;
+/// File system trait: a BTRFS sub-volume changed after protection was enabled.
+pub const BLOCKDELTA_FS_BTRFS_SUBVOLUME_CHANGED: u32 = 2;
+/// File system trait: BTRFS spans more than one disk.
+pub const BLOCKDELTA_FS_BTRFS_MULTI_DISK: u32 = 4;
+/// File system trait: BTRFS uses RAID.
+pub const BLOCKDELTA_FS_BTRFS_RAID: u32 = 8;
+
+// The C values are the Rust ones.
+const _: () = {
+    assert!(BLOCKDELTA_FS_XFS_V5 == FsTraits::XFS_V5.0);
+    assert!(BLOCKDELTA_FS_BTRFS_SUBVOLUME_CHANGED == FsTraits::BTRFS_SUBVOLUME_CHANGED.0);
+    assert!(BLOCKDELTA_FS_BTRFS_MULTI_DISK == FsTraits::BTRFS_MULTI_DISK.0);
+    assert!(BLOCKDELTA_FS_BTRFS_RAID == FsTraits::BTRFS_RAID.0);
+};
+
+fn fail(e: SupportError) -> blockdelta_result {
+    let code = e.to_result();
+    record_thread_error(code, &e);
+    code
+}
+
+fn invalid(msg: &str) -> blockdelta_result {
+    record_thread_error(blockdelta_result::InvalidArgument, &msg);
+    blockdelta_result::InvalidArgument
+}
+
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that lives for `'a`.
+unsafe fn arg_str<'a>(p: *const c_char) -> Result<&'a str, blockdelta_result> {
+    if p.is_null() {
+        record_thread_error(
+            blockdelta_result::NullParameter,
+            &"a required string argument is NULL",
+        );
+        return Err(blockdelta_result::NullParameter);
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+    let c = unsafe { CStr::from_ptr(p) };
+    c.to_str()
+        .map_err(|_| invalid("a string argument is not valid UTF-8"))
+}
+
+/// # Safety
+/// As [`arg_str`].
+unsafe fn arg_agent(p: *const c_char) -> Result<AgentVersion, blockdelta_result> {
+    // SAFETY: forwarded contract.
+    unsafe { arg_str(p) }?.parse().map_err(fail)
+}
+
+/// # Safety
+/// `p` is NULL or a live, unaliased `T` for `'a`.
+unsafe fn arg_mut<'a, T>(p: *mut T) -> Result<&'a mut T, blockdelta_result> {
+    // SAFETY: per the caller's contract.
+    unsafe { p.as_mut() }.ok_or(blockdelta_result::NullParameter)
+}
+
+/// Copies `s` snprintf-style (see the module documentation).
+///
+/// # Safety
+/// `buf` is NULL with `cap == 0` or writable for `cap` bytes; `len_out` is NULL or writable.
+unsafe fn copy_str(
+    s: &str,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> Result<(), blockdelta_result> {
+    // SAFETY: per the caller's contract.
+    let dst = unsafe { out_slice(buf.cast::<u8>(), cap)? };
+    if let Some(room) = dst.len().checked_sub(1) {
+        let mut n = s.len().min(room);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        dst[..n].copy_from_slice(&s.as_bytes()[..n]);
+        dst[n] = 0;
+    }
+    if !len_out.is_null() {
+        // SAFETY: non-NULL `len_out` is writable per the contract.
+        unsafe { len_out.write(s.len()) };
+    }
+    Ok(())
+}
+
+/// Copies the calling thread's last message (just recorded by a failing helper) onto a handle.
+fn mirror(last: &LastError, code: blockdelta_result) -> blockdelta_result {
+    let mut msg = [0u8; 480];
+    let mut len = 0usize;
+    // `msg` is writable for its length and `len` is a valid out pointer.
+    let _ = super::error::blockdelta_last_error(msg.as_mut_ptr().cast(), msg.len(), &mut len);
+    let n = len.min(msg.len() - 1);
+    last.record(code, &String::from_utf8_lossy(&msg[..n]))
+}
+
+fn agent_parts(v: Option<AgentVersion>) -> (u16, u16) {
+    v.map_or((0, 0), |v| (v.major(), v.minor()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries.
+
+/// The answer to `blockdelta_support_kernel_check`. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_support_kernel {
+    /// The asked agent version supports the kernel.
+    pub supported: bool,
+    /// The tables have a row for the release at the asked agent version.
+    pub release_listed: bool,
+    /// The matched range (or, when not supported, the nearest version's range): its service
+    /// pack (SUSE, else 0) and whether it is an LTSS range.
+    pub service_pack: u8,
+    /// See `service_pack`.
+    pub ltss: bool,
+    /// First and last kernel of that range: static strings, NULL when there is no range.
+    pub range_first: *const c_char,
+    /// See `range_first`.
+    pub range_last: *const c_char,
+    /// When not supported: the nearest agent version that supports the kernel (newer first),
+    /// or 0.0 when none does.
+    pub nearest_major: u16,
+    /// See `nearest_major`.
+    pub nearest_minor: u16,
+}
+
+/// Does agent `agent_version` support `kernel` on `distro` `release`?
+///
+/// `distro`: "ubuntu", "debian", "sles" (also full names); `release`: "16.04", "8", "12",
+/// "12 SP4"; `kernel`: `uname -r`, e.g. "4.4.0-143-generic"; `agent_version`: "9.20" to "9.24".
+/// A string that is not a kernel version gives BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION
+/// (the thread's last error names it). All strings are borrowed for the call only; the range
+/// strings written to `*support_out` are static. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_kernel_check(
+    distro: *const c_char,
+    release: *const c_char,
+    kernel: *const c_char,
+    agent_version: *const c_char,
+    support_out: *mut blockdelta_support_kernel,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(support_out)?;
+        // SAFETY: the caller passes NUL-terminated strings, per the documentation.
+        let (d, rel, k, a) = unsafe {
+            (
+                arg_str(distro)?,
+                arg_str(release)?,
+                arg_str(kernel)?,
+                arg_agent(agent_version)?,
+            )
+        };
+        let d: Distro = d.parse().map_err(fail)?;
+        let r = check_kernel(d, rel, k, a).map_err(fail)?;
+        let shown = r.matched.or(r.nearest);
+        let (nearest_major, nearest_minor) = agent_parts(r.nearest.map(|m| m.agent));
+        let v = blockdelta_support_kernel {
+            supported: r.is_supported(),
+            release_listed: r.release_listed,
+            service_pack: shown.map_or(0, |m| m.range.service_pack),
+            ltss: shown.is_some_and(|m| m.range.ltss),
+            range_first: shown.map_or(std::ptr::null(), |m| m.range.first.as_ptr()),
+            range_last: shown.map_or(std::ptr::null(), |m| m.range.last.as_ptr()),
+            nearest_major,
+            nearest_minor,
+        };
+        // SAFETY: `support_out` was checked non-NULL and is writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// `blockdelta_support_os.verdict`: supported for replication.
+pub const BLOCKDELTA_OS_SUPPORTED: u32 = 0;
+/// `blockdelta_support_os.verdict`: supported for migration only.
+pub const BLOCKDELTA_OS_MIGRATION_ONLY: u32 = 1;
+/// `blockdelta_support_os.verdict`: not supported (see `rejection`).
+pub const BLOCKDELTA_OS_NOT_SUPPORTED: u32 = 2;
+/// Rejection: none.
+pub const BLOCKDELTA_REJECT_NONE: u32 = 0;
+/// Rejection: the version is not listed.
+pub const BLOCKDELTA_REJECT_NOT_LISTED: u32 = 1;
+/// Rejection: listed as not supported.
+pub const BLOCKDELTA_REJECT_UNSUPPORTED: u32 = 2;
+/// Rejection: wrong architecture.
+pub const BLOCKDELTA_REJECT_ARCHITECTURE: u32 = 3;
+/// Rejection: needs a newer agent (`required_major`.`required_minor`).
+pub const BLOCKDELTA_REJECT_NEEDS_AGENT: u32 = 4;
+/// Rejection: a file system trait is not supported (`traits`).
+pub const BLOCKDELTA_REJECT_TRAITS: u32 = 5;
+
+/// The answer to `blockdelta_support_os_check`. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_support_os {
+    /// BLOCKDELTA_OS_SUPPORTED, _MIGRATION_ONLY or _NOT_SUPPORTED.
+    pub verdict: u32,
+    /// BLOCKDELTA_REJECT_*: why not supported.
+    pub rejection: u32,
+    /// For BLOCKDELTA_REJECT_NEEDS_AGENT: the agent version needed.
+    pub required_major: u16,
+    /// See `required_major`.
+    pub required_minor: u16,
+    /// Notes that qualify the answer: a mask of note bits (`blockdelta_support_os_note_text`).
+    pub notes: u32,
+}
+
+/// Is operating system `product` `version` on a `arch_bits`-bit (32 or 64) machine supported
+/// by agent `agent_version`?
+///
+/// `product`: "Windows Server 2016", "Windows 7", "RHEL", "CentOS", "Ubuntu", "SLES", "Oracle
+/// Linux" ...; `version`: "7.6", "16.04", "12 SP3", "SP1" or "" (Windows). Strings are borrowed
+/// for the call only. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_os_check(
+    product: *const c_char,
+    version: *const c_char,
+    arch_bits: u32,
+    agent_version: *const c_char,
+    support_out: *mut blockdelta_support_os,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(support_out)?;
+        // SAFETY: the caller passes NUL-terminated strings, per the documentation.
+        let (p, v, a) = unsafe {
+            (
+                arg_str(product)?,
+                arg_str(version)?,
+                arg_agent(agent_version)?,
+            )
+        };
+        let arch =
+            Arch::from_bits(arch_bits).ok_or_else(|| invalid("arch_bits must be 32 or 64"))?;
+        let r = check_os(p, v, arch, a).map_err(fail)?;
+        let (verdict, rejection, need) = match r.verdict {
+            OsVerdict::Supported => (BLOCKDELTA_OS_SUPPORTED, BLOCKDELTA_REJECT_NONE, None),
+            OsVerdict::MigrationOnly => {
+                (BLOCKDELTA_OS_MIGRATION_ONLY, BLOCKDELTA_REJECT_NONE, None)
+            }
+            OsVerdict::NotSupported(why) => (
+                BLOCKDELTA_OS_NOT_SUPPORTED,
+                match why {
+                    OsRejection::VersionNotListed => BLOCKDELTA_REJECT_NOT_LISTED,
+                    OsRejection::Architecture => BLOCKDELTA_REJECT_ARCHITECTURE,
+                    OsRejection::NeedsAgent(_) => BLOCKDELTA_REJECT_NEEDS_AGENT,
+                    _ => BLOCKDELTA_REJECT_UNSUPPORTED,
+                },
+                match why {
+                    OsRejection::NeedsAgent(v) => Some(v),
+                    _ => None,
+                },
+            ),
+        };
+        let (required_major, required_minor) = agent_parts(need);
+        let v = blockdelta_support_os {
+            verdict,
+            rejection,
+            required_major,
+            required_minor,
+            notes: r.notes_mask(),
+        };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// The sentence for one note bit of `blockdelta_support_os.notes`, as a static NUL-terminated
+/// string owned by the library; NULL for a value that is not a single known bit.
+/// Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_os_note_text(note: u32) -> *const c_char {
+    boundary_value(std::ptr::null(), || {
+        OsNote::from_bit(note).map_or(std::ptr::null(), |n| n.text().as_ptr())
+    })
+}
+
+/// The answer to `blockdelta_support_filesystem_check`. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_support_filesystem {
+    /// Supported.
+    pub supported: bool,
+    /// BLOCKDELTA_REJECT_NOT_LISTED, _NEEDS_AGENT or _TRAITS; _NONE when supported.
+    pub rejection: u32,
+    /// For BLOCKDELTA_REJECT_NEEDS_AGENT: the agent version needed.
+    pub required_major: u16,
+    /// See `required_major`.
+    pub required_minor: u16,
+    /// For BLOCKDELTA_REJECT_TRAITS: the BLOCKDELTA_FS_* traits that are not supported.
+    pub traits: u32,
+}
+
+/// Is Linux file system `name` ("ext3", "ext4", "xfs", "btrfs") with `traits` (BLOCKDELTA_FS_*
+/// bits) supported by agent `agent_version`? Strings are borrowed for the call only.
+/// Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_filesystem_check(
+    name: *const c_char,
+    traits: u32,
+    agent_version: *const c_char,
+    support_out: *mut blockdelta_support_filesystem,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(support_out)?;
+        // SAFETY: the caller passes NUL-terminated strings, per the documentation.
+        let (n, a) = unsafe { (arg_str(name)?, arg_agent(agent_version)?) };
+        if traits & !FsTraits::ALL.0 != 0 {
+            return Err(invalid(
+                "traits has bits that are not BLOCKDELTA_FS_* values",
+            ));
+        }
+        let mut v = blockdelta_support_filesystem {
+            supported: false,
+            rejection: BLOCKDELTA_REJECT_NONE,
+            required_major: 0,
+            required_minor: 0,
+            traits: 0,
+        };
+        match check_filesystem(n, FsTraits(traits), a) {
+            Ok(()) => v.supported = true,
+            Err(FsRejection::NeedsAgent(need)) => {
+                v.rejection = BLOCKDELTA_REJECT_NEEDS_AGENT;
+                (v.required_major, v.required_minor) = (need.major(), need.minor());
+            }
+            Err(FsRejection::Traits(t)) => {
+                v.rejection = BLOCKDELTA_REJECT_TRAITS;
+                v.traits = t.0;
+            }
+            Err(_) => v.rejection = BLOCKDELTA_REJECT_NOT_LISTED,
+        }
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// `machine` for `blockdelta_support_feature`: a VMware VM.
+pub const BLOCKDELTA_MACHINE_VMWARE_VM: u32 = 0;
+/// `machine` for `blockdelta_support_feature`: a physical server.
+pub const BLOCKDELTA_MACHINE_PHYSICAL: u32 = 1;
+/// Feature support: no.
+pub const BLOCKDELTA_FEATURE_NO: u32 = 0;
+/// Feature support: yes.
+pub const BLOCKDELTA_FEATURE_YES: u32 = 1;
+/// Feature support: under the conditions in the note.
+pub const BLOCKDELTA_FEATURE_CONDITIONAL: u32 = 2;
+/// Feature support: does not apply to this kind of machine.
+pub const BLOCKDELTA_FEATURE_NOT_APPLICABLE: u32 = 3;
+
+/// Is the storage, network or Azure feature `key` (e.g. "host_nic_teaming", "guest_uefi_boot",
+/// "azure_accelerated_networking"; see docs/SUPPORT.md) supported for `machine`
+/// (BLOCKDELTA_MACHINE_*)? `*support_out` receives a BLOCKDELTA_FEATURE_* value; `note_out`, if
+/// not NULL, a static NUL-terminated note (empty when there is none). An unknown key gives
+/// BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_FEATURE. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_feature(
+    key: *const c_char,
+    machine: u32,
+    support_out: *mut u32,
+    note_out: *mut *const c_char,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(support_out)?;
+        // SAFETY: the caller passes a NUL-terminated string, per the documentation.
+        let k = unsafe { arg_str(key)? };
+        let m =
+            match machine {
+                BLOCKDELTA_MACHINE_VMWARE_VM => Machine::VmwareVm,
+                BLOCKDELTA_MACHINE_PHYSICAL => Machine::PhysicalServer,
+                _ => return Err(invalid(
+                    "machine must be BLOCKDELTA_MACHINE_VMWARE_VM or BLOCKDELTA_MACHINE_PHYSICAL",
+                )),
+            };
+        let f = feature(k).map_err(fail)?;
+        // SAFETY: checked non-NULL; writable per the documentation.
+        let v = match f.support(m) {
+            Support::No => BLOCKDELTA_FEATURE_NO,
+            Support::Yes => BLOCKDELTA_FEATURE_YES,
+            Support::Conditional => BLOCKDELTA_FEATURE_CONDITIONAL,
+            Support::NotApplicable => BLOCKDELTA_FEATURE_NOT_APPLICABLE,
+        };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        if !note_out.is_null() {
+            // SAFETY: a non-NULL `note_out` is writable per the documentation.
+            unsafe { note_out.write(f.note.as_ptr()) };
+        }
+        Ok(())
+    })
+}
+
+/// Is vCenter Server / vSphere `version` ("6.7", "6.5.0") a supported VMware host?
+/// The string is borrowed for the call only. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_vmware_host_check(
+    version: *const c_char,
+    supported_out: *mut bool,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(supported_out)?;
+        // SAFETY: the caller passes a NUL-terminated string, per the documentation.
+        let v = unsafe { arg_str(version)? };
+        let ok = check_vmware_host(v).map_err(fail)?;
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(ok) };
+        Ok(())
+    })
+}
+
+/// A per-disk churn limit. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_churn_limit {
+    /// Average churn limit, bytes per second.
+    pub bytes_per_second: u64,
+    /// Daily churn limit, bytes.
+    pub bytes_per_day: u64,
+    /// The I/O size of the table row that applies, KB.
+    pub io_kib: u32,
+}
+
+/// The churn limit of a disk replicating to `target` (0 standard, 10/15/20/30/40/50 premium
+/// P10 ... P50) with average write size `average_io_bytes`. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_disk_churn_limit(
+    target: u32,
+    average_io_bytes: u64,
+    limit_out: *mut blockdelta_churn_limit,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(limit_out)?;
+        let t = TargetStorage::from_u32(target).ok_or_else(|| {
+            fail(SupportError::UnknownStorageTarget {
+                input: target.to_string(),
+            })
+        })?;
+        let l = disk_churn_limit(t, average_io_bytes);
+        let v = blockdelta_churn_limit {
+            bytes_per_second: l.bytes_per_second(),
+            bytes_per_day: l.bytes_per_day(),
+            io_kib: l.io_kib,
+        };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// The per-VM and per-process-server churn limits. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_churn_limits {
+    /// Average churn of one VM (all disks), bytes per second.
+    pub vm_average_bytes_per_second: u64,
+    /// Peak churn across all disks of one VM, bytes per second.
+    pub vm_peak_bytes_per_second: u64,
+    /// Churn one process server handles per day, bytes.
+    pub process_server_bytes_per_day: u64,
+}
+
+/// The per-VM and per-process-server churn limits. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_churn_limits(
+    limits_out: *mut blockdelta_churn_limits,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(limits_out)?;
+        let l = churn_limits();
+        let v = blockdelta_churn_limits {
+            vm_average_bytes_per_second: l.vm_average_bytes_per_second,
+            vm_peak_bytes_per_second: l.vm_peak_bytes_per_second,
+            process_server_bytes_per_day: l.process_server_bytes_per_day,
+        };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// The number of resolved contradictions of the source (see `blockdelta_support_erratum`).
+/// Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_errata_count() -> usize {
+    boundary_value(0, || errata().len())
+}
+
+/// Erratum `index`: its id ("E1"), what the source says, and the resolution, as static
+/// NUL-terminated strings owned by the library. Any of the out pointers may be NULL.
+/// Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_erratum(
+    index: usize,
+    id_out: *mut *const c_char,
+    source_out: *mut *const c_char,
+    resolution_out: *mut *const c_char,
+) -> blockdelta_result {
+    boundary(|| {
+        let e = errata()
+            .get(index)
+            .ok_or_else(|| invalid("erratum index out of range"))?;
+        for (p, s) in [
+            (id_out, e.id),
+            (source_out, e.source),
+            (resolution_out, e.resolution),
+        ] {
+            if !p.is_null() {
+                // SAFETY: a non-NULL out pointer is writable per the documentation.
+                unsafe { p.write(s.as_ptr()) };
+            }
+        }
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validator reports.
+
+struct Entry {
+    rule: u32,
+    unit: u32,
+    found: u64,
+    limit: u64,
+    subject: String,
+    message: String,
+}
+
+/// Every failed check of one validation (VM rules 1-99, configuration server rules 101-199;
+/// see docs/SUPPORT.md). Opaque; read-only once made; any thread may read it.
+pub struct blockdelta_report {
+    entries: Vec<Entry>,
+}
+
+impl blockdelta_report {
+    fn from<R: Copy + PartialEq + Into<u32>>(r: Report<R>) -> Self {
+        let entries = r
+            .failures
+            .into_iter()
+            .map(|f: Failure<R>| Entry {
+                rule: f.rule.into(),
+                unit: f.unit as u32,
+                found: f.found,
+                limit: f.limit,
+                subject: f.subject,
+                message: f.message,
+            })
+            .collect();
+        blockdelta_report { entries }
+    }
+
+    fn entry(&self, index: usize) -> Result<&Entry, blockdelta_result> {
+        self.entries
+            .get(index)
+            .ok_or_else(|| invalid("failure index out of range"))
+    }
+}
+
+impl From<crate::support::VmRule> for u32 {
+    fn from(r: crate::support::VmRule) -> u32 {
+        r as u32
+    }
+}
+
+impl From<crate::support::ConfigServerRule> for u32 {
+    fn from(r: crate::support::ConfigServerRule) -> u32 {
+        r as u32
+    }
+}
+
+/// One failed check. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_failure {
+    /// The rule (VM rules 1-99, configuration server rules 101-199).
+    pub rule: u32,
+    /// The unit of `found` and `limit` (0 none, 1 bytes, 2 count, 3 characters, 4 bits, 5 flag,
+    /// 6 agent version as major << 16 | minor, 7 code point, 8 disk index, 9 port).
+    pub unit: u32,
+    /// The value found.
+    pub found: u64,
+    /// The limit.
+    pub limit: u64,
+}
+
+/// The number of failures in `report` (0 when everything passed, or when `report` is NULL).
+/// Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_report_count(report: *const blockdelta_report) -> usize {
+    // SAFETY: NULL or a live report, per the documentation.
+    boundary_value(0, || {
+        unsafe { report.as_ref() }.map_or(0, |r| r.entries.len())
+    })
+}
+
+/// Failure `index` of `report`. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_report_failure(
+    report: *const blockdelta_report,
+    index: usize,
+    failure_out: *mut blockdelta_failure,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(failure_out)?;
+        // SAFETY: a live report, per the documentation.
+        let e = unsafe { arg_ref(report)? }.entry(index)?;
+        let v = blockdelta_failure {
+            rule: e.rule,
+            unit: e.unit,
+            found: e.found,
+            limit: e.limit,
+        };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// Copies failure `index`'s message (a sentence naming the values) into `buf`, snprintf-style.
+/// Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_report_message(
+    report: *const blockdelta_report,
+    index: usize,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: a live report and a writable (buf, cap), per the documentation.
+        unsafe { copy_str(&arg_ref(report)?.entry(index)?.message, buf, cap, len_out) }
+    })
+}
+
+/// Copies failure `index`'s subject (the disk, volume, role or port; empty for the whole
+/// machine) into `buf`, snprintf-style. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_report_subject(
+    report: *const blockdelta_report,
+    index: usize,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: a live report and a writable (buf, cap), per the documentation.
+        unsafe { copy_str(&arg_ref(report)?.entry(index)?.subject, buf, cap, len_out) }
+    })
+}
+
+/// Frees a report; NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn blockdelta_report_free(report: *mut blockdelta_report) {
+    // SAFETY: NULL or a report from this library, freed once, per the documentation.
+    boundary_value((), || unsafe { free_handle(report) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// VM description.
+
+/// A machine description for the VM validator. Opaque; one thread at a time.
+pub struct blockdelta_vm {
+    inner: VmDescription,
+    last_error: LastError,
+}
+
+/// Makes a description of a 64-bit machine named `name` (copied), for replication by the newest
+/// agent version, with no disks. Free with `blockdelta_vm_free`. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_new(
+    name: *const c_char,
+    vm_out: *mut *mut blockdelta_vm,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(vm_out)?;
+        // SAFETY: the caller passes a NUL-terminated string, per the documentation.
+        let n = unsafe { arg_str(name)? };
+        let h = into_handle(blockdelta_vm {
+            inner: VmDescription::new(n),
+            last_error: LastError::new(),
+        });
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(h) };
+        Ok(())
+    })
+}
+
+/// Frees a description; NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_free(vm: *mut blockdelta_vm) {
+    // SAFETY: NULL or a handle from `blockdelta_vm_new`, freed once, per the documentation.
+    boundary_value((), || unsafe { free_handle(vm) })
+}
+
+/// Runs `f` on a live VM handle, recording a failure's message on it.
+///
+/// # Safety
+/// `vm` is NULL or a live handle not used by another thread.
+unsafe fn with_vm(
+    vm: *mut blockdelta_vm,
+    f: impl FnOnce(&mut VmDescription) -> Result<(), blockdelta_result>,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: per the caller's contract.
+        let h = unsafe { arg_mut(vm)? };
+        f(&mut h.inner).map_err(|code| mirror(&h.last_error, code))
+    })
+}
+
+/// Sets the architecture: 32 or 64 bits. Never blocks.
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_set_arch(vm: *mut blockdelta_vm, bits: u32) -> blockdelta_result {
+    // SAFETY: per the documentation of the handle.
+    unsafe {
+        with_vm(vm, |v| {
+            v.arch = Arch::from_bits(bits).ok_or_else(|| invalid("bits must be 32 or 64"))?;
+            Ok(())
+        })
+    }
+}
+
+/// Sets the agent version that will protect the machine ("9.24"; borrowed for the call).
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_set_agent(
+    vm: *mut blockdelta_vm,
+    agent_version: *const c_char,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_vm(vm, |v| {
+            v.agent = arg_agent(agent_version)?;
+            Ok(())
+        })
+    }
+}
+
+/// Sets the purpose: 0 replication, 1 migration.
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_set_purpose(
+    vm: *mut blockdelta_vm,
+    purpose: u32,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_vm(vm, |v| {
+            v.purpose = match purpose {
+                0 => Purpose::Replication,
+                1 => Purpose::Migration,
+                _ => return Err(invalid("purpose must be 0 (replication) or 1 (migration)")),
+            };
+            Ok(())
+        })
+    }
+}
+
+/// Sets the operating system (as for `blockdelta_support_os_check`; strings copied).
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_set_os(
+    vm: *mut blockdelta_vm,
+    product: *const c_char,
+    version: *const c_char,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_vm(vm, |v| {
+            v.os = Some((arg_str(product)?.to_owned(), arg_str(version)?.to_owned()));
+            Ok(())
+        })
+    }
+}
+
+/// Sets the boot firmware (0 BIOS, 1 UEFI) and BitLocker (enabled or not).
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_set_boot(
+    vm: *mut blockdelta_vm,
+    firmware: u32,
+    bitlocker: bool,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_vm(vm, |v| {
+            v.firmware = match firmware {
+                0 => Firmware::Bios,
+                1 => Firmware::Uefi,
+                _ => return Err(invalid("firmware must be 0 (BIOS) or 1 (UEFI)")),
+            };
+            v.bitlocker = bitlocker;
+            Ok(())
+        })
+    }
+}
+
+/// Adds a disk: `name` (copied), size in bytes, BLOCKDELTA_VM_DISK_* `flags`, number of
+/// partitions. `*index_out` (may be NULL) receives its index, for `blockdelta_vm_add_volume`.
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_add_disk(
+    vm: *mut blockdelta_vm,
+    name: *const c_char,
+    size_bytes: u64,
+    flags: u32,
+    partitions: u32,
+    index_out: *mut usize,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_vm(vm, |v| {
+            let name = arg_str(name)?;
+            if flags & !15 != 0 {
+                return Err(invalid(
+                    "flags has bits that are not BLOCKDELTA_VM_DISK_* values",
+                ));
+            }
+            let kind = match (
+                flags & BLOCKDELTA_VM_DISK_SHARED_VHD != 0,
+                flags & BLOCKDELTA_VM_DISK_FC != 0,
+            ) {
+                (true, true) => {
+                    return Err(invalid(
+                        "a disk cannot be both a shared VHD and a Fibre Channel disk",
+                    ))
+                }
+                (true, false) => DiskKind::SharedVhd,
+                (false, true) => DiskKind::FibreChannel,
+                (false, false) => DiskKind::Standard,
+            };
+            v.disks.push(VmDisk {
+                name: name.to_owned(),
+                size_bytes,
+                os_disk: flags & BLOCKDELTA_VM_DISK_OS != 0,
+                kind,
+                dynamic: flags & BLOCKDELTA_VM_DISK_DYNAMIC != 0,
+                partitions,
+            });
+            if !index_out.is_null() {
+                index_out.write(v.disks.len() - 1);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Marks the machine as Linux and sets its guest facts: free bytes on the root partition and
+/// for the installation folder, and BLOCKDELTA_LINUX_* `flags`. Keeps volumes already added.
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_set_linux(
+    vm: *mut blockdelta_vm,
+    root_free_bytes: u64,
+    install_free_bytes: u64,
+    flags: u32,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_vm(vm, |v| {
+            if flags & !7 != 0 {
+                return Err(invalid(
+                    "flags has bits that are not BLOCKDELTA_LINUX_* values",
+                ));
+            }
+            let g = v.linux.get_or_insert_with(LinuxGuest::default);
+            g.root_free_bytes = root_free_bytes;
+            g.install_free_bytes = install_free_bytes;
+            g.paravirtualized_devices = flags & BLOCKDELTA_LINUX_PARAVIRTUALIZED != 0;
+            g.multi_queue_devices = flags & BLOCKDELTA_LINUX_MULTI_QUEUE != 0;
+            g.hp_cciss = flags & BLOCKDELTA_LINUX_HP_CCISS != 0;
+            Ok(())
+        })
+    }
+}
+
+/// Adds a Linux volume: mount point, device, file system (strings copied), BLOCKDELTA_FS_*
+/// `traits`, whether it is an LVM logical volume, and the indices of the disks it lies on
+/// (`(disks, disks_len)`, borrowed for the call).
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_add_volume(
+    vm: *mut blockdelta_vm,
+    mount: *const c_char,
+    device: *const c_char,
+    filesystem: *const c_char,
+    traits: u32,
+    lvm: bool,
+    disks: *const usize,
+    disks_len: usize,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_vm(vm, |v| {
+            if traits & !FsTraits::ALL.0 != 0 {
+                return Err(invalid(
+                    "traits has bits that are not BLOCKDELTA_FS_* values",
+                ));
+            }
+            let volume = LinuxVolume {
+                mount: arg_str(mount)?.to_owned(),
+                device: arg_str(device)?.to_owned(),
+                filesystem: arg_str(filesystem)?.to_owned(),
+                traits: FsTraits(traits),
+                lvm,
+                disks: arg_slice(disks, disks_len)?.to_vec(),
+            };
+            v.linux
+                .get_or_insert_with(LinuxGuest::default)
+                .volumes
+                .push(volume);
+            Ok(())
+        })
+    }
+}
+
+/// Runs every VM check; `*report_out` receives a new report (free with
+/// `blockdelta_report_free`), possibly with no failures. A volume on a disk index that does not
+/// exist gives BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION. Never blocks.
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_validate(
+    vm: *const blockdelta_vm,
+    report_out: *mut *mut blockdelta_report,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(report_out)?;
+        // SAFETY: a live handle, per the documentation.
+        let h = unsafe { arg_ref(vm)? };
+        let r = validate_vm(&h.inner).map_err(|e| h.last_error.fail(e))?;
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(into_handle(blockdelta_report::from(r))) };
+        Ok(())
+    })
+}
+
+/// Copies the last error recorded on `vm` (see `blockdelta_last_error` for the buffer rules).
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_last_error(
+    vm: *const blockdelta_vm,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> blockdelta_result {
+    // SAFETY: a live handle and a writable (buf, cap), per the documentation.
+    boundary(|| unsafe { copy_handle_message(&arg_ref(vm)?.last_error, buf, cap, len_out) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration server.
+
+/// A proposed configuration server. Opaque; one thread at a time.
+pub struct blockdelta_config_server {
+    inner: ConfigServerSpec,
+    last_error: LastError,
+}
+
+/// Makes a proposed configuration server that meets every requirement (8 cores, 16 GB, 3
+/// disks, 600 GB cache and retention space, Windows Server 2016 with Desktop Experience, en-us,
+/// a VMware VM with a VMXNET3 NIC and a static IP, nothing on its ports, no roles or policies,
+/// the newest version); change what differs. Free with `blockdelta_config_server_free`.
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_new(
+    server_out: *mut *mut blockdelta_config_server,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(server_out)?;
+        let h = into_handle(blockdelta_config_server {
+            inner: ConfigServerSpec::default(),
+            last_error: LastError::new(),
+        });
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(h) };
+        Ok(())
+    })
+}
+
+/// Frees a proposed server; NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_free(server: *mut blockdelta_config_server) {
+    // SAFETY: NULL or a handle from `blockdelta_config_server_new`, freed once.
+    boundary_value((), || unsafe { free_handle(server) })
+}
+
+/// # Safety
+/// `s` is NULL or a live handle not used by another thread.
+unsafe fn with_server(
+    s: *mut blockdelta_config_server,
+    f: impl FnOnce(&mut ConfigServerSpec) -> Result<(), blockdelta_result>,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: per the caller's contract.
+        let h = unsafe { arg_mut(s)? };
+        f(&mut h.inner).map_err(|code| mirror(&h.last_error, code))
+    })
+}
+
+/// Sets cores, memory bytes, number of disks, and free bytes for the cache and the retention drive.
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_set_hardware(
+    server: *mut blockdelta_config_server,
+    cores: u32,
+    memory_bytes: u64,
+    disks: u32,
+    cache_free_bytes: u64,
+    retention_free_bytes: u64,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_server(server, |s| {
+            (s.cores, s.memory_bytes, s.disks) = (cores, memory_bytes, disks);
+            (s.cache_free_bytes, s.retention_free_bytes) = (cache_free_bytes, retention_free_bytes);
+            Ok(())
+        })
+    }
+}
+
+/// Sets the operating system product, whether it has Desktop Experience, and the locale
+/// (strings copied).
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_set_os(
+    server: *mut blockdelta_config_server,
+    product: *const c_char,
+    desktop_experience: bool,
+    locale: *const c_char,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_server(server, |s| {
+            s.os = arg_str(product)?.to_owned();
+            s.locale = arg_str(locale)?.to_owned();
+            s.desktop_experience = desktop_experience;
+            Ok(())
+        })
+    }
+}
+
+/// Sets whether it is a VMware VM, its NIC type (copied), and whether its IP is static.
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_set_network(
+    server: *mut blockdelta_config_server,
+    vmware_vm: bool,
+    nic: *const c_char,
+    static_ip: bool,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_server(server, |s| {
+            s.nic = arg_str(nic)?.to_owned();
+            (s.vmware_vm, s.static_ip) = (vmware_vm, static_ip);
+            Ok(())
+        })
+    }
+}
+
+/// Records that something already listens on TCP `port`.
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_add_port_in_use(
+    server: *mut blockdelta_config_server,
+    port: u16,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_server(server, |s| {
+            s.ports_in_use.push(port);
+            Ok(())
+        })
+    }
+}
+
+/// Records an enabled Windows Server role ("IIS", "AD DS", "Hyper-V", ...; copied).
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_add_role(
+    server: *mut blockdelta_config_server,
+    role: *const c_char,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_server(server, |s| {
+            s.roles.push(arg_str(role)?.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Records an enabled group policy (by its name, copied).
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_add_group_policy(
+    server: *mut blockdelta_config_server,
+    policy: *const c_char,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_server(server, |s| {
+            s.group_policies.push(arg_str(policy)?.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Sets the configuration server version to install ("9.24"; borrowed) and whether PowerCLI 6.0
+/// is installed.
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_set_version(
+    server: *mut blockdelta_config_server,
+    version: *const c_char,
+    powercli: bool,
+) -> blockdelta_result {
+    // SAFETY: per the documentation.
+    unsafe {
+        with_server(server, |s| {
+            s.version = arg_agent(version)?;
+            s.powercli = powercli;
+            Ok(())
+        })
+    }
+}
+
+/// Runs every configuration server check; `*report_out` receives a new report (free with
+/// `blockdelta_report_free`). Never blocks.
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_validate(
+    server: *const blockdelta_config_server,
+    report_out: *mut *mut blockdelta_report,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(report_out)?;
+        // SAFETY: a live handle, per the documentation.
+        let h = unsafe { arg_ref(server)? };
+        let r = validate_config_server(&h.inner);
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(into_handle(blockdelta_report::from(r))) };
+        Ok(())
+    })
+}
+
+/// Copies the last error recorded on `server` (see `blockdelta_last_error` for the buffer rules).
+#[no_mangle]
+pub extern "C" fn blockdelta_config_server_last_error(
+    server: *const blockdelta_config_server,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> blockdelta_result {
+    // SAFETY: a live handle and a writable (buf, cap), per the documentation.
+    boundary(|| unsafe { copy_handle_message(&arg_ref(server)?.last_error, buf, cap, len_out) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deployment planner.
+
+/// A deployment plan: disks are added, then `blockdelta_plan_evaluate` computes the verdicts.
+/// Opaque; one thread at a time (read-only accessors may run concurrently with each other).
+pub struct blockdelta_plan {
+    disks: Vec<DiskLoad>,
+    result: Option<Plan>,
+    last_error: LastError,
+}
+
+/// Makes an empty plan. Free with `blockdelta_plan_free`.
+#[no_mangle]
+pub extern "C" fn blockdelta_plan_new(plan_out: *mut *mut blockdelta_plan) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(plan_out)?;
+        let h = into_handle(blockdelta_plan {
+            disks: Vec::new(),
+            result: None,
+            last_error: LastError::new(),
+        });
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(h) };
+        Ok(())
+    })
+}
+
+/// Frees a plan; NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn blockdelta_plan_free(plan: *mut blockdelta_plan) {
+    // SAFETY: NULL or a handle from `blockdelta_plan_new`, freed once.
+    boundary_value((), || unsafe { free_handle(plan) })
+}
+
+/// Adds a disk of machine `vm` (names copied) replicating to `target` (as for
+/// `blockdelta_support_disk_churn_limit`), with its measured average and peak churn (bytes per
+/// second), average write size (bytes) and daily churn (bytes; 0 derives it from the average).
+/// Clears any earlier evaluation.
+#[no_mangle]
+pub extern "C" fn blockdelta_plan_add_disk(
+    plan: *mut blockdelta_plan,
+    vm: *const c_char,
+    disk: *const c_char,
+    target: u32,
+    average_bytes_per_second: u64,
+    peak_bytes_per_second: u64,
+    average_io_bytes: u64,
+    bytes_per_day: u64,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: a live handle, not used by another thread, per the documentation.
+        let h = unsafe { arg_mut(plan)? };
+        // SAFETY: NUL-terminated strings, per the documentation.
+        let (vm, disk) = unsafe { (arg_str(vm)?, arg_str(disk)?) };
+        let target = TargetStorage::from_u32(target).ok_or_else(|| {
+            h.last_error.fail(SupportError::UnknownStorageTarget {
+                input: target.to_string(),
+            })
+        })?;
+        let mut d = DiskLoad::new(
+            vm,
+            disk,
+            target,
+            average_bytes_per_second,
+            peak_bytes_per_second,
+            average_io_bytes,
+        );
+        d.bytes_per_day = (bytes_per_day != 0).then_some(bytes_per_day);
+        h.disks.push(d);
+        h.result = None;
+        Ok(())
+    })
+}
+
+/// Evaluates the plan. Inconsistent input (a peak below its average, a disk listed twice)
+/// gives BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION. Never blocks.
+#[no_mangle]
+pub extern "C" fn blockdelta_plan_evaluate(plan: *mut blockdelta_plan) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: a live handle, not used by another thread, per the documentation.
+        let h = unsafe { arg_mut(plan)? };
+        h.result = Some(crate::support::plan(&h.disks).map_err(|e| h.last_error.fail(e))?);
+        Ok(())
+    })
+}
+
+/// # Safety
+/// `p` is NULL or a live plan.
+unsafe fn evaluated<'a>(p: *const blockdelta_plan) -> Result<&'a Plan, blockdelta_result> {
+    // SAFETY: per the caller's contract.
+    let h = unsafe { arg_ref(p)? };
+    h.result.as_ref().ok_or_else(|| {
+        h.last_error.record(
+            blockdelta_result::InvalidArgument,
+            &"the plan is not evaluated",
+        )
+    })
+}
+
+/// The plan's totals. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_plan_totals {
+    /// Process servers needed (at least 1).
+    pub process_servers: u32,
+    /// Number of machines.
+    pub vms: usize,
+    /// Total daily churn, bytes.
+    pub bytes_per_day: u64,
+}
+
+/// The totals of an evaluated plan.
+#[no_mangle]
+pub extern "C" fn blockdelta_plan_get_totals(
+    plan: *const blockdelta_plan,
+    totals_out: *mut blockdelta_plan_totals,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(totals_out)?;
+        // SAFETY: a live handle, per the documentation.
+        let p = unsafe { evaluated(plan)? };
+        let v = blockdelta_plan_totals {
+            process_servers: p.process_servers,
+            vms: p.vms.len(),
+            bytes_per_day: p.bytes_per_day,
+        };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// The verdict on one disk. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_plan_disk {
+    /// The average churn is above the limit's rate.
+    pub exceeds_rate: bool,
+    /// The daily churn is above the limit's daily total.
+    pub exceeds_daily: bool,
+    /// The limit that applies: rate, bytes per second.
+    pub limit_bytes_per_second: u64,
+    /// The limit that applies: daily total, bytes.
+    pub limit_bytes_per_day: u64,
+    /// The daily churn used, bytes.
+    pub bytes_per_day: u64,
+}
+
+/// The verdict on disk `index` (in the order added) of an evaluated plan.
+#[no_mangle]
+pub extern "C" fn blockdelta_plan_get_disk(
+    plan: *const blockdelta_plan,
+    index: usize,
+    disk_out: *mut blockdelta_plan_disk,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(disk_out)?;
+        // SAFETY: a live handle, per the documentation.
+        let p = unsafe { evaluated(plan)? };
+        let d = p
+            .disks
+            .get(index)
+            .ok_or_else(|| invalid("disk index out of range"))?;
+        let v = blockdelta_plan_disk {
+            exceeds_rate: d.exceeds_rate,
+            exceeds_daily: d.exceeds_daily,
+            limit_bytes_per_second: d.limit.bytes_per_second(),
+            limit_bytes_per_day: d.limit.bytes_per_day(),
+            bytes_per_day: d.bytes_per_day,
+        };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// The verdict on one machine. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_plan_vm {
+    /// Sum of its disks' average churn, bytes per second.
+    pub average_bytes_per_second: u64,
+    /// Sum of its disks' peak churn, bytes per second.
+    pub peak_bytes_per_second: u64,
+    /// Its daily churn, bytes.
+    pub bytes_per_day: u64,
+    /// Above the per-VM average limit.
+    pub exceeds_average: bool,
+    /// Above the per-VM peak limit.
+    pub exceeds_peak: bool,
+    /// Alone above one process server's daily limit.
+    pub exceeds_process_server: bool,
+    /// The process server (0-based) the plan puts it on.
+    pub process_server: u32,
+}
+
+/// The verdict on machine `index` (in order of first appearance) of an evaluated plan; its
+/// name is copied into `(name_buf, name_cap)` snprintf-style (`name_len_out` may be NULL).
+#[no_mangle]
+pub extern "C" fn blockdelta_plan_get_vm(
+    plan: *const blockdelta_plan,
+    index: usize,
+    vm_out: *mut blockdelta_plan_vm,
+    name_buf: *mut c_char,
+    name_cap: usize,
+    name_len_out: *mut usize,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(vm_out)?;
+        // SAFETY: a live handle, per the documentation.
+        let p = unsafe { evaluated(plan)? };
+        let m = p
+            .vms
+            .get(index)
+            .ok_or_else(|| invalid("machine index out of range"))?;
+        // SAFETY: a writable (name_buf, name_cap), per the documentation.
+        unsafe { copy_str(&m.vm, name_buf, name_cap, name_len_out)? };
+        let v = blockdelta_plan_vm {
+            average_bytes_per_second: m.average_bytes_per_second,
+            peak_bytes_per_second: m.peak_bytes_per_second,
+            bytes_per_day: m.bytes_per_day,
+            exceeds_average: m.exceeds_average,
+            exceeds_peak: m.exceeds_peak,
+            exceeds_process_server: m.exceeds_process_server,
+            process_server: m.process_server,
+        };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// Copies the last error recorded on `plan` (see `blockdelta_last_error` for the buffer rules).
+#[no_mangle]
+pub extern "C" fn blockdelta_plan_last_error(
+    plan: *const blockdelta_plan,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> blockdelta_result {
+    // SAFETY: a live handle and a writable (buf, cap), per the documentation.
+    boundary(|| unsafe { copy_handle_message(&arg_ref(plan)?.last_error, buf, cap, len_out) })
+}
