@@ -481,3 +481,80 @@ pub extern "C" fn blockdelta_tracker_last_error(
         unsafe { copy_handle_message(&t.last_error, buf, cap, len_out) }
     })
 }
+
+/// Exercises the pointer handling of this file; run under miri by `.ci/run`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_cycle_through_the_c_abi() {
+        let mut t = std::ptr::null_mut();
+        assert_eq!(
+            blockdelta_tracker_new(1 << 20, 512, 4096, 0, 0, 1, &mut t),
+            blockdelta_result::Ok
+        );
+        assert_eq!(
+            blockdelta_tracker_mark_write(t, 4096 * 3, 4096 * 2),
+            blockdelta_result::Ok
+        );
+        assert_eq!(
+            blockdelta_tracker_mark_write(t, 1 << 20, 1),
+            blockdelta_result::TrackerOutOfRange
+        );
+        let mut msg = [0 as c_char; 16];
+        let mut len = 0;
+        assert_eq!(
+            blockdelta_tracker_last_error(t, msg.as_mut_ptr(), msg.len(), &mut len),
+            blockdelta_result::Ok
+        );
+        assert!(len > 15 && msg[15] == 0, "truncated and NUL-terminated");
+        let mut cp = blockdelta_checkpoint::default();
+        assert_eq!(blockdelta_tracker_take(t, &mut cp), blockdelta_result::Ok);
+        let mut cursor = blockdelta_extent_cursor::default();
+        assert_eq!(
+            blockdelta_extent_cursor_init(&cp, &mut cursor),
+            blockdelta_result::Ok
+        );
+        let mut out = [Extent::default(); 2];
+        let mut n = 0;
+        assert_eq!(
+            blockdelta_tracker_extents(t, &mut cursor, out.as_mut_ptr(), 2, &mut n),
+            blockdelta_result::Ok
+        );
+        assert_eq!((n, out[0]), (1, Extent::new(4096 * 3, 4096 * 2)));
+        // (NULL, 0) is an empty output array; NULL with a length is rejected.
+        assert_eq!(
+            blockdelta_tracker_extents(t, &mut cursor, std::ptr::null_mut(), 0, &mut n),
+            blockdelta_result::Ok
+        );
+        assert_eq!(n, 0);
+        assert_eq!(
+            blockdelta_tracker_extents(t, &mut cursor, std::ptr::null_mut(), 4, &mut n),
+            blockdelta_result::NullParameter
+        );
+        assert_eq!(
+            blockdelta_tracker_commit(t, cp.sequence),
+            blockdelta_result::Ok
+        );
+        let mut v = 0;
+        assert_eq!(
+            blockdelta_tracker_stat(t, blockdelta_tracker_stat_id::Writes as u32, &mut v),
+            blockdelta_result::Ok
+        );
+        assert_eq!(v, 1);
+        let mut gen = [0u8; 16];
+        assert_eq!(
+            blockdelta_tracker_generation(t, &mut gen),
+            blockdelta_result::Ok
+        );
+        assert_eq!(gen, cp.generation);
+        blockdelta_tracker_free(t);
+        blockdelta_tracker_free(std::ptr::null_mut());
+        let mut buf = [0 as c_char; 64];
+        assert_eq!(
+            super::super::error::blockdelta_last_error(buf.as_mut_ptr(), 64, &mut len),
+            blockdelta_result::Ok
+        );
+    }
+}
