@@ -24,5 +24,10 @@ pub use tracker::{
     Tracker, TrackerConfig, TrackerError, TrackerStats,
 };
 
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The crate version, as in `Cargo.toml` (also `blockdelta_version()` in C).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,6 +1,6 @@
 //! The C ABI as a C program sees it: the committed header is what cbindgen generates now, the
-//! version macros match Cargo.toml, every result code has its name, and every C test program in
-//! `tests/c/` compiles with `-std=c11 -Wall -Wextra -Werror -pedantic` and passes against both
+//! version macros match Cargo.toml, every result code has its name, and every C program in
+//! `tests/c/` and `examples/` compiles with `-std=c11 -Wall -Wextra -Werror -pedantic` and passes against both
 //! the static and the shared library.
 //!
 //! Environment: `CC` picks the compiler (default `cc`); `BLOCKDELTA_C_SANITIZE=1` builds the C
@@ -131,8 +131,10 @@ fn c_programs_pass_against_static_and_shared_library() {
     let valgrind = std::env::var_os("BLOCKDELTA_C_VALGRIND").is_some();
     let out_dir = tempfile::tempdir().unwrap();
 
-    let mut programs: Vec<PathBuf> = std::fs::read_dir(root().join("tests/c"))
-        .unwrap()
+    // The C test programs, and the C examples the README points to.
+    let mut programs: Vec<PathBuf> = ["tests/c", "examples"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root().join(d)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "c"))
         .collect();
