@@ -213,29 +213,68 @@ impl LiveMap {
         }
     }
 
-    /// Moves every set bit into `into` (top-down swaps); returns the number of blocks moved
-    /// that were not already set in `into`.
-    pub(crate) fn drain_into(&self, into: &mut FrozenMap) -> u64 {
-        let top = self.shape.top();
-        self.drain_word(top, 0, into)
+    /// Moves every set bit into `into` (top-down swaps), dropping blocks at or past
+    /// `end_block` (left by writes that raced a shrink). Leaf words are visited in ascending
+    /// order, so the drain also counts what it moved: see [`Drained`].
+    pub(crate) fn drain_into(&self, into: &mut FrozenMap, end_block: u64) -> Drained {
+        let mut d = Drained {
+            end_block,
+            ..Drained::default()
+        };
+        self.drain_word(self.shape.top(), 0, into, &mut d);
+        d
     }
 
-    fn drain_word(&self, level: usize, index: usize, into: &mut FrozenMap) -> u64 {
+    fn drain_word(&self, level: usize, index: usize, into: &mut FrozenMap, d: &mut Drained) {
         let word = &self.words[self.shape.at(level, index)];
         if word.load(Ordering::Relaxed) == 0 {
-            return 0;
+            return;
         }
         let mut bits = word.swap(0, Ordering::AcqRel);
         if level == 0 {
-            return into.or_word(index, bits);
+            d.add(index, bits, into);
+            return;
         }
-        let mut moved = 0;
         while bits != 0 {
             let b = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            moved += self.drain_word(level - 1, (index << 6) | b, into);
+            self.drain_word(level - 1, (index << 6) | b, into, d);
         }
-        moved
+    }
+}
+
+/// What a drain moved into a frozen map: blocks, and maximal runs of consecutive blocks.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Drained {
+    end_block: u64,
+    pub(crate) blocks: u64,
+    pub(crate) runs: u64,
+    /// The last non-empty leaf word added, to join runs across word boundaries.
+    prev: Option<(usize, u64)>,
+}
+
+impl Drained {
+    fn add(&mut self, index: usize, mut bits: u64, into: &mut FrozenMap) {
+        let first = (index as u64) << 6;
+        if first >= self.end_block {
+            return;
+        }
+        if self.end_block - first < 64 {
+            bits &= (1u64 << (self.end_block - first)) - 1;
+        }
+        if bits == 0 {
+            return;
+        }
+        into.or_word(index, bits);
+        self.blocks += u64::from(bits.count_ones());
+        // A run starts at every set bit whose lower neighbour is clear...
+        self.runs += u64::from((bits & !(bits << 1)).count_ones());
+        // ...except bit 0 continuing a run from the previous word.
+        if bits & 1 != 0 && matches!(self.prev, Some((pw, pb)) if pw + 1 == index && pb >> 63 != 0)
+        {
+            self.runs -= 1;
+        }
+        self.prev = Some((index, bits));
     }
 }
 
@@ -323,34 +362,6 @@ impl FrozenMap {
         ((w as u64) << 6) | u64::from(bits.trailing_zeros())
     }
 
-    /// Clears blocks from `first` on, keeping summaries exact. Costs time in proportion to the
-    /// set blocks it clears.
-    pub(crate) fn clear_from(&mut self, first: u64) {
-        while let Some(b) = self.next_set(first) {
-            let w = (b >> 6) as usize;
-            let keep = if (w as u64) == first >> 6 {
-                (1u64 << (first & 63)) - 1
-            } else {
-                0
-            };
-            self.words[w] &= keep;
-            if self.words[w] == 0 {
-                self.clear_summary(w);
-            }
-        }
-    }
-
-    fn clear_summary(&mut self, mut index: usize) {
-        for level in 1..self.shape.levels {
-            let p = &mut self.words[self.shape.at(level, index >> 6)];
-            *p &= !(1 << (index & 63));
-            if *p != 0 {
-                return;
-            }
-            index >>= 6;
-        }
-    }
-
     /// Clears everything, top-down, in time proportional to the set words.
     pub(crate) fn clear(&mut self) {
         let top = self.shape.top();
@@ -406,21 +417,22 @@ mod tests {
         assert_eq!(live.set_range(5, 5), 0);
         assert_eq!(live.set_range(60, 200), 141);
         assert_eq!(live.set_range(299_999, 299_999), 1);
-        assert_eq!(live.drain_into(&mut frozen), 143);
-        assert_eq!(
-            live.drain_into(&mut frozen),
-            0,
-            "live map is empty after a drain"
-        );
+        let d = live.drain_into(&mut frozen, 300_000);
+        assert_eq!((d.blocks, d.runs), (143, 3));
+        let again = live.drain_into(&mut frozen, 300_000);
+        assert_eq!(again.blocks, 0, "live map is empty after a drain");
         assert_eq!(frozen.next_set(0), Some(5));
         assert_eq!(frozen.next_clear(5), 6);
         assert_eq!(frozen.next_set(6), Some(60));
         assert_eq!(frozen.next_clear(60), 201);
         assert_eq!(frozen.next_set(201), Some(299_999));
         assert_eq!(frozen.next_set(300_000), None);
-        frozen.clear_from(100);
-        assert_eq!(frozen.next_clear(60), 100);
-        assert_eq!(frozen.next_set(100), None);
+        // Blocks at or past the end are dropped by the drain.
+        frozen.clear();
+        live.set_range(250_000, 299_999);
+        let d = live.drain_into(&mut frozen, 260_000);
+        assert_eq!((d.blocks, d.runs), (10_000, 1));
+        assert_eq!(frozen.next_clear(250_000), 260_000);
         frozen.clear();
         assert_eq!(frozen.next_set(0), None);
         assert!(

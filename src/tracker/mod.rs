@@ -466,11 +466,11 @@ impl Tracker {
             });
         }
         let disk_size = self.disk_size.load(Ordering::Acquire);
-        self.live.drain_into(&mut c.frozen);
-        // Blocks past the end can only be left by writes that raced a shrink: drop them.
-        c.frozen
-            .clear_from(disk_size.div_ceil(self.block_size().into()));
-        let (dirty_blocks, extent_count) = count_blocks_and_runs(&c.frozen);
+        // The frozen map is empty here (commit and abort clear it). Blocks past the end can only
+        // be left by writes that raced a shrink: the drain drops them.
+        let end_block = disk_size.div_ceil(self.block_size().into());
+        let drained = self.live.drain_into(&mut c.frozen, end_block);
+        let (dirty_blocks, extent_count) = (drained.blocks, drained.runs);
         let mut dirty_bytes = dirty_blocks << self.shift;
         let tail_block = (disk_size - 1) >> self.shift;
         if c.frozen.leaf((tail_block >> 6) as usize) & (1 << (tail_block & 63)) != 0 {
@@ -657,20 +657,4 @@ impl Tracker {
             last_interval: c.last_interval,
         }
     }
-}
-
-/// Dirty blocks and maximal runs of a frozen set, in time proportional to its set words.
-fn count_blocks_and_runs(map: &FrozenMap) -> (u64, u64) {
-    let (mut blocks, mut runs) = (0u64, 0u64);
-    let mut prev: Option<(usize, u64)> = None;
-    map.for_each_word(|w, bits| {
-        blocks += u64::from(bits.count_ones());
-        // A run starts at every set bit whose lower neighbour is clear.
-        runs += u64::from((bits & !(bits << 1)).count_ones());
-        if bits & 1 != 0 && matches!(prev, Some((pw, pb)) if pw + 1 == w && pb >> 63 != 0) {
-            runs -= 1;
-        }
-        prev = Some((w, bits));
-    });
-    (blocks, runs)
 }
