@@ -14,7 +14,7 @@
 use std::ffi::{c_char, CStr};
 
 use super::error::{copy_handle_message, record_thread_error, LastError};
-use super::handle::{arg_ref, arg_slice, free_handle, into_handle, out_slice, Out};
+use super::handle::{arg_ref, arg_slice, copy_str, free_handle, into_handle, Out};
 use super::panic::{boundary, boundary_value};
 use super::result::{blockdelta_result, ToResult};
 use crate::support::{
@@ -95,33 +95,6 @@ unsafe fn arg_agent(p: *const c_char) -> Result<AgentVersion, blockdelta_result>
 unsafe fn arg_mut<'a, T>(p: *mut T) -> Result<&'a mut T, blockdelta_result> {
     // SAFETY: per the caller's contract.
     unsafe { p.as_mut() }.ok_or(blockdelta_result::NullParameter)
-}
-
-/// Copies `s` snprintf-style (see the module documentation).
-///
-/// # Safety
-/// `buf` is NULL with `cap == 0` or writable for `cap` bytes; `len_out` is NULL or writable.
-unsafe fn copy_str(
-    s: &str,
-    buf: *mut c_char,
-    cap: usize,
-    len_out: *mut usize,
-) -> Result<(), blockdelta_result> {
-    // SAFETY: per the caller's contract.
-    let dst = unsafe { out_slice(buf.cast::<u8>(), cap)? };
-    if let Some(room) = dst.len().checked_sub(1) {
-        let mut n = s.len().min(room);
-        while !s.is_char_boundary(n) {
-            n -= 1;
-        }
-        dst[..n].copy_from_slice(&s.as_bytes()[..n]);
-        dst[n] = 0;
-    }
-    if !len_out.is_null() {
-        // SAFETY: non-NULL `len_out` is writable per the contract.
-        unsafe { len_out.write(s.len()) };
-    }
-    Ok(())
 }
 
 /// Copies the calling thread's last message (just recorded by a failing helper) onto a handle.
@@ -414,7 +387,6 @@ pub extern "C" fn blockdelta_support_feature(
                 )),
             };
         let f = feature(k).map_err(fail)?;
-        // SAFETY: checked non-NULL; writable per the documentation.
         let v = match f.support(m) {
             Support::No => BLOCKDELTA_FEATURE_NO,
             Support::Yes => BLOCKDELTA_FEATURE_YES,
@@ -627,8 +599,8 @@ pub struct blockdelta_failure {
 /// Never blocks; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_report_count(report: *const blockdelta_report) -> usize {
-    // SAFETY: NULL or a live report, per the documentation.
     boundary_value(0, || {
+        // SAFETY: NULL or a live report, per the documentation.
         unsafe { report.as_ref() }.map_or(0, |r| r.entries.len())
     })
 }
@@ -750,7 +722,7 @@ unsafe fn with_vm(
 /// Sets the architecture: 32 or 64 bits. Never blocks.
 #[no_mangle]
 pub extern "C" fn blockdelta_vm_set_arch(vm: *mut blockdelta_vm, bits: u32) -> blockdelta_result {
-    // SAFETY: per the documentation of the handle.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.arch = Arch::from_bits(bits).ok_or_else(|| invalid("bits must be 32 or 64"))?;
@@ -765,7 +737,8 @@ pub extern "C" fn blockdelta_vm_set_agent(
     vm: *mut blockdelta_vm,
     agent_version: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread and `agent_version` is
+    // NUL-terminated, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.agent = arg_agent(agent_version)?;
@@ -780,7 +753,7 @@ pub extern "C" fn blockdelta_vm_set_purpose(
     vm: *mut blockdelta_vm,
     purpose: u32,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.purpose = match purpose {
@@ -800,7 +773,8 @@ pub extern "C" fn blockdelta_vm_set_os(
     product: *const c_char,
     version: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread and the strings are NUL-terminated,
+    // per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.os = Some((arg_str(product)?.to_owned(), arg_str(version)?.to_owned()));
@@ -816,7 +790,7 @@ pub extern "C" fn blockdelta_vm_set_boot(
     firmware: u32,
     bitlocker: bool,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.firmware = match firmware {
@@ -841,8 +815,10 @@ pub extern "C" fn blockdelta_vm_add_disk(
     partitions: u32,
     index_out: *mut usize,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
-    unsafe {
+    let mut index = 0;
+    // SAFETY: `vm` is NULL or a live handle used by one thread and `name` is NUL-terminated,
+    // per the documentation.
+    let r = unsafe {
         with_vm(vm, |v| {
             let name = arg_str(name)?;
             if flags & !15 != 0 {
@@ -871,12 +847,15 @@ pub extern "C" fn blockdelta_vm_add_disk(
                 dynamic: flags & BLOCKDELTA_VM_DISK_DYNAMIC != 0,
                 partitions,
             });
-            if !index_out.is_null() {
-                index_out.write(v.disks.len() - 1);
-            }
+            index = v.disks.len() - 1;
             Ok(())
         })
+    };
+    if r == blockdelta_result::Ok && !index_out.is_null() {
+        // SAFETY: a non-NULL `index_out` is writable per the documentation.
+        unsafe { index_out.write(index) };
     }
+    r
 }
 
 /// Marks the machine as Linux and sets its guest facts: free bytes on the root partition and
@@ -888,7 +867,7 @@ pub extern "C" fn blockdelta_vm_set_linux(
     install_free_bytes: u64,
     flags: u32,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             if flags & !7 != 0 {
@@ -921,7 +900,8 @@ pub extern "C" fn blockdelta_vm_add_volume(
     disks: *const usize,
     disks_len: usize,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, the strings are NUL-terminated and
+    // `(disks, disks_len)` is (NULL, 0) or readable, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             if traits & !FsTraits::ALL.0 != 0 {
@@ -1036,7 +1016,7 @@ pub extern "C" fn blockdelta_config_server_set_hardware(
     cache_free_bytes: u64,
     retention_free_bytes: u64,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_server(server, |s| {
             (s.cores, s.memory_bytes, s.disks) = (cores, memory_bytes, disks);
@@ -1055,11 +1035,13 @@ pub extern "C" fn blockdelta_config_server_set_os(
     desktop_experience: bool,
     locale: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
-            s.os = arg_str(product)?.to_owned();
-            s.locale = arg_str(locale)?.to_owned();
+            // Both strings are checked before anything changes.
+            let (product, locale) = (arg_str(product)?, arg_str(locale)?);
+            (s.os, s.locale) = (product.to_owned(), locale.to_owned());
             s.desktop_experience = desktop_experience;
             Ok(())
         })
@@ -1074,7 +1056,8 @@ pub extern "C" fn blockdelta_config_server_set_network(
     nic: *const c_char,
     static_ip: bool,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.nic = arg_str(nic)?.to_owned();
@@ -1090,7 +1073,7 @@ pub extern "C" fn blockdelta_config_server_add_port_in_use(
     server: *mut blockdelta_config_server,
     port: u16,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.ports_in_use.push(port);
@@ -1105,7 +1088,8 @@ pub extern "C" fn blockdelta_config_server_add_role(
     server: *mut blockdelta_config_server,
     role: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.roles.push(arg_str(role)?.to_owned());
@@ -1120,7 +1104,8 @@ pub extern "C" fn blockdelta_config_server_add_group_policy(
     server: *mut blockdelta_config_server,
     policy: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.group_policies.push(arg_str(policy)?.to_owned());
@@ -1137,7 +1122,8 @@ pub extern "C" fn blockdelta_config_server_set_version(
     version: *const c_char,
     powercli: bool,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.version = arg_agent(version)?;
