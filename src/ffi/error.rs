@@ -11,7 +11,7 @@ use std::fmt::{self, Display, Write};
 
 use parking_lot::Mutex;
 
-use super::handle::out_slice;
+use super::handle::copy_str;
 use super::result::blockdelta_result;
 
 const CAP: usize = 480;
@@ -102,30 +102,18 @@ impl Default for LastError {
     }
 }
 
-/// Copies `slot`'s message as a NUL-terminated string, snprintf-style: at most `cap - 1` bytes
-/// are written, and `len_out` always receives the full length, so a caller can see truncation.
+/// Copies `slot`'s message as a NUL-terminated string (see [`copy_str`] for the buffer rules).
 ///
 /// # Safety
-/// `buf` must be NULL with `cap == 0`, or valid for `cap` bytes; `len_out` NULL or writable.
+/// As [`copy_str`].
 pub(crate) unsafe fn copy_message(
     slot: &ErrorSlot,
     buf: *mut c_char,
     cap: usize,
     len_out: *mut usize,
 ) -> Result<(), blockdelta_result> {
-    // SAFETY: the caller guarantees (buf, cap) is a writable region or (NULL, 0).
-    let dst = unsafe { out_slice(buf.cast::<u8>(), cap)? };
-    let msg = slot.as_str().as_bytes();
-    if let Some(room) = dst.len().checked_sub(1) {
-        let n = msg.len().min(room);
-        dst[..n].copy_from_slice(&msg[..n]);
-        dst[n] = 0;
-    }
-    if !len_out.is_null() {
-        // SAFETY: non-NULL `len_out` is writable per the contract above.
-        unsafe { len_out.write(msg.len()) };
-    }
-    Ok(())
+    // SAFETY: forwarded contract.
+    unsafe { copy_str(slot.as_str(), buf, cap, len_out) }
 }
 
 /// Copies a handle's last error message (see [`copy_message`] for the buffer rules).

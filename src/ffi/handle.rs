@@ -4,6 +4,7 @@
 //! NULL is `BLOCKDELTA_RESULT_NULL_PARAMETER`, `(NULL, 0)` is an empty slice, and `*_out`
 //! pointers are checked before any work so that outputs are written only on success.
 
+use std::ffi::c_char;
 use std::ptr::NonNull;
 
 use super::result::blockdelta_result;
@@ -55,6 +56,37 @@ pub(crate) unsafe fn out_slice<'a, T>(
     }
     // SAFETY: non-NULL, valid and unaliased for `len` writes per the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
+}
+
+/// Copies `s` into a caller buffer as a NUL-terminated string, snprintf-style: at most `cap - 1`
+/// bytes (cut at a character boundary, so the copy stays valid UTF-8) plus the NUL, and
+/// `*len_out`, when `len_out` is not NULL, receives the full length of `s` without the NUL, so a
+/// caller can see truncation. `(NULL, 0)` just reports the length; NULL with `cap > 0` gives
+/// `BLOCKDELTA_RESULT_NULL_PARAMETER` and writes nothing.
+///
+/// # Safety
+/// `buf` is NULL with `cap == 0` or valid for writes of `cap` bytes; `len_out` is NULL or writable.
+pub(crate) unsafe fn copy_str(
+    s: &str,
+    buf: *mut c_char,
+    cap: usize,
+    len_out: *mut usize,
+) -> Result<(), blockdelta_result> {
+    // SAFETY: (buf, cap) is (NULL, 0) or writable for `cap` bytes per the caller's contract.
+    let dst = unsafe { out_slice(buf.cast::<u8>(), cap)? };
+    if let Some(room) = dst.len().checked_sub(1) {
+        let mut n = s.len().min(room);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        dst[..n].copy_from_slice(&s.as_bytes()[..n]);
+        dst[n] = 0;
+    }
+    if !len_out.is_null() {
+        // SAFETY: a non-NULL `len_out` is writable per the caller's contract.
+        unsafe { len_out.write(s.len()) };
+    }
+    Ok(())
 }
 
 /// A checked `*_out` pointer: validated up front, written only once the call has succeeded.

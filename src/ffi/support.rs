@@ -14,7 +14,7 @@
 use std::ffi::{c_char, CStr};
 
 use super::error::{copy_handle_message, record_thread_error, LastError};
-use super::handle::{arg_ref, arg_slice, free_handle, into_handle, out_slice, Out};
+use super::handle::{arg_ref, arg_slice, copy_str, free_handle, into_handle, Out};
 use super::panic::{boundary, boundary_value};
 use super::result::{blockdelta_result, ToResult};
 use crate::support::{
@@ -95,33 +95,6 @@ unsafe fn arg_agent(p: *const c_char) -> Result<AgentVersion, blockdelta_result>
 unsafe fn arg_mut<'a, T>(p: *mut T) -> Result<&'a mut T, blockdelta_result> {
     // SAFETY: per the caller's contract.
     unsafe { p.as_mut() }.ok_or(blockdelta_result::NullParameter)
-}
-
-/// Copies `s` snprintf-style (see the module documentation).
-///
-/// # Safety
-/// `buf` is NULL with `cap == 0` or writable for `cap` bytes; `len_out` is NULL or writable.
-unsafe fn copy_str(
-    s: &str,
-    buf: *mut c_char,
-    cap: usize,
-    len_out: *mut usize,
-) -> Result<(), blockdelta_result> {
-    // SAFETY: per the caller's contract.
-    let dst = unsafe { out_slice(buf.cast::<u8>(), cap)? };
-    if let Some(room) = dst.len().checked_sub(1) {
-        let mut n = s.len().min(room);
-        while !s.is_char_boundary(n) {
-            n -= 1;
-        }
-        dst[..n].copy_from_slice(&s.as_bytes()[..n]);
-        dst[n] = 0;
-    }
-    if !len_out.is_null() {
-        // SAFETY: non-NULL `len_out` is writable per the contract.
-        unsafe { len_out.write(s.len()) };
-    }
-    Ok(())
 }
 
 /// Copies the calling thread's last message (just recorded by a failing helper) onto a handle.
@@ -414,7 +387,6 @@ pub extern "C" fn blockdelta_support_feature(
                 )),
             };
         let f = feature(k).map_err(fail)?;
-        // SAFETY: checked non-NULL; writable per the documentation.
         let v = match f.support(m) {
             Support::No => BLOCKDELTA_FEATURE_NO,
             Support::Yes => BLOCKDELTA_FEATURE_YES,
@@ -627,8 +599,8 @@ pub struct blockdelta_failure {
 /// Never blocks; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_report_count(report: *const blockdelta_report) -> usize {
-    // SAFETY: NULL or a live report, per the documentation.
     boundary_value(0, || {
+        // SAFETY: NULL or a live report, per the documentation.
         unsafe { report.as_ref() }.map_or(0, |r| r.entries.len())
     })
 }
@@ -750,7 +722,7 @@ unsafe fn with_vm(
 /// Sets the architecture: 32 or 64 bits. Never blocks.
 #[no_mangle]
 pub extern "C" fn blockdelta_vm_set_arch(vm: *mut blockdelta_vm, bits: u32) -> blockdelta_result {
-    // SAFETY: per the documentation of the handle.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.arch = Arch::from_bits(bits).ok_or_else(|| invalid("bits must be 32 or 64"))?;
@@ -765,7 +737,8 @@ pub extern "C" fn blockdelta_vm_set_agent(
     vm: *mut blockdelta_vm,
     agent_version: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread and `agent_version` is
+    // NUL-terminated, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.agent = arg_agent(agent_version)?;
@@ -780,7 +753,7 @@ pub extern "C" fn blockdelta_vm_set_purpose(
     vm: *mut blockdelta_vm,
     purpose: u32,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.purpose = match purpose {
@@ -800,7 +773,8 @@ pub extern "C" fn blockdelta_vm_set_os(
     product: *const c_char,
     version: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread and the strings are NUL-terminated,
+    // per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.os = Some((arg_str(product)?.to_owned(), arg_str(version)?.to_owned()));
@@ -816,7 +790,7 @@ pub extern "C" fn blockdelta_vm_set_boot(
     firmware: u32,
     bitlocker: bool,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             v.firmware = match firmware {
@@ -841,8 +815,10 @@ pub extern "C" fn blockdelta_vm_add_disk(
     partitions: u32,
     index_out: *mut usize,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
-    unsafe {
+    let mut index = 0;
+    // SAFETY: `vm` is NULL or a live handle used by one thread and `name` is NUL-terminated,
+    // per the documentation.
+    let r = unsafe {
         with_vm(vm, |v| {
             let name = arg_str(name)?;
             if flags & !15 != 0 {
@@ -871,12 +847,15 @@ pub extern "C" fn blockdelta_vm_add_disk(
                 dynamic: flags & BLOCKDELTA_VM_DISK_DYNAMIC != 0,
                 partitions,
             });
-            if !index_out.is_null() {
-                index_out.write(v.disks.len() - 1);
-            }
+            index = v.disks.len() - 1;
             Ok(())
         })
+    };
+    if r == blockdelta_result::Ok && !index_out.is_null() {
+        // SAFETY: a non-NULL `index_out` is writable per the documentation.
+        unsafe { index_out.write(index) };
     }
+    r
 }
 
 /// Marks the machine as Linux and sets its guest facts: free bytes on the root partition and
@@ -888,7 +867,7 @@ pub extern "C" fn blockdelta_vm_set_linux(
     install_free_bytes: u64,
     flags: u32,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             if flags & !7 != 0 {
@@ -921,7 +900,8 @@ pub extern "C" fn blockdelta_vm_add_volume(
     disks: *const usize,
     disks_len: usize,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `vm` is NULL or a live handle used by one thread, the strings are NUL-terminated and
+    // `(disks, disks_len)` is (NULL, 0) or readable, per the documentation.
     unsafe {
         with_vm(vm, |v| {
             if traits & !FsTraits::ALL.0 != 0 {
@@ -1036,7 +1016,7 @@ pub extern "C" fn blockdelta_config_server_set_hardware(
     cache_free_bytes: u64,
     retention_free_bytes: u64,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_server(server, |s| {
             (s.cores, s.memory_bytes, s.disks) = (cores, memory_bytes, disks);
@@ -1055,11 +1035,13 @@ pub extern "C" fn blockdelta_config_server_set_os(
     desktop_experience: bool,
     locale: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
-            s.os = arg_str(product)?.to_owned();
-            s.locale = arg_str(locale)?.to_owned();
+            // Both strings are checked before anything changes.
+            let (product, locale) = (arg_str(product)?, arg_str(locale)?);
+            (s.os, s.locale) = (product.to_owned(), locale.to_owned());
             s.desktop_experience = desktop_experience;
             Ok(())
         })
@@ -1074,7 +1056,8 @@ pub extern "C" fn blockdelta_config_server_set_network(
     nic: *const c_char,
     static_ip: bool,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.nic = arg_str(nic)?.to_owned();
@@ -1090,7 +1073,7 @@ pub extern "C" fn blockdelta_config_server_add_port_in_use(
     server: *mut blockdelta_config_server,
     port: u16,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.ports_in_use.push(port);
@@ -1105,7 +1088,8 @@ pub extern "C" fn blockdelta_config_server_add_role(
     server: *mut blockdelta_config_server,
     role: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.roles.push(arg_str(role)?.to_owned());
@@ -1120,7 +1104,8 @@ pub extern "C" fn blockdelta_config_server_add_group_policy(
     server: *mut blockdelta_config_server,
     policy: *const c_char,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.group_policies.push(arg_str(policy)?.to_owned());
@@ -1137,7 +1122,8 @@ pub extern "C" fn blockdelta_config_server_set_version(
     version: *const c_char,
     powercli: bool,
 ) -> blockdelta_result {
-    // SAFETY: per the documentation.
+    // SAFETY: `server` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
     unsafe {
         with_server(server, |s| {
             s.version = arg_agent(version)?;
@@ -1419,4 +1405,887 @@ pub extern "C" fn blockdelta_plan_last_error(
 ) -> blockdelta_result {
     // SAFETY: a live handle and a writable (buf, cap), per the documentation.
     boundary(|| unsafe { copy_handle_message(&arg_ref(plan)?.last_error, buf, cap, len_out) })
+}
+
+// These tests call the C entry points the way a C program does (raw pointers, NUL-terminated
+// strings, caller-owned buffers) so that `cargo miri test --lib` executes every `unsafe` block
+// above. tests/c/support.c covers the same ground from real C.
+#[cfg(test)]
+mod tests {
+    use std::ptr::{null, null_mut};
+
+    use super::super::error::blockdelta_last_error;
+    use super::*;
+    use crate::support::VmRule;
+
+    const MB: u64 = 1 << 20;
+    const GB: u64 = 1 << 30;
+    const TB: u64 = 1 << 40;
+    const NULL_PARAMETER: blockdelta_result = blockdelta_result::NullParameter;
+    const INVALID_ARGUMENT: blockdelta_result = blockdelta_result::InvalidArgument;
+
+    #[track_caller]
+    fn ok(r: blockdelta_result) {
+        assert_eq!(r, blockdelta_result::Ok);
+    }
+
+    /// A static string the library returned.
+    #[track_caller]
+    fn text(p: *const c_char) -> &'static str {
+        assert!(!p.is_null());
+        // SAFETY: the library returns static NUL-terminated strings.
+        unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+    }
+
+    /// The string the library copied into `buf`; panics when it is not NUL-terminated.
+    #[track_caller]
+    fn copied(buf: &[u8]) -> &str {
+        CStr::from_bytes_until_nul(buf).unwrap().to_str().unwrap()
+    }
+
+    fn thread_error() -> String {
+        let mut buf = [0u8; 512];
+        let mut len = 0;
+        ok(blockdelta_last_error(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut len,
+        ));
+        assert_eq!(copied(&buf).len(), len);
+        copied(&buf).to_owned()
+    }
+
+    fn no_failure() -> blockdelta_failure {
+        blockdelta_failure {
+            rule: 0,
+            unit: 0,
+            found: 0,
+            limit: 0,
+        }
+    }
+
+    fn rules(r: *const blockdelta_report) -> Vec<u32> {
+        (0..blockdelta_report_count(r))
+            .map(|i| {
+                let mut f = no_failure();
+                ok(blockdelta_report_failure(r, i, &mut f));
+                f.rule
+            })
+            .collect()
+    }
+
+    fn kernel(distro: &CStr, release: &CStr, k: &CStr, agent: &CStr) -> blockdelta_support_kernel {
+        let mut v = blockdelta_support_kernel {
+            supported: false,
+            release_listed: false,
+            service_pack: 0,
+            ltss: false,
+            range_first: null(),
+            range_last: null(),
+            nearest_major: 0,
+            nearest_minor: 0,
+        };
+        ok(blockdelta_support_kernel_check(
+            distro.as_ptr(),
+            release.as_ptr(),
+            k.as_ptr(),
+            agent.as_ptr(),
+            &mut v,
+        ));
+        v
+    }
+
+    #[test]
+    fn kernel_check_answers_from_the_tables() {
+        let k = kernel(c"ubuntu", c"16.04", c"4.4.0-143-generic", c"9.24");
+        assert!(k.supported && k.release_listed);
+        assert_eq!(text(k.range_first), "4.4.0-21-generic");
+        assert_eq!(text(k.range_last), "4.4.0-143-generic");
+
+        let k = kernel(c"ubuntu", c"16.04", c"4.4.0-143-generic", c"9.23");
+        assert!(!k.supported);
+        assert_eq!((k.nearest_major, k.nearest_minor), (9, 24));
+
+        let k = kernel(c"sles", c"12", c"4.12.14-95.6-default", c"9.24");
+        assert!(k.supported && k.service_pack == 4 && !k.ltss);
+
+        let k = kernel(c"debian", c"8", c"4.9.0-0.bpo.9-amd64", c"9.24");
+        assert!(!k.supported && k.nearest_major == 0);
+        assert!(k.range_first.is_null() && k.range_last.is_null());
+    }
+
+    #[test]
+    fn kernel_check_errors_leave_the_output_alone() {
+        let mut k = blockdelta_support_kernel {
+            supported: true,
+            release_listed: true,
+            service_pack: 7,
+            ltss: true,
+            range_first: null(),
+            range_last: null(),
+            nearest_major: 42,
+            nearest_minor: 42,
+        };
+        let mut check = |d: *const c_char, k_: &CStr, a: &CStr, out: bool| {
+            let out = if out { &mut k as *mut _ } else { null_mut() };
+            blockdelta_support_kernel_check(d, c"16.04".as_ptr(), k_.as_ptr(), a.as_ptr(), out)
+        };
+        assert_eq!(
+            check(c"ubuntu".as_ptr(), c"hello", c"9.24", true),
+            blockdelta_result::SupportInvalidKernelVersion
+        );
+        assert!(thread_error().contains("\"hello\" is not a kernel version"));
+        assert_eq!(
+            check(c"ubuntu".as_ptr(), c"4.4.0-21-generic", c"9.19", true),
+            blockdelta_result::SupportUnknownAgentVersion
+        );
+        assert_eq!(
+            check(c"fedora".as_ptr(), c"4.4.0-21-generic", c"9.24", true),
+            blockdelta_result::SupportUnknownDistribution
+        );
+        assert_eq!(
+            check(null(), c"4.4.0-21-generic", c"9.24", true),
+            NULL_PARAMETER
+        );
+        assert!(thread_error().contains("NULL"));
+        // Not UTF-8.
+        assert_eq!(
+            check(c"ub\xffntu".as_ptr(), c"4.4.0-21-generic", c"9.24", true),
+            INVALID_ARGUMENT
+        );
+        assert_eq!(
+            check(c"ubuntu".as_ptr(), c"4.4.0-21-generic", c"9.24", false),
+            NULL_PARAMETER
+        );
+        assert!(k.supported && k.service_pack == 7 && k.nearest_major == 42);
+    }
+
+    #[test]
+    fn os_checks_and_notes() {
+        let mut os = blockdelta_support_os {
+            verdict: 99,
+            rejection: 99,
+            required_major: 0,
+            required_minor: 0,
+            notes: 0,
+        };
+        let mut check = |p: &CStr, v: &CStr, bits: u32, a: &CStr| {
+            let r = blockdelta_support_os_check(p.as_ptr(), v.as_ptr(), bits, a.as_ptr(), &mut os);
+            (r, os)
+        };
+        let (r, os) = check(c"Windows Server 2019", c"", 64, c"9.22");
+        ok(r);
+        assert_eq!(os.verdict, BLOCKDELTA_OS_SUPPORTED);
+        let (r, os) = check(c"Windows 10", c"", 64, c"9.23");
+        ok(r);
+        assert_eq!(
+            (os.verdict, os.rejection),
+            (BLOCKDELTA_OS_NOT_SUPPORTED, BLOCKDELTA_REJECT_NEEDS_AGENT)
+        );
+        assert_eq!((os.required_major, os.required_minor), (9, 24));
+        let (r, os) = check(c"Windows Server 2008", c"SP2", 32, c"9.24");
+        ok(r);
+        assert_eq!(os.verdict, BLOCKDELTA_OS_MIGRATION_ONLY);
+        let (r, os) = check(c"CentOS", c"7.6", 32, c"9.24");
+        ok(r);
+        assert_eq!(os.rejection, BLOCKDELTA_REJECT_ARCHITECTURE);
+        let (r, os) = check(c"RHEL", c"5.11", 64, c"9.24");
+        ok(r);
+        assert_eq!(os.verdict, BLOCKDELTA_OS_SUPPORTED);
+        assert_ne!(os.notes, 0);
+        let texts: Vec<&str> = (0..32)
+            .map(|b| 1u32 << b)
+            .filter(|bit| os.notes & bit != 0)
+            .map(|bit| text(blockdelta_support_os_note_text(bit)))
+            .collect();
+        assert!(texts
+            .iter()
+            .any(|t| t.contains("Linux Integration Services")));
+        assert!(blockdelta_support_os_note_text(3).is_null());
+
+        let (r, _) = check(c"OS/2", c"", 64, c"9.24");
+        assert_eq!(r, blockdelta_result::SupportUnknownOperatingSystem);
+        let (r, before) = check(c"CentOS", c"7.6", 16, c"9.24");
+        assert_eq!(r, INVALID_ARGUMENT);
+        assert_eq!(before.verdict, os.verdict, "not written on failure");
+        let mut out = os;
+        assert_eq!(
+            blockdelta_support_os_check(c"RHEL".as_ptr(), null(), 64, c"9.24".as_ptr(), &mut out),
+            NULL_PARAMETER
+        );
+        assert_eq!(
+            blockdelta_support_os_check(
+                c"RHEL".as_ptr(),
+                c"5.11".as_ptr(),
+                64,
+                c"9.24".as_ptr(),
+                null_mut()
+            ),
+            NULL_PARAMETER
+        );
+    }
+
+    #[test]
+    fn filesystems_features_hosts_and_errata() {
+        let mut fs = blockdelta_support_filesystem {
+            supported: true,
+            rejection: 99,
+            required_major: 0,
+            required_minor: 0,
+            traits: 0,
+        };
+        let mut check = |n: &CStr, t: u32, a: &CStr| {
+            let r = blockdelta_support_filesystem_check(n.as_ptr(), t, a.as_ptr(), &mut fs);
+            (r, fs)
+        };
+        let (r, fs) = check(c"btrfs", 0, c"9.21");
+        ok(r);
+        assert!(!fs.supported && fs.rejection == BLOCKDELTA_REJECT_NEEDS_AGENT);
+        assert_eq!((fs.required_major, fs.required_minor), (9, 22));
+        let (r, fs) = check(c"btrfs", BLOCKDELTA_FS_BTRFS_RAID, c"9.24");
+        ok(r);
+        assert_eq!(
+            (fs.supported, fs.rejection, fs.traits),
+            (false, BLOCKDELTA_REJECT_TRAITS, BLOCKDELTA_FS_BTRFS_RAID)
+        );
+        let (r, fs) = check(c"xfs", BLOCKDELTA_FS_XFS_V5, c"9.20");
+        ok(r);
+        assert!(fs.supported && fs.rejection == BLOCKDELTA_REJECT_NONE);
+        let (r, fs) = check(c"zfs", 0, c"9.24");
+        ok(r);
+        assert_eq!(fs.rejection, BLOCKDELTA_REJECT_NOT_LISTED);
+        assert_eq!(check(c"ext4", 16, c"9.24").0, INVALID_ARGUMENT);
+
+        let mut s = 99;
+        let mut note = null();
+        ok(blockdelta_support_feature(
+            c"guest_uefi_boot".as_ptr(),
+            BLOCKDELTA_MACHINE_VMWARE_VM,
+            &mut s,
+            &mut note,
+        ));
+        assert_eq!(s, BLOCKDELTA_FEATURE_CONDITIONAL);
+        assert!(text(note).contains("9.13"));
+        ok(blockdelta_support_feature(
+            c"host_vsan".as_ptr(),
+            BLOCKDELTA_MACHINE_PHYSICAL,
+            &mut s,
+            null_mut(),
+        ));
+        assert_eq!(s, BLOCKDELTA_FEATURE_NOT_APPLICABLE);
+        assert_eq!(
+            blockdelta_support_feature(c"teleport".as_ptr(), 0, &mut s, null_mut()),
+            blockdelta_result::SupportUnknownFeature
+        );
+        assert_eq!(
+            blockdelta_support_feature(c"host_vsan".as_ptr(), 2, &mut s, null_mut()),
+            INVALID_ARGUMENT
+        );
+        assert_eq!(
+            blockdelta_support_feature(c"host_vsan".as_ptr(), 0, null_mut(), null_mut()),
+            NULL_PARAMETER
+        );
+        assert_eq!(s, BLOCKDELTA_FEATURE_NOT_APPLICABLE);
+
+        let mut yes = false;
+        ok(blockdelta_support_vmware_host_check(
+            c"6.7".as_ptr(),
+            &mut yes,
+        ));
+        assert!(yes);
+        ok(blockdelta_support_vmware_host_check(
+            c"7.0".as_ptr(),
+            &mut yes,
+        ));
+        assert!(!yes);
+        assert_eq!(
+            blockdelta_support_vmware_host_check(null(), &mut yes),
+            NULL_PARAMETER
+        );
+
+        let n = blockdelta_support_errata_count();
+        assert!(n >= 10);
+        let (mut id, mut source, mut resolution) = (null(), null(), null());
+        ok(blockdelta_support_erratum(
+            0,
+            &mut id,
+            &mut source,
+            &mut resolution,
+        ));
+        assert_eq!(text(id), "E1");
+        assert!(text(source).contains("Ubuntu 16.04"));
+        assert!(!text(resolution).is_empty());
+        ok(blockdelta_support_erratum(
+            1,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+        ));
+        id = null();
+        assert_eq!(
+            blockdelta_support_erratum(n, &mut id, null_mut(), null_mut()),
+            INVALID_ARGUMENT
+        );
+        assert!(id.is_null(), "not written on failure");
+    }
+
+    #[test]
+    fn churn_limits() {
+        let mut l = blockdelta_churn_limit {
+            bytes_per_second: 0,
+            bytes_per_day: 0,
+            io_kib: 0,
+        };
+        ok(blockdelta_support_disk_churn_limit(30, 64 * 1024, &mut l));
+        assert_eq!(
+            (l.bytes_per_second, l.bytes_per_day, l.io_kib),
+            (20 * MB, 1684 * GB, 16)
+        );
+        ok(blockdelta_support_disk_churn_limit(0, 8 * 1024, &mut l));
+        assert_eq!((l.bytes_per_second, l.bytes_per_day), (2 * MB, 168 * GB));
+        assert_eq!(
+            blockdelta_support_disk_churn_limit(60, 8192, &mut l),
+            blockdelta_result::SupportUnknownStorageTarget
+        );
+        assert_eq!(l.bytes_per_second, 2 * MB, "not written on failure");
+        assert_eq!(
+            blockdelta_support_disk_churn_limit(0, 8192, null_mut()),
+            NULL_PARAMETER
+        );
+        let mut v = blockdelta_churn_limits {
+            vm_average_bytes_per_second: 0,
+            vm_peak_bytes_per_second: 0,
+            process_server_bytes_per_day: 0,
+        };
+        ok(blockdelta_support_churn_limits(&mut v));
+        assert_eq!(
+            (
+                v.vm_average_bytes_per_second,
+                v.vm_peak_bytes_per_second,
+                v.process_server_bytes_per_day
+            ),
+            (25 * MB, 54 * MB, 2 * TB)
+        );
+        assert_eq!(blockdelta_support_churn_limits(null_mut()), NULL_PARAMETER);
+    }
+
+    #[test]
+    fn vm_validator_reports_through_caller_buffers() {
+        let mut vm = null_mut();
+        assert_eq!(
+            blockdelta_vm_new(c"web-01".as_ptr(), null_mut()),
+            NULL_PARAMETER
+        );
+        assert_eq!(blockdelta_vm_new(null(), &mut vm), NULL_PARAMETER);
+        assert!(vm.is_null(), "not written on failure");
+        ok(blockdelta_vm_new(c"web-01".as_ptr(), &mut vm));
+        ok(blockdelta_vm_set_os(
+            vm,
+            c"Windows Server 2016".as_ptr(),
+            c"".as_ptr(),
+        ));
+        let mut index = 99;
+        ok(blockdelta_vm_add_disk(
+            vm,
+            c"disk0".as_ptr(),
+            127 * GB,
+            BLOCKDELTA_VM_DISK_OS,
+            2,
+            &mut index,
+        ));
+        assert_eq!(index, 0);
+        ok(blockdelta_vm_add_disk(
+            vm,
+            c"disk1".as_ptr(),
+            512 * GB,
+            0,
+            1,
+            null_mut(),
+        ));
+        let mut r = null_mut();
+        ok(blockdelta_vm_validate(vm, &mut r));
+        assert_eq!(blockdelta_report_count(r), 0);
+        blockdelta_report_free(r);
+        assert_eq!(blockdelta_vm_validate(vm, null_mut()), NULL_PARAMETER);
+
+        // A failing add writes no index and adds no disk.
+        assert_eq!(
+            blockdelta_vm_add_disk(
+                vm,
+                c"bad".as_ptr(),
+                GB,
+                BLOCKDELTA_VM_DISK_FC | BLOCKDELTA_VM_DISK_SHARED_VHD,
+                1,
+                &mut index
+            ),
+            INVALID_ARGUMENT
+        );
+        assert_eq!(index, 0);
+        ok(blockdelta_vm_add_disk(
+            vm,
+            c"disk2".as_ptr(),
+            5000 * GB,
+            BLOCKDELTA_VM_DISK_FC,
+            1,
+            &mut index,
+        ));
+        assert_eq!(index, 2);
+        ok(blockdelta_vm_set_boot(vm, 0, true));
+        ok(blockdelta_vm_set_arch(vm, 32));
+        ok(blockdelta_vm_validate(vm, &mut r));
+        let mut got = rules(r);
+        got.sort_unstable();
+        assert_eq!(got, [2, 6, 9, 10]);
+        let i = (0..4).find(|&i| rules(r)[i] == 6).unwrap();
+        let mut f = no_failure();
+        ok(blockdelta_report_failure(r, i, &mut f));
+        assert_eq!((f.found, f.limit, f.unit), (5000 * GB, 4095 * GB, 1));
+
+        // The subject: exact fit, and too small by one (truncated, NUL-terminated).
+        let mut subject = [0xAAu8; 6];
+        let mut len = 0;
+        ok(blockdelta_report_subject(
+            r,
+            i,
+            subject.as_mut_ptr().cast(),
+            6,
+            &mut len,
+        ));
+        assert_eq!((copied(&subject), len), ("disk2", 5));
+        ok(blockdelta_report_subject(
+            r,
+            i,
+            subject.as_mut_ptr().cast(),
+            5,
+            null_mut(),
+        ));
+        assert_eq!(copied(&subject), "disk");
+        // The message: (NULL, 0) gives the length, a small buffer a truncated copy.
+        let mut full = 0;
+        ok(blockdelta_report_message(r, i, null_mut(), 0, &mut full));
+        let mut msg = vec![0xAAu8; full + 1];
+        ok(blockdelta_report_message(
+            r,
+            i,
+            msg.as_mut_ptr().cast(),
+            msg.len(),
+            &mut len,
+        ));
+        assert_eq!(len, full);
+        let whole = copied(&msg).to_owned();
+        assert_eq!(whole.len(), full);
+        assert!(
+            whole.contains("5000 GB") && whole.contains("4095 GB"),
+            "{whole}"
+        );
+        let mut small = [0xAAu8; 8];
+        ok(blockdelta_report_message(
+            r,
+            i,
+            small.as_mut_ptr().cast(),
+            8,
+            &mut len,
+        ));
+        assert_eq!((copied(&small), len), (&whole[..7], full));
+        assert_eq!(
+            blockdelta_report_message(r, i, null_mut(), 8, &mut len),
+            NULL_PARAMETER
+        );
+        assert_eq!(
+            blockdelta_report_message(r, 4, small.as_mut_ptr().cast(), 8, &mut len),
+            INVALID_ARGUMENT
+        );
+        f.rule = 0;
+        assert_eq!(blockdelta_report_failure(r, 4, &mut f), INVALID_ARGUMENT);
+        assert_eq!(f.rule, 0, "not written on failure");
+        assert_eq!(blockdelta_report_failure(null(), 0, &mut f), NULL_PARAMETER);
+        assert_eq!(blockdelta_report_failure(r, 0, null_mut()), NULL_PARAMETER);
+        blockdelta_report_free(r);
+
+        // The handle's last error, copied like the messages.
+        assert_eq!(blockdelta_vm_set_arch(vm, 16), INVALID_ARGUMENT);
+        let mut len = 0;
+        ok(blockdelta_vm_last_error(vm, null_mut(), 0, &mut len));
+        let mut buf = [0xAAu8; 128];
+        ok(blockdelta_vm_last_error(
+            vm,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            null_mut(),
+        ));
+        assert!(copied(&buf).contains("32 or 64"));
+        assert_eq!(copied(&buf).len(), len);
+        let mut tiny = [0xAAu8; 1];
+        ok(blockdelta_vm_last_error(
+            vm,
+            tiny.as_mut_ptr().cast(),
+            1,
+            null_mut(),
+        ));
+        assert_eq!(tiny[0], 0);
+        assert_eq!(
+            blockdelta_vm_last_error(null(), buf.as_mut_ptr().cast(), 1, null_mut()),
+            NULL_PARAMETER
+        );
+        assert_eq!(blockdelta_vm_set_purpose(vm, 2), INVALID_ARGUMENT);
+        assert_eq!(blockdelta_vm_set_boot(vm, 2, false), INVALID_ARGUMENT);
+        assert_eq!(blockdelta_vm_set_arch(null_mut(), 64), NULL_PARAMETER);
+        blockdelta_vm_free(vm);
+        blockdelta_vm_free(null_mut());
+        blockdelta_report_free(null_mut());
+        assert_eq!(blockdelta_report_count(null()), 0);
+    }
+
+    #[test]
+    fn vm_with_an_oversized_os_disk() {
+        let mut vm = null_mut();
+        ok(blockdelta_vm_new(c"db-02".as_ptr(), &mut vm));
+        ok(blockdelta_vm_set_purpose(vm, 0));
+        ok(blockdelta_vm_add_disk(
+            vm,
+            c"os".as_ptr(),
+            3000 * GB,
+            BLOCKDELTA_VM_DISK_OS,
+            1,
+            null_mut(),
+        ));
+        let mut r = null_mut();
+        ok(blockdelta_vm_validate(vm, &mut r));
+        assert_eq!(rules(r), [VmRule::OsDiskSize as u32]);
+        let mut f = no_failure();
+        ok(blockdelta_report_failure(r, 0, &mut f));
+        assert_eq!((f.found, f.limit), (3000 * GB, 2048 * GB));
+        let mut msg = [0u8; 128];
+        ok(blockdelta_report_message(
+            r,
+            0,
+            msg.as_mut_ptr().cast(),
+            128,
+            null_mut(),
+        ));
+        assert!(copied(&msg).contains("3000 GB"), "{}", copied(&msg));
+        blockdelta_report_free(r);
+        blockdelta_vm_free(vm);
+    }
+
+    #[test]
+    fn linux_vm_volumes() {
+        let mut vm = null_mut();
+        ok(blockdelta_vm_new(c"db01".as_ptr(), &mut vm));
+        ok(blockdelta_vm_set_agent(vm, c"9.19".as_ptr()));
+        assert_eq!(
+            blockdelta_vm_set_agent(vm, c"nine".as_ptr()),
+            blockdelta_result::SupportInvalidAgentVersion
+        );
+        ok(blockdelta_vm_set_os(
+            vm,
+            c"CentOS".as_ptr(),
+            c"7.6".as_ptr(),
+        ));
+        let mut sda = 99;
+        ok(blockdelta_vm_add_disk(
+            vm,
+            c"sda".as_ptr(),
+            64 * GB,
+            BLOCKDELTA_VM_DISK_OS,
+            2,
+            &mut sda,
+        ));
+        ok(blockdelta_vm_set_linux(vm, 4 * GB, GB, 0));
+        assert_eq!(blockdelta_vm_set_linux(vm, 4 * GB, GB, 8), INVALID_ARGUMENT);
+        ok(blockdelta_vm_add_volume(
+            vm,
+            c"/".as_ptr(),
+            c"/dev/sda2".as_ptr(),
+            c"xfs".as_ptr(),
+            0,
+            false,
+            &sda,
+            1,
+        ));
+        ok(blockdelta_vm_add_volume(
+            vm,
+            c"/boot".as_ptr(),
+            c"/dev/mapper/vg-boot".as_ptr(),
+            c"ext4".as_ptr(),
+            0,
+            true,
+            &sda,
+            1,
+        ));
+        // (NULL, 0) is no disks; NULL with a length is refused.
+        ok(blockdelta_vm_add_volume(
+            vm,
+            c"/tmp".as_ptr(),
+            c"tmpfs".as_ptr(),
+            c"ext4".as_ptr(),
+            0,
+            false,
+            null(),
+            0,
+        ));
+        assert_eq!(
+            blockdelta_vm_add_volume(
+                vm,
+                c"/x".as_ptr(),
+                c"/dev/x".as_ptr(),
+                c"ext4".as_ptr(),
+                0,
+                false,
+                null(),
+                1
+            ),
+            NULL_PARAMETER
+        );
+        let mut r = null_mut();
+        ok(blockdelta_vm_validate(vm, &mut r));
+        assert_eq!(rules(r), [VmRule::BootOnLvm as u32]);
+        blockdelta_report_free(r);
+
+        let nowhere = 7usize;
+        ok(blockdelta_vm_add_volume(
+            vm,
+            c"/data".as_ptr(),
+            c"/dev/sdb1".as_ptr(),
+            c"ext4".as_ptr(),
+            0,
+            false,
+            &nowhere,
+            1,
+        ));
+        r = null_mut();
+        assert_eq!(
+            blockdelta_vm_validate(vm, &mut r),
+            blockdelta_result::SupportInvalidDescription
+        );
+        assert!(r.is_null(), "not written on failure");
+        blockdelta_vm_free(vm);
+    }
+
+    #[test]
+    fn config_server_builder() {
+        let mut cs = null_mut();
+        assert_eq!(blockdelta_config_server_new(null_mut()), NULL_PARAMETER);
+        ok(blockdelta_config_server_new(&mut cs));
+        let mut r = null_mut();
+        ok(blockdelta_config_server_validate(cs, &mut r));
+        assert_eq!(blockdelta_report_count(r), 0);
+        blockdelta_report_free(r);
+
+        // A NULL locale refuses the whole call: the product is not changed either.
+        assert_eq!(
+            blockdelta_config_server_set_os(cs, c"Windows 10".as_ptr(), true, null()),
+            NULL_PARAMETER
+        );
+        ok(blockdelta_config_server_validate(cs, &mut r));
+        assert_eq!(blockdelta_report_count(r), 0);
+        blockdelta_report_free(r);
+
+        ok(blockdelta_config_server_set_hardware(
+            cs,
+            4,
+            16 * GB,
+            3,
+            600 * GB,
+            500 * GB,
+        ));
+        ok(blockdelta_config_server_set_os(
+            cs,
+            c"Windows Server 2016".as_ptr(),
+            false,
+            c"en-us".as_ptr(),
+        ));
+        ok(blockdelta_config_server_set_network(
+            cs,
+            true,
+            c"E1000".as_ptr(),
+            true,
+        ));
+        ok(blockdelta_config_server_add_port_in_use(cs, 9443));
+        ok(blockdelta_config_server_add_role(cs, c"IIS".as_ptr()));
+        ok(blockdelta_config_server_add_group_policy(
+            cs,
+            c"Turn on Script Execution".as_ptr(),
+        ));
+        ok(blockdelta_config_server_set_version(
+            cs,
+            c"9.13".as_ptr(),
+            false,
+        ));
+        ok(blockdelta_config_server_validate(cs, &mut r));
+        let mut got = rules(r);
+        got.sort_unstable();
+        assert_eq!(got, [101, 105, 107, 109, 111, 112, 113, 114]);
+        blockdelta_report_free(r);
+
+        assert_eq!(
+            blockdelta_config_server_set_version(cs, c"nine".as_ptr(), false),
+            blockdelta_result::SupportInvalidAgentVersion
+        );
+        let mut msg = [0u8; 128];
+        let mut len = 0;
+        ok(blockdelta_config_server_last_error(
+            cs,
+            msg.as_mut_ptr().cast(),
+            msg.len(),
+            &mut len,
+        ));
+        assert!(copied(&msg).contains("nine"), "{}", copied(&msg));
+        assert_eq!(copied(&msg).len(), len);
+        assert_eq!(
+            blockdelta_config_server_add_role(null_mut(), c"IIS".as_ptr()),
+            NULL_PARAMETER
+        );
+        assert_eq!(
+            blockdelta_config_server_set_network(cs, true, null(), true),
+            NULL_PARAMETER
+        );
+        assert_eq!(
+            blockdelta_config_server_validate(null(), &mut r),
+            NULL_PARAMETER
+        );
+        blockdelta_config_server_free(cs);
+        blockdelta_config_server_free(null_mut());
+    }
+
+    #[test]
+    fn planner() {
+        let mut p = null_mut();
+        assert_eq!(blockdelta_plan_new(null_mut()), NULL_PARAMETER);
+        ok(blockdelta_plan_new(&mut p));
+        let add = |vm: &CStr, disk: &CStr, target, avg, peak, io, day| {
+            blockdelta_plan_add_disk(p, vm.as_ptr(), disk.as_ptr(), target, avg, peak, io, day)
+        };
+        ok(add(c"db01", c"sda", 30, 12 * MB, 30 * MB, 64 * 1024, 0));
+        ok(add(c"db01", c"sdb", 0, 3 * MB, 4 * MB, 8 * 1024, 0));
+        ok(add(c"big", c"sda", 50, 0, 0, 64 * 1024, 3 * TB));
+        ok(add(c"\xc3\xa9t\xc3\xa9", c"sda", 0, 0, 0, 8 * 1024, 0)); // "été"
+
+        let mut t = blockdelta_plan_totals {
+            process_servers: 0,
+            vms: 0,
+            bytes_per_day: 0,
+        };
+        assert_eq!(blockdelta_plan_get_totals(p, &mut t), INVALID_ARGUMENT);
+        let mut msg = [0u8; 64];
+        ok(blockdelta_plan_last_error(
+            p,
+            msg.as_mut_ptr().cast(),
+            64,
+            null_mut(),
+        ));
+        assert_eq!(copied(&msg), "the plan is not evaluated");
+        ok(blockdelta_plan_evaluate(p));
+        ok(blockdelta_plan_get_totals(p, &mut t));
+        assert_eq!((t.vms, t.process_servers), (3, 2));
+        assert_eq!(blockdelta_plan_get_totals(p, null_mut()), NULL_PARAMETER);
+
+        let mut d = blockdelta_plan_disk {
+            exceeds_rate: false,
+            exceeds_daily: false,
+            limit_bytes_per_second: 0,
+            limit_bytes_per_day: 0,
+            bytes_per_day: 0,
+        };
+        ok(blockdelta_plan_get_disk(p, 1, &mut d));
+        assert!(d.exceeds_rate && d.limit_bytes_per_second == 2 * MB);
+        ok(blockdelta_plan_get_disk(p, 0, &mut d));
+        assert!(!d.exceeds_rate && d.limit_bytes_per_second == 20 * MB);
+        assert_eq!(blockdelta_plan_get_disk(p, 4, &mut d), INVALID_ARGUMENT);
+
+        let mut v = blockdelta_plan_vm {
+            average_bytes_per_second: 0,
+            peak_bytes_per_second: 0,
+            bytes_per_day: 0,
+            exceeds_average: true,
+            exceeds_peak: true,
+            exceeds_process_server: false,
+            process_server: 0,
+        };
+        let mut name = [0xAAu8; 16];
+        let mut len = 0;
+        ok(blockdelta_plan_get_vm(
+            p,
+            1,
+            &mut v,
+            name.as_mut_ptr().cast(),
+            16,
+            &mut len,
+        ));
+        assert_eq!((copied(&name), len), ("big", 3));
+        assert!(v.exceeds_process_server && !v.exceeds_average);
+        ok(blockdelta_plan_get_vm(
+            p,
+            0,
+            &mut v,
+            null_mut(),
+            0,
+            null_mut(),
+        ));
+        assert_eq!(v.average_bytes_per_second, 15 * MB);
+        assert!(!v.exceeds_average);
+        // A name cut inside a character stops before it: the copy stays UTF-8.
+        ok(blockdelta_plan_get_vm(
+            p,
+            2,
+            &mut v,
+            name.as_mut_ptr().cast(),
+            3,
+            &mut len,
+        ));
+        assert_eq!((copied(&name), len), ("é", 5));
+        ok(blockdelta_plan_get_vm(
+            p,
+            2,
+            &mut v,
+            name.as_mut_ptr().cast(),
+            2,
+            &mut len,
+        ));
+        assert_eq!(copied(&name), "");
+        v.process_server = 77;
+        assert_eq!(
+            blockdelta_plan_get_vm(p, 3, &mut v, null_mut(), 0, null_mut()),
+            INVALID_ARGUMENT
+        );
+        assert_eq!(
+            blockdelta_plan_get_vm(p, 0, &mut v, null_mut(), 4, null_mut()),
+            NULL_PARAMETER
+        );
+        assert_eq!(v.process_server, 77, "not written on failure");
+
+        ok(add(c"bad", c"sda", 0, 5, 4, 8192, 0)); // peak below average
+        assert_eq!(
+            blockdelta_plan_evaluate(p),
+            blockdelta_result::SupportInvalidDescription
+        );
+        let mut msg = [0u8; 128];
+        ok(blockdelta_plan_last_error(
+            p,
+            msg.as_mut_ptr().cast(),
+            128,
+            null_mut(),
+        ));
+        assert!(
+            copied(&msg).contains("below the average"),
+            "{}",
+            copied(&msg)
+        );
+        assert_eq!(blockdelta_plan_get_totals(p, &mut t), INVALID_ARGUMENT);
+        assert_eq!(
+            add(c"x", c"y", 7, 1, 1, 1, 0),
+            blockdelta_result::SupportUnknownStorageTarget
+        );
+        assert_eq!(
+            blockdelta_plan_add_disk(null_mut(), c"x".as_ptr(), c"y".as_ptr(), 0, 1, 1, 1, 0),
+            NULL_PARAMETER
+        );
+        assert_eq!(
+            blockdelta_plan_add_disk(p, null(), c"y".as_ptr(), 0, 1, 1, 1, 0),
+            NULL_PARAMETER
+        );
+        assert_eq!(blockdelta_plan_evaluate(null_mut()), NULL_PARAMETER);
+        blockdelta_plan_free(p);
+        blockdelta_plan_free(null_mut());
+    }
 }
