@@ -60,6 +60,9 @@ thread_local! {
     static THREAD_LAST: RefCell<ErrorSlot> = const { RefCell::new(ErrorSlot::EMPTY) };
 }
 
+/// The message for `BLOCKDELTA_RESULT_NULL_PARAMETER`, which pointer checks return bare.
+pub(crate) const NULL_PARAMETER_MESSAGE: &str = "a required pointer argument was NULL";
+
 /// Records `msg` as the calling thread's last error.
 pub(crate) fn record_thread_error(code: blockdelta_result, msg: &dyn Display) {
     let _ = THREAD_LAST.try_with(|slot| {
@@ -89,6 +92,22 @@ impl LastError {
     /// Records a module error (its `Display` text) and returns its C code.
     pub(crate) fn fail<E: super::result::ToResult + Display>(&self, e: E) -> blockdelta_result {
         self.record(e.to_result(), &e)
+    }
+
+    /// Copies the calling thread's last error onto this handle (for failures recorded by helpers
+    /// that had no handle at hand). Never allocates; never blocks.
+    pub(crate) fn adopt_thread_error(&self, code: blockdelta_result) -> blockdelta_result {
+        if code == blockdelta_result::NullParameter {
+            // Pointer checks return this code without a message of their own.
+            return self.record(code, &NULL_PARAMETER_MESSAGE);
+        }
+        let _ = THREAD_LAST.try_with(|t| {
+            if let (Ok(t), Some(mut slot)) = (t.try_borrow(), self.0.try_lock()) {
+                *slot = t.clone();
+                slot.code = code;
+            }
+        });
+        code
     }
 
     fn snapshot(&self) -> ErrorSlot {

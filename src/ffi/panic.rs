@@ -2,7 +2,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::error::record_thread_error;
+use super::error::{record_thread_error, NULL_PARAMETER_MESSAGE};
 use super::result::blockdelta_result;
 
 /// Runs `f` and turns its outcome into a C result code.
@@ -17,7 +17,12 @@ where
 {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => blockdelta_result::Ok,
-        Ok(Err(code)) => code,
+        Ok(Err(code)) => {
+            if code == blockdelta_result::NullParameter {
+                record_thread_error(code, &NULL_PARAMETER_MESSAGE);
+            }
+            code
+        }
         Err(payload) => {
             let msg = payload
                 .downcast_ref::<&str>()

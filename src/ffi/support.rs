@@ -99,12 +99,7 @@ unsafe fn arg_mut<'a, T>(p: *mut T) -> Result<&'a mut T, blockdelta_result> {
 
 /// Copies the calling thread's last message (just recorded by a failing helper) onto a handle.
 fn mirror(last: &LastError, code: blockdelta_result) -> blockdelta_result {
-    let mut msg = [0u8; 480];
-    let mut len = 0usize;
-    // `msg` is writable for its length and `len` is a valid out pointer.
-    let _ = super::error::blockdelta_last_error(msg.as_mut_ptr().cast(), msg.len(), &mut len);
-    let n = len.min(msg.len() - 1);
-    last.record(code, &String::from_utf8_lossy(&msg[..n]))
+    last.adopt_thread_error(code)
 }
 
 fn agent_parts(v: Option<AgentVersion>) -> (u16, u16) {
