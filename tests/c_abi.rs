@@ -7,7 +7,7 @@
 //! programs with AddressSanitizer and UBSan; `BLOCKDELTA_C_VALGRIND=1` runs them under valgrind.
 
 use std::ffi::CStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use blockdelta::ffi::result::{blockdelta_result, blockdelta_result_name};
@@ -96,11 +96,17 @@ fn every_result_code_has_a_distinct_name_and_number_in_the_header() {
     assert_eq!(in_header, blockdelta_result::ALL.len());
 }
 
-/// Where cargo put the static and shared libraries for this test run.
+/// Builds the static and shared libraries (`cargo test` only builds the rlib the Rust tests
+/// link) and returns the directory that holds them. A separate target directory keeps this nested
+/// cargo from waiting on the lock of the `cargo test` that runs us.
 fn lib_dir() -> PathBuf {
-    // target/<profile>/deps/c_abi-<hash> -> target/<profile>
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-abi-lib");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--lib", "--quiet", "--manifest-path"])
+        .arg(root().join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target);
+    run(&mut cmd, "building the static and shared libraries");
+    target.join("debug")
 }
 
 fn run(cmd: &mut Command, what: &str) {
