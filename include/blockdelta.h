@@ -35,6 +35,41 @@
 #define BLOCKDELTA_VERSION_PATCH 0
 
 /**
+ * Default largest raw payload per DATA record.
+ */
+#define DEFAULT_RECORD_SIZE (1 << 20)
+
+/**
+ * The format version this implementation writes and reads.
+ */
+#define FORMAT_VERSION 1
+
+/**
+ * The must-understand bit of a record type.
+ */
+#define MUST_UNDERSTAND 32768
+
+/**
+ * Largest raw (decoded) payload of one DATA record, and largest stored payload.
+ */
+#define MAX_RECORD_PAYLOAD (1 << 20)
+
+/**
+ * Largest bookmark label in bytes (UTF-8).
+ */
+#define MAX_LABEL_LEN 1024
+
+/**
+ * Required feature: DATA records may use the lz4 codec.
+ */
+#define FEATURE_REQUIRED_LZ4 1
+
+/**
+ * Optional feature: the writer replaced all-zero records by ZERO records.
+ */
+#define FEATURE_OPTIONAL_ZERO_DETECTION 1
+
+/**
  * The outcome of every fallible C function. `BLOCKDELTA_RESULT_OK` (0) is success.
  *
  * The numeric values are part of the ABI: they never change and are never reused.
@@ -105,6 +140,134 @@ enum blockdelta_result
    * Tracker: a resize asked for more than the capacity set at creation.
    */
   BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED = 106,
+  /**
+   * Stream: a frame or the stream header does not start with the blockdelta magic.
+   */
+  BLOCKDELTA_RESULT_STREAM_BAD_MAGIC = 200,
+  /**
+   * Stream: the stream's format version is not supported.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_VERSION = 201,
+  /**
+   * Stream: the stream requires a feature this library does not know.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_FEATURE = 202,
+  /**
+   * Stream: the stream's cipher suite is not supported.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_CIPHER = 203,
+  /**
+   * Stream: the stream ended before its END record.
+   */
+  BLOCKDELTA_RESULT_STREAM_TRUNCATED = 204,
+  /**
+   * Stream: a frame was reordered, replayed, duplicated or dropped (wrong sequence number).
+   */
+  BLOCKDELTA_RESULT_STREAM_FRAME_OUT_OF_ORDER = 205,
+  /**
+   * Stream: a frame's CRC32 does not match (corruption).
+   */
+  BLOCKDELTA_RESULT_STREAM_CHECKSUM_MISMATCH = 206,
+  /**
+   * Stream: AES-GCM authentication failed (wrong key or tampered frame).
+   */
+  BLOCKDELTA_RESULT_STREAM_AUTHENTICATION_FAILED = 207,
+  /**
+   * Stream: a length field exceeds the format's limit.
+   */
+  BLOCKDELTA_RESULT_STREAM_OVERSIZED_LENGTH = 208,
+  /**
+   * Stream: extents do not ascend or overlap.
+   */
+  BLOCKDELTA_RESULT_STREAM_EXTENT_OVERLAP = 209,
+  /**
+   * Stream: an extent reaches past the end of the disk.
+   */
+  BLOCKDELTA_RESULT_STREAM_EXTENT_OUT_OF_RANGE = 210,
+  /**
+   * Stream: a must-understand record type this library does not know.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_RECORD = 211,
+  /**
+   * Stream: a frame header is inconsistent (unknown frame type, reserved bits set).
+   */
+  BLOCKDELTA_RESULT_STREAM_MALFORMED_FRAME = 212,
+  /**
+   * Stream: a record's fields are inconsistent.
+   */
+  BLOCKDELTA_RESULT_STREAM_MALFORMED_RECORD = 213,
+  /**
+   * Stream: a DATA record names an unknown codec.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNKNOWN_CODEC = 214,
+  /**
+   * Stream: an lz4 payload does not decompress to its declared length.
+   */
+  BLOCKDELTA_RESULT_STREAM_DECOMPRESS_FAILED = 215,
+  /**
+   * Stream: the stream header's values are invalid.
+   */
+  BLOCKDELTA_RESULT_STREAM_INVALID_HEADER = 216,
+  /**
+   * Stream: a frame of a type that cannot appear at this point.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNEXPECTED_FRAME = 217,
+  /**
+   * Stream: the END record's totals disagree with the stream received.
+   */
+  BLOCKDELTA_RESULT_STREAM_END_MISMATCH = 218,
+  /**
+   * Stream: bytes follow the END record.
+   */
+  BLOCKDELTA_RESULT_STREAM_TRAILING_DATA = 219,
+  /**
+   * Stream: the stream is encrypted and no secret was given.
+   */
+  BLOCKDELTA_RESULT_STREAM_KEY_REQUIRED = 220,
+  /**
+   * Stream: a secret was given but the stream is not encrypted (possible downgrade).
+   */
+  BLOCKDELTA_RESULT_STREAM_ENCRYPTION_REQUIRED = 221,
+  /**
+   * Stream: the stream is for another disk.
+   */
+  BLOCKDELTA_RESULT_STREAM_WRONG_DISK = 222,
+  /**
+   * Stream: the stream is from another tracker generation.
+   */
+  BLOCKDELTA_RESULT_STREAM_WRONG_GENERATION = 223,
+  /**
+   * Stream: the stream does not start at the expected checkpoint (stale or replayed stream).
+   */
+  BLOCKDELTA_RESULT_STREAM_WRONG_SEQUENCE = 224,
+  /**
+   * Stream: the apply target is smaller than the stream's disk.
+   */
+  BLOCKDELTA_RESULT_STREAM_TARGET_TOO_SMALL = 225,
+  /**
+   * Stream: an earlier error stopped this encoder, decoder or applier.
+   */
+  BLOCKDELTA_RESULT_STREAM_POISONED = 226,
+  /**
+   * Stream: the block source (file or read callback) failed.
+   */
+  BLOCKDELTA_RESULT_STREAM_SOURCE_IO = 227,
+  /**
+   * Stream: the apply target (file or callback) failed.
+   */
+  BLOCKDELTA_RESULT_STREAM_TARGET_IO = 228,
+  /**
+   * Stream: the target cannot be resized (e.g. a block device).
+   */
+  BLOCKDELTA_RESULT_STREAM_RESIZE_UNSUPPORTED = 229,
+  /**
+   * Stream: a call made in the wrong order (e.g. a record before the header, anything after END).
+   */
+  BLOCKDELTA_RESULT_STREAM_INVALID_STATE = 230,
+  /**
+   * Stream: the operating system's random number generator failed.
+   */
+  BLOCKDELTA_RESULT_STREAM_RANDOM = 231,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -19,8 +19,12 @@ pub mod tracker;
 #[allow(unused_imports)]
 mod sync;
 
+pub use stream::{
+    Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec, Decoded,
+    Decoder, DecoderConfig, Encoder, EncoderConfig, EndSummary, Expected, ExtentCursor, FileSource,
+    FileTarget, Record, Secret, StreamError, StreamHeader,
+};
 pub use tracker::{Extent, GenerationId};
-
 
 /// The crate version, as in `Cargo.toml` (also `blockdelta_version()` in C).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -25,7 +25,11 @@ pub(crate) struct ErrorSlot {
 }
 
 impl ErrorSlot {
-    pub(crate) const EMPTY: ErrorSlot = ErrorSlot { buf: [0; CAP], len: 0, code: blockdelta_result::Ok };
+    pub(crate) const EMPTY: ErrorSlot = ErrorSlot {
+        buf: [0; CAP],
+        len: 0,
+        code: blockdelta_result::Ok,
+    };
 
     fn set(&mut self, code: blockdelta_result, msg: &dyn Display) {
         self.len = 0;

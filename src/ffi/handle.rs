@@ -22,9 +22,16 @@ pub(crate) unsafe fn arg_ref<'a, T>(p: *const T) -> Result<&'a T, blockdelta_res
 ///
 /// # Safety
 /// A non-NULL `p` must be valid for reads of `len` elements for `'a`.
-pub(crate) unsafe fn arg_slice<'a, T>(p: *const T, len: usize) -> Result<&'a [T], blockdelta_result> {
+pub(crate) unsafe fn arg_slice<'a, T>(
+    p: *const T,
+    len: usize,
+) -> Result<&'a [T], blockdelta_result> {
     if p.is_null() {
-        return if len == 0 { Ok(&[]) } else { Err(blockdelta_result::NullParameter) };
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(blockdelta_result::NullParameter)
+        };
     }
     // SAFETY: non-NULL and valid for `len` reads per the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
@@ -34,9 +41,16 @@ pub(crate) unsafe fn arg_slice<'a, T>(p: *const T, len: usize) -> Result<&'a [T]
 ///
 /// # Safety
 /// A non-NULL `p` must be valid for writes of `len` elements for `'a` and not aliased.
-pub(crate) unsafe fn out_slice<'a, T>(p: *mut T, len: usize) -> Result<&'a mut [T], blockdelta_result> {
+pub(crate) unsafe fn out_slice<'a, T>(
+    p: *mut T,
+    len: usize,
+) -> Result<&'a mut [T], blockdelta_result> {
     if p.is_null() {
-        return if len == 0 { Ok(&mut []) } else { Err(blockdelta_result::NullParameter) };
+        return if len == 0 {
+            Ok(&mut [])
+        } else {
+            Err(blockdelta_result::NullParameter)
+        };
     }
     // SAFETY: non-NULL, valid and unaliased for `len` writes per the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
@@ -48,7 +62,9 @@ pub(crate) struct Out<T>(NonNull<T>);
 impl<T> Out<T> {
     /// Checks that `p` is not NULL.
     pub(crate) fn new(p: *mut T) -> Result<Self, blockdelta_result> {
-        NonNull::new(p).map(Out).ok_or(blockdelta_result::NullParameter)
+        NonNull::new(p)
+            .map(Out)
+            .ok_or(blockdelta_result::NullParameter)
     }
 
     /// Writes the result.
