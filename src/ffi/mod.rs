@@ -10,6 +10,7 @@ mod error;
 mod handle;
 mod panic;
 pub mod result;
+pub mod stream;
 pub mod version;
 
 pub use result::{blockdelta_result, ToResult};
