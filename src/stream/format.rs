@@ -104,7 +104,7 @@ pub(crate) fn get_u64(b: &[u8], at: usize) -> u64 {
 ///
 /// Works on 64-byte blocks of 8 words OR-ed together, which the compiler turns into wide
 /// vector loads; stops at the first block that is not zero.
-pub(crate) fn is_all_zero(buf: &[u8]) -> bool {
+pub fn is_all_zero(buf: &[u8]) -> bool {
     let mut chunks = buf.chunks_exact(64);
     for c in &mut chunks {
         let mut acc = 0u64;

@@ -32,8 +32,8 @@ pub use encoder::{
 };
 pub use error::StreamError;
 pub use format::{
-    FEATURE_OPTIONAL_ZERO_DETECTION, FEATURE_REQUIRED_LZ4, FORMAT_VERSION, MAX_LABEL_LEN,
-    MAX_RECORD_PAYLOAD, MUST_UNDERSTAND,
+    is_all_zero, FEATURE_OPTIONAL_ZERO_DETECTION, FEATURE_REQUIRED_LZ4, FORMAT_VERSION,
+    MAX_LABEL_LEN, MAX_RECORD_PAYLOAD, MUST_UNDERSTAND,
 };
 pub use header::{CipherSuite, StreamHeader};
 pub use record::{Bookmark, BookmarkKind, Codec, EndSummary, Record};
