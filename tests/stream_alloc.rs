@@ -141,6 +141,18 @@ fn check(codec: Codec, secret: Option<&[u8]>, record_size: u32) {
     assert_eq!(allocations() - before, 0, "applier allocated ({codec:?})");
     assert_eq!(used, stream.len());
     let replica = app.into_target();
+
+    // In-place decryption in the caller's buffer.
+    let mut owned = stream.clone();
+    let mut app = Applier::new(dcfg(secret), vec![0u8; SIZE]);
+    let before = allocations();
+    assert_eq!(app.push_in_place(&mut owned).unwrap(), stream.len());
+    assert_eq!(
+        allocations() - before,
+        0,
+        "in-place applier allocated ({codec:?})"
+    );
+    assert!(app.into_target() == replica);
     assert!(replica[..SIZE / 2] == src[..SIZE / 2]);
 }
 

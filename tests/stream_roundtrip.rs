@@ -36,12 +36,28 @@ fn decoder_config(secret: Option<&[u8]>) -> DecoderConfig {
 }
 
 /// Applies `stream` to `replica`, feeding it in `chunk`-byte pieces as a network would.
+/// With `in_place`, frames are decrypted in the pending buffer itself.
 fn apply_chunked(stream: &[u8], replica: Vec<u8>, secret: Option<&[u8]>, chunk: usize) -> Vec<u8> {
+    apply_chunked_mode(stream, replica, secret, chunk, false)
+}
+
+fn apply_chunked_mode(
+    stream: &[u8],
+    replica: Vec<u8>,
+    secret: Option<&[u8]>,
+    chunk: usize,
+    in_place: bool,
+) -> Vec<u8> {
     let mut app = Applier::new(decoder_config(secret), replica);
     let mut pending: Vec<u8> = Vec::new();
     for piece in stream.chunks(chunk.max(1)) {
         pending.extend_from_slice(piece);
-        let used = app.push(&pending).expect("valid stream applies");
+        let used = if in_place {
+            app.push_in_place(&mut pending)
+        } else {
+            app.push(&pending)
+        }
+        .expect("valid stream applies");
         pending.drain(..used);
     }
     assert!(pending.is_empty(), "all input consumed");
@@ -93,6 +109,7 @@ proptest! {
         zero in any::<bool>(),
         record in prop::sample::select(vec![1u32, 511, 4096, 65_536, DEFAULT_RECORD_SIZE]),
         chunk in 1usize..5000,
+        in_place in any::<bool>(),
     ) {
         let size = new.len() as u64;
         let old: Vec<u8> = (0..new.len()).map(|i| (i * 31 % 251) as u8).collect();
@@ -108,7 +125,7 @@ proptest! {
         let codec = if lz4 { Codec::Lz4 } else { Codec::Raw };
         let mut src = new.clone();
         let stream = encode_to_vec(config(size, codec, secret, zero, record), &extents, &mut src).unwrap();
-        let replica = apply_chunked(&stream, old.clone(), secret, chunk);
+        let replica = apply_chunked_mode(&stream, old.clone(), secret, chunk, in_place);
         prop_assert_eq!(replica, expected_replica(&old, &new, &extents));
     }
 }

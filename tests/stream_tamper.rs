@@ -425,6 +425,21 @@ fn every_single_bit_flip_is_caught_before_any_write_of_its_frame() {
 }
 
 #[test]
+fn in_place_decoding_refuses_the_same_tampering() {
+    let mut f = frames(Some(SECRET));
+    f[3][100] ^= 0x40;
+    fix_crc(&mut f[3]);
+    let mut s = f.concat();
+    let mut app = Applier::new(config(Some(SECRET)), Recorder::new());
+    let r = app.push_in_place(&mut s);
+    assert!(
+        matches!(r, Err(StreamError::AuthenticationFailed { seq: 3 })),
+        "{r:?}"
+    );
+    assert_eq!(app.into_target().log, log_of_prefix(&f, 3, Some(SECRET)));
+}
+
+#[test]
 fn wrong_key() {
     let f = frames(Some(SECRET));
     let (r, log) = apply(&f.concat(), config(Some(b"a wrong secret")));

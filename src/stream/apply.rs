@@ -162,26 +162,39 @@ impl<T: ApplyTarget> Applier<T> {
         r
     }
 
+    /// As [`Applier::push`], but decrypts frames in place in `input` (see
+    /// [`Decoder::next_in_place`]), saving a copy per encrypted frame. The consumed bytes are
+    /// overwritten; the unconsumed tail is left as it was.
+    pub fn push_in_place(&mut self, input: &mut [u8]) -> Result<usize> {
+        if self.failed {
+            return Err(StreamError::Poisoned);
+        }
+        let r = self.push_inner_mut(input);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
     fn push_inner(&mut self, input: &[u8]) -> Result<usize> {
         let mut at = 0;
         while at < input.len() {
-            match self.decoder.next(&input[at..])? {
-                Decoded::NeedMore { .. } => break,
-                Decoded::Header { header, consumed } => {
-                    if let Some(target) = self.target.size().map_err(target_err("size", 0))? {
-                        if target < header.disk_size {
-                            return Err(StreamError::TargetTooSmall {
-                                target,
-                                disk_size: header.disk_size,
-                            });
-                        }
-                    }
-                    at += consumed;
-                }
-                Decoded::Record { record, consumed } => {
-                    apply_record(&mut self.target, &record)?;
-                    at += consumed;
-                }
+            let d = self.decoder.next(&input[at..])?;
+            match apply_decoded(&mut self.target, d)? {
+                0 => break,
+                n => at += n,
+            }
+        }
+        Ok(at)
+    }
+
+    fn push_inner_mut(&mut self, input: &mut [u8]) -> Result<usize> {
+        let mut at = 0;
+        while at < input.len() {
+            let d = self.decoder.next_in_place(&mut input[at..])?;
+            match apply_decoded(&mut self.target, d)? {
+                0 => break,
+                n => at += n,
             }
         }
         Ok(at)
@@ -201,7 +214,7 @@ impl<T: ApplyTarget> Applier<T> {
                     source,
                 })?;
             filled += n;
-            let used = self.push(&buf[..filled])?;
+            let used = self.push_in_place(&mut buf[..filled])?;
             buf.copy_within(used..filled, 0);
             filled -= used;
             if n == 0 {
@@ -216,6 +229,28 @@ impl<T: ApplyTarget> Applier<T> {
             return Err(StreamError::Poisoned);
         }
         self.decoder.finish()
+    }
+}
+
+/// Applies what the decoder returned; returns the bytes consumed (0: more input needed).
+fn apply_decoded<T: ApplyTarget + ?Sized>(target: &mut T, d: Decoded<'_>) -> Result<usize> {
+    match d {
+        Decoded::NeedMore { .. } => Ok(0),
+        Decoded::Header { header, consumed } => {
+            if let Some(size) = target.size().map_err(target_err("size", 0))? {
+                if size < header.disk_size {
+                    return Err(StreamError::TargetTooSmall {
+                        target: size,
+                        disk_size: header.disk_size,
+                    });
+                }
+            }
+            Ok(consumed)
+        }
+        Decoded::Record { record, consumed } => {
+            apply_record(target, &record)?;
+            Ok(consumed)
+        }
     }
 }
 

@@ -85,6 +85,36 @@ pub enum Decoded<'a> {
     },
 }
 
+/// Input bytes, read-only or owned by the caller for in-place decryption.
+enum Input<'a> {
+    Shared(&'a [u8]),
+    Mut(&'a mut [u8]),
+}
+
+impl<'a> Input<'a> {
+    fn view(&self) -> &[u8] {
+        match self {
+            Input::Shared(s) => s,
+            Input::Mut(m) => m,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.view().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn into_range(self, r: std::ops::Range<usize>) -> Input<'a> {
+        match self {
+            Input::Shared(s) => Input::Shared(&s[r]),
+            Input::Mut(m) => Input::Mut(&mut m[r]),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Header,
@@ -187,8 +217,20 @@ impl Decoder {
     }
 
     /// Verifies the frame at the start of `input` and returns what it holds, or asks for more
-    /// bytes. See [`Decoded`].
+    /// bytes. See [`Decoded`]. An encrypted frame is copied into the decoder's scratch to be
+    /// opened; [`Decoder::next_in_place`] avoids that copy.
     pub fn next<'a>(&'a mut self, input: &'a [u8]) -> Result<Decoded<'a>> {
+        self.step(Input::Shared(input))
+    }
+
+    /// As [`Decoder::next`], but opens an encrypted frame in place in `input`, saving a copy:
+    /// after the call the bytes of a returned frame hold its plaintext (or, after an
+    /// authentication failure, zeros) and must not be fed again.
+    pub fn next_in_place<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Decoded<'a>> {
+        self.step(Input::Mut(input))
+    }
+
+    fn step<'a>(&'a mut self, input: Input<'a>) -> Result<Decoded<'a>> {
         match self.state {
             State::Failed => return Err(StreamError::Poisoned),
             State::Ended if input.is_empty() => {
@@ -204,9 +246,10 @@ impl Decoder {
         self.next_inner(state, input)
     }
 
-    fn next_inner<'a>(&'a mut self, state: State, input: &'a [u8]) -> Result<Decoded<'a>> {
-        if input.len() < FRAME_HEADER_LEN {
-            if input.len() >= 4 && input[..4] != FRAME_MAGIC {
+    fn next_inner<'a>(&'a mut self, state: State, input: Input<'a>) -> Result<Decoded<'a>> {
+        let view = input.view();
+        if view.len() < FRAME_HEADER_LEN {
+            if view.len() >= 4 && view[..4] != FRAME_MAGIC {
                 return Err(StreamError::BadMagic { what: "frame" });
             }
             self.state = state;
@@ -214,7 +257,9 @@ impl Decoder {
                 needed: FRAME_HEADER_LEN,
             });
         }
-        let fh = &input[..FRAME_HEADER_LEN];
+        let mut fh = [0u8; FRAME_HEADER_LEN];
+        fh.copy_from_slice(&view[..FRAME_HEADER_LEN]);
+        let fh = &fh;
         if fh[..4] != FRAME_MAGIC {
             return Err(StreamError::BadMagic { what: "frame" });
         }
@@ -234,11 +279,11 @@ impl Decoder {
             });
         }
         let total = FRAME_HEADER_LEN + body_len;
-        if input.len() < total {
+        if view.len() < total {
             self.state = state;
             return Ok(Decoded::NeedMore { needed: total });
         }
-        let body = &input[FRAME_HEADER_LEN..total];
+        let body = &view[FRAME_HEADER_LEN..total];
         let stored = get_u32(fh, FRAME_HEADER_SIGNED_LEN);
         let computed = frame_crc(&fh[..FRAME_HEADER_SIGNED_LEN], body);
         if stored != computed {
@@ -261,7 +306,7 @@ impl Decoder {
         }
         match (state, frame_type) {
             (State::Header, FRAME_TYPE_HEADER) => {
-                let header = self.accept_header(&input[..total])?;
+                let header = self.accept_header(&view[..total])?;
                 Ok(Decoded::Header {
                     header,
                     consumed: total,
@@ -274,7 +319,8 @@ impl Decoder {
                 reason: "a second stream header",
             }),
             (_, FRAME_TYPE_RECORD) => {
-                let record = self.accept_record(fh, body, seq)?;
+                let record =
+                    self.accept_record(fh, input.into_range(FRAME_HEADER_LEN..total), seq)?;
                 Ok(Decoded::Record {
                     record,
                     consumed: total,
@@ -324,12 +370,8 @@ impl Decoder {
         Ok(h)
     }
 
-    fn accept_record<'a>(
-        &'a mut self,
-        fh: &'a [u8],
-        body: &'a [u8],
-        seq: u64,
-    ) -> Result<Record<'a>> {
+    fn accept_record<'a>(&'a mut self, fh: &[u8], body: Input<'a>, seq: u64) -> Result<Record<'a>> {
+        let body_len = body.len();
         // Split the borrows: the record may point into `plain` or `decomp` while the counters
         // are updated.
         let Decoder {
@@ -352,16 +394,23 @@ impl Decoder {
         let header = header.as_ref().ok_or(StreamError::InvalidState {
             reason: "no header",
         })?;
-        let rec: &'a [u8] = match key {
-            Some(key) => {
+        let rec: &'a [u8] = match (key, body) {
+            (Some(key), body) => {
                 let aad = &mut aad[..*aad_header_len + FRAME_HEADER_SIGNED_LEN];
                 aad[*aad_header_len..].copy_from_slice(&fh[..FRAME_HEADER_SIGNED_LEN]);
-                let buf = &mut plain[..body.len()];
-                buf.copy_from_slice(body);
+                let buf: &'a mut [u8] = match body {
+                    Input::Mut(b) => b,
+                    Input::Shared(b) => {
+                        let buf = &mut plain[..b.len()];
+                        buf.copy_from_slice(b);
+                        buf
+                    }
+                };
                 let n = crypto::open(key, header.nonce_prefix, seq, aad, buf)?;
-                &plain[..n]
+                &buf[..n]
             }
-            None => body,
+            (None, Input::Shared(b)) => b,
+            (None, Input::Mut(b)) => b,
         };
         if rec.len() < RECORD_HEADER_LEN {
             return Err(StreamError::MalformedFrame {
@@ -544,7 +593,7 @@ impl Decoder {
         *state = State::Body;
         *next_seq += 1;
         *records += 1;
-        *bytes += (FRAME_HEADER_LEN + body.len()) as u64;
+        *bytes += (FRAME_HEADER_LEN + body_len) as u64;
         chain.update(&fh[..FRAME_HEADER_LEN]);
         Ok(record)
     }

@@ -11,6 +11,42 @@
 //! - the decoder treats every byte as hostile and returns a record only after its whole frame
 //!   is verified, so the applier never writes unverified data, nor outside the disk;
 //! - encoding and decoding allocate nothing per record: all scratch is allocated up front.
+//!
+//! ```
+//! use blockdelta::{Applier, DecoderConfig, Encoder, EncoderConfig, Extent, ExtentCursor, GenerationId, Secret};
+//!
+//! # fn main() -> Result<(), blockdelta::StreamError> {
+//! let disk = vec![7u8; 1 << 20]; // the protected disk (any `BlockSource`: a `FileSource`, ...)
+//! let changed = [Extent::new(0, 8192), Extent::new(65536, 4096)]; // e.g. a tracker's taken set
+//!
+//! // Sender: header, one frame per record, END. Frames go into a reusable caller buffer.
+//! let mut cfg = EncoderConfig::new(*b"disk-0000000001a", GenerationId([1; 16]), 41, 42, 1 << 20);
+//! cfg.secret = Some(Secret::new(b"shared secret"));
+//! let mut enc = Encoder::new(cfg)?;
+//! let mut frame = vec![0u8; enc.max_frame_len()];
+//! let mut wire = Vec::new(); // stands for a socket
+//! let n = enc.write_header(&mut frame)?;
+//! wire.extend_from_slice(&frame[..n]);
+//! let mut cursor = ExtentCursor::default();
+//! let mut source = disk.clone();
+//! while let Some(n) = enc.next_frame(&changed, &mut cursor, &mut source, &mut frame)? {
+//!     wire.extend_from_slice(&frame[..n]);
+//! }
+//! let n = enc.finish(&mut frame)?;
+//! wire.extend_from_slice(&frame[..n]);
+//!
+//! // Receiver: verify every frame, then write it to the replica (any `ApplyTarget`: a `FileTarget`, ...).
+//! let mut replica = Applier::new(
+//!     DecoderConfig::new().with_secret(Secret::new(b"shared secret")),
+//!     vec![0u8; 1 << 20],
+//! );
+//! let used = replica.push(&wire)?; // feed bytes as they arrive; keep the unconsumed tail
+//! assert_eq!(used, wire.len());
+//! replica.finish()?; // END verified and synced: the replica is at checkpoint 42
+//! assert_eq!(&replica.target()[..8192], &disk[..8192]);
+//! # Ok(())
+//! # }
+//! ```
 
 mod apply;
 mod crypto;
