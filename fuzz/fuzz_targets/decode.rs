@@ -1,6 +1,6 @@
 //! Fuzz the decoder and applier with hostile bytes.
 //!
-//! The first input byte picks a mode:
+//! The first input byte picks a mode (bit 2: decrypt in place; bits 3-7: feeding chunk size):
 //! - even: the rest is a raw stream, fed to an applier in chunks (with or without a secret);
 //! - odd: a valid stream (plain or encrypted) is mutated by (position, xor) pairs, truncation
 //!   and frame duplication taken from the input, then applied.
@@ -115,7 +115,8 @@ fn valid() -> &'static [(Vec<u8>, Vec<u8>); 2] {
 }
 
 /// Applies `stream` in chunks; returns whether it was accepted whole, and the replica.
-fn apply(stream: &[u8], secret: bool, chunk: usize) -> (bool, Vec<u8>) {
+fn apply(stream: &[u8], secret: bool, chunk: usize, in_place: bool) -> (bool, Vec<u8>) {
+    let mut owned = stream.to_vec();
     let mut cfg = DecoderConfig::new();
     if secret {
         cfg.secret = Some(Secret::new(SECRET));
@@ -131,7 +132,12 @@ fn apply(stream: &[u8], secret: bool, chunk: usize) -> (bool, Vec<u8>) {
     let (mut start, mut end) = (0, 0);
     loop {
         end = (end + chunk).min(stream.len());
-        match app.push(&stream[start..end]) {
+        let r = if in_place {
+            app.push_in_place(&mut owned[start..end])
+        } else {
+            app.push(&stream[start..end])
+        };
+        match r {
             Ok(used) => start += used,
             Err(e) => {
                 assert!(
@@ -153,9 +159,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let chunk = 1 + usize::from(mode >> 2) * 97;
+    let chunk = 1 + usize::from(mode >> 3) * 97;
+    let in_place = mode & 4 != 0;
     if mode & 1 == 0 {
-        apply(rest, mode & 2 != 0, chunk);
+        apply(rest, mode & 2 != 0, chunk, in_place);
         return;
     }
     let encrypted = mode & 2 != 0;
@@ -181,7 +188,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let (ok, replica) = apply(&s, encrypted, chunk);
+    let (ok, replica) = apply(&s, encrypted, chunk, in_place);
     if ok && encrypted {
         assert!(
             replica == *expected,

@@ -6,8 +6,14 @@
 //! thread at a time may call a given handle (different handles are independent). No function
 //! here blocks except by calling the caller's own callbacks.
 
-// C names (`blockdelta_encoder`) and C-style signatures with many plain arguments are the ABI.
-#![allow(non_camel_case_types, clippy::too_many_arguments)]
+// C names (`blockdelta_encoder`) and C-style signatures with many plain arguments are the ABI;
+// each function's doc states its pointer contract in C terms (it flows into the header) instead of
+// a Rust `# Safety` section.
+#![allow(
+    non_camel_case_types,
+    clippy::too_many_arguments,
+    clippy::missing_safety_doc
+)]
 
 use std::ffi::{c_int, c_void};
 use std::io;
