@@ -20,6 +20,62 @@
 #include <stdbool.h>
 
 /**
+ * Encoder flag: try lz4 on DATA records (raw is kept when lz4 does not pay).
+ */
+#define BLOCKDELTA_ENCODE_LZ4 1
+
+/**
+ * Encoder flag: send all-zero records as ZERO records.
+ */
+#define BLOCKDELTA_ENCODE_ZERO_DETECTION 2
+
+/**
+ * `blockdelta_record.kind`: the input holds no whole frame yet; call again with more bytes.
+ */
+#define BLOCKDELTA_RECORD_NEED_MORE 0
+
+/**
+ * `kind`: the stream header was verified (see `blockdelta_decoder_header`).
+ */
+#define BLOCKDELTA_RECORD_HEADER 1
+
+/**
+ * `kind`: DATA: `data`/`data_len` (decoded bytes) belong at `offset`; `aux` is the codec (0 raw, 1 lz4).
+ */
+#define BLOCKDELTA_RECORD_DATA 2
+
+/**
+ * `kind`: ZERO: `offset`..`offset + len` reads as zeros.
+ */
+#define BLOCKDELTA_RECORD_ZERO 3
+
+/**
+ * `kind`: DISCARD: `offset`..`offset + len` is unmapped, contents unspecified.
+ */
+#define BLOCKDELTA_RECORD_DISCARD 4
+
+/**
+ * `kind`: RESIZE: the disk now has `len` bytes.
+ */
+#define BLOCKDELTA_RECORD_RESIZE 5
+
+/**
+ * `kind`: BOOKMARK: `offset` = id, `len` = timestamp (ns since the Unix epoch), `aux` = kind
+ * (1 crash-consistent, 2 application-consistent), `data`/`data_len` = UTF-8 label (not NUL-terminated).
+ */
+#define BLOCKDELTA_RECORD_BOOKMARK 6
+
+/**
+ * `kind`: END: the stream is complete; `offset` = record count, `len` = byte count, `aux` = checksum.
+ */
+#define BLOCKDELTA_RECORD_END 7
+
+/**
+ * `kind`: an optional record type this library does not know, verified and skipped; `aux` = its type.
+ */
+#define BLOCKDELTA_RECORD_SKIPPED 8
+
+/**
  * `blockdelta_vm_add_disk` flag: the OS (boot) disk.
  */
 #define BLOCKDELTA_VM_DISK_OS 1
@@ -171,6 +227,41 @@
 #define BLOCKDELTA_VERSION_PATCH 0
 
 /**
+ * Default largest raw payload per DATA record.
+ */
+#define DEFAULT_RECORD_SIZE (1 << 20)
+
+/**
+ * The format version this implementation writes and reads.
+ */
+#define FORMAT_VERSION 1
+
+/**
+ * The must-understand bit of a record type.
+ */
+#define MUST_UNDERSTAND 32768
+
+/**
+ * Largest raw (decoded) payload of one DATA record, and largest stored payload.
+ */
+#define MAX_RECORD_PAYLOAD (1 << 20)
+
+/**
+ * Largest bookmark label in bytes (UTF-8).
+ */
+#define MAX_LABEL_LEN 1024
+
+/**
+ * Required feature: DATA records may use the lz4 codec.
+ */
+#define FEATURE_REQUIRED_LZ4 1
+
+/**
+ * Optional feature: the writer replaced all-zero records by ZERO records.
+ */
+#define FEATURE_OPTIONAL_ZERO_DETECTION 1
+
+/**
  * Seconds in a day, for converting rates to daily totals.
  */
 #define SECONDS_PER_DAY 86400
@@ -271,6 +362,134 @@ enum blockdelta_result
    * Tracker: a resize asked for more than the capacity set at creation.
    */
   BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED = 106,
+  /**
+   * Stream: a frame or the stream header does not start with the blockdelta magic.
+   */
+  BLOCKDELTA_RESULT_STREAM_BAD_MAGIC = 200,
+  /**
+   * Stream: the stream's format version is not supported.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_VERSION = 201,
+  /**
+   * Stream: the stream requires a feature this library does not know.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_FEATURE = 202,
+  /**
+   * Stream: the stream's cipher suite is not supported.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_CIPHER = 203,
+  /**
+   * Stream: the stream ended before its END record.
+   */
+  BLOCKDELTA_RESULT_STREAM_TRUNCATED = 204,
+  /**
+   * Stream: a frame was reordered, replayed, duplicated or dropped (wrong sequence number).
+   */
+  BLOCKDELTA_RESULT_STREAM_FRAME_OUT_OF_ORDER = 205,
+  /**
+   * Stream: a frame's CRC32 does not match (corruption).
+   */
+  BLOCKDELTA_RESULT_STREAM_CHECKSUM_MISMATCH = 206,
+  /**
+   * Stream: AES-GCM authentication failed (wrong key or tampered frame).
+   */
+  BLOCKDELTA_RESULT_STREAM_AUTHENTICATION_FAILED = 207,
+  /**
+   * Stream: a length field exceeds the format's limit.
+   */
+  BLOCKDELTA_RESULT_STREAM_OVERSIZED_LENGTH = 208,
+  /**
+   * Stream: extents do not ascend or overlap.
+   */
+  BLOCKDELTA_RESULT_STREAM_EXTENT_OVERLAP = 209,
+  /**
+   * Stream: an extent reaches past the end of the disk.
+   */
+  BLOCKDELTA_RESULT_STREAM_EXTENT_OUT_OF_RANGE = 210,
+  /**
+   * Stream: a must-understand record type this library does not know.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_RECORD = 211,
+  /**
+   * Stream: a frame header is inconsistent (unknown frame type, reserved bits set).
+   */
+  BLOCKDELTA_RESULT_STREAM_MALFORMED_FRAME = 212,
+  /**
+   * Stream: a record's fields are inconsistent.
+   */
+  BLOCKDELTA_RESULT_STREAM_MALFORMED_RECORD = 213,
+  /**
+   * Stream: a DATA record names an unknown codec.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNKNOWN_CODEC = 214,
+  /**
+   * Stream: an lz4 payload does not decompress to its declared length.
+   */
+  BLOCKDELTA_RESULT_STREAM_DECOMPRESS_FAILED = 215,
+  /**
+   * Stream: the stream header's values are invalid.
+   */
+  BLOCKDELTA_RESULT_STREAM_INVALID_HEADER = 216,
+  /**
+   * Stream: a frame of a type that cannot appear at this point.
+   */
+  BLOCKDELTA_RESULT_STREAM_UNEXPECTED_FRAME = 217,
+  /**
+   * Stream: the END record's totals disagree with the stream received.
+   */
+  BLOCKDELTA_RESULT_STREAM_END_MISMATCH = 218,
+  /**
+   * Stream: bytes follow the END record.
+   */
+  BLOCKDELTA_RESULT_STREAM_TRAILING_DATA = 219,
+  /**
+   * Stream: the stream is encrypted and no secret was given.
+   */
+  BLOCKDELTA_RESULT_STREAM_KEY_REQUIRED = 220,
+  /**
+   * Stream: a secret was given but the stream is not encrypted (possible downgrade).
+   */
+  BLOCKDELTA_RESULT_STREAM_ENCRYPTION_REQUIRED = 221,
+  /**
+   * Stream: the stream is for another disk.
+   */
+  BLOCKDELTA_RESULT_STREAM_WRONG_DISK = 222,
+  /**
+   * Stream: the stream is from another tracker generation.
+   */
+  BLOCKDELTA_RESULT_STREAM_WRONG_GENERATION = 223,
+  /**
+   * Stream: the stream does not start at the expected checkpoint (stale or replayed stream).
+   */
+  BLOCKDELTA_RESULT_STREAM_WRONG_SEQUENCE = 224,
+  /**
+   * Stream: the apply target is smaller than the stream's disk.
+   */
+  BLOCKDELTA_RESULT_STREAM_TARGET_TOO_SMALL = 225,
+  /**
+   * Stream: an earlier error stopped this encoder, decoder or applier.
+   */
+  BLOCKDELTA_RESULT_STREAM_POISONED = 226,
+  /**
+   * Stream: the block source (file or read callback) failed.
+   */
+  BLOCKDELTA_RESULT_STREAM_SOURCE_IO = 227,
+  /**
+   * Stream: the apply target (file or callback) failed.
+   */
+  BLOCKDELTA_RESULT_STREAM_TARGET_IO = 228,
+  /**
+   * Stream: the target cannot be resized (e.g. a block device).
+   */
+  BLOCKDELTA_RESULT_STREAM_RESIZE_UNSUPPORTED = 229,
+  /**
+   * Stream: a call made in the wrong order (e.g. a record before the header, anything after END).
+   */
+  BLOCKDELTA_RESULT_STREAM_INVALID_STATE = 230,
+  /**
+   * Stream: the operating system's random number generator failed.
+   */
+  BLOCKDELTA_RESULT_STREAM_RANDOM = 231,
   /**
    * Support: the string is not a kernel version (the message says which part is wrong).
    */
@@ -399,9 +618,24 @@ typedef uint32_t blockdelta_tracker_stat_id;
 typedef struct FsTraits FsTraits;
 
 /**
+ * A decoder writing to C target callbacks (opaque). Create with `blockdelta_applier_new`.
+ */
+typedef struct blockdelta_applier blockdelta_applier;
+
+/**
  * A proposed configuration server. Opaque; one thread at a time.
  */
 typedef struct blockdelta_config_server blockdelta_config_server;
+
+/**
+ * A stream decoder (opaque). Create with `blockdelta_decoder_new`, free with `blockdelta_decoder_free`.
+ */
+typedef struct blockdelta_decoder blockdelta_decoder;
+
+/**
+ * A stream encoder (opaque). Create with `blockdelta_encoder_new`, free with `blockdelta_encoder_free`.
+ */
+typedef struct blockdelta_encoder blockdelta_encoder;
 
 /**
  * A deployment plan: disks are added, then `blockdelta_plan_evaluate` computes the verdicts.
@@ -426,6 +660,81 @@ typedef struct blockdelta_tracker blockdelta_tracker;
  * A machine description for the VM validator. Opaque; one thread at a time.
  */
 typedef struct blockdelta_vm blockdelta_vm;
+
+/**
+ * Reads `len` bytes of the source disk at `offset` into `buf`. Returns 0 on success; non-zero
+ * on failure (a positive value is reported as that errno). Called only from within
+ * `blockdelta_encoder_next`, on the calling thread; `buf` is valid only during the call.
+ */
+typedef int (*blockdelta_read_fn)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
+
+/**
+ * A byte range of a disk: `len` bytes starting at `offset`.
+ *
+ * Exposed to C as the plain value type `blockdelta_extent` (it will never grow).
+ */
+typedef struct blockdelta_extent {
+  /**
+   * First byte of the range.
+   */
+  uint64_t offset;
+  /**
+   * Length of the range in bytes.
+   */
+  uint64_t len;
+} blockdelta_extent;
+
+/**
+ * One decoded item. A plain value type that will not grow: later record kinds reuse these
+ * fields. `data` points into the input passed to `blockdelta_decoder_next` or into the
+ * decoder, and is valid until the next call on that decoder or until the input is freed.
+ */
+typedef struct blockdelta_record {
+  /**
+   * `BLOCKDELTA_RECORD_*`.
+   */
+  uint32_t kind;
+  /**
+   * Kind-specific (see each `BLOCKDELTA_RECORD_*`).
+   */
+  uint32_t aux;
+  /**
+   * Disk offset, or kind-specific.
+   */
+  uint64_t offset;
+  /**
+   * Length in bytes, or kind-specific.
+   */
+  uint64_t len;
+  /**
+   * Payload (DATA) or label (BOOKMARK); NULL otherwise.
+   */
+  const uint8_t *data;
+  /**
+   * Bytes at `data`.
+   */
+  size_t data_len;
+} blockdelta_record;
+
+/**
+ * Writes `len` bytes from `buf` at `offset` of the replica. Returns 0 on success.
+ */
+typedef int (*blockdelta_write_fn)(void *ctx, uint64_t offset, const uint8_t *buf, size_t len);
+
+/**
+ * Makes `offset`..`offset + len` read as zeros (write_zeroes) or unmaps it (discard). Returns 0 on success.
+ */
+typedef int (*blockdelta_range_fn)(void *ctx, uint64_t offset, uint64_t len);
+
+/**
+ * Resizes the replica to `new_size` bytes. Returns 0 on success.
+ */
+typedef int (*blockdelta_resize_fn)(void *ctx, uint64_t new_size);
+
+/**
+ * Makes everything written so far durable. Returns 0 on success.
+ */
+typedef int (*blockdelta_sync_fn)(void *ctx);
 
 /**
  * The answer to `blockdelta_support_kernel_check`. A fixed value type.
@@ -710,22 +1019,6 @@ typedef struct blockdelta_extent_cursor {
 } blockdelta_extent_cursor;
 
 /**
- * A byte range of a disk: `len` bytes starting at `offset`.
- *
- * Exposed to C as the plain value type `blockdelta_extent` (it will never grow).
- */
-typedef struct blockdelta_extent {
-  /**
-   * First byte of the range.
-   */
-  uint64_t offset;
-  /**
-   * Length of the range in bytes.
-   */
-  uint64_t len;
-} blockdelta_extent;
-
-/**
  * A tracker's geometry. A plain value.
  */
 typedef struct blockdelta_geometry {
@@ -781,6 +1074,256 @@ blockdelta_result blockdelta_last_error(char *buf, size_t cap, size_t *len_out);
  * `"BLOCKDELTA_RESULT_UNKNOWN"`. Never NULL; never blocks; any thread.
  */
 const char *blockdelta_result_name(uint32_t result);
+
+/**
+ * Creates an encoder for one stream.
+ *
+ * `disk_id` and `generation` point to 16 bytes each (copied). The checkpoints must satisfy
+ * `from_seq < to_seq`. `block_size` is a power of two from 512 to 1 MiB; `record_size` (1 byte to
+ * 1 MiB, 0 = 1 MiB) is the largest raw payload per DATA record. `flags` is a combination of
+ * `BLOCKDELTA_ENCODE_*`. `(secret, secret_len)` enables AES-256-GCM; `(NULL, 0)` disables it; the
+ * secret is copied. `read` is called with `read_ctx` from `blockdelta_encoder_next` only; both
+ * must stay valid until the encoder is freed. On success `*encoder_out` receives a handle the
+ * caller owns and frees with `blockdelta_encoder_free`.
+ * Allocates all scratch memory now (about 2x `record_size`); never blocks; any thread.
+ */
+blockdelta_result blockdelta_encoder_new(const uint8_t *disk_id,
+                                         const uint8_t *generation,
+                                         uint64_t from_seq,
+                                         uint64_t to_seq,
+                                         uint64_t disk_size,
+                                         uint32_t block_size,
+                                         uint32_t record_size,
+                                         uint32_t flags,
+                                         const uint8_t *secret,
+                                         size_t secret_len,
+                                         blockdelta_read_fn read,
+                                         void *read_ctx,
+                                         struct blockdelta_encoder **encoder_out);
+
+/**
+ * Frees an encoder; NULL is a no-op. The handle must not be used afterwards. Never blocks.
+ */
+void blockdelta_encoder_free(struct blockdelta_encoder *encoder);
+
+/**
+ * The size a `dst` buffer needs for any frame of this encoder (0 for NULL). Never blocks.
+ */
+size_t blockdelta_encoder_bound(const struct blockdelta_encoder *encoder);
+
+/**
+ * Writes the stream header frame into `dst` (`dst_cap` bytes, caller-owned); `*written_out`
+ * receives its length. Must be the first frame. `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL` if `dst_cap`
+ * is below `blockdelta_encoder_bound`. Never blocks; one thread at a time per encoder.
+ */
+blockdelta_result blockdelta_encoder_header(struct blockdelta_encoder *encoder,
+                                            uint8_t *dst,
+                                            size_t dst_cap,
+                                            size_t *written_out);
+
+/**
+ * Sets the extents to encode next (copied; they may be freed after the call). They must ascend
+ * without overlap, start at or after everything already encoded, and lie within the disk.
+ * `(NULL, 0)` is an empty list. Replaces any list not yet fully encoded. Allocates; never blocks.
+ */
+blockdelta_result blockdelta_encoder_set_extents(struct blockdelta_encoder *encoder,
+                                                 const struct blockdelta_extent *extents,
+                                                 size_t count);
+
+/**
+ * Encodes the next record of the current extent list into `dst`, reading through the read
+ * callback. `*written_out` receives the frame length, or 0 when the list is exhausted. On error
+ * nothing is consumed and the call may be retried. Blocks only inside the read callback; one
+ * thread at a time per encoder.
+ */
+blockdelta_result blockdelta_encoder_next(struct blockdelta_encoder *encoder,
+                                          uint8_t *dst,
+                                          size_t dst_cap,
+                                          size_t *written_out);
+
+/**
+ * Writes a ZERO record (`offset`..`offset + len` reads as zeros) into `dst`; same buffer rules
+ * as `blockdelta_encoder_header`. The range must come after everything already encoded.
+ */
+blockdelta_result blockdelta_encoder_zero(struct blockdelta_encoder *encoder,
+                                          uint64_t offset,
+                                          uint64_t len,
+                                          uint8_t *dst,
+                                          size_t dst_cap,
+                                          size_t *written_out);
+
+/**
+ * Writes a DISCARD record (`offset`..`offset + len` unmapped); same rules as `blockdelta_encoder_zero`.
+ */
+blockdelta_result blockdelta_encoder_discard(struct blockdelta_encoder *encoder,
+                                             uint64_t offset,
+                                             uint64_t len,
+                                             uint8_t *dst,
+                                             size_t dst_cap,
+                                             size_t *written_out);
+
+/**
+ * Writes a RESIZE record (the disk has `new_size` bytes from here on); same buffer rules.
+ */
+blockdelta_result blockdelta_encoder_resize(struct blockdelta_encoder *encoder,
+                                            uint64_t new_size,
+                                            uint8_t *dst,
+                                            size_t dst_cap,
+                                            size_t *written_out);
+
+/**
+ * Writes a BOOKMARK record. `kind` is 1 (crash-consistent) or 2 (application-consistent);
+ * `(label, label_len)` is UTF-8 of at most 1024 bytes (copied; `(NULL, 0)` is empty). Same buffer rules.
+ */
+blockdelta_result blockdelta_encoder_bookmark(struct blockdelta_encoder *encoder,
+                                              uint64_t id,
+                                              uint64_t timestamp_ns,
+                                              uint32_t kind,
+                                              const uint8_t *label,
+                                              size_t label_len,
+                                              uint8_t *dst,
+                                              size_t dst_cap,
+                                              size_t *written_out);
+
+/**
+ * Writes the END record; nothing may follow. Same buffer rules as `blockdelta_encoder_header`.
+ */
+blockdelta_result blockdelta_encoder_finish(struct blockdelta_encoder *encoder,
+                                            uint8_t *dst,
+                                            size_t dst_cap,
+                                            size_t *written_out);
+
+/**
+ * Copies the encoder's last error message (NUL-terminated, truncated to `cap - 1` bytes) into
+ * `buf`; `*len_out` (if not NULL) receives the full length. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_encoder_last_error(const struct blockdelta_encoder *encoder,
+                                                char *buf,
+                                                size_t cap,
+                                                size_t *len_out);
+
+/**
+ * Creates a decoder. `(secret, secret_len)` is the secret for encrypted streams (copied); with a
+ * secret, unencrypted streams are refused; `(NULL, 0)` accepts only unencrypted streams.
+ * `*decoder_out` receives a handle the caller frees with `blockdelta_decoder_free`.
+ * Allocates about 2 MiB of scratch now; never blocks; any thread.
+ */
+blockdelta_result blockdelta_decoder_new(const uint8_t *secret,
+                                         size_t secret_len,
+                                         struct blockdelta_decoder **decoder_out);
+
+/**
+ * Frees a decoder; NULL is a no-op. Record data it handed out becomes invalid. Never blocks.
+ */
+void blockdelta_decoder_free(struct blockdelta_decoder *decoder);
+
+/**
+ * Sets what the stream must match, before the header is decoded: `disk_id` and `generation`
+ * (16 bytes each, copied; NULL = not checked) and, when `check_from_seq`, the checkpoint the
+ * replica is at (a stale or replayed stream is refused). Never blocks.
+ */
+blockdelta_result blockdelta_decoder_expect(struct blockdelta_decoder *decoder,
+                                            const uint8_t *disk_id,
+                                            const uint8_t *generation,
+                                            uint64_t from_seq,
+                                            bool check_from_seq);
+
+/**
+ * Verifies the frame at the start of `(input, input_len)` (caller-owned, read only) and
+ * describes it in `*record_out`; `*consumed_out` receives the bytes used (0 with
+ * `BLOCKDELTA_RECORD_NEED_MORE`). Nothing is returned from a frame that fails verification, and
+ * after an error the decoder refuses further input. `record_out->data` is valid until the next
+ * call on this decoder or until `input` changes. Never blocks; one thread at a time per decoder.
+ */
+blockdelta_result blockdelta_decoder_next(struct blockdelta_decoder *decoder,
+                                          const uint8_t *input,
+                                          size_t input_len,
+                                          size_t *consumed_out,
+                                          struct blockdelta_record *record_out);
+
+/**
+ * Copies the decoded stream header's fields: `disk_id_out` and `generation_out` receive 16 bytes
+ * each (caller-owned; NULL to skip), the others one value each (NULL to skip).
+ * `BLOCKDELTA_RESULT_STREAM_INVALID_STATE` before the header has been decoded. Never blocks.
+ */
+blockdelta_result blockdelta_decoder_header(const struct blockdelta_decoder *decoder,
+                                            uint8_t *disk_id_out,
+                                            uint8_t *generation_out,
+                                            uint64_t *from_seq_out,
+                                            uint64_t *to_seq_out,
+                                            uint64_t *disk_size_out);
+
+/**
+ * Call at the end of input: OK if a verified END was decoded, `BLOCKDELTA_RESULT_STREAM_TRUNCATED`
+ * if the stream stopped before END. Never blocks.
+ */
+blockdelta_result blockdelta_decoder_finish(const struct blockdelta_decoder *decoder);
+
+/**
+ * Copies the decoder's last error message; rules as `blockdelta_encoder_last_error`.
+ */
+blockdelta_result blockdelta_decoder_last_error(const struct blockdelta_decoder *decoder,
+                                                char *buf,
+                                                size_t cap,
+                                                size_t *len_out);
+
+/**
+ * Creates an applier: a decoder that writes verified records through the target callbacks, all
+ * called with `ctx` on the thread that calls `blockdelta_applier_push`. `write` and
+ * `write_zeroes` are required; `discard` NULL falls back to `write_zeroes`; `resize` NULL makes
+ * a RESIZE record fail with `BLOCKDELTA_RESULT_STREAM_RESIZE_UNSUPPORTED`; `sync` (called at
+ * every BOOKMARK and at END) NULL is a no-op. Callbacks and `ctx` must stay valid until the
+ * applier is freed. `(secret, secret_len)` as for `blockdelta_decoder_new`. `*applier_out`
+ * receives a handle the caller frees with `blockdelta_applier_free`. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_applier_new(const uint8_t *secret,
+                                         size_t secret_len,
+                                         blockdelta_write_fn write,
+                                         blockdelta_range_fn write_zeroes,
+                                         blockdelta_range_fn discard,
+                                         blockdelta_resize_fn resize,
+                                         blockdelta_sync_fn sync,
+                                         void *ctx,
+                                         struct blockdelta_applier **applier_out);
+
+/**
+ * Frees an applier; NULL is a no-op. Never blocks.
+ */
+void blockdelta_applier_free(struct blockdelta_applier *applier);
+
+/**
+ * As `blockdelta_decoder_expect`, for an applier.
+ */
+blockdelta_result blockdelta_applier_expect(struct blockdelta_applier *applier,
+                                            const uint8_t *disk_id,
+                                            const uint8_t *generation,
+                                            uint64_t from_seq,
+                                            bool check_from_seq);
+
+/**
+ * Verifies and applies every whole frame at the start of `(input, input_len)` (caller-owned,
+ * read only); `*consumed_out` receives the bytes used. Keep the rest and call again with it
+ * followed by more input. A frame is written only after it is fully verified; after an error the
+ * applier refuses further input. Blocks only inside the target callbacks; one thread at a time.
+ */
+blockdelta_result blockdelta_applier_push(struct blockdelta_applier *applier,
+                                          const uint8_t *input,
+                                          size_t input_len,
+                                          size_t *consumed_out);
+
+/**
+ * Call at the end of input: OK when END was verified and the target synced (the replica is at
+ * the stream's to_seq); `BLOCKDELTA_RESULT_STREAM_TRUNCATED` if END never came. Never blocks.
+ */
+blockdelta_result blockdelta_applier_finish(const struct blockdelta_applier *applier);
+
+/**
+ * Copies the applier's last error message; rules as `blockdelta_encoder_last_error`.
+ */
+blockdelta_result blockdelta_applier_last_error(const struct blockdelta_applier *applier,
+                                                char *buf,
+                                                size_t cap,
+                                                size_t *len_out);
 
 /**
  * Does agent `agent_version` support `kernel` on `distro` `release`?

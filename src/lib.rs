@@ -19,6 +19,12 @@ pub mod tracker;
 #[allow(unused_imports)]
 mod sync;
 
+pub use stream::{
+    Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec, Decoded,
+    Decoder, DecoderConfig, EncodeCursor, Encoder, EncoderConfig, EndSummary, Expected, FileSource,
+    FileTarget, Record, Secret, StreamError, StreamHeader,
+};
+
 pub use tracker::{
     CheckpointInfo, Extent, ExtentCursor, GenerationId, Geometry, Granularity, IntervalStats,
     Tracker, TrackerConfig, TrackerError, TrackerStats,

@@ -1,35 +1,42 @@
 //! Zero allocations after construction: mark, take, cursor reads, commit, abort, resize,
 //! mark_all and statistics reuse what `Tracker::new` allocated. Proven with a counting global
-//! allocator (this file is its own test binary with a single test, so nothing else allocates
-//! concurrently while counting is on).
+//! allocator that counts the allocations made by the thread under test (the test harness's own
+//! threads allocate at times of their choosing and are not counted).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use blockdelta::{Extent, Tracker, TrackerConfig};
 
 struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counting() -> bool {
+    COUNTING.try_with(Cell::get).unwrap_or(false)
+}
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: defers every operation to the system allocator; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
+        if counting() {
             ALLOCS.fetch_add(1, Ordering::SeqCst);
         }
         // SAFETY: forwarded contract.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
+        if counting() {
             ALLOCS.fetch_add(1, Ordering::SeqCst);
         }
         // SAFETY: forwarded contract.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
+        if counting() {
             ALLOCS.fetch_add(1, Ordering::SeqCst);
         }
         // SAFETY: forwarded contract.
@@ -46,9 +53,9 @@ static GLOBAL: Counting = Counting;
 
 fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
     ALLOCS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
+    COUNTING.with(|c| c.set(true));
     let r = f();
-    COUNTING.store(false, Ordering::SeqCst);
+    COUNTING.with(|c| c.set(false));
     (r, ALLOCS.load(Ordering::SeqCst))
 }
 

@@ -15,6 +15,7 @@ mod error;
 mod handle;
 mod panic;
 pub mod result;
+pub mod stream;
 pub mod support;
 pub mod tracker;
 pub mod version;

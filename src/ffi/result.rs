@@ -45,6 +45,70 @@ pub enum blockdelta_result {
     /// Tracker: a resize asked for more than the capacity set at creation.
     TrackerCapacityExceeded = 106,
 
+    /// Stream: a frame or the stream header does not start with the blockdelta magic.
+    StreamBadMagic = 200,
+    /// Stream: the stream's format version is not supported.
+    StreamUnsupportedVersion = 201,
+    /// Stream: the stream requires a feature this library does not know.
+    StreamUnknownRequiredFeature = 202,
+    /// Stream: the stream's cipher suite is not supported.
+    StreamUnsupportedCipher = 203,
+    /// Stream: the stream ended before its END record.
+    StreamTruncated = 204,
+    /// Stream: a frame was reordered, replayed, duplicated or dropped (wrong sequence number).
+    StreamFrameOutOfOrder = 205,
+    /// Stream: a frame's CRC32 does not match (corruption).
+    StreamChecksumMismatch = 206,
+    /// Stream: AES-GCM authentication failed (wrong key or tampered frame).
+    StreamAuthenticationFailed = 207,
+    /// Stream: a length field exceeds the format's limit.
+    StreamOversizedLength = 208,
+    /// Stream: extents do not ascend or overlap.
+    StreamExtentOverlap = 209,
+    /// Stream: an extent reaches past the end of the disk.
+    StreamExtentOutOfRange = 210,
+    /// Stream: a must-understand record type this library does not know.
+    StreamUnknownRequiredRecord = 211,
+    /// Stream: a frame header is inconsistent (unknown frame type, reserved bits set).
+    StreamMalformedFrame = 212,
+    /// Stream: a record's fields are inconsistent.
+    StreamMalformedRecord = 213,
+    /// Stream: a DATA record names an unknown codec.
+    StreamUnknownCodec = 214,
+    /// Stream: an lz4 payload does not decompress to its declared length.
+    StreamDecompressFailed = 215,
+    /// Stream: the stream header's values are invalid.
+    StreamInvalidHeader = 216,
+    /// Stream: a frame of a type that cannot appear at this point.
+    StreamUnexpectedFrame = 217,
+    /// Stream: the END record's totals disagree with the stream received.
+    StreamEndMismatch = 218,
+    /// Stream: bytes follow the END record.
+    StreamTrailingData = 219,
+    /// Stream: the stream is encrypted and no secret was given.
+    StreamKeyRequired = 220,
+    /// Stream: a secret was given but the stream is not encrypted (possible downgrade).
+    StreamEncryptionRequired = 221,
+    /// Stream: the stream is for another disk.
+    StreamWrongDisk = 222,
+    /// Stream: the stream is from another tracker generation.
+    StreamWrongGeneration = 223,
+    /// Stream: the stream does not start at the expected checkpoint (stale or replayed stream).
+    StreamWrongSequence = 224,
+    /// Stream: the apply target is smaller than the stream's disk.
+    StreamTargetTooSmall = 225,
+    /// Stream: an earlier error stopped this encoder, decoder or applier.
+    StreamPoisoned = 226,
+    /// Stream: the block source (file or read callback) failed.
+    StreamSourceIo = 227,
+    /// Stream: the apply target (file or callback) failed.
+    StreamTargetIo = 228,
+    /// Stream: the target cannot be resized (e.g. a block device).
+    StreamResizeUnsupported = 229,
+    /// Stream: a call made in the wrong order (e.g. a record before the header, anything after END).
+    StreamInvalidState = 230,
+    /// Stream: the operating system's random number generator failed.
+    StreamRandom = 231,
     /// Support: the string is not a kernel version (the message says which part is wrong).
     SupportInvalidKernelVersion = 300,
     /// Support: the string is not an agent version such as "9.24".
@@ -89,6 +153,38 @@ impl blockdelta_result {
             TrackerWrongCheckpoint => c"BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT",
             TrackerBudgetTooSmall => c"BLOCKDELTA_RESULT_TRACKER_BUDGET_TOO_SMALL",
             TrackerCapacityExceeded => c"BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED",
+            StreamBadMagic => c"BLOCKDELTA_RESULT_STREAM_BAD_MAGIC",
+            StreamUnsupportedVersion => c"BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_VERSION",
+            StreamUnknownRequiredFeature => c"BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_FEATURE",
+            StreamUnsupportedCipher => c"BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_CIPHER",
+            StreamTruncated => c"BLOCKDELTA_RESULT_STREAM_TRUNCATED",
+            StreamFrameOutOfOrder => c"BLOCKDELTA_RESULT_STREAM_FRAME_OUT_OF_ORDER",
+            StreamChecksumMismatch => c"BLOCKDELTA_RESULT_STREAM_CHECKSUM_MISMATCH",
+            StreamAuthenticationFailed => c"BLOCKDELTA_RESULT_STREAM_AUTHENTICATION_FAILED",
+            StreamOversizedLength => c"BLOCKDELTA_RESULT_STREAM_OVERSIZED_LENGTH",
+            StreamExtentOverlap => c"BLOCKDELTA_RESULT_STREAM_EXTENT_OVERLAP",
+            StreamExtentOutOfRange => c"BLOCKDELTA_RESULT_STREAM_EXTENT_OUT_OF_RANGE",
+            StreamUnknownRequiredRecord => c"BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_RECORD",
+            StreamMalformedFrame => c"BLOCKDELTA_RESULT_STREAM_MALFORMED_FRAME",
+            StreamMalformedRecord => c"BLOCKDELTA_RESULT_STREAM_MALFORMED_RECORD",
+            StreamUnknownCodec => c"BLOCKDELTA_RESULT_STREAM_UNKNOWN_CODEC",
+            StreamDecompressFailed => c"BLOCKDELTA_RESULT_STREAM_DECOMPRESS_FAILED",
+            StreamInvalidHeader => c"BLOCKDELTA_RESULT_STREAM_INVALID_HEADER",
+            StreamUnexpectedFrame => c"BLOCKDELTA_RESULT_STREAM_UNEXPECTED_FRAME",
+            StreamEndMismatch => c"BLOCKDELTA_RESULT_STREAM_END_MISMATCH",
+            StreamTrailingData => c"BLOCKDELTA_RESULT_STREAM_TRAILING_DATA",
+            StreamKeyRequired => c"BLOCKDELTA_RESULT_STREAM_KEY_REQUIRED",
+            StreamEncryptionRequired => c"BLOCKDELTA_RESULT_STREAM_ENCRYPTION_REQUIRED",
+            StreamWrongDisk => c"BLOCKDELTA_RESULT_STREAM_WRONG_DISK",
+            StreamWrongGeneration => c"BLOCKDELTA_RESULT_STREAM_WRONG_GENERATION",
+            StreamWrongSequence => c"BLOCKDELTA_RESULT_STREAM_WRONG_SEQUENCE",
+            StreamTargetTooSmall => c"BLOCKDELTA_RESULT_STREAM_TARGET_TOO_SMALL",
+            StreamPoisoned => c"BLOCKDELTA_RESULT_STREAM_POISONED",
+            StreamSourceIo => c"BLOCKDELTA_RESULT_STREAM_SOURCE_IO",
+            StreamTargetIo => c"BLOCKDELTA_RESULT_STREAM_TARGET_IO",
+            StreamResizeUnsupported => c"BLOCKDELTA_RESULT_STREAM_RESIZE_UNSUPPORTED",
+            StreamInvalidState => c"BLOCKDELTA_RESULT_STREAM_INVALID_STATE",
+            StreamRandom => c"BLOCKDELTA_RESULT_STREAM_RANDOM",
             SupportInvalidKernelVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION",
             SupportInvalidAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_AGENT_VERSION",
             SupportUnknownAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_AGENT_VERSION",
@@ -122,6 +218,38 @@ impl blockdelta_result {
             TrackerWrongCheckpoint,
             TrackerBudgetTooSmall,
             TrackerCapacityExceeded,
+            StreamBadMagic,
+            StreamUnsupportedVersion,
+            StreamUnknownRequiredFeature,
+            StreamUnsupportedCipher,
+            StreamTruncated,
+            StreamFrameOutOfOrder,
+            StreamChecksumMismatch,
+            StreamAuthenticationFailed,
+            StreamOversizedLength,
+            StreamExtentOverlap,
+            StreamExtentOutOfRange,
+            StreamUnknownRequiredRecord,
+            StreamMalformedFrame,
+            StreamMalformedRecord,
+            StreamUnknownCodec,
+            StreamDecompressFailed,
+            StreamInvalidHeader,
+            StreamUnexpectedFrame,
+            StreamEndMismatch,
+            StreamTrailingData,
+            StreamKeyRequired,
+            StreamEncryptionRequired,
+            StreamWrongDisk,
+            StreamWrongGeneration,
+            StreamWrongSequence,
+            StreamTargetTooSmall,
+            StreamPoisoned,
+            StreamSourceIo,
+            StreamTargetIo,
+            StreamResizeUnsupported,
+            StreamInvalidState,
+            StreamRandom,
             SupportInvalidKernelVersion,
             SupportInvalidAgentVersion,
             SupportUnknownAgentVersion,

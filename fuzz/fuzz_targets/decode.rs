@@ -1,0 +1,198 @@
+//! Fuzz the decoder and applier with hostile bytes.
+//!
+//! The first input byte picks a mode (bit 2: decrypt in place; bits 3-7: feeding chunk size):
+//! - even: the rest is a raw stream, fed to an applier in chunks (with or without a secret);
+//! - odd: a valid stream (plain or encrypted) is mutated by (position, xor) pairs, truncation
+//!   and frame duplication taken from the input, then applied.
+//!
+//! Invariants checked beyond "never panics": no write reaches outside the disk size in force,
+//! and a mutated *encrypted* stream that is accepted whole produced exactly the original replica.
+#![no_main]
+
+use std::io;
+use std::sync::OnceLock;
+
+use blockdelta::{
+    Applier, ApplyTarget, Codec, DecoderConfig, EncoderConfig, Extent, GenerationId, Secret,
+    StreamError,
+};
+use libfuzzer_sys::fuzz_target;
+
+const SIZE: u64 = 256 * 1024;
+const SECRET: &[u8] = b"fuzz secret";
+
+/// A target that checks every operation against the disk size in force, without allocating
+/// for RESIZE (a hostile stream may ask for any size).
+struct Checked {
+    buf: Vec<u8>,
+    size: u64,
+}
+
+impl Checked {
+    fn check(&self, offset: u64, len: u64) {
+        let end = offset
+            .checked_add(len)
+            .expect("decoder let an overflowing range through");
+        assert!(
+            end <= self.size,
+            "decoder let {offset}+{len} through past the disk end {}",
+            self.size
+        );
+    }
+}
+
+impl ApplyTarget for Checked {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.check(offset, data.len() as u64);
+        let start = (offset as usize).min(self.buf.len());
+        let end = (offset as usize + data.len()).min(self.buf.len());
+        self.buf[start..end].copy_from_slice(&data[..end - start]);
+        Ok(())
+    }
+    fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.check(offset, len);
+        let start = (offset.min(self.buf.len() as u64)) as usize;
+        let end = (offset.saturating_add(len).min(self.buf.len() as u64)) as usize;
+        self.buf[start..end].fill(0);
+        Ok(())
+    }
+    fn discard(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.write_zeroes(offset, len)
+    }
+    fn resize(&mut self, new_size: u64) -> io::Result<()> {
+        self.size = new_size;
+        Ok(())
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn size(&mut self) -> io::Result<Option<u64>> {
+        Ok(Some(self.size))
+    }
+}
+
+fn source() -> Vec<u8> {
+    let mut x: u32 = 99;
+    (0..SIZE as usize)
+        .map(|i| match i / 16384 % 4 {
+            0 => 0,
+            1 => (i / 33) as u8,
+            _ => {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            }
+        })
+        .collect()
+}
+
+/// (stream, expected replica) for a plain and an encrypted stream.
+fn valid() -> &'static [(Vec<u8>, Vec<u8>); 2] {
+    static V: OnceLock<[(Vec<u8>, Vec<u8>); 2]> = OnceLock::new();
+    V.get_or_init(|| {
+        let extents = [
+            Extent::new(0, 40_000),
+            Extent::new(65536, 70_000),
+            Extent::new(200_000, 5000),
+        ];
+        let build = |secret: Option<&[u8]>| {
+            let mut cfg = EncoderConfig::new([5; 16], GenerationId([6; 16]), 1, 2, SIZE);
+            cfg.record_size = 16384;
+            cfg.compression = Codec::Lz4;
+            cfg.secret = secret.map(Secret::new);
+            let mut src = source();
+            let stream = blockdelta::stream::encode_to_vec(cfg, &extents, &mut src).unwrap();
+            let mut replica = vec![0xEEu8; SIZE as usize];
+            for e in &extents {
+                let r = e.offset as usize..(e.offset + e.len) as usize;
+                replica[r.clone()].copy_from_slice(&src[r]);
+            }
+            (stream, replica)
+        };
+        [build(None), build(Some(SECRET))]
+    })
+}
+
+/// Applies `stream` in chunks; returns whether it was accepted whole, and the replica.
+fn apply(stream: &[u8], secret: bool, chunk: usize, in_place: bool) -> (bool, Vec<u8>) {
+    let mut owned = stream.to_vec();
+    let mut cfg = DecoderConfig::new();
+    if secret {
+        cfg.secret = Some(Secret::new(SECRET));
+    }
+    let mut app = Applier::new(
+        cfg,
+        Checked {
+            buf: vec![0xEE; SIZE as usize],
+            size: SIZE,
+        },
+    );
+    // Feed a window that grows by `chunk` bytes per call, as from a socket.
+    let (mut start, mut end) = (0, 0);
+    loop {
+        end = (end + chunk).min(stream.len());
+        let r = if in_place {
+            app.push_in_place(&mut owned[start..end])
+        } else {
+            app.push(&stream[start..end])
+        };
+        match r {
+            Ok(used) => start += used,
+            Err(e) => {
+                assert!(
+                    !matches!(e, StreamError::TargetIo { .. }),
+                    "target refused an operation: {e}"
+                );
+                return (false, app.into_target().buf);
+            }
+        }
+        if end == stream.len() {
+            break;
+        }
+    }
+    let ok = start == stream.len() && app.finish().is_ok();
+    (ok, app.into_target().buf)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let chunk = 1 + usize::from(mode >> 3) * 97;
+    let in_place = mode & 4 != 0;
+    if mode & 1 == 0 {
+        apply(rest, mode & 2 != 0, chunk, in_place);
+        return;
+    }
+    let encrypted = mode & 2 != 0;
+    let (stream, expected) = &valid()[usize::from(encrypted)];
+    let mut s = stream.clone();
+    let mut ops = rest.chunks_exact(4);
+    for op in &mut ops {
+        let pos = usize::from(u16::from_le_bytes([op[0], op[1]])) * 7 + usize::from(op[2]);
+        match op[3] {
+            0 => s.truncate(pos % (s.len() + 1)),
+            1 => {
+                // Duplicate a span (replays a frame when it lands on frame boundaries).
+                let a = pos % (s.len() + 1);
+                let b = (a + usize::from(op[2]) * 16).min(s.len());
+                let span = s[a..b].to_vec();
+                s.splice(a..a, span);
+            }
+            x => {
+                if !s.is_empty() {
+                    let i = pos % s.len();
+                    s[i] ^= x;
+                }
+            }
+        }
+    }
+    let (ok, replica) = apply(&s, encrypted, chunk, in_place);
+    if ok && encrypted {
+        assert!(
+            replica == *expected,
+            "an accepted encrypted stream must be the original"
+        );
+    }
+});

@@ -1,0 +1,600 @@
+//! The decoder: verifies frames and hands out records. Every input byte is hostile.
+//!
+//! A frame is returned only after all of it has been checked: length limit, CRC32, sequence
+//! number, AES-GCM tag (when encrypted), record fields, extent order and disk bounds, lz4
+//! decompression to the exact declared length. Nothing of a frame that fails is returned, so an
+//! applier never writes unverified data. After any error the decoder is poisoned.
+//!
+//! Scratch (plaintext and decompression buffers, 2 MiB) is allocated in [`Decoder::new`];
+//! decoding a frame allocates nothing. Unencrypted raw DATA is returned zero-copy from the input.
+
+use ring::aead::LessSafeKey;
+
+use super::crypto::{self, Secret};
+use super::encoder::check_range;
+use super::error::{Result, StreamError};
+use super::format::*;
+use super::header::{CipherSuite, StreamHeader};
+use super::record::{Bookmark, BookmarkKind, Codec, EndSummary, Record};
+use crate::tracker::GenerationId;
+
+/// What the replica expects of a stream; `None` fields are not checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// The replica's disk.
+    pub disk_id: Option<[u8; 16]>,
+    /// The tracker generation the replica follows.
+    pub generation: Option<GenerationId>,
+    /// The checkpoint the replica is at: a stream must start exactly there, so an old or
+    /// replayed stream is refused.
+    pub from_seq: Option<u64>,
+}
+
+/// Decoder settings.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct DecoderConfig {
+    /// The secret for encrypted streams. When set, unencrypted streams are refused.
+    pub secret: Option<Secret>,
+    /// What the stream must match.
+    pub expected: Expected,
+}
+
+impl DecoderConfig {
+    /// No secret, no expectations.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With a secret (encrypted streams only).
+    pub fn with_secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// With expectations.
+    pub fn with_expected(mut self, expected: Expected) -> Self {
+        self.expected = expected;
+        self
+    }
+}
+
+/// The outcome of one [`Decoder::next`] call.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Decoded<'a> {
+    /// `input` does not hold a whole frame yet: call again with at least `needed` bytes
+    /// (counted from the start of `input`). Nothing was consumed.
+    NeedMore {
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// The stream header was verified; `consumed` bytes of input were used.
+    Header {
+        /// The header.
+        header: StreamHeader,
+        /// Bytes consumed.
+        consumed: usize,
+    },
+    /// A record was verified; `consumed` bytes of input were used.
+    Record {
+        /// The record (borrowing the input or the decoder until the next call).
+        record: Record<'a>,
+        /// Bytes consumed.
+        consumed: usize,
+    },
+}
+
+/// Input bytes, read-only or owned by the caller for in-place decryption.
+enum Input<'a> {
+    Shared(&'a [u8]),
+    Mut(&'a mut [u8]),
+}
+
+impl<'a> Input<'a> {
+    fn view(&self) -> &[u8] {
+        match self {
+            Input::Shared(s) => s,
+            Input::Mut(m) => m,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.view().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn into_range(self, r: std::ops::Range<usize>) -> Input<'a> {
+        match self {
+            Input::Shared(s) => Input::Shared(&s[r]),
+            Input::Mut(m) => Input::Mut(&mut m[r]),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Header,
+    Body,
+    Ended,
+    Failed,
+}
+
+/// Decodes one stream. See the module documentation.
+pub struct Decoder {
+    secret: Option<Secret>,
+    expected: Expected,
+    state: State,
+    header: Option<StreamHeader>,
+    key: Option<LessSafeKey>,
+    /// Header frame bytes followed by room for one signed frame header: the AEAD associated data.
+    aad: Vec<u8>,
+    aad_header_len: usize,
+    plain: Vec<u8>,
+    decomp: Vec<u8>,
+    next_seq: u64,
+    size: u64,
+    last_end: u64,
+    records: u64,
+    bytes: u64,
+    chain: crc32fast::Hasher,
+    end: Option<EndSummary>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("state", &self.state)
+            .field("header", &self.header)
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decoder {
+    /// A decoder with its scratch memory allocated.
+    pub fn new(config: DecoderConfig) -> Self {
+        Decoder {
+            secret: config.secret,
+            expected: config.expected,
+            state: State::Header,
+            header: None,
+            key: None,
+            aad: vec![0u8; FRAME_HEADER_LEN + MAX_HEADER_LEN + FRAME_HEADER_SIGNED_LEN],
+            aad_header_len: 0,
+            plain: vec![0u8; MAX_RECORD_BODY],
+            decomp: vec![0u8; MAX_RECORD_PAYLOAD],
+            next_seq: 0,
+            size: 0,
+            last_end: 0,
+            records: 0,
+            bytes: 0,
+            chain: crc32fast::Hasher::new(),
+            end: None,
+        }
+    }
+
+    /// Replaces the expectations; only before the header has been decoded.
+    pub fn set_expected(&mut self, expected: Expected) -> Result<()> {
+        if self.state != State::Header {
+            return Err(StreamError::InvalidState {
+                reason: "expectations must be set before the header",
+            });
+        }
+        self.expected = expected;
+        Ok(())
+    }
+
+    /// The stream header, once decoded.
+    pub fn header(&self) -> Option<&StreamHeader> {
+        self.header.as_ref()
+    }
+
+    /// The disk size in force (header size, changed by RESIZE records).
+    pub fn disk_size(&self) -> u64 {
+        self.size
+    }
+
+    /// True once a verified END record has been returned.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Ended
+    }
+
+    /// Call at the end of input: the END totals if the stream was complete, `Truncated` if it
+    /// stopped before END, or `Poisoned` after an earlier error.
+    pub fn finish(&self) -> Result<EndSummary> {
+        match (self.state, self.end) {
+            (State::Ended, Some(end)) => Ok(end),
+            (State::Failed, _) => Err(StreamError::Poisoned),
+            _ => Err(StreamError::Truncated {
+                frames: self.next_seq,
+                bytes: self.bytes,
+            }),
+        }
+    }
+
+    /// Verifies the frame at the start of `input` and returns what it holds, or asks for more
+    /// bytes. See [`Decoded`]. An encrypted frame is copied into the decoder's scratch to be
+    /// opened; [`Decoder::next_in_place`] avoids that copy.
+    pub fn next<'a>(&'a mut self, input: &'a [u8]) -> Result<Decoded<'a>> {
+        self.step(Input::Shared(input))
+    }
+
+    /// As [`Decoder::next`], but opens an encrypted frame in place in `input`, saving a copy:
+    /// after the call the bytes of a returned frame hold its plaintext (or, after an
+    /// authentication failure, zeros) and must not be fed again.
+    pub fn next_in_place<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Decoded<'a>> {
+        self.step(Input::Mut(input))
+    }
+
+    fn step<'a>(&'a mut self, input: Input<'a>) -> Result<Decoded<'a>> {
+        match self.state {
+            State::Failed => return Err(StreamError::Poisoned),
+            State::Ended if input.is_empty() => {
+                return Err(StreamError::InvalidState {
+                    reason: "the stream already ended",
+                })
+            }
+            State::Ended => return Err(StreamError::TrailingData { len: input.len() }),
+            _ => {}
+        }
+        // Poisoned unless the frame is accepted: every success path below sets the new state.
+        let state = std::mem::replace(&mut self.state, State::Failed);
+        self.next_inner(state, input)
+    }
+
+    fn next_inner<'a>(&'a mut self, state: State, input: Input<'a>) -> Result<Decoded<'a>> {
+        let view = input.view();
+        if view.len() < FRAME_HEADER_LEN {
+            if view.len() >= 4 && view[..4] != FRAME_MAGIC {
+                return Err(StreamError::BadMagic { what: "frame" });
+            }
+            self.state = state;
+            return Ok(Decoded::NeedMore {
+                needed: FRAME_HEADER_LEN,
+            });
+        }
+        let mut fh = [0u8; FRAME_HEADER_LEN];
+        fh.copy_from_slice(&view[..FRAME_HEADER_LEN]);
+        let fh = &fh;
+        if fh[..4] != FRAME_MAGIC {
+            return Err(StreamError::BadMagic { what: "frame" });
+        }
+        let frame_type = fh[4];
+        let seq = get_u64(fh, 8);
+        let body_len = get_u32(fh, 16) as usize;
+        let max = if state == State::Header {
+            MAX_HEADER_LEN
+        } else {
+            MAX_RECORD_BODY
+        };
+        if body_len > max {
+            return Err(StreamError::OversizedLength {
+                what: "frame body length",
+                len: body_len as u64,
+                max: max as u64,
+            });
+        }
+        let total = FRAME_HEADER_LEN + body_len;
+        if view.len() < total {
+            self.state = state;
+            return Ok(Decoded::NeedMore { needed: total });
+        }
+        let body = &view[FRAME_HEADER_LEN..total];
+        let stored = get_u32(fh, FRAME_HEADER_SIGNED_LEN);
+        let computed = frame_crc(&fh[..FRAME_HEADER_SIGNED_LEN], body);
+        if stored != computed {
+            return Err(StreamError::ChecksumMismatch {
+                seq,
+                stored,
+                computed,
+            });
+        }
+        if fh[5] != 0 || get_u16(fh, 6) != 0 {
+            return Err(StreamError::MalformedFrame {
+                reason: "reserved frame header bits are set",
+            });
+        }
+        if seq != self.next_seq {
+            return Err(StreamError::FrameOutOfOrder {
+                expected: self.next_seq,
+                found: seq,
+            });
+        }
+        match (state, frame_type) {
+            (State::Header, FRAME_TYPE_HEADER) => {
+                let header = self.accept_header(&view[..total])?;
+                Ok(Decoded::Header {
+                    header,
+                    consumed: total,
+                })
+            }
+            (State::Header, FRAME_TYPE_RECORD) => Err(StreamError::UnexpectedFrame {
+                reason: "a record frame came before the stream header",
+            }),
+            (_, FRAME_TYPE_HEADER) => Err(StreamError::UnexpectedFrame {
+                reason: "a second stream header",
+            }),
+            (_, FRAME_TYPE_RECORD) => {
+                let record =
+                    self.accept_record(fh, input.into_range(FRAME_HEADER_LEN..total), seq)?;
+                Ok(Decoded::Record {
+                    record,
+                    consumed: total,
+                })
+            }
+            _ => Err(StreamError::MalformedFrame {
+                reason: "unknown frame type",
+            }),
+        }
+    }
+
+    fn accept_header(&mut self, frame: &[u8]) -> Result<StreamHeader> {
+        let h = StreamHeader::parse(&frame[FRAME_HEADER_LEN..])?;
+        let e = self.expected;
+        if let Some(expected) = e.disk_id.filter(|d| *d != h.disk_id) {
+            return Err(StreamError::WrongDisk {
+                expected,
+                found: h.disk_id,
+            });
+        }
+        if let Some(expected) = e.generation.filter(|g| *g != h.generation) {
+            return Err(StreamError::WrongGeneration {
+                expected,
+                found: h.generation,
+            });
+        }
+        if let Some(expected) = e.from_seq.filter(|s| *s != h.from_seq) {
+            return Err(StreamError::WrongSequence {
+                expected,
+                found: h.from_seq,
+            });
+        }
+        self.key = match (h.cipher, &self.secret) {
+            (CipherSuite::None, None) => None,
+            (CipherSuite::None, Some(_)) => return Err(StreamError::EncryptionRequired),
+            (CipherSuite::Aes256GcmHkdfSha256, None) => return Err(StreamError::KeyRequired),
+            (CipherSuite::Aes256GcmHkdfSha256, Some(s)) => Some(crypto::derive_key(s, &h)?),
+        };
+        self.aad[..frame.len()].copy_from_slice(frame);
+        self.aad_header_len = frame.len();
+        self.chain.update(&frame[..FRAME_HEADER_LEN]);
+        self.bytes = frame.len() as u64;
+        self.next_seq = 1;
+        self.size = h.disk_size;
+        self.header = Some(h);
+        self.state = State::Body;
+        Ok(h)
+    }
+
+    fn accept_record<'a>(&'a mut self, fh: &[u8], body: Input<'a>, seq: u64) -> Result<Record<'a>> {
+        let body_len = body.len();
+        // Split the borrows: the record may point into `plain` or `decomp` while the counters
+        // are updated.
+        let Decoder {
+            key,
+            aad,
+            aad_header_len,
+            plain,
+            decomp,
+            header,
+            next_seq,
+            size,
+            last_end,
+            records,
+            bytes,
+            chain,
+            end,
+            state,
+            ..
+        } = self;
+        let header = header.as_ref().ok_or(StreamError::InvalidState {
+            reason: "no header",
+        })?;
+        let rec: &'a [u8] = match (key, body) {
+            (Some(key), body) => {
+                let aad = &mut aad[..*aad_header_len + FRAME_HEADER_SIGNED_LEN];
+                aad[*aad_header_len..].copy_from_slice(&fh[..FRAME_HEADER_SIGNED_LEN]);
+                let buf: &'a mut [u8] = match body {
+                    Input::Mut(b) => b,
+                    Input::Shared(b) => {
+                        let buf = &mut plain[..b.len()];
+                        buf.copy_from_slice(b);
+                        buf
+                    }
+                };
+                let n = crypto::open(key, header.nonce_prefix, seq, aad, buf)?;
+                &buf[..n]
+            }
+            (None, Input::Shared(b)) => b,
+            (None, Input::Mut(b)) => b,
+        };
+        if rec.len() < RECORD_HEADER_LEN {
+            return Err(StreamError::MalformedFrame {
+                reason: "frame body shorter than a record header",
+            });
+        }
+        let rtype = get_u16(rec, 0);
+        let malformed = |reason| StreamError::MalformedRecord {
+            record_type: rtype,
+            reason,
+        };
+        if get_u16(rec, 2) != 0 {
+            return Err(malformed("reserved record header bits are set"));
+        }
+        let value_len = get_u32(rec, 4) as usize;
+        let v = &rec[RECORD_HEADER_LEN..];
+        if value_len != v.len() {
+            return Err(malformed("record length disagrees with the frame length"));
+        }
+        let record = match rtype {
+            REC_DATA => {
+                if v.len() < DATA_FIELDS_LEN {
+                    return Err(malformed("DATA record shorter than its fields"));
+                }
+                let offset = get_u64(v, 0);
+                let raw_len = get_u32(v, 8) as usize;
+                let stored_len = get_u32(v, 12) as usize;
+                let codec = v[16];
+                if v[17..24] != [0u8; 7] {
+                    return Err(malformed("reserved DATA fields are not zero"));
+                }
+                if raw_len > MAX_RECORD_PAYLOAD {
+                    return Err(StreamError::OversizedLength {
+                        what: "DATA raw length",
+                        len: raw_len as u64,
+                        max: MAX_RECORD_PAYLOAD as u64,
+                    });
+                }
+                if raw_len == 0 {
+                    return Err(malformed("empty DATA record"));
+                }
+                let payload = &v[DATA_FIELDS_LEN..];
+                if stored_len != payload.len() {
+                    return Err(malformed("stored length disagrees with the record length"));
+                }
+                check_range(offset, raw_len as u64, *last_end, *size)?;
+                let (data, codec): (&'a [u8], Codec) = match codec {
+                    CODEC_RAW => {
+                        if stored_len != raw_len {
+                            return Err(malformed(
+                                "raw DATA stored length differs from its raw length",
+                            ));
+                        }
+                        (payload, Codec::Raw)
+                    }
+                    CODEC_LZ4 => {
+                        if header.required_features & FEATURE_REQUIRED_LZ4 == 0 {
+                            return Err(malformed(
+                                "lz4 DATA in a stream that did not declare the lz4 feature",
+                            ));
+                        }
+                        let out = &mut decomp[..raw_len];
+                        match lz4_flex::block::decompress_into(payload, out) {
+                            Ok(n) if n == raw_len => {}
+                            _ => return Err(StreamError::DecompressFailed { offset }),
+                        }
+                        (&decomp[..raw_len], Codec::Lz4)
+                    }
+                    codec => return Err(StreamError::UnknownCodec { codec }),
+                };
+                *last_end = offset + raw_len as u64;
+                Record::Data {
+                    offset,
+                    data,
+                    codec,
+                }
+            }
+            REC_ZERO | REC_DISCARD => {
+                if v.len() != RANGE_FIELDS_LEN {
+                    return Err(malformed("ZERO/DISCARD record must be 16 bytes"));
+                }
+                let offset = get_u64(v, 0);
+                let len = get_u64(v, 8);
+                if len == 0 {
+                    return Err(malformed("empty range"));
+                }
+                check_range(offset, len, *last_end, *size)?;
+                *last_end = offset + len;
+                if rtype == REC_ZERO {
+                    Record::Zero { offset, len }
+                } else {
+                    Record::Discard { offset, len }
+                }
+            }
+            REC_RESIZE => {
+                if v.len() != RESIZE_FIELDS_LEN {
+                    return Err(malformed("RESIZE record must be 8 bytes"));
+                }
+                let new_size = get_u64(v, 0);
+                *size = new_size;
+                Record::Resize { new_size }
+            }
+            REC_BOOKMARK => {
+                if v.len() < BOOKMARK_FIELDS_LEN {
+                    return Err(malformed("BOOKMARK record shorter than its fields"));
+                }
+                let kind =
+                    BookmarkKind::from_code(v[16]).ok_or(malformed("unknown bookmark kind"))?;
+                if v[17] != 0 || get_u32(v, 20) != 0 {
+                    return Err(malformed("reserved BOOKMARK fields are not zero"));
+                }
+                let label_len = usize::from(get_u16(v, 18));
+                if label_len > MAX_LABEL_LEN {
+                    return Err(StreamError::OversizedLength {
+                        what: "bookmark label",
+                        len: label_len as u64,
+                        max: MAX_LABEL_LEN as u64,
+                    });
+                }
+                if label_len != v.len() - BOOKMARK_FIELDS_LEN {
+                    return Err(malformed("label length disagrees with the record length"));
+                }
+                let label = std::str::from_utf8(&v[BOOKMARK_FIELDS_LEN..])
+                    .map_err(|_| malformed("bookmark label is not UTF-8"))?;
+                Record::Bookmark(Bookmark {
+                    id: get_u64(v, 0),
+                    timestamp_ns: get_u64(v, 8),
+                    kind,
+                    label,
+                })
+            }
+            REC_END => {
+                if v.len() != END_FIELDS_LEN {
+                    return Err(malformed("END record must be 24 bytes"));
+                }
+                if get_u32(v, 20) != 0 {
+                    return Err(malformed("reserved END fields are not zero"));
+                }
+                let computed = EndSummary {
+                    records: *records,
+                    bytes: *bytes,
+                    checksum: chain.clone().finalize(),
+                };
+                let stored = EndSummary {
+                    records: get_u64(v, 0),
+                    bytes: get_u64(v, 8),
+                    checksum: get_u32(v, 16),
+                };
+                if stored.records != computed.records {
+                    return Err(StreamError::EndMismatch {
+                        what: "record count",
+                        stored: stored.records,
+                        computed: computed.records,
+                    });
+                }
+                if stored.bytes != computed.bytes {
+                    return Err(StreamError::EndMismatch {
+                        what: "byte count",
+                        stored: stored.bytes,
+                        computed: computed.bytes,
+                    });
+                }
+                if stored.checksum != computed.checksum {
+                    return Err(StreamError::EndMismatch {
+                        what: "stream checksum",
+                        stored: stored.checksum.into(),
+                        computed: computed.checksum.into(),
+                    });
+                }
+                *end = Some(computed);
+                *state = State::Ended;
+                *next_seq += 1;
+                return Ok(Record::End(computed));
+            }
+            t if t & MUST_UNDERSTAND != 0 => {
+                return Err(StreamError::UnknownRequiredRecord { record_type: t })
+            }
+            t => Record::Skipped { record_type: t },
+        };
+        *state = State::Body;
+        *next_seq += 1;
+        *records += 1;
+        *bytes += (FRAME_HEADER_LEN + body_len) as u64;
+        chain.update(&fh[..FRAME_HEADER_LEN]);
+        Ok(record)
+    }
+}

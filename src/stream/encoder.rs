@@ -1,0 +1,604 @@
+//! The encoder: turns a list of changed extents plus a block source into frames.
+//!
+//! Every buffer it needs (lz4 output, lz4 hash table, associated-data buffer) is allocated in
+//! [`Encoder::new`]; producing a frame allocates nothing (`tests/stream_alloc.rs` proves it).
+//! Frames are written into caller buffers of at least [`Encoder::max_frame_len`] bytes.
+//! The encoder never produces a stream its own decoder would refuse: extents must ascend
+//! without overlap and stay within the disk, checked again for every record.
+
+use lz4_flex::block::{compress_into_with_table, get_maximum_output_size, CompressTable};
+use ring::aead::LessSafeKey;
+
+use super::crypto::{self, Secret};
+use super::error::{Result, StreamError};
+use super::format::*;
+use super::header::{CipherSuite, StreamHeader};
+use super::record::{Bookmark, Codec, EndSummary};
+use super::source::BlockSource;
+use crate::tracker::{Extent, GenerationId};
+
+/// Default largest raw payload per DATA record.
+pub const DEFAULT_RECORD_SIZE: u32 = 1 << 20;
+
+/// What to encode and how. Build with [`EncoderConfig::new`], then adjust the public fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EncoderConfig {
+    /// Identifies the replicated disk.
+    pub disk_id: [u8; 16],
+    /// The tracker generation of the checkpoints.
+    pub generation: GenerationId,
+    /// The checkpoint the replica must be at.
+    pub from_seq: u64,
+    /// The checkpoint this delta brings it to (must be greater than `from_seq`).
+    pub to_seq: u64,
+    /// Disk size in bytes at `from_seq`.
+    pub disk_size: u64,
+    /// Block size (power of two, 512 to 1 MiB; default 4096).
+    pub block_size: u32,
+    /// Largest raw payload per DATA record (1 byte to 1 MiB; default 1 MiB). Extents are split
+    /// into records of this size.
+    pub record_size: u32,
+    /// Codec to try for DATA records (default [`Codec::Lz4`]); raw is kept when lz4 does not
+    /// make the record smaller.
+    pub compression: Codec,
+    /// Replace all-zero records by ZERO records (default true).
+    pub zero_detection: bool,
+    /// Encrypt with AES-256-GCM under a key derived from this secret (default none).
+    pub secret: Option<Secret>,
+    fixed_crypto: Option<([u8; 32], [u8; 4])>,
+}
+
+impl EncoderConfig {
+    /// A configuration with the defaults: 4 KiB blocks, 1 MiB records, lz4, zero detection,
+    /// no encryption.
+    pub fn new(
+        disk_id: [u8; 16],
+        generation: GenerationId,
+        from_seq: u64,
+        to_seq: u64,
+        disk_size: u64,
+    ) -> Self {
+        EncoderConfig {
+            disk_id,
+            generation,
+            from_seq,
+            to_seq,
+            disk_size,
+            block_size: 4096,
+            record_size: DEFAULT_RECORD_SIZE,
+            compression: Codec::Lz4,
+            zero_detection: true,
+            secret: None,
+            fixed_crypto: None,
+        }
+    }
+
+    /// Uses this salt and nonce prefix instead of random ones. **Only for reproducible test
+    /// vectors**: encrypting two different streams with the same secret, salt, disk and
+    /// generation reuses AES-GCM nonces, which destroys confidentiality and integrity.
+    pub fn with_fixed_crypto_params_for_test_vectors(
+        mut self,
+        salt: [u8; 32],
+        nonce_prefix: [u8; 4],
+    ) -> Self {
+        self.fixed_crypto = Some((salt, nonce_prefix));
+        self
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Header,
+    Body,
+    Ended,
+}
+
+/// Where the encoder is in a list of extents; start with `EncodeCursor::default()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncodeCursor {
+    index: usize,
+    done: u64,
+}
+
+impl EncodeCursor {
+    /// Index of the extent the next record comes from.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+/// Start of the payload of a DATA frame.
+const DATA_PAYLOAD_AT: usize = FRAME_HEADER_LEN + RECORD_HEADER_LEN + DATA_FIELDS_LEN;
+
+/// Encodes one stream. See the module documentation.
+pub struct Encoder {
+    header: StreamHeader,
+    header_frame: [u8; HEADER_FRAME_LEN],
+    aad: [u8; HEADER_FRAME_LEN + FRAME_HEADER_SIGNED_LEN],
+    key: Option<LessSafeKey>,
+    lz4_out: Vec<u8>,
+    table: CompressTable,
+    record_size: usize,
+    compression: Codec,
+    zero_detection: bool,
+    state: State,
+    seq: u64,
+    size: u64,
+    last_end: u64,
+    records: u64,
+    bytes: u64,
+    chain: crc32fast::Hasher,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("header", &self.header)
+            .field("seq", &self.seq)
+            .field("last_end", &self.last_end)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The largest frame an encoder with this record size writes.
+pub fn frame_bound(record_size: u32, encrypted: bool) -> usize {
+    let tag = if encrypted { TAG_LEN } else { 0 };
+    let value = (DATA_FIELDS_LEN + record_size as usize).max(BOOKMARK_FIELDS_LEN + MAX_LABEL_LEN);
+    (FRAME_HEADER_LEN + RECORD_HEADER_LEN + value + tag).max(HEADER_FRAME_LEN)
+}
+
+/// Sorts extents by offset, merges overlapping and adjacent ones and drops empty ones, turning
+/// any list into one the encoder accepts (disk bounds are still checked by the encoder).
+pub fn normalize_extents(extents: &mut Vec<Extent>) {
+    extents.retain(|e| e.len > 0);
+    extents.sort_unstable_by_key(|e| e.offset);
+    let mut out = 0usize;
+    for i in 0..extents.len() {
+        let e = extents[i];
+        if out > 0 {
+            let last = &mut extents[out - 1];
+            let last_end = last.offset.saturating_add(last.len);
+            if e.offset <= last_end {
+                let end = e.offset.saturating_add(e.len).max(last_end);
+                last.len = end - last.offset;
+                continue;
+            }
+        }
+        extents[out] = e;
+        out += 1;
+    }
+    extents.truncate(out);
+}
+
+impl Encoder {
+    /// Validates `config`, derives the stream key (drawing a random salt and nonce prefix) and
+    /// allocates all scratch memory.
+    pub fn new(config: EncoderConfig) -> Result<Self> {
+        if config.record_size == 0 || config.record_size as usize > MAX_RECORD_PAYLOAD {
+            return Err(StreamError::InvalidArgument {
+                reason: "record size must be 1 byte to 1 MiB",
+            });
+        }
+        let encrypted = config.secret.is_some();
+        let (kdf_salt, nonce_prefix) = match (encrypted, config.fixed_crypto) {
+            (false, _) => ([0u8; 32], [0u8; 4]),
+            (true, Some(fixed)) => fixed,
+            (true, None) => {
+                let mut salt = [0u8; 32];
+                let mut prefix = [0u8; 4];
+                crypto::random_fill(&mut salt)?;
+                crypto::random_fill(&mut prefix)?;
+                (salt, prefix)
+            }
+        };
+        let mut required_features = 0;
+        if config.compression == Codec::Lz4 {
+            required_features |= FEATURE_REQUIRED_LZ4;
+        }
+        let mut optional_features = 0;
+        if config.zero_detection {
+            optional_features |= FEATURE_OPTIONAL_ZERO_DETECTION;
+        }
+        let header = StreamHeader {
+            version: FORMAT_VERSION,
+            required_features,
+            optional_features,
+            disk_id: config.disk_id,
+            generation: config.generation,
+            from_seq: config.from_seq,
+            to_seq: config.to_seq,
+            disk_size: config.disk_size,
+            block_size: config.block_size,
+            cipher: if encrypted {
+                CipherSuite::Aes256GcmHkdfSha256
+            } else {
+                CipherSuite::None
+            },
+            kdf_salt,
+            nonce_prefix,
+            max_record_payload: config.record_size,
+        };
+        header.validate().map_err(|e| match e {
+            StreamError::InvalidHeader { reason } => StreamError::InvalidArgument { reason },
+            e => e,
+        })?;
+        let mut header_frame = [0u8; HEADER_FRAME_LEN];
+        let mut body = [0u8; HEADER_LEN_V1];
+        header.write(&mut body);
+        put_frame_header(
+            &mut header_frame,
+            FRAME_TYPE_HEADER,
+            0,
+            HEADER_LEN_V1 as u32,
+        );
+        header_frame[FRAME_HEADER_LEN..].copy_from_slice(&body);
+        let crc = frame_crc(&header_frame[..FRAME_HEADER_SIGNED_LEN], &body);
+        put_u32(&mut header_frame, FRAME_HEADER_SIGNED_LEN, crc);
+        let mut aad = [0u8; HEADER_FRAME_LEN + FRAME_HEADER_SIGNED_LEN];
+        aad[..HEADER_FRAME_LEN].copy_from_slice(&header_frame);
+        let key = match &config.secret {
+            Some(s) => Some(crypto::derive_key(s, &header)?),
+            None => None,
+        };
+        let record_size = config.record_size as usize;
+        let (lz4_out, table) = if config.compression == Codec::Lz4 {
+            let table = if record_size >= usize::from(u16::MAX) {
+                CompressTable::large()
+            } else {
+                CompressTable::small()
+            };
+            (vec![0u8; get_maximum_output_size(record_size)], table)
+        } else {
+            (Vec::new(), CompressTable::small())
+        };
+        Ok(Encoder {
+            header,
+            header_frame,
+            aad,
+            key,
+            lz4_out,
+            table,
+            record_size,
+            compression: config.compression,
+            zero_detection: config.zero_detection,
+            state: State::Header,
+            seq: 0,
+            size: config.disk_size,
+            last_end: 0,
+            records: 0,
+            bytes: 0,
+            chain: crc32fast::Hasher::new(),
+        })
+    }
+
+    /// The stream header this encoder writes.
+    pub fn header(&self) -> &StreamHeader {
+        &self.header
+    }
+
+    /// The largest frame this encoder writes: every `dst` of at least this size is enough.
+    pub fn max_frame_len(&self) -> usize {
+        frame_bound(self.record_size as u32, self.key.is_some())
+    }
+
+    /// True once END has been written.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Ended
+    }
+
+    /// Writes the stream header frame; must come first. Returns the bytes written.
+    pub fn write_header(&mut self, dst: &mut [u8]) -> Result<usize> {
+        if self.state != State::Header {
+            return Err(StreamError::InvalidState {
+                reason: "the header was already written",
+            });
+        }
+        check_room(dst, HEADER_FRAME_LEN)?;
+        dst[..HEADER_FRAME_LEN].copy_from_slice(&self.header_frame);
+        self.chain.update(&self.header_frame[..FRAME_HEADER_LEN]);
+        self.bytes = HEADER_FRAME_LEN as u64;
+        self.seq = 1;
+        self.state = State::Body;
+        Ok(HEADER_FRAME_LEN)
+    }
+
+    /// Checks a whole extent list up front: ascending, non-overlapping, after everything
+    /// already encoded, within the disk. Empty extents are allowed and skipped.
+    /// [`Encoder::next_frame`] checks each record again, so this is for early, clear errors.
+    pub fn check_extents(&self, extents: &[Extent]) -> Result<()> {
+        let mut prev_end = self.last_end;
+        for e in extents.iter().filter(|e| e.len > 0) {
+            check_range(e.offset, e.len, prev_end, self.size)?;
+            prev_end = e.offset + e.len;
+        }
+        Ok(())
+    }
+
+    /// Encodes the next record of `extents` (resuming at `cursor`) into `dst`, reading the data
+    /// from `source`. Returns the frame length, or `None` when the list is exhausted. On error
+    /// nothing is consumed: the same call may be retried (e.g. with a larger `dst`).
+    pub fn next_frame<S: BlockSource + ?Sized>(
+        &mut self,
+        extents: &[Extent],
+        cursor: &mut EncodeCursor,
+        source: &mut S,
+        dst: &mut [u8],
+    ) -> Result<Option<usize>> {
+        self.require_body()?;
+        let mut index = cursor.index;
+        let mut done = cursor.done;
+        while index < extents.len() && done >= extents[index].len {
+            index += 1;
+            done = 0;
+        }
+        let Some(e) = extents.get(index) else {
+            cursor.index = index;
+            cursor.done = 0;
+            return Ok(None);
+        };
+        let n = (e.len - done).min(self.record_size as u64) as usize;
+        let offset = e
+            .offset
+            .checked_add(done)
+            .ok_or(StreamError::ExtentOutOfRange {
+                offset: e.offset,
+                len: e.len,
+                disk_size: self.size,
+            })?;
+        check_range(offset, n as u64, self.last_end, self.size)?;
+        check_room(dst, DATA_PAYLOAD_AT + n + self.tag_len())?;
+        let payload = &mut dst[DATA_PAYLOAD_AT..DATA_PAYLOAD_AT + n];
+        source
+            .read_at(offset, payload)
+            .map_err(|source| StreamError::SourceIo {
+                offset,
+                len: n as u64,
+                source,
+            })?;
+        let plain_len = if self.zero_detection && is_all_zero(payload) {
+            range_record(dst, REC_ZERO, offset, n as u64)
+        } else {
+            let (codec, stored) = match self.compression {
+                Codec::Lz4 => {
+                    match compress_into_with_table(payload, &mut self.lz4_out, &mut self.table) {
+                        Ok(c) if c < n => {
+                            payload[..c].copy_from_slice(&self.lz4_out[..c]);
+                            (CODEC_LZ4, c)
+                        }
+                        _ => (CODEC_RAW, n),
+                    }
+                }
+                Codec::Raw => (CODEC_RAW, n),
+            };
+            let r = &mut dst[FRAME_HEADER_LEN..];
+            put_record_header(r, REC_DATA, DATA_FIELDS_LEN + stored);
+            let v = &mut r[RECORD_HEADER_LEN..];
+            put_u64(v, 0, offset);
+            put_u32(v, 8, n as u32);
+            put_u32(v, 12, stored as u32);
+            v[16] = codec;
+            v[17..24].fill(0);
+            RECORD_HEADER_LEN + DATA_FIELDS_LEN + stored
+        };
+        let total = self.finish_frame(dst, plain_len, true)?;
+        self.last_end = offset + n as u64;
+        cursor.index = index;
+        cursor.done = done + n as u64;
+        Ok(Some(total))
+    }
+
+    /// Writes a ZERO record: `offset..offset+len` reads as zeros on the replica.
+    pub fn write_zero(&mut self, offset: u64, len: u64, dst: &mut [u8]) -> Result<usize> {
+        self.write_range(REC_ZERO, offset, len, dst)
+    }
+
+    /// Writes a DISCARD record: `offset..offset+len` is unmapped, contents unspecified.
+    pub fn write_discard(&mut self, offset: u64, len: u64, dst: &mut [u8]) -> Result<usize> {
+        self.write_range(REC_DISCARD, offset, len, dst)
+    }
+
+    fn write_range(&mut self, rtype: u16, offset: u64, len: u64, dst: &mut [u8]) -> Result<usize> {
+        self.require_body()?;
+        if len == 0 {
+            return Err(StreamError::InvalidArgument {
+                reason: "a ZERO or DISCARD range must not be empty",
+            });
+        }
+        check_range(offset, len, self.last_end, self.size)?;
+        check_room(
+            dst,
+            FRAME_HEADER_LEN + RECORD_HEADER_LEN + RANGE_FIELDS_LEN + self.tag_len(),
+        )?;
+        let plain = range_record(dst, rtype, offset, len);
+        let total = self.finish_frame(dst, plain, true)?;
+        self.last_end = offset + len;
+        Ok(total)
+    }
+
+    /// Writes a RESIZE record: the disk has `new_size` bytes from here on.
+    pub fn write_resize(&mut self, new_size: u64, dst: &mut [u8]) -> Result<usize> {
+        self.require_body()?;
+        check_room(
+            dst,
+            FRAME_HEADER_LEN + RECORD_HEADER_LEN + RESIZE_FIELDS_LEN + self.tag_len(),
+        )?;
+        let r = &mut dst[FRAME_HEADER_LEN..];
+        put_record_header(r, REC_RESIZE, RESIZE_FIELDS_LEN);
+        put_u64(r, RECORD_HEADER_LEN, new_size);
+        let total = self.finish_frame(dst, RECORD_HEADER_LEN + RESIZE_FIELDS_LEN, true)?;
+        self.size = new_size;
+        Ok(total)
+    }
+
+    /// Writes a BOOKMARK record (a recovery point; the applier syncs the target there).
+    pub fn write_bookmark(&mut self, bookmark: &Bookmark<'_>, dst: &mut [u8]) -> Result<usize> {
+        self.require_body()?;
+        let label = bookmark.label.as_bytes();
+        if label.len() > MAX_LABEL_LEN {
+            return Err(StreamError::OversizedLength {
+                what: "bookmark label",
+                len: label.len() as u64,
+                max: MAX_LABEL_LEN as u64,
+            });
+        }
+        let plain = RECORD_HEADER_LEN + BOOKMARK_FIELDS_LEN + label.len();
+        check_room(dst, FRAME_HEADER_LEN + plain + self.tag_len())?;
+        let r = &mut dst[FRAME_HEADER_LEN..];
+        put_record_header(r, REC_BOOKMARK, BOOKMARK_FIELDS_LEN + label.len());
+        let v = &mut r[RECORD_HEADER_LEN..];
+        put_u64(v, 0, bookmark.id);
+        put_u64(v, 8, bookmark.timestamp_ns);
+        v[16] = bookmark.kind.code();
+        v[17] = 0;
+        put_u16(v, 18, label.len() as u16);
+        put_u32(v, 20, 0);
+        v[BOOKMARK_FIELDS_LEN..BOOKMARK_FIELDS_LEN + label.len()].copy_from_slice(label);
+        self.finish_frame(dst, plain, true)
+    }
+
+    /// Writes the END record with the stream's totals. Nothing can follow.
+    pub fn finish(&mut self, dst: &mut [u8]) -> Result<usize> {
+        self.require_body()?;
+        check_room(
+            dst,
+            FRAME_HEADER_LEN + RECORD_HEADER_LEN + END_FIELDS_LEN + self.tag_len(),
+        )?;
+        let summary = self.summary();
+        let r = &mut dst[FRAME_HEADER_LEN..];
+        put_record_header(r, REC_END, END_FIELDS_LEN);
+        let v = &mut r[RECORD_HEADER_LEN..];
+        put_u64(v, 0, summary.records);
+        put_u64(v, 8, summary.bytes);
+        put_u32(v, 16, summary.checksum);
+        put_u32(v, 20, 0);
+        let total = self.finish_frame(dst, RECORD_HEADER_LEN + END_FIELDS_LEN, false)?;
+        self.state = State::Ended;
+        Ok(total)
+    }
+
+    /// The totals the END record would carry now.
+    pub fn summary(&self) -> EndSummary {
+        EndSummary {
+            records: self.records,
+            bytes: self.bytes,
+            checksum: self.chain.clone().finalize(),
+        }
+    }
+
+    fn tag_len(&self) -> usize {
+        if self.key.is_some() {
+            TAG_LEN
+        } else {
+            0
+        }
+    }
+
+    fn require_body(&self) -> Result<()> {
+        match self.state {
+            State::Body => Ok(()),
+            State::Header => Err(StreamError::InvalidState {
+                reason: "write the stream header first",
+            }),
+            State::Ended => Err(StreamError::InvalidState {
+                reason: "the stream already ended",
+            }),
+        }
+    }
+
+    /// Fills in the frame header, seals and checksums a frame whose plaintext body
+    /// (`plain_len` bytes) is already at `dst[24..]`. The caller checked that `dst` has room.
+    fn finish_frame(&mut self, dst: &mut [u8], plain_len: usize, counted: bool) -> Result<usize> {
+        let body_len = plain_len + self.tag_len();
+        let total = FRAME_HEADER_LEN + body_len;
+        put_frame_header(dst, FRAME_TYPE_RECORD, self.seq, body_len as u32);
+        if let Some(key) = &self.key {
+            self.aad[HEADER_FRAME_LEN..].copy_from_slice(&dst[..FRAME_HEADER_SIGNED_LEN]);
+            crypto::seal(
+                key,
+                self.header.nonce_prefix,
+                self.seq,
+                &self.aad,
+                &mut dst[FRAME_HEADER_LEN..total],
+            )?;
+        }
+        let crc = frame_crc(
+            &dst[..FRAME_HEADER_SIGNED_LEN],
+            &dst[FRAME_HEADER_LEN..total],
+        );
+        put_u32(dst, FRAME_HEADER_SIGNED_LEN, crc);
+        self.seq += 1;
+        if counted {
+            self.records += 1;
+            self.bytes += total as u64;
+            self.chain.update(&dst[..FRAME_HEADER_LEN]);
+        }
+        Ok(total)
+    }
+}
+
+fn check_room(dst: &[u8], needed: usize) -> Result<()> {
+    if dst.len() < needed {
+        return Err(StreamError::BufferTooSmall {
+            needed,
+            got: dst.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Extents ascend without overlap (`offset >= prev_end`) and end within the disk.
+pub(crate) fn check_range(offset: u64, len: u64, prev_end: u64, disk_size: u64) -> Result<()> {
+    if offset < prev_end {
+        return Err(StreamError::ExtentOverlap {
+            offset,
+            len,
+            prev_end,
+        });
+    }
+    match offset.checked_add(len) {
+        Some(end) if end <= disk_size => Ok(()),
+        _ => Err(StreamError::ExtentOutOfRange {
+            offset,
+            len,
+            disk_size,
+        }),
+    }
+}
+
+fn put_record_header(r: &mut [u8], rtype: u16, value_len: usize) {
+    put_u16(r, 0, rtype);
+    put_u16(r, 2, 0);
+    put_u32(r, 4, value_len as u32);
+}
+
+/// Writes a ZERO or DISCARD record at `dst[24..]`; returns its plaintext length.
+fn range_record(dst: &mut [u8], rtype: u16, offset: u64, len: u64) -> usize {
+    let r = &mut dst[FRAME_HEADER_LEN..];
+    put_record_header(r, rtype, RANGE_FIELDS_LEN);
+    put_u64(r, RECORD_HEADER_LEN, offset);
+    put_u64(r, RECORD_HEADER_LEN + 8, len);
+    RECORD_HEADER_LEN + RANGE_FIELDS_LEN
+}
+
+/// Encodes a whole stream (header, every extent, END) into a new vector. A convenience for
+/// tests and small deltas; the frame-by-frame API avoids holding the stream in memory.
+pub fn encode_to_vec<S: BlockSource + ?Sized>(
+    config: EncoderConfig,
+    extents: &[Extent],
+    source: &mut S,
+) -> Result<Vec<u8>> {
+    let mut enc = Encoder::new(config)?;
+    enc.check_extents(extents)?;
+    let mut buf = vec![0u8; enc.max_frame_len()];
+    let mut out = Vec::new();
+    let n = enc.write_header(&mut buf)?;
+    out.extend_from_slice(&buf[..n]);
+    let mut cursor = EncodeCursor::default();
+    while let Some(n) = enc.next_frame(extents, &mut cursor, source, &mut buf)? {
+        out.extend_from_slice(&buf[..n]);
+    }
+    let n = enc.finish(&mut buf)?;
+    out.extend_from_slice(&buf[..n]);
+    Ok(out)
+}

@@ -1,0 +1,173 @@
+//! Zero allocations per record: once an encoder, decoder or applier is built, producing and
+//! consuming frames allocates nothing. A counting global allocator (per thread, so parallel
+//! tests do not disturb each other) proves it for every codec and with encryption.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use blockdelta::{
+    Applier, Bookmark, BookmarkKind, Codec, Decoded, Decoder, DecoderConfig, EncodeCursor, Encoder,
+    EncoderConfig, Extent, GenerationId, Secret,
+};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; counting touches only a const-initialised
+// thread-local `Cell`, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
+
+const SIZE: usize = 4 << 20;
+
+fn disk() -> Vec<u8> {
+    let mut x: u32 = 7;
+    (0..SIZE)
+        .map(|i| match (i >> 18) % 3 {
+            0 => 0,
+            1 => (i / 100) as u8,
+            _ => {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            }
+        })
+        .collect()
+}
+
+fn dcfg(secret: Option<&[u8]>) -> DecoderConfig {
+    let mut c = DecoderConfig::new();
+    c.secret = secret.map(Secret::new);
+    c
+}
+
+fn check(codec: Codec, secret: Option<&[u8]>, record_size: u32) {
+    let mut src = disk();
+    let extents = [
+        Extent::new(0, SIZE as u64 / 2),
+        Extent::new(SIZE as u64 / 2 + 512, SIZE as u64 / 2 - 1024),
+    ];
+    let mut cfg = EncoderConfig::new([1; 16], GenerationId([2; 16]), 1, 2, SIZE as u64);
+    cfg.compression = codec;
+    cfg.record_size = record_size;
+    cfg.secret = secret.map(Secret::new);
+    let mut enc = Encoder::new(cfg).unwrap();
+    let mut frame = vec![0u8; enc.max_frame_len()];
+    let mut stream = Vec::with_capacity(2 * SIZE);
+    let mut cursor = EncodeCursor::default();
+    let bookmark = Bookmark {
+        id: 1,
+        timestamp_ns: 2,
+        kind: BookmarkKind::CrashConsistent,
+        label: "point",
+    };
+
+    let before = allocations();
+    let mut frames = 0;
+    let n = enc.write_header(&mut frame).unwrap();
+    stream.extend_from_slice(&frame[..n]);
+    while let Some(n) = enc
+        .next_frame(&extents, &mut cursor, &mut src, &mut frame)
+        .unwrap()
+    {
+        stream.extend_from_slice(&frame[..n]);
+        frames += 1;
+    }
+    let n = enc.write_bookmark(&bookmark, &mut frame).unwrap();
+    stream.extend_from_slice(&frame[..n]);
+    let n = enc.finish(&mut frame).unwrap();
+    stream.extend_from_slice(&frame[..n]);
+    let encode_allocs = allocations() - before;
+    assert!(frames >= 4, "{frames} frames");
+    assert_eq!(
+        encode_allocs,
+        0,
+        "encoder allocated ({codec:?}, encrypted {})",
+        secret.is_some()
+    );
+
+    // The decoder on its own (data handed out borrowed).
+    let mut dec = Decoder::new(dcfg(secret));
+    let before = allocations();
+    let mut at = 0;
+    let mut checksum = 0u64;
+    loop {
+        match dec.next(&stream[at..]).unwrap() {
+            Decoded::Header { consumed, .. } => at += consumed,
+            Decoded::Record { record, consumed } => {
+                at += consumed;
+                checksum += consumed as u64;
+                if matches!(record, blockdelta::Record::End(_)) {
+                    break;
+                }
+            }
+            Decoded::NeedMore { .. } => panic!("whole stream given"),
+            _ => unreachable!(),
+        }
+    }
+    assert_eq!(allocations() - before, 0, "decoder allocated ({codec:?})");
+    assert!(checksum > 0);
+
+    // The applier into a preallocated in-memory disk.
+    let mut app = Applier::new(dcfg(secret), vec![0u8; SIZE]);
+    let before = allocations();
+    let used = app.push(&stream).unwrap();
+    app.finish().unwrap();
+    assert_eq!(allocations() - before, 0, "applier allocated ({codec:?})");
+    assert_eq!(used, stream.len());
+    let replica = app.into_target();
+
+    // In-place decryption in the caller's buffer.
+    let mut owned = stream.clone();
+    let mut app = Applier::new(dcfg(secret), vec![0u8; SIZE]);
+    let before = allocations();
+    assert_eq!(app.push_in_place(&mut owned).unwrap(), stream.len());
+    assert_eq!(
+        allocations() - before,
+        0,
+        "in-place applier allocated ({codec:?})"
+    );
+    assert!(app.into_target() == replica);
+    assert!(replica[..SIZE / 2] == src[..SIZE / 2]);
+}
+
+#[test]
+fn no_allocation_per_record() {
+    // Sanity: the counter sees allocations at all.
+    let before = allocations();
+    drop(std::hint::black_box(vec![0u8; 10]));
+    assert_eq!(allocations() - before, 1);
+
+    for codec in [Codec::Raw, Codec::Lz4] {
+        for secret in [None, Some(b"alloc test secret".as_slice())] {
+            for record_size in [4096, 65536, 1 << 20] {
+                check(codec, secret, record_size);
+            }
+        }
+    }
+}
