@@ -41,6 +41,8 @@ const WRITERS: usize = 3;
 const OPS_PER_WRITER: u64 = 700;
 
 type Error = Box<dyn std::error::Error>;
+/// One encoder step: writes a frame into the buffer, or `None` when there is nothing more.
+type Step<'a> = &'a mut dyn FnMut(&mut [u8]) -> Result<Option<usize>, Error>;
 
 fn main() {
     if let Err(e) = run() {
@@ -257,16 +259,15 @@ impl Pipeline {
             totals,
         };
 
-        let mut timed =
-            |link: &mut Link, f: &mut dyn FnMut(&mut [u8]) -> Result<Option<usize>, Error>| {
-                let t = Instant::now();
-                let n = f(&mut self.frame)?;
-                link.totals.encode += t.elapsed();
-                if let Some(n) = n {
-                    link.send(&self.frame[..n])?;
-                }
-                Ok::<_, Error>(n.is_some())
-            };
+        let mut timed = |link: &mut Link, f: Step| {
+            let t = Instant::now();
+            let n = f(&mut self.frame)?;
+            link.totals.encode += t.elapsed();
+            if let Some(n) = n {
+                link.send(&self.frame[..n])?;
+            }
+            Ok::<_, Error>(n.is_some())
+        };
         timed(&mut link, &mut |dst| Ok(Some(enc.write_header(dst)?)))?;
         if cp.disk_size != replica_size {
             timed(&mut link, &mut |dst| {
@@ -499,7 +500,7 @@ fn writer(
     let hot = disk / 10;
     for n in 0..OPS_PER_WRITER {
         let r = rng.next();
-        let len = 4 * KIB << (r % 7); // 4 KiB .. 256 KiB
+        let len = (4 * KIB) << (r % 7); // 4 KiB .. 256 KiB
         let pick = (r >> 8) % 100;
         let offset = if pick < 30 && n >= 32 {
             recent[(r >> 16) as usize % 32] // a rewrite of a recent block
