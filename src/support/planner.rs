@@ -47,6 +47,24 @@ impl DiskLoad {
         }
     }
 
+    /// A disk load measured by a change-block tracker: the average churn is the rate of bytes
+    /// written and discarded over the tracker's last interval (between its two latest takes),
+    /// the average write size is over the tracker's life. One interval gives one rate, so the
+    /// peak is set to the average: callers that sample several intervals set
+    /// `peak_bytes_per_second` to the highest they saw.
+    pub fn from_tracker_stats(
+        vm: &str,
+        disk: &str,
+        target: TargetStorage,
+        stats: &crate::tracker::TrackerStats,
+    ) -> Self {
+        let rate = stats.last_interval.marked_bytes_per_sec() as u64;
+        let ops = stats.writes + stats.discards;
+        let bytes = stats.bytes_written + stats.bytes_discarded;
+        let average_io = if ops == 0 { 0 } else { bytes / ops };
+        DiskLoad::new(vm, disk, target, rate, rate, average_io)
+    }
+
     /// The daily churn: as measured, or the average rate times a day.
     pub fn daily(&self) -> u64 {
         self.bytes_per_day.unwrap_or(
