@@ -61,7 +61,7 @@ impl DiskLoad {
         let rate = stats.last_interval.marked_bytes_per_sec() as u64;
         let ops = stats.writes + stats.discards;
         let bytes = stats.bytes_written + stats.bytes_discarded;
-        let average_io = if ops == 0 { 0 } else { bytes / ops };
+        let average_io = bytes.checked_div(ops).unwrap_or(0);
         DiskLoad::new(vm, disk, target, rate, rate, average_io)
     }
 
