@@ -43,3 +43,45 @@ where
 {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::error::blockdelta_last_error;
+
+    #[test]
+    fn a_panic_becomes_a_result_code_with_its_message() {
+        let r = boundary(|| panic!("the tracker was asked something impossible"));
+        assert_eq!(r, blockdelta_result::Panic);
+        let mut buf = [0 as std::ffi::c_char; 128];
+        let mut len = 0;
+        assert_eq!(
+            blockdelta_last_error(buf.as_mut_ptr(), buf.len(), &mut len),
+            blockdelta_result::Ok
+        );
+        // SAFETY: blockdelta_last_error NUL-terminates within `buf`.
+        let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_str()
+            .unwrap();
+        assert_eq!(msg, "panic: the tracker was asked something impossible");
+        assert_eq!(len, msg.len());
+
+        // A formatted panic message (a String payload) is kept too.
+        let n = 7;
+        assert_eq!(boundary(|| panic!("value {n}")), blockdelta_result::Panic);
+        blockdelta_last_error(buf.as_mut_ptr(), buf.len(), &mut len);
+        // SAFETY: as above.
+        let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_str()
+            .unwrap();
+        assert_eq!(msg, "panic: value 7");
+
+        // Value-returning entry points fall back instead of unwinding.
+        assert_eq!(boundary_value(42usize, || panic!("no")), 42);
+        assert_eq!(
+            boundary(|| Err(blockdelta_result::NullParameter)),
+            blockdelta_result::NullParameter
+        );
+        assert_eq!(boundary(|| Ok(())), blockdelta_result::Ok);
+    }
+}
