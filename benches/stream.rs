@@ -201,6 +201,27 @@ fn bench_dataset(c: &mut Criterion, d: &Data) {
             })
         });
         if enc {
+            // The CRC alone, frame by frame over a fresh copy of the same stream: the memory
+            // conditions of `decode_*_in_place`, for a like-for-like split of its time.
+            g.bench_function(format!("crc32_frames_{mode}_fresh"), |b| {
+                b.iter_batched_ref(
+                    || stream.clone(),
+                    |s| {
+                        let (mut at, mut acc) = (0usize, 0u32);
+                        while at + 24 <= s.len() {
+                            let body = u32::from_le_bytes(s[at + 16..at + 20].try_into().unwrap())
+                                as usize;
+                            let mut h = crc32fast::Hasher::new();
+                            h.update(&s[at..at + 20]);
+                            h.update(&s[at + 24..at + 24 + body]);
+                            acc ^= h.finalize();
+                            at += 24 + body;
+                        }
+                        black_box(acc)
+                    },
+                    BatchSize::LargeInput,
+                )
+            });
             // The receiver owns its network buffer: decrypt in place, no copy. The copy of the
             // stream made per iteration is setup, outside the measurement.
             g.bench_function(format!("decode_{mode}_in_place"), |b| {
