@@ -6,14 +6,9 @@
 //! thread at a time may call a given handle (different handles are independent). No function
 //! here blocks except by calling the caller's own callbacks.
 
-// C names (`blockdelta_encoder`) and C-style signatures with many plain arguments are the ABI;
-// each function's doc states its pointer contract in C terms (it flows into the header) instead of
-// a Rust `# Safety` section.
-#![allow(
-    non_camel_case_types,
-    clippy::too_many_arguments,
-    clippy::missing_safety_doc
-)]
+// C-style signatures with many plain arguments are the ABI (naming and pointer-contract lints are
+// allowed for the whole C layer in `ffi/mod.rs`).
+#![allow(clippy::too_many_arguments)]
 
 use std::ffi::{c_int, c_void};
 use std::io;
@@ -233,7 +228,7 @@ fn fail_thread(e: StreamError) -> blockdelta_result {
 /// caller owns and frees with `blockdelta_encoder_free`.
 /// Allocates all scratch memory now (about 2x `record_size`); never blocks; any thread.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_new(
+pub extern "C" fn blockdelta_encoder_new(
     disk_id: *const u8,
     generation: *const u8,
     from_seq: u64,
@@ -301,14 +296,14 @@ pub unsafe extern "C" fn blockdelta_encoder_new(
 
 /// Frees an encoder; NULL is a no-op. The handle must not be used afterwards. Never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_free(encoder: *mut blockdelta_encoder) {
+pub extern "C" fn blockdelta_encoder_free(encoder: *mut blockdelta_encoder) {
     // SAFETY: `encoder` is NULL or a handle from `blockdelta_encoder_new`, freed once.
     boundary_value((), || unsafe { free_handle(encoder) })
 }
 
 /// The size a `dst` buffer needs for any frame of this encoder (0 for NULL). Never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_bound(encoder: *const blockdelta_encoder) -> usize {
+pub extern "C" fn blockdelta_encoder_bound(encoder: *const blockdelta_encoder) -> usize {
     // SAFETY: `encoder` is NULL or a live handle.
     boundary_value(0, || {
         unsafe { arg_ref(encoder) }
@@ -349,7 +344,7 @@ unsafe fn with_encoder(
 /// receives its length. Must be the first frame. `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL` if `dst_cap`
 /// is below `blockdelta_encoder_bound`. Never blocks; one thread at a time per encoder.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_header(
+pub extern "C" fn blockdelta_encoder_header(
     encoder: *mut blockdelta_encoder,
     dst: *mut u8,
     dst_cap: usize,
@@ -367,7 +362,7 @@ pub unsafe extern "C" fn blockdelta_encoder_header(
 /// without overlap, start at or after everything already encoded, and lie within the disk.
 /// `(NULL, 0)` is an empty list. Replaces any list not yet fully encoded. Allocates; never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_set_extents(
+pub extern "C" fn blockdelta_encoder_set_extents(
     encoder: *mut blockdelta_encoder,
     extents: *const Extent,
     count: usize,
@@ -392,7 +387,7 @@ pub unsafe extern "C" fn blockdelta_encoder_set_extents(
 /// nothing is consumed and the call may be retried. Blocks only inside the read callback; one
 /// thread at a time per encoder.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_next(
+pub extern "C" fn blockdelta_encoder_next(
     encoder: *mut blockdelta_encoder,
     dst: *mut u8,
     dst_cap: usize,
@@ -416,7 +411,7 @@ pub unsafe extern "C" fn blockdelta_encoder_next(
 /// Writes a ZERO record (`offset`..`offset + len` reads as zeros) into `dst`; same buffer rules
 /// as `blockdelta_encoder_header`. The range must come after everything already encoded.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_zero(
+pub extern "C" fn blockdelta_encoder_zero(
     encoder: *mut blockdelta_encoder,
     offset: u64,
     len: u64,
@@ -434,7 +429,7 @@ pub unsafe extern "C" fn blockdelta_encoder_zero(
 
 /// Writes a DISCARD record (`offset`..`offset + len` unmapped); same rules as `blockdelta_encoder_zero`.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_discard(
+pub extern "C" fn blockdelta_encoder_discard(
     encoder: *mut blockdelta_encoder,
     offset: u64,
     len: u64,
@@ -452,7 +447,7 @@ pub unsafe extern "C" fn blockdelta_encoder_discard(
 
 /// Writes a RESIZE record (the disk has `new_size` bytes from here on); same buffer rules.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_resize(
+pub extern "C" fn blockdelta_encoder_resize(
     encoder: *mut blockdelta_encoder,
     new_size: u64,
     dst: *mut u8,
@@ -470,7 +465,7 @@ pub unsafe extern "C" fn blockdelta_encoder_resize(
 /// Writes a BOOKMARK record. `kind` is 1 (crash-consistent) or 2 (application-consistent);
 /// `(label, label_len)` is UTF-8 of at most 1024 bytes (copied; `(NULL, 0)` is empty). Same buffer rules.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_bookmark(
+pub extern "C" fn blockdelta_encoder_bookmark(
     encoder: *mut blockdelta_encoder,
     id: u64,
     timestamp_ns: u64,
@@ -523,7 +518,7 @@ fn bookmark_kind(k: u8) -> Option<BookmarkKind> {
 
 /// Writes the END record; nothing may follow. Same buffer rules as `blockdelta_encoder_header`.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_finish(
+pub extern "C" fn blockdelta_encoder_finish(
     encoder: *mut blockdelta_encoder,
     dst: *mut u8,
     dst_cap: usize,
@@ -536,7 +531,7 @@ pub unsafe extern "C" fn blockdelta_encoder_finish(
 /// Copies the encoder's last error message (NUL-terminated, truncated to `cap - 1` bytes) into
 /// `buf`; `*len_out` (if not NULL) receives the full length. Never blocks; any thread.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_encoder_last_error(
+pub extern "C" fn blockdelta_encoder_last_error(
     encoder: *const blockdelta_encoder,
     buf: *mut std::ffi::c_char,
     cap: usize,
@@ -570,7 +565,7 @@ unsafe fn expected_arg(
 /// `*decoder_out` receives a handle the caller frees with `blockdelta_decoder_free`.
 /// Allocates about 2 MiB of scratch now; never blocks; any thread.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_decoder_new(
+pub extern "C" fn blockdelta_decoder_new(
     secret: *const u8,
     secret_len: usize,
     decoder_out: *mut *mut blockdelta_decoder,
@@ -593,7 +588,7 @@ pub unsafe extern "C" fn blockdelta_decoder_new(
 
 /// Frees a decoder; NULL is a no-op. Record data it handed out becomes invalid. Never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_decoder_free(decoder: *mut blockdelta_decoder) {
+pub extern "C" fn blockdelta_decoder_free(decoder: *mut blockdelta_decoder) {
     // SAFETY: NULL or a handle from `blockdelta_decoder_new`, freed once.
     boundary_value((), || unsafe { free_handle(decoder) })
 }
@@ -602,7 +597,7 @@ pub unsafe extern "C" fn blockdelta_decoder_free(decoder: *mut blockdelta_decode
 /// (16 bytes each, copied; NULL = not checked) and, when `check_from_seq`, the checkpoint the
 /// replica is at (a stale or replayed stream is refused). Never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_decoder_expect(
+pub extern "C" fn blockdelta_decoder_expect(
     decoder: *mut blockdelta_decoder,
     disk_id: *const u8,
     generation: *const u8,
@@ -624,7 +619,7 @@ pub unsafe extern "C" fn blockdelta_decoder_expect(
 /// after an error the decoder refuses further input. `record_out->data` is valid until the next
 /// call on this decoder or until `input` changes. Never blocks; one thread at a time per decoder.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_decoder_next(
+pub extern "C" fn blockdelta_decoder_next(
     decoder: *mut blockdelta_decoder,
     input: *const u8,
     input_len: usize,
@@ -728,7 +723,7 @@ fn record_view(r: &Record<'_>, empty: blockdelta_record) -> blockdelta_record {
 /// each (caller-owned; NULL to skip), the others one value each (NULL to skip).
 /// `BLOCKDELTA_RESULT_STREAM_INVALID_STATE` before the header has been decoded. Never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_decoder_header(
+pub extern "C" fn blockdelta_decoder_header(
     decoder: *const blockdelta_decoder,
     disk_id_out: *mut u8,
     generation_out: *mut u8,
@@ -769,7 +764,7 @@ pub unsafe extern "C" fn blockdelta_decoder_header(
 /// Call at the end of input: OK if a verified END was decoded, `BLOCKDELTA_RESULT_STREAM_TRUNCATED`
 /// if the stream stopped before END. Never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_decoder_finish(
+pub extern "C" fn blockdelta_decoder_finish(
     decoder: *const blockdelta_decoder,
 ) -> blockdelta_result {
     boundary(|| {
@@ -784,7 +779,7 @@ pub unsafe extern "C" fn blockdelta_decoder_finish(
 
 /// Copies the decoder's last error message; rules as `blockdelta_encoder_last_error`.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_decoder_last_error(
+pub extern "C" fn blockdelta_decoder_last_error(
     decoder: *const blockdelta_decoder,
     buf: *mut std::ffi::c_char,
     cap: usize,
@@ -804,7 +799,7 @@ pub unsafe extern "C" fn blockdelta_decoder_last_error(
 /// applier is freed. `(secret, secret_len)` as for `blockdelta_decoder_new`. `*applier_out`
 /// receives a handle the caller frees with `blockdelta_applier_free`. Never blocks; any thread.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_applier_new(
+pub extern "C" fn blockdelta_applier_new(
     secret: *const u8,
     secret_len: usize,
     write: blockdelta_write_fn,
@@ -841,14 +836,14 @@ pub unsafe extern "C" fn blockdelta_applier_new(
 
 /// Frees an applier; NULL is a no-op. Never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_applier_free(applier: *mut blockdelta_applier) {
+pub extern "C" fn blockdelta_applier_free(applier: *mut blockdelta_applier) {
     // SAFETY: NULL or a handle from `blockdelta_applier_new`, freed once.
     boundary_value((), || unsafe { free_handle(applier) })
 }
 
 /// As `blockdelta_decoder_expect`, for an applier.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_applier_expect(
+pub extern "C" fn blockdelta_applier_expect(
     applier: *mut blockdelta_applier,
     disk_id: *const u8,
     generation: *const u8,
@@ -869,7 +864,7 @@ pub unsafe extern "C" fn blockdelta_applier_expect(
 /// followed by more input. A frame is written only after it is fully verified; after an error the
 /// applier refuses further input. Blocks only inside the target callbacks; one thread at a time.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_applier_push(
+pub extern "C" fn blockdelta_applier_push(
     applier: *mut blockdelta_applier,
     input: *const u8,
     input_len: usize,
@@ -891,7 +886,7 @@ pub unsafe extern "C" fn blockdelta_applier_push(
 /// Call at the end of input: OK when END was verified and the target synced (the replica is at
 /// the stream's to_seq); `BLOCKDELTA_RESULT_STREAM_TRUNCATED` if END never came. Never blocks.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_applier_finish(
+pub extern "C" fn blockdelta_applier_finish(
     applier: *const blockdelta_applier,
 ) -> blockdelta_result {
     boundary(|| {
@@ -906,7 +901,7 @@ pub unsafe extern "C" fn blockdelta_applier_finish(
 
 /// Copies the applier's last error message; rules as `blockdelta_encoder_last_error`.
 #[no_mangle]
-pub unsafe extern "C" fn blockdelta_applier_last_error(
+pub extern "C" fn blockdelta_applier_last_error(
     applier: *const blockdelta_applier,
     buf: *mut std::ffi::c_char,
     cap: usize,
