@@ -103,12 +103,7 @@ impl BlockSource for CSource {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         // SAFETY: the caller of `blockdelta_encoder_new` promised a valid callback and context;
         // `buf` is a live, writable slice for the duration of the call.
-        let rc = unsafe { (self.read)(self.ctx, offset, buf.as_mut_ptr(), buf.len()) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(callback_error(rc))
-        }
+        rc(unsafe { (self.read)(self.ctx, offset, buf.as_mut_ptr(), buf.len()) })
     }
 }
 
@@ -304,18 +299,46 @@ pub extern "C" fn blockdelta_encoder_free(encoder: *mut blockdelta_encoder) {
 /// The size a `dst` buffer needs for any frame of this encoder (0 for NULL). Never blocks.
 #[no_mangle]
 pub extern "C" fn blockdelta_encoder_bound(encoder: *const blockdelta_encoder) -> usize {
-    // SAFETY: `encoder` is NULL or a live handle.
     boundary_value(0, || {
+        // SAFETY: `encoder` is NULL or a live handle.
         unsafe { arg_ref(encoder) }
             .map(|e| e.inner.max_frame_len())
             .unwrap_or(0)
     })
 }
 
-/// Runs `f` on a live encoder, mapping its error onto the handle's last error.
+/// Runs `f` on a live encoder, mapping its error onto the handle's last error. Call it inside
+/// the panic boundary (see [`with_encoder`]).
 ///
 /// # Safety
-/// `encoder` is NULL or a live handle used by this thread only.
+/// `encoder` is NULL or a live handle used by this thread only; `(dst, dst_cap)` is writable
+/// or `(NULL, 0)`; `written_out` is NULL or writable.
+unsafe fn encoder_call(
+    encoder: *mut blockdelta_encoder,
+    dst: *mut u8,
+    dst_cap: usize,
+    written_out: *mut usize,
+    f: impl FnOnce(&mut blockdelta_encoder, &mut [u8]) -> Result<usize, StreamError>,
+) -> Result<(), blockdelta_result> {
+    // SAFETY: per the contract, a non-NULL handle is live and not shared during the call.
+    let enc = unsafe { encoder.as_mut() }.ok_or(blockdelta_result::NullParameter)?;
+    let out = Out::new(written_out)?;
+    // SAFETY: `(dst, dst_cap)` is a writable region or `(NULL, 0)` per the contract.
+    let dst = unsafe { out_slice(dst, dst_cap)? };
+    match f(enc, dst) {
+        Ok(n) => {
+            // SAFETY: checked non-NULL, writable per the contract.
+            unsafe { out.write(n) };
+            Ok(())
+        }
+        Err(e) => Err(enc.last_error.fail(e)),
+    }
+}
+
+/// [`encoder_call`] inside the panic boundary.
+///
+/// # Safety
+/// As [`encoder_call`].
 unsafe fn with_encoder(
     encoder: *mut blockdelta_encoder,
     dst: *mut u8,
@@ -323,21 +346,8 @@ unsafe fn with_encoder(
     written_out: *mut usize,
     f: impl FnOnce(&mut blockdelta_encoder, &mut [u8]) -> Result<usize, StreamError>,
 ) -> blockdelta_result {
-    boundary(|| {
-        // SAFETY: per the contract, a non-NULL handle is live and not shared during the call.
-        let enc = unsafe { encoder.as_mut() }.ok_or(blockdelta_result::NullParameter)?;
-        let out = Out::new(written_out)?;
-        // SAFETY: `(dst, dst_cap)` is a writable region or `(NULL, 0)` per the contract.
-        let dst = unsafe { out_slice(dst, dst_cap)? };
-        match f(enc, dst) {
-            Ok(n) => {
-                // SAFETY: checked non-NULL, writable per the contract.
-                unsafe { out.write(n) };
-                Ok(())
-            }
-            Err(e) => Err(enc.last_error.fail(e)),
-        }
-    })
+    // SAFETY: forwarded contract.
+    boundary(|| unsafe { encoder_call(encoder, dst, dst_cap, written_out, f) })
 }
 
 /// Writes the stream header frame into `dst` (`dst_cap` bytes, caller-owned); `*written_out`
@@ -476,36 +486,35 @@ pub extern "C" fn blockdelta_encoder_bookmark(
     dst_cap: usize,
     written_out: *mut usize,
 ) -> blockdelta_result {
-    // SAFETY: `(label, label_len)` is readable or `(NULL, 0)` per the contract.
-    let label = match unsafe { arg_slice(label, label_len) } {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    // SAFETY: forwarded contract.
-    unsafe {
-        with_encoder(encoder, dst, dst_cap, written_out, |e, d| {
-            let kind =
-                u8::try_from(kind)
+    boundary(|| {
+        // SAFETY: `(label, label_len)` is readable or `(NULL, 0)` per the contract.
+        let label = unsafe { arg_slice(label, label_len)? };
+        // SAFETY: forwarded contract.
+        unsafe {
+            encoder_call(encoder, dst, dst_cap, written_out, |e, d| {
+                let kind = u8::try_from(kind)
                     .ok()
                     .and_then(bookmark_kind)
                     .ok_or(StreamError::InvalidArgument {
                     reason:
                         "bookmark kind must be 1 (crash-consistent) or 2 (application-consistent)",
                 })?;
-            let label = std::str::from_utf8(label).map_err(|_| StreamError::InvalidArgument {
-                reason: "bookmark label is not UTF-8",
-            })?;
-            e.inner.write_bookmark(
-                &Bookmark {
-                    id,
-                    timestamp_ns,
-                    kind,
-                    label,
-                },
-                d,
-            )
-        })
-    }
+                let label =
+                    std::str::from_utf8(label).map_err(|_| StreamError::InvalidArgument {
+                        reason: "bookmark label is not UTF-8",
+                    })?;
+                e.inner.write_bookmark(
+                    &Bookmark {
+                        id,
+                        timestamp_ns,
+                        kind,
+                        label,
+                    },
+                    d,
+                )
+            })
+        }
+    })
 }
 
 fn bookmark_kind(k: u8) -> Option<BookmarkKind> {
@@ -1849,6 +1858,7 @@ mod tests {
             blockdelta_result::InvalidArgument
         );
         assert_eq!(bookmark(1, null(), 4, &mut n), NULL);
+        assert_eq!(thread_error(), "a required pointer argument was NULL");
         let long = vec![b'x'; 1025];
         assert_eq!(
             bookmark(1, long.as_ptr(), long.len(), &mut n),
