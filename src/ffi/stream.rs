@@ -103,12 +103,7 @@ impl BlockSource for CSource {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         // SAFETY: the caller of `blockdelta_encoder_new` promised a valid callback and context;
         // `buf` is a live, writable slice for the duration of the call.
-        let rc = unsafe { (self.read)(self.ctx, offset, buf.as_mut_ptr(), buf.len()) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(callback_error(rc))
-        }
+        rc(unsafe { (self.read)(self.ctx, offset, buf.as_mut_ptr(), buf.len()) })
     }
 }
 
@@ -304,18 +299,46 @@ pub extern "C" fn blockdelta_encoder_free(encoder: *mut blockdelta_encoder) {
 /// The size a `dst` buffer needs for any frame of this encoder (0 for NULL). Never blocks.
 #[no_mangle]
 pub extern "C" fn blockdelta_encoder_bound(encoder: *const blockdelta_encoder) -> usize {
-    // SAFETY: `encoder` is NULL or a live handle.
     boundary_value(0, || {
+        // SAFETY: `encoder` is NULL or a live handle.
         unsafe { arg_ref(encoder) }
             .map(|e| e.inner.max_frame_len())
             .unwrap_or(0)
     })
 }
 
-/// Runs `f` on a live encoder, mapping its error onto the handle's last error.
+/// Runs `f` on a live encoder, mapping its error onto the handle's last error. Call it inside
+/// the panic boundary (see [`with_encoder`]).
 ///
 /// # Safety
-/// `encoder` is NULL or a live handle used by this thread only.
+/// `encoder` is NULL or a live handle used by this thread only; `(dst, dst_cap)` is writable
+/// or `(NULL, 0)`; `written_out` is NULL or writable.
+unsafe fn encoder_call(
+    encoder: *mut blockdelta_encoder,
+    dst: *mut u8,
+    dst_cap: usize,
+    written_out: *mut usize,
+    f: impl FnOnce(&mut blockdelta_encoder, &mut [u8]) -> Result<usize, StreamError>,
+) -> Result<(), blockdelta_result> {
+    // SAFETY: per the contract, a non-NULL handle is live and not shared during the call.
+    let enc = unsafe { encoder.as_mut() }.ok_or(blockdelta_result::NullParameter)?;
+    let out = Out::new(written_out)?;
+    // SAFETY: `(dst, dst_cap)` is a writable region or `(NULL, 0)` per the contract.
+    let dst = unsafe { out_slice(dst, dst_cap)? };
+    match f(enc, dst) {
+        Ok(n) => {
+            // SAFETY: checked non-NULL, writable per the contract.
+            unsafe { out.write(n) };
+            Ok(())
+        }
+        Err(e) => Err(enc.last_error.fail(e)),
+    }
+}
+
+/// [`encoder_call`] inside the panic boundary.
+///
+/// # Safety
+/// As [`encoder_call`].
 unsafe fn with_encoder(
     encoder: *mut blockdelta_encoder,
     dst: *mut u8,
@@ -323,21 +346,8 @@ unsafe fn with_encoder(
     written_out: *mut usize,
     f: impl FnOnce(&mut blockdelta_encoder, &mut [u8]) -> Result<usize, StreamError>,
 ) -> blockdelta_result {
-    boundary(|| {
-        // SAFETY: per the contract, a non-NULL handle is live and not shared during the call.
-        let enc = unsafe { encoder.as_mut() }.ok_or(blockdelta_result::NullParameter)?;
-        let out = Out::new(written_out)?;
-        // SAFETY: `(dst, dst_cap)` is a writable region or `(NULL, 0)` per the contract.
-        let dst = unsafe { out_slice(dst, dst_cap)? };
-        match f(enc, dst) {
-            Ok(n) => {
-                // SAFETY: checked non-NULL, writable per the contract.
-                unsafe { out.write(n) };
-                Ok(())
-            }
-            Err(e) => Err(enc.last_error.fail(e)),
-        }
-    })
+    // SAFETY: forwarded contract.
+    boundary(|| unsafe { encoder_call(encoder, dst, dst_cap, written_out, f) })
 }
 
 /// Writes the stream header frame into `dst` (`dst_cap` bytes, caller-owned); `*written_out`
@@ -476,36 +486,35 @@ pub extern "C" fn blockdelta_encoder_bookmark(
     dst_cap: usize,
     written_out: *mut usize,
 ) -> blockdelta_result {
-    // SAFETY: `(label, label_len)` is readable or `(NULL, 0)` per the contract.
-    let label = match unsafe { arg_slice(label, label_len) } {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    // SAFETY: forwarded contract.
-    unsafe {
-        with_encoder(encoder, dst, dst_cap, written_out, |e, d| {
-            let kind =
-                u8::try_from(kind)
+    boundary(|| {
+        // SAFETY: `(label, label_len)` is readable or `(NULL, 0)` per the contract.
+        let label = unsafe { arg_slice(label, label_len)? };
+        // SAFETY: forwarded contract.
+        unsafe {
+            encoder_call(encoder, dst, dst_cap, written_out, |e, d| {
+                let kind = u8::try_from(kind)
                     .ok()
                     .and_then(bookmark_kind)
                     .ok_or(StreamError::InvalidArgument {
                     reason:
                         "bookmark kind must be 1 (crash-consistent) or 2 (application-consistent)",
                 })?;
-            let label = std::str::from_utf8(label).map_err(|_| StreamError::InvalidArgument {
-                reason: "bookmark label is not UTF-8",
-            })?;
-            e.inner.write_bookmark(
-                &Bookmark {
-                    id,
-                    timestamp_ns,
-                    kind,
-                    label,
-                },
-                d,
-            )
-        })
-    }
+                let label =
+                    std::str::from_utf8(label).map_err(|_| StreamError::InvalidArgument {
+                        reason: "bookmark label is not UTF-8",
+                    })?;
+                e.inner.write_bookmark(
+                    &Bookmark {
+                        id,
+                        timestamp_ns,
+                        kind,
+                        label,
+                    },
+                    d,
+                )
+            })
+        }
+    })
 }
 
 fn bookmark_kind(k: u8) -> Option<BookmarkKind> {
@@ -911,4 +920,1208 @@ pub extern "C" fn blockdelta_applier_last_error(
         // SAFETY: a live handle or NULL; `(buf, cap)` writable or `(NULL, 0)`.
         unsafe { copy_handle_message(&arg_ref(applier)?.last_error, buf, cap, len_out) }
     })
+}
+
+/// These tests drive the C entry points the way a C program does (raw pointers, `extern "C"`
+/// callbacks with a context pointer, caller-owned frame buffers), so that `cargo miri test --lib`
+/// executes every `unsafe` block of this file. Sizes are small: miri is slow.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::error::blockdelta_last_error;
+    use std::ffi::{c_char, CStr};
+    use std::ptr::{null, null_mut};
+
+    const DISK: usize = 64 * 1024;
+    /// The size after the stream's RESIZE record; the source holds this much.
+    const GROWN: usize = DISK + 8 * 1024;
+    const RECORD: u32 = 4096;
+    const DISK_ID: [u8; 16] = *b"miri-stream-0001";
+    const GENERATION: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+    const SECRET: &[u8] = b"miri test secret";
+    const FLAGS: u32 = BLOCKDELTA_ENCODE_LZ4 | BLOCKDELTA_ENCODE_ZERO_DETECTION;
+    const BOOKMARK_TS: u64 = 1_700_000_000_000_000_000;
+    const OK: blockdelta_result = blockdelta_result::Ok;
+    const NULL: blockdelta_result = blockdelta_result::NullParameter;
+
+    /// Text (compresses), zeros, pseudo-random bytes (kept raw), text.
+    fn source_disk() -> Vec<u8> {
+        let text = b"blockdelta C ABI under miri: encode, decode, apply. ";
+        let mut x = 2_463_534_242u32;
+        (0..GROWN)
+            .map(|i| match i {
+                _ if i < 16384 => text[i % text.len()],
+                _ if i < 32768 => 0,
+                _ if i < 49152 => {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                }
+                _ => text[i % text.len()],
+            })
+            .collect()
+    }
+
+    /// The in-memory source disk a C program would hand to the read callback.
+    struct Source {
+        disk: Vec<u8>,
+        /// Non-zero: the next read fails with this code (and clears it).
+        fail_next: c_int,
+        reads: u32,
+    }
+
+    fn range(size: usize, offset: u64, len: u64) -> Option<std::ops::Range<usize>> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        (end <= size).then_some(start..end)
+    }
+
+    unsafe extern "C" fn read_source(
+        ctx: *mut c_void,
+        offset: u64,
+        buf: *mut u8,
+        len: usize,
+    ) -> c_int {
+        // SAFETY: every encoder in these tests gets a `Source` that outlives it as `read_ctx`,
+        // and the encoder passes a buffer valid for `len` writes.
+        let (src, buf) = unsafe {
+            (
+                &mut *ctx.cast::<Source>(),
+                std::slice::from_raw_parts_mut(buf, len),
+            )
+        };
+        if src.fail_next != 0 {
+            return std::mem::take(&mut src.fail_next);
+        }
+        let Some(r) = range(src.disk.len(), offset, len as u64) else {
+            return 22; // EINVAL
+        };
+        buf.copy_from_slice(&src.disk[r]);
+        src.reads += 1;
+        0
+    }
+
+    /// The replica a C program would hand to the target callbacks, with call counts.
+    #[derive(Default)]
+    struct Replica {
+        disk: Vec<u8>,
+        writes: u32,
+        zeroes: u32,
+        discards: u32,
+        resizes: u32,
+        syncs: u32,
+        /// A callback name ("write", "discard", ...) and the code it then returns.
+        fail: Option<(&'static str, c_int)>,
+    }
+
+    impl Replica {
+        fn new(size: usize) -> Self {
+            Replica {
+                disk: vec![0xEE; size],
+                ..Replica::default()
+            }
+        }
+
+        fn failure(&self, op: &str) -> c_int {
+            match self.fail {
+                Some((f, rc)) if f == op => rc,
+                _ => 0,
+            }
+        }
+
+        fn fill(&mut self, offset: u64, len: u64, v: u8) -> c_int {
+            match range(self.disk.len(), offset, len) {
+                Some(r) => {
+                    self.disk[r].fill(v);
+                    0
+                }
+                None => 22,
+            }
+        }
+    }
+
+    /// # Safety
+    /// `ctx` is the `Replica` given to `blockdelta_applier_new`, alive and not otherwise borrowed.
+    unsafe fn replica<'a>(ctx: *mut c_void) -> &'a mut Replica {
+        // SAFETY: per the function's contract.
+        unsafe { &mut *ctx.cast::<Replica>() }
+    }
+
+    unsafe extern "C" fn t_write(
+        ctx: *mut c_void,
+        offset: u64,
+        buf: *const u8,
+        len: usize,
+    ) -> c_int {
+        // SAFETY: `ctx` is the test's `Replica`; the applier passes `len` readable bytes.
+        let (t, data) = unsafe { (replica(ctx), std::slice::from_raw_parts(buf, len)) };
+        let rc = t.failure("write");
+        if rc != 0 {
+            return rc;
+        }
+        let Some(r) = range(t.disk.len(), offset, len as u64) else {
+            return 22;
+        };
+        t.disk[r].copy_from_slice(data);
+        t.writes += 1;
+        0
+    }
+
+    unsafe extern "C" fn t_zero(ctx: *mut c_void, offset: u64, len: u64) -> c_int {
+        // SAFETY: `ctx` is the test's `Replica`.
+        let t = unsafe { replica(ctx) };
+        t.zeroes += 1;
+        t.fill(offset, len, 0)
+    }
+
+    unsafe extern "C" fn t_discard(ctx: *mut c_void, offset: u64, len: u64) -> c_int {
+        // SAFETY: `ctx` is the test's `Replica`.
+        let t = unsafe { replica(ctx) };
+        let rc = t.failure("discard");
+        if rc != 0 {
+            return rc;
+        }
+        t.discards += 1;
+        t.fill(offset, len, 0)
+    }
+
+    unsafe extern "C" fn t_resize(ctx: *mut c_void, new_size: u64) -> c_int {
+        // SAFETY: `ctx` is the test's `Replica`.
+        let t = unsafe { replica(ctx) };
+        t.resizes += 1;
+        t.disk.resize(new_size as usize, 0);
+        0
+    }
+
+    unsafe extern "C" fn t_sync(ctx: *mut c_void) -> c_int {
+        // SAFETY: `ctx` is the test's `Replica`.
+        let t = unsafe { replica(ctx) };
+        let rc = t.failure("sync");
+        if rc == 0 {
+            t.syncs += 1;
+        }
+        rc
+    }
+
+    /// AES-GCM and HKDF come from `ring`'s C and assembly code, which miri cannot run: under
+    /// miri the streams are unencrypted (secret `(NULL, 0)`); natively they are encrypted.
+    fn secret() -> (*const u8, usize) {
+        if cfg!(miri) {
+            (null(), 0)
+        } else {
+            (SECRET.as_ptr(), SECRET.len())
+        }
+    }
+
+    fn message(buf: &[c_char]) -> &str {
+        // SAFETY: the last-error functions NUL-terminate within `buf`.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap()
+    }
+
+    fn thread_error() -> String {
+        let mut buf = [0 as c_char; 512];
+        assert_eq!(
+            blockdelta_last_error(buf.as_mut_ptr(), buf.len(), null_mut()),
+            OK
+        );
+        message(&buf).to_owned()
+    }
+
+    fn applier_error(app: *const blockdelta_applier) -> String {
+        let mut buf = [0 as c_char; 512];
+        let mut len = 0;
+        assert_eq!(
+            blockdelta_applier_last_error(app, buf.as_mut_ptr(), buf.len(), &mut len),
+            OK
+        );
+        assert_eq!(len, message(&buf).len());
+        message(&buf).to_owned()
+    }
+
+    fn new_encoder(src: *mut Source) -> *mut blockdelta_encoder {
+        let (secret, secret_len) = secret();
+        let mut enc = null_mut();
+        assert_eq!(
+            blockdelta_encoder_new(
+                DISK_ID.as_ptr(),
+                GENERATION.as_ptr(),
+                41,
+                42,
+                DISK as u64,
+                4096,
+                RECORD,
+                FLAGS,
+                secret,
+                secret_len,
+                Some(read_source),
+                src.cast(),
+                &mut enc,
+            ),
+            OK
+        );
+        assert!(!enc.is_null());
+        enc
+    }
+
+    /// Encodes the test stream as `tests/c/stream.c` does: header, an explicit extent list
+    /// (text -> lz4 DATA, zeros -> ZERO, random -> raw DATA), ZERO, DISCARD, BOOKMARK, RESIZE,
+    /// one extent past the old end, END. Returns the stream.
+    fn encode(src: &mut Source) -> Vec<u8> {
+        let enc = new_encoder(src);
+        let bound = blockdelta_encoder_bound(enc);
+        assert!(
+            (RECORD as usize..RECORD as usize + 1200).contains(&bound),
+            "{bound}"
+        );
+        let mut frame = vec![0u8; bound];
+        let mut stream = Vec::new();
+        let mut n = 0;
+        let mut emit = |r: blockdelta_result, frame: &[u8], n: usize| {
+            assert_eq!(r, OK, "{}", thread_error());
+            stream.extend_from_slice(&frame[..n]);
+        };
+        emit(
+            blockdelta_encoder_header(enc, frame.as_mut_ptr(), bound, &mut n),
+            &frame,
+            n,
+        );
+        let extents = [
+            Extent::new(0, 10000),
+            Extent::new(16384, 8192),
+            Extent::new(32768, 6000),
+        ];
+        assert_eq!(
+            blockdelta_encoder_set_extents(enc, extents.as_ptr(), extents.len()),
+            OK
+        );
+        loop {
+            let r = blockdelta_encoder_next(enc, frame.as_mut_ptr(), bound, &mut n);
+            if r == OK && n == 0 {
+                break;
+            }
+            emit(r, &frame, n);
+        }
+        let frame_ptr = frame.as_mut_ptr();
+        emit(
+            blockdelta_encoder_zero(enc, 40960, 4096, frame_ptr, bound, &mut n),
+            &frame,
+            n,
+        );
+        emit(
+            blockdelta_encoder_discard(enc, 49152, 4096, frame.as_mut_ptr(), bound, &mut n),
+            &frame,
+            n,
+        );
+        let label = b"miri";
+        emit(
+            blockdelta_encoder_bookmark(
+                enc,
+                7,
+                BOOKMARK_TS,
+                2,
+                label.as_ptr(),
+                label.len(),
+                frame.as_mut_ptr(),
+                bound,
+                &mut n,
+            ),
+            &frame,
+            n,
+        );
+        emit(
+            blockdelta_encoder_resize(enc, GROWN as u64, frame.as_mut_ptr(), bound, &mut n),
+            &frame,
+            n,
+        );
+        let grown = [Extent::new(DISK as u64, 4096)];
+        assert_eq!(blockdelta_encoder_set_extents(enc, grown.as_ptr(), 1), OK);
+        loop {
+            let r = blockdelta_encoder_next(enc, frame.as_mut_ptr(), bound, &mut n);
+            if r == OK && n == 0 {
+                break;
+            }
+            emit(r, &frame, n);
+        }
+        emit(
+            blockdelta_encoder_finish(enc, frame.as_mut_ptr(), bound, &mut n),
+            &frame,
+            n,
+        );
+        // Nothing may follow END.
+        assert_eq!(
+            blockdelta_encoder_next(enc, frame.as_mut_ptr(), bound, &mut n),
+            blockdelta_result::StreamInvalidState
+        );
+        blockdelta_encoder_free(enc);
+        stream
+    }
+
+    /// The replica `encode`'s stream produces from an old replica of `0xEE` bytes.
+    fn expected_replica(src: &[u8]) -> Vec<u8> {
+        let mut e = vec![0xEE; DISK];
+        e[..10000].copy_from_slice(&src[..10000]);
+        e[16384..24576].fill(0);
+        e[32768..38768].copy_from_slice(&src[32768..38768]);
+        e[40960..45056].fill(0);
+        e[49152..53248].fill(0);
+        e.resize(GROWN, 0);
+        e[DISK..DISK + 4096].copy_from_slice(&src[DISK..DISK + 4096]);
+        e
+    }
+
+    fn new_applier(t: &mut Replica, discard: bool, resize: bool) -> *mut blockdelta_applier {
+        let (secret, secret_len) = secret();
+        let mut app = null_mut();
+        assert_eq!(
+            blockdelta_applier_new(
+                secret,
+                secret_len,
+                Some(t_write),
+                Some(t_zero),
+                if discard { Some(t_discard) } else { None },
+                if resize { Some(t_resize) } else { None },
+                Some(t_sync),
+                (t as *mut Replica).cast(),
+                &mut app,
+            ),
+            OK
+        );
+        app
+    }
+
+    /// Pushes `stream` in pieces of `chunk` bytes (as from a socket), keeping the unconsumed
+    /// tail, then finishes. Returns the first failure.
+    fn push_all(app: *mut blockdelta_applier, stream: &[u8], chunk: usize) -> blockdelta_result {
+        let (mut start, mut avail) = (0, 0);
+        while start < stream.len() {
+            avail = (avail + chunk).min(stream.len() - start);
+            let mut consumed = usize::MAX;
+            let r = blockdelta_applier_push(app, stream[start..].as_ptr(), avail, &mut consumed);
+            if r != OK {
+                assert_eq!(consumed, usize::MAX, "consumed_out written on failure");
+                return r;
+            }
+            if consumed == 0 && start + avail == stream.len() {
+                break; // an incomplete frame at the end
+            }
+            start += consumed;
+            avail -= consumed;
+        }
+        blockdelta_applier_finish(app)
+    }
+
+    #[test]
+    fn encode_decode_apply_through_the_c_abi() {
+        let mut src = new_source();
+        let stream = encode(&mut src);
+        assert_eq!(src.reads, 8, "one read per extent record (6 DATA, 2 ZERO)");
+
+        // Decode: record kinds, DATA bytes, the header's fields.
+        let (secret, secret_len) = secret();
+        let mut dec = null_mut();
+        assert_eq!(blockdelta_decoder_new(secret, secret_len, &mut dec), OK);
+        assert_eq!(
+            blockdelta_decoder_expect(dec, DISK_ID.as_ptr(), GENERATION.as_ptr(), 41, true),
+            OK
+        );
+        let mut id = [0u8; 16];
+        assert_eq!(
+            blockdelta_decoder_header(
+                dec,
+                id.as_mut_ptr(),
+                null_mut(),
+                null_mut(),
+                null_mut(),
+                null_mut()
+            ),
+            blockdelta_result::StreamInvalidState,
+            "no header decoded yet"
+        );
+        assert_eq!(id, [0; 16], "nothing written on failure");
+        let mut rec = blockdelta_record {
+            kind: 99,
+            aux: 0,
+            offset: 0,
+            len: 0,
+            data: null(),
+            data_len: 0,
+        };
+        let mut consumed = usize::MAX;
+        // (NULL, 0) is empty input; a partial frame asks for more.
+        assert_eq!(
+            blockdelta_decoder_next(dec, null(), 0, &mut consumed, &mut rec),
+            OK
+        );
+        assert_eq!((rec.kind, consumed), (BLOCKDELTA_RECORD_NEED_MORE, 0));
+        assert_eq!(
+            blockdelta_decoder_next(dec, stream.as_ptr(), 30, &mut consumed, &mut rec),
+            OK
+        );
+        assert_eq!((rec.kind, consumed), (BLOCKDELTA_RECORD_NEED_MORE, 0));
+        let mut counts = [0u32; 9];
+        let mut kinds = Vec::new();
+        let mut at = 0;
+        loop {
+            let r = blockdelta_decoder_next(
+                dec,
+                stream[at..].as_ptr(),
+                stream.len() - at,
+                &mut consumed,
+                &mut rec,
+            );
+            assert_eq!(r, OK, "{}", thread_error());
+            assert!(consumed > 0);
+            counts[rec.kind as usize] += 1;
+            kinds.push(rec.kind);
+            match rec.kind {
+                BLOCKDELTA_RECORD_DATA => {
+                    // SAFETY: `data` is valid for `data_len` bytes until the next call.
+                    let data = unsafe { std::slice::from_raw_parts(rec.data, rec.data_len) };
+                    let at = rec.offset as usize;
+                    assert_eq!(data, &src.disk[at..at + data.len()], "DATA at {at}");
+                    assert_eq!(rec.len, rec.data_len as u64);
+                    // Text compresses; the random bytes are kept raw.
+                    let lz4 = !(32768..49152).contains(&at);
+                    assert_eq!(rec.aux, u32::from(lz4), "codec of DATA at {at}");
+                }
+                BLOCKDELTA_RECORD_ZERO => {
+                    assert!([16384, 20480, 40960].contains(&rec.offset));
+                    assert_eq!((rec.len, rec.data), (4096, null()));
+                }
+                BLOCKDELTA_RECORD_DISCARD => assert_eq!((rec.offset, rec.len), (49152, 4096)),
+                BLOCKDELTA_RECORD_RESIZE => assert_eq!(rec.len, GROWN as u64),
+                BLOCKDELTA_RECORD_BOOKMARK => {
+                    // SAFETY: the label is valid for `data_len` bytes until the next call.
+                    let label = unsafe { std::slice::from_raw_parts(rec.data, rec.data_len) };
+                    assert_eq!((rec.offset, rec.len, rec.aux), (7, BOOKMARK_TS, 2));
+                    assert_eq!(label, b"miri");
+                }
+                BLOCKDELTA_RECORD_END => {
+                    // Records before END, and every byte before the END frame.
+                    assert_eq!(rec.offset, 12);
+                    assert_eq!(rec.len, at as u64);
+                }
+                _ => {}
+            }
+            at += consumed;
+            if rec.kind == BLOCKDELTA_RECORD_END {
+                break;
+            }
+        }
+        assert_eq!(at, stream.len());
+        use self::{
+            BLOCKDELTA_RECORD_BOOKMARK as B, BLOCKDELTA_RECORD_DATA as D,
+            BLOCKDELTA_RECORD_DISCARD as X, BLOCKDELTA_RECORD_END as E,
+            BLOCKDELTA_RECORD_HEADER as H, BLOCKDELTA_RECORD_RESIZE as R,
+            BLOCKDELTA_RECORD_ZERO as Z,
+        };
+        assert_eq!(kinds, [H, D, D, D, Z, Z, D, D, Z, X, B, R, D, E]);
+        let (mut from, mut to, mut size) = (0, 0, 0);
+        let mut gen = [0u8; 16];
+        assert_eq!(
+            blockdelta_decoder_header(
+                dec,
+                id.as_mut_ptr(),
+                gen.as_mut_ptr(),
+                &mut from,
+                &mut to,
+                &mut size
+            ),
+            OK
+        );
+        assert_eq!(
+            (id, gen, from, to, size),
+            (DISK_ID, GENERATION, 41, 42, DISK as u64)
+        );
+        // All outputs are optional.
+        assert_eq!(
+            blockdelta_decoder_header(
+                dec,
+                null_mut(),
+                null_mut(),
+                null_mut(),
+                null_mut(),
+                null_mut()
+            ),
+            OK
+        );
+        assert_eq!(blockdelta_decoder_finish(dec), OK);
+        blockdelta_decoder_free(dec);
+
+        // Apply through every target callback, in socket-sized pieces.
+        let mut t = Replica::new(DISK);
+        let app = new_applier(&mut t, true, true);
+        assert_eq!(
+            blockdelta_applier_expect(app, DISK_ID.as_ptr(), GENERATION.as_ptr(), 41, true),
+            OK
+        );
+        assert_eq!(push_all(app, &stream, 3000), OK, "{}", applier_error(app));
+        blockdelta_applier_free(app);
+        assert!(t.disk == expected_replica(&src.disk), "replica differs");
+        assert_eq!(
+            (t.writes, t.zeroes, t.discards, t.resizes, t.syncs),
+            (6, 3, 1, 1, 2),
+            "syncs at BOOKMARK and END"
+        );
+
+        // Without discard and resize callbacks: DISCARD falls back to write_zeroes, and
+        // RESIZE cannot be applied.
+        let mut t = Replica::new(DISK);
+        let app = new_applier(&mut t, false, false);
+        assert_eq!(
+            push_all(app, &stream, usize::MAX),
+            blockdelta_result::StreamResizeUnsupported
+        );
+        assert!(
+            applier_error(app).contains("cannot be resized"),
+            "{}",
+            applier_error(app)
+        );
+        blockdelta_applier_free(app);
+        assert_eq!((t.zeroes, t.discards, t.resizes, t.syncs), (4, 0, 0, 1));
+        assert!(t.disk[..DISK] == expected_replica(&src.disk)[..DISK]);
+    }
+
+    fn new_source() -> Source {
+        Source {
+            disk: source_disk(),
+            fail_next: 0,
+            reads: 0,
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_or_a_wrong_key_is_refused_before_the_target_sees_the_frame() {
+        let mut src = new_source();
+        let mut stream = encode(&mut src);
+        // The first frame after the header is a DATA frame; the header frame's length is what
+        // the decoder consumes first.
+        let mut dec = null_mut();
+        let (secret, secret_len) = secret();
+        assert_eq!(blockdelta_decoder_new(secret, secret_len, &mut dec), OK);
+        let mut rec = blockdelta_record {
+            kind: 0,
+            aux: 0,
+            offset: 0,
+            len: 0,
+            data: null(),
+            data_len: 0,
+        };
+        let mut header_len = 0;
+        assert_eq!(
+            blockdelta_decoder_next(
+                dec,
+                stream.as_ptr(),
+                stream.len(),
+                &mut header_len,
+                &mut rec
+            ),
+            OK
+        );
+        assert_eq!(rec.kind, BLOCKDELTA_RECORD_HEADER);
+        blockdelta_decoder_free(dec);
+
+        // A flipped bit inside the first DATA frame: refused, nothing written.
+        stream[header_len + 40] ^= 0x08;
+        let mut t = Replica::new(DISK);
+        let app = new_applier(&mut t, true, true);
+        assert_eq!(
+            push_all(app, &stream, usize::MAX),
+            blockdelta_result::StreamChecksumMismatch
+        );
+        assert!(
+            applier_error(app).contains("checksum"),
+            "{}",
+            applier_error(app)
+        );
+        assert_eq!((t.writes, t.zeroes, t.syncs), (0, 0, 0));
+        assert!(t.disk.iter().all(|&b| b == 0xEE));
+        // After an error the applier refuses further input.
+        let mut consumed = usize::MAX;
+        assert_eq!(
+            blockdelta_applier_push(app, stream.as_ptr(), stream.len(), &mut consumed),
+            blockdelta_result::StreamPoisoned
+        );
+        assert_eq!(consumed, usize::MAX, "consumed_out written on failure");
+        blockdelta_applier_free(app);
+        stream[header_len + 40] ^= 0x08;
+
+        // A flipped bit in END: everything before it is applied, END is not synced.
+        let last = stream.len() - 1;
+        stream[last] ^= 0x01;
+        let mut t = Replica::new(DISK);
+        let app = new_applier(&mut t, true, true);
+        assert_eq!(
+            push_all(app, &stream, 5000),
+            blockdelta_result::StreamChecksumMismatch
+        );
+        blockdelta_applier_free(app);
+        assert_eq!((t.writes, t.syncs), (6, 1), "only the BOOKMARK was synced");
+        stream[last] ^= 0x01;
+
+        // The decoder refuses the same way and hands out no record.
+        stream[header_len + 40] ^= 0x08;
+        let mut dec = null_mut();
+        assert_eq!(blockdelta_decoder_new(secret, secret_len, &mut dec), OK);
+        let mut consumed = 0;
+        assert_eq!(
+            blockdelta_decoder_next(dec, stream.as_ptr(), stream.len(), &mut consumed, &mut rec),
+            OK
+        );
+        rec.kind = 99;
+        consumed = usize::MAX;
+        assert_eq!(
+            blockdelta_decoder_next(
+                dec,
+                stream[header_len..].as_ptr(),
+                stream.len() - header_len,
+                &mut consumed,
+                &mut rec
+            ),
+            blockdelta_result::StreamChecksumMismatch
+        );
+        assert_eq!(
+            (rec.kind, consumed),
+            (99, usize::MAX),
+            "outputs written on failure"
+        );
+        blockdelta_decoder_free(dec);
+        stream[header_len + 40] ^= 0x08;
+
+        // A truncated stream: END never came.
+        let mut t = Replica::new(DISK);
+        let app = new_applier(&mut t, true, true);
+        assert_eq!(
+            push_all(app, &stream[..stream.len() - 10], 4096),
+            blockdelta_result::StreamTruncated
+        );
+        blockdelta_applier_free(app);
+
+        // A wrong key: refused at the first record, before any write. (Natively only: under
+        // miri the stream is not encrypted, see `secret`.)
+        if !cfg!(miri) {
+            let wrong = b"wrong secret";
+            let mut t = Replica::new(DISK);
+            let mut app = null_mut();
+            assert_eq!(
+                blockdelta_applier_new(
+                    wrong.as_ptr(),
+                    wrong.len(),
+                    Some(t_write),
+                    Some(t_zero),
+                    None,
+                    None,
+                    None,
+                    (&mut t as *mut Replica).cast(),
+                    &mut app,
+                ),
+                OK
+            );
+            assert_eq!(
+                push_all(app, &stream, 4096),
+                blockdelta_result::StreamAuthenticationFailed
+            );
+            blockdelta_applier_free(app);
+            assert_eq!(t.writes, 0);
+        }
+    }
+
+    /// A `blockdelta_record` the tests can check was not written.
+    fn sentinel_record() -> blockdelta_record {
+        blockdelta_record {
+            kind: 99,
+            aux: 99,
+            offset: 99,
+            len: 99,
+            data: null(),
+            data_len: 99,
+        }
+    }
+
+    /// Checks a handle's `_last_error` copy rules against the full message `full`.
+    fn check_copies(
+        copy: impl Fn(*mut c_char, usize, *mut usize) -> blockdelta_result,
+        full: &str,
+    ) {
+        assert!(full.len() > 16, "{full}");
+        // Truncated to cap - 1 bytes plus the NUL; len_out has the full length.
+        let mut small = [0x55 as c_char; 16];
+        let mut len = 0;
+        assert_eq!(copy(small.as_mut_ptr(), small.len(), &mut len), OK);
+        assert_eq!(len, full.len());
+        assert_eq!(small[15], 0);
+        assert_eq!(message(&small), &full[..15]);
+        // (NULL, 0) only reports the length; len_out may be NULL.
+        len = 0;
+        assert_eq!(copy(null_mut(), 0, &mut len), OK);
+        assert_eq!(len, full.len());
+        let mut big = [0x55 as c_char; 512];
+        assert_eq!(copy(big.as_mut_ptr(), big.len(), null_mut()), OK);
+        assert_eq!(message(&big), full);
+        // NULL with a capacity is refused and reports nothing.
+        len = 7;
+        assert_eq!(copy(null_mut(), 16, &mut len), NULL);
+        assert_eq!(len, 7);
+        // A one-byte buffer holds just the NUL.
+        let mut one = [0x55 as c_char; 1];
+        assert_eq!(copy(one.as_mut_ptr(), 1, null_mut()), OK);
+        assert_eq!(one[0], 0);
+    }
+
+    #[test]
+    fn encoder_arguments_buffers_and_errors() {
+        let mut src = new_source();
+        let ctx = (&mut src as *mut Source).cast::<c_void>();
+        let new = |id: *const u8,
+                   block: u32,
+                   flags: u32,
+                   secret: (*const u8, usize),
+                   read: blockdelta_read_fn,
+                   out: *mut *mut blockdelta_encoder| {
+            blockdelta_encoder_new(
+                id,
+                GENERATION.as_ptr(),
+                41,
+                42,
+                DISK as u64,
+                block,
+                RECORD,
+                flags,
+                secret.0,
+                secret.1,
+                read,
+                ctx,
+                out,
+            )
+        };
+        let id = DISK_ID.as_ptr();
+        let none = (null(), 0);
+        let read: blockdelta_read_fn = Some(read_source);
+        let mut enc = null_mut();
+        assert_eq!(new(id, 4096, FLAGS, none, read, null_mut()), NULL);
+        assert_eq!(new(null(), 4096, FLAGS, none, read, &mut enc), NULL);
+        assert_eq!(new(id, 4096, FLAGS, none, None, &mut enc), NULL);
+        assert_eq!(new(id, 4096, FLAGS, (null(), 5), read, &mut enc), NULL);
+        assert_eq!(thread_error(), "a required pointer argument was NULL");
+        assert_eq!(
+            new(id, 4096, 4, none, read, &mut enc),
+            blockdelta_result::InvalidArgument
+        );
+        assert_eq!(thread_error(), "invalid argument: unknown encoder flags");
+        assert_eq!(
+            new(id, 1000, FLAGS, none, read, &mut enc),
+            blockdelta_result::InvalidArgument
+        );
+        assert!(thread_error().contains("block size"), "{}", thread_error());
+        assert!(enc.is_null(), "encoder_out written on failure");
+        assert_eq!(blockdelta_encoder_bound(null()), 0);
+        blockdelta_encoder_free(null_mut());
+
+        let enc = new_encoder(ctx.cast());
+        let bound = blockdelta_encoder_bound(enc);
+        let mut frame = vec![0xA5u8; bound];
+        let untouched = frame.clone();
+        let mut n = usize::MAX;
+        // Too small a buffer: refused, nothing written; (NULL, 0) is an empty buffer.
+        assert_eq!(
+            blockdelta_encoder_header(enc, frame.as_mut_ptr(), 10, &mut n),
+            blockdelta_result::BufferTooSmall
+        );
+        assert_eq!(
+            blockdelta_encoder_header(enc, null_mut(), 0, &mut n),
+            blockdelta_result::BufferTooSmall
+        );
+        assert!(frame == untouched && n == usize::MAX, "written on failure");
+        let too_small = {
+            let mut buf = [0 as c_char; 512];
+            let mut len = 0;
+            assert_eq!(
+                blockdelta_encoder_last_error(enc, buf.as_mut_ptr(), buf.len(), &mut len),
+                OK
+            );
+            message(&buf).to_owned()
+        };
+        assert!(
+            too_small.starts_with("output buffer of 0 bytes is too small"),
+            "{too_small}"
+        );
+        check_copies(
+            |b, c, l| blockdelta_encoder_last_error(enc, b, c, l),
+            &too_small,
+        );
+        let mut buf = [0 as c_char; 8];
+        assert_eq!(
+            blockdelta_encoder_last_error(null(), buf.as_mut_ptr(), 8, null_mut()),
+            NULL
+        );
+        // NULL buffer with a capacity, NULL written_out, NULL handle.
+        let frame_ptr = frame.as_mut_ptr();
+        assert_eq!(
+            blockdelta_encoder_header(enc, null_mut(), bound, &mut n),
+            NULL
+        );
+        assert_eq!(
+            blockdelta_encoder_header(enc, frame_ptr, bound, null_mut()),
+            NULL
+        );
+        assert_eq!(
+            blockdelta_encoder_header(null_mut(), frame_ptr, bound, &mut n),
+            NULL
+        );
+        assert_eq!(n, usize::MAX);
+        assert_eq!(blockdelta_encoder_header(enc, frame_ptr, bound, &mut n), OK);
+        assert!(n > 0 && n < bound);
+        assert_eq!(
+            blockdelta_encoder_header(enc, frame_ptr, bound, &mut n),
+            blockdelta_result::StreamInvalidState
+        );
+
+        // Extent lists: (NULL, 0) is empty; bad lists are refused.
+        assert_eq!(blockdelta_encoder_set_extents(enc, null(), 0), OK);
+        assert_eq!(blockdelta_encoder_next(enc, frame_ptr, bound, &mut n), OK);
+        assert_eq!(n, 0, "an empty list is exhausted at once");
+        assert_eq!(blockdelta_encoder_set_extents(enc, null(), 2), NULL);
+        let one = [Extent::new(0, 8192)];
+        assert_eq!(
+            blockdelta_encoder_set_extents(null_mut(), one.as_ptr(), 1),
+            NULL
+        );
+        let unsorted = [Extent::new(8192, 1), Extent::new(0, 1)];
+        assert_eq!(
+            blockdelta_encoder_set_extents(enc, unsorted.as_ptr(), 2),
+            blockdelta_result::StreamExtentOverlap
+        );
+        let past_end = [Extent::new(DISK as u64 - 4096, 8192)];
+        assert_eq!(
+            blockdelta_encoder_set_extents(enc, past_end.as_ptr(), 1),
+            blockdelta_result::StreamExtentOutOfRange
+        );
+        assert_eq!(blockdelta_encoder_set_extents(enc, one.as_ptr(), 1), OK);
+
+        // A DATA frame that does not fit is refused before the source is read.
+        n = usize::MAX;
+        frame.fill(0xA5);
+        assert_eq!(
+            blockdelta_encoder_next(enc, frame_ptr, 64, &mut n),
+            blockdelta_result::BufferTooSmall
+        );
+        assert!(frame == untouched && n == usize::MAX && src_reads(ctx) == 0);
+        // A failing read callback: its errno in the message; nothing consumed, so a retry works.
+        set_read_failure(ctx, 5);
+        assert_eq!(
+            blockdelta_encoder_next(enc, frame_ptr, bound, &mut n),
+            blockdelta_result::StreamSourceIo
+        );
+        assert_eq!(n, usize::MAX);
+        let msg = thread_error();
+        assert!(
+            msg.starts_with("block source read 0+4096 failed") && msg.contains("os error 5"),
+            "{msg}"
+        );
+        set_read_failure(ctx, -1);
+        assert_eq!(
+            blockdelta_encoder_next(enc, frame_ptr, bound, &mut n),
+            blockdelta_result::StreamSourceIo
+        );
+        assert_eq!(blockdelta_encoder_next(enc, frame_ptr, bound, &mut n), OK);
+        assert!(n > 0 && src_reads(ctx) == 1);
+        assert_eq!(blockdelta_encoder_next(enc, frame_ptr, bound, &mut n), OK);
+        assert_eq!(blockdelta_encoder_next(enc, frame_ptr, bound, &mut n), OK);
+        assert_eq!(n, 0);
+
+        // ZERO/DISCARD/RESIZE/BOOKMARK argument checks.
+        assert_eq!(
+            blockdelta_encoder_zero(enc, 16384, 0, frame_ptr, bound, &mut n),
+            blockdelta_result::InvalidArgument
+        );
+        assert_eq!(
+            blockdelta_encoder_discard(enc, 0, 4096, frame_ptr, bound, &mut n),
+            blockdelta_result::StreamExtentOverlap,
+            "before what was already encoded"
+        );
+        assert_eq!(
+            blockdelta_encoder_resize(enc, 1 << 20, frame_ptr, 8, &mut n),
+            blockdelta_result::BufferTooSmall
+        );
+        let bookmark = |kind: u32, label: *const u8, len: usize, n: &mut usize| {
+            blockdelta_encoder_bookmark(enc, 1, 2, kind, label, len, frame_ptr, bound, n)
+        };
+        assert_eq!(
+            bookmark(3, null(), 0, &mut n),
+            blockdelta_result::InvalidArgument
+        );
+        assert!(thread_error().contains("bookmark kind"));
+        let not_utf8 = [0xFFu8, 0xFE];
+        assert_eq!(
+            bookmark(1, not_utf8.as_ptr(), 2, &mut n),
+            blockdelta_result::InvalidArgument
+        );
+        assert_eq!(bookmark(1, null(), 4, &mut n), NULL);
+        assert_eq!(thread_error(), "a required pointer argument was NULL");
+        let long = vec![b'x'; 1025];
+        assert_eq!(
+            bookmark(1, long.as_ptr(), long.len(), &mut n),
+            blockdelta_result::StreamOversizedLength
+        );
+        assert_eq!(n, 0, "still the last successful call's value");
+        assert_eq!(
+            bookmark(1, null(), 0, &mut n),
+            OK,
+            "(NULL, 0) is an empty label"
+        );
+        assert!(n > 0);
+        assert_eq!(blockdelta_encoder_finish(enc, frame_ptr, bound, &mut n), OK);
+        assert_eq!(
+            blockdelta_encoder_finish(enc, frame_ptr, bound, &mut n),
+            blockdelta_result::StreamInvalidState
+        );
+        blockdelta_encoder_free(enc);
+    }
+
+    fn src_reads(ctx: *mut c_void) -> u32 {
+        // SAFETY: `ctx` is the test's live `Source`, not borrowed elsewhere during the call.
+        unsafe { (*ctx.cast::<Source>()).reads }
+    }
+
+    fn set_read_failure(ctx: *mut c_void, rc: c_int) {
+        // SAFETY: as in `src_reads`.
+        unsafe { (*ctx.cast::<Source>()).fail_next = rc };
+    }
+
+    /// The header frame of an unencrypted stream.
+    fn plain_header_frame(src: &mut Source) -> Vec<u8> {
+        let mut enc = null_mut();
+        assert_eq!(
+            blockdelta_encoder_new(
+                DISK_ID.as_ptr(),
+                GENERATION.as_ptr(),
+                41,
+                42,
+                DISK as u64,
+                4096,
+                RECORD,
+                0,
+                null(),
+                0,
+                Some(read_source),
+                (src as *mut Source).cast(),
+                &mut enc,
+            ),
+            OK
+        );
+        let mut frame = vec![0u8; blockdelta_encoder_bound(enc)];
+        let mut n = 0;
+        assert_eq!(
+            blockdelta_encoder_header(enc, frame.as_mut_ptr(), frame.len(), &mut n),
+            OK
+        );
+        blockdelta_encoder_free(enc);
+        frame.truncate(n);
+        frame
+    }
+
+    #[test]
+    fn decoder_arguments_and_errors() {
+        let mut src = new_source();
+        let header = plain_header_frame(&mut src);
+        let mut dec = null_mut();
+        assert_eq!(blockdelta_decoder_new(null(), 0, null_mut()), NULL);
+        assert_eq!(blockdelta_decoder_new(null(), 5, &mut dec), NULL);
+        assert!(dec.is_null());
+        blockdelta_decoder_free(null_mut());
+
+        // With a secret, an unencrypted stream is refused (a possible downgrade). Dropping
+        // this decoder wipes its copy of the secret.
+        assert_eq!(
+            blockdelta_decoder_new(SECRET.as_ptr(), SECRET.len(), &mut dec),
+            OK
+        );
+        let mut rec = sentinel_record();
+        let mut consumed = usize::MAX;
+        assert_eq!(
+            blockdelta_decoder_next(dec, header.as_ptr(), header.len(), &mut consumed, &mut rec),
+            blockdelta_result::StreamEncryptionRequired
+        );
+        assert_eq!((rec.kind, consumed), (99, usize::MAX));
+        let mut buf = [0 as c_char; 512];
+        assert_eq!(
+            blockdelta_decoder_last_error(dec, buf.as_mut_ptr(), buf.len(), null_mut()),
+            OK
+        );
+        let full = message(&buf).to_owned();
+        assert_eq!(full, StreamError::EncryptionRequired.to_string());
+        check_copies(|b, c, l| blockdelta_decoder_last_error(dec, b, c, l), &full);
+        blockdelta_decoder_free(dec);
+        assert_eq!(
+            blockdelta_decoder_last_error(null(), buf.as_mut_ptr(), buf.len(), null_mut()),
+            NULL
+        );
+
+        // NULL handle, outputs and input with a length.
+        assert_eq!(blockdelta_decoder_new(null(), 0, &mut dec), OK);
+        let input = header.as_ptr();
+        let len = header.len();
+        assert_eq!(
+            blockdelta_decoder_next(null_mut(), input, len, &mut consumed, &mut rec),
+            NULL
+        );
+        assert_eq!(
+            blockdelta_decoder_next(dec, input, len, null_mut(), &mut rec),
+            NULL
+        );
+        assert_eq!(
+            blockdelta_decoder_next(dec, input, len, &mut consumed, null_mut()),
+            NULL
+        );
+        assert_eq!(
+            blockdelta_decoder_next(dec, null(), len, &mut consumed, &mut rec),
+            NULL
+        );
+        assert_eq!((rec.kind, consumed), (99, usize::MAX));
+        assert_eq!(
+            blockdelta_decoder_expect(null_mut(), null(), null(), 0, false),
+            NULL
+        );
+        assert_eq!(blockdelta_decoder_finish(null()), NULL);
+        let mut from = 0;
+        assert_eq!(
+            blockdelta_decoder_header(
+                null(),
+                null_mut(),
+                null_mut(),
+                &mut from,
+                null_mut(),
+                null_mut()
+            ),
+            NULL
+        );
+        // The replica is at checkpoint 40, the stream starts at 41: refused.
+        assert_eq!(blockdelta_decoder_expect(dec, null(), null(), 40, true), OK);
+        assert_eq!(
+            blockdelta_decoder_next(dec, input, len, &mut consumed, &mut rec),
+            blockdelta_result::StreamWrongSequence
+        );
+        assert_eq!(
+            blockdelta_decoder_finish(dec),
+            blockdelta_result::StreamPoisoned
+        );
+        blockdelta_decoder_free(dec);
+
+        // Ids not checked (NULL) and no sequence check: the header passes; END never came.
+        assert_eq!(blockdelta_decoder_new(null(), 0, &mut dec), OK);
+        assert_eq!(blockdelta_decoder_expect(dec, null(), null(), 0, false), OK);
+        assert_eq!(
+            blockdelta_decoder_next(dec, input, len, &mut consumed, &mut rec),
+            OK
+        );
+        assert_eq!((rec.kind, consumed), (BLOCKDELTA_RECORD_HEADER, len));
+        assert_eq!(
+            blockdelta_decoder_expect(dec, null(), null(), 0, false),
+            blockdelta_result::StreamInvalidState,
+            "too late once the header is decoded"
+        );
+        assert_eq!(
+            blockdelta_decoder_finish(dec),
+            blockdelta_result::StreamTruncated
+        );
+        blockdelta_decoder_free(dec);
+    }
+
+    #[test]
+    fn applier_arguments_and_failing_callbacks() {
+        let mut t = Replica::new(DISK);
+        let ctx = (&mut t as *mut Replica).cast::<c_void>();
+        let mut app = null_mut();
+        let new = |secret: *const u8,
+                   len: usize,
+                   write: blockdelta_write_fn,
+                   zero: blockdelta_range_fn,
+                   out: *mut *mut blockdelta_applier| {
+            blockdelta_applier_new(secret, len, write, zero, None, None, None, ctx, out)
+        };
+        let (w, z): (blockdelta_write_fn, blockdelta_range_fn) = (Some(t_write), Some(t_zero));
+        assert_eq!(new(null(), 0, w, z, null_mut()), NULL);
+        assert_eq!(new(null(), 0, None, z, &mut app), NULL);
+        assert_eq!(new(null(), 0, w, None, &mut app), NULL);
+        assert_eq!(new(null(), 3, w, z, &mut app), NULL);
+        assert!(app.is_null());
+        blockdelta_applier_free(null_mut());
+        let mut consumed = usize::MAX;
+        let mut buf = [0 as c_char; 64];
+        assert_eq!(
+            blockdelta_applier_push(null_mut(), null(), 0, &mut consumed),
+            NULL
+        );
+        assert_eq!(blockdelta_applier_finish(null()), NULL);
+        assert_eq!(
+            blockdelta_applier_expect(null_mut(), null(), null(), 0, false),
+            NULL
+        );
+        assert_eq!(
+            blockdelta_applier_last_error(null(), buf.as_mut_ptr(), 64, null_mut()),
+            NULL
+        );
+
+        // The stream is for another disk.
+        assert_eq!(new(null(), 0, w, z, &mut app), OK);
+        let other = *b"another-disk-id!";
+        assert_eq!(
+            blockdelta_applier_expect(app, other.as_ptr(), null(), 0, false),
+            OK
+        );
+        let mut src = new_source();
+        let header = plain_header_frame(&mut src);
+        assert_eq!(blockdelta_applier_push(app, null(), 0, &mut consumed), OK);
+        assert_eq!(consumed, 0, "(NULL, 0) is empty input");
+        assert_eq!(
+            blockdelta_applier_push(app, header.as_ptr(), header.len(), null_mut()),
+            NULL
+        );
+        assert_eq!(
+            blockdelta_applier_push(app, null(), header.len(), &mut consumed),
+            NULL
+        );
+        consumed = usize::MAX;
+        assert_eq!(
+            blockdelta_applier_push(app, header.as_ptr(), header.len(), &mut consumed),
+            blockdelta_result::StreamWrongDisk
+        );
+        assert_eq!(consumed, usize::MAX);
+        let full = applier_error(app);
+        assert!(full.len() > 16, "{full}");
+        check_copies(|b, c, l| blockdelta_applier_last_error(app, b, c, l), &full);
+        blockdelta_applier_free(app);
+
+        // A failing target callback: the callback's errno reaches the handle's last error,
+        // and the applier refuses further input.
+        let stream = encode(&mut src);
+        for (op, rc, needle) in [
+            ("write", 5, "target write at 0 failed"),
+            ("discard", -1, "target discard at 49152 failed"),
+            ("sync", 28, "target sync at 0 failed"),
+        ] {
+            let mut t = Replica::new(DISK);
+            t.fail = Some((op, rc));
+            let app = new_applier(&mut t, true, true);
+            assert_eq!(
+                push_all(app, &stream, usize::MAX),
+                blockdelta_result::StreamTargetIo
+            );
+            let msg = applier_error(app);
+            assert!(msg.starts_with(needle), "{msg}");
+            if rc > 0 {
+                assert!(msg.contains(&format!("os error {rc}")), "{msg}");
+            }
+            assert_eq!(
+                blockdelta_applier_push(app, stream.as_ptr(), stream.len(), &mut consumed),
+                blockdelta_result::StreamPoisoned
+            );
+            assert_eq!(
+                blockdelta_applier_finish(app),
+                blockdelta_result::StreamPoisoned
+            );
+            blockdelta_applier_free(app);
+        }
+    }
 }
