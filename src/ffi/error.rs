@@ -72,6 +72,14 @@ pub(crate) fn record_thread_error(code: blockdelta_result, msg: &dyn Display) {
     });
 }
 
+/// Records a module error as the calling thread's last error (for calls with no handle to hold
+/// it) and returns its C code.
+pub(crate) fn fail_thread<E: super::result::ToResult + Display>(e: E) -> blockdelta_result {
+    let code = e.to_result();
+    record_thread_error(code, &e);
+    code
+}
+
 /// A handle's last error. Embedded in every handle type.
 pub(crate) struct LastError(Mutex<ErrorSlot>);
 

@@ -13,10 +13,10 @@
 use std::ffi::{c_int, c_void};
 use std::io;
 
-use super::error::{copy_handle_message, record_thread_error, LastError};
+use super::error::{copy_handle_message, fail_thread, LastError};
 use super::handle::{arg_ref, arg_slice, free_handle, into_handle, out_slice, Out};
 use super::panic::{boundary, boundary_value};
-use super::result::{blockdelta_result, ToResult};
+use super::result::blockdelta_result;
 use crate::stream::{
     Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, Codec, Decoded, Decoder,
     DecoderConfig, EncodeCursor, Encoder, EncoderConfig, Expected, Record, Secret, StreamError,
@@ -204,12 +204,6 @@ unsafe fn secret_arg(secret: *const u8, len: usize) -> Result<Option<Secret>, bl
     } else {
         Some(Secret::new(s))
     })
-}
-
-fn fail_thread(e: StreamError) -> blockdelta_result {
-    let code = e.to_result();
-    record_thread_error(code, &e);
-    code
 }
 
 /// Creates an encoder for one stream.

@@ -13,10 +13,10 @@
 
 use std::ffi::{c_char, CStr};
 
-use super::error::{copy_handle_message, record_thread_error, LastError};
+use super::error::{copy_handle_message, fail_thread as fail, record_thread_error, LastError};
 use super::handle::{arg_ref, arg_slice, copy_str, free_handle, into_handle, Out};
 use super::panic::{boundary, boundary_value};
-use super::result::{blockdelta_result, ToResult};
+use super::result::blockdelta_result;
 use crate::support::{
     check_filesystem, check_kernel, check_os, check_vmware_host, churn_limits, disk_churn_limit,
     errata, feature, validate_config_server, validate_vm, AgentVersion, Arch, ConfigServerSpec,
@@ -55,12 +55,6 @@ const _: () = {
     assert!(BLOCKDELTA_FS_BTRFS_MULTI_DISK == FsTraits::BTRFS_MULTI_DISK.0);
     assert!(BLOCKDELTA_FS_BTRFS_RAID == FsTraits::BTRFS_RAID.0);
 };
-
-fn fail(e: SupportError) -> blockdelta_result {
-    let code = e.to_result();
-    record_thread_error(code, &e);
-    code
-}
 
 fn invalid(msg: &str) -> blockdelta_result {
     record_thread_error(blockdelta_result::InvalidArgument, &msg);

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::error::{copy_handle_message, LastError};
+use super::error::{copy_handle_message, fail_thread, record_thread_error, LastError};
 use super::handle::{arg_ref, free_handle, into_handle, out_slice, Out};
 use super::panic::{boundary, boundary_value};
 use super::result::blockdelta_result;
@@ -163,12 +163,10 @@ pub extern "C" fn blockdelta_tracker_new(
 ) -> blockdelta_result {
     boundary(|| {
         let out = Out::new(tracker_out)?;
-        let no_handle = LastError::new();
         if flags & !BLOCKDELTA_TRACKER_START_CLEAN != 0 {
-            return Err(no_handle.record(
-                blockdelta_result::InvalidArgument,
-                &format_args!("unknown tracker flags {flags:#x}"),
-            ));
+            let code = blockdelta_result::InvalidArgument;
+            record_thread_error(code, &format_args!("unknown tracker flags {flags:#x}"));
+            return Err(code);
         }
         let granularity = match (granularity, memory_budget) {
             (0, 0) => Granularity::Bytes(crate::tracker::DEFAULT_GRANULARITY),
@@ -184,7 +182,7 @@ pub extern "C" fn blockdelta_tracker_new(
             capacity: (capacity != 0).then_some(capacity),
             start_clean: flags & BLOCKDELTA_TRACKER_START_CLEAN != 0,
         };
-        let inner = Tracker::new(config).map_err(|e| no_handle.fail(e))?;
+        let inner = Tracker::new(config).map_err(fail_thread)?;
         let handle = into_handle(blockdelta_tracker {
             inner,
             last_error: LastError::new(),

@@ -634,11 +634,7 @@ impl Tracker {
 
     /// Bytes of memory this tracker holds (both bitmaps, summaries and counters).
     pub fn memory_usage(&self) -> u64 {
-        2 * self.live_bytes() + Self::fixed_bytes()
-    }
-
-    fn live_bytes(&self) -> u64 {
-        Shape::new(self.capacity.div_ceil(self.block_size().into())).bytes() as u64
+        Self::memory_for(self.capacity, self.block_size())
     }
 
     /// Statistics for churn checks.
