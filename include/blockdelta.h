@@ -1206,7 +1206,8 @@ blockdelta_result blockdelta_encoder_last_error(const struct blockdelta_encoder 
  * Creates a decoder. `(secret, secret_len)` is the secret for encrypted streams (copied); with a
  * secret, unencrypted streams are refused; `(NULL, 0)` accepts only unencrypted streams.
  * `*decoder_out` receives a handle the caller frees with `blockdelta_decoder_free`.
- * Allocates about 2 MiB of scratch now; never blocks; any thread.
+ * Never blocks; any thread. Scratch is allocated when the stream header is decoded, sized by
+ * the stream's record size (at most about 2 MiB); decoding records allocates nothing.
  */
 blockdelta_result blockdelta_decoder_new(const uint8_t *secret,
                                          size_t secret_len,

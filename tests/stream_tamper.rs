@@ -506,6 +506,22 @@ fn oversized_length() {
         ),
         "{r:?}"
     );
+    // Within the format's 1 MiB but above the 64 KiB the header declares: the decoder's scratch
+    // is sized by the declaration, and the record is refused before any decompression.
+    let s = hand_stream(&[record(0x8001, &data_value(0, 65537, 1, b"xx"))]);
+    let (r, log) = apply(&s, config(None));
+    assert!(
+        matches!(
+            r,
+            Err(StreamError::OversizedLength {
+                what: "DATA raw length",
+                len: 65537,
+                max: 65536,
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(log.is_empty());
 }
 
 #[test]

@@ -566,7 +566,8 @@ unsafe fn expected_arg(
 /// Creates a decoder. `(secret, secret_len)` is the secret for encrypted streams (copied); with a
 /// secret, unencrypted streams are refused; `(NULL, 0)` accepts only unencrypted streams.
 /// `*decoder_out` receives a handle the caller frees with `blockdelta_decoder_free`.
-/// Allocates about 2 MiB of scratch now; never blocks; any thread.
+/// Never blocks; any thread. Scratch is allocated when the stream header is decoded, sized by
+/// the stream's record size (at most about 2 MiB); decoding records allocates nothing.
 #[no_mangle]
 pub extern "C" fn blockdelta_decoder_new(
     secret: *const u8,

@@ -5,13 +5,17 @@
 //! decompression to the exact declared length. Nothing of a frame that fails is returned, so an
 //! applier never writes unverified data. After any error the decoder is poisoned.
 //!
-//! Scratch (plaintext and decompression buffers, 2 MiB) is allocated in [`Decoder::new`];
-//! decoding a frame allocates nothing. Unencrypted raw DATA is returned zero-copy from the input.
+//! Scratch is allocated once per stream, when its header is accepted, and only what the stream
+//! needs, sized by the record size its header declares: a decompression buffer for an lz4 stream
+//! and a plaintext buffer for an encrypted one (about 1x and 1x the record size; at most 2 MiB in
+//! all). Decoding a record allocates nothing. (The one exception is a frame larger than the
+//! declared record size allows, which only a later writer's optional record type could be: the
+//! plaintext buffer grows for it.) Unencrypted raw DATA is returned zero-copy from the input.
 
 use ring::aead::LessSafeKey;
 
 use super::crypto::{self, Secret};
-use super::encoder::check_range;
+use super::encoder::{check_range, frame_bound};
 use super::error::{Result, StreamError};
 use super::format::*;
 use super::header::{CipherSuite, StreamHeader};
@@ -133,7 +137,9 @@ pub struct Decoder {
     /// Header frame bytes followed by room for one signed frame header: the AEAD associated data.
     aad: Vec<u8>,
     aad_header_len: usize,
+    /// An encrypted frame's body, copied out of a borrowed input to be opened; sized at the header.
     plain: Vec<u8>,
+    /// Decompressed lz4 DATA; sized at the header.
     decomp: Vec<u8>,
     next_seq: u64,
     size: u64,
@@ -155,7 +161,8 @@ impl std::fmt::Debug for Decoder {
 }
 
 impl Decoder {
-    /// A decoder with its scratch memory allocated.
+    /// A decoder. Its scratch is allocated when the stream header is accepted (see the module
+    /// documentation).
     pub fn new(config: DecoderConfig) -> Self {
         Decoder {
             secret: config.secret,
@@ -165,8 +172,8 @@ impl Decoder {
             key: None,
             aad: vec![0u8; FRAME_HEADER_LEN + MAX_HEADER_LEN + FRAME_HEADER_SIGNED_LEN],
             aad_header_len: 0,
-            plain: vec![0u8; MAX_RECORD_BODY],
-            decomp: vec![0u8; MAX_RECORD_PAYLOAD],
+            plain: Vec::new(),
+            decomp: Vec::new(),
             next_seq: 0,
             size: 0,
             last_end: 0,
@@ -359,6 +366,15 @@ impl Decoder {
             (CipherSuite::Aes256GcmHkdfSha256, None) => return Err(StreamError::KeyRequired),
             (CipherSuite::Aes256GcmHkdfSha256, Some(s)) => Some(crypto::derive_key(s, &h)?),
         };
+        // The stream's scratch, sized by the record size it declares (validated by `parse`).
+        let payload = h.max_record_payload as usize;
+        if self.key.is_some() {
+            let body = frame_bound(h.max_record_payload, true) - FRAME_HEADER_LEN;
+            grow_zeroed(&mut self.plain, body);
+        }
+        if h.required_features & FEATURE_REQUIRED_LZ4 != 0 {
+            grow_zeroed(&mut self.decomp, payload);
+        }
         self.aad[..frame.len()].copy_from_slice(frame);
         self.aad_header_len = frame.len();
         self.chain.update(&frame[..FRAME_HEADER_LEN]);
@@ -401,6 +417,9 @@ impl Decoder {
                 let buf: &'a mut [u8] = match body {
                     Input::Mut(b) => b,
                     Input::Shared(b) => {
+                        // Only a frame above the declared record size (an optional record type
+                        // of a later writer) can need more than the header provided for.
+                        grow_zeroed(plain, b.len());
                         let buf = &mut plain[..b.len()];
                         buf.copy_from_slice(b);
                         buf
@@ -442,11 +461,11 @@ impl Decoder {
                 if v[17..24] != [0u8; 7] {
                     return Err(malformed("reserved DATA fields are not zero"));
                 }
-                if raw_len > MAX_RECORD_PAYLOAD {
+                if raw_len > header.max_record_payload as usize {
                     return Err(StreamError::OversizedLength {
                         what: "DATA raw length",
                         len: raw_len as u64,
-                        max: MAX_RECORD_PAYLOAD as u64,
+                        max: header.max_record_payload.into(),
                     });
                 }
                 if raw_len == 0 {
@@ -596,5 +615,123 @@ impl Decoder {
         *bytes += (FRAME_HEADER_LEN + body_len) as u64;
         chain.update(&fh[..FRAME_HEADER_LEN]);
         Ok(record)
+    }
+}
+
+/// Makes `v` at least `len` bytes long. Scratch is always fully written before it is read, so
+/// its old contents never matter; zeroed memory keeps it safe code.
+fn grow_zeroed(v: &mut Vec<u8>, len: usize) {
+    if v.len() < len {
+        *v = vec![0u8; len];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hostile lz4 payloads straight into the decoder. lz4_flex's decoder is built without
+    //! `safe-decode` (pointer code that bounds-checks every access), so these run under miri in
+    //! CI: every malformed block must give `DecompressFailed` (or, when a mutation happens to
+    //! leave a valid block of the declared length, its exact output), never UB.
+
+    use super::*;
+    use crate::stream::{Encoder, EncoderConfig};
+
+    const RAW: usize = 1024;
+
+    /// Literals, short and long matches, an overlapping run (offset 1) and a far match.
+    fn raw() -> Vec<u8> {
+        let mut v = Vec::with_capacity(RAW);
+        v.extend_from_slice(b"blockdelta hostile lz4 test; ");
+        while v.len() < 400 {
+            v.extend_from_slice(b"abcabcabd");
+        }
+        v.resize(600, b'z');
+        let mut x = 0x1234_5678u32;
+        while v.len() < RAW {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            v.push(if x % 4 == 0 {
+                v[v.len() - 300]
+            } else {
+                x as u8
+            });
+        }
+        v
+    }
+
+    fn header_frame() -> Vec<u8> {
+        let mut cfg = EncoderConfig::new([3; 16], GenerationId([4; 16]), 1, 2, RAW as u64);
+        cfg.record_size = RAW as u32;
+        cfg.compression = Codec::Lz4;
+        let mut e = Encoder::new(cfg).unwrap();
+        let mut buf = vec![0u8; e.max_frame_len()];
+        let n = e.write_header(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// Frame 1 of the stream: an lz4 DATA record at offset 0 declaring `RAW` bytes.
+    fn data_frame(payload: &[u8]) -> Vec<u8> {
+        let value_len = DATA_FIELDS_LEN + payload.len();
+        let body_len = RECORD_HEADER_LEN + value_len;
+        let mut f = vec![0u8; FRAME_HEADER_LEN + body_len];
+        put_frame_header(&mut f, FRAME_TYPE_RECORD, 1, body_len as u32);
+        let r = &mut f[FRAME_HEADER_LEN..];
+        put_u16(r, 0, REC_DATA);
+        put_u32(r, 4, value_len as u32);
+        let v = &mut r[RECORD_HEADER_LEN..];
+        put_u64(v, 0, 0);
+        put_u32(v, 8, RAW as u32);
+        put_u32(v, 12, payload.len() as u32);
+        v[16] = CODEC_LZ4;
+        v[DATA_FIELDS_LEN..].copy_from_slice(payload);
+        let crc = frame_crc(&f[..FRAME_HEADER_SIGNED_LEN], &f[FRAME_HEADER_LEN..]);
+        put_u32(&mut f, FRAME_HEADER_SIGNED_LEN, crc);
+        f
+    }
+
+    /// Decodes the header and one DATA frame carrying `payload`.
+    fn decode(header: &[u8], payload: &[u8]) -> Result<Vec<u8>> {
+        let mut d = Decoder::new(DecoderConfig::new());
+        assert!(matches!(d.next(header)?, Decoded::Header { .. }));
+        match d.next(&data_frame(payload))? {
+            Decoded::Record {
+                record: Record::Data { data, .. },
+                ..
+            } => Ok(data.to_vec()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hostile_lz4_payloads_fail_cleanly() {
+        let raw = raw();
+        let block = lz4_flex::block::compress(&raw);
+        assert!(block.len() < RAW / 2, "the test block compresses");
+        let header = header_frame();
+        assert_eq!(decode(&header, &block).unwrap(), raw);
+
+        let check = |payload: &[u8], what: &str| match decode(&header, payload) {
+            Ok(out) => assert_eq!(out.len(), RAW, "{what}"),
+            Err(StreamError::DecompressFailed { offset: 0 }) => {}
+            Err(e) => panic!("{what}: {e:?}"),
+        };
+        // Every truncation of a valid block (too little output, or a cut inside a token).
+        for len in 1..block.len() {
+            check(&block[..len], &format!("truncated to {len}"));
+        }
+        // Every byte set to values that break tokens, lengths and match offsets.
+        let stride = if cfg!(miri) { 3 } else { 1 };
+        for at in (0..block.len()).step_by(stride) {
+            for v in [0x00, 0x0f, 0xf0, 0xff] {
+                let mut b = block.clone();
+                b[at] = v;
+                check(&b, &format!("byte {at} set to {v:#x}"));
+            }
+        }
+        // A match reaching before the start of the output, and an endless length run.
+        check(&[0x1f, b'a', 0xff, 0xff], "offset before the output");
+        check(&[0xf0; 64], "length bytes until the input ends");
     }
 }
