@@ -717,12 +717,13 @@ mod tests {
             Err(StreamError::DecompressFailed { offset: 0 }) => {}
             Err(e) => panic!("{what}: {e:?}"),
         };
+        // Miri takes one position in five (about a minute); natively, every position.
+        let stride = if cfg!(miri) { 5 } else { 1 };
         // Every truncation of a valid block (too little output, or a cut inside a token).
-        for len in 1..block.len() {
+        for len in (1..block.len()).step_by(stride) {
             check(&block[..len], &format!("truncated to {len}"));
         }
         // Every byte set to values that break tokens, lengths and match offsets.
-        let stride = if cfg!(miri) { 3 } else { 1 };
         for at in (0..block.len()).step_by(stride) {
             for v in [0x00, 0x0f, 0xf0, 0xff] {
                 let mut b = block.clone();
