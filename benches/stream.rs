@@ -5,8 +5,8 @@
 //! `benches/stream_overhead.rs`, which measures each pipeline against its primitives in pairs.
 //!
 //! The real-data corpus is built at bench time from files under /usr/lib and /usr/share (sorted
-//! walk, first 64 MiB); it is never committed. `docs/STREAM.md` explains how the README table is
-//! derived from `target/criterion/*/*/new/estimates.json`.
+//! walk, first 64 MiB); it is never committed. The README's throughput table is the `median` of
+//! `target/criterion/<dataset>/<bench>/new/estimates.json`.
 //!
 //! Every benchmark reports throughput in bytes of the *raw* dataset, so times compare directly.
 
