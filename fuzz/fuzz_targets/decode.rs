@@ -1,9 +1,11 @@
 //! Fuzz the decoder and applier with hostile bytes.
 //!
-//! The first input byte picks a mode (bit 2: decrypt in place; bits 3-7: feeding chunk size):
+//! The first input byte picks a mode (bit 2: decrypt in place; bits 3-6: feeding chunk size):
 //! - even: the rest is a raw stream, fed to an applier in chunks (with or without a secret);
 //! - odd: a valid stream (plain or encrypted) is mutated by (position, xor) pairs, truncation
-//!   and frame duplication taken from the input, then applied.
+//!   and frame duplication taken from the input, then applied. With bit 7 set, every frame's
+//!   CRC is recomputed after the mutation, as an attacker would: so mutated record fields and
+//!   lz4 payloads get past the checksum and reach the record checks and the lz4 decoder.
 //!
 //! Invariants checked beyond "never panics": no write reaches outside the disk size in force,
 //! and a mutated *encrypted* stream that is accepted whole produced exactly the original replica.
@@ -159,7 +161,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let chunk = 1 + usize::from(mode >> 3) * 97;
+    let chunk = 1 + usize::from((mode >> 3) & 0xF) * 97;
     let in_place = mode & 4 != 0;
     if mode & 1 == 0 {
         apply(rest, mode & 2 != 0, chunk, in_place);
@@ -188,6 +190,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    if mode & 0x80 != 0 {
+        fix_crcs(&mut s);
+    }
     let (ok, replica) = apply(&s, encrypted, chunk, in_place);
     if ok && encrypted {
         assert!(
@@ -196,3 +201,21 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
+
+/// Recomputes the CRC of every whole frame (docs/FORMAT.md: CRC-32 of the first 20 header bytes
+/// and the body, stored at 20..24; the body length at 16..20), stopping at the first frame whose
+/// length runs past the end.
+fn fix_crcs(s: &mut [u8]) {
+    let mut at = 0;
+    while at + 24 <= s.len() {
+        let body = u32::from_le_bytes(s[at + 16..at + 20].try_into().unwrap()) as usize;
+        let Some(end) = (at + 24).checked_add(body).filter(|&e| e <= s.len()) else {
+            return;
+        };
+        let mut h = crc32fast::Hasher::new();
+        h.update(&s[at..at + 20]);
+        h.update(&s[at + 24..end]);
+        s[at + 20..at + 24].copy_from_slice(&h.finalize().to_le_bytes());
+        at = end;
+    }
+}
