@@ -109,7 +109,7 @@ fn target_err(op: &'static str, offset: u64) -> impl FnOnce(io::Error) -> Stream
 }
 
 impl<T: ApplyTarget> Applier<T> {
-    /// An applier writing to `target` (allocates the decoder's scratch).
+    /// An applier writing to `target`. The decoder allocates its scratch at the stream header.
     pub fn new(config: DecoderConfig, target: T) -> Self {
         Applier {
             decoder: Decoder::new(config),
