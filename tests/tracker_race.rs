@@ -11,6 +11,8 @@ use blockdelta::{Extent, Tracker, TrackerConfig};
 const BLOCK: u64 = 4096;
 const BLOCKS: u64 = 1 << 15; // 128 MiB disk: several summary levels
 const DISK: u64 = BLOCKS * BLOCK;
+/// Checkpoints the consumer must have taken before the writers may stop.
+const MIN_TAKES: usize = 8;
 
 /// Tiny deterministic PRNG (splitmix64) so a failure can be replayed from the seed.
 struct Rng(u64);
@@ -105,7 +107,10 @@ fn run(writers: usize, writes_per_thread: usize, abort_every: usize, seed: u64) 
             std::thread::spawn(move || {
                 let mut rng = Rng(seed ^ (w as u64 + 1).wrapping_mul(0x1234_5678_9ABC_DEF1));
                 let mut log = Vec::with_capacity(writes_per_thread);
-                for _ in 0..writes_per_thread {
+                // At least `writes_per_thread` writes, and on until the consumer has taken
+                // MIN_TAKES checkpoints: on a loaded 2-core machine the writers can otherwise
+                // finish before the consumer thread is first scheduled, and nothing races.
+                while log.len() < writes_per_thread || done.load(Ordering::SeqCst) < MIN_TAKES {
                     // Unaligned offsets, lengths from 1 byte to 64 KiB + change: some span blocks.
                     let len = 1 + rng.next() % (64 * 1024 + 300);
                     let offset = rng.next() % (DISK - len);
@@ -128,8 +133,8 @@ fn run(writers: usize, writes_per_thread: usize, abort_every: usize, seed: u64) 
     let sets = consumer.join().unwrap();
     eprintln!("{} checkpoints taken", sets.len());
     assert!(
-        sets.len() > 3,
-        "the consumer should have taken several checkpoints, took {}",
+        sets.len() > MIN_TAKES,
+        "the consumer should have taken more than {MIN_TAKES} checkpoints, took {}",
         sets.len()
     );
 
