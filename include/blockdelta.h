@@ -1532,9 +1532,19 @@ blockdelta_result blockdelta_vm_add_volume(struct blockdelta_vm *vm,
                                            size_t disks_len);
 
 /**
+ * Adds a Windows volume that has a drive letter or mount path: `name` (`"C:"`) and `filesystem`
+ * (`"NTFS"`, `"ReFS"`; both copied), and the index of the disk it lies on. With UEFI boot, every
+ * volume on the OS disk must be NTFS (rule 19); do not add the EFI system partition.
+ */
+blockdelta_result blockdelta_vm_add_windows_volume(struct blockdelta_vm *vm,
+                                                   const char *name,
+                                                   const char *filesystem,
+                                                   size_t disk);
+
+/**
  * Runs every VM check; `*report_out` receives a new report (free with
- * `blockdelta_report_free`), possibly with no failures. A volume on a disk index that does not
- * exist gives BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION. Never blocks.
+ * `blockdelta_report_free`), possibly with no failures. A volume (Linux or Windows) on a disk
+ * index that does not exist gives BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION. Never blocks.
  */
 blockdelta_result blockdelta_vm_validate(const struct blockdelta_vm *vm,
                                          struct blockdelta_report **report_out);

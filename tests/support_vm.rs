@@ -3,7 +3,7 @@
 
 use blockdelta::support::{
     validate_vm, AgentVersion, Arch, DiskKind, Firmware, FsTraits, LinuxGuest, LinuxVolume,
-    Purpose, Unit, VmDescription, VmDisk, VmReport, VmRule,
+    Purpose, SupportError, Unit, VmDescription, VmDisk, VmReport, VmRule, WindowsVolume,
 };
 
 const MB: u64 = 1 << 20;
@@ -219,6 +219,45 @@ fn uefi_rules() {
     assert!(run(&vm).is_ok());
     vm.os = Some(("Windows Server 2008 R2".into(), "SP1".into()));
     only(&run(&vm), &[VmRule::UefiOperatingSystem]);
+}
+
+fn win(name: &str, fs: &str, disk: usize) -> WindowsVolume {
+    WindowsVolume {
+        name: name.into(),
+        filesystem: fs.into(),
+        disk,
+    }
+}
+
+#[test]
+fn uefi_needs_ntfs_on_the_os_disk() {
+    let mut vm = good();
+    vm.firmware = Firmware::Uefi;
+    vm.purpose = Purpose::Migration;
+    vm.windows_volumes = vec![win("C:", "NTFS", 0), win("E:", "ReFS", 1)];
+    // ReFS on a data disk is outside the UEFI rule; NTFS in any case passes.
+    assert!(run(&vm).is_ok());
+    vm.windows_volumes.push(win("D:", "ntfs", 0));
+    assert!(run(&vm).is_ok());
+    vm.windows_volumes.push(win("R:", "ReFS", 0));
+    vm.windows_volumes.push(win("S:", "FAT32", 0));
+    let r = run(&vm);
+    only(&r, &[VmRule::UefiFileSystem, VmRule::UefiFileSystem]);
+    assert_eq!(r.failures[0].subject, "R:");
+    assert_eq!(
+        r.failures[1].message,
+        "volume S: on OS disk disk0 is FAT32; UEFI boot supports only NTFS"
+    );
+    // With BIOS boot the same volumes are fine.
+    vm.firmware = Firmware::Bios;
+    vm.purpose = Purpose::Replication;
+    assert!(run(&vm).is_ok());
+    // A volume on a disk that does not exist is a bad description, not a failed check.
+    vm.windows_volumes.push(win("Z:", "NTFS", 2));
+    assert!(matches!(
+        validate_vm(&vm),
+        Err(SupportError::InvalidDescription { .. })
+    ));
 }
 
 fn vol(mount: &str, device: &str, fs: &str, lvm: bool, disks: &[usize]) -> LinuxVolume {

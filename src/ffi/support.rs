@@ -22,7 +22,7 @@ use crate::support::{
     errata, feature, validate_config_server, validate_vm, AgentVersion, Arch, ConfigServerSpec,
     DiskKind, DiskLoad, Distro, Failure, Firmware, FsRejection, FsTraits, LinuxGuest, LinuxVolume,
     Machine, OsNote, OsRejection, OsVerdict, Plan, Purpose, Report, Support, SupportError,
-    TargetStorage, VmDescription, VmDisk,
+    TargetStorage, VmDescription, VmDisk, WindowsVolume,
 };
 
 /// `blockdelta_vm_add_disk` flag: the OS (boot) disk.
@@ -915,9 +915,34 @@ pub extern "C" fn blockdelta_vm_add_volume(
     }
 }
 
+/// Adds a Windows volume that has a drive letter or mount path: `name` (`"C:"`) and `filesystem`
+/// (`"NTFS"`, `"ReFS"`; both copied), and the index of the disk it lies on. With UEFI boot, every
+/// volume on the OS disk must be NTFS (rule 19); do not add the EFI system partition.
+#[no_mangle]
+pub extern "C" fn blockdelta_vm_add_windows_volume(
+    vm: *mut blockdelta_vm,
+    name: *const c_char,
+    filesystem: *const c_char,
+    disk: usize,
+) -> blockdelta_result {
+    // SAFETY: `vm` is NULL or a live handle used by one thread and the strings are
+    // NUL-terminated, per the documentation.
+    unsafe {
+        with_vm(vm, |v| {
+            let volume = WindowsVolume {
+                name: arg_str(name)?.to_owned(),
+                filesystem: arg_str(filesystem)?.to_owned(),
+                disk,
+            };
+            v.windows_volumes.push(volume);
+            Ok(())
+        })
+    }
+}
+
 /// Runs every VM check; `*report_out` receives a new report (free with
-/// `blockdelta_report_free`), possibly with no failures. A volume on a disk index that does not
-/// exist gives BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION. Never blocks.
+/// `blockdelta_report_free`), possibly with no failures. A volume (Linux or Windows) on a disk
+/// index that does not exist gives BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION. Never blocks.
 #[no_mangle]
 pub extern "C" fn blockdelta_vm_validate(
     vm: *const blockdelta_vm,
@@ -2049,6 +2074,99 @@ mod tests {
         );
         assert!(r.is_null(), "not written on failure");
         blockdelta_vm_free(vm);
+    }
+
+    #[test]
+    fn uefi_windows_volumes() {
+        let mut vm = null_mut();
+        ok(blockdelta_vm_new(c"app-01".as_ptr(), &mut vm));
+        ok(blockdelta_vm_set_os(
+            vm,
+            c"Windows Server 2019".as_ptr(),
+            c"".as_ptr(),
+        ));
+        ok(blockdelta_vm_set_purpose(vm, 1));
+        ok(blockdelta_vm_set_boot(vm, 1, false));
+        let (mut os, mut data) = (99, 99);
+        ok(blockdelta_vm_add_disk(
+            vm,
+            c"disk0".as_ptr(),
+            127 * GB,
+            BLOCKDELTA_VM_DISK_OS,
+            3,
+            &mut os,
+        ));
+        ok(blockdelta_vm_add_disk(
+            vm,
+            c"disk1".as_ptr(),
+            GB * 512,
+            0,
+            1,
+            &mut data,
+        ));
+        ok(blockdelta_vm_add_windows_volume(
+            vm,
+            c"C:".as_ptr(),
+            c"NTFS".as_ptr(),
+            os,
+        ));
+        // ReFS on a data disk is not the UEFI rule's business.
+        ok(blockdelta_vm_add_windows_volume(
+            vm,
+            c"E:".as_ptr(),
+            c"ReFS".as_ptr(),
+            data,
+        ));
+        let mut r = null_mut();
+        ok(blockdelta_vm_validate(vm, &mut r));
+        assert_eq!(rules(r), []);
+        blockdelta_report_free(r);
+
+        ok(blockdelta_vm_add_windows_volume(
+            vm,
+            c"D:".as_ptr(),
+            c"ReFS".as_ptr(),
+            os,
+        ));
+        assert_eq!(
+            blockdelta_vm_add_windows_volume(vm, null(), c"NTFS".as_ptr(), os),
+            NULL_PARAMETER
+        );
+        r = null_mut();
+        ok(blockdelta_vm_validate(vm, &mut r));
+        assert_eq!(rules(r), [VmRule::UefiFileSystem as u32]);
+        let mut msg = [0u8; 128];
+        ok(blockdelta_report_message(
+            r,
+            0,
+            msg.as_mut_ptr().cast(),
+            128,
+            null_mut(),
+        ));
+        assert!(
+            copied(&msg).contains("D: on OS disk disk0 is ReFS"),
+            "{}",
+            copied(&msg)
+        );
+        blockdelta_report_free(r);
+
+        ok(blockdelta_vm_add_windows_volume(
+            vm,
+            c"F:".as_ptr(),
+            c"NTFS".as_ptr(),
+            5,
+        ));
+        r = null_mut();
+        assert_eq!(
+            blockdelta_vm_validate(vm, &mut r),
+            blockdelta_result::SupportInvalidDescription
+        );
+        assert!(r.is_null(), "not written on failure");
+        blockdelta_vm_free(vm);
+        assert_eq!(
+            blockdelta_vm_add_windows_volume(null_mut(), c"C:".as_ptr(), c"NTFS".as_ptr(), 0),
+            NULL_PARAMETER
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub use storage::{check_filesystem, filesystem_table, FsRejection, FsRule, FsTra
 pub use version::AgentVersion;
 pub use vm::{
     validate_vm, DiskKind, Firmware, LinuxGuest, LinuxVolume, Purpose, VmDescription, VmDisk,
-    VmReport, VmRule,
+    VmReport, VmRule, WindowsVolume,
 };
 
 /// Every contradiction or ambiguity of the source, with the resolution the tables use.

@@ -99,6 +99,17 @@ pub struct LinuxVolume {
     pub disks: Vec<usize>,
 }
 
+/// A mounted Windows volume, for the UEFI rule that only NTFS is supported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WindowsVolume {
+    /// The drive letter or mount path (`"C:"`).
+    pub name: String,
+    /// The file system (`"NTFS"`, `"ReFS"`, `"FAT32"`).
+    pub filesystem: String,
+    /// Index into [`VmDescription::disks`] of the disk it lies on.
+    pub disk: usize,
+}
+
 /// The Linux guest's storage, for the Linux rules.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinuxGuest {
@@ -137,6 +148,9 @@ pub struct VmDescription {
     pub disks: Vec<VmDisk>,
     /// Linux guest storage, for Linux machines.
     pub linux: Option<LinuxGuest>,
+    /// The Windows volumes that have a drive letter or mount path. The EFI system partition
+    /// (FAT32 by definition, with neither) is not one of them.
+    pub windows_volumes: Vec<WindowsVolume>,
 }
 
 impl VmDescription {
@@ -152,6 +166,7 @@ impl VmDescription {
             bitlocker: false,
             disks: Vec::new(),
             linux: None,
+            windows_volumes: Vec::new(),
         }
     }
 }
@@ -197,6 +212,8 @@ pub enum VmRule {
     UefiPartitions = 17,
     /// UEFI boot with an agent older than 9.13.
     UefiAgent = 18,
+    /// UEFI boot with a volume on the OS disk that is not NTFS.
+    UefiFileSystem = 19,
     /// A Linux file system is not supported.
     FileSystem = 20,
     /// /boot on LVM before agent 9.20.
@@ -240,6 +257,7 @@ impl VmRule {
         VmRule::UefiOperatingSystem,
         VmRule::UefiPartitions,
         VmRule::UefiAgent,
+        VmRule::UefiFileSystem,
         VmRule::FileSystem,
         VmRule::BootOnLvm,
         VmRule::BootOnLvmMultiDisk,
@@ -277,6 +295,16 @@ pub type VmReport = Report<VmRule>;
 /// ```
 pub fn validate_vm(vm: &VmDescription) -> Result<VmReport, SupportError> {
     let mut r = VmReport::default();
+    if let Some(v) = vm.windows_volumes.iter().find(|v| v.disk >= vm.disks.len()) {
+        return Err(SupportError::InvalidDescription {
+            reason: format!(
+                "volume {} lies on disk {}, but the machine has {} disks",
+                v.name,
+                v.disk,
+                vm.disks.len()
+            ),
+        });
+    }
     if let Some(linux) = &vm.linux {
         for v in &linux.volumes {
             if let Some(d) = v.disks.iter().find(|d| **d >= vm.disks.len()) {
@@ -558,6 +586,24 @@ fn check_uefi(vm: &VmDescription, r: &mut VmReport) {
                 format!(
                     "OS disk {} has {} partitions; UEFI boot allows at most {UEFI_MAX_OS_PARTITIONS}",
                     d.name, d.partitions
+                ),
+            );
+        }
+    }
+    // "Only NTFS is supported": read as the volumes of the OS disk, the disk UEFI boots from
+    // (docs/SUPPORT.md). Data disks keep the general file system rules.
+    for v in &vm.windows_volumes {
+        let disk = &vm.disks[v.disk];
+        if disk.os_disk && !v.filesystem.eq_ignore_ascii_case("ntfs") {
+            r.push(
+                VmRule::UefiFileSystem,
+                &v.name,
+                0,
+                0,
+                Unit::None,
+                format!(
+                    "volume {} on OS disk {} is {}; UEFI boot supports only NTFS",
+                    v.name, disk.name, v.filesystem
                 ),
             );
         }

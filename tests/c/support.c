@@ -199,6 +199,31 @@ static void vm_validator(void) {
     OK(blockdelta_vm_add_volume(vm, "/data", "/dev/sdb1", "ext4", 0, false, &nowhere, 1));
     CHECK(blockdelta_vm_validate(vm, &r) == BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION);
     blockdelta_vm_free(vm);
+
+    /* UEFI boot (migration of Windows Server 2012 or later): only NTFS on the OS disk. */
+    OK(blockdelta_vm_new("app-01", &vm));
+    OK(blockdelta_vm_set_os(vm, "Windows Server 2019", ""));
+    OK(blockdelta_vm_set_purpose(vm, 1));
+    OK(blockdelta_vm_set_boot(vm, 1, false));
+    size_t os = 9, data = 9;
+    OK(blockdelta_vm_add_disk(vm, "disk0", 127 * GB, BLOCKDELTA_VM_DISK_OS, 3, &os));
+    OK(blockdelta_vm_add_disk(vm, "disk1", 512 * GB, 0, 1, &data));
+    OK(blockdelta_vm_add_windows_volume(vm, "C:", "NTFS", os));
+    OK(blockdelta_vm_add_windows_volume(vm, "E:", "ReFS", data));
+    OK(blockdelta_vm_validate(vm, &r));
+    CHECK(blockdelta_report_count(r) == 0);
+    blockdelta_report_free(r);
+    OK(blockdelta_vm_add_windows_volume(vm, "D:", "ReFS", os));
+    OK(blockdelta_vm_validate(vm, &r));
+    CHECK(blockdelta_report_count(r) == 1 && has_rule(r, 19));
+    char subject[8];
+    OK(blockdelta_report_subject(r, 0, subject, sizeof subject, NULL));
+    CHECK(strcmp(subject, "D:") == 0);
+    blockdelta_report_free(r);
+    CHECK(blockdelta_vm_add_windows_volume(vm, NULL, "NTFS", os) == BLOCKDELTA_RESULT_NULL_PARAMETER);
+    OK(blockdelta_vm_add_windows_volume(vm, "F:", "NTFS", 5));
+    CHECK(blockdelta_vm_validate(vm, &r) == BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION);
+    blockdelta_vm_free(vm);
     blockdelta_vm_free(NULL);
     blockdelta_report_free(NULL);
     CHECK(blockdelta_report_count(NULL) == 0);
