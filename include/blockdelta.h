@@ -176,6 +176,34 @@
 #define BLOCKDELTA_REJECT_TRAITS 5
 
 /**
+ * `blockdelta_support_os_upgrade.verdict`: upgrade while replication goes on.
+ */
+#define BLOCKDELTA_UPGRADE_IN_PLACE 0
+
+/**
+ * `blockdelta_support_os_upgrade.verdict`: disable replication, upgrade, enable it again
+ * (`note` is the rule).
+ */
+#define BLOCKDELTA_UPGRADE_REPROTECT 1
+
+/**
+ * `blockdelta_support_os_upgrade.verdict`: the new version is supported for migration only.
+ */
+#define BLOCKDELTA_UPGRADE_TARGET_MIGRATION_ONLY 2
+
+/**
+ * `blockdelta_support_os_upgrade.verdict`: the agent does not support the new version
+ * (`rejection` says why).
+ */
+#define BLOCKDELTA_UPGRADE_TARGET_NOT_SUPPORTED 3
+
+/**
+ * `blockdelta_support_os_upgrade.verdict`: the matrix states no upgrade rule for this product
+ * (only for Linux distributions); the new version itself is supported.
+ */
+#define BLOCKDELTA_UPGRADE_NOT_STATED 4
+
+/**
  * `machine` for `blockdelta_support_feature`: a VMware VM.
  */
 #define BLOCKDELTA_MACHINE_VMWARE_VM 0
@@ -803,6 +831,33 @@ typedef struct blockdelta_support_os {
 } blockdelta_support_os;
 
 /**
+ * The answer to `blockdelta_support_os_upgrade_check`. A fixed value type.
+ */
+typedef struct blockdelta_support_os_upgrade {
+  /**
+   * BLOCKDELTA_UPGRADE_*.
+   */
+  uint32_t verdict;
+  /**
+   * For BLOCKDELTA_UPGRADE_REPROTECT: the note bit of the rule
+   * (`blockdelta_support_os_note_text`); 0 otherwise.
+   */
+  uint32_t note;
+  /**
+   * For BLOCKDELTA_UPGRADE_TARGET_NOT_SUPPORTED: BLOCKDELTA_REJECT_*; _NONE otherwise.
+   */
+  uint32_t rejection;
+  /**
+   * For BLOCKDELTA_REJECT_NEEDS_AGENT: the agent version needed.
+   */
+  uint16_t required_major;
+  /**
+   * See `required_major`.
+   */
+  uint16_t required_minor;
+} blockdelta_support_os_upgrade;
+
+/**
  * The answer to `blockdelta_support_filesystem_check`. A fixed value type.
  */
 typedef struct blockdelta_support_filesystem {
@@ -1354,6 +1409,20 @@ blockdelta_result blockdelta_support_os_check(const char *product,
                                               uint32_t arch_bits,
                                               const char *agent_version,
                                               struct blockdelta_support_os *support_out);
+
+/**
+ * Can a protected machine running `product` `from_version` be upgraded to `to_version` on a
+ * `arch_bits`-bit machine with agent `agent_version`, without disabling replication? Arguments
+ * as for `blockdelta_support_os_check`; `to_version` must be later than `from_version`
+ * (BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION otherwise). Strings are borrowed for the call
+ * only. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_support_os_upgrade_check(const char *product,
+                                                      const char *from_version,
+                                                      const char *to_version,
+                                                      uint32_t arch_bits,
+                                                      const char *agent_version,
+                                                      struct blockdelta_support_os_upgrade *upgrade_out);
 
 /**
  * The sentence for one note bit of `blockdelta_support_os.notes`, as a static NUL-terminated

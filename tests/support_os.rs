@@ -2,9 +2,9 @@
 //! checks from the source document.
 
 use blockdelta::support::{
-    check_filesystem, check_os, check_vmware_host, errata, feature, features, filesystem_table,
-    os_table, AgentVersion, Arch, FsRejection, FsTraits, Machine, OsNote, OsRejection, OsScope,
-    OsVerdict, OsVersion, Support, SupportError,
+    check_filesystem, check_os, check_os_upgrade, check_vmware_host, errata, feature, features,
+    filesystem_table, os_table, AgentVersion, Arch, FsRejection, FsTraits, Machine, OsNote,
+    OsRejection, OsScope, OsUpgrade, OsVerdict, OsVersion, Support, SupportError,
 };
 
 fn v(s: &str) -> AgentVersion {
@@ -434,4 +434,62 @@ fn errata_are_listed_with_distinct_ids() {
         assert_eq!(x.id.to_str().unwrap(), format!("E{}", i + 1));
         assert!(!x.source.to_bytes().is_empty() && !x.resolution.to_bytes().is_empty());
     }
+}
+
+#[test]
+fn os_upgrades_follow_the_matrix_rules() {
+    let up = |p: &str, f: &str, t: &str, arch: Arch| {
+        check_os_upgrade(p, f, t, arch, AgentVersion::new(9, 24)).unwrap()
+    };
+    let x64 = Arch::X86_64;
+    // Minor upgrades of a Linux distribution go on in place.
+    assert_eq!(up("CentOS", "7.4", "7.6", x64), OsUpgrade::InPlace);
+    assert_eq!(up("SLES", "12 SP1", "12 SP3", x64), OsUpgrade::InPlace);
+    // Across major versions: disable replication, upgrade, enable again.
+    assert_eq!(
+        up("CentOS", "6.10", "7.6", x64),
+        OsUpgrade::Reprotect(OsNote::NoMajorUpgrade)
+    );
+    assert_eq!(
+        up("Ubuntu", "14.04", "16.04", x64),
+        OsUpgrade::Reprotect(OsNote::NoMajorUpgrade)
+    );
+    assert_eq!(
+        up("Debian", "7", "8", x64),
+        OsUpgrade::Reprotect(OsNote::NoMajorUpgrade)
+    );
+    // The one minor upgrade the matrix names.
+    assert_eq!(
+        up("SLES", "11 SP3", "11 SP4", x64),
+        OsUpgrade::Reprotect(OsNote::NoSles11Sp3ToSp4Upgrade)
+    );
+    // The new version must itself be supported.
+    assert_eq!(
+        up("CentOS", "7.6", "7.9", x64),
+        OsUpgrade::TargetNotSupported(OsRejection::VersionNotListed)
+    );
+    assert_eq!(
+        up("CentOS", "7.4", "7.6", Arch::X86),
+        OsUpgrade::TargetNotSupported(OsRejection::Architecture)
+    );
+    assert_eq!(
+        up("Windows Server 2008", "SP1", "SP2", Arch::X86),
+        OsUpgrade::TargetMigrationOnly
+    );
+    // Windows: the matrix states no upgrade rule.
+    assert_eq!(
+        up("Windows Server 2008 R2", "", "SP1", x64),
+        OsUpgrade::NotStated
+    );
+    // Not an upgrade, or not an operating system.
+    for (f, t) in [("7.6", "7.4"), ("7.6", "7.6")] {
+        assert!(matches!(
+            check_os_upgrade("CentOS", f, t, x64, AgentVersion::new(9, 24)),
+            Err(SupportError::InvalidDescription { .. })
+        ));
+    }
+    assert!(matches!(
+        check_os_upgrade("BeOS", "4", "5", x64, AgentVersion::new(9, 24)),
+        Err(SupportError::UnknownOperatingSystem { .. })
+    ));
 }

@@ -18,11 +18,11 @@ use super::handle::{arg_ref, arg_slice, copy_str, free_handle, into_handle, Out}
 use super::panic::{boundary, boundary_value};
 use super::result::blockdelta_result;
 use crate::support::{
-    check_filesystem, check_kernel, check_os, check_vmware_host, churn_limits, disk_churn_limit,
-    errata, feature, validate_config_server, validate_vm, AgentVersion, Arch, ConfigServerSpec,
-    DiskKind, DiskLoad, Distro, Failure, Firmware, FsRejection, FsTraits, LinuxGuest, LinuxVolume,
-    Machine, OsNote, OsRejection, OsVerdict, Plan, Purpose, Report, Support, SupportError,
-    TargetStorage, VmDescription, VmDisk, WindowsVolume,
+    check_filesystem, check_kernel, check_os, check_os_upgrade, check_vmware_host, churn_limits,
+    disk_churn_limit, errata, feature, validate_config_server, validate_vm, AgentVersion, Arch,
+    ConfigServerSpec, DiskKind, DiskLoad, Distro, Failure, Firmware, FsRejection, FsTraits,
+    LinuxGuest, LinuxVolume, Machine, OsNote, OsRejection, OsUpgrade, OsVerdict, Plan, Purpose,
+    Report, Support, SupportError, TargetStorage, VmDescription, VmDisk, WindowsVolume,
 };
 
 /// `blockdelta_vm_add_disk` flag: the OS (boot) disk.
@@ -240,19 +240,10 @@ pub extern "C" fn blockdelta_support_os_check(
             OsVerdict::MigrationOnly => {
                 (BLOCKDELTA_OS_MIGRATION_ONLY, BLOCKDELTA_REJECT_NONE, None)
             }
-            OsVerdict::NotSupported(why) => (
-                BLOCKDELTA_OS_NOT_SUPPORTED,
-                match why {
-                    OsRejection::VersionNotListed => BLOCKDELTA_REJECT_NOT_LISTED,
-                    OsRejection::Architecture => BLOCKDELTA_REJECT_ARCHITECTURE,
-                    OsRejection::NeedsAgent(_) => BLOCKDELTA_REJECT_NEEDS_AGENT,
-                    _ => BLOCKDELTA_REJECT_UNSUPPORTED,
-                },
-                match why {
-                    OsRejection::NeedsAgent(v) => Some(v),
-                    _ => None,
-                },
-            ),
+            OsVerdict::NotSupported(why) => {
+                let (rejection, need) = os_rejection(why);
+                (BLOCKDELTA_OS_NOT_SUPPORTED, rejection, need)
+            }
         };
         let (required_major, required_minor) = agent_parts(need);
         let v = blockdelta_support_os {
@@ -262,6 +253,102 @@ pub extern "C" fn blockdelta_support_os_check(
             required_minor,
             notes: r.notes_mask(),
         };
+        // SAFETY: checked non-NULL; writable per the documentation.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
+/// BLOCKDELTA_REJECT_* for an operating system rejection, and the agent version it needs.
+fn os_rejection(why: OsRejection) -> (u32, Option<AgentVersion>) {
+    match why {
+        OsRejection::VersionNotListed => (BLOCKDELTA_REJECT_NOT_LISTED, None),
+        OsRejection::Architecture => (BLOCKDELTA_REJECT_ARCHITECTURE, None),
+        OsRejection::NeedsAgent(v) => (BLOCKDELTA_REJECT_NEEDS_AGENT, Some(v)),
+        _ => (BLOCKDELTA_REJECT_UNSUPPORTED, None),
+    }
+}
+
+/// `blockdelta_support_os_upgrade.verdict`: upgrade while replication goes on.
+pub const BLOCKDELTA_UPGRADE_IN_PLACE: u32 = 0;
+/// `blockdelta_support_os_upgrade.verdict`: disable replication, upgrade, enable it again
+/// (`note` is the rule).
+pub const BLOCKDELTA_UPGRADE_REPROTECT: u32 = 1;
+/// `blockdelta_support_os_upgrade.verdict`: the new version is supported for migration only.
+pub const BLOCKDELTA_UPGRADE_TARGET_MIGRATION_ONLY: u32 = 2;
+/// `blockdelta_support_os_upgrade.verdict`: the agent does not support the new version
+/// (`rejection` says why).
+pub const BLOCKDELTA_UPGRADE_TARGET_NOT_SUPPORTED: u32 = 3;
+/// `blockdelta_support_os_upgrade.verdict`: the matrix states no upgrade rule for this product
+/// (only for Linux distributions); the new version itself is supported.
+pub const BLOCKDELTA_UPGRADE_NOT_STATED: u32 = 4;
+
+/// The answer to `blockdelta_support_os_upgrade_check`. A fixed value type.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct blockdelta_support_os_upgrade {
+    /// BLOCKDELTA_UPGRADE_*.
+    pub verdict: u32,
+    /// For BLOCKDELTA_UPGRADE_REPROTECT: the note bit of the rule
+    /// (`blockdelta_support_os_note_text`); 0 otherwise.
+    pub note: u32,
+    /// For BLOCKDELTA_UPGRADE_TARGET_NOT_SUPPORTED: BLOCKDELTA_REJECT_*; _NONE otherwise.
+    pub rejection: u32,
+    /// For BLOCKDELTA_REJECT_NEEDS_AGENT: the agent version needed.
+    pub required_major: u16,
+    /// See `required_major`.
+    pub required_minor: u16,
+}
+
+/// Can a protected machine running `product` `from_version` be upgraded to `to_version` on a
+/// `arch_bits`-bit machine with agent `agent_version`, without disabling replication? Arguments
+/// as for `blockdelta_support_os_check`; `to_version` must be later than `from_version`
+/// (BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION otherwise). Strings are borrowed for the call
+/// only. Never blocks; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_support_os_upgrade_check(
+    product: *const c_char,
+    from_version: *const c_char,
+    to_version: *const c_char,
+    arch_bits: u32,
+    agent_version: *const c_char,
+    upgrade_out: *mut blockdelta_support_os_upgrade,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(upgrade_out)?;
+        // SAFETY: the caller passes NUL-terminated strings, per the documentation.
+        let (p, f, t, a) = unsafe {
+            (
+                arg_str(product)?,
+                arg_str(from_version)?,
+                arg_str(to_version)?,
+                arg_agent(agent_version)?,
+            )
+        };
+        let arch =
+            Arch::from_bits(arch_bits).ok_or_else(|| invalid("arch_bits must be 32 or 64"))?;
+        let mut v = blockdelta_support_os_upgrade {
+            verdict: BLOCKDELTA_UPGRADE_IN_PLACE,
+            note: 0,
+            rejection: BLOCKDELTA_REJECT_NONE,
+            required_major: 0,
+            required_minor: 0,
+        };
+        match check_os_upgrade(p, f, t, arch, a).map_err(fail)? {
+            OsUpgrade::InPlace => {}
+            OsUpgrade::Reprotect(note) => {
+                v.verdict = BLOCKDELTA_UPGRADE_REPROTECT;
+                v.note = note as u32;
+            }
+            OsUpgrade::TargetMigrationOnly => v.verdict = BLOCKDELTA_UPGRADE_TARGET_MIGRATION_ONLY,
+            OsUpgrade::TargetNotSupported(why) => {
+                let (rejection, need) = os_rejection(why);
+                v.verdict = BLOCKDELTA_UPGRADE_TARGET_NOT_SUPPORTED;
+                v.rejection = rejection;
+                (v.required_major, v.required_minor) = agent_parts(need);
+            }
+            OsUpgrade::NotStated => v.verdict = BLOCKDELTA_UPGRADE_NOT_STATED,
+        }
         // SAFETY: checked non-NULL; writable per the documentation.
         unsafe { out.write(v) };
         Ok(())
@@ -1572,6 +1659,89 @@ mod tests {
             NULL_PARAMETER
         );
         assert!(k.supported && k.service_pack == 7 && k.nearest_major == 42);
+    }
+
+    #[test]
+    fn os_upgrade_checks() {
+        let mut up = blockdelta_support_os_upgrade {
+            verdict: 99,
+            note: 99,
+            rejection: 99,
+            required_major: 7,
+            required_minor: 7,
+        };
+        let mut check = |p: &CStr, f: &CStr, t: &CStr, bits: u32| {
+            let r = blockdelta_support_os_upgrade_check(
+                p.as_ptr(),
+                f.as_ptr(),
+                t.as_ptr(),
+                bits,
+                c"9.24".as_ptr(),
+                &mut up,
+            );
+            (r, up)
+        };
+        let (r, u) = check(c"CentOS", c"7.4", c"7.6", 64);
+        ok(r);
+        assert_eq!(
+            (u.verdict, u.note, u.rejection),
+            (BLOCKDELTA_UPGRADE_IN_PLACE, 0, 0)
+        );
+        let (r, u) = check(c"SLES", c"11 SP3", c"11 SP4", 64);
+        ok(r);
+        assert_eq!(
+            (u.verdict, u.note),
+            (
+                BLOCKDELTA_UPGRADE_REPROTECT,
+                OsNote::NoSles11Sp3ToSp4Upgrade as u32
+            )
+        );
+        assert!(!blockdelta_support_os_note_text(u.note).is_null());
+        let (r, u) = check(c"CentOS", c"7.4", c"7.6", 32);
+        ok(r);
+        assert_eq!(
+            (u.verdict, u.rejection),
+            (
+                BLOCKDELTA_UPGRADE_TARGET_NOT_SUPPORTED,
+                BLOCKDELTA_REJECT_ARCHITECTURE
+            )
+        );
+        let (r, u) = check(c"Windows Server 2008 R2", c"", c"SP1", 64);
+        ok(r);
+        assert_eq!(u.verdict, BLOCKDELTA_UPGRADE_NOT_STATED);
+        // Errors leave the output alone.
+        let (r, u) = check(c"CentOS", c"7.6", c"7.4", 64);
+        assert_eq!(r, blockdelta_result::SupportInvalidDescription);
+        assert_eq!(u.verdict, BLOCKDELTA_UPGRADE_NOT_STATED, "unchanged");
+        assert!(
+            thread_error().contains("not an upgrade"),
+            "{}",
+            thread_error()
+        );
+        let (r, _) = check(c"CentOS", c"7.4", c"7.6", 16);
+        assert_eq!(r, INVALID_ARGUMENT);
+        assert_eq!(
+            blockdelta_support_os_upgrade_check(
+                c"CentOS".as_ptr(),
+                null(),
+                c"7.6".as_ptr(),
+                64,
+                c"9.24".as_ptr(),
+                &mut up
+            ),
+            NULL_PARAMETER
+        );
+        assert_eq!(
+            blockdelta_support_os_upgrade_check(
+                c"CentOS".as_ptr(),
+                c"7.4".as_ptr(),
+                c"7.6".as_ptr(),
+                64,
+                c"9.24".as_ptr(),
+                null_mut()
+            ),
+            NULL_PARAMETER
+        );
     }
 
     #[test]

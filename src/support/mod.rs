@@ -40,8 +40,8 @@ pub use kernel::{
     KernelSupport, KernelVersion,
 };
 pub use os::{
-    check_os, check_vmware_host, os_table, Arch, OsFamily, OsNote, OsRejection, OsRow, OsScope,
-    OsSupport, OsVerdict, OsVersion,
+    check_os, check_os_upgrade, check_vmware_host, os_table, Arch, OsFamily, OsNote, OsRejection,
+    OsRow, OsScope, OsSupport, OsUpgrade, OsVerdict, OsVersion,
 };
 pub use planner::{plan, DiskAssessment, DiskLoad, Plan, VmAssessment};
 pub use report::{Failure, Report, Unit};

@@ -370,6 +370,75 @@ pub fn check_os(
     })
 }
 
+/// How the operating system of a protected machine may be upgraded: the answer of
+/// [`check_os_upgrade`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OsUpgrade {
+    /// Upgrade while replication goes on: the matrix allows this upgrade and the agent supports
+    /// the new version.
+    InPlace,
+    /// Disable replication, upgrade, then enable replication again. The note is the rule that
+    /// forbids the upgrade in place ([`OsNote::NoMajorUpgrade`] or
+    /// [`OsNote::NoSles11Sp3ToSp4Upgrade`]).
+    Reprotect(OsNote),
+    /// The new version is supported for migration only: replication cannot go on after it.
+    TargetMigrationOnly,
+    /// The agent does not support the new version at all.
+    TargetNotSupported(OsRejection),
+    /// The matrix states upgrade rules for Linux distributions only; for this product it says
+    /// nothing, and the new version itself is supported.
+    NotStated,
+}
+
+/// Can a protected machine running `product` `from` be upgraded to `to` with agent `agent`
+/// without disabling replication? Versions are as for [`check_os`]; `to` must be later than
+/// `from` (`InvalidDescription` otherwise).
+///
+/// The rules are the matrix's: upgrades across major versions of a Linux distribution are not
+/// supported in place, nor is SLES 11 SP3 to SP4; and the new version must itself be supported.
+///
+/// ```
+/// use blockdelta::support::{check_os_upgrade, AgentVersion, Arch, OsNote, OsUpgrade};
+/// let v = AgentVersion::new(9, 24);
+/// assert_eq!(check_os_upgrade("CentOS", "7.4", "7.6", Arch::X86_64, v)?, OsUpgrade::InPlace);
+/// assert_eq!(
+///     check_os_upgrade("CentOS", "6.10", "7.6", Arch::X86_64, v)?,
+///     OsUpgrade::Reprotect(OsNote::NoMajorUpgrade)
+/// );
+/// # Ok::<(), blockdelta::support::SupportError>(())
+/// ```
+pub fn check_os_upgrade(
+    product: &str,
+    from: &str,
+    to: &str,
+    arch: Arch,
+    agent: AgentVersion,
+) -> Result<OsUpgrade, SupportError> {
+    let (f, t): (OsVersion, OsVersion) = (from.parse()?, to.parse()?);
+    if t <= f {
+        return Err(SupportError::InvalidDescription {
+            reason: format!("{product} {to} is not later than {from}: not an upgrade"),
+        });
+    }
+    let target = check_os(product, to, arch, agent)?;
+    let notes = match target.verdict {
+        OsVerdict::NotSupported(why) => return Ok(OsUpgrade::TargetNotSupported(why)),
+        OsVerdict::MigrationOnly => return Ok(OsUpgrade::TargetMigrationOnly),
+        _ => target.notes,
+    };
+    let sp3_to_sp4 = (f.major, f.service_pack, t.major, t.service_pack) == (11, 3, 11, 4);
+    Ok(if !notes.contains(&OsNote::NoMajorUpgrade) {
+        OsUpgrade::NotStated
+    } else if f.major != t.major {
+        OsUpgrade::Reprotect(OsNote::NoMajorUpgrade)
+    } else if sp3_to_sp4 && notes.contains(&OsNote::NoSles11Sp3ToSp4Upgrade) {
+        OsUpgrade::Reprotect(OsNote::NoSles11Sp3ToSp4Upgrade)
+    } else {
+        OsUpgrade::InPlace
+    })
+}
+
 /// Is this vCenter Server / vSphere version (`"6.7"`, `"6.5.0"`) a supported VMware host?
 ///
 /// ```

@@ -82,6 +82,18 @@ static void operating_systems(void) {
     CHECK(blockdelta_support_os_check("OS/2", "", 64, "9.24", &os) == BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_OPERATING_SYSTEM);
     CHECK(blockdelta_support_os_check("CentOS", "7.6", 16, "9.24", &os) == BLOCKDELTA_RESULT_INVALID_ARGUMENT);
 
+    /* Upgrading a protected machine. */
+    blockdelta_support_os_upgrade up;
+    OK(blockdelta_support_os_upgrade_check("CentOS", "7.4", "7.6", 64, "9.24", &up));
+    CHECK(up.verdict == BLOCKDELTA_UPGRADE_IN_PLACE);
+    OK(blockdelta_support_os_upgrade_check("Ubuntu", "14.04", "16.04", 64, "9.24", &up));
+    CHECK(up.verdict == BLOCKDELTA_UPGRADE_REPROTECT);
+    CHECK(strstr(blockdelta_support_os_note_text(up.note), "major versions") != NULL);
+    OK(blockdelta_support_os_upgrade_check("CentOS", "7.6", "7.9", 64, "9.24", &up));
+    CHECK(up.verdict == BLOCKDELTA_UPGRADE_TARGET_NOT_SUPPORTED && up.rejection == BLOCKDELTA_REJECT_NOT_LISTED);
+    CHECK(blockdelta_support_os_upgrade_check("CentOS", "7.6", "7.4", 64, "9.24", &up) ==
+          BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION);
+
     bool ok = false;
     OK(blockdelta_support_vmware_host_check("6.7", &ok));
     CHECK(ok);
