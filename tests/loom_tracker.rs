@@ -102,3 +102,42 @@ fn a_mark_racing_a_take_three_levels() {
     // 64 * 64 + 1 blocks: the summary has two levels above the leaves.
     check(64 * 64 + 1, &[(64 * 64, 1)], None);
 }
+
+/// A mark that returned before a take started must be in that take (not only in the next one):
+/// a checkpoint is a recovery point for every write completed before it. Here the second mark
+/// finds its word already non-zero while the first writer may not yet have set the summary
+/// bits above it; the take runs after the second mark, on the same thread.
+fn check_completed_before_take(blocks: u64, racing: u64, completed: u64) {
+    loom::model(move || {
+        let t = tracker(blocks);
+        let other = {
+            let t = t.clone();
+            thread::spawn(move || t.mark_write(racing * SECTOR, SECTOR).unwrap())
+        };
+        t.mark_write(completed * SECTOR, SECTOR).unwrap();
+        let first = take_blocks(&t);
+        assert!(
+            first.contains(&completed),
+            "block {completed} was marked before the take started but is not in it: {first:?}"
+        );
+        other.join().unwrap();
+        let second = take_blocks(&t);
+        assert!(first.contains(&racing) || second.contains(&racing));
+    });
+}
+
+#[test]
+fn a_mark_completed_before_a_take_is_in_it_two_levels() {
+    check_completed_before_take(130, 70, 71);
+}
+
+#[test]
+fn a_mark_completed_before_a_take_is_in_it_three_levels() {
+    check_completed_before_take(64 * 64 + 1, 64 * 64 - 1, 64 * 64 - 2);
+}
+
+#[test]
+fn a_rewrite_completed_before_a_take_is_in_it() {
+    // The same block: the second mark takes the one-load fast path.
+    check_completed_before_take(130, 70, 70);
+}

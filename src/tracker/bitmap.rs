@@ -10,15 +10,19 @@
 //!
 //! ## The concurrency protocol (model-checked in `tests/loom_tracker.rs`)
 //! Every clearing of a live word is a whole-word `swap(0)`, done top-down by the drain. A writer
-//! that changes a live word from zero to non-zero becomes responsible for setting that word's bit
-//! in the level above (and so on upward while it keeps seeing zero words). Because the drain
-//! swaps a parent before its children and the writer sets a child before its parent, with
-//! acquire/release read-modify-writes on both sides, a bit set by `set_range` is either obtained
-//! by a drain that runs concurrently or left in the live map with its whole ancestor chain set,
-//! where the next drain finds it. It is never in neither.
+//! that sets a bit makes sure that word's bit in the level above is set, and so on up to the
+//! top. Because the drain swaps a parent before its children and the writer sets a child before
+//! its parent, with acquire/release read-modify-writes on both sides, a bit set by `set_range` is
+//! either obtained by a drain that runs concurrently or left in the live map with its whole
+//! ancestor chain set, where the next drain finds it. It is never in neither, and a mark that
+//! returned before a take started is in that take.
 //!
-//! A writer whose bits are all already set returns after one load: by coherence of that one word,
-//! the bits are then either still live or taken by a drain whose `swap` follows the load.
+//! Every writer, whether it changed its leaf word or found its bits already set (one load), then
+//! checks the summary bits above that word and sets any that are clear, so when a mark returns
+//! its whole ancestor chain is set (or a concurrent drain has taken the bits). It cannot rely on
+//! the writer that made the word non-zero: that one may still be on its way up, and a take that
+//! starts after this mark returned would miss a write completed before it. Summary words are
+//! read-mostly, so the check is a few loads of cached lines.
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -174,25 +178,31 @@ impl LiveMap {
     #[inline(always)]
     pub(crate) fn set_word(&self, w: usize, mask: u64) -> u64 {
         let word = &self.words[w];
-        if word.load(Ordering::Acquire) & mask == mask {
-            return 0;
-        }
-        let old = word.fetch_or(mask, Ordering::AcqRel);
-        if old == 0 {
-            self.propagate(w);
-        }
-        u64::from((mask & !old).count_ones())
+        let newly = if word.load(Ordering::Acquire) & mask == mask {
+            0
+        } else {
+            let old = word.fetch_or(mask, Ordering::AcqRel);
+            u64::from((mask & !old).count_ones())
+        };
+        self.ensure_ancestors(w);
+        newly
     }
 
-    /// A word at level 0 became non-zero: set its bit upward while the parents were zero.
-    #[cold]
-    fn propagate(&self, mut index: usize) {
+    /// Makes sure every summary bit above leaf word `index` is set before the mark returns: a
+    /// load per level, and a read-modify-write only where the bit is clear.
+    ///
+    /// A writer must not leave this to the writer that made a word non-zero: that one may still
+    /// be on its way up, and a take that starts after this mark returned would then miss the
+    /// word, although the mark completed before it (`tests/loom_tracker.rs`,
+    /// `a_mark_completed_before_a_take_is_in_it_*`). A bit set here over a word a concurrent
+    /// drain has just emptied is only a stale summary bit: the next drain looks at a zero word.
+    #[inline(always)]
+    fn ensure_ancestors(&self, mut index: usize) {
         for level in 1..self.shape.levels {
             let parent = &self.words[self.shape.at(level, index >> 6)];
-            let old = parent.fetch_or(1 << (index & 63), Ordering::AcqRel);
-            if old != 0 {
-                // The parent word was already non-zero: whoever made it so owns the levels above.
-                return;
+            let bit = 1u64 << (index & 63);
+            if parent.load(Ordering::Acquire) & bit == 0 {
+                parent.fetch_or(bit, Ordering::AcqRel);
             }
             index >>= 6;
         }
