@@ -1262,7 +1262,9 @@ blockdelta_result blockdelta_encoder_last_error(const struct blockdelta_encoder 
  * secret, unencrypted streams are refused; `(NULL, 0)` accepts only unencrypted streams.
  * `*decoder_out` receives a handle the caller frees with `blockdelta_decoder_free`.
  * Never blocks; any thread. Scratch is allocated when the stream header is decoded, sized by
- * the stream's record size (at most about 2 MiB); decoding records allocates nothing.
+ * the stream's record size (at most about 2 MiB); decoding records allocates nothing, except
+ * that an encrypted frame larger than the declared record size allows (only a later writer's
+ * optional record type can be) grows the plaintext buffer once.
  */
 blockdelta_result blockdelta_decoder_new(const uint8_t *secret,
                                          size_t secret_len,
@@ -1413,9 +1415,10 @@ blockdelta_result blockdelta_support_os_check(const char *product,
 /**
  * Can a protected machine running `product` `from_version` be upgraded to `to_version` on a
  * `arch_bits`-bit machine with agent `agent_version`, without disabling replication? Arguments
- * as for `blockdelta_support_os_check`; `to_version` must be later than `from_version`
- * (BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION otherwise). Strings are borrowed for the call
- * only. Never blocks; any thread.
+ * as for `blockdelta_support_os_check`. BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION when
+ * `to_version` is earlier than `from_version` (a point release such as "16.04.5" to "16.04.6"
+ * is an upgrade within the same version), or when the agent does not support `from_version` at
+ * all. Strings are borrowed for the call only. Never blocks; any thread.
  */
 blockdelta_result blockdelta_support_os_upgrade_check(const char *product,
                                                       const char *from_version,

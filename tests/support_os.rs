@@ -469,27 +469,46 @@ fn os_upgrades_follow_the_matrix_rules() {
         OsUpgrade::TargetNotSupported(OsRejection::VersionNotListed)
     );
     assert_eq!(
-        up("CentOS", "7.4", "7.6", Arch::X86),
-        OsUpgrade::TargetNotSupported(OsRejection::Architecture)
-    );
-    assert_eq!(
-        up("Windows Server 2008", "SP1", "SP2", Arch::X86),
+        up("Windows Server 2008", "SP2", "SP3", Arch::X86),
         OsUpgrade::TargetMigrationOnly
     );
     // Windows: the matrix states no upgrade rule.
     assert_eq!(
-        up("Windows Server 2008 R2", "", "SP1", x64),
+        up("Windows Server 2008 R2", "SP1", "SP2", x64),
         OsUpgrade::NotStated
     );
-    // Not an upgrade, or not an operating system.
-    for (f, t) in [("7.6", "7.4"), ("7.6", "7.6")] {
-        assert!(matches!(
-            check_os_upgrade("CentOS", f, t, x64, AgentVersion::new(9, 24)),
-            Err(SupportError::InvalidDescription { .. })
-        ));
-    }
+    // A point release parses as the same version: an upgrade within it.
+    assert_eq!(up("Ubuntu", "16.04.5", "16.04.6", x64), OsUpgrade::InPlace);
+    // Not an upgrade; a machine that cannot be protected now; not an operating system.
+    let err = |p: &str, f: &str, t: &str| {
+        check_os_upgrade(p, f, t, x64, AgentVersion::new(9, 24)).unwrap_err()
+    };
+    let e = err("CentOS", "7.6", "7.4");
+    assert!(matches!(e, SupportError::InvalidDescription { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("CentOS 7.4 is earlier than CentOS 7.6"),
+        "{e}"
+    );
+    let e = err("CentOS", "5.1", "5.11");
+    assert!(
+        e.to_string()
+            .contains("CentOS 5.1 is not supported by agent 9.24"),
+        "{e}"
+    );
+    let e = err("Windows Server 2016", "SP1", "");
+    assert!(
+        e.to_string()
+            .contains("Windows Server 2016 is earlier than"),
+        "{e}"
+    );
+    // Windows Server 2008 R2 RTM is listed as not supported; CentOS is 64-bit only.
+    let e = err("Windows Server 2008 R2", "", "SP1");
+    assert!(e.to_string().contains("(listed as not supported)"), "{e}");
+    let e = check_os_upgrade("CentOS", "7.4", "7.6", Arch::X86, AgentVersion::new(9, 24));
+    assert!(format!("{e:?}").contains("not on 32-bit"), "{e:?}");
     assert!(matches!(
-        check_os_upgrade("BeOS", "4", "5", x64, AgentVersion::new(9, 24)),
-        Err(SupportError::UnknownOperatingSystem { .. })
+        err("BeOS", "5", "4"),
+        SupportError::UnknownOperatingSystem { .. }
     ));
 }

@@ -567,7 +567,9 @@ unsafe fn expected_arg(
 /// secret, unencrypted streams are refused; `(NULL, 0)` accepts only unencrypted streams.
 /// `*decoder_out` receives a handle the caller frees with `blockdelta_decoder_free`.
 /// Never blocks; any thread. Scratch is allocated when the stream header is decoded, sized by
-/// the stream's record size (at most about 2 MiB); decoding records allocates nothing.
+/// the stream's record size (at most about 2 MiB); decoding records allocates nothing, except
+/// that an encrypted frame larger than the declared record size allows (only a later writer's
+/// optional record type can be) grows the plaintext buffer once.
 #[no_mangle]
 pub extern "C" fn blockdelta_decoder_new(
     secret: *const u8,

@@ -302,9 +302,10 @@ pub struct blockdelta_support_os_upgrade {
 
 /// Can a protected machine running `product` `from_version` be upgraded to `to_version` on a
 /// `arch_bits`-bit machine with agent `agent_version`, without disabling replication? Arguments
-/// as for `blockdelta_support_os_check`; `to_version` must be later than `from_version`
-/// (BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION otherwise). Strings are borrowed for the call
-/// only. Never blocks; any thread.
+/// as for `blockdelta_support_os_check`. BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION when
+/// `to_version` is earlier than `from_version` (a point release such as "16.04.5" to "16.04.6"
+/// is an upgrade within the same version), or when the agent does not support `from_version` at
+/// all. Strings are borrowed for the call only. Never blocks; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_support_os_upgrade_check(
     product: *const c_char,
@@ -1697,16 +1698,16 @@ mod tests {
             )
         );
         assert!(!blockdelta_support_os_note_text(u.note).is_null());
-        let (r, u) = check(c"CentOS", c"7.4", c"7.6", 32);
+        let (r, u) = check(c"CentOS", c"7.6", c"7.9", 64);
         ok(r);
         assert_eq!(
             (u.verdict, u.rejection),
             (
                 BLOCKDELTA_UPGRADE_TARGET_NOT_SUPPORTED,
-                BLOCKDELTA_REJECT_ARCHITECTURE
+                BLOCKDELTA_REJECT_NOT_LISTED
             )
         );
-        let (r, u) = check(c"Windows Server 2008 R2", c"", c"SP1", 64);
+        let (r, u) = check(c"Windows Server 2008 R2", c"SP1", c"SP2", 64);
         ok(r);
         assert_eq!(u.verdict, BLOCKDELTA_UPGRADE_NOT_STATED);
         // Errors leave the output alone.
@@ -1720,6 +1721,9 @@ mod tests {
         );
         let (r, _) = check(c"CentOS", c"7.4", c"7.6", 16);
         assert_eq!(r, INVALID_ARGUMENT);
+        // A machine that cannot be protected now has no replication to keep.
+        let (r, _) = check(c"CentOS", c"7.4", c"7.6", 32);
+        assert_eq!(r, blockdelta_result::SupportInvalidDescription);
         assert_eq!(
             blockdelta_support_os_upgrade_check(
                 c"CentOS".as_ptr(),

@@ -392,11 +392,14 @@ pub enum OsUpgrade {
 }
 
 /// Can a protected machine running `product` `from` be upgraded to `to` with agent `agent`
-/// without disabling replication? Versions are as for [`check_os`]; `to` must be later than
-/// `from` (`InvalidDescription` otherwise).
+/// without disabling replication? Versions are as for [`check_os`]. `InvalidDescription` when
+/// `to` is earlier than `from` (a point release such as 16.04.5 to 16.04.6 parses as the same
+/// version and is an upgrade within it), or when the agent does not support `from` at all (the
+/// machine cannot be protected now).
 ///
 /// The rules are the matrix's: upgrades across major versions of a Linux distribution are not
-/// supported in place, nor is SLES 11 SP3 to SP4; and the new version must itself be supported.
+/// supported in place, nor is SLES 11 SP3 to SP4 (nor any SLES 11 upgrade that crosses it); and
+/// the new version must itself be supported.
 ///
 /// ```
 /// use blockdelta::support::{check_os_upgrade, AgentVersion, Arch, OsNote, OsUpgrade};
@@ -415,10 +418,31 @@ pub fn check_os_upgrade(
     arch: Arch,
     agent: AgentVersion,
 ) -> Result<OsUpgrade, SupportError> {
-    let (f, t): (OsVersion, OsVersion) = (from.parse()?, to.parse()?);
-    if t <= f {
+    let named = |version: &str| format!("{product} {version}").trim_end().to_owned();
+    let source = check_os(product, from, arch, agent)?;
+    if let OsVerdict::NotSupported(why) = source.verdict {
+        let why = match why {
+            OsRejection::VersionNotListed => "the version is not listed".to_owned(),
+            OsRejection::Architecture => format!("not on {}-bit", arch.bits()),
+            OsRejection::NeedsAgent(v) => format!("it needs agent {v}"),
+            _ => "listed as not supported".to_owned(),
+        };
         return Err(SupportError::InvalidDescription {
-            reason: format!("{product} {to} is not later than {from}: not an upgrade"),
+            reason: format!(
+                "{} is not supported by agent {agent} ({why}): a machine running it cannot be \
+                 protected, so there is no replication to keep through an upgrade",
+                named(from)
+            ),
+        });
+    }
+    let (f, t): (OsVersion, OsVersion) = (from.parse()?, to.parse()?);
+    if t < f {
+        return Err(SupportError::InvalidDescription {
+            reason: format!(
+                "{} is earlier than {}: not an upgrade",
+                named(to),
+                named(from)
+            ),
         });
     }
     let target = check_os(product, to, arch, agent)?;
@@ -427,7 +451,7 @@ pub fn check_os_upgrade(
         OsVerdict::MigrationOnly => return Ok(OsUpgrade::TargetMigrationOnly),
         _ => target.notes,
     };
-    let sp3_to_sp4 = (f.major, f.service_pack, t.major, t.service_pack) == (11, 3, 11, 4);
+    let sp3_to_sp4 = f.major == 11 && t.major == 11 && f.service_pack <= 3 && t.service_pack >= 4;
     Ok(if !notes.contains(&OsNote::NoMajorUpgrade) {
         OsUpgrade::NotStated
     } else if f.major != t.major {
