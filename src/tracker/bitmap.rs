@@ -159,8 +159,9 @@ impl LiveMap {
 
     /// Sets blocks `first..=last`; returns how many of them were clean before.
     ///
-    /// Lock-free: at most one load and one read-modify-write per touched word, plus one per level
-    /// on the rare zero-to-non-zero transitions. Never allocates, never blocks.
+    /// Lock-free: per touched word, one load and at most one read-modify-write, then one load per
+    /// summary level (a read-modify-write only where a summary bit is clear). Never allocates,
+    /// never blocks.
     #[inline]
     pub(crate) fn set_range(&self, first: u64, last: u64) -> u64 {
         let (fw, lw) = ((first >> 6) as usize, (last >> 6) as usize);
@@ -197,9 +198,24 @@ impl LiveMap {
     /// `a_mark_completed_before_a_take_is_in_it_*`). A bit set here over a word a concurrent
     /// drain has just emptied is only a stale summary bit: the next drain looks at a zero word.
     #[inline(always)]
-    fn ensure_ancestors(&self, mut index: usize) {
-        for level in 1..self.shape.levels {
-            let parent = &self.words[self.shape.at(level, index >> 6)];
+    fn ensure_ancestors(&self, index: usize) {
+        // The common case, all set: independent loads the CPU overlaps, one branch.
+        let (mut i, mut missing) = (index, false);
+        for &start in &self.shape.start[1..self.shape.levels] {
+            let bit = 1u64 << (i & 63);
+            i >>= 6;
+            missing |= self.words[start + i].load(Ordering::Acquire) & bit == 0;
+        }
+        if missing {
+            self.set_ancestors(index);
+        }
+    }
+
+    /// The summary bits above leaf word `index`, each set where a load finds it clear.
+    #[cold]
+    fn set_ancestors(&self, mut index: usize) {
+        for &start in &self.shape.start[1..self.shape.levels] {
+            let parent = &self.words[start + (index >> 6)];
             let bit = 1u64 << (index & 63);
             if parent.load(Ordering::Acquire) & bit == 0 {
                 parent.fetch_or(bit, Ordering::AcqRel);

@@ -10,8 +10,8 @@
 //! - The write path (`mark_write`, `mark_discard`) is lock-free, never blocks, never allocates
 //!   and never makes a system call. It is safe from any number of threads at once.
 //! - A write whose mark overlaps a `take` lands in the taken set or in the next one, never in
-//!   neither (protocol in `bitmap.rs`; loom model in `tests/loom_tracker.rs`, stress test in
-//!   `tests/tracker_race.rs`).
+//!   neither; a write whose mark returned before a `take` started is in that take (protocol in
+//!   `bitmap.rs`; loom model in `tests/loom_tracker.rs`, stress test in `tests/tracker_race.rs`).
 //! - Nothing allocates after construction: take, extent reads, commit and abort reuse the two
 //!   bitmaps allocated by [`Tracker::new`] (`tests/tracker_alloc.rs`).
 //! - Taking, iterating and committing cost time in proportion to the dirty blocks, not the disk.
