@@ -295,27 +295,18 @@ pub type VmReport = Report<VmRule>;
 /// ```
 pub fn validate_vm(vm: &VmDescription) -> Result<VmReport, SupportError> {
     let mut r = VmReport::default();
-    if let Some(v) = vm.windows_volumes.iter().find(|v| v.disk >= vm.disks.len()) {
-        return Err(SupportError::InvalidDescription {
-            reason: format!(
-                "volume {} lies on disk {}, but the machine has {} disks",
-                v.name,
-                v.disk,
-                vm.disks.len()
-            ),
-        });
-    }
-    if let Some(linux) = &vm.linux {
-        for v in &linux.volumes {
-            if let Some(d) = v.disks.iter().find(|d| **d >= vm.disks.len()) {
-                return Err(SupportError::InvalidDescription {
-                    reason: format!(
-                        "volume {} lies on disk {d}, but the machine has {} disks",
-                        v.mount,
-                        vm.disks.len()
-                    ),
-                });
-            }
+    // Every volume, Windows or Linux, must lie on disks the machine has.
+    let windows = vm.windows_volumes.iter().map(|v| (&v.name, v.disk));
+    let linux = vm.linux.iter().flat_map(|l| &l.volumes);
+    let placed = windows.chain(linux.flat_map(|v| v.disks.iter().map(move |&d| (&v.mount, d))));
+    for (name, disk) in placed {
+        if disk >= vm.disks.len() {
+            return Err(SupportError::InvalidDescription {
+                reason: format!(
+                    "volume {name} lies on disk {disk}, but the machine has {} disks",
+                    vm.disks.len()
+                ),
+            });
         }
     }
     check_os_and_arch(vm, &mut r);
