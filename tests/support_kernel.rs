@@ -14,8 +14,8 @@ fn v(s: &str) -> AgentVersion {
 /// The release string that selects exactly `range`'s service pack.
 fn release_for(row: &KernelRow, range: &KernelRange) -> String {
     match range.service_pack {
-        0 => row.release_str().to_owned(),
-        sp => format!("{} SP{sp}", row.release_str()),
+        0 => row.release.to_owned(),
+        sp => format!("{} SP{sp}", row.release),
     }
 }
 
@@ -42,14 +42,13 @@ fn every_range_end_is_supported_by_its_own_range() {
     for row in kernel_table() {
         for agent in row.agents {
             for range in row.ranges {
-                for end in [range.first_str(), range.last_str()] {
+                for end in [range.first, range.last] {
                     let r =
                         check_kernel(row.distro, &release_for(row, range), end, *agent).unwrap();
                     let m = r.matched.unwrap_or_else(|| {
                         panic!(
                             "{} {} {end} not supported by {agent}",
-                            row.distro,
-                            row.release_str()
+                            row.distro, row.release
                         )
                     });
                     assert!(
@@ -75,7 +74,7 @@ fn one_step_outside_every_range_end_is_not_in_that_range() {
     for row in kernel_table() {
         for agent in row.agents {
             for range in row.ranges {
-                let outside = [step(range.first_str(), -1), step(range.last_str(), 1)];
+                let outside = [step(range.first, -1), step(range.last, 1)];
                 for k in outside.into_iter().flatten() {
                     let parsed: KernelVersion = k.parse().unwrap();
                     assert!(!range.contains(&parsed), "{k} is inside {:?}", range);
@@ -105,11 +104,11 @@ fn every_table_string_parses_and_every_range_is_ordered() {
             );
         }
         for range in row.ranges {
-            let first: KernelVersion = range.first_str().parse().unwrap();
-            let last: KernelVersion = range.last_str().parse().unwrap();
+            let first: KernelVersion = range.first.parse().unwrap();
+            let last: KernelVersion = range.last.parse().unwrap();
             assert!(first <= last, "{first} > {last}");
-            assert_eq!(first.to_string(), range.first_str());
-            assert_eq!(last.to_string(), range.last_str());
+            assert_eq!(first.to_string(), range.first);
+            assert_eq!(last.to_string(), range.last);
         }
     }
 }

@@ -36,8 +36,8 @@ fn every_os_row_answers_at_both_ends_and_not_one_step_outside() {
             ..row.last
         };
         for end in [row.first, last] {
-            let r = check_os(row.product_str(), &version_text(end), arch, v(NEWEST)).unwrap();
-            assert_eq!(r.verdict, expected, "{} {end}", row.product_str());
+            let r = check_os(row.product, &version_text(end), arch, v(NEWEST)).unwrap();
+            assert_eq!(r.verdict, expected, "{} {end}", row.product);
             assert!(std::ptr::eq(r.row.unwrap(), row));
         }
         // One step outside: not answered by this row.
@@ -68,17 +68,17 @@ fn every_os_row_answers_at_both_ends_and_not_one_step_outside() {
             None
         };
         for out in [before, after].into_iter().flatten() {
-            let r = check_os(row.product_str(), &version_text(out), arch, v(NEWEST)).unwrap();
+            let r = check_os(row.product, &version_text(out), arch, v(NEWEST)).unwrap();
             assert!(
                 !r.row.is_some_and(|x| std::ptr::eq(x, row)),
                 "{} {out} answered by its row",
-                row.product_str()
+                row.product
             );
         }
         // Agent thresholds: the version before `since` is refused with the version needed.
         if let Some(since) = row.since.filter(|_| row.scope != OsScope::NotSupported) {
             let older = AgentVersion::new(since.major(), since.minor() - 1);
-            let r = check_os(row.product_str(), &version_text(row.first), arch, older).unwrap();
+            let r = check_os(row.product, &version_text(row.first), arch, older).unwrap();
             assert_eq!(
                 r.verdict,
                 OsVerdict::NotSupported(OsRejection::NeedsAgent(since))
@@ -86,13 +86,7 @@ fn every_os_row_answers_at_both_ends_and_not_one_step_outside() {
         }
         // Linux is 64-bit only.
         if row.distro.is_some() {
-            let r = check_os(
-                row.product_str(),
-                &version_text(row.first),
-                Arch::X86,
-                v(NEWEST),
-            )
-            .unwrap();
+            let r = check_os(row.product, &version_text(row.first), Arch::X86, v(NEWEST)).unwrap();
             assert_eq!(
                 r.verdict,
                 OsVerdict::NotSupported(OsRejection::Architecture)
@@ -267,7 +261,7 @@ fn linux_literal_checks() {
 fn every_os_note_has_text_and_a_distinct_bit() {
     let mut mask = 0;
     for n in OsNote::ALL {
-        assert!(!n.text().to_bytes().is_empty());
+        assert!(!n.text().is_empty());
         assert_eq!((*n as u32).count_ones(), 1);
         assert_eq!(mask & *n as u32, 0);
         mask |= *n as u32;
@@ -290,7 +284,7 @@ fn vmware_hosts() {
 #[test]
 fn every_filesystem_row() {
     for fs in filesystem_table() {
-        let name = fs.name.to_str().unwrap();
+        let name = fs.name;
         let newest = v(NEWEST);
         assert_eq!(
             check_filesystem(name, FsTraits::NONE, newest),
@@ -364,21 +358,21 @@ fn filesystem_literal_checks() {
 fn every_feature_row_is_found_by_its_key() {
     let all = features();
     for (i, f) in all.iter().enumerate() {
-        assert!(std::ptr::eq(feature(f.key_str()).unwrap(), f));
+        assert!(std::ptr::eq(feature(f.key).unwrap(), f));
         assert!(std::ptr::eq(
-            feature(&f.key_str().to_uppercase().replace('_', "-")).unwrap(),
+            feature(&f.key.to_uppercase().replace('_', "-")).unwrap(),
             f
         ));
         assert!(
-            all[..i].iter().all(|g| g.key_str() != f.key_str()),
+            all[..i].iter().all(|g| g.key != f.key),
             "duplicate key {}",
-            f.key_str()
+            f.key
         );
         if f.vmware == Support::Conditional || f.physical == Support::Conditional {
             assert!(
-                !f.note_str().is_empty(),
+                !f.note.is_empty(),
                 "{} is conditional without a note",
-                f.key_str()
+                f.key
             );
         }
     }
@@ -431,8 +425,8 @@ fn errata_are_listed_with_distinct_ids() {
     let e = errata();
     assert!(e.len() >= 10);
     for (i, x) in e.iter().enumerate() {
-        assert_eq!(x.id.to_str().unwrap(), format!("E{}", i + 1));
-        assert!(!x.source.to_bytes().is_empty() && !x.resolution.to_bytes().is_empty());
+        assert_eq!(x.id, format!("E{}", i + 1));
+        assert!(!x.source.is_empty() && !x.resolution.is_empty());
     }
 }
 

@@ -270,10 +270,10 @@ pub fn validate_config_server(s: &ConfigServerSpec) -> ConfigServerReport {
         );
     }
     for role in &s.roles {
-        if let Some((name, _)) = CS_FORBIDDEN_ROLES.iter().find(|(name, aliases)| {
-            name.to_str().is_ok_and(|n| same(n, role)) || aliases.iter().any(|a| same(a, role))
-        }) {
-            let name = name.to_str().unwrap_or_default();
+        if let Some((name, _)) = CS_FORBIDDEN_ROLES
+            .iter()
+            .find(|(name, aliases)| same(name, role) || aliases.iter().any(|a| same(a, role)))
+        {
             r.push(
                 R::ForbiddenRole,
                 name,
@@ -287,7 +287,7 @@ pub fn validate_config_server(s: &ConfigServerSpec) -> ConfigServerReport {
     for policy in &s.group_policies {
         if let Some(name) = CS_FORBIDDEN_POLICIES
             .iter()
-            .filter_map(|p| p.to_str().ok())
+            .copied()
             .find(|p| same(p, policy))
         {
             r.push(

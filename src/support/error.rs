@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use crate::ffi::result::{blockdelta_result, ToResult};
-
 use super::{AgentVersion, Distro};
 
 /// Why a support-matrix query could not be answered.
@@ -120,33 +118,3 @@ impl fmt::Display for SupportError {
 }
 
 impl std::error::Error for SupportError {}
-
-impl ToResult for SupportError {
-    fn to_result(&self) -> blockdelta_result {
-        match self {
-            SupportError::InvalidKernelVersion { .. } => {
-                blockdelta_result::SupportInvalidKernelVersion
-            }
-            SupportError::InvalidAgentVersion { .. } => {
-                blockdelta_result::SupportInvalidAgentVersion
-            }
-            SupportError::UnknownAgentVersion { .. } => {
-                blockdelta_result::SupportUnknownAgentVersion
-            }
-            SupportError::UnknownDistribution { .. } => {
-                blockdelta_result::SupportUnknownDistribution
-            }
-            SupportError::UnknownRelease { .. } => blockdelta_result::SupportUnknownRelease,
-            SupportError::NoKernelTable { .. } => blockdelta_result::SupportNoKernelTable,
-            SupportError::UnknownOperatingSystem { .. } => {
-                blockdelta_result::SupportUnknownOperatingSystem
-            }
-            SupportError::InvalidOsVersion { .. } => blockdelta_result::SupportInvalidOsVersion,
-            SupportError::UnknownFeature { .. } => blockdelta_result::SupportUnknownFeature,
-            SupportError::UnknownStorageTarget { .. } => {
-                blockdelta_result::SupportUnknownStorageTarget
-            }
-            SupportError::InvalidDescription { .. } => blockdelta_result::SupportInvalidDescription,
-        }
-    }
-}

@@ -1,7 +1,5 @@
 //! Storage, network and Azure-side features, looked up by key.
 
-use std::ffi::CStr;
-
 use super::data::features::FEATURES;
 use super::SupportError;
 
@@ -57,7 +55,7 @@ pub enum Area {
 #[derive(Debug)]
 pub struct Feature {
     /// The stable key (`"host_nic_teaming"`).
-    pub key: &'static CStr,
+    pub key: &'static str,
     /// Where it lives.
     pub area: Area,
     /// The answer for VMware VMs.
@@ -65,20 +63,10 @@ pub struct Feature {
     /// The answer for physical servers.
     pub physical: Support,
     /// Conditions and details (may be empty).
-    pub note: &'static CStr,
+    pub note: &'static str,
 }
 
 impl Feature {
-    /// The key as text.
-    pub fn key_str(&self) -> &'static str {
-        self.key.to_str().unwrap_or_default()
-    }
-
-    /// The note as text.
-    pub fn note_str(&self) -> &'static str {
-        self.note.to_str().unwrap_or_default()
-    }
-
     /// The answer for `machine`.
     pub fn support(&self, machine: Machine) -> Support {
         match machine {
@@ -107,7 +95,7 @@ pub fn feature(key: &str) -> Result<&'static Feature, SupportError> {
     let k = key.trim().to_ascii_lowercase().replace('-', "_");
     FEATURES
         .iter()
-        .find(|f| f.key_str() == k)
+        .find(|f| f.key == k)
         .ok_or_else(|| SupportError::UnknownFeature {
             input: key.to_owned(),
         })

@@ -16,7 +16,6 @@
 //! then release, number by number (a shorter release that is a prefix of a longer one is lower).
 
 use std::cmp::Ordering;
-use std::ffi::CStr;
 use std::fmt;
 use std::str::FromStr;
 
@@ -294,13 +293,13 @@ pub struct KernelRange {
     /// True for a SUSE long-term service pack support (LTSS) range.
     pub ltss: bool,
     /// The first supported kernel.
-    pub first: &'static CStr,
+    pub first: &'static str,
     /// The last supported kernel.
-    pub last: &'static CStr,
+    pub last: &'static str,
 }
 
 impl KernelRange {
-    pub(crate) const fn new(first: &'static CStr, last: &'static CStr) -> Self {
+    pub(crate) const fn new(first: &'static str, last: &'static str) -> Self {
         KernelRange {
             service_pack: 0,
             ltss: false,
@@ -312,8 +311,8 @@ impl KernelRange {
     pub(crate) const fn sp(
         service_pack: u8,
         ltss: bool,
-        first: &'static CStr,
-        last: &'static CStr,
+        first: &'static str,
+        last: &'static str,
     ) -> Self {
         KernelRange {
             service_pack,
@@ -323,21 +322,11 @@ impl KernelRange {
         }
     }
 
-    /// The first supported kernel as text.
-    pub fn first_str(&self) -> &'static str {
-        self.first.to_str().unwrap_or_default()
-    }
-
-    /// The last supported kernel as text.
-    pub fn last_str(&self) -> &'static str {
-        self.last.to_str().unwrap_or_default()
-    }
-
     /// Whether `kernel` lies in this range (ends included, same flavour and markers).
     pub fn contains(&self, kernel: &KernelVersion) -> bool {
         let (Ok(first), Ok(last)) = (
-            self.first_str().parse::<KernelVersion>(),
-            self.last_str().parse::<KernelVersion>(),
+            self.first.parse::<KernelVersion>(),
+            self.last.parse::<KernelVersion>(),
         ) else {
             return false;
         };
@@ -367,18 +356,11 @@ pub struct KernelRow {
     /// The distribution.
     pub distro: Distro,
     /// The release (`"16.04"`, `"8"`, `"12"`).
-    pub release: &'static CStr,
+    pub release: &'static str,
     /// The agent versions this row applies to.
     pub agents: &'static [AgentVersion],
     /// The supported kernel ranges.
     pub ranges: &'static [KernelRange],
-}
-
-impl KernelRow {
-    /// The release as text.
-    pub fn release_str(&self) -> &'static str {
-        self.release.to_str().unwrap_or_default()
-    }
 }
 
 /// Every row of the kernel tables (after the corrections in `docs/SUPPORT.md`, "Errata").
@@ -461,7 +443,7 @@ fn parse_release(s: &str) -> Option<ReleaseQuery> {
 }
 
 fn release_matches(row: &KernelRow, q: &ReleaseQuery) -> bool {
-    match parse_release(row.release_str()) {
+    match parse_release(row.release) {
         Some(r) => {
             q.numbers.len() >= r.numbers.len() && q.numbers[..r.numbers.len()] == r.numbers[..]
         }
@@ -510,7 +492,7 @@ fn same_stream(range: &KernelRange, kernel: &KernelVersion) -> bool {
             .and_then(|k| k.release_numbers().first().copied())
     };
     let k = kernel.release_numbers().first().copied();
-    first(range.first_str()) == k || first(range.last_str()) == k
+    first(range.first) == k || first(range.last) == k
 }
 
 /// Does `agent` support `kernel` on `distro` `release`?

@@ -1,6 +1,5 @@
 //! Operating systems supported for replication, and the supported VMware host versions.
 
-use std::ffi::CStr;
 use std::fmt;
 use std::str::FromStr;
 
@@ -192,17 +191,17 @@ impl OsNote {
     ];
 
     /// The note as a sentence (static, NUL-terminated for C).
-    pub fn text(self) -> &'static CStr {
+    pub fn text(self) -> &'static str {
         match self {
-            OsNote::StockKernelsOnly => c"Only the stock kernels of the distribution's minor release or update are supported.",
-            OsNote::NoMajorUpgrade => c"Upgrading across major versions is not supported: disable replication, upgrade, then enable replication again.",
-            OsNote::LisRequired => c"Linux Integration Services (LIS) components must be installed for the machine to boot in Azure.",
-            OsNote::NoSles11Sp3ToSp4Upgrade => c"Upgrading from SP3 to SP4 is not supported: disable replication, upgrade, then enable replication again.",
-            OsNote::KernelTable => c"Supported kernels are listed per agent version: check the kernel.",
-            OsNote::OracleKernels => c"Only the Red Hat compatible kernel or the Unbreakable Enterprise Kernel releases 3, 4 and 5.",
-            OsNote::VendorEndOfLife => c"Vendors may limit support to releases that have not reached end of life.",
-            OsNote::Server2016Editions => c"Server Core and Server with Desktop Experience are supported; Nano Server is not.",
-            OsNote::ServerEditionOnly => c"The server edition only.",
+            OsNote::StockKernelsOnly => "Only the stock kernels of the distribution's minor release or update are supported.",
+            OsNote::NoMajorUpgrade => "Upgrading across major versions is not supported: disable replication, upgrade, then enable replication again.",
+            OsNote::LisRequired => "Linux Integration Services (LIS) components must be installed for the machine to boot in Azure.",
+            OsNote::NoSles11Sp3ToSp4Upgrade => "Upgrading from SP3 to SP4 is not supported: disable replication, upgrade, then enable replication again.",
+            OsNote::KernelTable => "Supported kernels are listed per agent version: check the kernel.",
+            OsNote::OracleKernels => "Only the Red Hat compatible kernel or the Unbreakable Enterprise Kernel releases 3, 4 and 5.",
+            OsNote::VendorEndOfLife => "Vendors may limit support to releases that have not reached end of life.",
+            OsNote::Server2016Editions => "Server Core and Server with Desktop Experience are supported; Nano Server is not.",
+            OsNote::ServerEditionOnly => "The server edition only.",
         }
     }
 
@@ -219,7 +218,7 @@ pub struct OsRow {
     /// Windows or Linux.
     pub family: OsFamily,
     /// The product name (`"Windows Server 2016"`, `"Red Hat Enterprise Linux"`).
-    pub product: &'static CStr,
+    pub product: &'static str,
     /// The first version of the row.
     pub first: OsVersion,
     /// The last version of the row (a minor of `u16::MAX` means any).
@@ -237,11 +236,6 @@ pub struct OsRow {
 }
 
 impl OsRow {
-    /// The product name as text.
-    pub fn product_str(&self) -> &'static str {
-        self.product.to_str().unwrap_or_default()
-    }
-
     /// Whether `v` lies in the row's versions.
     pub fn contains(&self, v: OsVersion) -> bool {
         self.first <= v && v <= self.last
@@ -312,7 +306,7 @@ pub(crate) fn canonical_product(name: &str) -> Option<&'static str> {
     }
     OS_ROWS
         .iter()
-        .map(OsRow::product_str)
+        .map(|r| r.product)
         .find(|p| normalize(p) == n)
 }
 
@@ -344,7 +338,7 @@ pub fn check_os(
     let v: OsVersion = version.parse()?;
     let Some(row) = OS_ROWS
         .iter()
-        .find(|r| r.product_str() == canonical && r.contains(v))
+        .find(|r| r.product == canonical && r.contains(v))
     else {
         return Ok(OsSupport {
             verdict: OsVerdict::NotSupported(OsRejection::VersionNotListed),

@@ -1,7 +1,5 @@
 //! Linux file systems, by agent version.
 
-use std::ffi::CStr;
-
 use super::data::limits::FILE_SYSTEMS;
 use super::AgentVersion;
 
@@ -41,7 +39,7 @@ impl std::ops::BitOr for FsTraits {
 #[derive(Debug)]
 pub struct FsRule {
     /// The name (`"ext4"`).
-    pub name: &'static CStr,
+    pub name: &'static str,
     /// The first agent version that supports it, if not every one.
     pub since: Option<AgentVersion>,
     /// Traits that need a newer agent than the file system itself, with that version.
@@ -82,11 +80,7 @@ pub fn check_filesystem(
 ) -> Result<(), FsRejection> {
     let rule = FILE_SYSTEMS
         .iter()
-        .find(|r| {
-            r.name
-                .to_str()
-                .is_ok_and(|n| n.eq_ignore_ascii_case(name.trim()))
-        })
+        .find(|r| r.name.eq_ignore_ascii_case(name.trim()))
         .ok_or(FsRejection::NotListed)?;
     if let Some(since) = rule.since.filter(|s| agent < *s) {
         return Err(FsRejection::NeedsAgent(since));

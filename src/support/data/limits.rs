@@ -1,8 +1,6 @@
 //! Numbers: file systems, Linux guest rules, Azure VM requirements, churn limits and the
 //! configuration server's requirements. Sizes are binary (E5): 1 MB = 2^20 bytes.
 
-use std::ffi::CStr;
-
 use super::agents::{A9_10, A9_13, A9_14, A9_20, A9_22};
 use crate::support::churn::{ChurnLimit, TargetStorage as T};
 use crate::support::storage::{FsRule, FsTraits};
@@ -15,25 +13,25 @@ pub(crate) const TIB: u64 = 1 << 40;
 
 pub(crate) const FILE_SYSTEMS: &[FsRule] = &[
     FsRule {
-        name: c"ext3",
+        name: "ext3",
         since: None,
         trait_since: &[],
         unsupported: FsTraits::NONE,
     },
     FsRule {
-        name: c"ext4",
+        name: "ext4",
         since: None,
         trait_since: &[],
         unsupported: FsTraits::NONE,
     },
     FsRule {
-        name: c"xfs",
+        name: "xfs",
         since: None,
         trait_since: &[(FsTraits::XFS_V5, A9_10)],
         unsupported: FsTraits::NONE,
     },
     FsRule {
-        name: c"btrfs",
+        name: "btrfs",
         since: Some(A9_22),
         trait_since: &[],
         unsupported: FsTraits(
@@ -135,23 +133,23 @@ pub(crate) const CS_NIC: &str = "VMXNET3";
 /// Control channel, data transport.
 pub(crate) const CS_PORTS: &[u16] = &[443, 9443];
 /// Roles that must not be enabled: canonical name, accepted names.
-pub(crate) const CS_FORBIDDEN_ROLES: &[(&CStr, &[&str])] = &[
+pub(crate) const CS_FORBIDDEN_ROLES: &[(&str, &[&str])] = &[
     (
-        c"Active Directory Domain Services",
+        "Active Directory Domain Services",
         &["AD DS", "ADDS", "AD-Domain-Services"],
     ),
     (
-        c"Internet Information Services",
+        "Internet Information Services",
         &["IIS", "Web-Server", "Web Server (IIS)"],
     ),
-    (c"Hyper-V", &["HyperV"]),
+    ("Hyper-V", &["HyperV"]),
 ];
 /// Group policies that must not be enabled.
-pub(crate) const CS_FORBIDDEN_POLICIES: &[&CStr] = &[
-    c"Prevent access to the command prompt",
-    c"Prevent access to registry editing tools",
-    c"Trust logic for file attachments",
-    c"Turn on Script Execution",
+pub(crate) const CS_FORBIDDEN_POLICIES: &[&str] = &[
+    "Prevent access to the command prompt",
+    "Prevent access to registry editing tools",
+    "Trust logic for file attachments",
+    "Turn on Script Execution",
 ];
 /// PowerCLI 6.0 is required before this configuration server version.
 pub(crate) const CS_POWERCLI_NOT_NEEDED_SINCE: AgentVersion = A9_14;

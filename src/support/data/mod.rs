@@ -36,7 +36,7 @@ mod tests {
                     })
                     .collect();
                 for range in row.ranges {
-                    for end in [range.first_str(), range.last_str()] {
+                    for end in [range.first, range.last] {
                         let k: KernelVersion = end.parse().unwrap();
                         let kept = newer.iter().any(|n| {
                             n.ranges
@@ -48,7 +48,7 @@ mod tests {
                             kept || excused,
                             "{} {} {end}: supported by {old}, not by {new}",
                             row.distro,
-                            row.release_str()
+                            row.release
                         );
                     }
                 }

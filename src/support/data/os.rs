@@ -20,7 +20,7 @@ const fn rel_sp(major: u16, service_pack: u16) -> OsVersion {
 const ANY_SP: OsVersion = sp(ANY);
 
 const fn windows(
-    product: &'static std::ffi::CStr,
+    product: &'static str,
     first: OsVersion,
     since: Option<crate::support::AgentVersion>,
 ) -> OsRow {
@@ -72,7 +72,7 @@ const OL_NOTES: &[N] = &[
 
 const fn linux(
     distro: Distro,
-    product: &'static std::ffi::CStr,
+    product: &'static str,
     first: OsVersion,
     last: OsVersion,
     notes: &'static [N],
@@ -91,91 +91,91 @@ const fn linux(
 }
 
 pub(crate) const OS_ROWS: &[OsRow] = &[
-    windows(c"Windows Server 2019", sp(0), Some(A9_22)),
+    windows("Windows Server 2019", sp(0), Some(A9_22)),
     OsRow {
         notes: &[N::Server2016Editions],
-        ..windows(c"Windows Server 2016", sp(0), None)
+        ..windows("Windows Server 2016", sp(0), None)
     },
     OsRow {
         scope: OsScope::NotSupported,
-        ..windows(c"Windows Server 2016 Nano Server", sp(0), None)
+        ..windows("Windows Server 2016 Nano Server", sp(0), None)
     },
-    windows(c"Windows Server 2012 R2", sp(0), None),
-    windows(c"Windows Server 2012", sp(0), None),
-    windows(c"Windows Server 2008 R2", sp(1), None),
+    windows("Windows Server 2012 R2", sp(0), None),
+    windows("Windows Server 2012", sp(0), None),
+    windows("Windows Server 2008 R2", sp(1), None),
     OsRow {
         last: sp(0),
         scope: OsScope::NotSupported,
-        ..windows(c"Windows Server 2008 R2", sp(0), None)
+        ..windows("Windows Server 2008 R2", sp(0), None)
     },
     // 32-bit allowed here only; E7 decides how the VM check treats it.
     OsRow {
         arches: BOTH,
         scope: OsScope::MigrationOnly,
-        ..windows(c"Windows Server 2008", sp(2), None)
+        ..windows("Windows Server 2008", sp(2), None)
     },
-    windows(c"Windows 10", sp(0), Some(A9_24)),
-    windows(c"Windows 8.1", sp(0), Some(A9_24)),
-    windows(c"Windows 8", sp(0), Some(A9_24)),
-    windows(c"Windows 7", sp(1), Some(A9_24)),
+    windows("Windows 10", sp(0), Some(A9_24)),
+    windows("Windows 8.1", sp(0), Some(A9_24)),
+    windows("Windows 8", sp(0), Some(A9_24)),
+    windows("Windows 7", sp(1), Some(A9_24)),
     // Windows 7 RTM is named as not supported.
     OsRow {
         last: sp(0),
         scope: OsScope::NotSupported,
-        ..windows(c"Windows 7", sp(0), Some(A9_24))
+        ..windows("Windows 7", sp(0), Some(A9_24))
     },
     linux(
         Distro::Rhel,
-        c"Red Hat Enterprise Linux",
+        "Red Hat Enterprise Linux",
         v(5, 2),
         v(5, 11),
         EL5_NOTES,
     ),
     linux(
         Distro::Rhel,
-        c"Red Hat Enterprise Linux",
+        "Red Hat Enterprise Linux",
         v(6, 1),
         v(6, 10),
         LINUX_NOTES,
     ),
     linux(
         Distro::Rhel,
-        c"Red Hat Enterprise Linux",
+        "Red Hat Enterprise Linux",
         v(7, 0),
         v(7, 6),
         LINUX_NOTES,
     ),
-    linux(Distro::CentOs, c"CentOS", v(5, 2), v(5, 11), EL5_NOTES),
-    linux(Distro::CentOs, c"CentOS", v(6, 1), v(6, 10), LINUX_NOTES),
-    linux(Distro::CentOs, c"CentOS", v(7, 0), v(7, 6), LINUX_NOTES),
-    linux(Distro::Ubuntu, c"Ubuntu", v(14, 4), v(14, 4), UBUNTU_NOTES),
-    linux(Distro::Ubuntu, c"Ubuntu", v(16, 4), v(16, 4), UBUNTU_NOTES),
-    linux(Distro::Debian, c"Debian", v(7, 0), v(7, ANY), TABLE_NOTES),
-    linux(Distro::Debian, c"Debian", v(8, 0), v(8, ANY), TABLE_NOTES),
+    linux(Distro::CentOs, "CentOS", v(5, 2), v(5, 11), EL5_NOTES),
+    linux(Distro::CentOs, "CentOS", v(6, 1), v(6, 10), LINUX_NOTES),
+    linux(Distro::CentOs, "CentOS", v(7, 0), v(7, 6), LINUX_NOTES),
+    linux(Distro::Ubuntu, "Ubuntu", v(14, 4), v(14, 4), UBUNTU_NOTES),
+    linux(Distro::Ubuntu, "Ubuntu", v(16, 4), v(16, 4), UBUNTU_NOTES),
+    linux(Distro::Debian, "Debian", v(7, 0), v(7, ANY), TABLE_NOTES),
+    linux(Distro::Debian, "Debian", v(8, 0), v(8, ANY), TABLE_NOTES),
     linux(
         Distro::Sles,
-        c"SUSE Linux Enterprise Server",
+        "SUSE Linux Enterprise Server",
         rel_sp(12, 1),
         rel_sp(12, 4),
         TABLE_NOTES,
     ),
     linux(
         Distro::Sles,
-        c"SUSE Linux Enterprise Server",
+        "SUSE Linux Enterprise Server",
         rel_sp(11, 3),
         rel_sp(11, 4),
         SLES11_NOTES,
     ),
     linux(
         Distro::OracleLinux,
-        c"Oracle Linux",
+        "Oracle Linux",
         v(6, 4),
         v(6, 10),
         OL_NOTES,
     ),
     linux(
         Distro::OracleLinux,
-        c"Oracle Linux",
+        "Oracle Linux",
         v(7, 0),
         v(7, 6),
         OL_NOTES,
