@@ -15,18 +15,14 @@ fn every_churn_row_applies_from_its_io_size_to_the_next() {
     for row in churn_table() {
         for t in row.targets {
             let at = disk_churn_limit(*t, row.io_size_bytes());
-            assert!(std::ptr::eq(at, row), "{t} at {} KB", row.io_kib);
+            assert_eq!(at, row, "{t} at {} KB", row.io_kib);
             // One byte below: the next smaller row of the target, or this one if it is the smallest.
             let below = disk_churn_limit(*t, row.io_size_bytes() - 1);
             let smaller = churn_table()
                 .iter()
                 .filter(|r| r.targets.contains(t) && r.io_kib < row.io_kib)
                 .max_by_key(|r| r.io_kib);
-            assert!(
-                std::ptr::eq(below, smaller.unwrap_or(row)),
-                "{t} below {} KB",
-                row.io_kib
-            );
+            assert_eq!(below, smaller.unwrap_or(row), "{t} below {} KB", row.io_kib);
             // The daily figure is close to, and not above, the rate times a day (E5).
             let derived = row.bytes_per_second() * SECONDS_PER_DAY;
             assert!(

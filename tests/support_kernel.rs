@@ -51,13 +51,8 @@ fn every_range_end_is_supported_by_its_own_range() {
                             row.distro, row.release
                         )
                     });
-                    assert!(
-                        std::ptr::eq(m.range, range),
-                        "{end}: matched {:?}, expected {:?}",
-                        m.range,
-                        range
-                    );
-                    assert!(std::ptr::eq(m.row, row));
+                    assert_eq!(m.range, range, "{end}");
+                    assert_eq!(m.row, row, "{end}");
                     assert_eq!(m.agent, *agent);
                     assert!(r.nearest.is_none());
                     checked += 1;
@@ -81,8 +76,8 @@ fn one_step_outside_every_range_end_is_not_in_that_range() {
                     let r = check_kernel(row.distro, &release_for(row, range), &k, *agent).unwrap();
                     if let Some(m) = r.matched {
                         // Covered by another range of the same row: it must really contain it.
-                        assert!(!std::ptr::eq(m.range, range));
-                        assert!(std::ptr::eq(m.row, row));
+                        assert_ne!(m.range, range, "{k}");
+                        assert_eq!(m.row, row, "{k}");
                         assert!(m.range.contains(&parsed), "{k} matched {:?}", m.range);
                     }
                     checked += 1;

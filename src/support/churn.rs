@@ -87,7 +87,7 @@ impl FromStr for TargetStorage {
 
 /// One row of the per-disk churn table.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct ChurnLimit {
     /// The targets the row applies to.
     pub targets: &'static [TargetStorage],

@@ -52,7 +52,7 @@ pub enum Area {
 
 /// One feature of the matrix.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Feature {
     /// The stable key (`"host_nic_teaming"`).
     pub key: &'static str,

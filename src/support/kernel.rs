@@ -286,7 +286,7 @@ impl FromStr for Distro {
 
 /// One range of supported kernels in a [`KernelRow`], both ends included.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct KernelRange {
     /// The service pack the range belongs to (SUSE), 0 where the distribution has none.
     pub service_pack: u8,
@@ -351,7 +351,7 @@ impl KernelRange {
 
 /// One row of the kernel tables: the kernels an agent version supports on one release.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct KernelRow {
     /// The distribution.
     pub distro: Distro,

@@ -213,7 +213,7 @@ impl OsNote {
 
 /// One row of the operating system table.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct OsRow {
     /// Windows or Linux.
     pub family: OsFamily,

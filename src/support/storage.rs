@@ -36,7 +36,7 @@ impl std::ops::BitOr for FsTraits {
 
 /// One file system row.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct FsRule {
     /// The name (`"ext4"`).
     pub name: &'static str,

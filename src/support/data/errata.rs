@@ -7,7 +7,7 @@ use crate::support::AgentVersion;
 
 /// One resolved contradiction or ambiguity of the source.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Erratum {
     /// A stable identifier (`E1`, `E2` ...).
     pub id: &'static str,
