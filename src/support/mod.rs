@@ -11,6 +11,9 @@
 //! source resolved in `data/errata.rs`) and the queries over them. It never reads files,
 //! never touches the network, and never decides support in code: adding an agent version is a
 //! change to the tables only. The tables' sizes are binary (1 MB = 2^20 bytes).
+//!
+//! It speaks Rust (`&str`, slices, `Result`) and never imports `ffi`: the C strings, result codes
+//! and error mapping of its C API live in `src/ffi/support/`.
 
 mod churn;
 mod config_server;

@@ -190,7 +190,7 @@ impl OsNote {
         OsNote::ServerEditionOnly,
     ];
 
-    /// The note as a sentence (static, NUL-terminated for C).
+    /// The note as a sentence.
     pub fn text(self) -> &'static str {
         match self {
             OsNote::StockKernelsOnly => "Only the stock kernels of the distribution's minor release or update are supported.",
