@@ -9,12 +9,12 @@
 //! Every query function is pure: it never blocks and any thread may call it. A handle may be
 //! used by one thread at a time; distinct handles are independent.
 //!
-//! One file per C type family: [`kernel`] (kernel check), [`os`] (operating system checks and
-//! upgrades), [`matrix`] (file systems, features, VMware hosts, churn limits, errata), [`report`]
-//! (validator reports), [`vm`], [`config_server`] and [`plan`] (the builders). `error` maps
+//! One file per C type family: `kernel` (kernel check), `os` (operating system checks and
+//! upgrades), `matrix` (file systems, features, VMware hosts, churn limits, errata), `report`
+//! (validator reports), `vm`, `config_server` and `plan` (the builders). `error` maps
 //! [`SupportError`] to its C codes and `strings` holds the NUL-terminated copies of the table
 //! strings that the queries return. Each file's C-program-style unit tests sit beside it
-//! (`*_tests.rs`).
+//! (`*_tests.rs`, helpers in `test_util.rs`).
 
 #![allow(non_camel_case_types)]
 
