@@ -1029,7 +1029,8 @@ typedef struct blockdelta_checkpoint {
    */
   uint8_t generation[16];
   /**
-   * 1 for the first checkpoint of a generation, then +1 per commit.
+   * This checkpoint's number: 1 for the first take of a generation, then the last number
+   * issued plus one. Unique within a generation: an aborted number is never issued again.
    */
   uint64_t sequence;
   /**
@@ -1052,11 +1053,24 @@ typedef struct blockdelta_checkpoint {
    * Tracking granularity in bytes.
    */
   uint32_t block_size;
+  /**
+   * The last committed sequence number of this generation (0 if none). A stream for this
+   * checkpoint goes from `from_sequence` to `sequence`; it is correct on a replica at any
+   * point `s` of this generation with `from_sequence <= s < sequence`.
+   */
+  uint64_t from_sequence;
 } blockdelta_checkpoint;
 
 /**
  * A resumable position in a taken checkpoint's extents. A plain value: initialise it with
  * `blockdelta_extent_cursor_init`, pass it to `blockdelta_tracker_extents`, copy it freely.
+ *
+ * To resume at a given block, set `next_block` (keeping `generation` and `sequence` of the
+ * pending checkpoint): any value is valid. A block inside an extent resumes with the rest of
+ * that extent; a block at or past the checkpoint's last block reads as the end (count 0). A
+ * `generation` or `sequence` other than the pending checkpoint's is
+ * `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`; no pending checkpoint is
+ * `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`.
  */
 typedef struct blockdelta_extent_cursor {
   /**
@@ -1849,7 +1863,9 @@ blockdelta_result blockdelta_extent_cursor_init(const struct blockdelta_checkpoi
 /**
  * Reads up to `cap` coalesced extents of the taken checkpoint into `extents`, ascending and
  * non-overlapping, from the position in `*cursor`, and advances `*cursor`. `*count_out`
- * receives how many were written; 0 means the end. `cursor` is read and, on success, updated;
+ * receives how many were written; 0 means the end. A `cap` of 0 while extents remain is
+ * `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL` (0 is returned only at the end, whatever `cap` is).
+ * `cursor` is read and, on success, updated;
  * `extents` is caller-owned and only borrowed for the call. A cursor of another checkpoint is
  * `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`. Control path: no allocation; any thread.
  */
@@ -1860,12 +1876,25 @@ blockdelta_result blockdelta_tracker_extents(const struct blockdelta_tracker *tr
                                              size_t *count_out);
 
 /**
- * The replica has checkpoint `sequence`: forget its blocks. A sequence other than the taken
- * one is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`; none taken is
- * `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
+ * The replica has applied checkpoint (`generation`, `sequence`): forget its blocks. Pass what
+ * the replica *reported* as applied, so that a checkpoint it did not apply is never committed.
+ * `generation` points to 16 bytes (read during the call only). A generation or sequence other
+ * than the taken checkpoint's is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT` (nothing changes);
+ * none taken is `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
  */
 blockdelta_result blockdelta_tracker_commit(const struct blockdelta_tracker *tracker,
+                                            const uint8_t *generation,
                                             uint64_t sequence);
+
+/**
+ * Reports the pending (taken, not yet committed or aborted) checkpoint: if there is one,
+ * `*checkpoint_out` receives it and `*has_out` is true; otherwise `*checkpoint_out` is left
+ * as it is and `*has_out` is false. Both pointers are caller-owned. Control path: takes the
+ * control lock briefly, never blocks writers; any thread.
+ */
+blockdelta_result blockdelta_tracker_pending(const struct blockdelta_tracker *tracker,
+                                             struct blockdelta_checkpoint *checkpoint_out,
+                                             bool *has_out);
 
 /**
  * Checkpoint `sequence` was not delivered: merge its blocks back so the next take has them.
@@ -1902,7 +1931,8 @@ blockdelta_result blockdelta_tracker_memory_usage(const struct blockdelta_tracke
 
 /**
  * Bytes of memory a tracker of `capacity` bytes at `block_size` granularity would hold, for
- * sizing before creation. Returns 0 for a `block_size` of 0. Pure; any thread.
+ * sizing before creation. Returns 0 for a `block_size` of 0. Total: a figure above 64 bits
+ * (a capacity no tracker accepts) saturates at `UINT64_MAX`. Pure; any thread.
  */
 uint64_t blockdelta_tracker_memory_for(uint64_t capacity, uint32_t block_size);
 

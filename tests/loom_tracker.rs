@@ -39,7 +39,7 @@ fn take_blocks(t: &Tracker) -> Vec<u64> {
             blocks.extend(e.offset / SECTOR..(e.offset + e.len) / SECTOR);
         }
     }
-    t.commit(info.sequence).unwrap();
+    t.commit(info.generation, info.sequence).unwrap();
     blocks
 }
 

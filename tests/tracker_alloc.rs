@@ -95,7 +95,7 @@ fn no_allocation_after_construction() {
             if round % 2 == 0 {
                 tracker.abort(info.sequence).unwrap();
             } else {
-                tracker.commit(info.sequence).unwrap();
+                tracker.commit(info.generation, info.sequence).unwrap();
             }
             let _ = tracker.stats();
             let _ = tracker.memory_usage();
@@ -104,7 +104,7 @@ fn no_allocation_after_construction() {
         tracker.resize(2 * GIB).unwrap();
         tracker.mark_all();
         let info = tracker.take().unwrap();
-        tracker.commit(info.sequence).unwrap();
+        tracker.commit(info.generation, info.sequence).unwrap();
         dirty
     });
     assert!(dirty > 0, "the workload really marked blocks");

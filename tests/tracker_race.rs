@@ -101,7 +101,7 @@ fn run(writers: usize, writes_per_thread: usize, abort_every: usize, seed: u64) 
                 if aborted {
                     tracker.abort(info.sequence).unwrap();
                 } else {
-                    tracker.commit(info.sequence).unwrap();
+                    tracker.commit(info.generation, info.sequence).unwrap();
                 }
                 sets.push(TakenSet { blocks, aborted });
                 if last_round && !aborted {

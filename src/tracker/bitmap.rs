@@ -64,6 +64,20 @@ impl Shape {
         }
     }
 
+    /// Words (all levels) of a map for `blocks` blocks, saturating at `u64::MAX`: total for
+    /// every input, unlike [`Shape::new`], which is only for block counts a tracker accepts.
+    pub(crate) fn words_for(blocks: u64) -> u64 {
+        let mut n = blocks.max(1).div_ceil(64);
+        let mut total = 0u64;
+        loop {
+            total = total.saturating_add(n);
+            if n == 1 {
+                return total;
+            }
+            n = n.div_ceil(64);
+        }
+    }
+
     /// Bytes taken by one map of this shape.
     pub(crate) fn bytes(&self) -> usize {
         self.total * 8

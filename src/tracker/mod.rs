@@ -153,9 +153,16 @@ pub struct Geometry {
 pub struct CheckpointInfo {
     /// The tracker generation this checkpoint belongs to.
     pub generation: GenerationId,
-    /// 1 for the first checkpoint of a generation, then +1 per commit. After an abort the next
-    /// take reuses the number (its set is a superset of the aborted one).
+    /// This checkpoint's number: 1 for the first take of a generation, then the last number
+    /// issued plus one. Numbers are unique within a generation: an aborted checkpoint's number
+    /// is never issued again (the next take's set is a superset of the aborted one, under a new
+    /// number), so a replica can never confuse the two.
     pub sequence: u64,
+    /// The last committed sequence number of this generation (0 if none). This checkpoint's set
+    /// is the union of every change since that commit, so a stream for it (from `from_sequence`
+    /// to `sequence`) is correct on a replica at any point `s` of this generation with
+    /// `from_sequence <= s < sequence`.
+    pub from_sequence: u64,
     /// Disk size when the checkpoint was taken; extents never reach past it.
     pub disk_size: u64,
     /// Tracking granularity in bytes.
@@ -263,7 +270,10 @@ struct Control {
     frozen: FrozenMap,
     pending: Option<CheckpointInfo>,
     generation: GenerationId,
+    /// Last sequence committed in `generation` (0 if none).
     committed: u64,
+    /// Last sequence issued by `take` in `generation` (0 if none); never decreases within it.
+    issued: u64,
     taken: u64,
     commits: u64,
     aborts: u64,
@@ -350,6 +360,7 @@ impl Tracker {
                 pending: None,
                 generation: GenerationId::random(),
                 committed: 0,
+                issued: 0,
                 taken: 0,
                 commits: 0,
                 aborts: 0,
@@ -366,10 +377,14 @@ impl Tracker {
 
     /// Bytes of tracker memory for a disk of `capacity` bytes at `block_size` granularity:
     /// the live and the frozen bitmap with their summary levels, plus the fixed part.
+    ///
+    /// Total for every input: a `block_size` of 0 is taken as 1, and a figure that does not fit
+    /// 64 bits saturates at `u64::MAX` (no such tracker can be built anyway).
     pub fn memory_for(capacity: u64, block_size: u32) -> u64 {
         let blocks = capacity.div_ceil(u64::from(block_size.max(1)));
-        let shape = Shape::new(blocks);
-        2 * shape.bytes() as u64 + Self::fixed_bytes()
+        Shape::words_for(blocks)
+            .saturating_mul(2 * 8)
+            .saturating_add(Self::fixed_bytes())
     }
 
     fn fixed_bytes() -> u64 {
@@ -451,6 +466,7 @@ impl Tracker {
         let mut c = self.control.lock();
         c.generation = GenerationId::random();
         c.committed = 0;
+        c.issued = 0;
         self.set_all(self.disk_size.load(Ordering::Acquire));
     }
 
@@ -479,7 +495,8 @@ impl Tracker {
         }
         let info = CheckpointInfo {
             generation: c.generation,
-            sequence: c.committed + 1,
+            sequence: c.issued + 1,
+            from_sequence: c.committed,
             disk_size,
             block_size: self.block_size(),
             dirty_blocks,
@@ -497,6 +514,7 @@ impl Tracker {
         c.interval_start = now;
         c.interval_totals = totals;
         c.taken += 1;
+        c.issued = info.sequence;
         c.pending = Some(info);
         Ok(info)
     }
@@ -509,6 +527,14 @@ impl Tracker {
     /// Reads the next coalesced extents of the taken checkpoint into `out`, ascending and
     /// non-overlapping, and advances `cursor`. Returns how many were written; 0 means the end.
     /// Costs time in proportion to the dirty blocks read; no allocation.
+    ///
+    /// An empty `out` is [`TrackerError::EmptyExtentBuffer`] unless the cursor is at the end
+    /// (then `Ok(0)`): 0 must never be mistaken for the end while extents remain.
+    ///
+    /// The cursor is plain data: a copy resumes where it was taken. `next_block` may be any
+    /// block number (a value past the last block of the checkpoint simply reads as the end); a
+    /// position inside an extent returns the rest of that extent first. A cursor of another
+    /// checkpoint (generation or sequence) is [`TrackerError::WrongCheckpoint`].
     pub fn extents(
         &self,
         cursor: &mut ExtentCursor,
@@ -519,6 +545,12 @@ impl Tracker {
         let end_block = p.disk_size.div_ceil(self.block_size().into());
         let mut n = 0;
         let mut pos = cursor.next_block;
+        if out.is_empty() {
+            return match c.frozen.next_set(pos).filter(|&b| b < end_block) {
+                Some(_) => Err(TrackerError::EmptyExtentBuffer { next_block: pos }),
+                None => Ok(0),
+            };
+        }
         while n < out.len() {
             let Some(start) = c.frozen.next_set(pos).filter(|&b| b < end_block) else {
                 pos = end_block;
@@ -541,20 +573,27 @@ impl Tracker {
         generation: Option<GenerationId>,
     ) -> Result<CheckpointInfo, TrackerError> {
         let p = c.pending.ok_or(TrackerError::NoCheckpoint)?;
-        if p.sequence != sequence || generation.is_some_and(|g| g != p.generation) {
+        let given_generation = generation.unwrap_or(p.generation);
+        if p.sequence != sequence || given_generation != p.generation {
             return Err(TrackerError::WrongCheckpoint {
+                pending_generation: p.generation,
                 pending: p.sequence,
+                given_generation,
                 given: sequence,
             });
         }
         Ok(p)
     }
 
-    /// The replica has checkpoint `sequence`: forget its blocks.
-    pub fn commit(&self, sequence: u64) -> Result<(), TrackerError> {
+    /// The replica has applied checkpoint (`generation`, `sequence`): forget its blocks.
+    ///
+    /// Pass what the replica *reported* as applied, not what was sent: both must equal the
+    /// pending checkpoint's, else [`TrackerError::WrongCheckpoint`] (and nothing changes), so a
+    /// checkpoint the replica did not apply can never be committed.
+    pub fn commit(&self, generation: GenerationId, sequence: u64) -> Result<(), TrackerError> {
         let mut guard = self.control.lock();
         let c = &mut *guard;
-        let p = Self::check_pending(c, sequence, None)?;
+        let p = Self::check_pending(c, sequence, Some(generation))?;
         c.frozen.clear();
         if p.generation == c.generation {
             c.committed = p.sequence;
@@ -565,7 +604,8 @@ impl Tracker {
     }
 
     /// Checkpoint `sequence` was not delivered: merge its blocks back into the live set, so the
-    /// next take includes them again. Lock-free with respect to concurrent writers.
+    /// next take includes them again (under a new sequence number: numbers are never reused).
+    /// Lock-free with respect to concurrent writers.
     pub fn abort(&self, sequence: u64) -> Result<(), TrackerError> {
         let mut guard = self.control.lock();
         let c = &mut *guard;
