@@ -572,6 +572,32 @@ typedef uint32_t blockdelta_result;
 #endif // __cplusplus
 
 /**
+ * What happened to an [`Extent`] last. In C a `uint32_t` holding
+ * `BLOCKDELTA_EXTENT_KIND_WRITE` (0) or `BLOCKDELTA_EXTENT_KIND_DISCARD` (1).
+ */
+enum blockdelta_extent_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Written: the replica needs the source's data.
+   */
+  BLOCKDELTA_EXTENT_KIND_WRITE = 0,
+  /**
+   * Discarded (trimmed/unmapped) as whole blocks: the replica needs a DISCARD, no data.
+   */
+  BLOCKDELTA_EXTENT_KIND_DISCARD = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum blockdelta_extent_kind blockdelta_extent_kind;
+#else
+typedef uint32_t blockdelta_extent_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Statistics readable with `blockdelta_tracker_stat`. Numbers are stable; new ones are appended.
  */
 enum blockdelta_tracker_stat_id
@@ -697,9 +723,11 @@ typedef struct blockdelta_vm blockdelta_vm;
 typedef int (*blockdelta_read_fn)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
 
 /**
- * A byte range of a disk: `len` bytes starting at `offset`.
+ * A byte range of a disk: `len` bytes starting at `offset`, written or discarded.
  *
- * Exposed to C as the plain value type `blockdelta_extent` (it will never grow).
+ * Exposed to C as the plain value type `blockdelta_extent` (24 bytes). It grew in 0.2 (from 16
+ * bytes) to say whether the range was written or discarded (`kind`, plus a reserved word that
+ * must be zero); it is not meant to grow again.
  */
 typedef struct blockdelta_extent {
   /**
@@ -710,6 +738,14 @@ typedef struct blockdelta_extent {
    * Length of the range in bytes.
    */
   uint64_t len;
+  /**
+   * Whether the range was written (its data must be read and shipped) or discarded.
+   */
+  blockdelta_extent_kind kind;
+  /**
+   * Reserved: zero.
+   */
+  uint32_t reserved;
 } blockdelta_extent;
 
 /**
@@ -1193,7 +1229,10 @@ blockdelta_result blockdelta_encoder_header(struct blockdelta_encoder *encoder,
 /**
  * Sets the extents to encode next (copied; they may be freed after the call). They must ascend
  * without overlap, start at or after everything already encoded, and lie within the disk.
- * `(NULL, 0)` is an empty list. Replaces any list not yet fully encoded. Allocates; never blocks.
+ * `(NULL, 0)` is an empty list. Replaces any list not yet fully encoded. A DISCARD extent
+ * (`kind` `BLOCKDELTA_EXTENT_KIND_DISCARD`) becomes one DISCARD record, nothing is read for it;
+ * any other `kind` than WRITE or DISCARD is `BLOCKDELTA_RESULT_INVALID_ARGUMENT`. Allocates;
+ * never blocks.
  */
 blockdelta_result blockdelta_encoder_set_extents(struct blockdelta_encoder *encoder,
                                                  const struct blockdelta_extent *extents,

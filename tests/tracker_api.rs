@@ -82,16 +82,18 @@ fn sixty_four_tib_disks_are_supported() {
         ext,
         vec![Extent::new(0, MIB), Extent::new(64 * TIB - MIB, MIB)]
     );
-    // Memory at 1 MiB granularity: 2 bitmaps of 2^26 bits plus summaries, about 16 MiB.
-    assert!(t.memory_usage() < 17 * MIB, "{}", t.memory_usage());
+    // Memory at 1 MiB granularity: 2 bitmaps of 2^26 bits plus summaries and 2 discard maps of
+    // 2^26 bits, about 32 MiB.
+    assert!(t.memory_usage() < 33 * MIB, "{}", t.memory_usage());
 }
 
 #[test]
 fn memory_budget_picks_the_finest_granularity_that_fits() {
-    let t = Tracker::new(TrackerConfig::new(TIB).memory_budget(5 * MIB)).unwrap();
-    // 64 KiB needs ~4.06 MiB per TiB, 32 KiB ~8.1 MiB: 64 KiB is the finest that fits 5 MiB.
+    let t = Tracker::new(TrackerConfig::new(TIB).memory_budget(9 * MIB)).unwrap();
+    // 64 KiB needs ~8.06 MiB per TiB (dirty and discard maps), 32 KiB ~16.1 MiB: 64 KiB is the
+    // finest that fits 9 MiB.
     assert_eq!(t.block_size(), 64 << 10);
-    assert!(t.memory_usage() <= 5 * MIB);
+    assert!(t.memory_usage() <= 9 * MIB);
     assert_eq!(t.memory_usage(), Tracker::memory_for(TIB, 64 << 10));
     let err = Tracker::new(TrackerConfig::new(64 * TIB).memory_budget(MIB))
         .err()
@@ -130,7 +132,7 @@ fn unaligned_and_spanning_writes_mark_every_block_they_touch() {
             Extent::new(0, 2 * 4096),
             Extent::new(3 * 4096, 4096),
             Extent::new(63 * 4096, 71 * 4096),
-            Extent::new(255 * 4096, 4096),
+            Extent::discard(255 * 4096, 4096),
         ]
     );
 }
@@ -486,4 +488,87 @@ fn iteration_coalesces_across_summary_words() {
             Extent::new(4 * GIB - 512, 512)
         ]
     );
+}
+
+/// Issue 8 (discards lost at take): once taken, a discarded block looked like a written one, so
+/// a replica never got DISCARD records. Whole-block discards are now reported as such through
+/// take, abort and commit; a partial discard stays a write; a later write wins.
+#[test]
+fn whole_block_discards_are_reported_as_discards() {
+    let t = clean(MIB, 4096);
+    t.mark_discard(4096, 3 * 4096).unwrap(); // blocks 1..=3, whole
+    t.mark_discard(10 * 4096 + 100, 4096).unwrap(); // partial at both ends: writes 10, 11
+    t.mark_discard(20 * 4096 + 512, 3 * 4096).unwrap(); // 20 partial, 21..=22 whole, 23 partial
+    t.mark_discard(30 * 4096, 2 * 4096).unwrap();
+    t.mark_write(31 * 4096 + 1, 1).unwrap(); // a later write to block 31 wins
+    t.mark_write(40 * 4096, 4096).unwrap();
+    t.mark_discard(40 * 4096, 4096).unwrap(); // a later discard wins
+    let want = vec![
+        Extent::discard(4096, 3 * 4096),
+        Extent::new(10 * 4096, 2 * 4096),
+        Extent::new(20 * 4096, 4096),
+        Extent::discard(21 * 4096, 2 * 4096),
+        Extent::new(23 * 4096, 4096),
+        Extent::discard(30 * 4096, 4096),
+        Extent::new(31 * 4096, 4096),
+        Extent::discard(40 * 4096, 4096),
+    ];
+    // Through an abort: the discards come back as discards...
+    let info = t.take().unwrap();
+    assert_eq!(info.extent_count, want.len() as u64, "runs split by kind");
+    t.abort(info.sequence).unwrap();
+    let (seq, ext) = take_all(&t);
+    assert_eq!(ext, want);
+    t.commit(t.generation(), seq).unwrap();
+    // ...and after a commit nothing is left over: a new write is a write.
+    t.mark_write(4096, 4096).unwrap();
+    let (_, ext) = take_all(&t);
+    assert_eq!(ext, vec![Extent::new(4096, 4096)]);
+}
+
+#[test]
+fn a_write_after_the_take_beats_an_aborted_discard() {
+    let t = clean(MIB, 4096);
+    t.mark_discard(0, 4 * 4096).unwrap();
+    let info = t.take().unwrap();
+    t.mark_write(4096, 1).unwrap(); // written while the discard is taken
+    t.mark_discard(2 * 4096, 4096).unwrap(); // discarded again meanwhile
+    t.abort(info.sequence).unwrap();
+    let (_, ext) = take_all(&t);
+    assert_eq!(
+        ext,
+        vec![
+            Extent::discard(0, 4096),
+            Extent::new(4096, 4096),
+            Extent::discard(2 * 4096, 2 * 4096),
+        ]
+    );
+}
+
+#[test]
+fn mark_all_resize_and_lost_continuity_turn_discards_into_writes() {
+    let t = Tracker::new(
+        TrackerConfig::new(MIB)
+            .granularity(4096)
+            .capacity(2 * MIB)
+            .start_clean(true),
+    )
+    .unwrap();
+    t.mark_discard(0, MIB).unwrap();
+    t.mark_all();
+    assert_eq!(take_all(&t).1, vec![Extent::new(0, MIB)]);
+    t.abort(t.pending().unwrap().sequence).unwrap();
+    let (s, _) = take_all(&t);
+    t.commit(t.generation(), s).unwrap();
+    // The last block up to the disk end counts as whole; a shrink drops discard bits past the
+    // end, a grow makes the new region written.
+    t.mark_discard(MIB - 4096, 4096).unwrap();
+    t.resize(MIB - 4096).unwrap();
+    t.resize(MIB).unwrap();
+    assert_eq!(take_all(&t).1, vec![Extent::new(MIB - 4096, 4096)]);
+    let s = t.pending().unwrap().sequence;
+    t.commit(t.generation(), s).unwrap();
+    t.mark_discard(0, 4096).unwrap();
+    t.lose_continuity();
+    assert_eq!(take_all(&t).1, vec![Extent::new(0, MIB)]);
 }

@@ -46,7 +46,7 @@ use bitmap::{FrozenMap, LiveMap, Shape};
 use stats::{Counters, Totals};
 
 pub use error::TrackerError;
-pub use extent::{Extent, GenerationId};
+pub use extent::{Extent, ExtentKind, GenerationId};
 
 /// Smallest tracking granularity (bytes).
 pub const MIN_GRANULARITY: u32 = 512;
@@ -344,7 +344,7 @@ impl Tracker {
         }
         let shape = Shape::new(blocks);
         let oom = || TrackerError::OutOfMemory {
-            bytes: 2 * shape.bytes() as u64,
+            bytes: Self::memory_for(capacity, block_size) - Self::fixed_bytes(),
         };
         let live = LiveMap::new(shape).ok_or_else(oom)?;
         let frozen = FrozenMap::new(shape).ok_or_else(oom)?;
@@ -376,13 +376,15 @@ impl Tracker {
     }
 
     /// Bytes of tracker memory for a disk of `capacity` bytes at `block_size` granularity:
-    /// the live and the frozen bitmap with their summary levels, plus the fixed part.
+    /// the live and the frozen bitmap with their summary levels, the live and the frozen
+    /// discard bits (one bit per block each), plus the fixed part.
     ///
     /// Total for every input: a `block_size` of 0 is taken as 1, and a figure that does not fit
     /// 64 bits saturates at `u64::MAX` (no such tracker can be built anyway).
     pub fn memory_for(capacity: u64, block_size: u32) -> u64 {
         let blocks = capacity.div_ceil(u64::from(block_size.max(1)));
         Shape::words_for(blocks)
+            .saturating_add(blocks.max(1).div_ceil(64))
             .saturating_mul(2 * 8)
             .saturating_add(Self::fixed_bytes())
     }
@@ -422,6 +424,12 @@ impl Tracker {
 
     /// Records that `len` bytes at `offset` were discarded (trimmed/unmapped). The blocks become
     /// dirty like a write (the replica must learn of it); statistics count it apart.
+    ///
+    /// Blocks the range covers whole are remembered as discarded until a later write to them,
+    /// through take, abort and commit: [`Tracker::extents`] reports them as
+    /// [`ExtentKind::Discard`], so the stream sends a DISCARD record instead of reading the
+    /// source. The partial blocks at either end are writes. Under races a discard may be
+    /// reported as a write (always safe), never a write as a discard.
     #[inline]
     pub fn mark_discard(&self, offset: u64, len: u64) -> Result<(), TrackerError> {
         self.mark(offset, len, true)
@@ -443,9 +451,21 @@ impl Tracker {
                 })
             }
         };
-        let newly = self
-            .live
-            .set_range(offset >> self.shift, (end - 1) >> self.shift);
+        let (first, last) = (offset >> self.shift, (end - 1) >> self.shift);
+        let disc = if discard {
+            // Only whole blocks become discards (the disk's last block is whole up to the disk
+            // end); the partial blocks at either end are writes.
+            let full_end = if end == disk_size {
+                end.div_ceil(self.block_size().into())
+            } else {
+                end >> self.shift
+            };
+            let full_first = offset.div_ceil(self.block_size().into());
+            (full_first < full_end).then(|| (full_first, full_end - 1))
+        } else {
+            None
+        };
+        let newly = self.live.mark_range(first, last, disc);
         self.counters.record(discard, len, newly);
         Ok(())
     }
@@ -556,10 +576,19 @@ impl Tracker {
                 pos = end_block;
                 break;
             };
-            let stop = c.frozen.next_clear(start).min(end_block);
+            let discard = c.frozen.is_discard(start);
+            let stop = c
+                .frozen
+                .next_clear(start)
+                .min(c.frozen.next_kind_change(start, discard))
+                .min(end_block);
             let offset = start << self.shift;
             let end = (stop << self.shift).min(p.disk_size);
-            out[n] = Extent::new(offset, end - offset);
+            out[n] = if discard {
+                Extent::discard(offset, end - offset)
+            } else {
+                Extent::new(offset, end - offset)
+            };
             n += 1;
             pos = stop;
         }
@@ -611,9 +640,8 @@ impl Tracker {
         let c = &mut *guard;
         Self::check_pending(c, sequence, None)?;
         let live = &self.live;
-        c.frozen.for_each_word(|w, bits| {
-            live.set_word(w, bits);
-        });
+        let frozen = &c.frozen;
+        frozen.for_each_word(|w, bits| live.merge_word(w, bits, frozen.discard_leaf(w)));
         c.frozen.clear();
         c.aborts += 1;
         c.pending = None;
