@@ -80,6 +80,10 @@ fn no_allocation_after_construction() {
                 if i % 10 == 0 {
                     tracker.mark_discard(off, 512).unwrap();
                 }
+                if i % 10 == 5 {
+                    // Whole blocks: discard bits through take, abort and commit.
+                    tracker.mark_discard(off & !4095, 3 * 4096).unwrap();
+                }
             }
             let err = tracker.mark_write(4 * GIB, 1).unwrap_err(); // error path too
             assert!(matches!(err, blockdelta::TrackerError::OutOfRange { .. }));

@@ -12,8 +12,21 @@
 //! - A write whose mark overlaps a `take` lands in the taken set or in the next one, never in
 //!   neither; a write whose mark returned before a `take` started is in that take (protocol in
 //!   `bitmap.rs`; loom model in `tests/loom_tracker.rs`, stress test in `tests/tracker_race.rs`).
-//! - Nothing allocates after construction: take, extent reads, commit and abort reuse the two
+//! - Nothing allocates after construction: take, extent reads, commit and abort reuse the
 //!   bitmaps allocated by [`Tracker::new`] (`tests/tracker_alloc.rs`).
+//! - A block whose last change was a discard of the whole block is reported as an
+//!   [`ExtentKind::Discard`] extent, through take, abort and commit, so the stream sends a
+//!   DISCARD record instead of data. Under races a discard may be reported as a write (always
+//!   safe: the data is read and shipped), never a write as a discard (protocol in `bitmap.rs`,
+//!   loom scenarios `*discard*`, stress test `a_write_is_never_reported_as_a_discard*`). The cost:
+//!   one bit per block in a live and in a frozen discard map (about twice the memory of the dirty
+//!   maps alone, see [`Tracker::memory_for`]), and on the write path two loads of the block's
+//!   discard word (one before, one after the dirty bit), with a read-modify-write only when a
+//!   discard bit is set.
+//! - Checkpoint numbers are unique within a generation; an aborted number is never issued again.
+//!   Each checkpoint names the last committed number it builds on
+//!   ([`CheckpointInfo::from_sequence`]), and [`Tracker::commit`] takes the generation and
+//!   number the replica reports as applied.
 //! - Taking, iterating and committing cost time in proportion to the dirty blocks, not the disk.
 //! - Every checkpoint names its [`GenerationId`] and sequence number. The generation changes
 //!   whenever tracking continuity is lost, so a consumer never mistakes a reset for "nothing
@@ -283,7 +296,8 @@ struct Control {
 }
 
 impl Tracker {
-    /// Builds a tracker, allocating both bitmaps now. Fails with a message naming the bad value.
+    /// Builds a tracker, allocating its bitmaps now (live and frozen dirty maps, live and frozen
+    /// discard maps). Fails with a message naming the bad value.
     pub fn new(config: TrackerConfig) -> Result<Tracker, TrackerError> {
         let bad = |what, value| Err(TrackerError::InvalidGeometry { what, value });
         let TrackerConfig {
@@ -414,7 +428,10 @@ impl Tracker {
 
     /// Records that `len` bytes at `offset` were written.
     ///
-    /// Lock-free, never blocks, never allocates; any thread. Unaligned ranges mark every block
+    /// Lock-free, never blocks, never allocates; any thread. Per leaf word touched: a load of the
+    /// discard word (an RMW only if a discard bit of these blocks is set), a load of the dirty
+    /// word (an RMW only if a bit is clear), a load per summary level, and a second load of the
+    /// discard word. Unaligned ranges mark every block
     /// they touch. `len == 0` is a no-op. A range past the disk end marks nothing and returns
     /// [`TrackerError::OutOfRange`] naming the values.
     #[inline]
@@ -700,7 +717,7 @@ impl Tracker {
         self.control.lock().generation
     }
 
-    /// Bytes of memory this tracker holds (both bitmaps, summaries and counters).
+    /// Bytes of memory this tracker holds (dirty maps with summaries, discard maps, counters).
     pub fn memory_usage(&self) -> u64 {
         Self::memory_for(self.capacity, self.block_size())
     }
