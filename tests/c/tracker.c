@@ -215,6 +215,24 @@ int main(void) {
   CHECK(cp.sequence == 1 && cp.from_sequence == 0 && cp.dirty_bytes == DISK + MIB && memcmp(cp.generation, gen_after, 16) == 0);
   CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_OK);
 
+  /* Whole-block discards come back as DISCARD extents; a write stays a write. */
+  {
+    CHECK(sizeof(blockdelta_extent) == 24);
+    CHECK_RC(blockdelta_tracker_mark_discard(t, 0, 2 * BLOCK), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_mark_write(t, 2 * BLOCK, 1), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
+    blockdelta_extent_cursor cd;
+    blockdelta_extent ed[4];
+    size_t nd = 0;
+    CHECK_RC(blockdelta_extent_cursor_init(&cp, &cd), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_extents(t, &cd, ed, 4, &nd), BLOCKDELTA_RESULT_OK);
+    CHECK(nd == 2 && cp.extent_count == 2);
+    CHECK(ed[0].offset == 0 && ed[0].len == 2 * BLOCK && ed[0].kind == BLOCKDELTA_EXTENT_KIND_DISCARD);
+    CHECK(ed[1].offset == 2 * BLOCK && ed[1].len == BLOCK && ed[1].kind == BLOCKDELTA_EXTENT_KIND_WRITE);
+    CHECK(ed[0].reserved == 0 && ed[1].reserved == 0);
+    CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_OK);
+  }
+
   /* Memory: reported, and predictable before creation. */
   uint64_t mem = 0;
   CHECK_RC(blockdelta_tracker_memory_usage(t, &mem), BLOCKDELTA_RESULT_OK);
