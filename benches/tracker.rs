@@ -131,7 +131,7 @@ fn bench_mark(c: &mut Criterion) {
                 while done < iters {
                     let batch = (iters - done).min(4096);
                     let info = t.take().unwrap();
-                    t.commit(info.sequence).unwrap();
+                    t.commit(info.generation, info.sequence).unwrap();
                     let start = Instant::now();
                     for k in 0..batch as usize {
                         t.mark_write(black_box(offs[(done as usize + k) & (offs.len() - 1)]), len)

@@ -33,8 +33,9 @@ int main(void) {
     for (size_t i = 0; i < n; i++)
       printf("checkpoint %" PRIu64 ": ship %" PRIu64 "+%" PRIu64 "\n", cp.sequence, batch[i].offset, batch[i].len);
   }
-  /* ...after the replica has it (blockdelta_tracker_abort instead if shipping failed): */
-  blockdelta_tracker_commit(tracker, cp.sequence);
+  /* ...after the replica reports it applied (generation, sequence) (blockdelta_tracker_abort
+     instead if shipping failed). Pass what the replica reported, not what was sent: */
+  blockdelta_tracker_commit(tracker, cp.generation, cp.sequence);
 
   blockdelta_tracker_free(tracker);
   return cp.extent_count == 2 ? 0 : 1;

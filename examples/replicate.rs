@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use blockdelta::{
     Applier, Bookmark, BookmarkKind, CheckpointInfo, DecoderConfig, EncodeCursor, Encoder,
-    EncoderConfig, Extent, FileSource, FileTarget, Secret, Tracker, TrackerConfig,
+    EncoderConfig, Extent, FileSource, FileTarget, GenerationId, Secret, Tracker, TrackerConfig,
 };
 
 const KIB: u64 = 1 << 10;
@@ -218,8 +218,10 @@ impl Pipeline {
             bookmark,
             totals,
         ) {
-            Ok(()) => {
-                tracker.commit(cp.sequence)?;
+            Ok((generation, applied)) => {
+                // Commit what the replica reports as applied, never what was sent: a checkpoint
+                // it did not apply cannot be committed (the tracker checks both values).
+                tracker.commit(generation, applied)?;
                 totals.cycles += 1;
                 Ok(cp)
             }
@@ -240,12 +242,14 @@ impl Pipeline {
         replica_size: u64,
         bookmark: Option<Bookmark<'_>>,
         totals: &mut Totals,
-    ) -> Result<(), Error> {
+    ) -> Result<(GenerationId, u64), Error> {
         let mut source = FileSource::new(File::open(source_path)?);
         let mut cfg = EncoderConfig::new(
             self.disk_id,
             cp.generation,
-            cp.sequence - 1,
+            // The set is everything since the last commit: correct on a replica anywhere from
+            // there up to (not including) this checkpoint.
+            cp.from_sequence,
             cp.sequence,
             replica_size,
         );
@@ -311,7 +315,12 @@ impl Pipeline {
         if self.progress {
             eprint!("\r{:60}\r", "");
         }
-        Ok(())
+        // What the replica applied, as it reports it: the header it verified and applied.
+        let applied = link
+            .applier
+            .header()
+            .ok_or("the applier finished without a stream header")?;
+        Ok((applied.generation, applied.to_seq))
     }
 }
 

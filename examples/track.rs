@@ -247,7 +247,7 @@ fn main() {
             aborted += 1;
         } else {
             tracker
-                .commit(info.sequence)
+                .commit(info.generation, info.sequence)
                 .expect("commit the taken checkpoint");
             extents_total += n;
             distinct_total += info.dirty_bytes;
@@ -272,7 +272,7 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     // Final checkpoint: whatever was marked after the last one.
     let (info, n, _) = consume(&mut out, true);
-    tracker.commit(info.sequence).unwrap();
+    tracker.commit(info.generation, info.sequence).unwrap();
     extents_total += n;
     distinct_total += info.dirty_bytes;
     checkpoints += 1;

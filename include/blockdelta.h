@@ -572,6 +572,32 @@ typedef uint32_t blockdelta_result;
 #endif // __cplusplus
 
 /**
+ * What happened to an [`Extent`] last. In C a `uint32_t` holding
+ * `BLOCKDELTA_EXTENT_KIND_WRITE` (0) or `BLOCKDELTA_EXTENT_KIND_DISCARD` (1).
+ */
+enum blockdelta_extent_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Written: the replica needs the source's data.
+   */
+  BLOCKDELTA_EXTENT_KIND_WRITE = 0,
+  /**
+   * Discarded (trimmed/unmapped) as whole blocks: the replica needs a DISCARD, no data.
+   */
+  BLOCKDELTA_EXTENT_KIND_DISCARD = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum blockdelta_extent_kind blockdelta_extent_kind;
+#else
+typedef uint32_t blockdelta_extent_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Statistics readable with `blockdelta_tracker_stat`. Numbers are stable; new ones are appended.
  */
 enum blockdelta_tracker_stat_id
@@ -697,9 +723,11 @@ typedef struct blockdelta_vm blockdelta_vm;
 typedef int (*blockdelta_read_fn)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
 
 /**
- * A byte range of a disk: `len` bytes starting at `offset`.
+ * A byte range of a disk: `len` bytes starting at `offset`, written or discarded.
  *
- * Exposed to C as the plain value type `blockdelta_extent` (it will never grow).
+ * Exposed to C as the plain value type `blockdelta_extent` (24 bytes). It grew in 0.2 (from 16
+ * bytes) to say whether the range was written or discarded (`kind`, plus a reserved word that
+ * must be zero); it is not meant to grow again.
  */
 typedef struct blockdelta_extent {
   /**
@@ -710,6 +738,14 @@ typedef struct blockdelta_extent {
    * Length of the range in bytes.
    */
   uint64_t len;
+  /**
+   * Whether the range was written (its data must be read and shipped) or discarded.
+   */
+  blockdelta_extent_kind kind;
+  /**
+   * Reserved: zero.
+   */
+  uint32_t reserved;
 } blockdelta_extent;
 
 /**
@@ -1029,7 +1065,8 @@ typedef struct blockdelta_checkpoint {
    */
   uint8_t generation[16];
   /**
-   * 1 for the first checkpoint of a generation, then +1 per commit.
+   * This checkpoint's number: 1 for the first take of a generation, then the last number
+   * issued plus one. Unique within a generation: an aborted number is never issued again.
    */
   uint64_t sequence;
   /**
@@ -1052,11 +1089,24 @@ typedef struct blockdelta_checkpoint {
    * Tracking granularity in bytes.
    */
   uint32_t block_size;
+  /**
+   * The last committed sequence number of this generation (0 if none). A stream for this
+   * checkpoint goes from `from_sequence` to `sequence`; it is correct on a replica at any
+   * point `s` of this generation with `from_sequence <= s < sequence`.
+   */
+  uint64_t from_sequence;
 } blockdelta_checkpoint;
 
 /**
  * A resumable position in a taken checkpoint's extents. A plain value: initialise it with
  * `blockdelta_extent_cursor_init`, pass it to `blockdelta_tracker_extents`, copy it freely.
+ *
+ * To resume at a given block, set `next_block` (keeping `generation` and `sequence` of the
+ * pending checkpoint): any value is valid. A block inside an extent resumes with the rest of
+ * that extent; a block at or past the checkpoint's last block reads as the end (count 0). A
+ * `generation` or `sequence` other than the pending checkpoint's is
+ * `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`; no pending checkpoint is
+ * `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`.
  */
 typedef struct blockdelta_extent_cursor {
   /**
@@ -1179,7 +1229,10 @@ blockdelta_result blockdelta_encoder_header(struct blockdelta_encoder *encoder,
 /**
  * Sets the extents to encode next (copied; they may be freed after the call). They must ascend
  * without overlap, start at or after everything already encoded, and lie within the disk.
- * `(NULL, 0)` is an empty list. Replaces any list not yet fully encoded. Allocates; never blocks.
+ * `(NULL, 0)` is an empty list. Replaces any list not yet fully encoded. A DISCARD extent
+ * (`kind` `BLOCKDELTA_EXTENT_KIND_DISCARD`) becomes one DISCARD record, nothing is read for it;
+ * any other `kind` than WRITE or DISCARD is `BLOCKDELTA_RESULT_INVALID_ARGUMENT`. Allocates;
+ * never blocks.
  */
 blockdelta_result blockdelta_encoder_set_extents(struct blockdelta_encoder *encoder,
                                                  const struct blockdelta_extent *extents,
@@ -1849,7 +1902,9 @@ blockdelta_result blockdelta_extent_cursor_init(const struct blockdelta_checkpoi
 /**
  * Reads up to `cap` coalesced extents of the taken checkpoint into `extents`, ascending and
  * non-overlapping, from the position in `*cursor`, and advances `*cursor`. `*count_out`
- * receives how many were written; 0 means the end. `cursor` is read and, on success, updated;
+ * receives how many were written; 0 means the end. A `cap` of 0 while extents remain is
+ * `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL` (0 is returned only at the end, whatever `cap` is).
+ * `cursor` is read and, on success, updated;
  * `extents` is caller-owned and only borrowed for the call. A cursor of another checkpoint is
  * `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`. Control path: no allocation; any thread.
  */
@@ -1860,12 +1915,25 @@ blockdelta_result blockdelta_tracker_extents(const struct blockdelta_tracker *tr
                                              size_t *count_out);
 
 /**
- * The replica has checkpoint `sequence`: forget its blocks. A sequence other than the taken
- * one is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`; none taken is
- * `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
+ * The replica has applied checkpoint (`generation`, `sequence`): forget its blocks. Pass what
+ * the replica *reported* as applied, so that a checkpoint it did not apply is never committed.
+ * `generation` points to 16 bytes (read during the call only). A generation or sequence other
+ * than the taken checkpoint's is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT` (nothing changes);
+ * none taken is `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
  */
 blockdelta_result blockdelta_tracker_commit(const struct blockdelta_tracker *tracker,
+                                            const uint8_t *generation,
                                             uint64_t sequence);
+
+/**
+ * Reports the pending (taken, not yet committed or aborted) checkpoint: if there is one,
+ * `*checkpoint_out` receives it and `*has_out` is true; otherwise `*checkpoint_out` is left
+ * as it is and `*has_out` is false. Both pointers are caller-owned. Control path: takes the
+ * control lock briefly, never blocks writers; any thread.
+ */
+blockdelta_result blockdelta_tracker_pending(const struct blockdelta_tracker *tracker,
+                                             struct blockdelta_checkpoint *checkpoint_out,
+                                             bool *has_out);
 
 /**
  * Checkpoint `sequence` was not delivered: merge its blocks back so the next take has them.
@@ -1902,7 +1970,8 @@ blockdelta_result blockdelta_tracker_memory_usage(const struct blockdelta_tracke
 
 /**
  * Bytes of memory a tracker of `capacity` bytes at `block_size` granularity would hold, for
- * sizing before creation. Returns 0 for a `block_size` of 0. Pure; any thread.
+ * sizing before creation. Returns 0 for a `block_size` of 0. Total: a figure above 64 bits
+ * (a capacity no tracker accepts) saturates at `UINT64_MAX`. Pure; any thread.
  */
 uint64_t blockdelta_tracker_memory_for(uint64_t capacity, uint32_t block_size);
 

@@ -26,8 +26,8 @@ pub use stream::{
 };
 
 pub use tracker::{
-    CheckpointInfo, Extent, ExtentCursor, GenerationId, Geometry, Granularity, IntervalStats,
-    Tracker, TrackerConfig, TrackerError, TrackerStats,
+    CheckpointInfo, Extent, ExtentCursor, ExtentKind, GenerationId, Geometry, Granularity,
+    IntervalStats, Tracker, TrackerConfig, TrackerError, TrackerStats,
 };
 
 /// The README's Rust examples, compiled and run as doctests.

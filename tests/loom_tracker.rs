@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use blockdelta::{Extent, Tracker, TrackerConfig};
+use blockdelta::{Extent, ExtentKind, Tracker, TrackerConfig};
 use loom::thread;
 
 const SECTOR: u64 = 512;
@@ -39,7 +39,7 @@ fn take_blocks(t: &Tracker) -> Vec<u64> {
             blocks.extend(e.offset / SECTOR..(e.offset + e.len) / SECTOR);
         }
     }
-    t.commit(info.sequence).unwrap();
+    t.commit(info.generation, info.sequence).unwrap();
     blocks
 }
 
@@ -140,4 +140,120 @@ fn a_mark_completed_before_a_take_is_in_it_three_levels() {
 fn a_rewrite_completed_before_a_take_is_in_it() {
     // The same block: the second mark takes the one-load fast path.
     check_completed_before_take(130, 70, 70);
+}
+
+/// take + read every extent (block, was it a discard) + commit or abort.
+fn take_kinds(t: &Tracker, commit: bool) -> Vec<(u64, bool)> {
+    let info = t.take().unwrap();
+    let mut cursor = info.cursor();
+    let mut buf = [Extent::default(); 8];
+    let mut blocks = Vec::new();
+    loop {
+        let n = t.extents(&mut cursor, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        for e in &buf[..n] {
+            let discard = e.kind == ExtentKind::Discard;
+            blocks.extend((e.offset / SECTOR..(e.offset + e.len) / SECTOR).map(|b| (b, discard)));
+        }
+    }
+    if commit {
+        t.commit(info.generation, info.sequence).unwrap();
+    } else {
+        t.abort(info.sequence).unwrap();
+    }
+    blocks
+}
+
+/// What a replica that applied `sets` in order holds for block `b`: `Some(true)` discarded,
+/// `Some(false)` written (data shipped), `None` never shipped.
+fn last_kind(sets: &[&[(u64, bool)]], b: u64) -> Option<bool> {
+    sets.iter()
+        .rev()
+        .find_map(|s| s.iter().find(|&&(x, _)| x == b).map(|&(_, d)| d))
+}
+
+/// A block discarded earlier is written while a take runs: whichever set carries the write, the
+/// replica must end with the block's data (a write), never a discard.
+fn check_write_after_discard_racing_take(blocks: u64, block: u64, same_thread_discard: bool) {
+    loom::model(move || {
+        let t = tracker(blocks);
+        if !same_thread_discard {
+            t.mark_discard(block * SECTOR, SECTOR).unwrap();
+        }
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                if same_thread_discard {
+                    t.mark_discard(block * SECTOR, SECTOR).unwrap();
+                }
+                t.mark_write(block * SECTOR, SECTOR).unwrap();
+            })
+        };
+        let first = take_kinds(&t, true);
+        w.join().unwrap();
+        let second = take_kinds(&t, true);
+        assert_eq!(
+            last_kind(&[&first, &second], block),
+            Some(false),
+            "the write to block {block} was reported as a discard: {first:?} then {second:?}"
+        );
+    });
+}
+
+#[test]
+fn a_write_after_a_discard_racing_a_take_is_never_a_discard() {
+    check_write_after_discard_racing_take(130, 70, false);
+}
+
+#[test]
+fn a_discard_then_write_in_one_thread_racing_a_take_is_never_a_discard() {
+    check_write_after_discard_racing_take(130, 70, true);
+}
+
+/// A discarded block is taken; a write to it races the abort that merges the discard back. The
+/// next take must report a write. (The abort rule alone, without the writer's second
+/// look at the discard word, fails here: the writer checks the discard word before the abort
+/// sets it, then finds its dirty bit set by the abort and returns.)
+#[test]
+fn a_write_racing_an_abort_of_a_discard_is_never_a_discard() {
+    loom::model(|| {
+        let t = tracker(130);
+        t.mark_discard(70 * SECTOR, SECTOR).unwrap();
+        let info = t.take().unwrap();
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || t.mark_write(70 * SECTOR, SECTOR).unwrap())
+        };
+        t.abort(info.sequence).unwrap();
+        w.join().unwrap();
+        let next = take_kinds(&t, true);
+        assert_eq!(last_kind(&[&next], 70), Some(false), "{next:?}");
+    });
+}
+
+/// A write and a discard of one block race each other and a take: either may be last, but the
+/// block is never lost, and a discard of the block next door (its own word bit) stays a discard
+/// or becomes a write, never disappears.
+#[test]
+fn a_write_and_a_discard_racing_a_take_lose_nothing() {
+    loom::model(|| {
+        let t = tracker(130);
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || t.mark_write(70 * SECTOR, SECTOR).unwrap())
+        };
+        let d = {
+            let t = t.clone();
+            thread::spawn(move || t.mark_discard(70 * SECTOR, 2 * SECTOR).unwrap())
+        };
+        let first = take_kinds(&t, true);
+        w.join().unwrap();
+        d.join().unwrap();
+        let second = take_kinds(&t, true);
+        for b in [70, 71] {
+            assert!(last_kind(&[&first, &second], b).is_some(), "block {b} lost");
+        }
+    });
 }

@@ -80,6 +80,10 @@ fn no_allocation_after_construction() {
                 if i % 10 == 0 {
                     tracker.mark_discard(off, 512).unwrap();
                 }
+                if i % 10 == 5 {
+                    // Whole blocks: discard bits through take, abort and commit.
+                    tracker.mark_discard(off & !4095, 3 * 4096).unwrap();
+                }
             }
             let err = tracker.mark_write(4 * GIB, 1).unwrap_err(); // error path too
             assert!(matches!(err, blockdelta::TrackerError::OutOfRange { .. }));
@@ -95,7 +99,7 @@ fn no_allocation_after_construction() {
             if round % 2 == 0 {
                 tracker.abort(info.sequence).unwrap();
             } else {
-                tracker.commit(info.sequence).unwrap();
+                tracker.commit(info.generation, info.sequence).unwrap();
             }
             let _ = tracker.stats();
             let _ = tracker.memory_usage();
@@ -104,7 +108,7 @@ fn no_allocation_after_construction() {
         tracker.resize(2 * GIB).unwrap();
         tracker.mark_all();
         let info = tracker.take().unwrap();
-        tracker.commit(info.sequence).unwrap();
+        tracker.commit(info.generation, info.sequence).unwrap();
         dirty
     });
     assert!(dirty > 0, "the workload really marked blocks");

@@ -82,16 +82,18 @@ fn sixty_four_tib_disks_are_supported() {
         ext,
         vec![Extent::new(0, MIB), Extent::new(64 * TIB - MIB, MIB)]
     );
-    // Memory at 1 MiB granularity: 2 bitmaps of 2^26 bits plus summaries, about 16 MiB.
-    assert!(t.memory_usage() < 17 * MIB, "{}", t.memory_usage());
+    // Memory at 1 MiB granularity: 2 bitmaps of 2^26 bits plus summaries and 2 discard maps of
+    // 2^26 bits, about 32 MiB.
+    assert!(t.memory_usage() < 33 * MIB, "{}", t.memory_usage());
 }
 
 #[test]
 fn memory_budget_picks_the_finest_granularity_that_fits() {
-    let t = Tracker::new(TrackerConfig::new(TIB).memory_budget(5 * MIB)).unwrap();
-    // 64 KiB needs ~4.06 MiB per TiB, 32 KiB ~8.1 MiB: 64 KiB is the finest that fits 5 MiB.
+    let t = Tracker::new(TrackerConfig::new(TIB).memory_budget(9 * MIB)).unwrap();
+    // 64 KiB needs ~8.06 MiB per TiB (dirty and discard maps), 32 KiB ~16.1 MiB: 64 KiB is the
+    // finest that fits 9 MiB.
     assert_eq!(t.block_size(), 64 << 10);
-    assert!(t.memory_usage() <= 5 * MIB);
+    assert!(t.memory_usage() <= 9 * MIB);
     assert_eq!(t.memory_usage(), Tracker::memory_for(TIB, 64 << 10));
     let err = Tracker::new(TrackerConfig::new(64 * TIB).memory_budget(MIB))
         .err()
@@ -130,7 +132,7 @@ fn unaligned_and_spanning_writes_mark_every_block_they_touch() {
             Extent::new(0, 2 * 4096),
             Extent::new(3 * 4096, 4096),
             Extent::new(63 * 4096, 71 * 4096),
-            Extent::new(255 * 4096, 4096),
+            Extent::discard(255 * 4096, 4096),
         ]
     );
 }
@@ -189,7 +191,7 @@ fn writes_during_a_taken_checkpoint_go_to_the_next_one() {
     let mut out = [Extent::default(); 4];
     assert_eq!(t.extents(&mut c, &mut out).unwrap(), 1);
     assert_eq!(out[0], Extent::new(0, 4096));
-    t.commit(info.sequence).unwrap();
+    t.commit(info.generation, info.sequence).unwrap();
     let (seq, ext) = take_all(&t);
     assert_eq!(seq, 2);
     assert_eq!(ext, vec![Extent::new(8192, 4096)]);
@@ -203,25 +205,143 @@ fn abort_merges_the_taken_set_back() {
     t.mark_write(40960, 4096).unwrap();
     t.abort(first.sequence).unwrap();
     let (seq, ext) = take_all(&t);
-    assert_eq!(seq, first.sequence, "an aborted sequence number is reused");
     assert_eq!(ext, vec![Extent::new(0, 4096), Extent::new(40960, 4096)]);
+    assert_eq!(
+        seq,
+        first.sequence + 1,
+        "an aborted sequence number is never reused"
+    );
+}
+
+/// Issue 8 (data loss): the old tracker gave the checkpoint after an abort the aborted one's
+/// number, so a replica that had in fact applied the aborted stream (the sender lost the ack)
+/// looked as if it held the new, larger set, and the receiver's "applied N" committed a set it
+/// never received. Numbers are now unique per generation and a stream starts at the last commit.
+#[test]
+fn sequence_numbers_are_never_reused_and_streams_start_at_the_last_commit() {
+    let t = clean(MIB, 4096);
+    t.mark_write(0, 4096).unwrap();
+    let a = t.take().unwrap();
+    assert_eq!((a.from_sequence, a.sequence), (0, 1));
+    t.commit(a.generation, a.sequence).unwrap();
+    t.mark_write(4096, 4096).unwrap();
+    let b = t.take().unwrap();
+    assert_eq!((b.from_sequence, b.sequence), (1, 2));
+    t.abort(b.sequence).unwrap();
+    t.mark_write(8192, 4096).unwrap();
+    let c = t.take().unwrap();
+    assert_eq!(
+        (c.from_sequence, c.sequence),
+        (1, 3),
+        "after an abort: a new number, from the last commit"
+    );
+    // The replica reports what it applied: the aborted checkpoint 2 cannot commit checkpoint 3.
+    assert_eq!(
+        t.commit(b.generation, b.sequence),
+        Err(TrackerError::WrongCheckpoint {
+            pending_generation: c.generation,
+            pending: 3,
+            given_generation: b.generation,
+            given: 2
+        })
+    );
+    // Nor can a report from another generation, even with the right number.
+    let other = blockdelta::GenerationId([7; 16]);
+    let err = t.commit(other, c.sequence).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&other.to_string()) && msg.contains(&c.generation.to_string()),
+        "{msg}"
+    );
+    assert_eq!(t.pending(), Some(c), "a refused commit changes nothing");
+    t.commit(c.generation, c.sequence).unwrap();
+    // Several aborts in a row never hand a number out twice.
+    let mut seen = vec![a.sequence, b.sequence, c.sequence];
+    for _ in 0..5 {
+        t.mark_write(0, 1).unwrap();
+        let d = t.take().unwrap();
+        assert_eq!(d.from_sequence, c.sequence);
+        assert!(!seen.contains(&d.sequence), "{} issued twice", d.sequence);
+        seen.push(d.sequence);
+        t.abort(d.sequence).unwrap();
+    }
+    // A new generation starts at 1 from 0.
+    t.lose_continuity();
+    let e = t.take().unwrap();
+    assert_eq!((e.from_sequence, e.sequence), (0, 1));
+    assert_ne!(e.generation, c.generation);
+}
+
+#[test]
+fn memory_for_is_total_and_saturates() {
+    // Issue 8: capacities above ~2^48 blocks panicked (index out of bounds in the map shape).
+    let mut caps: Vec<u64> = (0..64)
+        .flat_map(|sh| [(1u64 << sh) - 1, 1u64 << sh, (1u64 << sh) + 1])
+        .chain([u64::MAX - 1, u64::MAX])
+        .collect();
+    caps.sort_unstable();
+    for bs in [0u32, 1, 3, 512, 4096, 1 << 20, 1 << 31, u32::MAX] {
+        let mut prev = 0;
+        for &cap in &caps {
+            let m = Tracker::memory_for(cap, bs);
+            assert!(m >= prev && m > 0, "memory_for({cap}, {bs}) = {m} < {prev}");
+            prev = m;
+        }
+    }
+    // Huge inputs give the real (huge) figure: two maps of at least one bit per block.
+    assert!(Tracker::memory_for(u64::MAX, 512) >= 2 * (u64::MAX / 512 / 8));
+    assert!(Tracker::memory_for(u64::MAX, 0) >= 2 * (u64::MAX / 8));
+    // The figures a tracker can have are exact: memory_usage agrees.
+    let t = clean(GIB, 4096);
+    assert_eq!(t.memory_usage(), Tracker::memory_for(GIB, 4096));
+}
+
+#[test]
+fn an_empty_extent_buffer_is_an_error_unless_at_the_end() {
+    let t = clean(MIB, 4096);
+    t.mark_write(4096, 4096).unwrap();
+    let info = t.take().unwrap();
+    let mut c = info.cursor();
+    assert_eq!(
+        t.extents(&mut c, &mut []),
+        Err(TrackerError::EmptyExtentBuffer { next_block: 0 })
+    );
+    assert_eq!(c, info.cursor(), "the cursor does not move");
+    let mut out = [Extent::default(); 4];
+    assert_eq!(t.extents(&mut c, &mut out).unwrap(), 1);
+    assert_eq!(
+        t.extents(&mut c, &mut []),
+        Ok(0),
+        "at the end, 0 is the end"
+    );
+    // A cursor resumed at any block: inside an extent, past the end.
+    let mut r = info.cursor();
+    r.next_block = 1;
+    assert_eq!(t.extents(&mut r, &mut out).unwrap(), 1);
+    assert_eq!(out[0], Extent::new(4096, 4096));
+    r.next_block = u64::MAX;
+    assert_eq!(t.extents(&mut r, &mut out), Ok(0));
+    assert_eq!(t.extents(&mut r, &mut []), Ok(0));
 }
 
 #[test]
 fn checkpoint_misuse_gets_clear_errors() {
     let t = clean(MIB, 4096);
-    assert_eq!(t.commit(1), Err(TrackerError::NoCheckpoint));
+    let g = t.generation();
+    assert_eq!(t.commit(g, 1), Err(TrackerError::NoCheckpoint));
     assert_eq!(t.abort(1), Err(TrackerError::NoCheckpoint));
     let info = t.take().unwrap();
     assert_eq!(t.take(), Err(TrackerError::TakeInProgress { sequence: 1 }));
     assert_eq!(
-        t.commit(7),
+        t.commit(g, 7),
         Err(TrackerError::WrongCheckpoint {
+            pending_generation: g,
             pending: 1,
+            given_generation: g,
             given: 7
         })
     );
-    t.commit(1).unwrap();
+    t.commit(g, 1).unwrap();
     // A cursor of a committed checkpoint cannot read the next one.
     let next = t.take().unwrap();
     let mut stale = info.cursor();
@@ -229,11 +349,13 @@ fn checkpoint_misuse_gets_clear_errors() {
     assert_eq!(
         t.extents(&mut stale, &mut out),
         Err(TrackerError::WrongCheckpoint {
+            pending_generation: g,
             pending: next.sequence,
+            given_generation: g,
             given: info.sequence
         })
     );
-    t.commit(next.sequence).unwrap();
+    t.commit(g, next.sequence).unwrap();
     let mut c = next.cursor();
     assert_eq!(t.extents(&mut c, &mut out), Err(TrackerError::NoCheckpoint));
 }
@@ -243,7 +365,7 @@ fn losing_continuity_changes_the_generation_and_marks_everything() {
     let t = clean(MIB, 4096);
     t.mark_write(0, 1).unwrap();
     let a = t.take().unwrap();
-    t.commit(a.sequence).unwrap();
+    t.commit(a.generation, a.sequence).unwrap();
     let g = t.generation();
     assert_eq!(a.generation, g);
     t.lose_continuity();
@@ -287,7 +409,7 @@ fn resize_keeps_state_grows_dirty_and_drops_past_a_shrink() {
         ext,
         vec![Extent::new(0, 4096), Extent::new(MIB - 4096, MIB + 4096)]
     );
-    t.commit(s).unwrap();
+    t.commit(t.generation(), s).unwrap();
     t.mark_write(4096, 4096).unwrap();
     t.mark_write(2 * MIB - 4096, 4096).unwrap();
     t.resize(MIB).unwrap();
@@ -366,4 +488,87 @@ fn iteration_coalesces_across_summary_words() {
             Extent::new(4 * GIB - 512, 512)
         ]
     );
+}
+
+/// Issue 8 (discards lost at take): once taken, a discarded block looked like a written one, so
+/// a replica never got DISCARD records. Whole-block discards are now reported as such through
+/// take, abort and commit; a partial discard stays a write; a later write wins.
+#[test]
+fn whole_block_discards_are_reported_as_discards() {
+    let t = clean(MIB, 4096);
+    t.mark_discard(4096, 3 * 4096).unwrap(); // blocks 1..=3, whole
+    t.mark_discard(10 * 4096 + 100, 4096).unwrap(); // partial at both ends: writes 10, 11
+    t.mark_discard(20 * 4096 + 512, 3 * 4096).unwrap(); // 20 partial, 21..=22 whole, 23 partial
+    t.mark_discard(30 * 4096, 2 * 4096).unwrap();
+    t.mark_write(31 * 4096 + 1, 1).unwrap(); // a later write to block 31 wins
+    t.mark_write(40 * 4096, 4096).unwrap();
+    t.mark_discard(40 * 4096, 4096).unwrap(); // a later discard wins
+    let want = vec![
+        Extent::discard(4096, 3 * 4096),
+        Extent::new(10 * 4096, 2 * 4096),
+        Extent::new(20 * 4096, 4096),
+        Extent::discard(21 * 4096, 2 * 4096),
+        Extent::new(23 * 4096, 4096),
+        Extent::discard(30 * 4096, 4096),
+        Extent::new(31 * 4096, 4096),
+        Extent::discard(40 * 4096, 4096),
+    ];
+    // Through an abort: the discards come back as discards...
+    let info = t.take().unwrap();
+    assert_eq!(info.extent_count, want.len() as u64, "runs split by kind");
+    t.abort(info.sequence).unwrap();
+    let (seq, ext) = take_all(&t);
+    assert_eq!(ext, want);
+    t.commit(t.generation(), seq).unwrap();
+    // ...and after a commit nothing is left over: a new write is a write.
+    t.mark_write(4096, 4096).unwrap();
+    let (_, ext) = take_all(&t);
+    assert_eq!(ext, vec![Extent::new(4096, 4096)]);
+}
+
+#[test]
+fn a_write_after_the_take_beats_an_aborted_discard() {
+    let t = clean(MIB, 4096);
+    t.mark_discard(0, 4 * 4096).unwrap();
+    let info = t.take().unwrap();
+    t.mark_write(4096, 1).unwrap(); // written while the discard is taken
+    t.mark_discard(2 * 4096, 4096).unwrap(); // discarded again meanwhile
+    t.abort(info.sequence).unwrap();
+    let (_, ext) = take_all(&t);
+    assert_eq!(
+        ext,
+        vec![
+            Extent::discard(0, 4096),
+            Extent::new(4096, 4096),
+            Extent::discard(2 * 4096, 2 * 4096),
+        ]
+    );
+}
+
+#[test]
+fn mark_all_resize_and_lost_continuity_turn_discards_into_writes() {
+    let t = Tracker::new(
+        TrackerConfig::new(MIB)
+            .granularity(4096)
+            .capacity(2 * MIB)
+            .start_clean(true),
+    )
+    .unwrap();
+    t.mark_discard(0, MIB).unwrap();
+    t.mark_all();
+    assert_eq!(take_all(&t).1, vec![Extent::new(0, MIB)]);
+    t.abort(t.pending().unwrap().sequence).unwrap();
+    let (s, _) = take_all(&t);
+    t.commit(t.generation(), s).unwrap();
+    // The last block up to the disk end counts as whole; a shrink drops discard bits past the
+    // end, a grow makes the new region written.
+    t.mark_discard(MIB - 4096, 4096).unwrap();
+    t.resize(MIB - 4096).unwrap();
+    t.resize(MIB).unwrap();
+    assert_eq!(take_all(&t).1, vec![Extent::new(MIB - 4096, 4096)]);
+    let s = t.pending().unwrap().sequence;
+    t.commit(t.generation(), s).unwrap();
+    t.mark_discard(0, 4096).unwrap();
+    t.lose_continuity();
+    assert_eq!(take_all(&t).1, vec![Extent::new(0, MIB)]);
 }

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use blockdelta::{Extent, Tracker, TrackerConfig};
+use blockdelta::{Extent, ExtentKind, Tracker, TrackerConfig};
 
 const BLOCK: u64 = 4096;
 const BLOCKS: u64 = 1 << 15; // 128 MiB disk: several summary levels
@@ -101,7 +101,7 @@ fn run(writers: usize, writes_per_thread: usize, abort_every: usize, seed: u64) 
                 if aborted {
                     tracker.abort(info.sequence).unwrap();
                 } else {
-                    tracker.commit(info.sequence).unwrap();
+                    tracker.commit(info.generation, info.sequence).unwrap();
                 }
                 sets.push(TakenSet { blocks, aborted });
                 if last_round && !aborted {
@@ -183,4 +183,183 @@ fn every_write_is_in_the_taken_set_or_the_next() {
 #[test]
 fn every_write_survives_aborted_checkpoints() {
     run(3, 40_000, 3, 0x5eed_0002);
+}
+
+/// One single-block mark of the discard race test.
+struct Op {
+    discard: bool,
+    taken_before: usize,
+    started_after: usize,
+}
+
+/// Writers that also discard (whole, aligned blocks; each thread owns the blocks `b % writers ==
+/// w`, so the marks on a block are ordered by its thread). Checked for every set, committed or
+/// aborted: a block the set reports as a discard must have a discard that could be its last
+/// change, that is: the last mark that returned before the take started was a discard, or a
+/// discard after it began before the take finished. A write is never reported as a discard.
+/// And every mark is in a set from the first taken after it began to the first started after
+/// it returned (carried over aborted sets), as in `run`.
+fn run_discards(writers: usize, ops_per_thread: usize, abort_every: usize, seed: u64) {
+    let tracker = Arc::new(
+        Tracker::new(
+            TrackerConfig::new(DISK)
+                .granularity(BLOCK as u32)
+                .start_clean(true),
+        )
+        .unwrap(),
+    );
+    let started = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let gone = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (tracker, started, done, stop, gone) = (
+            tracker.clone(),
+            started.clone(),
+            done.clone(),
+            stop.clone(),
+            gone.clone(),
+        );
+        std::thread::spawn(move || {
+            struct Gone(Arc<AtomicBool>);
+            impl Drop for Gone {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::SeqCst);
+                }
+            }
+            let _gone = Gone(gone);
+            // Per set: 0 absent, 1 written, 2 discarded; and whether it was aborted.
+            let mut sets: Vec<(Vec<u8>, bool)> = Vec::new();
+            let mut buf = vec![Extent::default(); 256];
+            let mut last_round = false;
+            loop {
+                if stop.load(Ordering::SeqCst) {
+                    last_round = true;
+                }
+                started.fetch_add(1, Ordering::SeqCst);
+                let info = tracker.take().unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+                let mut kinds = vec![0u8; BLOCKS as usize];
+                let mut cursor = info.cursor();
+                loop {
+                    let n = tracker.extents(&mut cursor, &mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    for e in &buf[..n] {
+                        let k = if e.kind == ExtentKind::Discard { 2 } else { 1 };
+                        for b in e.offset / BLOCK..(e.offset + e.len).div_ceil(BLOCK) {
+                            kinds[b as usize] = k;
+                        }
+                    }
+                }
+                let aborted = abort_every != 0 && sets.len() % abort_every == abort_every - 1;
+                if aborted {
+                    tracker.abort(info.sequence).unwrap();
+                } else {
+                    tracker.commit(info.generation, info.sequence).unwrap();
+                }
+                sets.push((kinds, aborted));
+                if last_round && !aborted {
+                    return sets;
+                }
+            }
+        })
+    };
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let (tracker, started, done, gone) =
+                (tracker.clone(), started.clone(), done.clone(), gone.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng(seed ^ (w as u64 + 1).wrapping_mul(0x1234_5678_9ABC_DEF1));
+                let owned = (BLOCKS as usize - w).div_ceil(writers);
+                // A small hot set per thread, so that marks on one block race takes often.
+                let hot = owned.min(512);
+                let mut ops: Vec<Vec<Op>> = (0..hot).map(|_| Vec::new()).collect();
+                let mut n = 0;
+                while n < ops_per_thread
+                    || (done.load(Ordering::SeqCst) < MIN_TAKES && !gone.load(Ordering::SeqCst))
+                {
+                    let i = (rng.next() % hot as u64) as usize;
+                    let b = (i * writers + w) as u64;
+                    let discard = rng.next() % 3 == 0;
+                    let taken_before = done.load(Ordering::SeqCst);
+                    if discard {
+                        tracker.mark_discard(b * BLOCK, BLOCK).unwrap();
+                    } else {
+                        tracker.mark_write(b * BLOCK, BLOCK).unwrap();
+                    }
+                    let started_after = started.load(Ordering::SeqCst);
+                    ops[i].push(Op {
+                        discard,
+                        taken_before,
+                        started_after,
+                    });
+                    n += 1;
+                }
+                ops
+            })
+        })
+        .collect();
+    let logs: Vec<Vec<Vec<Op>>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    stop.store(true, Ordering::SeqCst);
+    let sets = consumer.join().unwrap();
+    eprintln!("{} checkpoints taken", sets.len());
+    let (mut checked_discards, mut checked_marks) = (0u64, 0u64);
+    for (w, log) in logs.iter().enumerate() {
+        for (i, ops) in log.iter().enumerate() {
+            let b = i * writers + w;
+            for (k, (kinds, _)) in sets.iter().enumerate() {
+                if kinds[b] != 2 {
+                    continue;
+                }
+                // The last mark that returned before take k started...
+                let j = ops.iter().rposition(|o| o.started_after <= k);
+                let ok = j.is_some_and(|j| ops[j].discard)
+                    || ops[j.map_or(0, |j| j + 1)..]
+                        .iter()
+                        .any(|o| o.discard && o.taken_before <= k);
+                assert!(
+                    ok,
+                    "block {b} is a discard in set {k}, but its last change before that take was a write (seed {seed:#x})"
+                );
+                checked_discards += 1;
+            }
+            for o in ops {
+                let mut hi = o.started_after.min(sets.len() - 1);
+                while sets[hi].1 && hi + 1 < sets.len() {
+                    hi += 1;
+                }
+                assert!(
+                    (o.taken_before..=hi).any(|k| sets[k].0[b] != 0),
+                    "block {b} mark lost (seed {seed:#x})"
+                );
+                checked_marks += 1;
+            }
+            // The replica's final state: the last committed set carrying the block.
+            if let Some(last) = ops.last() {
+                let fin = sets.iter().rev().filter(|s| !s.1).find(|s| s.0[b] != 0);
+                assert!(fin.is_some(), "block {b} never shipped");
+                if !last.discard {
+                    assert_eq!(
+                        fin.unwrap().0[b],
+                        1,
+                        "block {b}: last change a write, shipped as a discard"
+                    );
+                }
+            }
+        }
+    }
+    eprintln!("{checked_marks} marks, {checked_discards} reported discards checked");
+    assert!(checked_discards > 0, "the test must see discards");
+}
+
+#[test]
+fn a_write_is_never_reported_as_a_discard() {
+    run_discards(3, 60_000, 0, 0x5eed_0003);
+}
+
+#[test]
+fn a_write_is_never_reported_as_a_discard_across_aborts() {
+    run_discards(3, 60_000, 3, 0x5eed_0004);
 }

@@ -21,7 +21,7 @@ use crate::stream::{
     Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, Codec, Decoded, Decoder,
     DecoderConfig, EncodeCursor, Encoder, EncoderConfig, Expected, Record, Secret, StreamError,
 };
-use crate::tracker::{Extent, GenerationId};
+use crate::tracker::{Extent, ExtentKind, GenerationId};
 
 /// Encoder flag: try lz4 on DATA records (raw is kept when lz4 does not pay).
 pub const BLOCKDELTA_ENCODE_LZ4: u32 = 1;
@@ -364,7 +364,10 @@ pub extern "C" fn blockdelta_encoder_header(
 
 /// Sets the extents to encode next (copied; they may be freed after the call). They must ascend
 /// without overlap, start at or after everything already encoded, and lie within the disk.
-/// `(NULL, 0)` is an empty list. Replaces any list not yet fully encoded. Allocates; never blocks.
+/// `(NULL, 0)` is an empty list. Replaces any list not yet fully encoded. A DISCARD extent
+/// (`kind` `BLOCKDELTA_EXTENT_KIND_DISCARD`) becomes one DISCARD record, nothing is read for it;
+/// any other `kind` than WRITE or DISCARD is `BLOCKDELTA_RESULT_INVALID_ARGUMENT`. Allocates;
+/// never blocks.
 #[no_mangle]
 pub extern "C" fn blockdelta_encoder_set_extents(
     encoder: *mut blockdelta_encoder,
@@ -374,7 +377,24 @@ pub extern "C" fn blockdelta_encoder_set_extents(
     boundary(|| {
         // SAFETY: per the contract, a non-NULL handle is live and not shared during the call.
         let enc = unsafe { encoder.as_mut() }.ok_or(blockdelta_result::NullParameter)?;
-        // SAFETY: `(extents, count)` is readable or `(NULL, 0)`.
+        // An `Extent` with a `kind` that is not a variant would be undefined behaviour in Rust:
+        // check the raw numbers C wrote before viewing the array as extents.
+        for i in 0..if extents.is_null() { 0 } else { count } {
+            // SAFETY: `(extents, count)` is readable; `kind` is read as the `u32` it is in C,
+            // through a raw pointer (no reference to a possibly invalid `Extent` is made).
+            let kind = unsafe {
+                std::ptr::addr_of!((*extents.add(i)).kind)
+                    .cast::<u32>()
+                    .read()
+            };
+            if ExtentKind::from_u32(kind).is_none() {
+                return Err(enc.last_error.record(
+                    blockdelta_result::InvalidArgument,
+                    &format_args!("extent {i} has kind {kind}: not BLOCKDELTA_EXTENT_KIND_WRITE (0) or _DISCARD (1)"),
+                ));
+            }
+        }
+        // SAFETY: `(extents, count)` is readable or `(NULL, 0)`; every kind was checked above.
         let list = unsafe { arg_slice(extents, count)? };
         enc.inner
             .check_extents(list)

@@ -5,11 +5,31 @@ use std::ffi::c_char;
 use super::error::{copy_handle_message, fail_thread, record_thread_error, LastError};
 use super::handle::{arg_ref, free_handle, into_handle, out_slice, Out};
 use super::panic::{boundary, boundary_value};
-use super::result::blockdelta_result;
+use super::result::{blockdelta_result, ToResult};
 use crate::tracker::{
     CheckpointInfo, Extent, ExtentCursor, GenerationId, Granularity, Tracker, TrackerConfig,
-    TrackerStats,
+    TrackerError, TrackerStats,
 };
+
+/// The C code of each tracker error. It lives here, on the C side, so that the tracker core
+/// never depends on the C layer.
+impl ToResult for TrackerError {
+    fn to_result(&self) -> blockdelta_result {
+        match self {
+            TrackerError::InvalidGeometry { .. } => blockdelta_result::TrackerInvalidGeometry,
+            TrackerError::OutOfRange { .. } => blockdelta_result::TrackerOutOfRange,
+            TrackerError::TakeInProgress { .. } => blockdelta_result::TrackerTakeInProgress,
+            TrackerError::NoCheckpoint => blockdelta_result::TrackerNoCheckpoint,
+            TrackerError::WrongCheckpoint { .. } => blockdelta_result::TrackerWrongCheckpoint,
+            TrackerError::EmptyExtentBuffer { .. } => blockdelta_result::BufferTooSmall,
+            TrackerError::BudgetTooSmall { .. } => blockdelta_result::TrackerBudgetTooSmall,
+            TrackerError::CapacityExceeded { .. } => blockdelta_result::TrackerCapacityExceeded,
+            TrackerError::OutOfMemory { .. } => blockdelta_result::OutOfMemory,
+            // `TrackerError` is non-exhaustive only for other crates; a new variant must get
+            // its code here.
+        }
+    }
+}
 
 /// A change-block tracker. Opaque; create with `blockdelta_tracker_new`, destroy with
 /// `blockdelta_tracker_free`. Every function taking a `const blockdelta_tracker *` may be called
@@ -29,7 +49,8 @@ pub const BLOCKDELTA_TRACKER_START_CLEAN: u32 = 1;
 pub struct blockdelta_checkpoint {
     /// The tracker generation (random 128-bit id). A new generation means a full resync.
     pub generation: [u8; 16],
-    /// 1 for the first checkpoint of a generation, then +1 per commit.
+    /// This checkpoint's number: 1 for the first take of a generation, then the last number
+    /// issued plus one. Unique within a generation: an aborted number is never issued again.
     pub sequence: u64,
     /// Disk size when the checkpoint was taken.
     pub disk_size: u64,
@@ -41,10 +62,21 @@ pub struct blockdelta_checkpoint {
     pub extent_count: u64,
     /// Tracking granularity in bytes.
     pub block_size: u32,
+    /// The last committed sequence number of this generation (0 if none). A stream for this
+    /// checkpoint goes from `from_sequence` to `sequence`; it is correct on a replica at any
+    /// point `s` of this generation with `from_sequence <= s < sequence`.
+    pub from_sequence: u64,
 }
 
 /// A resumable position in a taken checkpoint's extents. A plain value: initialise it with
 /// `blockdelta_extent_cursor_init`, pass it to `blockdelta_tracker_extents`, copy it freely.
+///
+/// To resume at a given block, set `next_block` (keeping `generation` and `sequence` of the
+/// pending checkpoint): any value is valid. A block inside an extent resumes with the rest of
+/// that extent; a block at or past the checkpoint's last block reads as the end (count 0). A
+/// `generation` or `sequence` other than the pending checkpoint's is
+/// `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`; no pending checkpoint is
+/// `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct blockdelta_extent_cursor {
@@ -134,6 +166,7 @@ impl From<CheckpointInfo> for blockdelta_checkpoint {
             dirty_bytes: c.dirty_bytes,
             extent_count: c.extent_count,
             block_size: c.block_size,
+            from_sequence: c.from_sequence,
         }
     }
 }
@@ -309,7 +342,9 @@ pub extern "C" fn blockdelta_extent_cursor_init(
 
 /// Reads up to `cap` coalesced extents of the taken checkpoint into `extents`, ascending and
 /// non-overlapping, from the position in `*cursor`, and advances `*cursor`. `*count_out`
-/// receives how many were written; 0 means the end. `cursor` is read and, on success, updated;
+/// receives how many were written; 0 means the end. A `cap` of 0 while extents remain is
+/// `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL` (0 is returned only at the end, whatever `cap` is).
+/// `cursor` is read and, on success, updated;
 /// `extents` is caller-owned and only borrowed for the call. A cursor of another checkpoint is
 /// `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`. Control path: no allocation; any thread.
 #[no_mangle]
@@ -342,16 +377,47 @@ pub extern "C" fn blockdelta_tracker_extents(
     })
 }
 
-/// The replica has checkpoint `sequence`: forget its blocks. A sequence other than the taken
-/// one is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT`; none taken is
-/// `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
+/// The replica has applied checkpoint (`generation`, `sequence`): forget its blocks. Pass what
+/// the replica *reported* as applied, so that a checkpoint it did not apply is never committed.
+/// `generation` points to 16 bytes (read during the call only). A generation or sequence other
+/// than the taken checkpoint's is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT` (nothing changes);
+/// none taken is `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_commit(
     tracker: *const blockdelta_tracker,
+    generation: *const u8,
     sequence: u64,
 ) -> blockdelta_result {
     with_tracker(tracker, |t| {
-        t.inner.commit(sequence).map_err(|e| t.last_error.fail(e))
+        // SAFETY: the caller passes NULL or 16 readable bytes.
+        let g = unsafe { arg_ref(generation.cast::<[u8; 16]>()) }?;
+        t.inner
+            .commit(GenerationId(*g), sequence)
+            .map_err(|e| t.last_error.fail(e))
+    })
+}
+
+/// Reports the pending (taken, not yet committed or aborted) checkpoint: if there is one,
+/// `*checkpoint_out` receives it and `*has_out` is true; otherwise `*checkpoint_out` is left
+/// as it is and `*has_out` is false. Both pointers are caller-owned. Control path: takes the
+/// control lock briefly, never blocks writers; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_pending(
+    tracker: *const blockdelta_tracker,
+    checkpoint_out: *mut blockdelta_checkpoint,
+    has_out: *mut bool,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        let out = Out::new(checkpoint_out)?;
+        let has = Out::new(has_out)?;
+        let pending = t.inner.pending();
+        if let Some(p) = pending {
+            // SAFETY: checked non-NULL; the caller guarantees it is writable.
+            unsafe { out.write(p.into()) };
+        }
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { has.write(pending.is_some()) };
+        Ok(())
     })
 }
 
@@ -430,10 +496,11 @@ pub extern "C" fn blockdelta_tracker_memory_usage(
 }
 
 /// Bytes of memory a tracker of `capacity` bytes at `block_size` granularity would hold, for
-/// sizing before creation. Returns 0 for a `block_size` of 0. Pure; any thread.
+/// sizing before creation. Returns 0 for a `block_size` of 0. Total: a figure above 64 bits
+/// (a capacity no tracker accepts) saturates at `UINT64_MAX`. Pure; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_memory_for(capacity: u64, block_size: u32) -> u64 {
-    boundary_value(0, || {
+    boundary_value(u64::MAX, || {
         if block_size == 0 {
             0
         } else {
@@ -521,7 +588,9 @@ mod tests {
             blockdelta_result::Ok
         );
         assert_eq!((n, out[0]), (1, Extent::new(4096 * 3, 4096 * 2)));
-        // (NULL, 0) is an empty output array; NULL with a length is rejected.
+        // (NULL, 0) is an empty output array (the end was reached above, so it reads 0);
+        // NULL with a length is rejected.
+        n = 7;
         assert_eq!(
             blockdelta_tracker_extents(t, &mut cursor, std::ptr::null_mut(), 0, &mut n),
             blockdelta_result::Ok
@@ -532,7 +601,7 @@ mod tests {
             blockdelta_result::NullParameter
         );
         assert_eq!(
-            blockdelta_tracker_commit(t, cp.sequence),
+            blockdelta_tracker_commit(t, cp.generation.as_ptr(), cp.sequence),
             blockdelta_result::Ok
         );
         let mut v = 0;

@@ -15,7 +15,7 @@ use super::format::*;
 use super::header::{CipherSuite, StreamHeader};
 use super::record::{Bookmark, Codec, EndSummary};
 use super::source::BlockSource;
-use crate::tracker::{Extent, GenerationId};
+use crate::tracker::{Extent, ExtentKind, GenerationId};
 
 /// Default largest raw payload per DATA record.
 pub const DEFAULT_RECORD_SIZE: u32 = 1 << 20;
@@ -148,27 +148,65 @@ pub fn frame_bound(record_size: u32, encrypted: bool) -> usize {
     (FRAME_HEADER_LEN + RECORD_HEADER_LEN + value + tag).max(HEADER_FRAME_LEN)
 }
 
-/// Sorts extents by offset, merges overlapping and adjacent ones and drops empty ones, turning
-/// any list into one the encoder accepts (disk bounds are still checked by the encoder).
+/// Sorts extents by offset, merges overlapping and adjacent ones of the same kind and drops
+/// empty ones, turning any list into one the encoder accepts (disk bounds are still checked by
+/// the encoder). Where a write and a discard overlap, the write wins: the discard is cut
+/// around it (shipping data is always safe; a discard over written data would lose it).
 pub fn normalize_extents(extents: &mut Vec<Extent>) {
-    extents.retain(|e| e.len > 0);
-    extents.sort_unstable_by_key(|e| e.offset);
-    let mut out = 0usize;
-    for i in 0..extents.len() {
-        let e = extents[i];
-        if out > 0 {
-            let last = &mut extents[out - 1];
-            let last_end = last.offset.saturating_add(last.len);
-            if e.offset <= last_end {
-                let end = e.offset.saturating_add(e.len).max(last_end);
-                last.len = end - last.offset;
-                continue;
+    fn merge_same_kind(list: &mut Vec<Extent>) {
+        list.sort_unstable_by_key(|e| e.offset);
+        let mut out = 0usize;
+        for i in 0..list.len() {
+            let e = list[i];
+            if out > 0 {
+                let last = &mut list[out - 1];
+                let last_end = last.offset.saturating_add(last.len);
+                if e.offset <= last_end {
+                    let end = e.offset.saturating_add(e.len).max(last_end);
+                    last.len = end - last.offset;
+                    continue;
+                }
             }
+            list[out] = e;
+            out += 1;
         }
-        extents[out] = e;
-        out += 1;
+        list.truncate(out);
     }
-    extents.truncate(out);
+    extents.retain(|e| e.len > 0);
+    let mut writes: Vec<Extent> = Vec::with_capacity(extents.len());
+    let mut discards: Vec<Extent> = Vec::new();
+    for e in extents.iter() {
+        match e.kind {
+            ExtentKind::Write => writes.push(Extent::new(e.offset, e.len)),
+            ExtentKind::Discard => discards.push(Extent::discard(e.offset, e.len)),
+        }
+    }
+    merge_same_kind(&mut writes);
+    merge_same_kind(&mut discards);
+    // Both lists ascend without overlap: cut each discard around the writes it overlaps.
+    let mut out = Vec::with_capacity(writes.len() + discards.len());
+    let mut wi = 0;
+    for d in discards {
+        let (mut start, end) = (d.offset, d.offset.saturating_add(d.len));
+        while wi < writes.len() && writes[wi].offset.saturating_add(writes[wi].len) <= start {
+            wi += 1;
+        }
+        let mut k = wi;
+        while start < end && k < writes.len() && writes[k].offset < end {
+            let w = writes[k];
+            if w.offset > start {
+                out.push(Extent::discard(start, w.offset - start));
+            }
+            start = start.max(w.offset.saturating_add(w.len));
+            k += 1;
+        }
+        if start < end {
+            out.push(Extent::discard(start, end - start));
+        }
+    }
+    out.extend_from_slice(&writes);
+    out.sort_unstable_by_key(|e| e.offset);
+    *extents = out;
 }
 
 impl Encoder {
@@ -337,6 +375,21 @@ impl Encoder {
             cursor.done = 0;
             return Ok(None);
         };
+        if e.kind == ExtentKind::Discard {
+            // Nothing to read: one DISCARD record for the rest of the extent.
+            let offset = e
+                .offset
+                .checked_add(done)
+                .ok_or(StreamError::ExtentOutOfRange {
+                    offset: e.offset,
+                    len: e.len,
+                    disk_size: self.size,
+                })?;
+            let total = self.write_range(REC_DISCARD, offset, e.len - done, dst)?;
+            cursor.index = index;
+            cursor.done = e.len;
+            return Ok(Some(total));
+        }
         let n = (e.len - done).min(self.record_size as u64) as usize;
         let offset = e
             .offset

@@ -17,6 +17,25 @@
 //! ancestor chain set, where the next drain finds it. It is never in neither, and a mark that
 //! returned before a take started is in that take.
 //!
+//! ## Discard bits (model-checked in `tests/loom_tracker.rs`, `*_discard_*`)
+//! Beside the dirty leaves each map holds one discard bit per block (leaf words only, same word
+//! index): "the last change to this block was a discard of the whole block". A discard bit
+//! counts only where the block's dirty bit is set; a lost or stale discard bit may only turn a
+//! discard into a write (the block's data is read and shipped: conservative), never a write into
+//! a discard (which would lose the write).
+//! - A write (`mark_range` with no discard bits) clears the discard bits of its blocks (a load,
+//!   and a `fetch_and` only where one is set), sets the dirty bits, then checks the discard
+//!   bits once more (a second load). The first check orders the clear before the dirty bit a
+//!   take can drain; the second catches a discard bit an abort merged back while this write
+//!   found its dirty bit already set by that abort (the abort publishes discard bits before
+//!   dirty bits, so a write that sees the abort's dirty bit sees its discard bit).
+//! - A discard sets the discard bits of the whole blocks it covers, then the dirty bits; the
+//!   partial blocks at its ends are treated as a write.
+//! - A take swaps each drained dirty word, then the discard word of the same index.
+//! - An abort, per word: loads the live dirty word, sets the frozen discard bits of blocks whose
+//!   live dirty bit was clear, ORs the frozen dirty bits in, and clears again any of those
+//!   discard bits whose dirty bit a concurrent mark set meanwhile.
+//!
 //! Every writer, whether it changed its leaf word or found its bits already set (one load), then
 //! checks the summary bits above that word and sets any that are clear, so when a mark returns
 //! its whole ancestor chain is set (or a concurrent drain has taken the bits). It cannot rely on
@@ -64,9 +83,18 @@ impl Shape {
         }
     }
 
-    /// Bytes taken by one map of this shape.
-    pub(crate) fn bytes(&self) -> usize {
-        self.total * 8
+    /// Words (all levels) of a map for `blocks` blocks, saturating at `u64::MAX`: total for
+    /// every input, unlike [`Shape::new`], which is only for block counts a tracker accepts.
+    pub(crate) fn words_for(blocks: u64) -> u64 {
+        let mut n = blocks.max(1).div_ceil(64);
+        let mut total = 0u64;
+        loop {
+            total = total.saturating_add(n);
+            if n == 1 {
+                return total;
+            }
+            n = n.div_ceil(64);
+        }
     }
 
     /// Number of words in all levels.
@@ -143,10 +171,12 @@ impl ZeroableWord for AtomicU64 {
     }
 }
 
-/// The live, lock-free dirty set.
+/// The live, lock-free dirty set, with its discard bits.
 pub(crate) struct LiveMap {
     shape: Shape,
     words: Box<[AtomicU64]>,
+    /// One bit per block, leaf words only (same index as the dirty leaves).
+    discard: Box<[AtomicU64]>,
 }
 
 impl LiveMap {
@@ -154,25 +184,93 @@ impl LiveMap {
         Some(LiveMap {
             shape,
             words: zeroed_words(shape.words())?,
+            discard: zeroed_words(shape.len[0])?,
         })
     }
 
-    /// Sets blocks `first..=last`; returns how many of them were clean before.
+    /// Marks blocks `first..=last` dirty; of those, `disc_first..=disc_last` (if any, a
+    /// sub-range) as discarded, every other one as written. Returns how many were clean.
     ///
-    /// Lock-free: per touched word, one load and at most one read-modify-write, then one load per
-    /// summary level (a read-modify-write only where a summary bit is clear). Never allocates,
-    /// never blocks.
+    /// Lock-free: per touched word, the dirty word as in [`LiveMap::set_range`] plus one load of
+    /// the discard word before and (for written blocks) one after, with a read-modify-write
+    /// only where a discard bit must change.
+    #[inline]
+    pub(crate) fn mark_range(&self, first: u64, last: u64, disc: Option<(u64, u64)>) -> u64 {
+        let (fw, lw) = ((first >> 6) as usize, (last >> 6) as usize);
+        let mut newly = 0;
+        for w in fw..=lw {
+            let lo = if w == fw { first as u32 & 63 } else { 0 };
+            let hi = if w == lw { last as u32 & 63 } else { 63 };
+            let mask = bit_range(lo, hi);
+            let dmask = match disc {
+                Some((df, dl)) if (df >> 6) as usize <= w && w <= (dl >> 6) as usize => {
+                    let dlo = if w == (df >> 6) as usize {
+                        df as u32 & 63
+                    } else {
+                        0
+                    };
+                    let dhi = if w == (dl >> 6) as usize {
+                        dl as u32 & 63
+                    } else {
+                        63
+                    };
+                    bit_range(dlo, dhi)
+                }
+                _ => 0,
+            };
+            newly += self.mark_word(w, mask, dmask);
+        }
+        newly
+    }
+
+    /// One leaf word of [`LiveMap::mark_range`]: `mask` becomes dirty, `dmask` (within it)
+    /// discarded, the rest of `mask` written.
+    #[inline(always)]
+    fn mark_word(&self, w: usize, mask: u64, dmask: u64) -> u64 {
+        let wmask = mask & !dmask;
+        let disc = &self.discard[w];
+        // Before the dirty bit: a take that drains it then swaps this discard word sees the
+        // clear (or a later discard's set).
+        if wmask != 0 && disc.load(Ordering::Acquire) & wmask != 0 {
+            disc.fetch_and(!wmask, Ordering::AcqRel);
+        }
+        if dmask != 0 && disc.load(Ordering::Acquire) & dmask != dmask {
+            disc.fetch_or(dmask, Ordering::AcqRel);
+        }
+        let newly = self.set_word(w, mask);
+        // After the dirty bit: an abort sets discard bits before dirty bits; if this mark found
+        // its dirty bit set by that abort (no read-modify-write of its own), this load sees the
+        // abort's discard bit and clears it.
+        if wmask != 0 && disc.load(Ordering::Acquire) & wmask != 0 {
+            disc.fetch_and(!wmask, Ordering::AcqRel);
+        }
+        newly
+    }
+
+    /// Merges an aborted checkpoint's leaf word back: dirty bits `bits`, of which `disc` were
+    /// discards. A discard bit is set only for a block whose live dirty bit was clear (no later
+    /// mark), before the dirty bits, and cleared again where a mark set the dirty bit meanwhile.
+    pub(crate) fn merge_word(&self, w: usize, bits: u64, disc: u64) {
+        let disc = disc & bits;
+        let mut cand = 0;
+        if disc != 0 {
+            cand = disc & !self.words[w].load(Ordering::Acquire);
+            if cand != 0 {
+                self.discard[w].fetch_or(cand, Ordering::AcqRel);
+            }
+        }
+        let old = self.words[w].fetch_or(bits, Ordering::AcqRel);
+        self.ensure_ancestors(w);
+        if cand & old != 0 {
+            self.discard[w].fetch_and(!(cand & old), Ordering::AcqRel);
+        }
+    }
+
+    /// Sets blocks `first..=last` as written (their discard bits cleared); returns how many of
+    /// them were clean before. See [`LiveMap::mark_range`].
     #[inline]
     pub(crate) fn set_range(&self, first: u64, last: u64) -> u64 {
-        let (fw, lw) = ((first >> 6) as usize, (last >> 6) as usize);
-        if fw == lw {
-            return self.set_word(fw, bit_range(first as u32 & 63, last as u32 & 63));
-        }
-        let mut newly = self.set_word(fw, u64::MAX << (first & 63));
-        for w in fw + 1..lw {
-            newly += self.set_word(w, u64::MAX);
-        }
-        newly + self.set_word(lw, u64::MAX >> (63 - (last & 63)))
+        self.mark_range(first, last, None)
     }
 
     /// ORs `mask` into leaf word `w`; returns the number of bits that were newly set.
@@ -234,7 +332,11 @@ impl LiveMap {
         }
         let keep = (1u64 << (first & 63)) - 1;
         self.words[fw].fetch_and(keep, Ordering::AcqRel);
+        self.discard[fw].fetch_and(keep, Ordering::AcqRel);
         for w in &self.words[fw + 1..n] {
+            w.swap(0, Ordering::AcqRel);
+        }
+        for w in &self.discard[fw + 1..n] {
             w.swap(0, Ordering::AcqRel);
         }
     }
@@ -258,7 +360,9 @@ impl LiveMap {
         }
         let mut bits = word.swap(0, Ordering::AcqRel);
         if level == 0 {
-            d.add(index, bits, into);
+            // After the dirty word: see the module documentation.
+            let disc = self.discard[index].swap(0, Ordering::AcqRel);
+            d.add(index, bits, disc, into);
             return;
         }
         while bits != 0 {
@@ -269,18 +373,20 @@ impl LiveMap {
     }
 }
 
-/// What a drain moved into a frozen map: blocks, and maximal runs of consecutive blocks.
+/// What a drain moved into a frozen map: blocks, and maximal runs of consecutive blocks of the
+/// same kind (write or discard).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Drained {
     end_block: u64,
     pub(crate) blocks: u64,
     pub(crate) runs: u64,
-    /// The last non-empty leaf word added, to join runs across word boundaries.
-    prev: Option<(usize, u64)>,
+    /// The last non-empty leaf word added (dirty and discard bits), to join runs across word
+    /// boundaries.
+    prev: Option<(usize, u64, u64)>,
 }
 
 impl Drained {
-    fn add(&mut self, index: usize, mut bits: u64, into: &mut FrozenMap) {
+    fn add(&mut self, index: usize, mut bits: u64, disc: u64, into: &mut FrozenMap) {
         let first = (index as u64) << 6;
         if first >= self.end_block {
             return;
@@ -291,23 +397,30 @@ impl Drained {
         if bits == 0 {
             return;
         }
+        let disc = disc & bits;
         into.or_word(index, bits);
+        into.discard[index] |= disc;
         self.blocks += u64::from(bits.count_ones());
-        // A run starts at every set bit whose lower neighbour is clear...
-        self.runs += u64::from((bits & !(bits << 1)).count_ones());
-        // ...except bit 0 continuing a run from the previous word.
-        if bits & 1 != 0 && matches!(self.prev, Some((pw, pb)) if pw + 1 == index && pb >> 63 != 0)
-        {
-            self.runs -= 1;
-        }
-        self.prev = Some((index, bits));
+        // The lower neighbour of each bit (bit 0's is bit 63 of the previous word, if adjacent).
+        let (carry_bits, carry_disc) = match self.prev {
+            Some((pw, pb, pd)) if pw + 1 == index => (pb >> 63, pd >> 63),
+            _ => (0, 0),
+        };
+        let below = (bits << 1) | carry_bits;
+        let below_disc = (disc << 1) | carry_disc;
+        // A run starts at every set bit whose lower neighbour is clear or of the other kind.
+        let continues = below & !(disc ^ below_disc);
+        self.runs += u64::from((bits & !continues).count_ones());
+        self.prev = Some((index, bits, disc));
     }
 }
 
-/// A plain (single-owner) dirty set with exact summaries: the taken checkpoint.
+/// A plain (single-owner) dirty set with exact summaries: the taken checkpoint, with its
+/// discard bits (leaf words only, always a subset of the dirty bits).
 pub(crate) struct FrozenMap {
     shape: Shape,
     words: Box<[u64]>,
+    discard: Box<[u64]>,
 }
 
 impl FrozenMap {
@@ -315,7 +428,37 @@ impl FrozenMap {
         Some(FrozenMap {
             shape,
             words: zeroed_words(shape.words())?,
+            discard: zeroed_words(shape.len[0])?,
         })
+    }
+
+    /// Whether block `b` (a set block) was discarded rather than written.
+    pub(crate) fn is_discard(&self, b: u64) -> bool {
+        self.discard.get((b >> 6) as usize).copied().unwrap_or(0) & (1 << (b & 63)) != 0
+    }
+
+    /// The first block at or after `pos` whose discard bit differs from `discard` (may be past
+    /// the end of the map). Within a dirty run this is where the run's kind changes.
+    pub(crate) fn next_kind_change(&self, pos: u64, discard: bool) -> u64 {
+        let flip = if discard { u64::MAX } else { 0 };
+        let mut w = (pos >> 6) as usize;
+        if w >= self.discard.len() {
+            return pos;
+        }
+        let mut bits = (self.discard[w] ^ flip) & (u64::MAX << (pos & 63));
+        while bits == 0 {
+            w += 1;
+            if w >= self.discard.len() {
+                return (w as u64) << 6;
+            }
+            bits = self.discard[w] ^ flip;
+        }
+        ((w as u64) << 6) | u64::from(bits.trailing_zeros())
+    }
+
+    /// Discard bits of leaf word `index`.
+    pub(crate) fn discard_leaf(&self, index: usize) -> u64 {
+        self.discard.get(index).copied().unwrap_or(0)
     }
 
     /// ORs `bits` into leaf word `index`; returns how many bits were newly set.
@@ -398,6 +541,7 @@ impl FrozenMap {
         let at = self.shape.at(level, index);
         let mut bits = std::mem::take(&mut self.words[at]);
         if level == 0 {
+            self.discard[index] = 0;
             return;
         }
         while bits != 0 {
@@ -445,6 +589,7 @@ mod tests {
         assert_eq!(live.set_range(299_999, 299_999), 1);
         let d = live.drain_into(&mut frozen, 300_000);
         assert_eq!((d.blocks, d.runs), (143, 3));
+        assert!(!frozen.is_discard(5));
         let again = live.drain_into(&mut frozen, 300_000);
         assert_eq!(again.blocks, 0, "live map is empty after a drain");
         assert_eq!(frozen.next_set(0), Some(5));
@@ -465,5 +610,38 @@ mod tests {
             frozen.words.iter().all(|&w| w == 0),
             "clear leaves no stale summary bit"
         );
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod discard_tests {
+    use super::*;
+
+    #[test]
+    fn discard_bits_survive_a_drain_and_split_runs_by_kind() {
+        let shape = Shape::new(1000);
+        let live = LiveMap::new(shape).unwrap();
+        let mut frozen = FrozenMap::new(shape).unwrap();
+        live.mark_range(10, 20, None);
+        live.mark_range(21, 70, Some((21, 70)));
+        live.mark_range(71, 71, None);
+        // A later write turns a discarded block back into a write.
+        live.mark_range(30, 30, None);
+        let d = live.drain_into(&mut frozen, 1000);
+        // 10..=20 W, 21..=29 D, 30 W, 31..=70 D, 71 W.
+        assert_eq!((d.blocks, d.runs), (62, 5));
+        assert!(!frozen.is_discard(20) && frozen.is_discard(21) && frozen.is_discard(29));
+        assert!(!frozen.is_discard(30) && frozen.is_discard(63) && frozen.is_discard(64));
+        assert_eq!(frozen.next_kind_change(21, true), 30);
+        assert_eq!(frozen.next_kind_change(31, true), 71);
+        assert!(live.discard.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+        // Abort: merged back where no later mark touched the block.
+        live.mark_range(40, 40, None);
+        frozen.for_each_word(|w, bits| live.merge_word(w, bits, frozen.discard_leaf(w)));
+        frozen.clear();
+        assert!(frozen.discard.iter().all(|&w| w == 0));
+        let d = live.drain_into(&mut frozen, 1000);
+        assert_eq!(d.blocks, 62);
+        assert!(frozen.is_discard(39) && !frozen.is_discard(40) && frozen.is_discard(41));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::ffi::result::{blockdelta_result, ToResult};
+use super::extent::GenerationId;
 
 /// Everything a tracker call can reject. Each variant maps to one C code.
 #[non_exhaustive]
@@ -33,10 +33,20 @@ pub enum TrackerError {
     NoCheckpoint,
     /// The sequence number, generation or cursor is not the pending checkpoint's.
     WrongCheckpoint {
+        /// The pending checkpoint's generation.
+        pending_generation: GenerationId,
         /// The pending checkpoint's sequence number.
         pending: u64,
+        /// The generation given (the pending one where the call names no generation).
+        given_generation: GenerationId,
         /// The sequence number given.
         given: u64,
+    },
+    /// An extent read into an empty output slice while extents remain: nothing could be
+    /// returned, and 0 would falsely mean "the end".
+    EmptyExtentBuffer {
+        /// The block the cursor is at.
+        next_block: u64,
     },
     /// No supported granularity fits the memory budget.
     BudgetTooSmall {
@@ -76,9 +86,18 @@ impl fmt::Display for TrackerError {
             TrackerError::NoCheckpoint => {
                 write!(f, "no checkpoint is taken: call take first")
             }
-            TrackerError::WrongCheckpoint { pending, given } => write!(
+            TrackerError::WrongCheckpoint {
+                pending_generation,
+                pending,
+                given_generation,
+                given,
+            } => write!(
                 f,
-                "checkpoint {given} is not the taken checkpoint {pending} (stale sequence, cursor or generation)"
+                "checkpoint {given_generation}/{given} is not the taken checkpoint {pending_generation}/{pending} (stale sequence, cursor or generation)"
+            ),
+            TrackerError::EmptyExtentBuffer { next_block } => write!(
+                f,
+                "the extent buffer has room for 0 extents but extents remain from block {next_block}: pass at least one slot"
             ),
             TrackerError::BudgetTooSmall { budget, needed } => write!(
                 f,
@@ -96,18 +115,3 @@ impl fmt::Display for TrackerError {
 }
 
 impl std::error::Error for TrackerError {}
-
-impl ToResult for TrackerError {
-    fn to_result(&self) -> blockdelta_result {
-        match self {
-            TrackerError::InvalidGeometry { .. } => blockdelta_result::TrackerInvalidGeometry,
-            TrackerError::OutOfRange { .. } => blockdelta_result::TrackerOutOfRange,
-            TrackerError::TakeInProgress { .. } => blockdelta_result::TrackerTakeInProgress,
-            TrackerError::NoCheckpoint => blockdelta_result::TrackerNoCheckpoint,
-            TrackerError::WrongCheckpoint { .. } => blockdelta_result::TrackerWrongCheckpoint,
-            TrackerError::BudgetTooSmall { .. } => blockdelta_result::TrackerBudgetTooSmall,
-            TrackerError::CapacityExceeded { .. } => blockdelta_result::TrackerCapacityExceeded,
-            TrackerError::OutOfMemory { .. } => blockdelta_result::OutOfMemory,
-        }
-    }
-}

@@ -12,8 +12,21 @@
 //! - A write whose mark overlaps a `take` lands in the taken set or in the next one, never in
 //!   neither; a write whose mark returned before a `take` started is in that take (protocol in
 //!   `bitmap.rs`; loom model in `tests/loom_tracker.rs`, stress test in `tests/tracker_race.rs`).
-//! - Nothing allocates after construction: take, extent reads, commit and abort reuse the two
+//! - Nothing allocates after construction: take, extent reads, commit and abort reuse the
 //!   bitmaps allocated by [`Tracker::new`] (`tests/tracker_alloc.rs`).
+//! - A block whose last change was a discard of the whole block is reported as an
+//!   [`ExtentKind::Discard`] extent, through take, abort and commit, so the stream sends a
+//!   DISCARD record instead of data. Under races a discard may be reported as a write (always
+//!   safe: the data is read and shipped), never a write as a discard (protocol in `bitmap.rs`,
+//!   loom scenarios `*discard*`, stress test `a_write_is_never_reported_as_a_discard*`). The cost:
+//!   one bit per block in a live and in a frozen discard map (about twice the memory of the dirty
+//!   maps alone, see [`Tracker::memory_for`]), and on the write path two loads of the block's
+//!   discard word (one before, one after the dirty bit), with a read-modify-write only when a
+//!   discard bit is set.
+//! - Checkpoint numbers are unique within a generation; an aborted number is never issued again.
+//!   Each checkpoint names the last committed number it builds on
+//!   ([`CheckpointInfo::from_sequence`]), and [`Tracker::commit`] takes the generation and
+//!   number the replica reports as applied.
 //! - Taking, iterating and committing cost time in proportion to the dirty blocks, not the disk.
 //! - Every checkpoint names its [`GenerationId`] and sequence number. The generation changes
 //!   whenever tracking continuity is lost, so a consumer never mistakes a reset for "nothing
@@ -46,7 +59,7 @@ use bitmap::{FrozenMap, LiveMap, Shape};
 use stats::{Counters, Totals};
 
 pub use error::TrackerError;
-pub use extent::{Extent, GenerationId};
+pub use extent::{Extent, ExtentKind, GenerationId};
 
 /// Smallest tracking granularity (bytes).
 pub const MIN_GRANULARITY: u32 = 512;
@@ -153,9 +166,16 @@ pub struct Geometry {
 pub struct CheckpointInfo {
     /// The tracker generation this checkpoint belongs to.
     pub generation: GenerationId,
-    /// 1 for the first checkpoint of a generation, then +1 per commit. After an abort the next
-    /// take reuses the number (its set is a superset of the aborted one).
+    /// This checkpoint's number: 1 for the first take of a generation, then the last number
+    /// issued plus one. Numbers are unique within a generation: an aborted checkpoint's number
+    /// is never issued again (the next take's set is a superset of the aborted one, under a new
+    /// number), so a replica can never confuse the two.
     pub sequence: u64,
+    /// The last committed sequence number of this generation (0 if none). This checkpoint's set
+    /// is the union of every change since that commit, so a stream for it (from `from_sequence`
+    /// to `sequence`) is correct on a replica at any point `s` of this generation with
+    /// `from_sequence <= s < sequence`.
+    pub from_sequence: u64,
     /// Disk size when the checkpoint was taken; extents never reach past it.
     pub disk_size: u64,
     /// Tracking granularity in bytes.
@@ -263,7 +283,10 @@ struct Control {
     frozen: FrozenMap,
     pending: Option<CheckpointInfo>,
     generation: GenerationId,
+    /// Last sequence committed in `generation` (0 if none).
     committed: u64,
+    /// Last sequence issued by `take` in `generation` (0 if none); never decreases within it.
+    issued: u64,
     taken: u64,
     commits: u64,
     aborts: u64,
@@ -273,7 +296,8 @@ struct Control {
 }
 
 impl Tracker {
-    /// Builds a tracker, allocating both bitmaps now. Fails with a message naming the bad value.
+    /// Builds a tracker, allocating its bitmaps now (live and frozen dirty maps, live and frozen
+    /// discard maps). Fails with a message naming the bad value.
     pub fn new(config: TrackerConfig) -> Result<Tracker, TrackerError> {
         let bad = |what, value| Err(TrackerError::InvalidGeometry { what, value });
         let TrackerConfig {
@@ -334,7 +358,7 @@ impl Tracker {
         }
         let shape = Shape::new(blocks);
         let oom = || TrackerError::OutOfMemory {
-            bytes: 2 * shape.bytes() as u64,
+            bytes: Self::memory_for(capacity, block_size) - Self::fixed_bytes(),
         };
         let live = LiveMap::new(shape).ok_or_else(oom)?;
         let frozen = FrozenMap::new(shape).ok_or_else(oom)?;
@@ -350,6 +374,7 @@ impl Tracker {
                 pending: None,
                 generation: GenerationId::random(),
                 committed: 0,
+                issued: 0,
                 taken: 0,
                 commits: 0,
                 aborts: 0,
@@ -365,11 +390,17 @@ impl Tracker {
     }
 
     /// Bytes of tracker memory for a disk of `capacity` bytes at `block_size` granularity:
-    /// the live and the frozen bitmap with their summary levels, plus the fixed part.
+    /// the live and the frozen bitmap with their summary levels, the live and the frozen
+    /// discard bits (one bit per block each), plus the fixed part.
+    ///
+    /// Total for every input: a `block_size` of 0 is taken as 1, and a figure that does not fit
+    /// 64 bits saturates at `u64::MAX` (no such tracker can be built anyway).
     pub fn memory_for(capacity: u64, block_size: u32) -> u64 {
         let blocks = capacity.div_ceil(u64::from(block_size.max(1)));
-        let shape = Shape::new(blocks);
-        2 * shape.bytes() as u64 + Self::fixed_bytes()
+        Shape::words_for(blocks)
+            .saturating_add(blocks.max(1).div_ceil(64))
+            .saturating_mul(2 * 8)
+            .saturating_add(Self::fixed_bytes())
     }
 
     fn fixed_bytes() -> u64 {
@@ -397,7 +428,10 @@ impl Tracker {
 
     /// Records that `len` bytes at `offset` were written.
     ///
-    /// Lock-free, never blocks, never allocates; any thread. Unaligned ranges mark every block
+    /// Lock-free, never blocks, never allocates; any thread. Per leaf word touched: a load of the
+    /// discard word (an RMW only if a discard bit of these blocks is set), a load of the dirty
+    /// word (an RMW only if a bit is clear), a load per summary level, and a second load of the
+    /// discard word. Unaligned ranges mark every block
     /// they touch. `len == 0` is a no-op. A range past the disk end marks nothing and returns
     /// [`TrackerError::OutOfRange`] naming the values.
     #[inline]
@@ -407,6 +441,12 @@ impl Tracker {
 
     /// Records that `len` bytes at `offset` were discarded (trimmed/unmapped). The blocks become
     /// dirty like a write (the replica must learn of it); statistics count it apart.
+    ///
+    /// Blocks the range covers whole are remembered as discarded until a later write to them,
+    /// through take, abort and commit: [`Tracker::extents`] reports them as
+    /// [`ExtentKind::Discard`], so the stream sends a DISCARD record instead of reading the
+    /// source. The partial blocks at either end are writes. Under races a discard may be
+    /// reported as a write (always safe), never a write as a discard.
     #[inline]
     pub fn mark_discard(&self, offset: u64, len: u64) -> Result<(), TrackerError> {
         self.mark(offset, len, true)
@@ -428,9 +468,21 @@ impl Tracker {
                 })
             }
         };
-        let newly = self
-            .live
-            .set_range(offset >> self.shift, (end - 1) >> self.shift);
+        let (first, last) = (offset >> self.shift, (end - 1) >> self.shift);
+        let disc = if discard {
+            // Only whole blocks become discards (the disk's last block is whole up to the disk
+            // end); the partial blocks at either end are writes.
+            let full_end = if end == disk_size {
+                end.div_ceil(self.block_size().into())
+            } else {
+                end >> self.shift
+            };
+            let full_first = offset.div_ceil(self.block_size().into());
+            (full_first < full_end).then(|| (full_first, full_end - 1))
+        } else {
+            None
+        };
+        let newly = self.live.mark_range(first, last, disc);
         self.counters.record(discard, len, newly);
         Ok(())
     }
@@ -451,6 +503,7 @@ impl Tracker {
         let mut c = self.control.lock();
         c.generation = GenerationId::random();
         c.committed = 0;
+        c.issued = 0;
         self.set_all(self.disk_size.load(Ordering::Acquire));
     }
 
@@ -479,7 +532,8 @@ impl Tracker {
         }
         let info = CheckpointInfo {
             generation: c.generation,
-            sequence: c.committed + 1,
+            sequence: c.issued + 1,
+            from_sequence: c.committed,
             disk_size,
             block_size: self.block_size(),
             dirty_blocks,
@@ -497,6 +551,7 @@ impl Tracker {
         c.interval_start = now;
         c.interval_totals = totals;
         c.taken += 1;
+        c.issued = info.sequence;
         c.pending = Some(info);
         Ok(info)
     }
@@ -509,6 +564,14 @@ impl Tracker {
     /// Reads the next coalesced extents of the taken checkpoint into `out`, ascending and
     /// non-overlapping, and advances `cursor`. Returns how many were written; 0 means the end.
     /// Costs time in proportion to the dirty blocks read; no allocation.
+    ///
+    /// An empty `out` is [`TrackerError::EmptyExtentBuffer`] unless the cursor is at the end
+    /// (then `Ok(0)`): 0 must never be mistaken for the end while extents remain.
+    ///
+    /// The cursor is plain data: a copy resumes where it was taken. `next_block` may be any
+    /// block number (a value past the last block of the checkpoint simply reads as the end); a
+    /// position inside an extent returns the rest of that extent first. A cursor of another
+    /// checkpoint (generation or sequence) is [`TrackerError::WrongCheckpoint`].
     pub fn extents(
         &self,
         cursor: &mut ExtentCursor,
@@ -519,15 +582,30 @@ impl Tracker {
         let end_block = p.disk_size.div_ceil(self.block_size().into());
         let mut n = 0;
         let mut pos = cursor.next_block;
+        if out.is_empty() {
+            return match c.frozen.next_set(pos).filter(|&b| b < end_block) {
+                Some(_) => Err(TrackerError::EmptyExtentBuffer { next_block: pos }),
+                None => Ok(0),
+            };
+        }
         while n < out.len() {
             let Some(start) = c.frozen.next_set(pos).filter(|&b| b < end_block) else {
                 pos = end_block;
                 break;
             };
-            let stop = c.frozen.next_clear(start).min(end_block);
+            let discard = c.frozen.is_discard(start);
+            let stop = c
+                .frozen
+                .next_clear(start)
+                .min(c.frozen.next_kind_change(start, discard))
+                .min(end_block);
             let offset = start << self.shift;
             let end = (stop << self.shift).min(p.disk_size);
-            out[n] = Extent::new(offset, end - offset);
+            out[n] = if discard {
+                Extent::discard(offset, end - offset)
+            } else {
+                Extent::new(offset, end - offset)
+            };
             n += 1;
             pos = stop;
         }
@@ -541,20 +619,27 @@ impl Tracker {
         generation: Option<GenerationId>,
     ) -> Result<CheckpointInfo, TrackerError> {
         let p = c.pending.ok_or(TrackerError::NoCheckpoint)?;
-        if p.sequence != sequence || generation.is_some_and(|g| g != p.generation) {
+        let given_generation = generation.unwrap_or(p.generation);
+        if p.sequence != sequence || given_generation != p.generation {
             return Err(TrackerError::WrongCheckpoint {
+                pending_generation: p.generation,
                 pending: p.sequence,
+                given_generation,
                 given: sequence,
             });
         }
         Ok(p)
     }
 
-    /// The replica has checkpoint `sequence`: forget its blocks.
-    pub fn commit(&self, sequence: u64) -> Result<(), TrackerError> {
+    /// The replica has applied checkpoint (`generation`, `sequence`): forget its blocks.
+    ///
+    /// Pass what the replica *reported* as applied, not what was sent: both must equal the
+    /// pending checkpoint's, else [`TrackerError::WrongCheckpoint`] (and nothing changes), so a
+    /// checkpoint the replica did not apply can never be committed.
+    pub fn commit(&self, generation: GenerationId, sequence: u64) -> Result<(), TrackerError> {
         let mut guard = self.control.lock();
         let c = &mut *guard;
-        let p = Self::check_pending(c, sequence, None)?;
+        let p = Self::check_pending(c, sequence, Some(generation))?;
         c.frozen.clear();
         if p.generation == c.generation {
             c.committed = p.sequence;
@@ -565,15 +650,15 @@ impl Tracker {
     }
 
     /// Checkpoint `sequence` was not delivered: merge its blocks back into the live set, so the
-    /// next take includes them again. Lock-free with respect to concurrent writers.
+    /// next take includes them again (under a new sequence number: numbers are never reused).
+    /// Lock-free with respect to concurrent writers.
     pub fn abort(&self, sequence: u64) -> Result<(), TrackerError> {
         let mut guard = self.control.lock();
         let c = &mut *guard;
         Self::check_pending(c, sequence, None)?;
         let live = &self.live;
-        c.frozen.for_each_word(|w, bits| {
-            live.set_word(w, bits);
-        });
+        let frozen = &c.frozen;
+        frozen.for_each_word(|w, bits| live.merge_word(w, bits, frozen.discard_leaf(w)));
         c.frozen.clear();
         c.aborts += 1;
         c.pending = None;
@@ -632,7 +717,7 @@ impl Tracker {
         self.control.lock().generation
     }
 
-    /// Bytes of memory this tracker holds (both bitmaps, summaries and counters).
+    /// Bytes of memory this tracker holds (dirty maps with summaries, discard maps, counters).
     pub fn memory_usage(&self) -> u64 {
         Self::memory_for(self.capacity, self.block_size())
     }

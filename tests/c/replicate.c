@@ -18,6 +18,9 @@ static uint8_t replica[DISK];
 static uint8_t wire[MAX_STREAM];
 static const uint8_t disk_id[16] = "c-replicate-0001";
 static const char secret[] = "replicate.c secret";
+/* The receiver's state, as it reports it: the last checkpoint it applied. */
+static uint8_t replica_generation[16];
+static uint64_t replica_seq = 0;
 
 static int fail(const char *what, blockdelta_result r) {
   char msg[512];
@@ -72,7 +75,9 @@ static int cycle(blockdelta_tracker *t, int corrupt, blockdelta_result *apply_rc
   if (count != cp.extent_count) return fail("extent count", BLOCKDELTA_RESULT_OK);
 
   blockdelta_encoder *enc = NULL;
-  r = blockdelta_encoder_new(disk_id, cp.generation, cp.sequence - 1, cp.sequence, cp.disk_size,
+  /* The set is every change since the last commit (cp.from_sequence): correct on a replica
+   * anywhere from there up to this checkpoint. */
+  r = blockdelta_encoder_new(disk_id, cp.generation, cp.from_sequence, cp.sequence, cp.disk_size,
                              cp.block_size, 65536,
                              BLOCKDELTA_ENCODE_LZ4 | BLOCKDELTA_ENCODE_ZERO_DETECTION,
                              (const uint8_t *)secret, strlen(secret), read_source, NULL, &enc);
@@ -103,7 +108,11 @@ static int cycle(blockdelta_tracker *t, int corrupt, blockdelta_result *apply_rc
   r = blockdelta_applier_new((const uint8_t *)secret, strlen(secret), write_replica, zero_replica,
                              NULL, NULL, NULL, NULL, &app);
   if (r != BLOCKDELTA_RESULT_OK) return fail("applier_new", r);
-  r = blockdelta_applier_expect(app, disk_id, cp.generation, cp.sequence - 1, true);
+  /* The applier checks the stream starts where the replica is (today: exactly; the stream
+   * side will accept from_seq <= replica < to_seq). Here the replica is always at the last
+   * commit, so both agree. */
+  if (replica_seq != cp.from_sequence) return fail("the replica is not at from_sequence", BLOCKDELTA_RESULT_OK);
+  r = blockdelta_applier_expect(app, disk_id, cp.generation, replica_seq, true);
   size_t consumed = 0;
   if (r == BLOCKDELTA_RESULT_OK) r = blockdelta_applier_push(app, wire, len, &consumed);
   if (r == BLOCKDELTA_RESULT_OK && consumed != len) r = BLOCKDELTA_RESULT_STREAM_TRUNCATED;
@@ -111,8 +120,15 @@ static int cycle(blockdelta_tracker *t, int corrupt, blockdelta_result *apply_rc
   blockdelta_applier_free(app);
   *apply_rc = r;
 
-  /* Commit only what the replica verifiably has; otherwise merge it back. */
-  if (r == BLOCKDELTA_RESULT_OK) return blockdelta_tracker_commit(t, cp.sequence) != BLOCKDELTA_RESULT_OK;
+  if (r == BLOCKDELTA_RESULT_OK) {
+    /* The receiver verified and applied the stream (cp.generation, to cp.sequence). */
+    memcpy(replica_generation, cp.generation, 16);
+    replica_seq = cp.sequence;
+  }
+
+  /* Commit only what the replica reports as applied; otherwise merge it back. */
+  if (r == BLOCKDELTA_RESULT_OK)
+    return blockdelta_tracker_commit(t, replica_generation, replica_seq) != BLOCKDELTA_RESULT_OK;
   return blockdelta_tracker_abort(t, cp.sequence) != BLOCKDELTA_RESULT_OK;
 }
 

@@ -107,8 +107,31 @@ int main(void) {
   uint64_t count = 0;
   CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
   CHECK(cp.sequence == 1 && cp.dirty_bytes == DISK && cp.extent_count == 1);
+  CHECK(cp.from_sequence == 0);
   CHECK(read_all(t, &cp, &count) == DISK && count == 1);
-  CHECK_RC(blockdelta_tracker_commit(t, cp.sequence), BLOCKDELTA_RESULT_OK);
+  /* Pending reports the taken checkpoint. */
+  blockdelta_checkpoint pend;
+  bool has = false;
+  CHECK_RC(blockdelta_tracker_pending(t, &pend, &has), BLOCKDELTA_RESULT_OK);
+  CHECK(has && pend.sequence == cp.sequence && memcmp(pend.generation, cp.generation, 16) == 0);
+  CHECK_RC(blockdelta_tracker_pending(t, NULL, &has), BLOCKDELTA_RESULT_NULL_PARAMETER);
+  /* A zero-sized batch while extents remain is an error, never the end signal. */
+  {
+    blockdelta_extent_cursor c0;
+    size_t n0 = 99;
+    CHECK_RC(blockdelta_extent_cursor_init(&cp, &c0), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_extents(t, &c0, NULL, 0, &n0), BLOCKDELTA_RESULT_BUFFER_TOO_SMALL);
+    CHECK(n0 == 99 && c0.next_block == 0);
+  }
+  /* Commit needs the generation and sequence the replica applied. */
+  uint8_t other_gen[16];
+  memcpy(other_gen, cp.generation, 16);
+  other_gen[0] ^= 1;
+  CHECK_RC(blockdelta_tracker_commit(t, other_gen, cp.sequence), BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT);
+  CHECK_RC(blockdelta_tracker_commit(t, NULL, cp.sequence), BLOCKDELTA_RESULT_NULL_PARAMETER);
+  CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_pending(t, &pend, &has), BLOCKDELTA_RESULT_OK);
+  CHECK(!has);
 
   /* Several threads mark at once. */
   shared = t;
@@ -138,17 +161,39 @@ int main(void) {
 
   /* Take; writes during the taken checkpoint go to the next one; abort merges back. */
   CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
-  CHECK(cp.sequence == 2 && cp.block_size == BLOCK && cp.dirty_blocks > 0);
+  CHECK(cp.sequence == 2 && cp.from_sequence == 1 && cp.block_size == BLOCK && cp.dirty_blocks > 0);
   blockdelta_checkpoint again;
   CHECK_RC(blockdelta_tracker_take(t, &again), BLOCKDELTA_RESULT_TRACKER_TAKE_IN_PROGRESS);
   uint64_t taken_bytes = read_all(t, &cp, &count);
   CHECK(taken_bytes == cp.dirty_bytes && count == cp.extent_count);
-  CHECK_RC(blockdelta_tracker_commit(t, cp.sequence + 1), BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT);
+  CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence + 1), BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT);
+  /* Resuming a cursor at a given block: plain data, any next_block is valid. */
+  {
+    blockdelta_extent_cursor c1;
+    blockdelta_extent e1[1];
+    size_t n1 = 0;
+    CHECK_RC(blockdelta_extent_cursor_init(&cp, &c1), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_extents(t, &c1, e1, 1, &n1), BLOCKDELTA_RESULT_OK);
+    CHECK(n1 == 1);
+    blockdelta_extent_cursor resume = c1; /* a copy resumes where the original is */
+    uint64_t at = e1[0].offset / BLOCK + 1; /* one block into the first extent, or past it */
+    resume.next_block = at;
+    CHECK_RC(blockdelta_tracker_extents(t, &resume, e1, 1, &n1), BLOCKDELTA_RESULT_OK);
+    CHECK(n1 == 1 && e1[0].offset >= at * BLOCK && resume.next_block > at);
+    resume.next_block = UINT64_MAX; /* past the end: the end */
+    CHECK_RC(blockdelta_tracker_extents(t, &resume, e1, 1, &n1), BLOCKDELTA_RESULT_OK);
+    CHECK(n1 == 0);
+    resume.sequence = cp.sequence + 5; /* another checkpoint's cursor */
+    CHECK_RC(blockdelta_tracker_extents(t, &resume, e1, 1, &n1), BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT);
+  }
   CHECK_RC(blockdelta_tracker_abort(t, cp.sequence), BLOCKDELTA_RESULT_OK);
   CHECK_RC(blockdelta_tracker_take(t, &again), BLOCKDELTA_RESULT_OK);
-  CHECK(again.sequence == cp.sequence && again.dirty_bytes == cp.dirty_bytes);
-  CHECK_RC(blockdelta_tracker_commit(t, again.sequence), BLOCKDELTA_RESULT_OK);
-  CHECK_RC(blockdelta_tracker_commit(t, again.sequence), BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT);
+  /* An aborted number is never issued again: the next take has a new one, from the same base. */
+  CHECK(again.sequence == cp.sequence + 1 && again.from_sequence == cp.from_sequence);
+  CHECK(again.dirty_bytes == cp.dirty_bytes);
+  CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT);
+  CHECK_RC(blockdelta_tracker_commit(t, again.generation, again.sequence), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_commit(t, again.generation, again.sequence), BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT);
 
   /* Resize: growing marks the new region dirty; beyond the capacity is refused. */
   CHECK_RC(blockdelta_tracker_resize(t, DISK + MIB), BLOCKDELTA_RESULT_OK);
@@ -158,7 +203,7 @@ int main(void) {
   CHECK(g.disk_size == DISK + MIB && g.capacity == 2 * DISK && g.block_size == BLOCK && g.sector_size == 512);
   CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
   CHECK(cp.dirty_bytes == MIB && cp.extent_count == 1);
-  CHECK_RC(blockdelta_tracker_commit(t, cp.sequence), BLOCKDELTA_RESULT_OK);
+  CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_OK);
 
   /* Losing continuity: a new generation, sequence 1, everything dirty. */
   uint8_t gen_before[16], gen_after[16];
@@ -167,14 +212,41 @@ int main(void) {
   CHECK_RC(blockdelta_tracker_generation(t, &gen_after), BLOCKDELTA_RESULT_OK);
   CHECK(memcmp(gen_before, gen_after, 16) != 0);
   CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
-  CHECK(cp.sequence == 1 && cp.dirty_bytes == DISK + MIB && memcmp(cp.generation, gen_after, 16) == 0);
-  CHECK_RC(blockdelta_tracker_commit(t, cp.sequence), BLOCKDELTA_RESULT_OK);
+  CHECK(cp.sequence == 1 && cp.from_sequence == 0 && cp.dirty_bytes == DISK + MIB && memcmp(cp.generation, gen_after, 16) == 0);
+  CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_OK);
+
+  /* Whole-block discards come back as DISCARD extents; a write stays a write. */
+  {
+    CHECK(sizeof(blockdelta_extent) == 24);
+    CHECK_RC(blockdelta_tracker_mark_discard(t, 0, 2 * BLOCK), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_mark_write(t, 2 * BLOCK, 1), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
+    blockdelta_extent_cursor cd;
+    blockdelta_extent ed[4];
+    size_t nd = 0;
+    CHECK_RC(blockdelta_extent_cursor_init(&cp, &cd), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_extents(t, &cd, ed, 4, &nd), BLOCKDELTA_RESULT_OK);
+    CHECK(nd == 2 && cp.extent_count == 2);
+    CHECK(ed[0].offset == 0 && ed[0].len == 2 * BLOCK && ed[0].kind == BLOCKDELTA_EXTENT_KIND_DISCARD);
+    CHECK(ed[1].offset == 2 * BLOCK && ed[1].len == BLOCK && ed[1].kind == BLOCKDELTA_EXTENT_KIND_WRITE);
+    CHECK(ed[0].reserved == 0 && ed[1].reserved == 0);
+    CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_OK);
+  }
 
   /* Memory: reported, and predictable before creation. */
   uint64_t mem = 0;
   CHECK_RC(blockdelta_tracker_memory_usage(t, &mem), BLOCKDELTA_RESULT_OK);
   CHECK(mem == blockdelta_tracker_memory_for(2 * DISK, BLOCK));
   CHECK_RC(blockdelta_tracker_memory_usage(t, NULL), BLOCKDELTA_RESULT_NULL_PARAMETER);
+  /* memory_for is total: huge capacities saturate instead of panicking; block size 0 is 0. */
+  CHECK(blockdelta_tracker_memory_for(UINT64_MAX, 512) >= 2 * (UINT64_MAX / 512 / 8));
+  CHECK(blockdelta_tracker_memory_for(UINT64_MAX, 1) >= 2 * (UINT64_MAX / 8));
+  CHECK(blockdelta_tracker_memory_for(UINT64_MAX, 0) == 0);
+  CHECK(blockdelta_tracker_memory_for(0, 512) > 0);
+  for (unsigned sh = 40; sh < 64; sh++) {
+    uint64_t cap = 1ull << sh, m = blockdelta_tracker_memory_for(cap, 512);
+    CHECK(m > 0 && m >= blockdelta_tracker_memory_for(cap >> 1, 512));
+  }
 
   blockdelta_tracker_free(t);
   if (failures) {
