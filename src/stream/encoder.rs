@@ -417,8 +417,11 @@ impl Encoder {
     }
 
     /// Writes a RESIZE record: the disk has `new_size` bytes from here on.
+    /// `new_size` must be 1 byte to [`MAX_DISK_SIZE`](super::format::MAX_DISK_SIZE)
+    /// ([`StreamError::InvalidDiskSize`]).
     pub fn write_resize(&mut self, new_size: u64, dst: &mut [u8]) -> Result<usize> {
         self.require_body()?;
+        super::header::check_disk_size("RESIZE record", new_size)?;
         check_room(
             dst,
             FRAME_HEADER_LEN + RECORD_HEADER_LEN + RESIZE_FIELDS_LEN + self.tag_len(),

@@ -21,7 +21,7 @@
 //!
 //! // Sender: header, one frame per record, END. Frames go into a reusable caller buffer.
 //! let mut cfg = EncoderConfig::new(*b"disk-0000000001a", GenerationId([1; 16]), 41, 42, 1 << 20);
-//! cfg.secret = Some(Secret::new(b"shared secret"));
+//! cfg.secret = Some(Secret::new(b"a shared secret of 32+ bytes")?);
 //! let mut enc = Encoder::new(cfg)?;
 //! let mut frame = vec![0u8; enc.max_frame_len()];
 //! let mut wire = Vec::new(); // stands for a socket
@@ -37,7 +37,7 @@
 //!
 //! // Receiver: verify every frame, then write it to the replica (any `ApplyTarget`: a `FileTarget`, ...).
 //! let mut replica = Applier::new(
-//!     DecoderConfig::new().with_secret(Secret::new(b"shared secret")),
+//!     DecoderConfig::new().with_secret(Secret::new(b"a shared secret of 32+ bytes")?),
 //!     vec![0u8; 1 << 20],
 //! );
 //! let used = replica.push(&wire)?; // feed bytes as they arrive; keep the unconsumed tail
@@ -59,8 +59,9 @@ mod record;
 mod source;
 mod target;
 
+pub use apply::Applied;
 pub use apply::{Applier, ApplyTarget};
-pub use crypto::Secret;
+pub use crypto::{Secret, MIN_SECRET_LEN};
 pub use decoder::{Decoded, Decoder, DecoderConfig, Expected};
 pub use encoder::{
     encode_to_vec, frame_bound, normalize_extents, EncodeCursor, Encoder, EncoderConfig,
@@ -69,7 +70,7 @@ pub use encoder::{
 pub use error::StreamError;
 pub use format::{
     is_all_zero, FEATURE_OPTIONAL_ZERO_DETECTION, FEATURE_REQUIRED_LZ4, FORMAT_VERSION,
-    MAX_LABEL_LEN, MAX_RECORD_PAYLOAD, MUST_UNDERSTAND,
+    MAX_DISK_SIZE, MAX_LABEL_LEN, MAX_RECORD_PAYLOAD, MUST_UNDERSTAND,
 };
 pub use header::{CipherSuite, StreamHeader};
 pub use record::{Bookmark, BookmarkKind, Codec, EndSummary, Record};
