@@ -24,6 +24,9 @@ use super::result::blockdelta_result;
 use crate::stream::{Applier, DecoderConfig, StreamError};
 
 #[cfg(test)]
+#[path = "tests/applier_guards.rs"]
+mod guard_tests;
+#[cfg(test)]
 #[path = "tests/applier.rs"]
 mod tests;
 
