@@ -73,6 +73,9 @@ fn plain_applier(t: &mut Replica, size: u64, max_size: u64) -> *mut blockdelta_a
     app
 }
 
+/// A hostile stream: header disk size, records (type, value), the expected result.
+type Case = (u64, Vec<(u16, Vec<u8>)>, blockdelta_result);
+
 fn calls(t: &Replica) -> u32 {
     t.writes + t.zeroes + t.discards + t.resizes + t.syncs
 }
@@ -190,7 +193,7 @@ fn hostile_sizes_never_reach_the_c_callbacks() {
         )
     };
     let resize = |size: u64| (0x8004u16, size.to_le_bytes().to_vec());
-    let cases: Vec<(u64, Vec<(u16, Vec<u8>)>, blockdelta_result)> = vec![
+    let cases: Vec<Case> = vec![
         (
             1 << 62,
             vec![data(1 << 50), zero(1 << 51, 1 << 61), resize(u64::MAX)],
