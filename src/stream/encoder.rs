@@ -75,8 +75,10 @@ impl EncoderConfig {
     }
 
     /// Uses this salt and nonce prefix instead of random ones. **Only for reproducible test
-    /// vectors**: encrypting two different streams with the same secret, salt, disk and
-    /// generation reuses AES-GCM nonces, which destroys confidentiality and integrity.
+    /// vectors, never in production**: encrypting two different streams with the same secret,
+    /// salt, disk and generation reuses AES-GCM nonces, which destroys confidentiality and
+    /// integrity. Exists only with the cargo feature `insecure-test-vectors` (off by default).
+    #[cfg(feature = "insecure-test-vectors")]
     pub fn with_fixed_crypto_params_for_test_vectors(
         mut self,
         salt: [u8; 32],
