@@ -5,8 +5,10 @@
 //! decompression to the exact declared length. Nothing of a frame that fails is returned, so an
 //! applier never writes unverified data. After any error the decoder is poisoned.
 //!
-//! Scratch is allocated once per stream, when its header is accepted, and only what the stream
-//! needs, sized by the record size its header declares: a decompression buffer for an lz4 stream
+//! `Decoder::new` allocates nothing. Scratch is allocated once per stream, when its header is
+//! accepted, and only what the stream needs: a copy of the header frame (the associated data of
+//! every sealed frame, at most about 4 KiB) and, sized by the record size its header declares,
+//! a decompression buffer for an lz4 stream
 //! and a plaintext buffer for an encrypted one (about 1x and 1x the record size; at most 2 MiB in
 //! all). Decoding a record allocates nothing. (The one exception is a frame larger than the
 //! declared record size allows, which only a later writer's optional record type could be: the
