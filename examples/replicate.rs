@@ -254,10 +254,10 @@ impl Pipeline {
             replica_size,
         );
         cfg.block_size = cp.block_size;
-        cfg.secret = Some(Secret::new(self.secret.as_bytes()));
+        cfg.secret = Some(Secret::new(self.secret.as_bytes())?);
         let mut enc = Encoder::new(cfg)?;
         self.frame.resize(enc.max_frame_len(), 0);
-        let decoder = DecoderConfig::new().with_secret(Secret::new(self.secret.as_bytes()));
+        let decoder = DecoderConfig::new().with_secret(Secret::new(self.secret.as_bytes())?);
         let mut link = Link {
             applier: Applier::new(decoder, FileTarget::new(replica.try_clone()?)?),
             totals,

@@ -20,16 +20,6 @@
 #include <stdbool.h>
 
 /**
- * Encoder flag: try lz4 on DATA records (raw is kept when lz4 does not pay).
- */
-#define BLOCKDELTA_ENCODE_LZ4 1
-
-/**
- * Encoder flag: send all-zero records as ZERO records.
- */
-#define BLOCKDELTA_ENCODE_ZERO_DETECTION 2
-
-/**
  * `blockdelta_record.kind`: the input holds no whole frame yet; call again with more bytes.
  */
 #define BLOCKDELTA_RECORD_NEED_MORE 0
@@ -74,6 +64,16 @@
  * `kind`: an optional record type this library does not know, verified and skipped; `aux` = its type.
  */
 #define BLOCKDELTA_RECORD_SKIPPED 8
+
+/**
+ * Encoder flag: try lz4 on DATA records (raw is kept when lz4 does not pay).
+ */
+#define BLOCKDELTA_ENCODE_LZ4 1
+
+/**
+ * Encoder flag: send all-zero records as ZERO records.
+ */
+#define BLOCKDELTA_ENCODE_ZERO_DETECTION 2
 
 /**
  * `blockdelta_vm_add_disk` flag: the OS (boot) disk.
@@ -253,6 +253,12 @@
  * Patch version of the headers.
  */
 #define BLOCKDELTA_VERSION_PATCH 0
+
+/**
+ * The shortest secret accepted, in bytes: an empty or short secret would make encryption a
+ * formality.
+ */
+#define MIN_SECRET_LEN 16
 
 /**
  * Default largest raw payload per DATA record.
@@ -519,6 +525,24 @@ enum blockdelta_result
    */
   BLOCKDELTA_RESULT_STREAM_RANDOM = 231,
   /**
+   * Stream: the stream ends at or before the replica's checkpoint: it was already applied,
+   * and a stream that was applied can never be applied again.
+   */
+  BLOCKDELTA_RESULT_STREAM_ALREADY_APPLIED = 232,
+  /**
+   * Stream: a disk size (stream header or RESIZE) is zero or above 2^60 bytes.
+   */
+  BLOCKDELTA_RESULT_STREAM_INVALID_DISK_SIZE = 233,
+  /**
+   * Stream: a secret is shorter than 16 bytes.
+   */
+  BLOCKDELTA_RESULT_STREAM_SECRET_TOO_SHORT = 234,
+  /**
+   * A callback re-entered the handle that called it (e.g. pushed into the applier that is
+   * calling it); the inner call did nothing.
+   */
+  BLOCKDELTA_RESULT_REENTERED = 235,
+  /**
    * Support: the string is not a kernel version (the message says which part is wrong).
    */
   BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION = 300,
@@ -673,6 +697,9 @@ typedef struct FsTraits FsTraits;
 
 /**
  * A decoder writing to C target callbacks (opaque). Create with `blockdelta_applier_new`.
+ *
+ * The applier sits in a `RefCell`: a target callback that calls back into the same applier gets
+ * `BLOCKDELTA_RESULT_REENTERED` and no second `&mut` to it is ever made.
  */
 typedef struct blockdelta_applier blockdelta_applier;
 
@@ -688,6 +715,9 @@ typedef struct blockdelta_decoder blockdelta_decoder;
 
 /**
  * A stream encoder (opaque). Create with `blockdelta_encoder_new`, free with `blockdelta_encoder_free`.
+ *
+ * Its state sits in a `RefCell`: a read callback that calls back into the same encoder gets
+ * `BLOCKDELTA_RESULT_REENTERED` and no second `&mut` to the state is ever made.
  */
 typedef struct blockdelta_encoder blockdelta_encoder;
 
@@ -716,37 +746,24 @@ typedef struct blockdelta_tracker blockdelta_tracker;
 typedef struct blockdelta_vm blockdelta_vm;
 
 /**
- * Reads `len` bytes of the source disk at `offset` into `buf`. Returns 0 on success; non-zero
- * on failure (a positive value is reported as that errno). Called only from within
- * `blockdelta_encoder_next`, on the calling thread; `buf` is valid only during the call.
+ * Writes `len` bytes from `buf` at `offset` of the replica. Returns 0 on success.
  */
-typedef int (*blockdelta_read_fn)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
+typedef int (*blockdelta_write_fn)(void *ctx, uint64_t offset, const uint8_t *buf, size_t len);
 
 /**
- * A byte range of a disk: `len` bytes starting at `offset`, written or discarded.
- *
- * Exposed to C as the plain value type `blockdelta_extent` (24 bytes). It grew in 0.2 (from 16
- * bytes) to say whether the range was written or discarded (`kind`, plus a reserved word that
- * must be zero); it is not meant to grow again.
+ * Makes `offset`..`offset + len` read as zeros (write_zeroes) or unmaps it (discard). Returns 0 on success.
  */
-typedef struct blockdelta_extent {
-  /**
-   * First byte of the range.
-   */
-  uint64_t offset;
-  /**
-   * Length of the range in bytes.
-   */
-  uint64_t len;
-  /**
-   * Whether the range was written (its data must be read and shipped) or discarded.
-   */
-  blockdelta_extent_kind kind;
-  /**
-   * Reserved: zero.
-   */
-  uint32_t reserved;
-} blockdelta_extent;
+typedef int (*blockdelta_range_fn)(void *ctx, uint64_t offset, uint64_t len);
+
+/**
+ * Resizes the replica to `new_size` bytes. Returns 0 on success.
+ */
+typedef int (*blockdelta_resize_fn)(void *ctx, uint64_t new_size);
+
+/**
+ * Makes everything written so far durable. Returns 0 on success.
+ */
+typedef int (*blockdelta_sync_fn)(void *ctx);
 
 /**
  * One decoded item. A plain value type that will not grow: later record kinds reuse these
@@ -781,24 +798,37 @@ typedef struct blockdelta_record {
 } blockdelta_record;
 
 /**
- * Writes `len` bytes from `buf` at `offset` of the replica. Returns 0 on success.
+ * Reads `len` bytes of the source disk at `offset` into `buf`. Returns 0 on success; non-zero
+ * on failure (a positive value is reported as that errno). Called only from within
+ * `blockdelta_encoder_next`, on the calling thread; `buf` is valid only during the call.
  */
-typedef int (*blockdelta_write_fn)(void *ctx, uint64_t offset, const uint8_t *buf, size_t len);
+typedef int (*blockdelta_read_fn)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
 
 /**
- * Makes `offset`..`offset + len` read as zeros (write_zeroes) or unmaps it (discard). Returns 0 on success.
+ * A byte range of a disk: `len` bytes starting at `offset`, written or discarded.
+ *
+ * Exposed to C as the plain value type `blockdelta_extent` (24 bytes). It grew in 0.2 (from 16
+ * bytes) to say whether the range was written or discarded (`kind`, plus a reserved word that
+ * must be zero); it is not meant to grow again.
  */
-typedef int (*blockdelta_range_fn)(void *ctx, uint64_t offset, uint64_t len);
-
-/**
- * Resizes the replica to `new_size` bytes. Returns 0 on success.
- */
-typedef int (*blockdelta_resize_fn)(void *ctx, uint64_t new_size);
-
-/**
- * Makes everything written so far durable. Returns 0 on success.
- */
-typedef int (*blockdelta_sync_fn)(void *ctx);
+typedef struct blockdelta_extent {
+  /**
+   * First byte of the range.
+   */
+  uint64_t offset;
+  /**
+   * Length of the range in bytes.
+   */
+  uint64_t len;
+  /**
+   * Whether the range was written (its data must be read and shipped) or discarded.
+   */
+  blockdelta_extent_kind kind;
+  /**
+   * Reserved: zero.
+   */
+  uint32_t reserved;
+} blockdelta_extent;
 
 /**
  * The answer to `blockdelta_support_kernel_check`. A fixed value type.
@@ -1162,23 +1192,180 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Copies the calling thread's last error message into `buf` as a NUL-terminated string.
+ * Creates an applier: a decoder that writes verified records through the target callbacks, all
+ * called with `ctx` on the thread that calls `blockdelta_applier_push`.
  *
- * Every failing call records its message here as well as on its handle, so this also explains
- * failures of constructors and of calls made with a NULL handle. At most `cap - 1` bytes are
- * copied (the message is truncated, never overflowed); `*len_out`, when `len_out` is not NULL,
- * receives the full message length without the NUL. `(NULL, 0)` just reports the length.
- * An empty message means no error has been recorded on this thread.
- * Never blocks; any thread (each sees its own message).
+ * `size` is the replica's current size in bytes (required): a stream whose disk is larger is
+ * refused with `BLOCKDELTA_RESULT_STREAM_TARGET_TOO_SMALL`. `max_size` is the largest size a
+ * RESIZE may grow the replica to; 0 means `size` (no growth); below `size` is
+ * `BLOCKDELTA_RESULT_INVALID_ARGUMENT`. The applier tracks the size through resizes, and no
+ * callback ever receives a range past the current size nor a size above `max_size` (a RESIZE
+ * above it gives `BLOCKDELTA_RESULT_STREAM_TARGET_TOO_SMALL` without calling `resize`).
+ *
+ * `write` and `write_zeroes` are required; `discard` NULL falls back to `write_zeroes`; `resize`
+ * NULL makes a RESIZE record fail with `BLOCKDELTA_RESULT_STREAM_RESIZE_UNSUPPORTED`; `sync`
+ * (called at every BOOKMARK and at END) NULL is a no-op. A shrinking RESIZE is applied at END,
+ * after verification and before the final sync, so a stream cut anywhere can be re-sent. A
+ * callback must not call back into this applier (`BLOCKDELTA_RESULT_REENTERED`) nor free it.
+ * Callbacks and `ctx` must stay valid until the applier is freed. `(secret, secret_len)` as for
+ * `blockdelta_decoder_new`. `*applier_out` receives a handle the caller frees with
+ * `blockdelta_applier_free`. Never blocks; any thread.
  */
-blockdelta_result blockdelta_last_error(char *buf, size_t cap, size_t *len_out);
+blockdelta_result blockdelta_applier_new(uint64_t size,
+                                         uint64_t max_size,
+                                         const uint8_t *secret,
+                                         size_t secret_len,
+                                         blockdelta_write_fn write,
+                                         blockdelta_range_fn write_zeroes,
+                                         blockdelta_range_fn discard,
+                                         blockdelta_resize_fn resize,
+                                         blockdelta_sync_fn sync,
+                                         void *ctx,
+                                         struct blockdelta_applier **applier_out);
 
 /**
- * The C name of a result code (`"BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE"`), as a static
- * NUL-terminated string owned by the library. Numbers that are not a code give
- * `"BLOCKDELTA_RESULT_UNKNOWN"`. Never NULL; never blocks; any thread.
+ * Frees an applier; NULL is a no-op. Never blocks. Not from within its own callbacks.
  */
-const char *blockdelta_result_name(uint32_t result);
+void blockdelta_applier_free(struct blockdelta_applier *applier);
+
+/**
+ * As `blockdelta_decoder_expect`, for an applier: `replica_seq` is the checkpoint the replica is
+ * at; a stream is accepted iff `from_seq <= replica_seq < to_seq`.
+ */
+blockdelta_result blockdelta_applier_expect(struct blockdelta_applier *applier,
+                                            const uint8_t *disk_id,
+                                            const uint8_t *generation,
+                                            uint64_t replica_seq,
+                                            bool check_replica_seq);
+
+/**
+ * Verifies and applies every whole frame at the start of `(input, input_len)` (caller-owned,
+ * read only); `*consumed_out` receives the bytes used. Keep the rest and call again with it
+ * followed by more input. A frame is written only after it is fully verified; after an error the
+ * applier refuses further input, except that bytes after a verified END give
+ * `BLOCKDELTA_RESULT_STREAM_TRAILING_DATA` and leave the applier finished.
+ *
+ * The one exception to "outputs only on success": `*consumed_out` is also written when the call
+ * fails (with any code but `NULL_PARAMETER`, `PANIC` and `REENTERED`): the bytes before the
+ * failing frame, which were verified and applied. Blocks only inside the target callbacks; one
+ * thread at a time; a callback calling it on the same applier gets `BLOCKDELTA_RESULT_REENTERED`.
+ */
+blockdelta_result blockdelta_applier_push(struct blockdelta_applier *applier,
+                                          const uint8_t *input,
+                                          size_t input_len,
+                                          size_t *consumed_out);
+
+/**
+ * Call at the end of input: OK when END was verified and the target synced (the replica is at
+ * the stream's to_seq; `blockdelta_applier_header` says which stream it was, to commit exactly
+ * that checkpoint); `BLOCKDELTA_RESULT_STREAM_TRUNCATED` if END never came. Never blocks.
+ */
+blockdelta_result blockdelta_applier_finish(const struct blockdelta_applier *applier);
+
+/**
+ * Copies the header of the stream the applier accepted, as `blockdelta_decoder_header`:
+ * `disk_id_out` and `generation_out` 16 bytes each, the others one value each (each NULL to
+ * skip). After a successful `blockdelta_applier_finish` this is the stream that was applied:
+ * commit exactly `to_seq` of that generation. `BLOCKDELTA_RESULT_STREAM_INVALID_STATE` before a
+ * header was accepted. Never blocks.
+ */
+blockdelta_result blockdelta_applier_header(const struct blockdelta_applier *applier,
+                                            uint8_t *disk_id_out,
+                                            uint8_t *generation_out,
+                                            uint64_t *from_seq_out,
+                                            uint64_t *to_seq_out,
+                                            uint64_t *disk_size_out);
+
+/**
+ * The END totals of the stream the applier finished: `*records_out` (record frames),
+ * `*bytes_out` (bytes before END) and `*checksum_out` (each NULL to skip).
+ * `BLOCKDELTA_RESULT_STREAM_INVALID_STATE` unless END was verified and the target synced.
+ * Never blocks.
+ */
+blockdelta_result blockdelta_applier_end(const struct blockdelta_applier *applier,
+                                         uint64_t *records_out,
+                                         uint64_t *bytes_out,
+                                         uint32_t *checksum_out);
+
+/**
+ * Copies the applier's last error message; rules as `blockdelta_encoder_last_error`.
+ */
+blockdelta_result blockdelta_applier_last_error(const struct blockdelta_applier *applier,
+                                                char *buf,
+                                                size_t cap,
+                                                size_t *len_out);
+
+/**
+ * Creates a decoder. `(secret, secret_len)` is the secret for encrypted streams (copied); with a
+ * secret, unencrypted streams are refused; `(NULL, 0)` accepts only unencrypted streams.
+ * `*decoder_out` receives a handle the caller frees with `blockdelta_decoder_free`.
+ * Never blocks; any thread. Scratch is allocated when the stream header is decoded, sized by
+ * the stream's record size (at most about 2 MiB); decoding records allocates nothing, except
+ * that an encrypted frame larger than the declared record size allows (only a later writer's
+ * optional record type can be) grows the plaintext buffer once.
+ */
+blockdelta_result blockdelta_decoder_new(const uint8_t *secret,
+                                         size_t secret_len,
+                                         struct blockdelta_decoder **decoder_out);
+
+/**
+ * Frees a decoder; NULL is a no-op. Record data it handed out becomes invalid. Never blocks.
+ */
+void blockdelta_decoder_free(struct blockdelta_decoder *decoder);
+
+/**
+ * Sets what the stream must match, before the header is decoded: `disk_id` and `generation`
+ * (16 bytes each, copied; NULL = not checked) and, when `check_replica_seq`, `replica_seq`: the
+ * checkpoint the replica is at. A stream is accepted iff
+ * `from_seq <= replica_seq < to_seq`: `to_seq <= replica_seq` gives
+ * `BLOCKDELTA_RESULT_STREAM_ALREADY_APPLIED` (a stream that was applied can never be applied
+ * again), `from_seq > replica_seq` gives `BLOCKDELTA_RESULT_STREAM_WRONG_SEQUENCE` (a gap).
+ * `check_replica_seq` false checks no sequence (`replica_seq` is ignored). Never blocks.
+ */
+blockdelta_result blockdelta_decoder_expect(struct blockdelta_decoder *decoder,
+                                            const uint8_t *disk_id,
+                                            const uint8_t *generation,
+                                            uint64_t replica_seq,
+                                            bool check_replica_seq);
+
+/**
+ * Verifies the frame at the start of `(input, input_len)` (caller-owned, read only) and
+ * describes it in `*record_out`; `*consumed_out` receives the bytes used (0 with
+ * `BLOCKDELTA_RECORD_NEED_MORE`). Nothing is returned from a frame that fails verification, and
+ * after an error the decoder refuses further input. `record_out->data` is valid until the next
+ * call on this decoder or until `input` changes. Never blocks; one thread at a time per decoder.
+ */
+blockdelta_result blockdelta_decoder_next(struct blockdelta_decoder *decoder,
+                                          const uint8_t *input,
+                                          size_t input_len,
+                                          size_t *consumed_out,
+                                          struct blockdelta_record *record_out);
+
+/**
+ * Copies the decoded stream header's fields: `disk_id_out` and `generation_out` receive 16 bytes
+ * each (caller-owned; NULL to skip), the others one value each (NULL to skip).
+ * `BLOCKDELTA_RESULT_STREAM_INVALID_STATE` before the header has been decoded. Never blocks.
+ */
+blockdelta_result blockdelta_decoder_header(const struct blockdelta_decoder *decoder,
+                                            uint8_t *disk_id_out,
+                                            uint8_t *generation_out,
+                                            uint64_t *from_seq_out,
+                                            uint64_t *to_seq_out,
+                                            uint64_t *disk_size_out);
+
+/**
+ * Call at the end of input: OK if a verified END was decoded, `BLOCKDELTA_RESULT_STREAM_TRUNCATED`
+ * if the stream stopped before END. Never blocks.
+ */
+blockdelta_result blockdelta_decoder_finish(const struct blockdelta_decoder *decoder);
+
+/**
+ * Copies the decoder's last error message; rules as `blockdelta_encoder_last_error`.
+ */
+blockdelta_result blockdelta_decoder_last_error(const struct blockdelta_decoder *decoder,
+                                                char *buf,
+                                                size_t cap,
+                                                size_t *len_out);
 
 /**
  * Creates an encoder for one stream.
@@ -1212,7 +1399,8 @@ blockdelta_result blockdelta_encoder_new(const uint8_t *disk_id,
 void blockdelta_encoder_free(struct blockdelta_encoder *encoder);
 
 /**
- * The size a `dst` buffer needs for any frame of this encoder (0 for NULL). Never blocks.
+ * The size a `dst` buffer needs for any frame of this encoder (0 for NULL, and 0 when called
+ * from within this encoder's read callback). Never blocks.
  */
 size_t blockdelta_encoder_bound(const struct blockdelta_encoder *encoder);
 
@@ -1311,130 +1499,23 @@ blockdelta_result blockdelta_encoder_last_error(const struct blockdelta_encoder 
                                                 size_t *len_out);
 
 /**
- * Creates a decoder. `(secret, secret_len)` is the secret for encrypted streams (copied); with a
- * secret, unencrypted streams are refused; `(NULL, 0)` accepts only unencrypted streams.
- * `*decoder_out` receives a handle the caller frees with `blockdelta_decoder_free`.
- * Never blocks; any thread. Scratch is allocated when the stream header is decoded, sized by
- * the stream's record size (at most about 2 MiB); decoding records allocates nothing, except
- * that an encrypted frame larger than the declared record size allows (only a later writer's
- * optional record type can be) grows the plaintext buffer once.
+ * Copies the calling thread's last error message into `buf` as a NUL-terminated string.
+ *
+ * Every failing call records its message here as well as on its handle, so this also explains
+ * failures of constructors and of calls made with a NULL handle. At most `cap - 1` bytes are
+ * copied (the message is truncated, never overflowed); `*len_out`, when `len_out` is not NULL,
+ * receives the full message length without the NUL. `(NULL, 0)` just reports the length.
+ * An empty message means no error has been recorded on this thread.
+ * Never blocks; any thread (each sees its own message).
  */
-blockdelta_result blockdelta_decoder_new(const uint8_t *secret,
-                                         size_t secret_len,
-                                         struct blockdelta_decoder **decoder_out);
+blockdelta_result blockdelta_last_error(char *buf, size_t cap, size_t *len_out);
 
 /**
- * Frees a decoder; NULL is a no-op. Record data it handed out becomes invalid. Never blocks.
+ * The C name of a result code (`"BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE"`), as a static
+ * NUL-terminated string owned by the library. Numbers that are not a code give
+ * `"BLOCKDELTA_RESULT_UNKNOWN"`. Never NULL; never blocks; any thread.
  */
-void blockdelta_decoder_free(struct blockdelta_decoder *decoder);
-
-/**
- * Sets what the stream must match, before the header is decoded: `disk_id` and `generation`
- * (16 bytes each, copied; NULL = not checked) and, when `check_from_seq`, the checkpoint the
- * replica is at (a stale or replayed stream is refused). Never blocks.
- */
-blockdelta_result blockdelta_decoder_expect(struct blockdelta_decoder *decoder,
-                                            const uint8_t *disk_id,
-                                            const uint8_t *generation,
-                                            uint64_t from_seq,
-                                            bool check_from_seq);
-
-/**
- * Verifies the frame at the start of `(input, input_len)` (caller-owned, read only) and
- * describes it in `*record_out`; `*consumed_out` receives the bytes used (0 with
- * `BLOCKDELTA_RECORD_NEED_MORE`). Nothing is returned from a frame that fails verification, and
- * after an error the decoder refuses further input. `record_out->data` is valid until the next
- * call on this decoder or until `input` changes. Never blocks; one thread at a time per decoder.
- */
-blockdelta_result blockdelta_decoder_next(struct blockdelta_decoder *decoder,
-                                          const uint8_t *input,
-                                          size_t input_len,
-                                          size_t *consumed_out,
-                                          struct blockdelta_record *record_out);
-
-/**
- * Copies the decoded stream header's fields: `disk_id_out` and `generation_out` receive 16 bytes
- * each (caller-owned; NULL to skip), the others one value each (NULL to skip).
- * `BLOCKDELTA_RESULT_STREAM_INVALID_STATE` before the header has been decoded. Never blocks.
- */
-blockdelta_result blockdelta_decoder_header(const struct blockdelta_decoder *decoder,
-                                            uint8_t *disk_id_out,
-                                            uint8_t *generation_out,
-                                            uint64_t *from_seq_out,
-                                            uint64_t *to_seq_out,
-                                            uint64_t *disk_size_out);
-
-/**
- * Call at the end of input: OK if a verified END was decoded, `BLOCKDELTA_RESULT_STREAM_TRUNCATED`
- * if the stream stopped before END. Never blocks.
- */
-blockdelta_result blockdelta_decoder_finish(const struct blockdelta_decoder *decoder);
-
-/**
- * Copies the decoder's last error message; rules as `blockdelta_encoder_last_error`.
- */
-blockdelta_result blockdelta_decoder_last_error(const struct blockdelta_decoder *decoder,
-                                                char *buf,
-                                                size_t cap,
-                                                size_t *len_out);
-
-/**
- * Creates an applier: a decoder that writes verified records through the target callbacks, all
- * called with `ctx` on the thread that calls `blockdelta_applier_push`. `write` and
- * `write_zeroes` are required; `discard` NULL falls back to `write_zeroes`; `resize` NULL makes
- * a RESIZE record fail with `BLOCKDELTA_RESULT_STREAM_RESIZE_UNSUPPORTED`; `sync` (called at
- * every BOOKMARK and at END) NULL is a no-op. Callbacks and `ctx` must stay valid until the
- * applier is freed. `(secret, secret_len)` as for `blockdelta_decoder_new`. `*applier_out`
- * receives a handle the caller frees with `blockdelta_applier_free`. Never blocks; any thread.
- */
-blockdelta_result blockdelta_applier_new(const uint8_t *secret,
-                                         size_t secret_len,
-                                         blockdelta_write_fn write,
-                                         blockdelta_range_fn write_zeroes,
-                                         blockdelta_range_fn discard,
-                                         blockdelta_resize_fn resize,
-                                         blockdelta_sync_fn sync,
-                                         void *ctx,
-                                         struct blockdelta_applier **applier_out);
-
-/**
- * Frees an applier; NULL is a no-op. Never blocks.
- */
-void blockdelta_applier_free(struct blockdelta_applier *applier);
-
-/**
- * As `blockdelta_decoder_expect`, for an applier.
- */
-blockdelta_result blockdelta_applier_expect(struct blockdelta_applier *applier,
-                                            const uint8_t *disk_id,
-                                            const uint8_t *generation,
-                                            uint64_t from_seq,
-                                            bool check_from_seq);
-
-/**
- * Verifies and applies every whole frame at the start of `(input, input_len)` (caller-owned,
- * read only); `*consumed_out` receives the bytes used. Keep the rest and call again with it
- * followed by more input. A frame is written only after it is fully verified; after an error the
- * applier refuses further input. Blocks only inside the target callbacks; one thread at a time.
- */
-blockdelta_result blockdelta_applier_push(struct blockdelta_applier *applier,
-                                          const uint8_t *input,
-                                          size_t input_len,
-                                          size_t *consumed_out);
-
-/**
- * Call at the end of input: OK when END was verified and the target synced (the replica is at
- * the stream's to_seq); `BLOCKDELTA_RESULT_STREAM_TRUNCATED` if END never came. Never blocks.
- */
-blockdelta_result blockdelta_applier_finish(const struct blockdelta_applier *applier);
-
-/**
- * Copies the applier's last error message; rules as `blockdelta_encoder_last_error`.
- */
-blockdelta_result blockdelta_applier_last_error(const struct blockdelta_applier *applier,
-                                                char *buf,
-                                                size_t cap,
-                                                size_t *len_out);
+const char *blockdelta_result_name(uint32_t result);
 
 /**
  * Does agent `agent_version` support `kernel` on `distro` `release`?

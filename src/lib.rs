@@ -20,9 +20,9 @@ pub mod tracker;
 mod sync;
 
 pub use stream::{
-    Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec, Decoded,
-    Decoder, DecoderConfig, EncodeCursor, Encoder, EncoderConfig, EndSummary, Expected, FileSource,
-    FileTarget, Record, Secret, StreamError, StreamHeader,
+    Applied, Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec,
+    Decoded, Decoder, DecoderConfig, EncodeCursor, Encoder, EncoderConfig, EndSummary, Expected,
+    FileSource, FileTarget, Record, Secret, StreamError, StreamHeader,
 };
 
 pub use tracker::{

@@ -63,7 +63,7 @@ fn disk() -> Vec<u8> {
 
 fn dcfg(secret: Option<&[u8]>) -> DecoderConfig {
     let mut c = DecoderConfig::new();
-    c.secret = secret.map(Secret::new);
+    c.secret = secret.map(|s| Secret::new(s).unwrap());
     c
 }
 
@@ -76,7 +76,7 @@ fn check(codec: Codec, secret: Option<&[u8]>, record_size: u32) {
     let mut cfg = EncoderConfig::new([1; 16], GenerationId([2; 16]), 1, 2, SIZE as u64);
     cfg.compression = codec;
     cfg.record_size = record_size;
-    cfg.secret = secret.map(Secret::new);
+    cfg.secret = secret.map(|s| Secret::new(s).unwrap());
     let mut enc = Encoder::new(cfg).unwrap();
     let mut frame = vec![0u8; enc.max_frame_len()];
     let mut stream = Vec::with_capacity(2 * SIZE);
@@ -114,13 +114,18 @@ fn check(codec: Codec, secret: Option<&[u8]>, record_size: u32) {
 
     // The decoder on its own (data handed out borrowed). Its scratch is allocated when the
     // header is accepted: once per stream, before the first record.
-    let mut dec = Decoder::new(dcfg(secret));
+    // `Decoder::new` allocates nothing (docs/STREAM.md): everything waits for the header.
+    let cfg = dcfg(secret);
+    let before = allocations();
+    let mut dec = Decoder::new(cfg);
+    assert_eq!(allocations() - before, 0, "Decoder::new allocated");
     let before = allocations();
     let Decoded::Header { consumed, .. } = dec.next(&stream).unwrap() else {
         panic!("the stream starts with its header")
     };
     let scratch = allocations() - before;
-    let expected = usize::from(secret.is_some()) + usize::from(codec == Codec::Lz4);
+    // The associated data (header frame), plus plaintext and lz4 buffers as the stream needs.
+    let expected = 1 + usize::from(secret.is_some()) + usize::from(codec == Codec::Lz4);
     assert_eq!(scratch, expected as u64, "decoder scratch ({codec:?})");
     let before = allocations();
     let mut at = consumed;

@@ -23,7 +23,7 @@ fn config(
 ) -> EncoderConfig {
     let mut c = EncoderConfig::new(DISK, GEN, 4, 5, size);
     c.compression = codec;
-    c.secret = secret.map(Secret::new);
+    c.secret = secret.map(|s| Secret::new(s).unwrap());
     c.zero_detection = zero;
     c.record_size = record;
     c
@@ -31,7 +31,7 @@ fn config(
 
 fn decoder_config(secret: Option<&[u8]>) -> DecoderConfig {
     let mut d = DecoderConfig::new();
-    d.secret = secret.map(Secret::new);
+    d.secret = secret.map(|s| Secret::new(s).unwrap());
     d
 }
 
@@ -138,7 +138,7 @@ fn every_record_type_round_trips_through_the_decoder() {
     for (i, b) in new[20000..20100].iter_mut().enumerate() {
         *b = (i as u8).wrapping_mul(37) ^ 0x5a;
     }
-    let secret = b"k".as_slice();
+    let secret = b"a secret of 16+ bytes".as_slice();
     let mut enc = Encoder::new(config(size as u64, Codec::Lz4, Some(secret), true, 4096)).unwrap();
     let mut buf = vec![0u8; enc.max_frame_len()];
     let mut stream = Vec::new();
@@ -246,7 +246,13 @@ fn file_source_and_file_target_replicate_a_disk_image() {
         .collect();
     src_file.write_all(&image).unwrap();
     let mut src = FileSource::new(src_file);
-    let mut cfg = config(size as u64, Codec::Lz4, Some(b"s"), true, 65536);
+    let mut cfg = config(
+        size as u64,
+        Codec::Lz4,
+        Some(b"a secret of 16+ bytes"),
+        true,
+        65536,
+    );
     cfg.block_size = 512;
     let mut enc = Encoder::new(cfg).unwrap();
     let mut buf = vec![0u8; enc.max_frame_len()];
@@ -279,10 +285,10 @@ fn file_source_and_file_target_replicate_a_disk_image() {
     let mut replica = tempfile::tempfile().unwrap();
     replica.write_all(&vec![0xEE; size]).unwrap();
     let mut app = Applier::new(
-        decoder_config(Some(b"s")).with_expected(Expected {
+        decoder_config(Some(b"a secret of 16+ bytes")).with_expected(Expected {
             disk_id: Some(DISK),
             generation: Some(GEN),
-            from_seq: Some(4),
+            replica_seq: Some(4),
         }),
         FileTarget::new(replica).unwrap(),
     );
@@ -309,7 +315,7 @@ fn file_source_and_file_target_replicate_a_disk_image() {
 
 /// Counts record frames by decoding (independent of the encoder's own count).
 fn cur_records(stream: &[u8]) -> u64 {
-    let mut dec = Decoder::new(decoder_config(Some(b"s")));
+    let mut dec = Decoder::new(decoder_config(Some(b"a secret of 16+ bytes")));
     let mut at = 0;
     let mut n = 0;
     loop {

@@ -70,7 +70,7 @@ fn frames(secret: Option<&[u8]>) -> Vec<Vec<u8>> {
     let mut cfg = EncoderConfig::new(DISK, GEN, 10, 11, SIZE);
     cfg.record_size = 65536;
     cfg.compression = Codec::Lz4;
-    cfg.secret = secret.map(Secret::new);
+    cfg.secret = secret.map(|s| Secret::new(s).unwrap());
     let cfg = cfg.with_fixed_crypto_params_for_test_vectors([9; 32], [1, 2, 3, 4]);
     let mut enc = Encoder::new(cfg).unwrap();
     let mut buf = vec![0u8; enc.max_frame_len()];
@@ -94,7 +94,7 @@ fn frames(secret: Option<&[u8]>) -> Vec<Vec<u8>> {
 
 fn config(secret: Option<&[u8]>) -> DecoderConfig {
     let mut c = DecoderConfig::new();
-    c.secret = secret.map(Secret::new);
+    c.secret = secret.map(|s| Secret::new(s).unwrap());
     c
 }
 
@@ -442,7 +442,7 @@ fn in_place_decoding_refuses_the_same_tampering() {
 #[test]
 fn wrong_key() {
     let f = frames(Some(SECRET));
-    let (r, log) = apply(&f.concat(), config(Some(b"a wrong secret")));
+    let (r, log) = apply(&f.concat(), config(Some(b"a wrong secret, 16+")));
     assert!(
         matches!(r, Err(StreamError::AuthenticationFailed { seq: 1 })),
         "{r:?}"
@@ -585,7 +585,8 @@ fn out_of_range_extents() {
         matches!(r, Err(StreamError::ExtentOutOfRange { disk_size, .. }) if disk_size == SIZE / 2),
         "{r:?}"
     );
-    assert_eq!(log, [format!("resize {}", SIZE / 2)]);
+    // A shrink is deferred until END is verified, so nothing reached the target.
+    assert!(log.is_empty(), "{log:?}");
 }
 
 #[test]
@@ -683,15 +684,10 @@ fn end_totals_must_match() {
 #[test]
 fn frames_in_the_wrong_place() {
     let f = frames(None);
+    // A stream whose first frame is a record: the header is missing.
     let (r, _) = apply(&f[1], config(None));
     assert!(
-        matches!(
-            r,
-            Err(StreamError::FrameOutOfOrder {
-                expected: 0,
-                found: 1
-            })
-        ),
+        matches!(r, Err(StreamError::UnexpectedFrame { .. })),
         "{r:?}"
     );
     let mut rec_first = f[1].clone();
@@ -732,6 +728,48 @@ fn trailing_data_after_end() {
     assert_eq!(log.last().map(String::as_str), Some("sync"));
 }
 
+/// Issue 8, 7a: bytes after a verified END are refused without undoing the END: the replica is
+/// synced at to_seq and the applier says so.
+#[test]
+fn trailing_data_after_end_leaves_the_applier_finished() {
+    let s = frames(None).concat();
+    let mut app = Applier::new(config(None), Recorder::new());
+    let mut input = s.clone();
+    input.extend_from_slice(b"junk");
+    let r = app.push(&input);
+    assert!(
+        matches!(r, Err(StreamError::TrailingData { len: 4 })),
+        "{r:?}"
+    );
+    assert_eq!(app.consumed(), s.len());
+    assert!(app.is_finished());
+    let end = app.finish().expect("END was verified and synced");
+    assert_eq!(end.records, 4);
+    let applied = app.applied().expect("applied");
+    assert_eq!((applied.from_seq, applied.to_seq), (10, 11));
+    // More bytes later: refused the same way, still finished.
+    let r = app.push(b"more");
+    assert!(
+        matches!(r, Err(StreamError::TrailingData { len: 4 })),
+        "{r:?}"
+    );
+    assert!(app.finish().is_ok());
+}
+
+/// Issue 8, 7b: a raw stream without its header frame says so, whatever the first frame's
+/// length (it reported OVERSIZED_LENGTH for a record frame above the header-size limit).
+#[test]
+fn a_stream_without_its_header_is_reported_as_such() {
+    let big = raw_frame(2, 1, &record(0x8001, &data_value(0, 8192, 0, &[1; 8192])));
+    assert!(big.len() > 4096 + 24, "larger than a header frame may be");
+    let (r, log) = apply(&big, config(None));
+    assert!(
+        matches!(r, Err(StreamError::UnexpectedFrame { .. })),
+        "{r:?}"
+    );
+    assert!(log.is_empty());
+}
+
 #[test]
 fn key_required_and_downgrade_refused() {
     let (r, _) = apply(&frames(Some(SECRET)).concat(), config(None));
@@ -742,26 +780,35 @@ fn key_required_and_downgrade_refused() {
 
 #[test]
 fn stale_or_foreign_streams_are_refused() {
+    // The stream goes from 10 to 11.
     let s = frames(None).concat();
     let expect = |e: Expected| config(None).with_expected(e);
-    let (r, log) = apply(
-        &s,
-        expect(Expected {
-            from_seq: Some(11),
-            ..Expected::default()
-        }),
-    );
+    let at = |replica_seq| Expected {
+        replica_seq: Some(replica_seq),
+        ..Expected::default()
+    };
+    // A replica at 9: the changes 9..10 are missing (a gap).
+    let (r, log) = apply(&s, expect(at(9)));
     assert!(
         matches!(
             r,
             Err(StreamError::WrongSequence {
-                expected: 11,
+                expected: 9,
                 found: 10
             })
         ),
         "{r:?}"
     );
     assert!(log.is_empty());
+    // A replica already at 11 or beyond: this stream was applied and never applies again.
+    for replica_seq in [11, 12, u64::MAX] {
+        let (r, log) = apply(&s, expect(at(replica_seq)));
+        assert!(
+            matches!(r, Err(StreamError::AlreadyApplied { to_seq: 11, replica_seq: got }) if got == replica_seq),
+            "{r:?}"
+        );
+        assert!(log.is_empty());
+    }
     let (r, _) = apply(
         &s,
         expect(Expected {
@@ -784,7 +831,7 @@ fn stale_or_foreign_streams_are_refused() {
     let ok = Expected {
         disk_id: Some(DISK),
         generation: Some(GEN),
-        from_seq: Some(10),
+        replica_seq: Some(10),
     };
     apply(&s, expect(ok)).0.unwrap();
 }

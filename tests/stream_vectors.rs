@@ -62,7 +62,7 @@ fn build(codec: Codec, encrypted: bool) -> Vec<u8> {
     cfg.block_size = 512;
     cfg.record_size = 4096;
     cfg.compression = codec;
-    cfg.secret = encrypted.then(|| Secret::new(SECRET));
+    cfg.secret = encrypted.then(|| Secret::new(SECRET).unwrap());
     let cfg = cfg.with_fixed_crypto_params_for_test_vectors(SALT, NONCE_PREFIX);
     let mut enc = Encoder::new(cfg).unwrap();
     let mut buf = vec![0u8; enc.max_frame_len()];
@@ -140,7 +140,7 @@ fn committed_vectors_decode_to_the_expected_image() {
         let stream = std::fs::read(dir().join(name)).unwrap();
         let mut cfg = DecoderConfig::new();
         if encrypted {
-            cfg.secret = Some(Secret::new(SECRET));
+            cfg.secret = Some(Secret::new(SECRET).unwrap());
         }
         let mut app = Applier::new(cfg, vec![0u8; SIZE as usize]);
         let used = app.push(&stream).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -26,7 +26,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 pub const REC: usize = 64 * 1024;
 pub const SYNTH: usize = 32 << 20;
 pub const REAL: usize = 64 << 20;
-const SECRET: &[u8] = b"bench secret";
+const SECRET: &[u8] = b"bench secret, 16+ bytes";
 /// The associated data of the AES primitives: as long as the stream's (header frame + frame
 /// header), so GHASH does the same work.
 const AAD: [u8; 172] = [0u8; 172];
@@ -242,7 +242,7 @@ fn config(d: &Data, codec: Codec, encrypted: bool) -> EncoderConfig {
     let mut c = EncoderConfig::new([1; 16], GenerationId([2; 16]), 1, 2, d.raw.len() as u64);
     c.record_size = REC as u32;
     c.compression = codec;
-    c.secret = encrypted.then(|| Secret::new(SECRET));
+    c.secret = encrypted.then(|| Secret::new(SECRET).unwrap());
     c
 }
 
@@ -486,7 +486,7 @@ fn compressed(d: &Data) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
 
 fn decoder(encrypted: bool) -> Decoder {
     let mut cfg = DecoderConfig::new();
-    cfg.secret = encrypted.then(|| Secret::new(SECRET));
+    cfg.secret = encrypted.then(|| Secret::new(SECRET).unwrap());
     Decoder::new(cfg)
 }
 

@@ -21,7 +21,7 @@ use blockdelta::{
 use libfuzzer_sys::fuzz_target;
 
 const SIZE: u64 = 256 * 1024;
-const SECRET: &[u8] = b"fuzz secret";
+const SECRET: &[u8] = b"fuzz secret, 16+ bytes";
 
 /// A target that checks every operation against the disk size in force, without allocating
 /// for RESIZE (a hostile stream may ask for any size).
@@ -102,7 +102,7 @@ fn valid() -> &'static [(Vec<u8>, Vec<u8>); 2] {
             let mut cfg = EncoderConfig::new([5; 16], GenerationId([6; 16]), 1, 2, SIZE);
             cfg.record_size = 16384;
             cfg.compression = Codec::Lz4;
-            cfg.secret = secret.map(Secret::new);
+            cfg.secret = secret.map(|s| Secret::new(s).unwrap());
             let mut src = source();
             let stream = blockdelta::stream::encode_to_vec(cfg, &extents, &mut src).unwrap();
             let mut replica = vec![0xEEu8; SIZE as usize];
@@ -121,7 +121,7 @@ fn apply(stream: &[u8], secret: bool, chunk: usize, in_place: bool) -> (bool, Ve
     let mut owned = stream.to_vec();
     let mut cfg = DecoderConfig::new();
     if secret {
-        cfg.secret = Some(Secret::new(SECRET));
+        cfg.secret = Some(Secret::new(SECRET).unwrap());
     }
     let mut app = Applier::new(
         cfg,

@@ -11,12 +11,19 @@
 // callers, and validates what it can (NULL). Rust code should call the safe Rust API instead.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod applier;
+mod callbacks;
+pub mod decoder;
+pub mod encoder;
 mod error;
 mod handle;
 mod panic;
 pub mod result;
-pub mod stream;
+mod stream_error;
 pub mod support;
+#[cfg(test)]
+#[path = "tests/common.rs"]
+mod test_support;
 pub mod tracker;
 pub mod version;
 

@@ -109,6 +109,16 @@ pub enum blockdelta_result {
     StreamInvalidState = 230,
     /// Stream: the operating system's random number generator failed.
     StreamRandom = 231,
+    /// Stream: the stream ends at or before the replica's checkpoint: it was already applied,
+    /// and a stream that was applied can never be applied again.
+    StreamAlreadyApplied = 232,
+    /// Stream: a disk size (stream header or RESIZE) is zero or above 2^60 bytes.
+    StreamInvalidDiskSize = 233,
+    /// Stream: a secret is shorter than 16 bytes.
+    StreamSecretTooShort = 234,
+    /// A callback re-entered the handle that called it (e.g. pushed into the applier that is
+    /// calling it); the inner call did nothing.
+    Reentered = 235,
     /// Support: the string is not a kernel version (the message says which part is wrong).
     SupportInvalidKernelVersion = 300,
     /// Support: the string is not an agent version such as "9.24".
@@ -185,6 +195,10 @@ impl blockdelta_result {
             StreamResizeUnsupported => c"BLOCKDELTA_RESULT_STREAM_RESIZE_UNSUPPORTED",
             StreamInvalidState => c"BLOCKDELTA_RESULT_STREAM_INVALID_STATE",
             StreamRandom => c"BLOCKDELTA_RESULT_STREAM_RANDOM",
+            StreamAlreadyApplied => c"BLOCKDELTA_RESULT_STREAM_ALREADY_APPLIED",
+            StreamInvalidDiskSize => c"BLOCKDELTA_RESULT_STREAM_INVALID_DISK_SIZE",
+            StreamSecretTooShort => c"BLOCKDELTA_RESULT_STREAM_SECRET_TOO_SHORT",
+            Reentered => c"BLOCKDELTA_RESULT_REENTERED",
             SupportInvalidKernelVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION",
             SupportInvalidAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_AGENT_VERSION",
             SupportUnknownAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_AGENT_VERSION",
@@ -250,6 +264,10 @@ impl blockdelta_result {
             StreamResizeUnsupported,
             StreamInvalidState,
             StreamRandom,
+            StreamAlreadyApplied,
+            StreamInvalidDiskSize,
+            StreamSecretTooShort,
+            Reentered,
             SupportInvalidKernelVersion,
             SupportInvalidAgentVersion,
             SupportUnknownAgentVersion,

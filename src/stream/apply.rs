@@ -3,7 +3,14 @@
 //! It writes only records the decoder has fully verified, syncs the target at every BOOKMARK
 //! and at END, and refuses a target smaller than the stream's disk. A stream cut short leaves
 //! the target between the two checkpoints: only a successful [`Applier::finish`] means the
-//! replica is at `to_seq`.
+//! replica is at `to_seq`, and [`Applier::applied`] then says which stream that was, so the
+//! sender commits exactly that checkpoint.
+//!
+//! A RESIZE that shrinks the target is deferred until END has been verified (records after it
+//! are bounded by the new size, so nothing is written past it) and applied then, before the
+//! final sync: a stream cut anywhere leaves the target at least as large as it was, so a retry
+//! of the same stream always finds a target large enough. Growth is applied at once; a region
+//! that a deferred shrink cut off and a later RESIZE brings back is zeroed.
 
 use std::io::{self, Read};
 
@@ -11,6 +18,7 @@ use super::decoder::{Decoded, Decoder, DecoderConfig, Expected};
 use super::error::{Result, StreamError};
 use super::header::StreamHeader;
 use super::record::{EndSummary, Record};
+use crate::tracker::GenerationId;
 
 /// Where verified records land: a replica disk image, block device or anything else.
 pub trait ApplyTarget {
@@ -27,6 +35,11 @@ pub trait ApplyTarget {
     fn sync(&mut self) -> io::Result<()>;
     /// The current size, if the target knows it; used to refuse a target that is too small.
     fn size(&mut self) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
+    /// The largest size the target may be resized to, if it has one: a RESIZE that would grow
+    /// the target past it fails with [`StreamError::TargetTooSmall`] before `resize` is called.
+    fn max_size(&mut self) -> io::Result<Option<u64>> {
         Ok(None)
     }
 }
@@ -49,6 +62,9 @@ impl<T: ApplyTarget + ?Sized> ApplyTarget for &mut T {
     }
     fn size(&mut self) -> io::Result<Option<u64>> {
         (**self).size()
+    }
+    fn max_size(&mut self) -> io::Result<Option<u64>> {
+        (**self).max_size()
     }
 }
 
@@ -83,8 +99,18 @@ impl ApplyTarget for Vec<u8> {
     fn discard(&mut self, offset: u64, len: u64) -> io::Result<()> {
         self.write_zeroes(offset, len)
     }
+    /// Never panics nor aborts: growth reserves with `try_reserve` first and an impossible size
+    /// is an [`io::ErrorKind::OutOfMemory`] error.
     fn resize(&mut self, new_size: u64) -> io::Result<()> {
         let n = usize::try_from(new_size).map_err(|_| io::ErrorKind::OutOfMemory)?;
+        if let Some(more) = n.checked_sub(self.len()) {
+            self.try_reserve_exact(more).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!("cannot grow the in-memory disk to {new_size} bytes: {e}"),
+                )
+            })?;
+        }
         Vec::resize(self, n, 0);
         Ok(())
     }
@@ -96,12 +122,45 @@ impl ApplyTarget for Vec<u8> {
     }
 }
 
+/// What a finished [`Applier`] applied: the stream (disk, generation, checkpoints) whose END
+/// was verified and synced. The sender commits exactly `to_seq` of this generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Applied {
+    /// The stream's disk.
+    pub disk_id: [u8; 16],
+    /// The stream's tracker generation.
+    pub generation: GenerationId,
+    /// The checkpoint the stream started from.
+    pub from_seq: u64,
+    /// The checkpoint the replica is now at.
+    pub to_seq: u64,
+    /// The END record's totals.
+    pub end: EndSummary,
+}
+
+/// The accepted header and the target's size as the applier tracks it through RESIZE records
+/// (see the module docs).
+#[derive(Clone, Copy, Debug, Default)]
+struct Sizes {
+    header: Option<StreamHeader>,
+    /// The target's actual size (its own answer at the header, else the stream's disk size).
+    physical: u64,
+    /// The disk size in force in the stream; below `physical` while a shrink is deferred.
+    logical: u64,
+    /// A RESIZE left `physical` to be set to `logical` at END.
+    pending: bool,
+}
+
 /// Decodes a stream and applies it to a target.
 #[derive(Debug)]
 pub struct Applier<T> {
     decoder: Decoder,
     target: T,
     failed: bool,
+    consumed: usize,
+    sizes: Sizes,
+    applied: Option<Applied>,
 }
 
 fn target_err(op: &'static str, offset: u64) -> impl FnOnce(io::Error) -> StreamError {
@@ -115,6 +174,9 @@ impl<T: ApplyTarget> Applier<T> {
             decoder: Decoder::new(config),
             target,
             failed: false,
+            consumed: 0,
+            sizes: Sizes::default(),
+            applied: None,
         }
     }
 
@@ -145,59 +207,80 @@ impl<T: ApplyTarget> Applier<T> {
 
     /// True once END has been verified and the target synced.
     pub fn is_finished(&self) -> bool {
-        self.decoder.is_finished()
+        self.applied.is_some()
+    }
+
+    /// What was applied, once END has been verified and the target synced (`None` before, and
+    /// after a failure before END). The sender commits exactly `to_seq` of `generation`.
+    pub fn applied(&self) -> Option<Applied> {
+        self.applied
+    }
+
+    /// Bytes consumed by the last [`Applier::push`] or [`Applier::push_in_place`], also when it
+    /// failed: the frames in them were verified and applied; the failure is in the frame after.
+    pub fn consumed(&self) -> usize {
+        self.consumed
     }
 
     /// Verifies and applies every whole frame at the start of `input`; returns how many bytes
     /// were consumed. The caller keeps the rest and calls again with it plus more bytes.
-    /// Bytes after END are an error.
+    /// Bytes after END are [`StreamError::TrailingData`]; they do not undo the verified END:
+    /// the applier stays finished and [`Applier::finish`] still returns the totals. Any other
+    /// error poisons the applier.
     pub fn push(&mut self, input: &[u8]) -> Result<usize> {
+        self.consumed = 0;
         if self.failed {
             return Err(StreamError::Poisoned);
         }
         let r = self.push_inner(input);
-        if r.is_err() {
-            self.failed = true;
-        }
-        r
+        self.settle(r)
     }
 
     /// As [`Applier::push`], but decrypts frames in place in `input` (see
     /// [`Decoder::next_in_place`]), saving a copy per encrypted frame. The consumed bytes are
     /// overwritten; the unconsumed tail is left as it was.
     pub fn push_in_place(&mut self, input: &mut [u8]) -> Result<usize> {
+        self.consumed = 0;
         if self.failed {
             return Err(StreamError::Poisoned);
         }
         let r = self.push_inner_mut(input);
-        if r.is_err() {
-            self.failed = true;
+        self.settle(r)
+    }
+
+    fn settle(&mut self, r: Result<usize>) -> Result<usize> {
+        match r {
+            Err(StreamError::TrailingData { len }) if self.applied.is_some() => {
+                Err(StreamError::TrailingData { len })
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+            ok => ok,
         }
-        r
     }
 
     fn push_inner(&mut self, input: &[u8]) -> Result<usize> {
-        let mut at = 0;
-        while at < input.len() {
-            let d = self.decoder.next(&input[at..])?;
-            match apply_decoded(&mut self.target, d)? {
+        while self.consumed < input.len() {
+            let d = self.decoder.next(&input[self.consumed..])?;
+            match apply_decoded(&mut self.target, &mut self.sizes, &mut self.applied, d)? {
                 0 => break,
-                n => at += n,
+                n => self.consumed += n,
             }
         }
-        Ok(at)
+        Ok(self.consumed)
     }
 
     fn push_inner_mut(&mut self, input: &mut [u8]) -> Result<usize> {
-        let mut at = 0;
-        while at < input.len() {
-            let d = self.decoder.next_in_place(&mut input[at..])?;
-            match apply_decoded(&mut self.target, d)? {
+        while self.consumed < input.len() {
+            let d = self.decoder.next_in_place(&mut input[self.consumed..])?;
+            match apply_decoded(&mut self.target, &mut self.sizes, &mut self.applied, d)? {
                 0 => break,
-                n => at += n,
+                n => self.consumed += n,
             }
         }
-        Ok(at)
+        Ok(self.consumed)
     }
 
     /// Reads the whole stream from `reader` and applies it; returns the END totals.
@@ -223,8 +306,13 @@ impl<T: ApplyTarget> Applier<T> {
         }
     }
 
-    /// Call at the end of input: the END totals, or `Truncated` if END never came.
+    /// Call at the end of input: the END totals once END was verified and the target synced
+    /// (also after trailing bytes were refused), `Truncated` if END never came, `Poisoned`
+    /// after an earlier error.
     pub fn finish(&self) -> Result<EndSummary> {
+        if let Some(a) = self.applied {
+            return Ok(a.end);
+        }
         if self.failed {
             return Err(StreamError::Poisoned);
         }
@@ -233,11 +321,17 @@ impl<T: ApplyTarget> Applier<T> {
 }
 
 /// Applies what the decoder returned; returns the bytes consumed (0: more input needed).
-fn apply_decoded<T: ApplyTarget + ?Sized>(target: &mut T, d: Decoded<'_>) -> Result<usize> {
+fn apply_decoded<T: ApplyTarget + ?Sized>(
+    target: &mut T,
+    sizes: &mut Sizes,
+    applied: &mut Option<Applied>,
+    d: Decoded<'_>,
+) -> Result<usize> {
     match d {
         Decoded::NeedMore { .. } => Ok(0),
         Decoded::Header { header, consumed } => {
-            if let Some(size) = target.size().map_err(target_err("size", 0))? {
+            let size = target.size().map_err(target_err("size", 0))?;
+            if let Some(size) = size {
                 if size < header.disk_size {
                     return Err(StreamError::TargetTooSmall {
                         target: size,
@@ -245,16 +339,81 @@ fn apply_decoded<T: ApplyTarget + ?Sized>(target: &mut T, d: Decoded<'_>) -> Res
                     });
                 }
             }
+            *sizes = Sizes {
+                header: Some(header),
+                physical: size.unwrap_or(header.disk_size),
+                logical: header.disk_size,
+                pending: false,
+            };
             Ok(consumed)
         }
         Decoded::Record { record, consumed } => {
-            apply_record(target, &record)?;
+            match record {
+                Record::Resize { new_size } => resize(target, sizes, new_size)?,
+                Record::End(end) => {
+                    if sizes.pending {
+                        set_size(target, sizes.logical)?;
+                        sizes.physical = sizes.logical;
+                        sizes.pending = false;
+                    }
+                    target.sync().map_err(target_err("sync", 0))?;
+                    // The decoder returns END only after the header.
+                    *applied = sizes.header.map(|h| Applied {
+                        disk_id: h.disk_id,
+                        generation: h.generation,
+                        from_seq: h.from_seq,
+                        to_seq: h.to_seq,
+                        end,
+                    });
+                }
+                ref r => apply_record(target, r)?,
+            }
             Ok(consumed)
         }
     }
 }
 
-/// Applies one verified record.
+/// A RESIZE record: growth at once (within the target's maximum), a shrink deferred to END.
+fn resize<T: ApplyTarget + ?Sized>(target: &mut T, sizes: &mut Sizes, new_size: u64) -> Result<()> {
+    // Bytes a deferred shrink cut off read as zeros when the disk grows back over them.
+    let back = new_size.min(sizes.physical);
+    if back > sizes.logical {
+        target
+            .write_zeroes(sizes.logical, back - sizes.logical)
+            .map_err(target_err("write_zeroes", sizes.logical))?;
+    }
+    if new_size > sizes.physical {
+        if let Some(max) = target.max_size().map_err(target_err("size", 0))? {
+            if new_size > max {
+                return Err(StreamError::TargetTooSmall {
+                    target: max,
+                    disk_size: new_size,
+                });
+            }
+        }
+        set_size(target, new_size)?;
+        sizes.physical = new_size;
+    }
+    sizes.logical = new_size;
+    sizes.pending = sizes.logical < sizes.physical;
+    Ok(())
+}
+
+fn set_size<T: ApplyTarget + ?Sized>(target: &mut T, new_size: u64) -> Result<()> {
+    target.resize(new_size).map_err(|source| {
+        if source.kind() == io::ErrorKind::Unsupported {
+            StreamError::ResizeUnsupported { new_size }
+        } else {
+            StreamError::TargetIo {
+                op: "resize",
+                offset: new_size,
+                source,
+            }
+        }
+    })
+}
+
+/// Applies one verified DATA, ZERO, DISCARD or BOOKMARK record.
 fn apply_record<T: ApplyTarget + ?Sized>(target: &mut T, record: &Record<'_>) -> Result<()> {
     match *record {
         Record::Data { offset, data, .. } => target
@@ -266,18 +425,7 @@ fn apply_record<T: ApplyTarget + ?Sized>(target: &mut T, record: &Record<'_>) ->
         Record::Discard { offset, len } => target
             .discard(offset, len)
             .map_err(target_err("discard", offset)),
-        Record::Resize { new_size } => target.resize(new_size).map_err(|source| {
-            if source.kind() == io::ErrorKind::Unsupported {
-                StreamError::ResizeUnsupported { new_size }
-            } else {
-                StreamError::TargetIo {
-                    op: "resize",
-                    offset: new_size,
-                    source,
-                }
-            }
-        }),
-        Record::Bookmark(_) | Record::End(_) => target.sync().map_err(target_err("sync", 0)),
-        Record::Skipped { .. } => Ok(()),
+        Record::Bookmark(_) => target.sync().map_err(target_err("sync", 0)),
+        Record::Resize { .. } | Record::End(_) | Record::Skipped { .. } => Ok(()),
     }
 }

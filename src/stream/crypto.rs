@@ -23,10 +23,27 @@ pub(crate) const HKDF_INFO: &[u8] = b"blockdelta stream v1";
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Vec<u8>);
 
+/// The shortest secret accepted, in bytes: an empty or short secret would make encryption a
+/// formality.
+pub const MIN_SECRET_LEN: usize = 16;
+
 impl Secret {
-    /// Wraps secret bytes (any length; 32 random bytes are recommended).
-    pub fn new(bytes: &[u8]) -> Self {
-        Secret(bytes.to_vec())
+    /// Wraps secret bytes (copied): at least [`MIN_SECRET_LEN`] bytes, else
+    /// [`StreamError::SecretTooShort`]. 32 random bytes are recommended.
+    ///
+    /// ```
+    /// use blockdelta::{Secret, StreamError};
+    /// assert!(Secret::new(&[7u8; 32]).is_ok());
+    /// assert!(matches!(Secret::new(b""), Err(StreamError::SecretTooShort { len: 0, min: 16 })));
+    /// ```
+    pub fn new(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < MIN_SECRET_LEN {
+            return Err(StreamError::SecretTooShort {
+                len: bytes.len(),
+                min: MIN_SECRET_LEN,
+            });
+        }
+        Ok(Secret(bytes.to_vec()))
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {

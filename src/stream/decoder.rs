@@ -5,8 +5,10 @@
 //! decompression to the exact declared length. Nothing of a frame that fails is returned, so an
 //! applier never writes unverified data. After any error the decoder is poisoned.
 //!
-//! Scratch is allocated once per stream, when its header is accepted, and only what the stream
-//! needs, sized by the record size its header declares: a decompression buffer for an lz4 stream
+//! `Decoder::new` allocates nothing. Scratch is allocated once per stream, when its header is
+//! accepted, and only what the stream needs: a copy of the header frame (the associated data of
+//! every sealed frame, at most about 4 KiB) and, sized by the record size its header declares,
+//! a decompression buffer for an lz4 stream
 //! and a plaintext buffer for an encrypted one (about 1x and 1x the record size; at most 2 MiB in
 //! all). Decoding a record allocates nothing. (The one exception is a frame larger than the
 //! declared record size allows, which only a later writer's optional record type could be: the
@@ -29,9 +31,12 @@ pub struct Expected {
     pub disk_id: Option<[u8; 16]>,
     /// The tracker generation the replica follows.
     pub generation: Option<GenerationId>,
-    /// The checkpoint the replica is at: a stream must start exactly there, so an old or
-    /// replayed stream is refused.
-    pub from_seq: Option<u64>,
+    /// The checkpoint the replica is at. A stream is accepted iff
+    /// `from_seq <= replica_seq < to_seq`: a stream with `to_seq <= replica_seq` was already
+    /// applied ([`StreamError::AlreadyApplied`]; a stream that was applied can never be applied
+    /// again), one with `from_seq > replica_seq` would leave a gap
+    /// ([`StreamError::WrongSequence`]). `None`: not checked.
+    pub replica_seq: Option<u64>,
 }
 
 /// Decoder settings.
@@ -170,7 +175,7 @@ impl Decoder {
             state: State::Header,
             header: None,
             key: None,
-            aad: vec![0u8; FRAME_HEADER_LEN + MAX_HEADER_LEN + FRAME_HEADER_SIGNED_LEN],
+            aad: Vec::new(),
             aad_header_len: 0,
             plain: Vec::new(),
             decomp: Vec::new(),
@@ -273,6 +278,13 @@ impl Decoder {
         let frame_type = fh[4];
         let seq = get_u64(fh, 8);
         let body_len = get_u32(fh, 16) as usize;
+        if state == State::Header && frame_type == FRAME_TYPE_RECORD {
+            // Checked before the length limit: a stream without its header says so, whatever
+            // the first frame's length.
+            return Err(StreamError::UnexpectedFrame {
+                reason: "the stream does not start with a header frame",
+            });
+        }
         let max = if state == State::Header {
             MAX_HEADER_LEN
         } else {
@@ -354,11 +366,19 @@ impl Decoder {
                 found: h.generation,
             });
         }
-        if let Some(expected) = e.from_seq.filter(|s| *s != h.from_seq) {
-            return Err(StreamError::WrongSequence {
-                expected,
-                found: h.from_seq,
-            });
+        if let Some(replica_seq) = e.replica_seq {
+            if h.to_seq <= replica_seq {
+                return Err(StreamError::AlreadyApplied {
+                    to_seq: h.to_seq,
+                    replica_seq,
+                });
+            }
+            if h.from_seq > replica_seq {
+                return Err(StreamError::WrongSequence {
+                    expected: replica_seq,
+                    found: h.from_seq,
+                });
+            }
         }
         self.key = match (h.cipher, &self.secret) {
             (CipherSuite::None, None) => None,
@@ -375,7 +395,12 @@ impl Decoder {
         if h.required_features & FEATURE_REQUIRED_LZ4 != 0 {
             grow_zeroed(&mut self.decomp, payload);
         }
-        self.aad[..frame.len()].copy_from_slice(frame);
+        // The associated data of every record frame: this header frame, then a frame header.
+        self.aad.clear();
+        self.aad
+            .reserve_exact(frame.len() + FRAME_HEADER_SIGNED_LEN);
+        self.aad.extend_from_slice(frame);
+        self.aad.resize(frame.len() + FRAME_HEADER_SIGNED_LEN, 0);
         self.aad_header_len = frame.len();
         self.chain.update(&frame[..FRAME_HEADER_LEN]);
         self.bytes = frame.len() as u64;
@@ -529,6 +554,7 @@ impl Decoder {
                     return Err(malformed("RESIZE record must be 8 bytes"));
                 }
                 let new_size = get_u64(v, 0);
+                super::header::check_disk_size("RESIZE record", new_size)?;
                 *size = new_size;
                 Record::Resize { new_size }
             }

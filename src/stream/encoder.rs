@@ -75,8 +75,10 @@ impl EncoderConfig {
     }
 
     /// Uses this salt and nonce prefix instead of random ones. **Only for reproducible test
-    /// vectors**: encrypting two different streams with the same secret, salt, disk and
-    /// generation reuses AES-GCM nonces, which destroys confidentiality and integrity.
+    /// vectors, never in production**: encrypting two different streams with the same secret,
+    /// salt, disk and generation reuses AES-GCM nonces, which destroys confidentiality and
+    /// integrity. Exists only with the cargo feature `insecure-test-vectors` (off by default).
+    #[cfg(feature = "insecure-test-vectors")]
     pub fn with_fixed_crypto_params_for_test_vectors(
         mut self,
         salt: [u8; 32],
@@ -470,8 +472,11 @@ impl Encoder {
     }
 
     /// Writes a RESIZE record: the disk has `new_size` bytes from here on.
+    /// `new_size` must be 1 byte to [`MAX_DISK_SIZE`](super::format::MAX_DISK_SIZE)
+    /// ([`StreamError::InvalidDiskSize`]).
     pub fn write_resize(&mut self, new_size: u64, dst: &mut [u8]) -> Result<usize> {
         self.require_body()?;
+        super::header::check_disk_size("RESIZE record", new_size)?;
         check_room(
             dst,
             FRAME_HEADER_LEN + RECORD_HEADER_LEN + RESIZE_FIELDS_LEN + self.tag_len(),

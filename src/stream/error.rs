@@ -6,7 +6,6 @@
 use std::fmt;
 use std::io;
 
-use crate::ffi::result::{blockdelta_result, ToResult};
 use crate::tracker::GenerationId;
 
 /// An error from the delta stream encoder, decoder or applier.
@@ -159,9 +158,10 @@ pub enum StreamError {
         /// Generation in the stream.
         found: GenerationId,
     },
-    /// The stream does not start at the expected checkpoint (stale or replayed stream).
+    /// The stream starts after the replica's checkpoint (`from_seq > replica_seq`): applying
+    /// it would leave a gap.
     WrongSequence {
-        /// Expected from-sequence.
+        /// The replica's sequence.
         expected: u64,
         /// From-sequence in the stream.
         found: u64,
@@ -217,6 +217,30 @@ pub enum StreamError {
     },
     /// The operating system's random number generator failed.
     Random,
+    /// The stream ends at or before the checkpoint the replica is already at: it was already
+    /// applied (or is older), and a stream that was applied can never be applied again.
+    AlreadyApplied {
+        /// The stream's to-sequence.
+        to_seq: u64,
+        /// The replica's sequence.
+        replica_seq: u64,
+    },
+    /// A disk size (stream header or RESIZE record) is zero or above the format's limit.
+    InvalidDiskSize {
+        /// What carried the size ("stream header" or "RESIZE record").
+        what: &'static str,
+        /// The size.
+        size: u64,
+        /// The largest size allowed ([`MAX_DISK_SIZE`](crate::stream::MAX_DISK_SIZE)).
+        max: u64,
+    },
+    /// A secret is shorter than [`MIN_SECRET_LEN`](crate::stream::MIN_SECRET_LEN) bytes.
+    SecretTooShort {
+        /// Its length.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
 }
 
 fn hex(b: &[u8]) -> impl fmt::Display + '_ {
@@ -289,7 +313,7 @@ impl fmt::Display for StreamError {
             }
             WrongSequence { expected, found } => write!(
                 f,
-                "stream starts at checkpoint {found} but the replica is at checkpoint {expected} (stale or replayed stream)"
+                "stream starts at checkpoint {found} but the replica is at checkpoint {expected} (a gap: the changes in between are missing)"
             ),
             TargetTooSmall { target, disk_size } => {
                 write!(f, "target size {target} is smaller than the stream's disk size {disk_size}")
@@ -306,6 +330,16 @@ impl fmt::Display for StreamError {
             InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
             InvalidState { reason } => write!(f, "invalid call order: {reason}"),
             Random => write!(f, "the operating system's random number generator failed"),
+            AlreadyApplied { to_seq, replica_seq } => write!(
+                f,
+                "stream ends at checkpoint {to_seq} but the replica is already at checkpoint {replica_seq}: it was already applied, and a stream that was applied can never be applied again"
+            ),
+            InvalidDiskSize { what, size, max } => {
+                write!(f, "{what} disk size {size} is invalid: it must be 1 to {max} bytes")
+            }
+            SecretTooShort { len, min } => {
+                write!(f, "secret of {len} bytes is too short: at least {min} bytes are required")
+            }
         }
     }
 }
@@ -317,49 +351,6 @@ impl std::error::Error for StreamError {
                 Some(source)
             }
             _ => None,
-        }
-    }
-}
-
-impl ToResult for StreamError {
-    fn to_result(&self) -> blockdelta_result {
-        use blockdelta_result as R;
-        use StreamError::*;
-        match self {
-            BadMagic { .. } => R::StreamBadMagic,
-            UnsupportedVersion { .. } => R::StreamUnsupportedVersion,
-            UnknownRequiredFeature { .. } => R::StreamUnknownRequiredFeature,
-            UnsupportedCipher { .. } => R::StreamUnsupportedCipher,
-            Truncated { .. } => R::StreamTruncated,
-            FrameOutOfOrder { .. } => R::StreamFrameOutOfOrder,
-            ChecksumMismatch { .. } => R::StreamChecksumMismatch,
-            AuthenticationFailed { .. } => R::StreamAuthenticationFailed,
-            OversizedLength { .. } => R::StreamOversizedLength,
-            ExtentOverlap { .. } => R::StreamExtentOverlap,
-            ExtentOutOfRange { .. } => R::StreamExtentOutOfRange,
-            UnknownRequiredRecord { .. } => R::StreamUnknownRequiredRecord,
-            MalformedFrame { .. } => R::StreamMalformedFrame,
-            MalformedRecord { .. } => R::StreamMalformedRecord,
-            UnknownCodec { .. } => R::StreamUnknownCodec,
-            DecompressFailed { .. } => R::StreamDecompressFailed,
-            InvalidHeader { .. } => R::StreamInvalidHeader,
-            UnexpectedFrame { .. } => R::StreamUnexpectedFrame,
-            EndMismatch { .. } => R::StreamEndMismatch,
-            TrailingData { .. } => R::StreamTrailingData,
-            KeyRequired => R::StreamKeyRequired,
-            EncryptionRequired => R::StreamEncryptionRequired,
-            WrongDisk { .. } => R::StreamWrongDisk,
-            WrongGeneration { .. } => R::StreamWrongGeneration,
-            WrongSequence { .. } => R::StreamWrongSequence,
-            TargetTooSmall { .. } => R::StreamTargetTooSmall,
-            Poisoned => R::StreamPoisoned,
-            SourceIo { .. } => R::StreamSourceIo,
-            TargetIo { .. } => R::StreamTargetIo,
-            ResizeUnsupported { .. } => R::StreamResizeUnsupported,
-            BufferTooSmall { .. } => R::BufferTooSmall,
-            InvalidArgument { .. } => R::InvalidArgument,
-            InvalidState { .. } => R::StreamInvalidState,
-            Random => R::StreamRandom,
         }
     }
 }

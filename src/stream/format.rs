@@ -48,6 +48,9 @@ pub(crate) const END_FIELDS_LEN: usize = 24;
 
 /// Largest raw (decoded) payload of one DATA record, and largest stored payload.
 pub const MAX_RECORD_PAYLOAD: usize = 1 << 20;
+/// Largest disk size a stream may declare (header) or RESIZE to: 2^60 bytes, the tracker's
+/// [`MAX_DISK_SIZE`](crate::tracker::MAX_DISK_SIZE). A RESIZE to 0 is refused too.
+pub const MAX_DISK_SIZE: u64 = crate::tracker::MAX_DISK_SIZE;
 /// Largest bookmark label in bytes (UTF-8).
 pub const MAX_LABEL_LEN: usize = 1024;
 /// AES-256-GCM tag length.

@@ -146,6 +146,7 @@ impl StreamHeader {
 
     /// Checks the invariants shared by the encoder's configuration and the decoder.
     pub(crate) fn validate(&self) -> Result<()> {
+        check_disk_size("stream header", self.disk_size)?;
         if self.to_seq <= self.from_seq {
             return Err(StreamError::InvalidHeader {
                 reason: "to_seq must be greater than from_seq",
@@ -172,4 +173,16 @@ impl StreamHeader {
         }
         Ok(())
     }
+}
+
+/// A disk size the format allows (header or RESIZE): 1 byte to [`MAX_DISK_SIZE`].
+pub(crate) fn check_disk_size(what: &'static str, size: u64) -> Result<()> {
+    if size == 0 || size > MAX_DISK_SIZE {
+        return Err(StreamError::InvalidDiskSize {
+            what,
+            size,
+            max: MAX_DISK_SIZE,
+        });
+    }
+    Ok(())
 }

@@ -105,8 +105,8 @@ static int cycle(blockdelta_tracker *t, int corrupt, blockdelta_result *apply_rc
   if (corrupt) wire[len / 2] ^= 0x10; /* a flipped bit somewhere in the middle */
 
   blockdelta_applier *app = NULL;
-  r = blockdelta_applier_new((const uint8_t *)secret, strlen(secret), write_replica, zero_replica,
-                             NULL, NULL, NULL, NULL, &app);
+  r = blockdelta_applier_new(DISK, 0, (const uint8_t *)secret, strlen(secret), write_replica,
+                             zero_replica, NULL, NULL, NULL, NULL, &app);
   if (r != BLOCKDELTA_RESULT_OK) return fail("applier_new", r);
   /* The applier checks the stream starts where the replica is (today: exactly; the stream
    * side will accept from_seq <= replica < to_seq). Here the replica is always at the last

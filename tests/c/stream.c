@@ -65,7 +65,7 @@ static int t_sync(void *ctx) {
 
 static const uint8_t disk_id[16] = "c-abi-disk-00001";
 static const uint8_t generation[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-static const char secret[] = "c test secret";
+static const char secret[] = "c test secret, 16+ bytes";
 
 static int append(size_t n) {
     stream_len += n;
@@ -187,8 +187,9 @@ static int decode(void) {
 static blockdelta_result apply(const uint8_t *buf, size_t len, const char *key, size_t chunk,
                                struct target *t) {
     blockdelta_applier *app = NULL;
-    blockdelta_result r = blockdelta_applier_new((const uint8_t *)key, strlen(key), t_write, t_zero,
-                                                 NULL, NULL, t_sync, t, &app);
+    /* The replica's size; 0: it may not grow. */
+    blockdelta_result r = blockdelta_applier_new(DISK_SIZE, 0, (const uint8_t *)key, strlen(key),
+                                                 t_write, t_zero, NULL, NULL, t_sync, t, &app);
     if (r != BLOCKDELTA_RESULT_OK) return r;
     r = blockdelta_applier_expect(app, disk_id, generation, 41, true);
     size_t start = 0, avail = 0, consumed = 0;
@@ -200,6 +201,16 @@ static blockdelta_result apply(const uint8_t *buf, size_t len, const char *key, 
         avail -= consumed;
     }
     if (r == BLOCKDELTA_RESULT_OK) r = blockdelta_applier_finish(app);
+    if (r == BLOCKDELTA_RESULT_OK) {
+        /* What was applied: the sender commits exactly this to_seq. */
+        uint64_t from = 0, to = 0, records = 0;
+        uint8_t gen[16];
+        r = blockdelta_applier_header(app, NULL, gen, &from, &to, NULL);
+        if (r == BLOCKDELTA_RESULT_OK) r = blockdelta_applier_end(app, &records, NULL, NULL);
+        if (r == BLOCKDELTA_RESULT_OK &&
+            (from != 41 || to != 42 || records == 0 || memcmp(gen, generation, 16) != 0))
+            r = BLOCKDELTA_RESULT_PANIC;
+    }
     if (r != BLOCKDELTA_RESULT_OK) {
         char msg[512];
         size_t full = 0;
@@ -265,7 +276,7 @@ int main(void) {
     /* A wrong key: refused at the first record, before any write. */
     memset(replica2, 0xEE, sizeof replica2);
     struct target t3 = {replica2, DISK_SIZE, 0, 0};
-    r = apply(stream_buf, stream_len, "wrong secret", 4096, &t3);
+    r = apply(stream_buf, stream_len, "wrong secret, 16+ bytes", 4096, &t3);
     if (r != BLOCKDELTA_RESULT_STREAM_AUTHENTICATION_FAILED) return fail("wrong key", r);
     if (t3.writes != 0) {
         fprintf(stderr, "FAIL: %u writes with a wrong key\n", t3.writes);
