@@ -76,6 +76,51 @@
 #define BLOCKDELTA_ENCODE_ZERO_DETECTION 2
 
 /**
+ * Smallest tracking granularity in bytes (`blockdelta_tracker_new`).
+ */
+#define BLOCKDELTA_MIN_GRANULARITY 512u
+
+/**
+ * Largest tracking granularity in bytes (1 MiB).
+ */
+#define BLOCKDELTA_MAX_GRANULARITY 1048576u
+
+/**
+ * Default tracking granularity in bytes (64 KiB: 4 MiB of bitmaps per TiB).
+ */
+#define BLOCKDELTA_DEFAULT_GRANULARITY 65536u
+
+/**
+ * Largest disk size (and capacity) a tracker accepts, in bytes: 2^60 (1 EiB).
+ */
+#define BLOCKDELTA_MAX_DISK_SIZE 1152921504606846976ull
+
+/**
+ * Largest number of blocks a tracker tracks: 2^40.
+ */
+#define BLOCKDELTA_MAX_BLOCKS 1099511627776ull
+
+/**
+ * The delta stream format version this library writes and reads.
+ */
+#define BLOCKDELTA_STREAM_FORMAT_VERSION 1u
+
+/**
+ * Default largest raw payload of one DATA record, in bytes (1 MiB).
+ */
+#define BLOCKDELTA_DEFAULT_RECORD_SIZE 1048576u
+
+/**
+ * Largest raw (decoded) payload of one DATA record, and largest stored payload, in bytes.
+ */
+#define BLOCKDELTA_MAX_RECORD_PAYLOAD 1048576u
+
+/**
+ * Largest bookmark label in bytes (UTF-8, without a terminating NUL).
+ */
+#define BLOCKDELTA_MAX_LABEL_LEN 1024u
+
+/**
  * `blockdelta_vm_add_disk` flag: the OS (boot) disk.
  */
 #define BLOCKDELTA_VM_DISK_OS 1
@@ -247,83 +292,12 @@
 /**
  * Minor version of the headers.
  */
-#define BLOCKDELTA_VERSION_MINOR 1
+#define BLOCKDELTA_VERSION_MINOR 2
 
 /**
  * Patch version of the headers.
  */
 #define BLOCKDELTA_VERSION_PATCH 0
-
-/**
- * The shortest secret accepted, in bytes: an empty or short secret would make encryption a
- * formality.
- */
-#define MIN_SECRET_LEN 16
-
-/**
- * Default largest raw payload per DATA record.
- */
-#define DEFAULT_RECORD_SIZE (1 << 20)
-
-/**
- * The format version this implementation writes and reads.
- */
-#define FORMAT_VERSION 1
-
-/**
- * The must-understand bit of a record type.
- */
-#define MUST_UNDERSTAND 32768
-
-/**
- * Largest raw (decoded) payload of one DATA record, and largest stored payload.
- */
-#define MAX_RECORD_PAYLOAD (1 << 20)
-
-/**
- * Largest bookmark label in bytes (UTF-8).
- */
-#define MAX_LABEL_LEN 1024
-
-/**
- * Required feature: DATA records may use the lz4 codec.
- */
-#define FEATURE_REQUIRED_LZ4 1
-
-/**
- * Optional feature: the writer replaced all-zero records by ZERO records.
- */
-#define FEATURE_OPTIONAL_ZERO_DETECTION 1
-
-/**
- * Seconds in a day, for converting rates to daily totals.
- */
-#define SECONDS_PER_DAY 86400
-
-/**
- * Smallest tracking granularity (bytes).
- */
-#define MIN_GRANULARITY 512
-
-/**
- * Largest tracking granularity (bytes).
- */
-#define MAX_GRANULARITY (1 << 20)
-
-/**
- * Largest disk (and capacity) a tracker accepts: 1 EiB.
- */
-#define MAX_DISK_SIZE (1 << 60)
-
-/**
- * Largest number of tracked blocks (2^40: 512 PiB at 512 B, 64 TiB needs 2^37 at 512 B).
- */
-#define MAX_BLOCKS (1 << 40)
-
-/**
- * Default granularity: 64 KiB, 4 MiB of bitmaps per TiB.
- */
-#define DEFAULT_GRANULARITY (64 << 10)
 
 /**
  * The outcome of every fallible C function. `BLOCKDELTA_RESULT_OK` (0) is success.
@@ -689,11 +663,6 @@ typedef enum blockdelta_tracker_stat_id blockdelta_tracker_stat_id;
 typedef uint32_t blockdelta_tracker_stat_id;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
-
-/**
- * Properties of a file system that change the answer. A bit set; combine with `|`.
- */
-typedef struct FsTraits FsTraits;
 
 /**
  * A decoder writing to C target callbacks (opaque). Create with `blockdelta_applier_new`.
@@ -1174,18 +1143,6 @@ typedef struct blockdelta_geometry {
    */
   uint32_t block_size;
 } blockdelta_geometry;
-
-
-
-
-
-
-
-
-
-
-
-
 
 #ifdef __cplusplus
 extern "C" {
@@ -2075,7 +2032,7 @@ blockdelta_result blockdelta_tracker_last_error(const struct blockdelta_tracker 
                                                 size_t *len_out);
 
 /**
- * The library's version as a static NUL-terminated string, e.g. `"0.1.0"`, owned by the library.
+ * The library's version as a static NUL-terminated string, e.g. `"0.2.0"`, owned by the library.
  * Never NULL; never blocks; any thread.
  */
 const char *blockdelta_version(void);

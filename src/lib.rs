@@ -5,12 +5,19 @@
 //! - [`stream`]: the delta stream: encoder, decoder and applier for checksummed, compressed,
 //!   encrypted deltas.
 //! - [`support`]: the replication support matrix as data, with queries and validators.
-//! - [`ffi`]: the C ABI over all of the above (header: `include/blockdelta.h`).
 //!
 //! The public Rust API is re-exported here; module internals stay private.
+//!
+//! The C ABI over all of the above (`src/ffi/`, header `include/blockdelta.h`) is built only
+//! with the `capi` feature, which `cargo cinstall` turns on (see the README, "Using blockdelta
+//! from C"). A Rust dependent leaves it off: it builds no C library and runs no cbindgen.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+// The C ABI is for C callers: hidden from the Rust docs, and compiled only with `capi` (the
+// Rust modules never import it: C layer -> Rust API -> internals).
+#[cfg(feature = "capi")]
+#[doc(hidden)]
 pub mod ffi;
 pub mod stream;
 pub mod support;

@@ -1,7 +1,8 @@
 //! The C ABI as a C program sees it: the committed header is what cbindgen generates now, the
 //! version macros match Cargo.toml, every result code has its name, and every C program in
-//! `tests/c/` and `examples/` compiles with `-std=c11 -Wall -Wextra -Werror -pedantic` and passes against both
-//! the static and the shared library.
+//! `tests/c/` and `examples/` compiles with `-std=c11 -Wall -Wextra -Werror -pedantic` and passes
+//! against both the static and the shared library, and the shared library exports exactly the
+//! functions the header declares (so the ABI grows only on purpose).
 //!
 //! Environment: `CC` picks the compiler (default `cc`); `BLOCKDELTA_C_SANITIZE=1` builds the C
 //! programs with AddressSanitizer and UBSan; `BLOCKDELTA_C_VALGRIND=1` runs them under valgrind.
@@ -18,9 +19,11 @@ fn root() -> PathBuf {
 
 fn generated_header() -> String {
     let config = cbindgen::Config::from_file(root().join("cbindgen.toml")).unwrap();
+    // As build.rs does: the C layer only, plus the value type it exposes.
     let bindings = cbindgen::Builder::new()
-        .with_crate(root())
         .with_config(config)
+        .with_src(root().join("src/ffi/mod.rs"))
+        .with_src(root().join("src/tracker/extent.rs"))
         .generate()
         .unwrap();
     let mut out = Vec::new();
@@ -96,17 +99,143 @@ fn every_result_code_has_a_distinct_name_and_number_in_the_header() {
     assert_eq!(in_header, blockdelta_result::ALL.len());
 }
 
-/// Builds the static and shared libraries (`cargo test` only builds the rlib the Rust tests
-/// link) and returns the directory that holds them. A separate target directory keeps this nested
-/// cargo from waiting on the lock of the `cargo test` that runs us.
-fn lib_dir() -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-abi-lib");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--lib", "--quiet", "--manifest-path"])
-        .arg(root().join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target);
-    run(&mut cmd, "building the static and shared libraries");
-    target.join("debug")
+/// The C libraries as `cargo cinstall` builds them: the lib target with the `capi` feature as a
+/// staticlib and a cdylib, the shared one with cargo-c's SONAME. (`cargo test` itself builds only
+/// the rlib: Cargo.toml declares no C crate types, so that Rust dependents never build them.)
+/// Built once per test binary, into its own target directory so that this nested cargo does not
+/// wait on the lock of the `cargo test` that runs us. A build failure fails the test.
+struct CLibs {
+    staticlib: PathBuf,
+    shared: PathBuf,
+    dir: PathBuf,
+}
+
+fn c_libs() -> &'static CLibs {
+    static LIBS: std::sync::OnceLock<CLibs> = std::sync::OnceLock::new();
+    LIBS.get_or_init(|| {
+        let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-abi-lib");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["rustc", "--lib", "--features", "capi", "--quiet"])
+            .args(["--crate-type", "staticlib,cdylib", "--manifest-path"])
+            .arg(root().join("Cargo.toml"))
+            .arg("--")
+            .arg(format!("-Clink-arg=-Wl,-soname,{}", soname()))
+            .env("CARGO_TARGET_DIR", &target)
+            // Other tests read the committed header while this build runs.
+            .env("BLOCKDELTA_NO_HEADER", "1");
+        run(&mut cmd, "building the static and shared libraries");
+        let dir = target.join("debug");
+        let libs = CLibs {
+            staticlib: dir.join("libblockdelta.a"),
+            shared: dir.join("libblockdelta.so"),
+            dir,
+        };
+        assert!(
+            libs.staticlib.exists(),
+            "{} missing",
+            libs.staticlib.display()
+        );
+        assert!(libs.shared.exists(), "{} missing", libs.shared.display());
+        // The name the programs load at run time, as `cargo cinstall` lays it out.
+        let link = libs.dir.join(soname());
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("libblockdelta.so", &link).unwrap();
+        libs
+    })
+}
+
+/// cargo-c's SONAME: `libblockdelta.so.0.<minor>` while 0.x, `libblockdelta.so.<major>` after.
+fn soname() -> String {
+    let (major, minor) = (
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR"),
+    );
+    if major == "0" {
+        format!("libblockdelta.so.0.{minor}")
+    } else {
+        format!("libblockdelta.so.{major}")
+    }
+}
+
+/// The functions the header declares: `name(` at the start of a declaration, comments removed.
+fn header_functions() -> std::collections::BTreeSet<String> {
+    let header = std::fs::read_to_string(root().join("include/blockdelta.h")).unwrap();
+    let mut code = String::new();
+    let mut in_comment = false;
+    for line in header.lines() {
+        let mut l = line;
+        if in_comment {
+            match l.find("*/") {
+                Some(e) => {
+                    l = &l[e + 2..];
+                    in_comment = false;
+                }
+                None => continue,
+            }
+        }
+        if let Some(b) = l.find("/*") {
+            in_comment = !l[b..].contains("*/");
+            l = &l[..b];
+        }
+        if let Some(b) = l.find("//") {
+            l = &l[..b];
+        }
+        code.push_str(l);
+        code.push('\n');
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(p) = rest.find("blockdelta_") {
+        let tail = &rest[p..];
+        let len = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..len];
+        // A declaration, not a function pointer typedef `(*blockdelta_x_fn)(`.
+        let pointer = rest[..p].ends_with("(*");
+        if tail[len..].starts_with('(') && !pointer {
+            names.insert(name.to_string());
+        }
+        rest = &tail[len..];
+    }
+    names
+}
+
+#[test]
+fn shared_library_exports_exactly_the_header_functions() {
+    let libs = c_libs();
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&libs.shared)
+        .output()
+        .expect("nm (binutils) is needed");
+    assert!(out.status.success());
+    let exported: std::collections::BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .map(str::to_string)
+        .collect();
+    let declared = header_functions();
+    assert!(declared.len() > 50, "header parser found {declared:?}");
+    let undeclared: Vec<_> = exported.difference(&declared).collect();
+    let missing: Vec<_> = declared.difference(&exported).collect();
+    assert!(
+        undeclared.is_empty() && missing.is_empty(),
+        "exported but not in the header: {undeclared:?}\nin the header but not exported: {missing:?}"
+    );
+
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(&libs.shared)
+        .output()
+        .expect("readelf (binutils) is needed");
+    let dynamic = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        dynamic.contains(&format!("Library soname: [{}]", soname())),
+        "SONAME is not {}:\n{dynamic}",
+        soname()
+    );
 }
 
 fn run(cmd: &mut Command, what: &str) {
@@ -124,14 +253,8 @@ fn run(cmd: &mut Command, what: &str) {
 
 #[test]
 fn c_programs_pass_against_static_and_shared_library() {
-    let dir = lib_dir();
-    let staticlib = dir.join("libblockdelta.a");
-    assert!(
-        staticlib.exists(),
-        "{} missing: cargo builds it with the lib target",
-        staticlib.display()
-    );
-    assert!(dir.join("libblockdelta.so").exists());
+    let libs = c_libs();
+    let (staticlib, dir) = (&libs.staticlib, &libs.dir);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let sanitize = std::env::var_os("BLOCKDELTA_C_SANITIZE").is_some();
     let valgrind = std::env::var_os("BLOCKDELTA_C_VALGRIND").is_some();
@@ -166,7 +289,7 @@ fn c_programs_pass_against_static_and_shared_library() {
                 ]);
             }
             if link == "static" {
-                cmd.arg(&staticlib);
+                cmd.arg(staticlib);
             } else {
                 cmd.arg(format!("-L{}", dir.display()))
                     .arg("-lblockdelta")

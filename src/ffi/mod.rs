@@ -4,19 +4,23 @@
 //! `blockdelta_result` code from every fallible call.
 //!
 //! This layer only calls the public Rust API; it never reaches into module internals.
-//! The header `include/blockdelta.h` is generated from these files by `build.rs`.
+//! The header `include/blockdelta.h` is generated from these files (and only these: see
+//! build.rs) by `build.rs` when the `capi` feature is on.
 // C names are snake_case types by convention.
 #![allow(non_camel_case_types)]
 // These functions are the C ABI (as in rustls-ffi): each documents its pointer contract for C
 // callers, and validates what it can (NULL). Rust code should call the safe Rust API instead.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+// The whole module is compiled only with the `capi` feature (see lib.rs): the Rust modules never
+// import it, so a Rust dependent compiles none of it.
 pub mod applier;
 mod callbacks;
 pub mod decoder;
 pub mod encoder;
 mod error;
 mod handle;
+pub mod limits;
 mod panic;
 pub mod result;
 mod stream_error;

@@ -3,7 +3,9 @@
 //! Numbers are stable and never reused: a retired code stays here as a comment.
 //! Ranges: 0-99 general, 100-199 tracker, 200-299 stream, 300-399 support.
 
-use std::ffi::{c_char, CStr};
+#[cfg(feature = "capi")]
+use std::ffi::c_char;
+use std::ffi::CStr;
 
 /// The outcome of every fallible C function. `BLOCKDELTA_RESULT_OK` (0) is success.
 ///
@@ -297,6 +299,7 @@ pub trait ToResult {
 /// The C name of a result code (`"BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE"`), as a static
 /// NUL-terminated string owned by the library. Numbers that are not a code give
 /// `"BLOCKDELTA_RESULT_UNKNOWN"`. Never NULL; never blocks; any thread.
+#[cfg(feature = "capi")]
 #[no_mangle]
 pub extern "C" fn blockdelta_result_name(result: u32) -> *const c_char {
     match blockdelta_result::from_u32(result) {
