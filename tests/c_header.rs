@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use blockdelta::ffi::decoder::*;
+use blockdelta::ffi::encoder::*;
 use blockdelta::ffi::limits::*;
-use blockdelta::ffi::stream::*;
 use blockdelta::ffi::support::*;
 use blockdelta::ffi::tracker::*;
 use blockdelta::ffi::version::*;
