@@ -108,23 +108,27 @@ static int cycle(blockdelta_tracker *t, int corrupt, blockdelta_result *apply_rc
   r = blockdelta_applier_new(DISK, 0, (const uint8_t *)secret, strlen(secret), write_replica,
                              zero_replica, NULL, NULL, NULL, NULL, &app);
   if (r != BLOCKDELTA_RESULT_OK) return fail("applier_new", r);
-  /* The applier checks the stream starts where the replica is (today: exactly; the stream
-   * side will accept from_seq <= replica < to_seq). Here the replica is always at the last
-   * commit, so both agree. */
-  if (replica_seq != cp.from_sequence) return fail("the replica is not at from_sequence", BLOCKDELTA_RESULT_OK);
+  /* The replica accepts a stream iff from_seq <= replica_seq < to_seq (same disk and
+   * generation), so a stream that was already applied can never be applied again. */
   r = blockdelta_applier_expect(app, disk_id, cp.generation, replica_seq, true);
   size_t consumed = 0;
   if (r == BLOCKDELTA_RESULT_OK) r = blockdelta_applier_push(app, wire, len, &consumed);
   if (r == BLOCKDELTA_RESULT_OK && consumed != len) r = BLOCKDELTA_RESULT_STREAM_TRUNCATED;
   if (r == BLOCKDELTA_RESULT_OK) r = blockdelta_applier_finish(app);
+  if (r == BLOCKDELTA_RESULT_OK) {
+    /* What the receiver reports it applied: the generation and to_seq of the stream it
+     * verified to END. That, not the checkpoint the sender meant to send, is what gets
+     * committed. */
+    uint8_t applied_generation[16];
+    uint64_t applied_to = 0;
+    r = blockdelta_applier_header(app, NULL, applied_generation, NULL, &applied_to, NULL);
+    if (r == BLOCKDELTA_RESULT_OK) {
+      memcpy(replica_generation, applied_generation, 16);
+      replica_seq = applied_to;
+    }
+  }
   blockdelta_applier_free(app);
   *apply_rc = r;
-
-  if (r == BLOCKDELTA_RESULT_OK) {
-    /* The receiver verified and applied the stream (cp.generation, to cp.sequence). */
-    memcpy(replica_generation, cp.generation, 16);
-    replica_seq = cp.sequence;
-  }
 
   /* Commit only what the replica reports as applied; otherwise merge it back. */
   if (r == BLOCKDELTA_RESULT_OK)

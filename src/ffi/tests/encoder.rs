@@ -130,6 +130,47 @@ fn encoder_arguments_buffers_and_errors() {
         blockdelta_encoder_set_extents(enc, past_end.as_ptr(), 1),
         blockdelta_result::StreamExtentOutOfRange
     );
+    // An extent kind C wrote that is neither WRITE nor DISCARD: refused before Rust ever views
+    // the array as `Extent`s (an invalid enum value would be undefined behaviour).
+    #[repr(C)]
+    struct RawExtent {
+        offset: u64,
+        len: u64,
+        kind: u32,
+        reserved: u32,
+    }
+    assert_eq!(
+        std::mem::size_of::<RawExtent>(),
+        std::mem::size_of::<Extent>()
+    );
+    let bad = [
+        RawExtent {
+            offset: 0,
+            len: 4096,
+            kind: 0,
+            reserved: 0,
+        },
+        RawExtent {
+            offset: 8192,
+            len: 4096,
+            kind: 7,
+            reserved: 0,
+        },
+    ];
+    assert_eq!(
+        blockdelta_encoder_set_extents(enc, bad.as_ptr().cast::<Extent>(), 2),
+        blockdelta_result::InvalidArgument
+    );
+    let mut buf = [0 as c_char; 512];
+    assert_eq!(
+        blockdelta_encoder_last_error(enc, buf.as_mut_ptr(), buf.len(), null_mut()),
+        OK
+    );
+    assert!(
+        message(&buf).contains("extent 1 has kind 7"),
+        "{}",
+        message(&buf)
+    );
     assert_eq!(blockdelta_encoder_set_extents(enc, one.as_ptr(), 1), OK);
 
     // A DATA frame that does not fit is refused before the source is read.
