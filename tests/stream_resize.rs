@@ -91,37 +91,9 @@ fn hand_stream(header: Vec<u8>, bodies: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-/// A target that logs what it receives and fails (never panics) on anything outside `disk`.
-struct Logged {
-    disk: Vec<u8>,
-    log: Vec<String>,
-}
-
-impl ApplyTarget for Logged {
-    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.log.push(format!("write {offset} {}", data.len()));
-        self.disk.write_at(offset, data)
-    }
-    fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        self.log.push(format!("zero {offset} {len}"));
-        self.disk.write_zeroes(offset, len)
-    }
-    fn discard(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        self.log.push(format!("discard {offset} {len}"));
-        self.disk.discard(offset, len)
-    }
-    fn resize(&mut self, new_size: u64) -> io::Result<()> {
-        self.log.push(format!("resize {new_size}"));
-        ApplyTarget::resize(&mut self.disk, new_size)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.log.push("sync".into());
-        Ok(())
-    }
-    fn size(&mut self) -> io::Result<Option<u64>> {
-        Ok(Some(self.disk.len() as u64))
-    }
-}
+#[path = "common/recorder.rs"]
+mod recorder;
+use recorder::Recorder as Logged;
 
 fn apply(stream: &[u8], disk: Vec<u8>) -> (Result<(), StreamError>, Logged) {
     let mut app = Applier::new(

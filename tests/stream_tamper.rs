@@ -4,12 +4,10 @@
 //! Frames are built here by hand from `docs/FORMAT.md` where the encoder would refuse to produce
 //! them, which also checks that the documented layout is the implemented one.
 
-use std::io;
-
 use blockdelta::stream::DEFAULT_RECORD_SIZE;
 use blockdelta::{
-    Applier, ApplyTarget, Codec, DecoderConfig, EncodeCursor, Encoder, EncoderConfig, Expected,
-    Extent, GenerationId, Secret, StreamError,
+    Applier, Codec, DecoderConfig, EncodeCursor, Encoder, EncoderConfig, Expected, Extent,
+    GenerationId, Secret, StreamError,
 };
 
 const DISK: [u8; 16] = *b"tamper-disk-0001";
@@ -17,45 +15,15 @@ const GEN: GenerationId = GenerationId([3; 16]);
 const SIZE: u64 = 1 << 20;
 const SECRET: &[u8] = b"the right secret";
 
-/// An in-memory disk that logs every operation it receives.
-#[derive(Default)]
-struct Recorder {
-    disk: Vec<u8>,
-    log: Vec<String>,
-}
+#[path = "common/recorder.rs"]
+mod recorder;
+use recorder::Recorder;
 
-impl Recorder {
-    fn new() -> Self {
-        Recorder {
-            disk: vec![0x55; SIZE as usize],
-            log: Vec::new(),
-        }
-    }
-}
-
-impl ApplyTarget for Recorder {
-    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.log.push(format!("write {offset} {}", data.len()));
-        self.disk.write_at(offset, data)
-    }
-    fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        self.log.push(format!("zero {offset} {len}"));
-        self.disk.write_zeroes(offset, len)
-    }
-    fn discard(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        self.log.push(format!("discard {offset} {len}"));
-        self.disk.discard(offset, len)
-    }
-    fn resize(&mut self, new_size: u64) -> io::Result<()> {
-        self.log.push(format!("resize {new_size}"));
-        ApplyTarget::resize(&mut self.disk, new_size)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.log.push("sync".into());
-        Ok(())
-    }
-    fn size(&mut self) -> io::Result<Option<u64>> {
-        Ok(Some(self.disk.len() as u64))
+/// The replica every tamper case starts from.
+fn recorder() -> Recorder {
+    Recorder {
+        disk: vec![0x55; SIZE as usize],
+        log: Vec::new(),
     }
 }
 
@@ -100,7 +68,7 @@ fn config(secret: Option<&[u8]>) -> DecoderConfig {
 
 /// Applies `stream` in one push, then finish; returns the first error and the target log.
 fn apply(stream: &[u8], cfg: DecoderConfig) -> (Result<(), StreamError>, Vec<String>) {
-    let mut app = Applier::new(cfg, Recorder::new());
+    let mut app = Applier::new(cfg, recorder());
     // Unconsumed bytes (a frame whose length points past the input) end as `Truncated`.
     let r = app.push(stream).and_then(|_| app.finish().map(|_| ()));
     (r, app.into_target().log)
@@ -108,7 +76,7 @@ fn apply(stream: &[u8], cfg: DecoderConfig) -> (Result<(), StreamError>, Vec<Str
 
 /// The target log produced by the first `n` frames (all valid).
 fn log_of_prefix(frames: &[Vec<u8>], n: usize, secret: Option<&[u8]>) -> Vec<String> {
-    let mut app = Applier::new(config(secret), Recorder::new());
+    let mut app = Applier::new(config(secret), recorder());
     app.push(&frames[..n].concat()).unwrap();
     app.into_target().log
 }
@@ -303,7 +271,7 @@ fn truncation_mid_frame_and_at_a_frame_boundary() {
         whole.len() - 1,
     ] {
         let s = &whole[..cut];
-        let mut app = Applier::new(config(Some(SECRET)), Recorder::new());
+        let mut app = Applier::new(config(Some(SECRET)), recorder());
         let used = app
             .push(s)
             .expect("a truncated stream is not an error until finish");
@@ -430,7 +398,7 @@ fn in_place_decoding_refuses_the_same_tampering() {
     f[3][100] ^= 0x40;
     fix_crc(&mut f[3]);
     let mut s = f.concat();
-    let mut app = Applier::new(config(Some(SECRET)), Recorder::new());
+    let mut app = Applier::new(config(Some(SECRET)), recorder());
     let r = app.push_in_place(&mut s);
     assert!(
         matches!(r, Err(StreamError::AuthenticationFailed { seq: 3 })),
@@ -733,7 +701,7 @@ fn trailing_data_after_end() {
 #[test]
 fn trailing_data_after_end_leaves_the_applier_finished() {
     let s = frames(None).concat();
-    let mut app = Applier::new(config(None), Recorder::new());
+    let mut app = Applier::new(config(None), recorder());
     let mut input = s.clone();
     input.extend_from_slice(b"junk");
     let r = app.push(&input);
@@ -850,7 +818,7 @@ fn target_smaller_than_the_disk_is_refused() {
 fn an_applier_is_poisoned_after_an_error() {
     let mut f = frames(None);
     f[2][30] ^= 1;
-    let mut app = Applier::new(config(None), Recorder::new());
+    let mut app = Applier::new(config(None), recorder());
     assert!(app.push(&f.concat()).is_err());
     assert!(matches!(app.push(&f[3]), Err(StreamError::Poisoned)));
     assert!(matches!(app.finish(), Err(StreamError::Poisoned)));
