@@ -437,10 +437,15 @@ impl FrozenMap {
         self.discard.get((b >> 6) as usize).copied().unwrap_or(0) & (1 << (b & 63)) != 0
     }
 
-    /// The first block at or after `pos` whose discard bit differs from `discard` (may be past
-    /// the end of the map). Within a dirty run this is where the run's kind changes.
-    pub(crate) fn next_kind_change(&self, pos: u64, discard: bool) -> u64 {
+    /// The first block in `pos..limit` whose discard bit differs from `discard`, or `limit`.
+    /// Within a dirty run (`limit` = the run's end) this is where the run's kind changes. Costs
+    /// time in proportion to the words of `pos..limit`, never the rest of the map.
+    pub(crate) fn next_kind_change(&self, pos: u64, limit: u64, discard: bool) -> u64 {
+        if pos >= limit {
+            return limit;
+        }
         let flip = if discard { u64::MAX } else { 0 };
+        let last = ((limit - 1) >> 6) as usize;
         let mut w = (pos >> 6) as usize;
         if w >= self.discard.len() {
             return pos;
@@ -448,12 +453,12 @@ impl FrozenMap {
         let mut bits = (self.discard[w] ^ flip) & (u64::MAX << (pos & 63));
         while bits == 0 {
             w += 1;
-            if w >= self.discard.len() {
-                return (w as u64) << 6;
+            if w > last || w >= self.discard.len() {
+                return limit.min((w as u64) << 6);
             }
             bits = self.discard[w] ^ flip;
         }
-        ((w as u64) << 6) | u64::from(bits.trailing_zeros())
+        limit.min(((w as u64) << 6) | u64::from(bits.trailing_zeros()))
     }
 
     /// Discard bits of leaf word `index`.
@@ -632,8 +637,13 @@ mod discard_tests {
         assert_eq!((d.blocks, d.runs), (62, 5));
         assert!(!frozen.is_discard(20) && frozen.is_discard(21) && frozen.is_discard(29));
         assert!(!frozen.is_discard(30) && frozen.is_discard(63) && frozen.is_discard(64));
-        assert_eq!(frozen.next_kind_change(21, true), 30);
-        assert_eq!(frozen.next_kind_change(31, true), 71);
+        assert_eq!(frozen.next_kind_change(21, 72, true), 30);
+        assert_eq!(frozen.next_kind_change(31, 72, true), 71);
+        assert_eq!(frozen.next_kind_change(10, 21, false), 21);
+        // A write run stops at its limit, without looking at the rest of the map.
+        assert_eq!(frozen.next_kind_change(71, 72, false), 72);
+        assert_eq!(frozen.next_kind_change(10, 15, false), 15);
+        assert_eq!(frozen.next_kind_change(40, 40, true), 40);
         assert!(live.discard.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         // Abort: merged back where no later mark touched the block.
         live.mark_range(40, 40, None);

@@ -594,11 +594,8 @@ impl Tracker {
                 break;
             };
             let discard = c.frozen.is_discard(start);
-            let stop = c
-                .frozen
-                .next_clear(start)
-                .min(c.frozen.next_kind_change(start, discard))
-                .min(end_block);
+            let run_end = c.frozen.next_clear(start).min(end_block);
+            let stop = c.frozen.next_kind_change(start, run_end, discard);
             let offset = start << self.shift;
             let end = (stop << self.shift).min(p.disk_size);
             out[n] = if discard {
