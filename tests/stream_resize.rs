@@ -20,36 +20,6 @@ fn source(len: u64) -> Vec<u8> {
         .collect()
 }
 
-fn fix_crc(frame: &mut [u8]) {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&frame[..20]);
-    h.update(&frame[24..]);
-    let crc = h.finalize();
-    frame[20..24].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// A frame built by hand (`docs/FORMAT.md`, "Frames"), CRC re-signed as an attacker would.
-fn raw_frame(frame_type: u8, seq: u64, body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(b"BDfr");
-    f.extend_from_slice(&[frame_type, 0, 0, 0]);
-    f.extend_from_slice(&seq.to_le_bytes());
-    f.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    f.extend_from_slice(&[0; 4]);
-    f.extend_from_slice(body);
-    fix_crc(&mut f);
-    f
-}
-
-fn record(rtype: u16, value: &[u8]) -> Vec<u8> {
-    let mut r = Vec::new();
-    r.extend_from_slice(&rtype.to_le_bytes());
-    r.extend_from_slice(&[0, 0]);
-    r.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    r.extend_from_slice(value);
-    r
-}
-
 fn resize_record(new_size: u64) -> Vec<u8> {
     record(0x8004, &new_size.to_le_bytes())
 }
@@ -66,33 +36,11 @@ fn header_frame(disk_size: u64) -> Vec<u8> {
     h
 }
 
-/// A plain stream: `header`, the record bodies, a correct END.
-fn hand_stream(header: Vec<u8>, bodies: &[Vec<u8>]) -> Vec<u8> {
-    let mut chain = crc32fast::Hasher::new();
-    chain.update(&header[..24]);
-    let mut bytes = header.len() as u64;
-    let mut out = header;
-    for (i, b) in bodies.iter().enumerate() {
-        let f = raw_frame(2, i as u64 + 1, b);
-        chain.update(&f[..24]);
-        bytes += f.len() as u64;
-        out.extend_from_slice(&f);
-    }
-    let mut end = Vec::new();
-    end.extend_from_slice(&(bodies.len() as u64).to_le_bytes());
-    end.extend_from_slice(&bytes.to_le_bytes());
-    end.extend_from_slice(&chain.finalize().to_le_bytes());
-    end.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&raw_frame(
-        2,
-        bodies.len() as u64 + 1,
-        &record(0x80FF, &end),
-    ));
-    out
-}
-
+#[path = "common/hand.rs"]
+mod hand;
 #[path = "common/recorder.rs"]
 mod recorder;
+use hand::{fix_crc, hand_stream, record};
 use recorder::Recorder as Logged;
 
 fn apply(stream: &[u8], disk: Vec<u8>) -> (Result<(), StreamError>, Logged) {

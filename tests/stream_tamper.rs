@@ -15,8 +15,11 @@ const GEN: GenerationId = GenerationId([3; 16]);
 const SIZE: u64 = 1 << 20;
 const SECRET: &[u8] = b"the right secret";
 
+#[path = "common/hand.rs"]
+mod hand;
 #[path = "common/recorder.rs"]
 mod recorder;
+use hand::{fix_crc, raw_frame, record};
 use recorder::Recorder;
 
 /// The replica every tamper case starts from.
@@ -81,38 +84,6 @@ fn log_of_prefix(frames: &[Vec<u8>], n: usize, secret: Option<&[u8]>) -> Vec<Str
     app.into_target().log
 }
 
-fn fix_crc(frame: &mut [u8]) {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&frame[..20]);
-    h.update(&frame[24..]);
-    let crc = h.finalize();
-    frame[20..24].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// A frame built by hand: `docs/FORMAT.md`, "Frames".
-fn raw_frame(frame_type: u8, seq: u64, body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(b"BDfr");
-    f.push(frame_type);
-    f.push(0);
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&seq.to_le_bytes());
-    f.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    f.extend_from_slice(&[0; 4]);
-    f.extend_from_slice(body);
-    fix_crc(&mut f);
-    f
-}
-
-fn record(rtype: u16, value: &[u8]) -> Vec<u8> {
-    let mut r = Vec::new();
-    r.extend_from_slice(&rtype.to_le_bytes());
-    r.extend_from_slice(&[0, 0]);
-    r.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    r.extend_from_slice(value);
-    r
-}
-
 fn data_value(offset: u64, raw_len: u32, codec: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&offset.to_le_bytes());
@@ -130,31 +101,7 @@ fn range_value(offset: u64, len: u64) -> Vec<u8> {
 
 /// A plain stream made of the valid header and hand-built record bodies, with a correct END.
 fn hand_stream(bodies: &[Vec<u8>]) -> Vec<u8> {
-    hand_stream_with_header(frames(None).swap_remove(0), bodies)
-}
-
-fn hand_stream_with_header(header: Vec<u8>, bodies: &[Vec<u8>]) -> Vec<u8> {
-    let mut chain = crc32fast::Hasher::new();
-    chain.update(&header[..24]);
-    let mut bytes = header.len() as u64;
-    let mut out = header;
-    for (i, b) in bodies.iter().enumerate() {
-        let f = raw_frame(2, i as u64 + 1, b);
-        chain.update(&f[..24]);
-        bytes += f.len() as u64;
-        out.extend_from_slice(&f);
-    }
-    let mut end = Vec::new();
-    end.extend_from_slice(&(bodies.len() as u64).to_le_bytes());
-    end.extend_from_slice(&bytes.to_le_bytes());
-    end.extend_from_slice(&chain.finalize().to_le_bytes());
-    end.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&raw_frame(
-        2,
-        bodies.len() as u64 + 1,
-        &record(0x80FF, &end),
-    ));
-    out
+    hand::hand_stream(frames(None).swap_remove(0), bodies)
 }
 
 /// Rewrites a field of the (plain) header frame and fixes its CRC.
@@ -238,7 +185,7 @@ fn unknown_required_feature_is_refused_and_unknown_optional_feature_is_ignored()
     let mut h = frames(None).swap_remove(0);
     h[24 + 16] |= 0x80;
     fix_crc(&mut h);
-    let s = hand_stream_with_header(h, &[record(0x8002, &range_value(0, 512))]);
+    let s = hand::hand_stream(h, &[record(0x8002, &range_value(0, 512))]);
     apply(&s, config(None)).0.unwrap();
 }
 
