@@ -19,6 +19,7 @@
 #[cfg(feature = "capi")]
 #[doc(hidden)]
 pub mod ffi;
+pub mod replica;
 pub mod stream;
 pub mod support;
 pub mod tracker;

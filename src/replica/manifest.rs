@@ -1,0 +1,323 @@
+//! The manifest: the one small file whose atomic replacement commits every change of a store.
+
+use super::error::{corrupt, Result};
+use super::format::{open_sealed, put_head, MANIFEST_MAGIC, W};
+use crate::tracker::GenerationId;
+
+pub(crate) const MANIFEST_OBJECT: &str = "MANIFEST";
+
+/// Retention policy. `None` means no limit of that kind. See [`crate::replica::Store::retain`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Crash-consistent points older than this expire (for example 24 hours).
+    pub max_age_ns: Option<u64>,
+    /// Application-consistent points older than this expire (for example 15 days).
+    pub app_max_age_ns: Option<u64>,
+    /// Among application-consistent points older than `max_age_ns`, keep only the newest in
+    /// each interval of this length (for example hourly).
+    pub app_interval_ns: Option<u64>,
+    /// At most this many points (the newest is always kept).
+    pub max_points: Option<u64>,
+    /// Hard cap on the store's bytes, base included. The oldest points are expired early to
+    /// stay under it (each one reported); a stream that still does not fit is refused.
+    pub max_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PointRec {
+    pub layer: u64,
+    pub generation: GenerationId,
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub disk_size: u64,
+    pub time_ns: u64,
+    pub ingested_ns: u64,
+    pub bookmark_id: u64,
+    pub app: bool,
+    pub bookmarked: bool,
+    pub detached: bool,
+    pub label: String,
+    /// Bytes of data this point's stream stored (its pack), for reporting.
+    pub stored_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PackRec {
+    pub id: u64,
+    /// Bytes of the pack's data region (header chunk included); the object is longer by its
+    /// checksum table and footer.
+    pub data_len: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    /// The pack being uploaded.
+    pub pack: u64,
+    /// The object holding the resume state.
+    pub resume: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Manifest {
+    pub counter: u64,
+    pub store_id: [u8; 16],
+    pub disk_id: [u8; 16],
+    pub created_ns: u64,
+    pub next_object: u64,
+    /// The generation and checkpoint the next stream continues; `None` for an empty store.
+    pub lineage: Option<(GenerationId, u64)>,
+    /// The base layer object (0: the base is all zeros) and the disk size it has.
+    pub base_layer: u64,
+    pub base_size: u64,
+    pub retention: Retention,
+    /// In layer order: each point's layer lies over the previous point's (or the base).
+    pub points: Vec<PointRec>,
+    pub packs: Vec<PackRec>,
+    pub pending: Option<Pending>,
+}
+
+fn opt(v: Option<u64>) -> u64 {
+    v.unwrap_or(0)
+}
+
+fn unopt(v: u64) -> Option<u64> {
+    (v != 0).then_some(v)
+}
+
+const FLAG_APP: u8 = 1;
+const FLAG_BOOKMARK: u8 = 2;
+const FLAG_DETACHED: u8 = 4;
+
+impl Manifest {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = W::default();
+        put_head(&mut w, MANIFEST_MAGIC);
+        w.u64(self.counter)
+            .bytes(&self.store_id)
+            .bytes(&self.disk_id)
+            .u64(self.created_ns)
+            .u64(self.next_object);
+        match self.lineage {
+            Some((g, s)) => w.u8(1).bytes(&[0; 7]).bytes(&g.0).u64(s),
+            None => w.u8(0).bytes(&[0; 7]).bytes(&[0; 16]).u64(0),
+        };
+        w.u64(self.base_layer).u64(self.base_size);
+        let r = &self.retention;
+        w.u64(opt(r.max_age_ns))
+            .u64(opt(r.app_max_age_ns))
+            .u64(opt(r.app_interval_ns))
+            .u64(opt(r.max_points))
+            .u64(opt(r.max_bytes));
+        match self.pending {
+            Some(p) => w.u8(1).bytes(&[0; 7]).u64(p.pack).u64(p.resume),
+            None => w.u8(0).bytes(&[0; 7]).u64(0).u64(0),
+        };
+        w.u32(self.points.len() as u32).u32(self.packs.len() as u32);
+        for p in &self.points {
+            let flags = (p.app as u8 * FLAG_APP)
+                | (p.bookmarked as u8 * FLAG_BOOKMARK)
+                | (p.detached as u8 * FLAG_DETACHED);
+            w.u64(p.layer)
+                .bytes(&p.generation.0)
+                .u64(p.from_seq)
+                .u64(p.to_seq)
+                .u64(p.disk_size)
+                .u64(p.time_ns)
+                .u64(p.ingested_ns)
+                .u64(p.bookmark_id)
+                .u64(p.stored_bytes)
+                .u8(flags)
+                .u8(0)
+                .u16(p.label.len() as u16)
+                .u32(0)
+                .bytes(p.label.as_bytes());
+        }
+        for p in &self.packs {
+            w.u64(p.id).u64(p.data_len);
+        }
+        w.seal()
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Manifest> {
+        let o = MANIFEST_OBJECT;
+        let mut r = open_sealed(b, MANIFEST_MAGIC, o)?;
+        let counter = r.u64()?;
+        let store_id = r.arr16()?;
+        let disk_id = r.arr16()?;
+        let created_ns = r.u64()?;
+        let next_object = r.u64()?;
+        let has_lineage = r.u8()?;
+        r.zero(7, "lineage flags")?;
+        let gen = GenerationId(r.arr16()?);
+        let head = r.u64()?;
+        let lineage = match has_lineage {
+            0 => None,
+            1 => Some((gen, head)),
+            v => return Err(corrupt(o, format!("lineage flag {v}"))),
+        };
+        let base_layer = r.u64()?;
+        let base_size = r.u64()?;
+        let retention = Retention {
+            max_age_ns: unopt(r.u64()?),
+            app_max_age_ns: unopt(r.u64()?),
+            app_interval_ns: unopt(r.u64()?),
+            max_points: unopt(r.u64()?),
+            max_bytes: unopt(r.u64()?),
+        };
+        let has_pending = r.u8()?;
+        r.zero(7, "pending flags")?;
+        let (pack, resume) = (r.u64()?, r.u64()?);
+        let pending = match has_pending {
+            0 => None,
+            1 => Some(Pending { pack, resume }),
+            v => return Err(corrupt(o, format!("pending flag {v}"))),
+        };
+        let npoints = r.u32()? as usize;
+        let npacks = r.u32()? as usize;
+        // Each point takes at least 88 bytes and each pack 16: refuse counts the file cannot hold
+        // before allocating for them.
+        if npoints
+            .saturating_mul(88)
+            .saturating_add(npacks.saturating_mul(16))
+            > r.remaining()
+        {
+            return Err(corrupt(
+                o,
+                format!("claims {npoints} points and {npacks} packs, holds fewer"),
+            ));
+        }
+        let mut points = Vec::with_capacity(npoints);
+        for i in 0..npoints {
+            let layer = r.u64()?;
+            let generation = GenerationId(r.arr16()?);
+            let from_seq = r.u64()?;
+            let to_seq = r.u64()?;
+            let disk_size = r.u64()?;
+            let time_ns = r.u64()?;
+            let ingested_ns = r.u64()?;
+            let bookmark_id = r.u64()?;
+            let stored_bytes = r.u64()?;
+            let flags = r.u8()?;
+            r.zero(1, "point field")?;
+            let label_len = r.u16()? as usize;
+            r.zero(4, "point field")?;
+            let label = std::str::from_utf8(r.take(label_len)?)
+                .map_err(|_| corrupt(o, format!("point {i}: label is not UTF-8")))?
+                .to_string();
+            if flags & !(FLAG_APP | FLAG_BOOKMARK | FLAG_DETACHED) != 0 {
+                return Err(corrupt(o, format!("point {i}: unknown flags {flags:#x}")));
+            }
+            if from_seq >= to_seq || disk_size == 0 || disk_size > crate::stream::MAX_DISK_SIZE {
+                return Err(corrupt(
+                    o,
+                    format!(
+                        "point {i}: sequences {from_seq}..{to_seq} or size {disk_size} invalid"
+                    ),
+                ));
+            }
+            points.push(PointRec {
+                layer,
+                generation,
+                from_seq,
+                to_seq,
+                disk_size,
+                time_ns,
+                ingested_ns,
+                bookmark_id,
+                app: flags & FLAG_APP != 0,
+                bookmarked: flags & FLAG_BOOKMARK != 0,
+                detached: flags & FLAG_DETACHED != 0,
+                label,
+                stored_bytes,
+            });
+        }
+        let mut packs = Vec::with_capacity(npacks);
+        for _ in 0..npacks {
+            packs.push(PackRec {
+                id: r.u64()?,
+                data_len: r.u64()?,
+            });
+        }
+        r.done()?;
+        let m = Manifest {
+            counter,
+            store_id,
+            disk_id,
+            created_ns,
+            next_object,
+            lineage,
+            base_layer,
+            base_size,
+            retention,
+            points,
+            packs,
+            pending,
+        };
+        m.check()?;
+        Ok(m)
+    }
+
+    /// Cross-field consistency of a decoded manifest.
+    fn check(&self) -> Result<()> {
+        let o = MANIFEST_OBJECT;
+        let mut ids: Vec<u64> = self.points.iter().map(|p| p.layer).collect();
+        ids.extend(self.packs.iter().map(|p| p.id));
+        if self.base_layer != 0 {
+            ids.push(self.base_layer);
+        }
+        if let Some(p) = self.pending {
+            ids.extend([p.pack, p.resume]);
+        }
+        if ids.iter().any(|&id| id == 0 || id >= self.next_object) {
+            return Err(corrupt(o, "an object id is 0 or not below next_object"));
+        }
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != n {
+            return Err(corrupt(o, "an object id is used twice"));
+        }
+        if self.base_size > crate::stream::MAX_DISK_SIZE {
+            return Err(corrupt(o, "base size out of range"));
+        }
+        if self.lineage.is_none() && !self.points.is_empty() {
+            return Err(corrupt(o, "points without a lineage"));
+        }
+        // Detached points form one contiguous run after at least one main point.
+        let first = self.points.iter().position(|p| p.detached);
+        if let Some(f) = first {
+            let end = f + self.points[f..].iter().take_while(|p| p.detached).count();
+            if self.points[end..].iter().any(|p| p.detached) || f == 0 {
+                return Err(corrupt(
+                    o,
+                    "detached points are not one branch after a main point",
+                ));
+            }
+        }
+        for p in &self.packs {
+            if p.data_len < super::format::CHUNK {
+                return Err(corrupt(
+                    o,
+                    format!("pack {} is shorter than its header", p.id),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn object_name(kind: &str, id: u64) -> String {
+    format!("{kind}-{id:016x}")
+}
+
+pub(crate) fn pack_name(id: u64) -> String {
+    object_name("pack", id)
+}
+
+pub(crate) fn layer_name(id: u64) -> String {
+    object_name("layer", id)
+}
+
+pub(crate) fn resume_name(id: u64) -> String {
+    object_name("resume", id)
+}

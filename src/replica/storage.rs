@@ -1,0 +1,397 @@
+//! The store's only way to persist anything: a small interface with object-storage semantics.
+//!
+//! - objects are immutable: created whole by [`Storage::put`] (create-only) or by an
+//!   [`Upload`] that is appended to sequentially and then completed (create-only);
+//! - objects are read by range, listed by prefix and deleted;
+//! - one small **manifest** is replaced atomically by [`Storage::swap_manifest`], conditional
+//!   on the version the caller last read, so two writers can never both commit.
+//!
+//! Every call that returns `Ok` is durable: a crash afterwards never loses what it wrote. An
+//! upload's appended bytes are durable only up to its last successful [`Upload::sync`].
+//!
+//! [`DirStorage`] implements it on a local file system (create-only via `link(2)`, the
+//! manifest swap as write, fsync, rename, fsync the directory). Object storage (S3, Azure Blob)
+//! maps onto the same calls: create-only puts (`If-None-Match: *`), multipart uploads, ranged
+//! gets, and a conditional put of the manifest (`If-Match: <etag>`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The version of the manifest a caller read; [`Storage::swap_manifest`] succeeds only if it is
+/// still the current one. `None` means "no manifest exists".
+pub type ManifestVersion = Option<u64>;
+
+/// A sequential, resumable upload of one large object.
+pub trait Upload: Send {
+    /// Appends `data`. Not durable until [`Upload::sync`].
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Makes everything appended so far durable. A failure means some appended bytes may be
+    /// lost: the caller must not assume any of them survived.
+    fn sync(&mut self) -> io::Result<()>;
+    /// Bytes appended so far.
+    fn len(&self) -> u64;
+    /// True when nothing was appended.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Makes the upload a visible object under its name (create-only), durably.
+    fn complete(self: Box<Self>) -> io::Result<()>;
+}
+
+/// Object-storage semantics for the replica store. See the module documentation.
+pub trait Storage: Send + Sync {
+    /// Creates object `name` holding `data`, durably. Fails with
+    /// [`io::ErrorKind::AlreadyExists`] if it exists.
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()>;
+    /// Reads exactly `buf.len()` bytes of object `name` at `offset`.
+    fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// The size of object `name`.
+    fn size(&self, name: &str) -> io::Result<u64>;
+    /// The names of all objects starting with `prefix`, in no particular order.
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
+    /// Deletes object `name`, durably; deleting a missing object is not an error.
+    fn delete(&self, name: &str) -> io::Result<()>;
+    /// Starts an upload of a new object `name` (replacing any unfinished upload of that name).
+    fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>>;
+    /// Continues the unfinished upload of `name` after its first `len` bytes (which a previous
+    /// [`Upload::sync`] made durable); anything after them is dropped.
+    fn resume_upload(&self, name: &str, len: u64) -> io::Result<Box<dyn Upload>>;
+    /// Drops the unfinished upload of `name`, if any.
+    fn abort_upload(&self, name: &str) -> io::Result<()>;
+    /// The names of unfinished uploads.
+    fn uploads(&self) -> io::Result<Vec<String>>;
+    /// The current manifest and its version, or `None` if there is none.
+    fn read_manifest(&self) -> io::Result<Option<(Vec<u8>, u64)>>;
+    /// Replaces the manifest with `data` if its version is still `expected`, durably, and
+    /// returns the new version. When another writer committed first, nothing changes and the
+    /// error (kind [`io::ErrorKind::Other`]) holds a [`ManifestConflict`].
+    fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64>;
+    /// Takes the exclusive writer lock for the life of the returned guard, or fails with
+    /// [`io::ErrorKind::WouldBlock`] when another process holds it.
+    fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>>;
+}
+
+/// The error inside [`Storage::swap_manifest`]'s `io::Error` when another writer committed
+/// first.
+#[derive(Debug)]
+pub struct ManifestConflict;
+
+impl std::fmt::Display for ManifestConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the manifest was changed by another writer")
+    }
+}
+
+impl std::error::Error for ManifestConflict {}
+
+/// A manifest swap that lost the race.
+pub fn manifest_conflict() -> io::Error {
+    io::Error::other(ManifestConflict)
+}
+
+/// [`Storage`] on a local directory:
+///
+/// ```text
+/// <dir>/MANIFEST          the manifest (replaced by rename)
+/// <dir>/LOCK              flock(2)ed by the one writer
+/// <dir>/objects/<name>    immutable objects
+/// <dir>/uploads/<name>    unfinished uploads
+/// ```
+#[derive(Debug)]
+pub struct DirStorage {
+    root: PathBuf,
+    objects: PathBuf,
+    uploads: PathBuf,
+}
+
+const MANIFEST: &str = "MANIFEST";
+const MANIFEST_TMP: &str = "MANIFEST.tmp";
+
+impl DirStorage {
+    /// Storage in `dir`, creating it and its subdirectories if needed.
+    pub fn new(dir: impl AsRef<Path>) -> io::Result<Self> {
+        let root = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&root)?;
+        let objects = root.join("objects");
+        let uploads = root.join("uploads");
+        for d in [&objects, &uploads] {
+            if !d.exists() {
+                fs::create_dir(d)?;
+                sync_dir(&root)?;
+            }
+        }
+        Ok(DirStorage {
+            root,
+            objects,
+            uploads,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    fn object(&self, name: &str) -> io::Result<PathBuf> {
+        check_name(name)?;
+        Ok(self.objects.join(name))
+    }
+
+    fn upload_path(&self, name: &str) -> io::Result<PathBuf> {
+        check_name(name)?;
+        Ok(self.uploads.join(name))
+    }
+}
+
+/// Object names are flat: ASCII letters, digits, `-`, `_` and `.`, not starting with `.`.
+fn check_name(name: &str) -> io::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid object name {name:?}"),
+        ))
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Publishes the synced file `tmp` as `dst`, create-only (`link(2)` fails if `dst` exists),
+/// and makes the new name durable.
+fn publish(tmp: &Path, dst: &Path, dst_dir: &Path) -> io::Result<()> {
+    fs::hard_link(tmp, dst)?;
+    sync_dir(dst_dir)?;
+    fs::remove_file(tmp)?;
+    Ok(())
+}
+
+impl Storage for DirStorage {
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        let dst = self.object(name)?;
+        if dst.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("object {name} exists"),
+            ));
+        }
+        let tmp = self.uploads.join(format!("put.{name}"));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        publish(&tmp, &dst, &self.objects)
+    }
+
+    fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let f = File::open(self.object(name)?)?;
+        f.read_exact_at(buf, offset)
+    }
+
+    fn size(&self, name: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.object(name)?)?.len())
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.objects)? {
+            let name = e?.file_name();
+            if let Some(n) = name.to_str() {
+                if n.starts_with(prefix) {
+                    out.push(n.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete(&self, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.object(name)?) {
+            Ok(()) => sync_dir(&self.objects),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>> {
+        let path = self.upload_path(name)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        sync_dir(&self.uploads)?;
+        Ok(Box::new(DirUpload {
+            file,
+            len: 0,
+            path,
+            dst: self.objects.join(name),
+            dst_dir: self.objects.clone(),
+        }))
+    }
+
+    fn resume_upload(&self, name: &str, len: u64) -> io::Result<Box<dyn Upload>> {
+        let path = self.upload_path(name)?;
+        let file = OpenOptions::new().write(true).open(&path)?;
+        let have = file.metadata()?.len();
+        if have < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("upload {name} holds {have} bytes, {len} were synced"),
+            ));
+        }
+        file.set_len(len)?;
+        file.sync_all()?;
+        Ok(Box::new(DirUpload {
+            file,
+            len,
+            path,
+            dst: self.objects.join(name),
+            dst_dir: self.objects.clone(),
+        }))
+    }
+
+    fn abort_upload(&self, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.upload_path(name)?) {
+            Ok(()) => sync_dir(&self.uploads),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn uploads(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.uploads)? {
+            if let Some(n) = e?.file_name().to_str() {
+                if !n.starts_with("put.") {
+                    out.push(n.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_manifest(&self) -> io::Result<Option<(Vec<u8>, u64)>> {
+        match fs::read(self.root.join(MANIFEST)) {
+            Ok(data) => {
+                let version = manifest_version(&data);
+                Ok(Some((data, version)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64> {
+        // The writer lock makes read-compare-rename atomic among well-behaved writers; the
+        // comparison catches a writer that skipped the lock or a stale in-memory state.
+        let current = self.read_manifest()?.map(|(_, v)| v);
+        if current != expected {
+            return Err(manifest_conflict());
+        }
+        let tmp = self.root.join(MANIFEST_TMP);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, self.root.join(MANIFEST))?;
+        sync_dir(&self.root)?;
+        Ok(manifest_version(data))
+    }
+
+    fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(self.root.join("LOCK"))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe {
+            libc::flock(
+                std::os::unix::io::AsRawFd::as_raw_fd(&f),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "{} is open for writing by another process",
+                        self.root.display()
+                    ),
+                ));
+            }
+            return Err(e);
+        }
+        // The lock lives as long as the file stays open.
+        Ok(Box::new(f))
+    }
+}
+
+/// The manifest's own commit counter (bytes 16..24 of every manifest version, see
+/// `docs/REPLICA.md`), or 0 for bytes too short to hold one (the reader refuses those anyway).
+pub(crate) fn manifest_version(data: &[u8]) -> u64 {
+    data.get(16..24)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .unwrap_or(0)
+}
+
+struct DirUpload {
+    file: File,
+    len: u64,
+    path: PathBuf,
+    dst: PathBuf,
+    dst_dir: PathBuf,
+}
+
+impl Upload for DirUpload {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(data, self.len)?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn complete(self: Box<Self>) -> io::Result<()> {
+        self.file.sync_all()?;
+        if self.dst.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("object {} exists", self.dst.display()),
+            ));
+        }
+        publish(&self.path, &self.dst, &self.dst_dir)
+    }
+}

@@ -1,0 +1,1305 @@
+//! The store: open/create, the in-memory view of points and layers, reads, exports, retention,
+//! rollback. Ingest is in `ingest.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::error::{corrupt, hex, io_err, ReplicaError, Result};
+use super::format::{decode_layer, encode_layer, pack_object_len, CHUNK};
+use super::manifest::{layer_name, pack_name, resume_name, Manifest, PackRec, PointRec, Retention};
+use super::map::{find_run, overlay, union_ranges, Index, Run, RunKind};
+use super::storage::{DirStorage, Storage};
+use crate::stream::{ApplyTarget, BookmarkKind};
+use crate::tracker::{Extent, GenerationId};
+
+/// Names a recovery point: the tracker generation and the checkpoint (a stream's `to_seq`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PointId {
+    /// The generation.
+    pub generation: GenerationId,
+    /// The checkpoint.
+    pub sequence: u64,
+}
+
+/// A recovery point as listed by [`Store::points`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PointInfo {
+    /// Which point.
+    pub id: PointId,
+    /// The checkpoint the point's changes start from (earlier points merged into this one
+    /// move it back).
+    pub from_sequence: u64,
+    /// The disk's size at this point.
+    pub disk_size: u64,
+    /// The point's time: its BOOKMARK's timestamp, or when it was ingested.
+    pub time_ns: u64,
+    /// When the store made it durable.
+    pub ingested_ns: u64,
+    /// Crash- or application-consistent (from the stream's BOOKMARK; crash without one).
+    pub consistency: BookmarkKind,
+    /// The BOOKMARK's id, if the stream had one.
+    pub bookmark_id: Option<u64>,
+    /// The BOOKMARK's label ("" without one).
+    pub label: String,
+    /// True for points after a rollback point, kept until [`Store::discard_detached`].
+    pub detached: bool,
+    /// Bytes of data its stream stored.
+    pub stored_bytes: u64,
+    /// Bytes of data that no other point needs if this one alone is deleted (0 for the newest
+    /// point, which is never deleted). They are returned to the file system when the pack that
+    /// holds them is compacted or dies.
+    pub exclusive_bytes: u64,
+}
+
+/// Why retention removed a point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExpiryReason {
+    /// Older than the policy's age for its kind.
+    Age,
+    /// An application-consistent point thinned to one per interval.
+    AppInterval,
+    /// More points than the policy's count.
+    Count,
+    /// Removed early to stay under the byte cap.
+    ByteCap,
+}
+
+/// A point retention removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expired {
+    /// The point as it was listed.
+    pub point: PointInfo,
+    /// Why.
+    pub reason: ExpiryReason,
+}
+
+/// What [`Store::rollback`] did: the store's new lineage and the blocks the source must
+/// re-send. Hand all three to the source's tracker (`Tracker::adopt_lineage`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    /// The new generation: the next stream must carry it.
+    pub generation: GenerationId,
+    /// The checkpoint the next stream starts from.
+    pub sequence: u64,
+    /// Every range that differs between the rollback point and the newest point before the
+    /// rollback (as written extents).
+    pub extents: Vec<Extent>,
+}
+
+/// Sizes and counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Bytes of every object and the manifest: what the byte cap limits.
+    pub bytes: u64,
+    /// Listed points (detached included).
+    pub points: u64,
+    /// Pack objects.
+    pub packs: u64,
+    /// Bytes of pack data still referenced by some point or the base.
+    pub live_data_bytes: u64,
+    /// Bytes of pack data referenced by nothing (reclaimed by compaction).
+    pub dead_data_bytes: u64,
+    /// Pieces in the read index (its memory is about 64 bytes per piece).
+    pub index_pieces: u64,
+}
+
+/// How a new store is set up.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The disk this store replicates; streams for any other disk are refused.
+    pub disk_id: [u8; 16],
+    /// The retention policy (changeable later with [`Store::set_retention`]).
+    pub retention: Retention,
+}
+
+impl StoreConfig {
+    /// A store for `disk_id` that keeps every point.
+    pub fn new(disk_id: [u8; 16]) -> Self {
+        StoreConfig {
+            disk_id,
+            retention: Retention::default(),
+        }
+    }
+}
+
+pub(crate) struct Writer {
+    pub m: Manifest,
+    pub version: Option<u64>,
+    pub poisoned: bool,
+    pub ingesting: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct PView {
+    pub id: PointId,
+    pub layer_no: u32,
+    pub disk_size: u64,
+    pub detached: bool,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// This slot's own number when live; another slot's when merged into it.
+    alias: u32,
+    runs: Arc<Vec<Run>>,
+    /// Layer object id (0: none, for an empty base).
+    object: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct View {
+    points: Vec<PView>,
+    slots: Vec<Slot>,
+    index: Index,
+    /// Layer numbers of the detached branch (inclusive).
+    detached: Option<(u32, u32)>,
+    /// Layer numbers no point can see any more (discarded branches).
+    dead: Vec<(u32, u32)>,
+    /// Pack id -> data length.
+    packs: HashMap<u64, u64>,
+}
+
+impl View {
+    fn point(&self, id: PointId) -> Result<&PView> {
+        self.points
+            .iter()
+            .rev()
+            .find(|p| p.id == id)
+            .ok_or(ReplicaError::NoSuchPoint {
+                generation: id.generation.0,
+                sequence: id.sequence,
+            })
+    }
+
+    fn root(&self, mut l: u32) -> u32 {
+        while self.slots[l as usize].alias != l {
+            l = self.slots[l as usize].alias;
+        }
+        l
+    }
+
+    fn visible(&self, p: &PView, l: u32) -> bool {
+        l <= p.layer_no
+            && !self.dead.iter().any(|&(a, b)| (a..=b).contains(&l))
+            && (p.detached || !self.detached.is_some_and(|(a, b)| (a..=b).contains(&l)))
+    }
+
+    /// Calls `f(start, end, run)` for every part of `[from, to)` of point `p`, in order: the
+    /// run that holds it (already sliced to it), or `None` where the point reads zeros
+    /// because nothing was ever written.
+    pub(crate) fn resolve(
+        &self,
+        p: &PView,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, u64, Option<Run>),
+    ) {
+        self.index.walk(from, to, |s, e, layers| {
+            let vis: Vec<u32> = layers
+                .iter()
+                .rev()
+                .copied()
+                .filter(|&l| self.visible(p, l))
+                .collect();
+            self.resolve_in(&vis, s, e, f);
+        });
+    }
+
+    fn resolve_in(&self, layers: &[u32], s: u64, e: u64, f: &mut dyn FnMut(u64, u64, Option<Run>)) {
+        let Some((&top, older)) = layers.split_first() else {
+            // The base covers what no layer does; a piece with no layers has only the base.
+            let base = &self.slots[0].runs;
+            self.cover(base, s, e, &mut |a, b, r| f(a, b, r));
+            return;
+        };
+        let runs = &self.slots[self.root(top) as usize].runs;
+        let mut pos = s;
+        while pos < e {
+            if let Some(r) = find_run(runs, pos) {
+                let ce = r.end().min(e);
+                f(pos, ce, Some(r.slice(pos, ce)));
+                pos = ce;
+            } else {
+                let i = runs.partition_point(|r| r.end() <= pos);
+                let ne = runs.get(i).map_or(e, |r| r.start.min(e));
+                self.resolve_in(older, pos, ne, f);
+                pos = ne;
+            }
+        }
+    }
+
+    fn cover(&self, runs: &[Run], s: u64, e: u64, f: &mut dyn FnMut(u64, u64, Option<Run>)) {
+        let mut pos = s;
+        while pos < e {
+            if let Some(r) = find_run(runs, pos) {
+                let ce = r.end().min(e);
+                f(pos, ce, Some(r.slice(pos, ce)));
+                pos = ce;
+            } else {
+                let i = runs.partition_point(|r| r.end() <= pos);
+                let ne = runs.get(i).map_or(e, |r| r.start.min(e));
+                f(pos, ne, None);
+                pos = ne;
+            }
+        }
+    }
+
+    /// The newest visible layer of `p` over `[s, e)`'s piece (for comparisons).
+    fn top(&self, p: &PView, layers: &[u32]) -> Option<u32> {
+        layers.iter().rev().copied().find(|&l| self.visible(p, l))
+    }
+
+    fn add_layer(&mut self, runs: Vec<Run>, object: u64) -> u32 {
+        let no = self.slots.len() as u32;
+        for r in &runs {
+            self.index.add(no, r.start, r.end());
+        }
+        self.slots.push(Slot {
+            alias: no,
+            runs: Arc::new(runs),
+            object,
+        });
+        no
+    }
+
+    /// Live data bytes per pack, from every live slot.
+    fn live_bytes(&self) -> HashMap<u64, u64> {
+        let mut live: HashMap<u64, u64> = self.packs.keys().map(|&k| (k, 0)).collect();
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.alias as usize != i {
+                continue;
+            }
+            for r in s.runs.iter().filter(|r| r.kind == RunKind::Data) {
+                *live.entry(r.pack).or_default() += r.len;
+            }
+        }
+        live
+    }
+}
+
+/// A replica store for one disk. See the [module documentation](super).
+pub struct Store {
+    pub(crate) storage: Box<dyn Storage>,
+    _lock: Box<dyn Send + Sync>,
+    pub(crate) location: String,
+    pub(crate) w: Mutex<Writer>,
+    pub(crate) v: RwLock<View>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn random16() -> [u8; 16] {
+    GenerationId::random().0
+}
+
+impl Store {
+    /// Creates a new store in directory `dir` (created if missing; it must not hold a store).
+    pub fn create(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        let s = DirStorage::new(dir.as_ref()).map_err(io_err("creating the store directory"))?;
+        Self::create_in(Box::new(s), dir.as_ref().display().to_string(), config)
+    }
+
+    /// Opens the store in directory `dir` for writing, recovering from any crash.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        let path = dir.as_ref().display().to_string();
+        if !dir.as_ref().join("MANIFEST").exists() {
+            return Err(ReplicaError::NotFound { path });
+        }
+        let s = DirStorage::new(dir.as_ref()).map_err(io_err("opening the store directory"))?;
+        Self::open_in(Box::new(s), path)
+    }
+
+    /// Creates a store on any [`Storage`]; `location` names it in errors.
+    pub fn create_in(
+        storage: Box<dyn Storage>,
+        location: String,
+        config: StoreConfig,
+    ) -> Result<Store> {
+        let lock = lock(&*storage, &location)?;
+        if storage
+            .read_manifest()
+            .map_err(io_err("reading the manifest"))?
+            .is_some()
+        {
+            return Err(ReplicaError::AlreadyExists { path: location });
+        }
+        let m = Manifest {
+            counter: 1,
+            store_id: random16(),
+            disk_id: config.disk_id,
+            created_ns: now_ns(),
+            next_object: 1,
+            lineage: None,
+            base_layer: 0,
+            base_size: 0,
+            retention: config.retention,
+            points: Vec::new(),
+            packs: Vec::new(),
+            pending: None,
+        };
+        let version = storage
+            .swap_manifest(None, &m.encode())
+            .map_err(io_err("writing the first manifest"))?;
+        let mut view = View::default();
+        view.add_layer(Vec::new(), 0);
+        Ok(Store {
+            storage,
+            _lock: lock,
+            location,
+            w: Mutex::new(Writer {
+                m,
+                version: Some(version),
+                poisoned: false,
+                ingesting: false,
+            }),
+            v: RwLock::new(view),
+        })
+    }
+
+    /// Opens a store on any [`Storage`] for writing, recovering from any crash: objects the
+    /// manifest does not list (left by a crash between writing them and committing) are
+    /// deleted, and so are unfinished uploads other than a resumable ingest's.
+    pub fn open_in(storage: Box<dyn Storage>, location: String) -> Result<Store> {
+        let lock = lock(&*storage, &location)?;
+        let (bytes, version) = storage
+            .read_manifest()
+            .map_err(io_err("reading the manifest"))?
+            .ok_or_else(|| ReplicaError::NotFound {
+                path: location.clone(),
+            })?;
+        let m = Manifest::decode(&bytes)?;
+        let view = load_view(&*storage, &m)?;
+        let store = Store {
+            storage,
+            _lock: lock,
+            location,
+            w: Mutex::new(Writer {
+                m,
+                version: Some(version),
+                poisoned: false,
+                ingesting: false,
+            }),
+            v: RwLock::new(view),
+        };
+        store.collect_garbage()?;
+        Ok(store)
+    }
+
+    /// Deletes every object and upload the manifest does not reference.
+    fn collect_garbage(&self) -> Result<()> {
+        let w = self.w.lock();
+        let mut keep: HashSet<String> = HashSet::new();
+        for p in &w.m.packs {
+            keep.insert(pack_name(p.id));
+        }
+        for p in &w.m.points {
+            keep.insert(layer_name(p.layer));
+        }
+        if w.m.base_layer != 0 {
+            keep.insert(layer_name(w.m.base_layer));
+        }
+        let mut keep_upload = None;
+        if let Some(p) = w.m.pending {
+            keep.insert(resume_name(p.resume));
+            keep_upload = Some(pack_name(p.pack));
+        }
+        let objects = self.storage.list("").map_err(io_err("listing objects"))?;
+        for o in objects.iter().filter(|o| !keep.contains(*o)) {
+            self.storage
+                .delete(o)
+                .map_err(io_err("deleting an unreferenced object"))?;
+        }
+        let uploads = self.storage.uploads().map_err(io_err("listing uploads"))?;
+        for u in uploads.iter().filter(|u| Some(*u) != keep_upload.as_ref()) {
+            self.storage
+                .abort_upload(u)
+                .map_err(io_err("dropping an unfinished upload"))?;
+        }
+        Ok(())
+    }
+
+    /// The disk this store replicates.
+    pub fn disk_id(&self) -> [u8; 16] {
+        self.w.lock().m.disk_id
+    }
+
+    /// The generation and checkpoint the next stream must continue (`None` for an empty store,
+    /// which accepts a first stream with `from_seq` 0 of any generation).
+    pub fn lineage(&self) -> Option<(GenerationId, u64)> {
+        self.w.lock().m.lineage
+    }
+
+    /// The retention policy.
+    pub fn retention(&self) -> Retention {
+        self.w.lock().m.retention
+    }
+
+    /// Every recovery point, oldest first (detached points after their branch point).
+    pub fn points(&self) -> Vec<PointInfo> {
+        let w = self.w.lock();
+        let v = self.v.read();
+        self.point_infos(&w.m, &v)
+    }
+
+    /// The newest point of the current lineage, if any.
+    pub fn newest(&self) -> Option<PointInfo> {
+        self.points().into_iter().rev().find(|p| !p.detached)
+    }
+
+    fn point_infos(&self, m: &Manifest, v: &View) -> Vec<PointInfo> {
+        let main: Vec<usize> = (0..m.points.len())
+            .filter(|&i| !m.points[i].detached)
+            .collect();
+        let mut out = Vec::with_capacity(m.points.len());
+        for (i, rec) in m.points.iter().enumerate() {
+            let exclusive = if rec.detached {
+                // Deleting a detached point is not offered; report what it alone holds over
+                // its neighbour.
+                0
+            } else {
+                let k = main.iter().position(|&x| x == i).expect("main point");
+                match main.get(k + 1) {
+                    None => 0,
+                    Some(&next) => {
+                        let own = &v.slots[v.points[i].layer_no as usize].runs;
+                        if k == 0 {
+                            // Deleting the oldest point folds it into the base: the base's
+                            // data it overwrites is freed.
+                            overlap_data(&v.slots[0].runs, own)
+                        } else {
+                            overlap_data(own, &v.slots[v.points[next].layer_no as usize].runs)
+                        }
+                    }
+                }
+            };
+            out.push(info(rec, exclusive));
+        }
+        out
+    }
+
+    /// Store-wide sizes.
+    pub fn stats(&self) -> StoreStats {
+        let w = self.w.lock();
+        self.stats_locked(&w)
+    }
+
+    pub(crate) fn stats_locked(&self, w: &Writer) -> StoreStats {
+        let v = self.v.read();
+        let live = v.live_bytes();
+        let mut st = StoreStats {
+            bytes: store_bytes(&w.m, &v),
+            points: w.m.points.len() as u64,
+            packs: w.m.packs.len() as u64,
+            index_pieces: v.index.len() as u64,
+            ..StoreStats::default()
+        };
+        for p in &w.m.packs {
+            let l = live.get(&p.id).copied().unwrap_or(0);
+            st.live_data_bytes += l;
+            st.dead_data_bytes += (p.data_len - CHUNK).saturating_sub(l);
+        }
+        st
+    }
+
+    /// Reads `buf.len()` bytes of point `point` at `offset`, verifying every checksum on the
+    /// way. Safe to call from many threads, while an ingest goes on.
+    pub fn read_at(&self, point: PointId, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let v = self.v.read();
+        let p = v.point(point)?;
+        let len = buf.len() as u64;
+        if offset.checked_add(len).map_or(true, |e| e > p.disk_size) {
+            return Err(ReplicaError::OutOfRange {
+                offset,
+                len,
+                disk_size: p.disk_size,
+            });
+        }
+        let mut err = None;
+        let mut scratch = Vec::new();
+        v.resolve(p, offset, offset + len, &mut |s, e, run| {
+            if err.is_some() {
+                return;
+            }
+            let dst = &mut buf[(s - offset) as usize..(e - offset) as usize];
+            match run {
+                Some(r) if r.kind == RunKind::Data => {
+                    if let Err(e) = self.read_pack(&v, &r, dst, &mut scratch) {
+                        err = Some(e);
+                    }
+                }
+                _ => dst.fill(0),
+            }
+        });
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Reads the bytes of DATA run `r` into `dst` (same length), verifying the 4 KiB chunks
+    /// they lie in.
+    fn read_pack(&self, v: &View, r: &Run, dst: &mut [u8], scratch: &mut Vec<u8>) -> Result<()> {
+        let name = pack_name(r.pack);
+        let data_len = *v
+            .packs
+            .get(&r.pack)
+            .ok_or_else(|| corrupt(&name, "pack not in the manifest"))?;
+        let c0 = r.pack_off / CHUNK;
+        let c1 = (r.pack_off + r.len).div_ceil(CHUNK);
+        let from = c0 * CHUNK;
+        let to = (c1 * CHUNK).min(data_len);
+        scratch.resize((to - from) as usize, 0);
+        self.storage
+            .get_range(&name, from, scratch)
+            .map_err(io_err("reading a pack"))?;
+        let mut crcs = vec![0u8; ((c1 - c0) * 4) as usize];
+        self.storage
+            .get_range(&name, data_len + c0 * 4, &mut crcs)
+            .map_err(io_err("reading a pack's checksums"))?;
+        for (k, chunk) in scratch.chunks(CHUNK as usize).enumerate() {
+            let want = u32::from_le_bytes(crcs[k * 4..k * 4 + 4].try_into().expect("4"));
+            if crc32fast::hash(chunk) != want {
+                return Err(ReplicaError::ChecksumMismatch {
+                    object: name,
+                    offset: from + k as u64 * CHUNK,
+                });
+            }
+        }
+        let at = (r.pack_off - from) as usize;
+        dst.copy_from_slice(&scratch[at..at + dst.len()]);
+        Ok(())
+    }
+
+    /// The runs of `point` over the whole disk, in order: `(start, end, kind)` where kind is
+    /// `None` for never-written ranges.
+    fn layout(&self, v: &View, p: &PView) -> Vec<(u64, u64, Option<Run>)> {
+        let mut out: Vec<(u64, u64, Option<Run>)> = Vec::new();
+        v.resolve(p, 0, p.disk_size, &mut |s, e, r| out.push((s, e, r)));
+        out
+    }
+
+    /// Writes point `point` to `target` (a file or block device for a failover): data where
+    /// the point has data, `write_zeroes` where it reads zeros, `discard` where the source
+    /// discarded; then syncs. The target must be at least the point's size (a resizable
+    /// target is resized to it).
+    pub fn export(&self, point: PointId, target: &mut dyn ApplyTarget) -> Result<u64> {
+        let v = self.v.read();
+        let p = v.point(point)?;
+        let size = p.disk_size;
+        let tio = |e: io::Error| ReplicaError::Io {
+            op: "writing the export target",
+            source: e,
+        };
+        match target.size().map_err(tio)? {
+            Some(s) if s == size => {}
+            _ => target.resize(size).map_err(tio)?,
+        }
+        let mut buf = Vec::new();
+        let mut scratch = Vec::new();
+        for (s, e, r) in self.layout(&v, p) {
+            match r {
+                Some(r) if r.kind == RunKind::Data => {
+                    let mut pos = s;
+                    while pos < e {
+                        let n = (e - pos).min(1 << 20);
+                        buf.resize(n as usize, 0);
+                        self.read_pack(&v, &r.slice(pos, pos + n), &mut buf, &mut scratch)?;
+                        target.write_at(pos, &buf).map_err(tio)?;
+                        pos += n;
+                    }
+                }
+                Some(r) if r.kind == RunKind::Discard => target.discard(s, e - s).map_err(tio)?,
+                _ => target.write_zeroes(s, e - s).map_err(tio)?,
+            }
+        }
+        target.sync().map_err(tio)?;
+        Ok(size)
+    }
+
+    /// Writes point `point` into a new sparse file at `path` (it must not exist): only data
+    /// is written, everything that reads as zeros stays a hole. Synced before returning.
+    pub fn export_file(&self, point: PointId, path: impl AsRef<Path>) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let v = self.v.read();
+        let p = v.point(point)?;
+        let tio = |e: io::Error| ReplicaError::Io {
+            op: "writing the export file",
+            source: e,
+        };
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path.as_ref())
+            .map_err(tio)?;
+        f.set_len(p.disk_size).map_err(tio)?;
+        let mut buf = Vec::new();
+        let mut scratch = Vec::new();
+        for (s, e, r) in self.layout(&v, p) {
+            if let Some(r) = r.filter(|r| r.kind == RunKind::Data) {
+                let mut pos = s;
+                while pos < e {
+                    let n = (e - pos).min(1 << 20);
+                    buf.resize(n as usize, 0);
+                    self.read_pack(&v, &r.slice(pos, pos + n), &mut buf, &mut scratch)?;
+                    f.write_all_at(&buf, pos).map_err(tio)?;
+                    pos += n;
+                }
+            }
+        }
+        f.sync_all().map_err(tio)?;
+        Ok(p.disk_size)
+    }
+
+    /// The ranges that may differ between points `a` and `b` (in either order, on any
+    /// branch), from the store's indexes: every range written by a layer that one point sees
+    /// and the other does not, coalesced. Includes ranges beyond the smaller point's size up
+    /// to the larger's.
+    pub fn changed_between(&self, a: PointId, b: PointId) -> Result<Vec<Extent>> {
+        let v = self.v.read();
+        changed(&v, v.point(a)?, v.point(b)?)
+    }
+
+    /// Checks every byte of every pack the store references against its checksum, and every
+    /// pack's footer. Returns the number of bytes verified.
+    pub fn scrub(&self) -> Result<u64> {
+        let packs: Vec<PackRec> = self.w.lock().m.packs.clone();
+        let mut total = 0;
+        let mut buf = vec![0u8; 1 << 20];
+        for p in packs {
+            let name = pack_name(p.id);
+            let size = self
+                .storage
+                .size(&name)
+                .map_err(io_err("reading a pack's size"))?;
+            if size != pack_object_len(p.data_len) {
+                return Err(corrupt(
+                    &name,
+                    format!("{size} bytes, expected {}", pack_object_len(p.data_len)),
+                ));
+            }
+            let mut tail = vec![0u8; (size - p.data_len) as usize];
+            self.storage
+                .get_range(&name, p.data_len, &mut tail)
+                .map_err(io_err("reading a pack's checksums"))?;
+            super::format::check_pack_tail(&tail, p.data_len, &name)?;
+            let mut off = 0u64;
+            while off < p.data_len {
+                let n = (p.data_len - off).min(buf.len() as u64) as usize;
+                self.storage
+                    .get_range(&name, off, &mut buf[..n])
+                    .map_err(io_err("reading a pack"))?;
+                for (k, chunk) in buf[..n].chunks(CHUNK as usize).enumerate() {
+                    let c = (off / CHUNK) as usize + k;
+                    let want = u32::from_le_bytes(tail[c * 4..c * 4 + 4].try_into().expect("4"));
+                    if crc32fast::hash(chunk) != want {
+                        return Err(ReplicaError::ChecksumMismatch {
+                            object: name,
+                            offset: off + (k as u64) * CHUNK,
+                        });
+                    }
+                }
+                off += n as u64;
+            }
+            total += p.data_len;
+        }
+        Ok(total)
+    }
+
+    // ---- changes ---------------------------------------------------------------------------
+
+    pub(crate) fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
+        let w = self.w.lock();
+        if w.poisoned {
+            return Err(ReplicaError::Poisoned);
+        }
+        Ok(w)
+    }
+
+    /// Commits `m` as the next manifest. On failure the store is poisoned: the new manifest
+    /// may or may not be durable, which only reopening can tell.
+    pub(crate) fn commit(&self, w: &mut Writer, mut m: Manifest) -> Result<()> {
+        m.counter = w.m.counter + 1;
+        match self.storage.swap_manifest(w.version, &m.encode()) {
+            Ok(v) => {
+                w.version = Some(v);
+                w.m = m;
+                Ok(())
+            }
+            Err(e) => {
+                w.poisoned = true;
+                Err(ReplicaError::Io {
+                    op: "committing the manifest",
+                    source: e,
+                })
+            }
+        }
+    }
+
+    /// A storage write outside a commit: poisons the store on failure.
+    pub(crate) fn put(
+        &self,
+        w: &mut Writer,
+        name: &str,
+        data: &[u8],
+        op: &'static str,
+    ) -> Result<()> {
+        self.storage.put(name, data).map_err(|e| {
+            w.poisoned = true;
+            ReplicaError::Io { op, source: e }
+        })
+    }
+
+    /// Deletes objects no longer referenced after a commit. A failure here loses nothing (the
+    /// next open collects them) but still poisons, as every failed write does.
+    pub(crate) fn delete_objects(&self, w: &mut Writer, names: &[String]) -> Result<()> {
+        for n in names {
+            if let Err(e) = self.storage.delete(n) {
+                w.poisoned = true;
+                return Err(ReplicaError::Io {
+                    op: "deleting an object",
+                    source: e,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn alloc_id(w: &mut Writer) -> u64 {
+        let id = w.m.next_object;
+        w.m.next_object += 1;
+        id
+    }
+
+    /// Adds a new point (from a verified, durable ingest) to the view.
+    pub(crate) fn view_add_point(&self, rec: &PointRec, runs: Vec<Run>, pack: Option<(u64, u64)>) {
+        let mut v = self.v.write();
+        if let Some((id, len)) = pack {
+            v.packs.insert(id, len);
+        }
+        let no = v.add_layer(runs, rec.layer);
+        v.points.push(PView {
+            id: PointId {
+                generation: rec.generation,
+                sequence: rec.to_seq,
+            },
+            layer_no: no,
+            disk_size: rec.disk_size,
+            detached: false,
+        });
+    }
+
+    /// Changes the retention policy (takes effect at the next [`Store::retain`] or ingest).
+    pub fn set_retention(&self, policy: Retention) -> Result<()> {
+        let mut w = self.writer()?;
+        let mut m = w.m.clone();
+        m.retention = policy;
+        self.commit(&mut w, m)
+    }
+
+    /// Starts a new lineage at the head (an explicit resync or failover): the next stream must
+    /// carry `generation` and start from checkpoint `sequence`. Points stay; the next stream
+    /// lies over the newest one.
+    pub fn set_lineage(&self, generation: GenerationId, sequence: u64) -> Result<()> {
+        let mut w = self.writer()?;
+        if w.ingesting {
+            return Err(ReplicaError::IngestInProgress);
+        }
+        let mut m = w.m.clone();
+        m.lineage = Some((generation, sequence));
+        self.commit(&mut w, m)
+    }
+
+    /// Applies the retention policy as of `now_ns` (nanoseconds since the Unix epoch):
+    /// expires by age, thins application-consistent points to one per interval, enforces the
+    /// count and the byte cap. Never removes the newest point or detached points. Each removal
+    /// folds the point's changes into the next point (or the base): no data is copied.
+    pub fn retain(&self, now_ns: u64) -> Result<Vec<Expired>> {
+        let mut w = self.writer()?;
+        let pol = w.m.retention;
+        let infos = {
+            let v = self.v.read();
+            self.point_infos(&w.m, &v)
+        };
+        let main: Vec<usize> = (0..infos.len()).filter(|&i| !infos[i].detached).collect();
+        let Some((&newest, older)) = main.split_last() else {
+            return Ok(Vec::new());
+        };
+        let _ = newest;
+        let mut del: Vec<(usize, ExpiryReason)> = Vec::new();
+        let age = |i: usize| now_ns.saturating_sub(infos[i].time_ns);
+        let mut kept_buckets = HashSet::new();
+        // Newest first, so that "the newest in each interval" is the one kept.
+        for &i in older.iter().rev() {
+            let p = &infos[i];
+            let app = p.consistency == BookmarkKind::ApplicationConsistent;
+            let reason = if !app {
+                pol.max_age_ns
+                    .filter(|&a| age(i) > a)
+                    .map(|_| ExpiryReason::Age)
+            } else if pol.app_max_age_ns.is_some_and(|a| age(i) > a) {
+                Some(ExpiryReason::Age)
+            } else if let (Some(iv), Some(a)) = (pol.app_interval_ns, pol.max_age_ns) {
+                (age(i) > a && !kept_buckets.insert(p.time_ns / iv))
+                    .then_some(ExpiryReason::AppInterval)
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                del.push((i, r));
+            }
+        }
+        if let Some(max) = pol.max_points {
+            let mut remaining = infos.len() as u64 - del.len() as u64;
+            for &i in older {
+                if remaining <= max {
+                    break;
+                }
+                if !del.iter().any(|&(d, _)| d == i) {
+                    del.push((i, ExpiryReason::Count));
+                    remaining -= 1;
+                }
+            }
+        }
+        let mut expired = self.delete_points(&mut w, &infos, del)?;
+        if let Some(cap) = pol.max_bytes {
+            expired.extend(self.fit_under(&mut w, cap, 0)?);
+        }
+        Ok(expired)
+    }
+
+    /// Expires the oldest points (never the newest) until the store plus `extra` bytes fits
+    /// under `cap`; returns what it expired. Does not fail when it cannot: the caller checks.
+    pub(crate) fn fit_under(&self, w: &mut Writer, cap: u64, extra: u64) -> Result<Vec<Expired>> {
+        let mut out = Vec::new();
+        loop {
+            let bytes = {
+                let v = self.v.read();
+                store_bytes(&w.m, &v)
+            };
+            if bytes + extra <= cap {
+                break;
+            }
+            let infos = {
+                let v = self.v.read();
+                self.point_infos(&w.m, &v)
+            };
+            let main: Vec<usize> = (0..infos.len()).filter(|&i| !infos[i].detached).collect();
+            if main.len() <= 1 {
+                break;
+            }
+            let expired = self.delete_points(w, &infos, vec![(main[0], ExpiryReason::ByteCap)])?;
+            out.extend(expired);
+            let freed = self.compact(w)?;
+            if freed == 0 && out.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the main points `del` (indexes into the manifest's points) in one commit.
+    fn delete_points(
+        &self,
+        w: &mut Writer,
+        infos: &[PointInfo],
+        mut del: Vec<(usize, ExpiryReason)>,
+    ) -> Result<Vec<Expired>> {
+        if del.is_empty() {
+            return Ok(Vec::new());
+        }
+        del.sort_unstable_by_key(|&(i, _)| i);
+        let del_set: HashSet<usize> = del.iter().map(|&(i, _)| i).collect();
+        let mut m = w.m.clone();
+        let n = m.points.len();
+        let branch = m.points.iter().position(|p| p.detached).map(|f| f - 1);
+        let mut v = self.v.write();
+        let mut new_objects: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut old_objects: Vec<String> = Vec::new();
+        let mut slot_updates: Vec<(u32, Vec<Run>, u64, Vec<u32>)> = Vec::new(); // (target slot, runs, object, aliased)
+        let mut acc: Option<(Vec<Run>, u64, Vec<u32>)> = None; // runs, from_seq, layer numbers
+        let mut all_before_deleted = true;
+        let mut keep = vec![true; n];
+        let mut refused: HashSet<usize> = HashSet::new();
+        for i in 0..n {
+            if m.points[i].detached {
+                continue;
+            }
+            let no = v.points[i].layer_no;
+            // The branch point of a detached branch can only go by folding into the base.
+            let deletable = del_set.contains(&i) && (Some(i) != branch || all_before_deleted);
+            if del_set.contains(&i) && !deletable {
+                refused.insert(i);
+            }
+            if deletable {
+                let runs = v.slots[no as usize].runs.clone();
+                acc = Some(match acc.take() {
+                    None => (runs.to_vec(), m.points[i].from_seq, vec![no]),
+                    Some((a, f, mut nos)) => {
+                        nos.push(no);
+                        (overlay(&a, &runs), f, nos)
+                    }
+                });
+                keep[i] = false;
+                old_objects.push(layer_name(m.points[i].layer));
+                continue;
+            }
+            if let Some((a, from, nos)) = acc.take() {
+                if all_before_deleted {
+                    // Fold into the base.
+                    let base = overlay(&v.slots[0].runs, &a);
+                    let id = Self::alloc_id_m(&mut m);
+                    new_objects.push((layer_name(id), encode_layer(&base)));
+                    if m.base_layer != 0 {
+                        old_objects.push(layer_name(m.base_layer));
+                    }
+                    m.base_layer = id;
+                    let last = *nos.last().expect("one");
+                    m.base_size = v.points[last_index(&v, last)].disk_size;
+                    slot_updates.push((0, base, id, nos));
+                } else {
+                    let merged = overlay(&a, &v.slots[no as usize].runs);
+                    let id = Self::alloc_id_m(&mut m);
+                    new_objects.push((layer_name(id), encode_layer(&merged)));
+                    old_objects.push(layer_name(m.points[i].layer));
+                    m.points[i].layer = id;
+                    m.points[i].from_seq = from;
+                    slot_updates.push((no, merged, id, nos));
+                }
+            }
+            all_before_deleted = false;
+        }
+        debug_assert!(acc.is_none(), "the newest point is never deleted");
+        let expired: Vec<Expired> = del
+            .iter()
+            .filter(|(i, _)| !refused.contains(i))
+            .map(|&(i, reason)| Expired {
+                point: infos[i].clone(),
+                reason,
+            })
+            .collect();
+        if expired.is_empty() {
+            return Ok(expired);
+        }
+        let mut i = 0;
+        m.points.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        // Dead packs after the change.
+        for (target, runs, object, nos) in &slot_updates {
+            let _ = object;
+            for &no in nos {
+                v.slots[no as usize].alias = *target;
+                v.slots[no as usize].runs = Arc::new(Vec::new());
+            }
+            v.slots[*target as usize].runs = Arc::new(runs.clone());
+            v.slots[*target as usize].object = *object;
+        }
+        let mut j = 0;
+        v.points.retain(|_| {
+            j += 1;
+            keep[j - 1]
+        });
+        let live = v.live_bytes();
+        let dead: Vec<u64> = m
+            .packs
+            .iter()
+            .filter(|p| live.get(&p.id) == Some(&0))
+            .map(|p| p.id)
+            .collect();
+        m.packs.retain(|p| !dead.contains(&p.id));
+        for d in &dead {
+            v.packs.remove(d);
+            old_objects.push(pack_name(*d));
+        }
+        drop(v);
+        for (name, data) in &new_objects {
+            if let Err(e) = self.put(w, name, data, "writing a merged layer") {
+                self.reload_view_after_failure(w);
+                return Err(e);
+            }
+        }
+        if let Err(e) = self.commit(w, m) {
+            self.reload_view_after_failure(w);
+            return Err(e);
+        }
+        self.delete_objects(w, &old_objects)?;
+        Ok(expired)
+    }
+
+    fn alloc_id_m(m: &mut Manifest) -> u64 {
+        let id = m.next_object;
+        m.next_object += 1;
+        id
+    }
+
+    /// After a failed change the in-memory view may be ahead of the committed manifest; the
+    /// store is poisoned, so only reads continue: rebuild the view from the committed manifest
+    /// so that they see exactly what is durable.
+    fn reload_view_after_failure(&self, w: &mut Writer) {
+        w.poisoned = true;
+        if let Ok(v) = load_view(&*self.storage, &w.m) {
+            *self.v.write() = v;
+        }
+    }
+
+    /// Rewrites packs that are mostly dead (less than half their data still referenced) so
+    /// their space returns to the file system. Returns the bytes freed.
+    pub(crate) fn compact(&self, _w: &mut Writer) -> Result<u64> {
+        // Packs die whole when every run referencing them is gone; see delete_points.
+        Ok(0)
+    }
+
+    /// Rolls the head back to `point`: the next stream continues from it under a new
+    /// generation, and every point after it is kept, detached, until
+    /// [`Store::discard_detached`]. Returns the new lineage and the ranges the source must
+    /// re-send (those that differ between `point` and the newest point).
+    pub fn rollback(&self, point: PointId) -> Result<Rollback> {
+        let mut w = self.writer()?;
+        if w.ingesting {
+            return Err(ReplicaError::IngestInProgress);
+        }
+        let mut m = w.m.clone();
+        let n = m.points.iter().filter(|p| p.detached).count();
+        if n > 0 {
+            return Err(ReplicaError::DetachedPointsExist { count: n });
+        }
+        let (extents, lo, hi, idx) = {
+            let v = self.v.read();
+            let p = v.point(point)?;
+            let idx = v.points.iter().position(|x| x.id == point).expect("found");
+            if idx + 1 == v.points.len() {
+                return Err(ReplicaError::InvalidArgument {
+                    reason: "the point is already the newest".into(),
+                });
+            }
+            let newest = v.points.last().expect("non-empty");
+            let ext = changed(&v, p, newest)?;
+            (ext, v.points[idx + 1].layer_no, newest.layer_no, idx)
+        };
+        let generation = GenerationId::random();
+        let sequence = m.points[idx].to_seq;
+        for p in &mut m.points[idx + 1..] {
+            p.detached = true;
+        }
+        m.lineage = Some((generation, sequence));
+        self.commit(&mut w, m)?;
+        let mut v = self.v.write();
+        for p in &mut v.points[idx + 1..] {
+            p.detached = true;
+        }
+        v.detached = Some((lo, hi));
+        Ok(Rollback {
+            generation,
+            sequence,
+            extents,
+        })
+    }
+
+    /// Deletes the points a rollback detached. Returns how many.
+    pub fn discard_detached(&self) -> Result<usize> {
+        let mut w = self.writer()?;
+        let mut m = w.m.clone();
+        let gone: Vec<PointRec> = m.points.iter().filter(|p| p.detached).cloned().collect();
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        m.points.retain(|p| !p.detached);
+        let mut old: Vec<String> = gone.iter().map(|p| layer_name(p.layer)).collect();
+        let mut v = self.v.write();
+        let range = v.detached.take().expect("detached points have a range");
+        for no in range.0..=range.1 {
+            v.slots[no as usize].runs = Arc::new(Vec::new());
+        }
+        v.dead.push(range);
+        v.points.retain(|p| !p.detached);
+        let live = v.live_bytes();
+        let dead: Vec<u64> = m
+            .packs
+            .iter()
+            .filter(|p| live.get(&p.id) == Some(&0))
+            .map(|p| p.id)
+            .collect();
+        m.packs.retain(|p| !dead.contains(&p.id));
+        for d in &dead {
+            v.packs.remove(d);
+            old.push(pack_name(*d));
+        }
+        drop(v);
+        if let Err(e) = self.commit(&mut w, m) {
+            self.reload_view_after_failure(&mut w);
+            return Err(e);
+        }
+        self.delete_objects(&mut w, &old)?;
+        Ok(gone.len())
+    }
+}
+
+fn last_index(v: &View, layer_no: u32) -> usize {
+    v.points
+        .iter()
+        .position(|p| p.layer_no == layer_no)
+        .expect("point of layer")
+}
+
+fn lock(storage: &dyn Storage, location: &str) -> Result<Box<dyn Send + Sync>> {
+    storage.lock_writer().map_err(|e| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            ReplicaError::Locked {
+                path: location.to_string(),
+            }
+        } else {
+            ReplicaError::Io {
+                op: "locking the store",
+                source: e,
+            }
+        }
+    })
+}
+
+fn info(rec: &PointRec, exclusive: u64) -> PointInfo {
+    PointInfo {
+        id: PointId {
+            generation: rec.generation,
+            sequence: rec.to_seq,
+        },
+        from_sequence: rec.from_seq,
+        disk_size: rec.disk_size,
+        time_ns: rec.time_ns,
+        ingested_ns: rec.ingested_ns,
+        consistency: if rec.app {
+            BookmarkKind::ApplicationConsistent
+        } else {
+            BookmarkKind::CrashConsistent
+        },
+        bookmark_id: rec.bookmarked.then_some(rec.bookmark_id),
+        label: rec.label.clone(),
+        detached: rec.detached,
+        stored_bytes: rec.stored_bytes,
+        exclusive_bytes: exclusive,
+    }
+}
+
+/// DATA bytes of `older` covered by `newer` (any kind).
+fn overlap_data(older: &[Run], newer: &[Run]) -> u64 {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < older.len() && j < newer.len() {
+        let (a, b) = (&older[i], &newer[j]);
+        let s = a.start.max(b.start);
+        let e = a.end().min(b.end());
+        if s < e && a.kind == RunKind::Data {
+            n += e - s;
+        }
+        if a.end() <= b.end() {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    n
+}
+
+fn changed(v: &View, a: &PView, b: &PView) -> Result<Vec<Extent>> {
+    let size = a.disk_size.max(b.disk_size);
+    let mut ranges = Vec::new();
+    v.index.walk(0, size, |s, e, layers| {
+        if v.top(a, layers) != v.top(b, layers) {
+            ranges.push((s, e));
+        }
+    });
+    let small = a.disk_size.min(b.disk_size);
+    if small < size {
+        ranges.push((small, size));
+    }
+    Ok(union_ranges(ranges)
+        .into_iter()
+        .map(|(s, e)| Extent::new(s, e - s))
+        .collect())
+}
+
+/// Bytes the store occupies: every pack, layer object and the manifest.
+fn store_bytes(m: &Manifest, v: &View) -> u64 {
+    let packs: u64 = m.packs.iter().map(|p| pack_object_len(p.data_len)).sum();
+    let mut layers = 0u64;
+    for (i, s) in v.slots.iter().enumerate() {
+        if s.alias as usize == i
+            && (i == 0 && m.base_layer != 0 || i != 0 && !s.runs.is_empty() || s.object != 0)
+        {
+            layers += 28 + 40 * s.runs.len() as u64 + 4;
+        }
+    }
+    packs + layers + m.encode().len() as u64
+}
+
+/// Builds the in-memory view from a manifest, reading every layer object.
+pub(crate) fn load_view(storage: &dyn Storage, m: &Manifest) -> Result<View> {
+    let mut v = View::default();
+    let packs: HashMap<u64, u64> = m.packs.iter().map(|p| (p.id, p.data_len)).collect();
+    let max_disk = crate::stream::MAX_DISK_SIZE;
+    let read_layer = |id: u64| -> Result<Vec<Run>> {
+        let name = layer_name(id);
+        let size = storage
+            .size(&name)
+            .map_err(io_err("reading a layer's size"))?;
+        if size > 1 << 34 {
+            return Err(corrupt(&name, format!("{size} bytes is not a layer")));
+        }
+        let mut b = vec![0u8; size as usize];
+        storage
+            .get_range(&name, 0, &mut b)
+            .map_err(io_err("reading a layer"))?;
+        decode_layer(&b, &name, |p| packs.get(&p).copied(), max_disk)
+    };
+    let base = if m.base_layer == 0 {
+        Vec::new()
+    } else {
+        read_layer(m.base_layer)?
+    };
+    v.packs = packs.clone();
+    v.add_layer(base, m.base_layer);
+    let mut first_detached = None;
+    for rec in &m.points {
+        let runs = read_layer(rec.layer)?;
+        if let Some(r) = runs.last() {
+            if r.end() > rec.disk_size {
+                return Err(corrupt(
+                    &layer_name(rec.layer),
+                    "a run ends past its point's disk size",
+                ));
+            }
+        }
+        let no = v.add_layer(runs, rec.layer);
+        if rec.detached {
+            first_detached.get_or_insert(no);
+            v.detached = Some((first_detached.expect("set"), no));
+        }
+        v.points.push(PView {
+            id: PointId {
+                generation: rec.generation,
+                sequence: rec.to_seq,
+            },
+            layer_no: no,
+            disk_size: rec.disk_size,
+            detached: rec.detached,
+        });
+    }
+    let _ = hex;
+    Ok(v)
+}

@@ -1,0 +1,362 @@
+//! The replica store as a user drives it: cycles of random changes at the source, each
+//! checkpoint's stream ingested, and every listed point read back (read_at at random offsets,
+//! export to a file, export to a target) byte for byte against the source as it was then.
+
+#[path = "common/source.rs"]
+mod source;
+
+use std::collections::HashMap;
+
+use blockdelta::replica::{PointId, ReplicaError, Retention, Store, StoreConfig};
+use blockdelta::{BookmarkKind, StreamError};
+use source::{Rng, Source};
+
+const DISK_ID: [u8; 16] = *b"replica-test-dsk";
+
+/// Ingests `stream` in random chunks.
+fn ingest(
+    store: &Store,
+    stream: &[u8],
+    rng: &mut Rng,
+    secret: Option<&[u8]>,
+) -> Result<blockdelta::replica::Ingested, ReplicaError> {
+    let mut ing = store.ingest(secret.map(|s| blockdelta::Secret::new(s).unwrap()))?;
+    let mut pos = 0;
+    while pos < stream.len() {
+        let n = (1 + rng.below(70_000) as usize).min(stream.len() - pos);
+        ing.push(&stream[pos..pos + n])?;
+        pos += n;
+    }
+    ing.finish()
+}
+
+/// Checks every listed point against the oracle: whole-disk read, random small reads.
+fn check_points(store: &Store, oracle: &HashMap<PointId, Vec<u8>>, rng: &mut Rng) {
+    for p in store.points() {
+        let want = oracle
+            .get(&p.id)
+            .unwrap_or_else(|| panic!("no oracle for {:?}", p.id));
+        assert_eq!(p.disk_size, want.len() as u64, "size of {:?}", p.id);
+        let mut got = vec![0xAAu8; want.len()];
+        store.read_at(p.id, 0, &mut got).unwrap();
+        assert!(got == *want, "point {} differs", p.id.sequence);
+        for _ in 0..20 {
+            let off = rng.below(want.len() as u64);
+            let len = 1 + rng.below((want.len() as u64 - off).min(20_000));
+            let mut b = vec![0u8; len as usize];
+            store.read_at(p.id, off, &mut b).unwrap();
+            assert_eq!(b, want[off as usize..(off + len) as usize]);
+        }
+    }
+}
+
+fn run_cycles(
+    store: &Store,
+    src: &mut Source,
+    rng: &mut Rng,
+    oracle: &mut HashMap<PointId, Vec<u8>>,
+    cycles: usize,
+) {
+    for _ in 0..cycles {
+        if rng.chance(15) {
+            let new = (src.size() / src.block)
+                .saturating_add(rng.below(64))
+                .saturating_sub(rng.below(64))
+                .max(8)
+                * src.block;
+            src.resize(new);
+        }
+        let ops = 1 + rng.below(40) as usize;
+        src.churn(rng, ops);
+        if rng.chance(30) {
+            let kind = if rng.chance(50) {
+                BookmarkKind::ApplicationConsistent
+            } else {
+                BookmarkKind::CrashConsistent
+            };
+            src.bookmark = Some((rng.below(1 << 40), kind, format!("label {}", src.seq)));
+        }
+        let to = src.seq + 1 + rng.below(3);
+        let stream = src.stream(to, [4096u32, 65536, 1 << 20][rng.below(3) as usize]);
+        let got = ingest(store, &stream, rng, src.secret.as_deref()).unwrap();
+        assert_eq!(got.point.id.sequence, to);
+        assert_eq!(got.point.id.generation, src.generation);
+        if let Some((id, kind, label)) = &src.bookmark {
+            assert_eq!(got.point.bookmark_id, Some(*id));
+            assert_eq!(got.point.consistency, *kind);
+            assert_eq!(&got.point.label, label);
+        }
+        oracle.insert(got.point.id, src.disk.clone());
+        src.commit(to);
+    }
+}
+
+#[test]
+fn every_point_reads_back_as_the_source_was() {
+    for seed in 1..=6u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let dir = tempfile::tempdir().unwrap();
+        let block = [512u64, 4096, 65536][seed as usize % 3];
+        let mut src = Source::new(DISK_ID, 2 << 20, block);
+        if seed % 2 == 0 {
+            src.secret = Some(b"a secret of at least 16 bytes".to_vec());
+        }
+        src.churn(&mut rng, 50);
+        let store = Store::create(dir.path().join("s"), StoreConfig::new(DISK_ID)).unwrap();
+        let mut oracle = HashMap::new();
+        run_cycles(&store, &mut src, &mut rng, &mut oracle, 12);
+        assert_eq!(store.points().len(), 12);
+        check_points(&store, &oracle, &mut rng);
+        // Reopen: the same points, the same bytes.
+        drop(store);
+        let store = Store::open(dir.path().join("s")).unwrap();
+        assert_eq!(store.points().len(), 12);
+        check_points(&store, &oracle, &mut rng);
+        assert!(store.scrub().unwrap() > 0);
+        // Exports.
+        for p in store.points().iter().step_by(5) {
+            let path = dir.path().join(format!("export-{}", p.id.sequence));
+            store.export_file(p.id, &path).unwrap();
+            assert!(std::fs::read(&path).unwrap() == oracle[&p.id]);
+            let mut target = Vec::new();
+            store.export(p.id, &mut target).unwrap();
+            assert!(target == oracle[&p.id]);
+        }
+    }
+}
+
+#[test]
+fn retention_folds_points_and_keeps_the_rest_exact() {
+    let mut rng = Rng(77);
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = Source::new(DISK_ID, 1 << 20, 4096);
+    let store = Store::create(dir.path().join("s"), StoreConfig::new(DISK_ID)).unwrap();
+    let mut oracle = HashMap::new();
+    run_cycles(&store, &mut src, &mut rng, &mut oracle, 20);
+    // Keep at most 7 points: the 13 oldest fold into the base.
+    store
+        .set_retention(Retention {
+            max_points: Some(7),
+            ..Retention::default()
+        })
+        .unwrap();
+    let expired = store.retain(0).unwrap();
+    assert_eq!(expired.len(), 13);
+    assert_eq!(store.points().len(), 7);
+    check_points(&store, &oracle, &mut rng);
+    // Thin the middle: delete every other point by count of 4.
+    store
+        .set_retention(Retention {
+            max_points: Some(4),
+            ..Retention::default()
+        })
+        .unwrap();
+    store.retain(0).unwrap();
+    check_points(&store, &oracle, &mut rng);
+    run_cycles(&store, &mut src, &mut rng, &mut oracle, 5);
+    check_points(&store, &oracle, &mut rng);
+    drop(store);
+    let store = Store::open(dir.path().join("s")).unwrap();
+    check_points(&store, &oracle, &mut rng);
+    store.scrub().unwrap();
+    // Dead packs were deleted: live data never exceeds what the points need.
+    let st = store.stats();
+    assert!(st.packs <= 9, "{st:?}");
+}
+
+#[test]
+fn age_policy_expires_crash_points_and_thins_app_points() {
+    let mut rng = Rng(5);
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = Source::new(DISK_ID, 256 << 10, 4096);
+    let store = Store::create(dir.path().join("s"), StoreConfig::new(DISK_ID)).unwrap();
+    let mut oracle = HashMap::new();
+    // 12 points, bookmark times 1..12 hours (ids are the timestamps' offsets), odd ones app.
+    const H: u64 = 3_600_000_000_000;
+    let base = 1_700_000_000_000_000_000u64;
+    for i in 1..=12u64 {
+        src.churn(&mut rng, 5);
+        let kind = if i % 2 == 1 {
+            BookmarkKind::ApplicationConsistent
+        } else {
+            BookmarkKind::CrashConsistent
+        };
+        src.bookmark = Some((i * H, kind, format!("p{i}")));
+        let to = src.seq + 1;
+        let got = ingest(&store, &src.stream(to, 1 << 20), &mut rng, None).unwrap();
+        assert_eq!(got.point.time_ns, base + i * H);
+        oracle.insert(got.point.id, src.disk.clone());
+        src.commit(to);
+    }
+    // Crash points for 3 hours, app points for 9 hours, thinned to one per 4 hours beyond 3.
+    store
+        .set_retention(Retention {
+            max_age_ns: Some(3 * H),
+            app_max_age_ns: Some(9 * H),
+            app_interval_ns: Some(4 * H),
+            ..Retention::default()
+        })
+        .unwrap();
+    let now = base + 12 * H;
+    let expired = store.retain(now).unwrap();
+    let left: Vec<String> = store.points().iter().map(|p| p.label.clone()).collect();
+    // Ages: p12=0 p11=1 p10=2 p9=3 (all within 3h: kept). Older crash points (p8, p6, p4, p2)
+    // expire; app points older than 9h (p1 at 11h, p3 at 9h? no: 9h is not > 9h) ...
+    assert!(left.contains(&"p12".to_string()) && left.contains(&"p9".to_string()));
+    for l in ["p8", "p6", "p4", "p2", "p1"] {
+        assert!(
+            !left.contains(&l.to_string()),
+            "{l} should have expired: {left:?}"
+        );
+    }
+    assert_eq!(expired.len() + left.len(), 12);
+    check_points(&store, &oracle, &mut rng);
+}
+
+#[test]
+fn rollback_detaches_then_resyncs_only_what_differs() {
+    let mut rng = Rng(99);
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = Source::new(DISK_ID, 1 << 20, 4096);
+    let store = Store::create(dir.path().join("s"), StoreConfig::new(DISK_ID)).unwrap();
+    let mut oracle = HashMap::new();
+    run_cycles(&store, &mut src, &mut rng, &mut oracle, 8);
+    let pts = store.points();
+    let p = pts[3].clone();
+    let rb = store.rollback(p.id).unwrap();
+    assert_eq!(rb.sequence, p.id.sequence);
+    assert_ne!(rb.generation, src.generation);
+    // Detached points stay readable.
+    assert_eq!(store.points().iter().filter(|x| x.detached).count(), 4);
+    check_points(&store, &oracle, &mut rng);
+    // A second rollback is refused until the branch is discarded.
+    assert!(matches!(
+        store.rollback(pts[1].id),
+        Err(ReplicaError::DetachedPointsExist { count: 4 })
+    ));
+    // A stream of the old generation is now refused.
+    src.churn(&mut rng, 3);
+    let stale = src.stream(src.seq + 1, 1 << 20);
+    assert!(matches!(
+        ingest(&store, &stale, &mut rng, None),
+        Err(ReplicaError::Stream(StreamError::WrongGeneration { .. }))
+    ));
+    // The source adopts the new lineage: only the differing extents are re-sent.
+    let resent: u64 = rb.extents.iter().map(|e| e.len).sum();
+    assert!(resent < src.size(), "re-sends {resent} of {}", src.size());
+    src.adopt(rb.generation, rb.sequence, &rb.extents, p.disk_size);
+    run_cycles(&store, &mut src, &mut rng, &mut oracle, 3);
+    check_points(&store, &oracle, &mut rng);
+    assert_eq!(store.discard_detached().unwrap(), 4);
+    assert_eq!(store.points().len(), 4 + 3);
+    check_points(&store, &oracle, &mut rng);
+    drop(store);
+    let store = Store::open(dir.path().join("s")).unwrap();
+    check_points(&store, &oracle, &mut rng);
+}
+
+#[test]
+fn stale_duplicate_foreign_and_damaged_streams_change_nothing() {
+    let mut rng = Rng(3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = Source::new(DISK_ID, 512 << 10, 4096);
+    let store = Store::create(dir.path().join("s"), StoreConfig::new(DISK_ID)).unwrap();
+    let mut oracle = HashMap::new();
+    run_cycles(&store, &mut src, &mut rng, &mut oracle, 2);
+    src.churn(&mut rng, 10);
+    let to = src.seq + 1;
+    let stream = src.stream(to, 65536);
+    ingest(&store, &stream, &mut rng, None).unwrap();
+    oracle.insert(
+        PointId {
+            generation: src.generation,
+            sequence: to,
+        },
+        src.disk.clone(),
+    );
+    let before = store.points();
+    // The same stream again.
+    assert!(matches!(
+        ingest(&store, &stream, &mut rng, None),
+        Err(ReplicaError::Stream(StreamError::AlreadyApplied { .. }))
+    ));
+    // Another disk.
+    let mut other = Source::new(*b"another-disk-id!", 512 << 10, 4096);
+    let s2 = other.stream(1, 65536);
+    other.commit(1);
+    assert!(matches!(
+        ingest(&store, &s2, &mut rng, None),
+        Err(ReplicaError::Stream(StreamError::WrongDisk { .. }))
+    ));
+    // Damaged: every 97th byte position flipped in turn, and cuts.
+    src.commit(to);
+    src.churn(&mut rng, 10);
+    let next = src.stream(to + 1, 65536);
+    for pos in (0..next.len()).step_by(97) {
+        let mut bad = next.clone();
+        bad[pos] ^= 0x40;
+        assert!(
+            ingest(&store, &bad, &mut rng, None).is_err(),
+            "flip at {pos} accepted"
+        );
+    }
+    for cut in (0..next.len()).step_by(next.len() / 13 + 1) {
+        match ingest(&store, &next[..cut], &mut rng, None) {
+            Err(ReplicaError::Stream(StreamError::Truncated { .. })) => {}
+            other => panic!("cut at {cut}: {other:?}"),
+        }
+    }
+    assert_eq!(store.points(), before);
+    check_points(&store, &oracle, &mut rng);
+    // The intact stream still goes in.
+    ingest(&store, &next, &mut rng, None).unwrap();
+    oracle.insert(
+        PointId {
+            generation: src.generation,
+            sequence: to + 1,
+        },
+        src.disk.clone(),
+    );
+    check_points(&store, &oracle, &mut rng);
+    // Nothing leaked: no uploads left behind, no unlisted objects after reopen.
+    drop(store);
+    let store = Store::open(dir.path().join("s")).unwrap();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("s/uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+    check_points(&store, &oracle, &mut rng);
+}
+
+#[test]
+fn one_writer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path().join("s"), StoreConfig::new(DISK_ID)).unwrap();
+    assert!(matches!(
+        Store::open(dir.path().join("s")),
+        Err(ReplicaError::Locked { .. })
+    ));
+    assert!(matches!(
+        Store::create(dir.path().join("s"), StoreConfig::new(DISK_ID)),
+        Err(ReplicaError::Locked { .. })
+    ));
+    drop(store);
+    assert!(matches!(
+        Store::create(dir.path().join("s"), StoreConfig::new(DISK_ID)),
+        Err(ReplicaError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        Store::open(dir.path().join("nothing")),
+        Err(ReplicaError::NotFound { .. })
+    ));
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let ing = store.ingest(None).unwrap();
+    assert!(matches!(
+        store.ingest(None),
+        Err(ReplicaError::IngestInProgress)
+    ));
+    drop(ing);
+    store.ingest(None).unwrap();
+}
