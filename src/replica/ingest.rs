@@ -8,68 +8,15 @@
 //! then. Until then nothing visible changed, whatever happens.
 
 use super::error::{ReplicaError, Result};
-use super::format::{encode_layer, encode_pack_head, encode_pack_tail, CHUNK};
+use super::format::{encode_layer, CHUNK};
 use super::manifest::{layer_name, pack_name, PackRec, PointRec};
 use super::map::{push_run, truncate_runs, Run, RunKind};
-use super::storage::Upload;
+use super::pack::PackWriter;
 use super::store::{now_ns, PointId, PointInfo, Store};
 use crate::stream::{
     is_all_zero, BookmarkKind, Decoded, Decoder, DecoderConfig, Expected, Record, Secret,
     StreamError, StreamHeader,
 };
-
-/// Appends pack bytes through a buffer, checksumming each 4 KiB chunk.
-struct PackWriter {
-    upload: Box<dyn Upload>,
-    buf: Vec<u8>,
-    len: u64,
-    crcs: Vec<u32>,
-    chunk: crc32fast::Hasher,
-    fill: u64,
-}
-
-const FLUSH: usize = 1 << 20;
-
-impl PackWriter {
-    fn append(&mut self, mut data: &[u8]) -> std::io::Result<()> {
-        while !data.is_empty() {
-            let n = ((CHUNK - self.fill) as usize).min(data.len());
-            self.chunk.update(&data[..n]);
-            self.buf.extend_from_slice(&data[..n]);
-            self.fill += n as u64;
-            self.len += n as u64;
-            if self.fill == CHUNK {
-                let h = std::mem::replace(&mut self.chunk, crc32fast::Hasher::new());
-                self.crcs.push(h.finalize());
-                self.fill = 0;
-            }
-            data = &data[n..];
-            if self.buf.len() >= FLUSH {
-                self.upload.append(&self.buf)?;
-                self.buf.clear();
-            }
-        }
-        Ok(())
-    }
-
-    /// Pads with zeros until `len % 4096 == residue`.
-    fn align(&mut self, residue: u64) -> std::io::Result<()> {
-        let pad = (residue + CHUNK - self.len % CHUNK) % CHUNK;
-        const Z: [u8; CHUNK as usize] = [0; CHUNK as usize];
-        self.append(&Z[..pad as usize])
-    }
-
-    fn finish(mut self) -> std::io::Result<(Box<dyn Upload>, u64)> {
-        if self.fill > 0 {
-            let h = std::mem::replace(&mut self.chunk, crc32fast::Hasher::new());
-            self.crcs.push(h.finalize());
-        }
-        self.upload.append(&self.buf)?;
-        let tail = encode_pack_tail(&self.crcs, self.len);
-        self.upload.append(&tail)?;
-        Ok((self.upload, self.len))
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -449,16 +396,8 @@ impl Sink<'_> {
                 .storage
                 .upload(&pack_name(self.pack_id))
                 .map_err(|e| self.poison("starting a pack upload", e))?;
-            let mut pw = PackWriter {
-                upload,
-                buf: Vec::with_capacity(FLUSH + CHUNK as usize),
-                len: 0,
-                crcs: Vec::new(),
-                chunk: crc32fast::Hasher::new(),
-                fill: 0,
-            };
-            let head = encode_pack_head(&self.store.w.lock().m.store_id, self.pack_id);
-            pw.append(&head)
+            let store_id = self.store.w.lock().m.store_id;
+            let pw = PackWriter::new(upload, &store_id, self.pack_id)
                 .map_err(|e| self.poison("writing a pack", e))?;
             self.pack = Some(pw);
         }

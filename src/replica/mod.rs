@@ -56,6 +56,7 @@ mod format;
 mod ingest;
 mod manifest;
 mod map;
+mod pack;
 mod storage;
 mod store;
 

@@ -878,6 +878,7 @@ impl Store {
             }
         }
         let mut expired = self.delete_points(&mut w, &infos, del)?;
+        self.compact_packs(&mut w, 50)?;
         if let Some(cap) = pol.max_bytes {
             expired.extend(self.fit_under(&mut w, cap, 0)?);
         }
@@ -906,10 +907,7 @@ impl Store {
             }
             let expired = self.delete_points(w, &infos, vec![(main[0], ExpiryReason::ByteCap)])?;
             out.extend(expired);
-            let freed = self.compact(w)?;
-            if freed == 0 && out.is_empty() {
-                break;
-            }
+            self.compact_packs(w, 100)?;
         }
         Ok(out)
     }
@@ -937,6 +935,7 @@ impl Store {
         let mut all_before_deleted = true;
         let mut keep = vec![true; n];
         let mut refused: HashSet<usize> = HashSet::new();
+        #[allow(clippy::needless_range_loop)] // i indexes three parallel lists
         for i in 0..n {
             if m.points[i].detached {
                 continue;
@@ -1060,11 +1059,174 @@ impl Store {
         }
     }
 
-    /// Rewrites packs that are mostly dead (less than half their data still referenced) so
-    /// their space returns to the file system. Returns the bytes freed.
-    pub(crate) fn compact(&self, _w: &mut Writer) -> Result<u64> {
-        // Packs die whole when every run referencing them is gone; see delete_points.
-        Ok(0)
+    /// Rewrites the packs of which less than half is still referenced into one new pack, so
+    /// that their space returns to the file system. Returns the bytes freed.
+    pub fn compact(&self) -> Result<u64> {
+        let mut w = self.writer()?;
+        self.compact_packs(&mut w, 50)
+    }
+
+    /// Compaction with the live-data threshold in percent: packs whose live data is below
+    /// `threshold` percent of their data are rewritten.
+    pub(crate) fn compact_packs(&self, w: &mut Writer, threshold: u64) -> Result<u64> {
+        let v = self.v.read();
+        let live = v.live_bytes();
+        let victims: HashSet<u64> =
+            w.m.packs
+                .iter()
+                .filter(|p| {
+                    let data = p.data_len - CHUNK;
+                    let l = live.get(&p.id).copied().unwrap_or(0);
+                    l < data && l * 100 < data * threshold
+                })
+                .map(|p| p.id)
+                .collect();
+        if victims.is_empty() {
+            return Ok(0);
+        }
+        // Every live slot's runs in a victim, in pack order so that reads are sequential.
+        let mut refs: Vec<(u64, u64, usize, usize)> = Vec::new(); // pack, pack_off, slot, run
+        for (si, s) in v.slots.iter().enumerate() {
+            if s.alias as usize != si {
+                continue;
+            }
+            for (ri, r) in s.runs.iter().enumerate() {
+                if r.kind == RunKind::Data && victims.contains(&r.pack) {
+                    refs.push((r.pack, r.pack_off, si, ri));
+                }
+            }
+        }
+        refs.sort_unstable();
+        let new_id = Self::alloc_id(w);
+        let name = pack_name(new_id);
+        let mut pw = {
+            let up = self.storage.upload(&name).map_err(|e| {
+                w.poisoned = true;
+                ReplicaError::Io {
+                    op: "starting a compaction pack",
+                    source: e,
+                }
+            })?;
+            super::pack::PackWriter::new(up, &w.m.store_id, new_id).map_err(|e| {
+                w.poisoned = true;
+                ReplicaError::Io {
+                    op: "writing a compaction pack",
+                    source: e,
+                }
+            })?
+        };
+        let mut new_runs: HashMap<usize, Vec<Run>> = HashMap::new();
+        let mut buf = Vec::new();
+        let mut scratch = Vec::new();
+        for &(_, _, si, ri) in &refs {
+            let r = v.slots[si].runs[ri];
+            let mut pos = r.start;
+            let mut first_at = None;
+            while pos < r.end() {
+                let n = (r.end() - pos).min(1 << 20);
+                buf.resize(n as usize, 0);
+                self.read_pack(&v, &r.slice(pos, pos + n), &mut buf, &mut scratch)?;
+                let res = (|| {
+                    if first_at.is_none() {
+                        pw.align(r.start % CHUNK)?;
+                        first_at = Some(pw.len);
+                    }
+                    pw.append(&buf)
+                })();
+                res.map_err(|e| {
+                    w.poisoned = true;
+                    ReplicaError::Io {
+                        op: "writing a compaction pack",
+                        source: e,
+                    }
+                })?;
+                pos += n;
+            }
+            let runs = new_runs
+                .entry(si)
+                .or_insert_with(|| v.slots[si].runs.to_vec());
+            runs[ri].pack = new_id;
+            runs[ri].pack_off = first_at.expect("a run is never empty");
+        }
+        let (up, data_len) = pw.finish().map_err(|e| {
+            w.poisoned = true;
+            ReplicaError::Io {
+                op: "writing a compaction pack",
+                source: e,
+            }
+        })?;
+        up.complete().map_err(|e| {
+            w.poisoned = true;
+            ReplicaError::Io {
+                op: "completing a compaction pack",
+                source: e,
+            }
+        })?;
+        // New layer objects for every slot that changed, then one commit.
+        let mut m = w.m.clone();
+        let mut old: Vec<String> = Vec::new();
+        let mut puts: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut slot_objects: Vec<(usize, u64)> = Vec::new();
+        for (&si, runs) in &new_runs {
+            let mut merged = Vec::with_capacity(runs.len());
+            for r in runs {
+                super::map::push_run(&mut merged, *r);
+            }
+            let id = Self::alloc_id_m(&mut m);
+            puts.push((layer_name(id), encode_layer(&merged)));
+            slot_objects.push((si, id));
+            if si == 0 {
+                if m.base_layer != 0 {
+                    old.push(layer_name(m.base_layer));
+                }
+                m.base_layer = id;
+            } else {
+                let pi = v
+                    .points
+                    .iter()
+                    .position(|p| p.layer_no as usize == si)
+                    .expect("a live slot is a point's");
+                old.push(layer_name(m.points[pi].layer));
+                m.points[pi].layer = id;
+            }
+        }
+        w.m.next_object = m.next_object;
+        let freed: u64 = m
+            .packs
+            .iter()
+            .filter(|p| victims.contains(&p.id))
+            .map(|p| pack_object_len(p.data_len))
+            .sum();
+        m.packs.retain(|p| !victims.contains(&p.id));
+        m.packs.push(PackRec {
+            id: new_id,
+            data_len,
+        });
+        for id in &victims {
+            old.push(pack_name(*id));
+        }
+        drop(v);
+        for (n, data) in &puts {
+            self.put(w, n, data, "writing a compacted layer")?;
+        }
+        self.commit(w, m)?;
+        {
+            let mut v = self.v.write();
+            for (si, id) in slot_objects {
+                let mut merged = Vec::new();
+                for r in &new_runs[&si] {
+                    super::map::push_run(&mut merged, *r);
+                }
+                v.slots[si].runs = Arc::new(merged);
+                v.slots[si].object = id;
+            }
+            for id in &victims {
+                v.packs.remove(id);
+            }
+            v.packs.insert(new_id, data_len);
+        }
+        self.delete_objects(w, &old)?;
+        Ok(freed.saturating_sub(pack_object_len(data_len)))
     }
 
     /// Rolls the head back to `point`: the next stream continues from it under a new

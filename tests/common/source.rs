@@ -71,6 +71,30 @@ impl Source {
         }
     }
 
+    /// A source whose disk is `image`, at checkpoint `seq` of `generation`, nothing changed.
+    pub fn from_image(
+        disk_id: [u8; 16],
+        image: Vec<u8>,
+        generation: GenerationId,
+        seq: u64,
+        block: u64,
+    ) -> Self {
+        let blocks = image.len() / block as usize;
+        let size = image.len() as u64;
+        Source {
+            disk_id,
+            generation,
+            disk: image,
+            seq,
+            size_at_seq: size,
+            block,
+            changes: vec![Change::Clean; blocks],
+            resized: false,
+            secret: None,
+            bookmark: None,
+        }
+    }
+
     pub fn size(&self) -> u64 {
         self.disk.len() as u64
     }
