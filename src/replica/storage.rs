@@ -104,7 +104,13 @@ pub struct DirStorage {
     root: PathBuf,
     objects: PathBuf,
     uploads: PathBuf,
+    /// Open objects for reading (objects never change, so a descriptor stays valid until the
+    /// object is deleted through this storage, which drops it from here).
+    open: parking_lot::Mutex<std::collections::HashMap<String, std::sync::Arc<File>>>,
 }
+
+/// Descriptors kept open for reads.
+const OPEN_FILES: usize = 256;
 
 const MANIFEST: &str = "MANIFEST";
 const MANIFEST_TMP: &str = "MANIFEST.tmp";
@@ -126,6 +132,7 @@ impl DirStorage {
             root,
             objects,
             uploads,
+            open: Default::default(),
         })
     }
 
@@ -199,7 +206,19 @@ impl Storage for DirStorage {
     }
 
     fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let f = File::open(self.object(name)?)?;
+        let cached = self.open.lock().get(name).cloned();
+        let f = match cached {
+            Some(f) => f,
+            None => {
+                let f = std::sync::Arc::new(File::open(self.object(name)?)?);
+                let mut open = self.open.lock();
+                if open.len() >= OPEN_FILES {
+                    open.clear();
+                }
+                open.insert(name.to_string(), f.clone());
+                f
+            }
+        };
         f.read_exact_at(buf, offset)
     }
 
@@ -221,6 +240,7 @@ impl Storage for DirStorage {
     }
 
     fn delete(&self, name: &str) -> io::Result<()> {
+        self.open.lock().remove(name);
         match fs::remove_file(self.object(name)?) {
             Ok(()) => sync_dir(&self.objects),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
