@@ -29,7 +29,8 @@ mod sync;
 pub use stream::{
     Applied, Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec,
     Decoded, Decoder, DecoderConfig, EncodeCursor, Encoder, EncoderConfig, EndSummary, Expected,
-    FileSource, FileTarget, Record, Secret, StreamError, StreamHeader,
+    FileSource, FileTarget, MergeError, MergeInput, MergeSummary, Record, Secret, StreamError,
+    StreamHeader,
 };
 
 pub use tracker::{
