@@ -28,9 +28,10 @@ pub mod tracker;
 mod sync;
 
 pub use stream::{
-    Applied, Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec,
+    merge, Applied, Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec,
     Decoded, Decoder, DecoderConfig, EncodeCursor, Encoder, EncoderConfig, EndSummary, Expected,
-    FileSource, FileTarget, Record, Secret, StreamError, StreamHeader,
+    FileSource, FileTarget, MergeError, MergeInput, MergeSummary, Record, Secret, StreamError,
+    StreamHeader,
 };
 
 pub use tracker::{

@@ -61,6 +61,7 @@ mod encoder;
 mod error;
 mod format;
 mod header;
+mod merge;
 mod record;
 mod source;
 mod target;
@@ -79,6 +80,7 @@ pub use format::{
     MAX_DISK_SIZE, MAX_LABEL_LEN, MAX_RECORD_PAYLOAD, MUST_UNDERSTAND,
 };
 pub use header::{CipherSuite, StreamHeader};
+pub use merge::{merge, MergeError, MergeInput, MergeSummary};
 pub use record::{Bookmark, BookmarkKind, Codec, EndSummary, Record};
 pub use source::{BlockSource, FileSource};
 pub use target::FileTarget;
