@@ -28,8 +28,8 @@ mod sync;
 
 pub use stream::{
     Applied, Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec,
-    Decoded, Decoder, DecoderConfig, EncodeCursor, Encoder, EncoderConfig, EndSummary, Expected,
-    FileSource, FileTarget, Record, Secret, StreamError, StreamHeader,
+    Decoded, Decoder, DecoderCheckpoint, DecoderConfig, EncodeCursor, Encoder, EncoderConfig,
+    EndSummary, Expected, FileSource, FileTarget, Record, Secret, StreamError, StreamHeader,
 };
 
 pub use tracker::{
