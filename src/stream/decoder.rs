@@ -13,6 +13,11 @@
 //! all). Decoding a record allocates nothing. (The one exception is a frame larger than the
 //! declared record size allows, which only a later writer's optional record type could be: the
 //! plaintext buffer grows for it.) Unencrypted raw DATA is returned zero-copy from the input.
+//!
+//! A cut stream can be continued: [`Decoder::checkpoint`] captures the position at the last frame
+//! boundary as a [`DecoderCheckpoint`] (storable with [`DecoderCheckpoint::to_bytes`]), and
+//! [`Decoder::resume`] builds a decoder that expects the frame at
+//! [`DecoderCheckpoint::stream_offset`], allocating the same scratch as accepting the header.
 
 use ring::aead::LessSafeKey;
 
