@@ -517,6 +517,15 @@ enum blockdelta_result
    */
   BLOCKDELTA_RESULT_REENTERED = 235,
   /**
+   * Stream: a stored decoder checkpoint is not one (wrong magic, unknown version, wrong
+   * length, reserved fields set, invalid header frame or impossible counters).
+   */
+  BLOCKDELTA_RESULT_STREAM_INVALID_CHECKPOINT = 236,
+  /**
+   * Stream: a stored decoder checkpoint's CRC32 does not match (corrupted at rest).
+   */
+  BLOCKDELTA_RESULT_STREAM_CHECKPOINT_CHECKSUM_MISMATCH = 237,
+  /**
    * Support: the string is not a kernel version (the message says which part is wrong).
    */
   BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION = 300,

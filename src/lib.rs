@@ -29,9 +29,9 @@ mod sync;
 
 pub use stream::{
     merge, Applied, Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec,
-    Decoded, Decoder, DecoderConfig, EncodeCursor, Encoder, EncoderConfig, EndSummary, Expected,
-    FileSource, FileTarget, MergeError, MergeInput, MergeSummary, Record, Secret, StreamError,
-    StreamHeader,
+    Decoded, Decoder, DecoderCheckpoint, DecoderConfig, EncodeCursor, Encoder, EncoderConfig,
+    EndSummary, Expected, FileSource, FileTarget, MergeError, MergeInput, MergeSummary, Record,
+    Secret, StreamError, StreamHeader,
 };
 
 pub use tracker::{

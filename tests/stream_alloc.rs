@@ -1,7 +1,8 @@
 //! Zero allocations per record: once an encoder is built, and once a decoder or applier has
-//! accepted a stream's header (which allocates that stream's scratch), producing and consuming
-//! frames allocates nothing. A counting global allocator (per thread, so parallel
-//! tests do not disturb each other) proves it for every codec and with encryption.
+//! accepted a stream's header (which allocates that stream's scratch) or been resumed from a
+//! checkpoint (the same scratch), producing and consuming frames allocates nothing. A counting
+//! global allocator (per thread, so parallel tests do not disturb each other) proves it for every
+//! codec and with encryption.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -146,6 +147,44 @@ fn check(codec: Codec, secret: Option<&[u8]>, record_size: u32) {
     }
     assert_eq!(allocations() - before, 0, "decoder allocated ({codec:?})");
     assert!(checksum > 0);
+
+    // A decoder resumed from a checkpoint (after the header and one record): `resume` allocates
+    // the same scratch as accepting the header, and its records allocate nothing either.
+    let mut dec = Decoder::new(dcfg(secret));
+    let Decoded::Header { consumed, .. } = dec.next(&stream).unwrap() else {
+        panic!("the stream starts with its header")
+    };
+    let Decoded::Record { .. } = dec.next(&stream[consumed..]).unwrap() else {
+        panic!("a record follows the header")
+    };
+    let checkpoint = dec.checkpoint().unwrap();
+    drop(dec);
+    let cfg = dcfg(secret);
+    let before = allocations();
+    let mut dec = Decoder::resume(cfg, &checkpoint).unwrap();
+    assert_eq!(
+        allocations() - before,
+        expected as u64,
+        "resume scratch ({codec:?})"
+    );
+    let before = allocations();
+    let mut at = checkpoint.stream_offset() as usize;
+    loop {
+        match dec.next(&stream[at..]).unwrap() {
+            Decoded::Record { record, consumed } => {
+                at += consumed;
+                if matches!(record, blockdelta::Record::End(_)) {
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "resumed decoder allocated ({codec:?})"
+    );
 
     // The applier into a preallocated in-memory disk.
     let mut app = Applier::new(dcfg(secret), vec![0u8; SIZE]);

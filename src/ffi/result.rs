@@ -121,6 +121,11 @@ pub enum blockdelta_result {
     /// A callback re-entered the handle that called it (e.g. pushed into the applier that is
     /// calling it); the inner call did nothing.
     Reentered = 235,
+    /// Stream: a stored decoder checkpoint is not one (wrong magic, unknown version, wrong
+    /// length, reserved fields set, invalid header frame or impossible counters).
+    StreamInvalidCheckpoint = 236,
+    /// Stream: a stored decoder checkpoint's CRC32 does not match (corrupted at rest).
+    StreamCheckpointChecksumMismatch = 237,
     /// Support: the string is not a kernel version (the message says which part is wrong).
     SupportInvalidKernelVersion = 300,
     /// Support: the string is not an agent version such as "9.24".
@@ -201,6 +206,10 @@ impl blockdelta_result {
             StreamInvalidDiskSize => c"BLOCKDELTA_RESULT_STREAM_INVALID_DISK_SIZE",
             StreamSecretTooShort => c"BLOCKDELTA_RESULT_STREAM_SECRET_TOO_SHORT",
             Reentered => c"BLOCKDELTA_RESULT_REENTERED",
+            StreamInvalidCheckpoint => c"BLOCKDELTA_RESULT_STREAM_INVALID_CHECKPOINT",
+            StreamCheckpointChecksumMismatch => {
+                c"BLOCKDELTA_RESULT_STREAM_CHECKPOINT_CHECKSUM_MISMATCH"
+            }
             SupportInvalidKernelVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION",
             SupportInvalidAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_AGENT_VERSION",
             SupportUnknownAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_AGENT_VERSION",
@@ -270,6 +279,8 @@ impl blockdelta_result {
             StreamInvalidDiskSize,
             StreamSecretTooShort,
             Reentered,
+            StreamInvalidCheckpoint,
+            StreamCheckpointChecksumMismatch,
             SupportInvalidKernelVersion,
             SupportInvalidAgentVersion,
             SupportUnknownAgentVersion,

@@ -46,6 +46,8 @@ impl ToResult for StreamError {
             AlreadyApplied { .. } => R::StreamAlreadyApplied,
             InvalidDiskSize { .. } => R::StreamInvalidDiskSize,
             SecretTooShort { .. } => R::StreamSecretTooShort,
+            InvalidCheckpoint { .. } => R::StreamInvalidCheckpoint,
+            CheckpointChecksumMismatch { .. } => R::StreamCheckpointChecksumMismatch,
         }
     }
 }

@@ -13,6 +13,11 @@
 //! all). Decoding a record allocates nothing. (The one exception is a frame larger than the
 //! declared record size allows, which only a later writer's optional record type could be: the
 //! plaintext buffer grows for it.) Unencrypted raw DATA is returned zero-copy from the input.
+//!
+//! A cut stream can be continued: [`Decoder::checkpoint`] captures the position at the last frame
+//! boundary as a [`DecoderCheckpoint`] (storable with [`DecoderCheckpoint::to_bytes`]), and
+//! [`Decoder::resume`] builds a decoder that expects the frame at
+//! [`DecoderCheckpoint::stream_offset`], allocating the same scratch as accepting the header.
 
 use ring::aead::LessSafeKey;
 
@@ -226,6 +231,59 @@ impl Decoder {
                 bytes: self.bytes,
             }),
         }
+    }
+
+    /// The decoder's position at the last frame boundary, to continue the stream later with
+    /// [`Decoder::resume`] (see [`DecoderCheckpoint`]). `Some` only between the header and END
+    /// of a stream that has had no error; after `NeedMore` it is the boundary before the partial
+    /// frame. Allocates the checkpoint (a copy of the header frame).
+    pub fn checkpoint(&self) -> Option<DecoderCheckpoint> {
+        if self.state != State::Body {
+            return None;
+        }
+        let header = self.header?;
+        Some(DecoderCheckpoint {
+            header_frame: self.aad[..self.aad_header_len].to_vec(),
+            header,
+            next_seq: self.next_seq,
+            size: self.size,
+            last_end: self.last_end,
+            records: self.records,
+            bytes: self.bytes,
+            chain: self.chain.clone().finalize(),
+        })
+    }
+
+    /// A decoder that continues a stream at `checkpoint`: it expects the frame that starts at
+    /// [`DecoderCheckpoint::stream_offset`].
+    ///
+    /// The checkpoint's header frame is verified exactly as a fresh decode of it would be, with
+    /// `config`'s secret and expectations (so `KeyRequired`, `EncryptionRequired`, `WrongDisk`,
+    /// `WrongGeneration`, `AlreadyApplied`, `WrongSequence` are checked again, with the same
+    /// errors); then the key is derived, the scratch allocated and the counters restored
+    /// (sequence, disk size, extent order, END totals and the running END checksum). A wrong
+    /// secret, as for a fresh stream, shows at the first sealed frame (`AuthenticationFailed`).
+    pub fn resume(config: DecoderConfig, checkpoint: &DecoderCheckpoint) -> Result<Decoder> {
+        let mut d = Decoder::new(config);
+        let frame = &checkpoint.header_frame;
+        match d.next(frame)? {
+            Decoded::Header { consumed, .. } if consumed == frame.len() => {}
+            // `from_bytes` and `checkpoint` only hold whole, valid header frames.
+            _ => {
+                return Err(StreamError::InvalidCheckpoint {
+                    reason: "its header frame is not one whole frame",
+                })
+            }
+        }
+        d.next_seq = checkpoint.next_seq;
+        d.size = checkpoint.size;
+        d.last_end = checkpoint.last_end;
+        d.records = checkpoint.records;
+        d.bytes = checkpoint.bytes;
+        // The running CRC's state is its `finalize` value; the length only matters to `combine`.
+        let hashed = checkpoint.next_seq.saturating_mul(FRAME_HEADER_LEN as u64);
+        d.chain = crc32fast::Hasher::new_with_initial_len(checkpoint.chain, hashed);
+        Ok(d)
     }
 
     /// Verifies the frame at the start of `input` and returns what it holds, or asks for more
@@ -642,6 +700,216 @@ impl Decoder {
         chain.update(&fh[..FRAME_HEADER_LEN]);
         Ok(record)
     }
+}
+
+/// Magic at the start of an encoded [`DecoderCheckpoint`].
+const CHECKPOINT_MAGIC: [u8; 8] = *b"BDRESUME";
+/// The checkpoint encoding this implementation writes and reads.
+const CHECKPOINT_VERSION: u16 = 1;
+/// Fixed fields of an encoded checkpoint, before the header frame.
+const CHECKPOINT_FIXED_LEN: usize = 64;
+/// The trailing CRC32.
+const CHECKPOINT_CRC_LEN: usize = 4;
+/// Smallest record frame: a frame header and a record header.
+const MIN_RECORD_FRAME: u64 = (FRAME_HEADER_LEN + RECORD_HEADER_LEN) as u64;
+/// Largest record frame.
+const MAX_RECORD_FRAME: u64 = (FRAME_HEADER_LEN + MAX_RECORD_BODY) as u64;
+
+/// Where a [`Decoder`] stands in a stream, at a frame boundary after the header and before END:
+/// enough to continue decoding the same stream later, in another decoder or another process
+/// ([`Decoder::resume`]), when the sender re-sends the stream from
+/// [`stream_offset`](DecoderCheckpoint::stream_offset).
+///
+/// It holds the exact header frame (so only the same stream can continue it: an encrypted
+/// stream's salt is random per stream, and for a plain stream the END checksum chains every frame
+/// header), the next frame's sequence number, the disk size in force, the end of the last
+/// extent, the END totals so far and the running END checksum. It holds no key or secret.
+///
+/// [`to_bytes`](DecoderCheckpoint::to_bytes) / [`from_bytes`](DecoderCheckpoint::from_bytes)
+/// store it (layout in `docs/FORMAT.md`, "Resuming a cut stream"); `from_bytes` treats its input
+/// as hostile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecoderCheckpoint {
+    header_frame: Vec<u8>,
+    header: StreamHeader,
+    next_seq: u64,
+    size: u64,
+    last_end: u64,
+    records: u64,
+    bytes: u64,
+    chain: u32,
+}
+
+impl DecoderCheckpoint {
+    /// The byte offset in the stream of the next frame: the sender resumes sending here (the
+    /// bytes of every frame verified so far, header frame included).
+    pub fn stream_offset(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The stream's header.
+    pub fn header(&self) -> StreamHeader {
+        self.header
+    }
+
+    /// The sequence number of the next frame.
+    pub fn next_frame_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Record frames verified so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// True iff `header_frame` (a whole header frame: 24-byte frame header and body) is byte for
+    /// byte the header frame of the checkpoint's stream. A store can check a re-sent stream's
+    /// first frame with it before asking for the rest.
+    pub fn matches_header_frame(&self, header_frame: &[u8]) -> bool {
+        self.header_frame == header_frame
+    }
+
+    /// The checkpoint's stored form (`docs/FORMAT.md`, "Resuming a cut stream"): versioned,
+    /// little-endian, with a CRC32 over all of it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let n = self.header_frame.len();
+        let mut b = vec![0u8; CHECKPOINT_FIXED_LEN + n + CHECKPOINT_CRC_LEN];
+        b[0..8].copy_from_slice(&CHECKPOINT_MAGIC);
+        put_u16(&mut b, 8, CHECKPOINT_VERSION);
+        put_u32(&mut b, 12, n as u32);
+        put_u64(&mut b, 16, self.next_seq);
+        put_u64(&mut b, 24, self.size);
+        put_u64(&mut b, 32, self.last_end);
+        put_u64(&mut b, 40, self.records);
+        put_u64(&mut b, 48, self.bytes);
+        put_u32(&mut b, 56, self.chain);
+        b[CHECKPOINT_FIXED_LEN..CHECKPOINT_FIXED_LEN + n].copy_from_slice(&self.header_frame);
+        let crc = crc32fast::hash(&b[..CHECKPOINT_FIXED_LEN + n]);
+        put_u32(&mut b, CHECKPOINT_FIXED_LEN + n, crc);
+        b
+    }
+
+    /// Parses a stored checkpoint. The input is hostile (a file): a wrong magic, an unknown
+    /// version, a wrong length, a CRC mismatch
+    /// ([`CheckpointChecksumMismatch`](StreamError::CheckpointChecksumMismatch)), non-zero
+    /// reserved fields, a header frame that is not a valid one, or counters that no decoder
+    /// could have reached ([`InvalidCheckpoint`](StreamError::InvalidCheckpoint), each with its
+    /// own reason) are refused. Secret and expectations are checked by [`Decoder::resume`].
+    pub fn from_bytes(b: &[u8]) -> Result<Self> {
+        let bad = |reason| Err(StreamError::InvalidCheckpoint { reason });
+        let magic_len = b.len().min(CHECKPOINT_MAGIC.len());
+        if b[..magic_len] != CHECKPOINT_MAGIC[..magic_len] {
+            return bad("bad magic: not a blockdelta decoder checkpoint");
+        }
+        if b.len() < 10 {
+            return bad("truncated: shorter than its magic and version");
+        }
+        if get_u16(b, 8) != CHECKPOINT_VERSION {
+            return bad("unknown checkpoint version (this reader knows version 1)");
+        }
+        if b.len() < CHECKPOINT_FIXED_LEN + CHECKPOINT_CRC_LEN {
+            return bad("truncated: shorter than its fixed fields");
+        }
+        let n = get_u32(b, 12) as usize;
+        if !(FRAME_HEADER_LEN + HEADER_LEN_V1..=FRAME_HEADER_LEN + MAX_HEADER_LEN).contains(&n) {
+            return bad("header frame length out of range");
+        }
+        let end = CHECKPOINT_FIXED_LEN + n;
+        if b.len() < end + CHECKPOINT_CRC_LEN {
+            return bad("truncated: shorter than its header frame length says");
+        }
+        if b.len() > end + CHECKPOINT_CRC_LEN {
+            return bad("bytes follow the checkpoint's CRC");
+        }
+        let stored = get_u32(b, end);
+        let computed = crc32fast::hash(&b[..end]);
+        if stored != computed {
+            return Err(StreamError::CheckpointChecksumMismatch { stored, computed });
+        }
+        if get_u16(b, 10) != 0 || get_u32(b, 60) != 0 {
+            return bad("reserved fields are not zero");
+        }
+        let frame = &b[CHECKPOINT_FIXED_LEN..end];
+        let header = parse_header_frame(frame)?;
+        let cp = DecoderCheckpoint {
+            header_frame: frame.to_vec(),
+            header,
+            next_seq: get_u64(b, 16),
+            size: get_u64(b, 24),
+            last_end: get_u64(b, 32),
+            records: get_u64(b, 40),
+            bytes: get_u64(b, 48),
+            chain: get_u32(b, 56),
+        };
+        cp.check()?;
+        Ok(cp)
+    }
+
+    /// Refuses counters no decoder could have reached.
+    fn check(&self) -> Result<()> {
+        let bad = |reason| Err(StreamError::InvalidCheckpoint { reason });
+        if self.next_seq == 0 {
+            return bad("next frame sequence 0 is the header's: a checkpoint is after the header");
+        }
+        if self.records != self.next_seq - 1 {
+            return bad("record count disagrees with the next frame sequence");
+        }
+        if self.size == 0 || self.size > MAX_DISK_SIZE {
+            return bad("disk size out of 1 to 2^60 bytes");
+        }
+        // An extent ends within the size in force when it is decoded; a later shrinking RESIZE
+        // may leave it past the current size, never past the largest size there is.
+        if self.last_end > MAX_DISK_SIZE {
+            return bad("end of the last extent is past 2^60 bytes");
+        }
+        if self.records == 0 && (self.size != self.header.disk_size || self.last_end != 0) {
+            return bad("disk size or extent end changed without a record");
+        }
+        let header_len = self.header_frame.len() as u64;
+        let min = u128::from(header_len) + u128::from(self.records) * u128::from(MIN_RECORD_FRAME);
+        let max = u128::from(header_len) + u128::from(self.records) * u128::from(MAX_RECORD_FRAME);
+        if !(min..=max).contains(&u128::from(self.bytes)) {
+            return bad("byte count does not fit the header frame and the record count");
+        }
+        if self.records == 0
+            && self.chain != crc32fast::hash(&self.header_frame[..FRAME_HEADER_LEN])
+        {
+            return bad("stream checksum disagrees with the header frame");
+        }
+        Ok(())
+    }
+}
+
+/// Checks a stored header frame as the decoder checks a received one (frame magic, type, zero
+/// sequence, length, CRC, reserved bits, header fields), for [`DecoderCheckpoint::from_bytes`].
+fn parse_header_frame(frame: &[u8]) -> Result<StreamHeader> {
+    let bad = |reason| StreamError::InvalidCheckpoint { reason };
+    if frame.len() < FRAME_HEADER_LEN || frame[..4] != FRAME_MAGIC {
+        return Err(bad("its header frame has no frame magic"));
+    }
+    if frame[4] != FRAME_TYPE_HEADER {
+        return Err(bad("its header frame is not of the header frame type"));
+    }
+    if frame[5] != 0 || get_u16(frame, 6) != 0 {
+        return Err(bad("its header frame has reserved bits set"));
+    }
+    if get_u64(frame, 8) != 0 {
+        return Err(bad("its header frame's sequence is not 0"));
+    }
+    if get_u32(frame, 16) as usize != frame.len() - FRAME_HEADER_LEN {
+        return Err(bad(
+            "its header frame's body length disagrees with its length",
+        ));
+    }
+    let crc = frame_crc(
+        &frame[..FRAME_HEADER_SIGNED_LEN],
+        &frame[FRAME_HEADER_LEN..],
+    );
+    if get_u32(frame, FRAME_HEADER_SIGNED_LEN) != crc {
+        return Err(bad("its header frame's CRC does not match"));
+    }
+    StreamHeader::parse(&frame[FRAME_HEADER_LEN..])
+        .map_err(|_| bad("its header frame does not hold a valid stream header"))
 }
 
 /// Makes `v` at least `len` bytes long. Scratch is always fully written before it is read, so

@@ -241,6 +241,21 @@ pub enum StreamError {
         /// The minimum.
         min: usize,
     },
+    /// A stored [`DecoderCheckpoint`](crate::stream::DecoderCheckpoint) is not one: wrong
+    /// magic, unknown version, wrong length, reserved fields set, an invalid header frame or
+    /// counters no decoder could have reached.
+    InvalidCheckpoint {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A stored [`DecoderCheckpoint`](crate::stream::DecoderCheckpoint)'s CRC32 does not match
+    /// its bytes (corruption at rest).
+    CheckpointChecksumMismatch {
+        /// CRC stored in the checkpoint.
+        stored: u32,
+        /// CRC computed over it.
+        computed: u32,
+    },
 }
 
 fn hex(b: &[u8]) -> impl fmt::Display + '_ {
@@ -340,6 +355,11 @@ impl fmt::Display for StreamError {
             SecretTooShort { len, min } => {
                 write!(f, "secret of {len} bytes is too short: at least {min} bytes are required")
             }
+            InvalidCheckpoint { reason } => write!(f, "invalid decoder checkpoint: {reason}"),
+            CheckpointChecksumMismatch { stored, computed } => write!(
+                f,
+                "decoder checkpoint checksum {stored:#010x} does not match computed {computed:#010x} (corrupted at rest)"
+            ),
         }
     }
 }

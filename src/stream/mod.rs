@@ -69,7 +69,7 @@ mod target;
 pub use apply::Applied;
 pub use apply::{Applier, ApplyTarget};
 pub use crypto::{Secret, MIN_SECRET_LEN};
-pub use decoder::{Decoded, Decoder, DecoderConfig, Expected};
+pub use decoder::{Decoded, Decoder, DecoderCheckpoint, DecoderConfig, Expected};
 pub use encoder::{
     encode_to_vec, frame_bound, normalize_extents, EncodeCursor, Encoder, EncoderConfig,
     DEFAULT_RECORD_SIZE,
