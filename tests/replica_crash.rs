@@ -16,6 +16,13 @@ mod crash_storage;
 mod source;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static RESUMED: AtomicU64 = AtomicU64::new(0);
+
+fn resumed_any(_: bool) {
+    RESUMED.fetch_add(1, Ordering::Relaxed);
+}
 
 use blockdelta::replica::{PointId, ReplicaError, Retention, Store, StoreConfig};
 use crash_storage::CrashStorage;
@@ -26,6 +33,8 @@ const BLOCK: u64 = 4096;
 
 #[derive(Default)]
 struct Outcome {
+    /// Every stream the scenario sent, by (generation, to_seq).
+    streams: HashMap<PointId, Vec<u8>>,
     acked: Vec<PointId>,
     maybe_removed: HashSet<PointId>,
     oracle: HashMap<PointId, Vec<u8>>,
@@ -33,6 +42,8 @@ struct Outcome {
 
 fn ingest(store: &Store, stream: &[u8]) -> Result<PointId, ReplicaError> {
     let mut ing = store.ingest(None)?;
+    // Resume points every 64 KiB, so that crashes land between them.
+    ing.set_resume_interval(64 << 10);
     for c in stream.chunks(50_000) {
         ing.push(c)?;
     }
@@ -79,14 +90,26 @@ fn scenario(
         src.churn(rng, ops);
         let to = src.seq + 1;
         let stream = src.stream(to, 65536);
-        out.oracle.insert(
-            PointId {
-                generation: src.generation,
-                sequence: to,
-            },
-            src.disk.clone(),
-        );
-        let id = ingest(store, &stream)?;
+        let pid = PointId {
+            generation: src.generation,
+            sequence: to,
+        };
+        out.oracle.insert(pid, src.disk.clone());
+        out.streams.insert(pid, stream.clone());
+        let id = if rng.chance(30) {
+            // Cut at a third, suspended, then resumed.
+            let mut ing = store.ingest(None)?;
+            ing.set_resume_interval(64 << 10);
+            ing.push(&stream[..stream.len() / 3])?;
+            let offset = ing.suspend()?;
+            let hlen = 24 + u32::from_le_bytes(stream[16..20].try_into().unwrap()) as usize;
+            let (mut ing, from) = store.resume_ingest(None, &stream[..hlen])?;
+            assert_eq!(from, offset);
+            ing.push(&stream[from as usize..])?;
+            ing.finish()?.point.id
+        } else {
+            ingest(store, &stream)?
+        };
         out.acked.push(id);
         src.commit(to);
         Ok(())
@@ -152,6 +175,39 @@ fn check_recovered(storage: CrashStorage, out: &Outcome, what: &str) {
     store
         .scrub()
         .unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
+    // A cut stream resumes where its last resume point left it.
+    if let Some(p) = store
+        .pending_ingest()
+        .unwrap_or_else(|e| panic!("{what}: pending: {e}"))
+    {
+        let id = PointId {
+            generation: p.header.generation,
+            sequence: p.header.to_seq,
+        };
+        let stream = out.streams.get(&id).unwrap_or_else(|| {
+            panic!(
+                "{what}: pending {} not sent; sent {:?}",
+                id.sequence,
+                out.streams.keys().map(|k| k.sequence).collect::<Vec<_>>()
+            )
+        });
+        let hlen = 24 + u32::from_le_bytes(stream[16..20].try_into().unwrap()) as usize;
+        let (mut ing, from) = store
+            .resume_ingest(None, &stream[..hlen])
+            .unwrap_or_else(|e| panic!("{what}: resume: {e}"));
+        ing.push(&stream[from as usize..])
+            .unwrap_or_else(|e| panic!("{what}: resumed push: {e}"));
+        let got = ing
+            .finish()
+            .unwrap_or_else(|e| panic!("{what}: resumed finish: {e}"))
+            .point
+            .id;
+        assert_eq!(got, id);
+        let mut b = vec![0u8; out.oracle[&id].len()];
+        store.read_at(id, 0, &mut b).unwrap();
+        assert!(b == out.oracle[&id], "{what}: resumed point differs");
+        resumed_any(true);
+    }
     // The next stream goes in and reads back.
     let (mut src, from) = match (store.lineage(), store.newest()) {
         (Some((g, s)), Some(head)) => (
@@ -193,6 +249,12 @@ fn a_crash_at_every_storage_call_loses_nothing_acknowledged() {
             check_recovered(s.reboot(), &out, &what);
         }
     }
+    // Crashes landed between resume points: some recoveries resumed a cut stream.
+    assert!(
+        RESUMED.load(Ordering::Relaxed) > 5,
+        "resumed {} times",
+        RESUMED.load(Ordering::Relaxed)
+    );
 }
 
 #[test]

@@ -361,3 +361,79 @@ fn one_writer_at_a_time() {
     drop(ing);
     store.ingest(None).unwrap();
 }
+
+#[test]
+fn a_cut_stream_resumes_where_it_stopped_even_after_a_restart() {
+    let mut rng = Rng(41);
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = Source::new(DISK_ID, 2 << 20, 4096);
+    src.secret = Some(b"resume secret, 16+ bytes".to_vec());
+    let secret = || Some(blockdelta::Secret::new(b"resume secret, 16+ bytes").unwrap());
+    let mut oracle = HashMap::new();
+    let mut store = Store::create(dir.path().join("s"), StoreConfig::new(DISK_ID)).unwrap();
+    run_cycles(&store, &mut src, &mut rng, &mut oracle, 2);
+    for round in 0..6 {
+        src.churn(&mut rng, 60);
+        let to = src.seq + 1;
+        let stream = src.stream(to, 65536);
+        let header_frame_len = 24 + u32::from_le_bytes(stream[16..20].try_into().unwrap()) as usize;
+        let cut =
+            header_frame_len + rng.below((stream.len() - header_frame_len - 1) as u64) as usize;
+        let mut ing = store.ingest(secret()).unwrap();
+        ing.push(&stream[..cut]).unwrap();
+        let offset = ing.suspend().unwrap();
+        assert!(offset as usize <= cut);
+        assert!(
+            store.points().iter().all(|p| p.id.sequence < to),
+            "nothing visible yet"
+        );
+        if round % 2 == 0 {
+            drop(store);
+            store = Store::open(dir.path().join("s")).unwrap();
+        }
+        let pending = store.pending_ingest().unwrap().expect("resumable");
+        assert_eq!(pending.stream_offset, offset);
+        assert_eq!(pending.header.to_seq, to);
+        // Another stream's header cannot continue it.
+        let mut other = Source::new(DISK_ID, 2 << 20, 4096);
+        other.secret = src.secret.clone();
+        let foreign = other.stream(to, 65536);
+        assert!(matches!(
+            store.resume_ingest(secret(), &foreign[..header_frame_len]),
+            Err(ReplicaError::ResumeMismatch { .. })
+        ));
+        let (mut ing, from) = store
+            .resume_ingest(secret(), &stream[..header_frame_len])
+            .unwrap();
+        assert_eq!(from, offset);
+        let rest = &stream[from as usize..];
+        for c in rest.chunks(1 + rng.below(40_000) as usize) {
+            ing.push(c).unwrap();
+        }
+        let got = ing.finish().unwrap();
+        assert_eq!(got.point.id.sequence, to);
+        oracle.insert(got.point.id, src.disk.clone());
+        src.commit(to);
+        assert!(store.pending_ingest().unwrap().is_none());
+    }
+    check_points(&store, &oracle, &mut rng);
+    // A new stream drops a resumable one.
+    src.churn(&mut rng, 10);
+    let to = src.seq + 1;
+    let stream = src.stream(to, 65536);
+    let mut ing = store.ingest(secret()).unwrap();
+    ing.push(&stream[..stream.len() / 2]).unwrap();
+    ing.suspend().unwrap();
+    let got = ingest(&store, &stream, &mut rng, src.secret.as_deref()).unwrap();
+    oracle.insert(got.point.id, src.disk.clone());
+    assert!(store.pending_ingest().unwrap().is_none());
+    drop(store);
+    let store = Store::open(dir.path().join("s")).unwrap();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("s/uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+    check_points(&store, &oracle, &mut rng);
+}

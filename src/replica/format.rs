@@ -16,7 +16,6 @@ pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"BDMANIFS";
 pub(crate) const LAYER_MAGIC: &[u8; 8] = b"BDLAYER1";
 pub(crate) const PACK_MAGIC: &[u8; 8] = b"BDPACK01";
 pub(crate) const PACK_END_MAGIC: &[u8; 8] = b"BDPKEND1";
-#[allow(dead_code)] // used by resumable ingest
 pub(crate) const RESUME_MAGIC: &[u8; 8] = b"BDRESUM1";
 
 /// Little-endian writer.

@@ -7,20 +7,21 @@
 //! object written, and the manifest committed with the new point: the point is visible only
 //! then. Until then nothing visible changed, whatever happens.
 
-use super::error::{ReplicaError, Result};
+use super::error::{corrupt, io_err, ReplicaError, Result};
 use super::format::{encode_layer, CHUNK};
-use super::manifest::{layer_name, pack_name, PackRec, PointRec};
+use super::manifest::{layer_name, pack_name, resume_name, PackRec, Pending, PointRec};
 use super::map::{push_run, truncate_runs, Run, RunKind};
 use super::pack::PackWriter;
-use super::store::{now_ns, PointId, PointInfo, Store};
+use super::store::{now_ns, PointId, PointInfo, Store, Writer};
 use crate::stream::{
-    is_all_zero, BookmarkKind, Decoded, Decoder, DecoderConfig, Expected, Record, Secret,
-    StreamError, StreamHeader,
+    is_all_zero, BookmarkKind, Decoded, Decoder, DecoderCheckpoint, DecoderConfig, Expected,
+    Record, Secret, StreamError, StreamHeader,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Open,
+    Suspended,
     Failed,
     Done,
 }
@@ -58,7 +59,17 @@ struct Sink<'s> {
     /// Store bytes when the ingest started (or after the last expiry for room).
     base_bytes: u64,
     expired: Vec<super::store::Expired>,
+    /// The committed resume object, if a resume point was saved.
+    resume_obj: Option<u64>,
+    /// Pack length at the last saved resume point.
+    saved_at: u64,
+    /// Save a resume point each time the pack grew by this much.
+    save_every: u64,
 }
+
+/// A resume point is saved (pack synced, state written, manifest committed) each time this
+/// many more pack bytes have been written, so that a crash mid-stream loses at most this much.
+pub const RESUME_EVERY: u64 = 256 << 20;
 
 impl std::fmt::Debug for Ingest<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,22 +86,8 @@ impl Store {
     /// ([`Store::lineage`]): same disk, same generation, `from_seq <= head < to_seq`.
     pub fn ingest(&self, secret: Option<Secret>) -> Result<Ingest<'_>> {
         let mut w = self.writer()?;
-        if w.ingesting {
-            return Err(ReplicaError::IngestInProgress);
-        }
-        let expected = match w.m.lineage {
-            None => Expected {
-                disk_id: Some(w.m.disk_id),
-                generation: None,
-                replica_seq: Some(0),
-            },
-            Some((g, s)) => Expected {
-                disk_id: Some(w.m.disk_id),
-                generation: Some(g),
-                replica_seq: Some(s),
-            },
-        };
-        let mut cfg = DecoderConfig::new().with_expected(expected);
+        self.begin(&mut w)?;
+        let mut cfg = DecoderConfig::new().with_expected(expected(&w));
         cfg.secret = secret;
         let pack_id = Store::alloc_id(&mut w);
         w.ingesting = true;
@@ -115,8 +112,166 @@ impl Store {
                 cap,
                 base_bytes,
                 expired: Vec::new(),
+                resume_obj: None,
+                saved_at: 0,
+                save_every: RESUME_EVERY,
             },
         })
+    }
+
+    /// Starts an ingest: drops any resumable one first (the sender chose to send a new stream).
+    fn begin(&self, w: &mut Writer) -> Result<()> {
+        if w.ingesting {
+            return Err(ReplicaError::IngestInProgress);
+        }
+        if let Some(p) = w.m.pending {
+            let mut m = w.m.clone();
+            m.pending = None;
+            self.commit(w, m)?;
+            self.delete_objects(w, &[resume_name(p.resume)])?;
+            if let Err(e) = self.storage.abort_upload(&pack_name(p.pack)) {
+                w.poisoned = true;
+                return Err(ReplicaError::Io {
+                    op: "dropping an unfinished upload",
+                    source: e,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The cut stream this store can resume, if any: its header and the stream offset the
+    /// sender must continue from.
+    pub fn pending_ingest(&self) -> Result<Option<PendingIngest>> {
+        let w = self.w.lock();
+        let Some(p) = w.m.pending else {
+            return Ok(None);
+        };
+        let st = self.load_resume(&w, p.resume, p.pack)?;
+        Ok(Some(PendingIngest {
+            header: st.cp.header(),
+            stream_offset: st.cp.stream_offset(),
+        }))
+    }
+
+    /// Drops the resumable ingest, if any.
+    pub fn discard_pending(&self) -> Result<()> {
+        let mut w = self.writer()?;
+        if w.ingesting {
+            return Err(ReplicaError::IngestInProgress);
+        }
+        self.begin(&mut w)
+    }
+
+    /// Continues a cut stream where its last resume point left it. `header_frame` is the
+    /// stream's first frame (24-byte frame header and body) as the sender has it: only the
+    /// exact same stream can continue ([`ReplicaError::ResumeMismatch`] otherwise, and the
+    /// resume point stays). Returns the ingest and the stream offset from which the sender
+    /// must push the rest.
+    pub fn resume_ingest(
+        &self,
+        secret: Option<Secret>,
+        header_frame: &[u8],
+    ) -> Result<(Ingest<'_>, u64)> {
+        let mut w = self.writer()?;
+        if w.ingesting {
+            return Err(ReplicaError::IngestInProgress);
+        }
+        let p = w.m.pending.ok_or_else(|| ReplicaError::ResumeMismatch {
+            reason: "there is no cut stream to resume".into(),
+        })?;
+        let st = self.load_resume(&w, p.resume, p.pack)?;
+        if !st.cp.matches_header_frame(header_frame) {
+            return Err(ReplicaError::ResumeMismatch {
+                reason: "the header frame is not the cut stream's".into(),
+            });
+        }
+        let mut cfg = DecoderConfig::new().with_expected(expected(&w));
+        cfg.secret = secret;
+        let dec = Decoder::resume(cfg, &st.cp)?;
+        let upload = self
+            .storage
+            .resume_upload(&pack_name(p.pack), st.pack_len)
+            .map_err(|e| {
+                w.poisoned = true;
+                ReplicaError::Io {
+                    op: "resuming a pack upload",
+                    source: e,
+                }
+            })?;
+        let pack = PackWriter::restore(upload, &w.m.store_id, st.pack_len, st.crcs, st.partial_crc);
+        w.ingesting = true;
+        let cap = w.m.retention.max_bytes;
+        let base_bytes = if cap.is_some() {
+            self.stats_locked(&w).bytes
+        } else {
+            0
+        };
+        let offset = st.cp.stream_offset();
+        Ok((
+            Ingest {
+                dec,
+                carry: Vec::new(),
+                state: State::Open,
+                s: Sink {
+                    store: self,
+                    pack_id: p.pack,
+                    pack: Some(pack),
+                    runs: st.runs,
+                    size: st.size,
+                    min_size: st.min_size,
+                    bookmark: st.bookmark,
+                    cap,
+                    base_bytes,
+                    expired: Vec::new(),
+                    resume_obj: Some(p.resume),
+                    saved_at: st.pack_len,
+                    save_every: RESUME_EVERY,
+                },
+            },
+            offset,
+        ))
+    }
+
+    fn load_resume(&self, w: &Writer, resume: u64, pack: u64) -> Result<ResumeState> {
+        let name = resume_name(resume);
+        let size = self
+            .storage
+            .size(&name)
+            .map_err(io_err("reading a resume point"))?;
+        if size > 1 << 32 {
+            return Err(corrupt(&name, "too large for a resume point"));
+        }
+        let mut b = vec![0u8; size as usize];
+        self.storage
+            .get_range(&name, 0, &mut b)
+            .map_err(io_err("reading a resume point"))?;
+        decode_resume(&b, &name, pack, &w.m.store_id)
+    }
+}
+
+/// A cut stream the store can resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PendingIngest {
+    /// The stream's header.
+    pub header: StreamHeader,
+    /// Where the sender must continue the stream.
+    pub stream_offset: u64,
+}
+
+fn expected(w: &Writer) -> Expected {
+    match w.m.lineage {
+        None => Expected {
+            disk_id: Some(w.m.disk_id),
+            generation: None,
+            replica_seq: Some(0),
+        },
+        Some((g, s)) => Expected {
+            disk_id: Some(w.m.disk_id),
+            generation: Some(g),
+            replica_seq: Some(s),
+        },
     }
 }
 
@@ -124,6 +279,13 @@ impl Ingest<'_> {
     /// The stream's header, once its first frame was verified.
     pub fn header(&self) -> Option<&StreamHeader> {
         self.dec.header()
+    }
+
+    /// Saves a resume point each time `bytes` more stream data were stored (default
+    /// [`RESUME_EVERY`]); each costs one pack sync and one manifest commit. Smaller means less
+    /// to re-send after a crash mid-stream.
+    pub fn set_resume_interval(&mut self, bytes: u64) {
+        self.s.save_every = bytes.max(1);
     }
 
     /// True once END was verified (call [`Ingest::finish`]).
@@ -203,14 +365,87 @@ impl Ingest<'_> {
             }
             Decoded::Record { record, consumed } => {
                 self.s.record(copy_record(record))?;
+                let written = self.s.pack.as_ref().map_or(0, |p| p.len);
+                if written >= self.s.saved_at + self.s.save_every && !self.dec.is_finished() {
+                    self.save_resume_point()?;
+                }
                 Ok(Step::Consumed(consumed))
             }
         }
     }
 
+    /// Makes the stream so far durable and resumable: syncs the pack, writes the resume state
+    /// and commits it in the manifest. Returns the stream offset to continue from.
+    fn save_resume_point(&mut self) -> Result<u64> {
+        let cp = self
+            .dec
+            .checkpoint()
+            .ok_or_else(|| ReplicaError::InvalidArgument {
+                reason: "a stream can be suspended only after its header and before its END".into(),
+            })?;
+        let s = &mut self.s;
+        let store = s.store;
+        if s.pack.is_none() {
+            s.open_pack()?;
+        }
+        let pw = s.pack.as_mut().expect("opened");
+        if let Err(e) = pw.sync() {
+            store.w.lock().poisoned = true;
+            return Err(ReplicaError::Io {
+                op: "syncing a pack",
+                source: e,
+            });
+        }
+        let bytes = encode_resume(&cp, s.pack_id, pw, &s.runs, s.size, s.min_size, &s.bookmark);
+        let len = pw.len;
+        let mut w = store.writer()?;
+        let id = Store::alloc_id(&mut w);
+        store.put(&mut w, &resume_name(id), &bytes, "writing a resume point")?;
+        let mut m = w.m.clone();
+        m.pending = Some(Pending {
+            pack: s.pack_id,
+            resume: id,
+        });
+        store.commit(&mut w, m)?;
+        if let Some(old) = s.resume_obj.replace(id) {
+            store.delete_objects(&mut w, &[resume_name(old)])?;
+        }
+        s.saved_at = len;
+        Ok(cp.stream_offset())
+    }
+
+    /// Stops here, keeping the stream resumable ([`Store::resume_ingest`]), even across a
+    /// restart. Returns the stream offset the sender must continue from. The store accepts no
+    /// other stream's point in between without dropping this one.
+    pub fn suspend(mut self) -> Result<u64> {
+        if self.state != State::Open {
+            return Err(StreamError::Poisoned.into());
+        }
+        let r = self.save_resume_point();
+        if r.is_ok() {
+            self.state = State::Suspended;
+        }
+        r
+    }
+
+    /// Drops the stream and its resume point, if it had one.
+    pub fn abandon(mut self) -> Result<()> {
+        self.state = State::Failed;
+        self.s.pack.take();
+        let store = self.s.store;
+        let mut w = store.writer()?;
+        w.ingesting = false;
+        let r = store.begin(&mut w);
+        if w.m.pending.is_none() {
+            let _ = store.storage.abort_upload(&pack_name(self.s.pack_id));
+        }
+        self.s.resume_obj = None;
+        r
+    }
+
     fn fail(&mut self) {
         self.state = State::Failed;
-        if self.s.pack.take().is_some() {
+        if self.s.pack.take().is_some() && self.s.resume_obj.is_none() {
             // Best effort: a leftover upload is dropped at the next open anyway.
             let _ = self
                 .s
@@ -303,6 +538,9 @@ impl Ingest<'_> {
         m.pending = None;
         store.commit(&mut w, m)?;
         store.view_add_point(&rec, runs, pack.map(|l| (s.pack_id, l)));
+        if let Some(old) = s.resume_obj.take() {
+            store.delete_objects(&mut w, &[resume_name(old)])?;
+        }
         w.ingesting = false;
         drop(w);
         let id = PointId {
@@ -324,7 +562,7 @@ impl Ingest<'_> {
 
 impl Drop for Ingest<'_> {
     fn drop(&mut self) {
-        if self.state != State::Done {
+        if self.state != State::Done && self.state != State::Suspended {
             self.fail();
         }
         self.s.store.w.lock().ingesting = false;
@@ -332,6 +570,19 @@ impl Drop for Ingest<'_> {
 }
 
 impl Sink<'_> {
+    fn open_pack(&mut self) -> Result<()> {
+        let upload = self
+            .store
+            .storage
+            .upload(&pack_name(self.pack_id))
+            .map_err(|e| self.poison("starting a pack upload", e))?;
+        let store_id = self.store.w.lock().m.store_id;
+        let pw = PackWriter::new(upload, &store_id, self.pack_id)
+            .map_err(|e| self.poison("writing a pack", e))?;
+        self.pack = Some(pw);
+        Ok(())
+    }
+
     fn record(&mut self, rec: Owned<'_>) -> Result<()> {
         match rec {
             Owned::Data { offset, data } => self.data(offset, data),
@@ -391,15 +642,7 @@ impl Sink<'_> {
 
     fn store_piece(&mut self, d: u64, piece: &[u8]) -> Result<()> {
         if self.pack.is_none() {
-            let upload = self
-                .store
-                .storage
-                .upload(&pack_name(self.pack_id))
-                .map_err(|e| self.poison("starting a pack upload", e))?;
-            let store_id = self.store.w.lock().m.store_id;
-            let pw = PackWriter::new(upload, &store_id, self.pack_id)
-                .map_err(|e| self.poison("writing a pack", e))?;
-            self.pack = Some(pw);
+            self.open_pack()?;
         }
         let pack_id = self.pack_id;
         let pw = self.pack.as_mut().expect("created");
@@ -530,4 +773,136 @@ fn fill_zeros(runs: Vec<Run>, from: u64, to: u64) -> Vec<Run> {
         push_run(&mut out, zero(pos, to));
     }
     out
+}
+
+/// What a resume point holds besides the decoder's checkpoint.
+struct ResumeState {
+    cp: DecoderCheckpoint,
+    pack_len: u64,
+    crcs: Vec<u32>,
+    partial_crc: u32,
+    runs: Vec<Run>,
+    size: u64,
+    min_size: u64,
+    bookmark: Option<(u64, u64, bool, String)>,
+}
+
+/// The resume object (layout in `docs/REPLICA.md`): magic "BDRESUM1", major, minor, reserved;
+/// store id; pack id, pack length, partial-chunk CRC, reserved; chunk CRC count and CRCs;
+/// disk size in force and the smallest size seen; bookmark; runs (as in a layer); the
+/// decoder checkpoint (length-prefixed); CRC32.
+#[allow(clippy::too_many_arguments)]
+fn encode_resume(
+    cp: &DecoderCheckpoint,
+    pack: u64,
+    pw: &PackWriter,
+    runs: &[Run],
+    size: u64,
+    min_size: u64,
+    bookmark: &Option<(u64, u64, bool, String)>,
+) -> Vec<u8> {
+    use super::format::{put_head, RESUME_MAGIC, W};
+    let mut w = W::default();
+    put_head(&mut w, RESUME_MAGIC);
+    w.bytes(&pw_store_id(pw))
+        .u64(pack)
+        .u64(pw.len)
+        .u32(pw.partial_crc())
+        .u32(0);
+    w.u64(pw.crcs.len() as u64);
+    for c in &pw.crcs {
+        w.u32(*c);
+    }
+    w.u64(size).u64(min_size);
+    match bookmark {
+        Some((id, ts, app, label)) => w
+            .u8(1)
+            .u8(*app as u8)
+            .u16(label.len() as u16)
+            .u32(0)
+            .u64(*id)
+            .u64(*ts)
+            .bytes(label.as_bytes()),
+        None => w.u8(0).u8(0).u16(0).u32(0).u64(0).u64(0),
+    };
+    let layer = encode_layer(runs);
+    w.u64(layer.len() as u64).bytes(&layer);
+    let cpb = cp.to_bytes();
+    w.u64(cpb.len() as u64).bytes(&cpb);
+    w.seal()
+}
+
+fn pw_store_id(pw: &PackWriter) -> [u8; 16] {
+    pw.store_id
+}
+
+fn decode_resume(b: &[u8], object: &str, pack: u64, store_id: &[u8; 16]) -> Result<ResumeState> {
+    use super::format::{decode_layer, open_sealed, RESUME_MAGIC};
+    let mut r = open_sealed(b, RESUME_MAGIC, object)?;
+    if &r.arr16()? != store_id {
+        return Err(corrupt(object, "belongs to another store"));
+    }
+    if r.u64()? != pack {
+        return Err(corrupt(object, "names another pack than the manifest"));
+    }
+    let pack_len = r.u64()?;
+    let partial_crc = r.u32()?;
+    r.zero(4, "resume field")?;
+    let n = r.u64()?;
+    if pack_len < CHUNK || n != pack_len / CHUNK || n > (r.remaining() / 4) as u64 {
+        return Err(corrupt(
+            object,
+            format!("{n} chunk checksums for {pack_len} pack bytes"),
+        ));
+    }
+    let mut crcs = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        crcs.push(r.u32()?);
+    }
+    let size = r.u64()?;
+    let min_size = r.u64()?;
+    let has_bm = r.u8()?;
+    let app = r.u8()?;
+    let label_len = r.u16()? as usize;
+    r.zero(4, "bookmark field")?;
+    let (id, ts) = (r.u64()?, r.u64()?);
+    let bookmark = match (has_bm, app) {
+        (0, 0) if label_len == 0 && id == 0 && ts == 0 => None,
+        (1, a @ (0 | 1)) => {
+            let label = std::str::from_utf8(r.take(label_len)?)
+                .map_err(|_| corrupt(object, "bookmark label is not UTF-8"))?
+                .to_string();
+            Some((id, ts, a == 1, label))
+        }
+        _ => return Err(corrupt(object, "bad bookmark fields")),
+    };
+    let max = crate::stream::MAX_DISK_SIZE;
+    if size == 0 || size > max || min_size == 0 || min_size > size {
+        return Err(corrupt(
+            object,
+            format!("sizes {size} / {min_size} out of range"),
+        ));
+    }
+    let layer_len = r.u64()?;
+    let layer =
+        r.take(usize::try_from(layer_len).map_err(|_| corrupt(object, "layer too long"))?)?;
+    let runs = decode_layer(layer, object, |p| (p == pack).then_some(pack_len), max)?;
+    let cp_len = r.u64()?;
+    let cpb =
+        r.take(usize::try_from(cp_len).map_err(|_| corrupt(object, "checkpoint too long"))?)?;
+    let cp = DecoderCheckpoint::from_bytes(cpb)?;
+    r.done()?;
+    if cp.header().disk_size == 0 {
+        return Err(corrupt(object, "checkpoint without a header"));
+    }
+    Ok(ResumeState {
+        cp,
+        pack_len,
+        crcs,
+        partial_crc,
+        runs,
+        size,
+        min_size,
+        bookmark,
+    })
 }

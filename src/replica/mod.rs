@@ -62,7 +62,7 @@ mod store;
 
 pub use error::{ReplicaError, Result};
 pub use format::{STORE_FORMAT_MAJOR, STORE_FORMAT_MINOR};
-pub use ingest::{Ingest, Ingested};
+pub use ingest::{Ingest, Ingested, PendingIngest, RESUME_EVERY};
 pub use manifest::Retention;
 pub use storage::{
     manifest_conflict, DirStorage, ManifestConflict, ManifestVersion, Storage, Upload,

@@ -6,6 +6,7 @@ use super::storage::Upload;
 
 /// Appends pack bytes through a buffer, checksumming each 4 KiB chunk.
 pub(crate) struct PackWriter {
+    pub store_id: [u8; 16],
     pub len: u64,
     pub crcs: Vec<u32>,
     upload: Box<dyn Upload>,
@@ -20,6 +21,7 @@ impl PackWriter {
     /// Starts a pack: writes its header chunk.
     pub fn new(upload: Box<dyn Upload>, store_id: &[u8; 16], id: u64) -> std::io::Result<Self> {
         let mut pw = PackWriter {
+            store_id: *store_id,
             upload,
             buf: Vec::with_capacity(FLUSH + CHUNK as usize),
             len: 0,
@@ -29,6 +31,38 @@ impl PackWriter {
         };
         pw.append(&encode_pack_head(store_id, id))?;
         Ok(pw)
+    }
+
+    /// Continues a pack whose first `len` bytes are durable in `upload`, with the CRCs of its
+    /// full chunks and the running CRC of its last, partial chunk.
+    pub fn restore(
+        upload: Box<dyn Upload>,
+        store_id: &[u8; 16],
+        len: u64,
+        crcs: Vec<u32>,
+        partial_crc: u32,
+    ) -> Self {
+        PackWriter {
+            store_id: *store_id,
+            upload,
+            buf: Vec::with_capacity(FLUSH + CHUNK as usize),
+            len,
+            crcs,
+            chunk: crc32fast::Hasher::new_with_initial_len(partial_crc, len % CHUNK),
+            fill: len % CHUNK,
+        }
+    }
+
+    /// The running CRC of the partial last chunk (what [`PackWriter::restore`] needs).
+    pub fn partial_crc(&self) -> u32 {
+        self.chunk.clone().finalize()
+    }
+
+    /// Appends what is buffered and makes everything so far durable.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.upload.append(&self.buf)?;
+        self.buf.clear();
+        self.upload.sync()
     }
 
     pub fn append(&mut self, mut data: &[u8]) -> std::io::Result<()> {

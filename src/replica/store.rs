@@ -407,7 +407,17 @@ impl Store {
 
     /// Deletes every object and upload the manifest does not reference.
     fn collect_garbage(&self) -> Result<()> {
-        let w = self.w.lock();
+        let mut w = self.w.lock();
+        // A resume point whose upload is gone (a crash after the pack was completed, before the
+        // point was committed) cannot be resumed: drop it; the sender re-sends the stream.
+        if let Some(p) = w.m.pending {
+            let uploads = self.storage.uploads().map_err(io_err("listing uploads"))?;
+            if !uploads.contains(&pack_name(p.pack)) {
+                let mut m = w.m.clone();
+                m.pending = None;
+                self.commit(&mut w, m)?;
+            }
+        }
         let mut keep: HashSet<String> = HashSet::new();
         for p in &w.m.packs {
             keep.insert(pack_name(p.id));
