@@ -93,6 +93,12 @@ pub enum ReplicaError {
         /// Why.
         reason: String,
     },
+    /// The file system (or object store) ran out of space while the store was writing: the
+    /// stream or change was refused, nothing visible changed and the store stays usable.
+    StorageFull {
+        /// What the store was writing.
+        op: &'static str,
+    },
     /// Data read back from the store failed its checksum.
     ChecksumMismatch {
         /// Which object.
@@ -132,6 +138,9 @@ impl fmt::Display for ReplicaError {
             }
             ReplicaError::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
             ReplicaError::ResumeMismatch { reason } => write!(f, "cannot resume: {reason}"),
+            ReplicaError::StorageFull { op } => {
+                write!(f, "out of space while {op}; nothing visible changed")
+            }
             ReplicaError::ChecksumMismatch { object, offset } => {
                 write!(f, "checksum mismatch in store object {object} at offset {offset}")
             }

@@ -12,7 +12,7 @@ use super::format::{encode_layer, CHUNK};
 use super::manifest::{layer_name, pack_name, resume_name, PackRec, Pending, PointRec};
 use super::map::{push_run, truncate_runs, Run, RunKind};
 use super::pack::PackWriter;
-use super::store::{now_ns, PointId, PointInfo, Store, Writer};
+use super::store::{failed, now_ns, PointId, PointInfo, Store, Writer};
 use crate::stream::{
     is_all_zero, BookmarkKind, Decoded, Decoder, DecoderCheckpoint, DecoderConfig, Expected,
     Record, Secret, StreamError, StreamHeader,
@@ -130,11 +130,7 @@ impl Store {
             self.commit(w, m)?;
             self.delete_objects(w, &[resume_name(p.resume)])?;
             if let Err(e) = self.storage.abort_upload(&pack_name(p.pack)) {
-                w.poisoned = true;
-                return Err(ReplicaError::Io {
-                    op: "dropping an unfinished upload",
-                    source: e,
-                });
+                return Err(failed(w, "dropping an unfinished upload", e));
             }
         }
         Ok(())
@@ -189,16 +185,16 @@ impl Store {
         let mut cfg = DecoderConfig::new().with_expected(expected(&w));
         cfg.secret = secret;
         let dec = Decoder::resume(cfg, &st.cp)?;
-        let upload = self
-            .storage
-            .resume_upload(&pack_name(p.pack), st.pack_len)
-            .map_err(|e| {
-                w.poisoned = true;
-                ReplicaError::Io {
-                    op: "resuming a pack upload",
-                    source: e,
-                }
-            })?;
+        let upload = match self.storage.resume_upload(&pack_name(p.pack), st.pack_len) {
+            Ok(u) => u,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.begin(&mut w)?;
+                return Err(ReplicaError::ResumeMismatch {
+                    reason: "the cut stream's data is gone; send the stream again".into(),
+                });
+            }
+            Err(e) => return Err(failed(&mut w, "resuming a pack upload", e)),
+        };
         let pack = PackWriter::restore(upload, &w.m.store_id, st.pack_len, st.crcs, st.partial_crc);
         w.ingesting = true;
         let cap = w.m.retention.max_bytes;
@@ -390,11 +386,7 @@ impl Ingest<'_> {
         }
         let pw = s.pack.as_mut().expect("opened");
         if let Err(e) = pw.sync() {
-            store.w.lock().poisoned = true;
-            return Err(ReplicaError::Io {
-                op: "syncing a pack",
-                source: e,
-            });
+            return Err(failed(&mut store.w.lock(), "syncing a pack", e));
         }
         let bytes = encode_resume(&cp, s.pack_id, pw, &s.runs, s.size, s.min_size, &s.bookmark);
         let len = pw.len;
@@ -473,6 +465,11 @@ impl Ingest<'_> {
                 Ok(x)
             }
             Err(e) => {
+                if matches!(e, ReplicaError::StorageFull { .. }) {
+                    // Out of space after the pack was completed: free it now (a poisoned store
+                    // leaves it to the next open).
+                    let _ = self.s.store.storage.delete(&pack_name(self.s.pack_id));
+                }
                 self.fail();
                 Err(e)
             }
@@ -489,11 +486,19 @@ impl Ingest<'_> {
         let runs = fill_zeros(std::mem::take(&mut s.runs), s.min_size, final_size);
         let pack = match s.pack.take() {
             Some(pw) => {
-                let (upload, len) = pw.finish().map_err(|e| s.poison("writing a pack", e))?;
-                upload
-                    .complete()
-                    .map_err(|e| s.poison("completing a pack", e))?;
-                Some(len)
+                let r = pw
+                    .finish()
+                    .and_then(|(upload, len)| upload.complete().map(|()| len));
+                match r {
+                    Ok(len) => Some(len),
+                    Err(e) => {
+                        if s.resume_obj.is_none() {
+                            // Free the unfinished upload now (it can never complete).
+                            let _ = s.store.storage.abort_upload(&pack_name(s.pack_id));
+                        }
+                        return Err(s.poison("writing a pack", e));
+                    }
+                }
             }
             None => None,
         };
@@ -536,7 +541,13 @@ impl Ingest<'_> {
         }
         m.lineage = Some((header.generation, header.to_seq));
         m.pending = None;
-        store.commit(&mut w, m)?;
+        if let Err(e) = store.commit(&mut w, m) {
+            if !w.poisoned {
+                // Refused for lack of space: the layer is not referenced, free it now.
+                let _ = store.storage.delete(&layer_name(layer));
+            }
+            return Err(e);
+        }
         store.view_add_point(&rec, runs, pack.map(|l| (s.pack_id, l)));
         if let Some(old) = s.resume_obj.take() {
             store.delete_objects(&mut w, &[resume_name(old)])?;
@@ -679,8 +690,9 @@ impl Sink<'_> {
             .pack
             .as_ref()
             .map_or(0, |p| p.len + p.crcs.len() as u64 * 4 + 64);
-        // The new layer and manifest entry: a generous bound.
-        let extra = pack_len + 40 * self.runs.len() as u64 + 4096;
+        // The new layer (zero filling may double its runs) and manifest entry (label included):
+        // a generous bound.
+        let extra = pack_len + 80 * (self.runs.len() as u64 + 1) + 3 * 4096;
         if self.base_bytes + extra <= cap {
             return Ok(());
         }
@@ -698,8 +710,7 @@ impl Sink<'_> {
     }
 
     fn poison(&self, op: &'static str, e: std::io::Error) -> ReplicaError {
-        self.store.w.lock().poisoned = true;
-        ReplicaError::Io { op, source: e }
+        failed(&mut self.store.w.lock(), op, e)
     }
 }
 

@@ -171,7 +171,13 @@ fn check_name(name: &str) -> io::Result<()> {
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    sync_failed(File::open(dir)?.sync_all())
+}
+
+/// A failed fsync is reported as [`io::ErrorKind::Other`] whatever its errno (ENOSPC included):
+/// unlike a failed write, it means data the caller handed over may be lost.
+fn sync_failed(r: io::Result<()>) -> io::Result<()> {
+    r.map_err(|e| io::Error::other(format!("fsync failed: {e}")))
 }
 
 /// Publishes the synced file `tmp` as `dst`, create-only (`link(2)` fails if `dst` exists),
@@ -199,9 +205,12 @@ impl Storage for DirStorage {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
+        let written = f.write_all(data).and_then(|_| sync_failed(f.sync_all()));
         drop(f);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         publish(&tmp, &dst, &self.objects)
     }
 
@@ -277,7 +286,7 @@ impl Storage for DirStorage {
             ));
         }
         file.set_len(len)?;
-        file.sync_all()?;
+        sync_failed(file.sync_all())?;
         Ok(Box::new(DirUpload {
             file,
             len,
@@ -332,9 +341,12 @@ impl Storage for DirStorage {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
+        let written = f.write_all(data).and_then(|_| sync_failed(f.sync_all()));
         drop(f);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         fs::rename(&tmp, self.root.join(MANIFEST))?;
         sync_dir(&self.root)?;
         Ok(manifest_version(data))
@@ -397,7 +409,7 @@ impl Upload for DirUpload {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        sync_failed(self.file.sync_data())
     }
 
     fn len(&self) -> u64 {
@@ -405,7 +417,7 @@ impl Upload for DirUpload {
     }
 
     fn complete(self: Box<Self>) -> io::Result<()> {
-        self.file.sync_all()?;
+        sync_failed(self.file.sync_all())?;
         if self.dst.exists() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,

@@ -752,13 +752,7 @@ impl Store {
                 w.m = m;
                 Ok(())
             }
-            Err(e) => {
-                w.poisoned = true;
-                Err(ReplicaError::Io {
-                    op: "committing the manifest",
-                    source: e,
-                })
-            }
+            Err(e) => Err(failed(w, "committing the manifest", e)),
         }
     }
 
@@ -770,10 +764,7 @@ impl Store {
         data: &[u8],
         op: &'static str,
     ) -> Result<()> {
-        self.storage.put(name, data).map_err(|e| {
-            w.poisoned = true;
-            ReplicaError::Io { op, source: e }
-        })
+        self.storage.put(name, data).map_err(|e| failed(w, op, e))
     }
 
     /// Deletes objects no longer referenced after a commit. A failure here loses nothing (the
@@ -781,11 +772,7 @@ impl Store {
     pub(crate) fn delete_objects(&self, w: &mut Writer, names: &[String]) -> Result<()> {
         for n in names {
             if let Err(e) = self.storage.delete(n) {
-                w.poisoned = true;
-                return Err(ReplicaError::Io {
-                    op: "deleting an object",
-                    source: e,
-                });
+                return Err(failed(w, "deleting an object", e));
             }
         }
         Ok(())
@@ -888,7 +875,7 @@ impl Store {
             }
         }
         let mut expired = self.delete_points(&mut w, &infos, del)?;
-        self.compact_packs(&mut w, 50)?;
+        self.compact_packs(&mut w, 50, 0)?;
         if let Some(cap) = pol.max_bytes {
             expired.extend(self.fit_under(&mut w, cap, 0)?);
         }
@@ -917,7 +904,7 @@ impl Store {
             }
             let expired = self.delete_points(w, &infos, vec![(main[0], ExpiryReason::ByteCap)])?;
             out.extend(expired);
-            self.compact_packs(w, 100)?;
+            self.compact_packs(w, 100, extra)?;
         }
         Ok(out)
     }
@@ -1060,10 +1047,9 @@ impl Store {
     }
 
     /// After a failed change the in-memory view may be ahead of the committed manifest; the
-    /// store is poisoned, so only reads continue: rebuild the view from the committed manifest
-    /// so that they see exactly what is durable.
+    /// store is poisoned (or the change was refused for lack of space): rebuild the view from
+    /// the committed manifest so that reads see exactly what is durable.
     fn reload_view_after_failure(&self, w: &mut Writer) {
-        w.poisoned = true;
         if let Ok(v) = load_view(&*self.storage, &w.m) {
             *self.v.write() = v;
         }
@@ -1073,24 +1059,42 @@ impl Store {
     /// that their space returns to the file system. Returns the bytes freed.
     pub fn compact(&self) -> Result<u64> {
         let mut w = self.writer()?;
-        self.compact_packs(&mut w, 50)
+        self.compact_packs(&mut w, 50, 0)
     }
 
     /// Compaction with the live-data threshold in percent: packs whose live data is below
     /// `threshold` percent of their data are rewritten.
-    pub(crate) fn compact_packs(&self, w: &mut Writer, threshold: u64) -> Result<u64> {
+    pub(crate) fn compact_packs(&self, w: &mut Writer, threshold: u64, extra: u64) -> Result<u64> {
         let v = self.v.read();
         let live = v.live_bytes();
-        let victims: HashSet<u64> =
+        // Candidates, most dead first. Under a byte cap the rewrite must fit in the room left
+        // (the old packs are deleted only after the new one is committed).
+        let mut cands: Vec<(u64, u64)> =
             w.m.packs
                 .iter()
-                .filter(|p| {
+                .filter_map(|p| {
                     let data = p.data_len - CHUNK;
                     let l = live.get(&p.id).copied().unwrap_or(0);
-                    l < data && l * 100 < data * threshold
+                    (l < data && l * 100 < data * threshold).then_some((l, p.id))
                 })
-                .map(|p| p.id)
                 .collect();
+        cands.sort_unstable();
+        let room =
+            w.m.retention
+                .max_bytes
+                .map(|cap| cap.saturating_sub(store_bytes(&w.m, &v) + extra));
+        let mut victims: HashSet<u64> = HashSet::new();
+        let mut planned = CHUNK + 64 + 2 * 4096;
+        for (l, id) in cands {
+            // Live bytes, their alignment padding (< 4 KiB per run, bounded here by a chunk per
+            // 4 KiB of data plus one), checksums.
+            let cost = l + l / 8 + CHUNK + l / CHUNK * 4;
+            if room.is_some_and(|r| planned + cost > r) {
+                continue;
+            }
+            planned += cost;
+            victims.insert(id);
+        }
         if victims.is_empty() {
             return Ok(0);
         }
@@ -1110,20 +1114,12 @@ impl Store {
         let new_id = Self::alloc_id(w);
         let name = pack_name(new_id);
         let mut pw = {
-            let up = self.storage.upload(&name).map_err(|e| {
-                w.poisoned = true;
-                ReplicaError::Io {
-                    op: "starting a compaction pack",
-                    source: e,
-                }
-            })?;
-            super::pack::PackWriter::new(up, &w.m.store_id, new_id).map_err(|e| {
-                w.poisoned = true;
-                ReplicaError::Io {
-                    op: "writing a compaction pack",
-                    source: e,
-                }
-            })?
+            let up = self
+                .storage
+                .upload(&name)
+                .map_err(|e| failed(w, "starting a compaction pack", e))?;
+            super::pack::PackWriter::new(up, &w.m.store_id, new_id)
+                .map_err(|e| failed(w, "writing a compaction pack", e))?
         };
         let mut new_runs: HashMap<usize, Vec<Run>> = HashMap::new();
         let mut buf = Vec::new();
@@ -1143,13 +1139,13 @@ impl Store {
                     }
                     pw.append(&buf)
                 })();
-                res.map_err(|e| {
-                    w.poisoned = true;
-                    ReplicaError::Io {
-                        op: "writing a compaction pack",
-                        source: e,
-                    }
-                })?;
+                res.map_err(|e| failed(w, "writing a compaction pack", e))?;
+                if room.is_some_and(|r| pack_object_len(pw.len) + 2 * 4096 > r) {
+                    // Would not fit under the cap after all: give up, nothing changed.
+                    drop(pw);
+                    let _ = self.storage.abort_upload(&name);
+                    return Ok(0);
+                }
                 pos += n;
             }
             let runs = new_runs
@@ -1158,20 +1154,11 @@ impl Store {
             runs[ri].pack = new_id;
             runs[ri].pack_off = first_at.expect("a run is never empty");
         }
-        let (up, data_len) = pw.finish().map_err(|e| {
-            w.poisoned = true;
-            ReplicaError::Io {
-                op: "writing a compaction pack",
-                source: e,
-            }
-        })?;
-        up.complete().map_err(|e| {
-            w.poisoned = true;
-            ReplicaError::Io {
-                op: "completing a compaction pack",
-                source: e,
-            }
-        })?;
+        let (up, data_len) = pw
+            .finish()
+            .map_err(|e| failed(w, "writing a compaction pack", e))?;
+        up.complete()
+            .map_err(|e| failed(w, "completing a compaction pack", e))?;
         // New layer objects for every slot that changed, then one commit.
         let mut m = w.m.clone();
         let mut old: Vec<String> = Vec::new();
@@ -1216,6 +1203,12 @@ impl Store {
             old.push(pack_name(*id));
         }
         drop(v);
+        let transient: u64 =
+            pack_object_len(data_len) + puts.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
+        if room.is_some_and(|r| transient > r) {
+            self.delete_objects(w, &[name])?;
+            return Ok(0);
+        }
         for (n, data) in &puts {
             self.put(w, n, data, "writing a compacted layer")?;
         }
@@ -1321,6 +1314,19 @@ impl Store {
         }
         self.delete_objects(&mut w, &old)?;
         Ok(gone.len())
+    }
+}
+
+/// A storage call failed. Running out of space while writing is a clean refusal: nothing that
+/// was not yet durable is claimed to be, and the store stays usable
+/// ([`ReplicaError::StorageFull`]). Any other failure (a failed sync above all) poisons the
+/// store: the data may be lost and only reopening can tell what is durable.
+pub(crate) fn failed(w: &mut Writer, op: &'static str, e: io::Error) -> ReplicaError {
+    if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+        ReplicaError::StorageFull { op }
+    } else {
+        w.poisoned = true;
+        ReplicaError::Io { op, source: e }
     }
 }
 

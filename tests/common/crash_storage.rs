@@ -35,6 +35,9 @@ struct Inner {
     trace: Vec<String>,
     syncs_after_failure: u64,
     failed: bool,
+    /// Bytes the storage holds at most (objects, uploads, manifest); writes past it fail with
+    /// ENOSPC (`StorageFull`) and take no effect.
+    capacity: Option<u64>,
 }
 
 impl Inner {
@@ -64,6 +67,26 @@ impl Inner {
         Ok(true)
     }
 
+    fn used(&self) -> u64 {
+        self.objects.values().map(|o| o.len() as u64).sum::<u64>()
+            + self
+                .uploads
+                .values()
+                .map(|u| u.data.len() as u64)
+                .sum::<u64>()
+            + self.manifest.as_ref().map_or(0, |m| m.0.len() as u64)
+    }
+
+    /// ENOSPC if `more` bytes (replacing `freed`) do not fit.
+    fn room(&self, more: usize, freed: usize) -> io::Result<()> {
+        match self.capacity {
+            Some(c) if self.used() + more as u64 > c + freed as u64 => {
+                Err(io::Error::from_raw_os_error(28))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn err(&self) -> io::Error {
         if self.crashed {
             io::Error::other("storage crashed")
@@ -87,6 +110,15 @@ impl CrashStorage {
     /// Crash at mutating call `n` (1-based).
     pub fn crash_at(&self, n: u64) {
         self.0.lock().unwrap().crash_at = Some(n);
+    }
+
+    /// Holds at most `bytes`.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.0.lock().unwrap().capacity = bytes;
+    }
+
+    pub fn used(&self) -> u64 {
+        self.0.lock().unwrap().used()
     }
 
     /// Fail mutating call `n` with EIO, without crashing.
@@ -187,6 +219,7 @@ impl Upload for MemUpload {
             }
             return Err(g.err());
         }
+        g.room(data.len(), 0)?;
         g.uploads
             .get_mut(&self.name)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "upload gone"))?
@@ -255,6 +288,9 @@ impl Storage for CrashStorage {
         let go = g.op(&format!("put {name}"))?;
         if g.objects.contains_key(name) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
+        }
+        if go {
+            g.room(data.len(), 0)?;
         }
         if go || (g.crashed && g.rnd() % 2 == 0) {
             g.objects.insert(name.to_string(), data.to_vec());
@@ -372,6 +408,10 @@ impl Storage for CrashStorage {
             return Err(manifest_conflict());
         }
         let version = g.manifest.as_ref().map_or(1, |m| m.1 + 1);
+        if go {
+            let old = g.manifest.as_ref().map_or(0, |m| m.0.len());
+            g.room(data.len(), old)?;
+        }
         if go || (g.crashed && g.rnd() % 2 == 0) {
             g.manifest = Some((data.to_vec(), version));
         }
