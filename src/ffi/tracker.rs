@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::error::{copy_handle_message, fail_thread, record_thread_error, LastError};
-use super::handle::{arg_ref, free_handle, into_handle, out_slice, Out};
+use super::handle::{arg_extents, arg_ref, free_handle, into_handle, out_slice, Out};
 use super::panic::{boundary, boundary_value};
 use super::result::{blockdelta_result, ToResult};
 use crate::tracker::{
@@ -25,6 +25,7 @@ impl ToResult for TrackerError {
             TrackerError::BudgetTooSmall { .. } => blockdelta_result::TrackerBudgetTooSmall,
             TrackerError::CapacityExceeded { .. } => blockdelta_result::TrackerCapacityExceeded,
             TrackerError::OutOfMemory { .. } => blockdelta_result::OutOfMemory,
+            TrackerError::LineageRejected { .. } => blockdelta_result::TrackerLineageRejected,
             // `TrackerError` is non-exhaustive only for other crates; a new variant must get
             // its code here.
         }
@@ -393,6 +394,52 @@ pub extern "C" fn blockdelta_tracker_commit(
         let g = unsafe { arg_ref(generation.cast::<[u8; 16]>()) }?;
         t.inner
             .commit(GenerationId(*g), sequence)
+            .map_err(|e| t.last_error.fail(e))
+    })
+}
+
+/// Adopts a lineage chosen by the replica store after it rolled back to an older point: the
+/// store is at `sequence` of the new generation `generation` (16 bytes, read during the call
+/// only), and `extents[0..count]` (caller-owned, borrowed for the call; `(NULL, 0)` is none)
+/// are the ranges that differ between that point and the newest one it had.
+///
+/// Afterwards the next `blockdelta_tracker_take` has that generation, `from_sequence ==
+/// sequence`, a `sequence` above it, and carries every block of `extents` (as writes: the
+/// source's current data is read and shipped; an extent's `kind` must be a known kind but is
+/// otherwise ignored) plus everything that was dirty and not committed. A taken checkpoint is
+/// folded back as by `blockdelta_tracker_abort`; committing it afterwards is refused.
+///
+/// Errors, with nothing changed: an extent past the disk end is
+/// `BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE`; an unknown extent kind is
+/// `BLOCKDELTA_RESULT_INVALID_ARGUMENT`; the current generation with a sequence below a number
+/// already issued in it (numbers would repeat), or a sequence of `UINT64_MAX`, is
+/// `BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED`. Adopting the current (generation, sequence)
+/// again before a take is idempotent apart from marking the extents again.
+///
+/// Writers are never blocked and never lost: a concurrent mark lands in the next take or a
+/// later one. Control path: takes the control lock; no allocation; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_adopt_lineage(
+    tracker: *const blockdelta_tracker,
+    generation: *const u8,
+    sequence: u64,
+    extents: *const Extent,
+    count: usize,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        // SAFETY: the caller passes NULL or 16 readable bytes.
+        let g = unsafe { arg_ref(generation.cast::<[u8; 16]>()) }?;
+        // SAFETY: the caller passes `(extents, count)` readable or `(NULL, 0)`.
+        let list = unsafe {
+            arg_extents(extents, count, |i, kind| {
+                t.last_error.record(
+                    blockdelta_result::InvalidArgument,
+                    &format_args!("extent {i} has kind {kind}: not BLOCKDELTA_EXTENT_KIND_WRITE (0) or _DISCARD (1)"),
+                )
+            })?
+        };
+        t.inner
+            .adopt_lineage(GenerationId(*g), sequence, list)
             .map_err(|e| t.last_error.fail(e))
     })
 }
