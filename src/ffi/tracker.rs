@@ -663,6 +663,48 @@ mod tests {
             blockdelta_result::Ok
         );
         assert_eq!(gen, cp.generation);
+        // Adopting a lineage: (NULL, 0) is no extents, NULL with a count is rejected, and an
+        // unknown kind is refused before the array is read as extents.
+        let lineage = [0x5au8; 16];
+        assert_eq!(
+            blockdelta_tracker_adopt_lineage(t, lineage.as_ptr(), 9, std::ptr::null(), 3),
+            blockdelta_result::NullParameter
+        );
+        #[repr(C)]
+        struct RawExtent {
+            offset: u64,
+            len: u64,
+            kind: u32,
+            reserved: u32,
+        }
+        assert_eq!(
+            std::mem::size_of::<RawExtent>(),
+            std::mem::size_of::<Extent>()
+        );
+        let bad = [RawExtent {
+            offset: 0,
+            len: 4096,
+            kind: 9,
+            reserved: 0,
+        }];
+        assert_eq!(
+            blockdelta_tracker_adopt_lineage(t, lineage.as_ptr(), 9, bad.as_ptr().cast(), 1),
+            blockdelta_result::InvalidArgument
+        );
+        let good = [Extent::new(4096, 1)];
+        assert_eq!(
+            blockdelta_tracker_adopt_lineage(t, lineage.as_ptr(), 9, good.as_ptr(), 1),
+            blockdelta_result::Ok
+        );
+        assert_eq!(
+            blockdelta_tracker_adopt_lineage(t, lineage.as_ptr(), 9, std::ptr::null(), 0),
+            blockdelta_result::Ok
+        );
+        assert_eq!(blockdelta_tracker_take(t, &mut cp), blockdelta_result::Ok);
+        assert_eq!(
+            (cp.generation, cp.from_sequence, cp.sequence, cp.dirty_bytes),
+            (lineage, 9, 10, 4096)
+        );
         blockdelta_tracker_free(t);
         blockdelta_tracker_free(std::ptr::null_mut());
         let mut buf = [0 as c_char; 64];
