@@ -30,7 +30,9 @@
 //! - Taking, iterating and committing cost time in proportion to the dirty blocks, not the disk.
 //! - Every checkpoint names its [`GenerationId`] and sequence number. The generation changes
 //!   whenever tracking continuity is lost, so a consumer never mistakes a reset for "nothing
-//!   changed": a new generation means a full resync.
+//!   changed": a new generation from the tracker means a full resync. The one other way a
+//!   generation changes is [`Tracker::adopt_lineage`]: a replica store that rolled back names
+//!   its new lineage and the extents it needs, explicitly.
 //!
 //! ## When to call `mark_write`
 //! Call it when a write completes (its data is readable from the source), and, if the driver
@@ -171,7 +173,8 @@ pub struct CheckpointInfo {
     /// is never issued again (the next take's set is a superset of the aborted one, under a new
     /// number), so a replica can never confuse the two.
     pub sequence: u64,
-    /// The last committed sequence number of this generation (0 if none). This checkpoint's set
+    /// The last committed sequence number of this generation (0 if none; the adopted sequence
+    /// after [`Tracker::adopt_lineage`] until the next commit). This checkpoint's set
     /// is the union of every change since that commit, so a stream for it (from `from_sequence`
     /// to `sequence`) is correct on a replica at any point `s` of this generation with
     /// `from_sequence <= s < sequence`.
