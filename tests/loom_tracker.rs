@@ -308,7 +308,7 @@ fn a_write_racing_an_adopt_is_never_lost() {
 /// the written block as a DISCARD, the second does not have it: the write is lost on the
 /// replica. `adopt_lineage` does not merge discard bits for this reason; `abort` still does.
 #[test]
-#[ignore = "known hole in the abort protocol: a write racing abort + take can be reported as a discard"]
+#[ignore = "known hole: a write racing abort + take can be reported as a discard"]
 fn an_abort_then_a_take_racing_a_write_known_discard_hole() {
     loom::model(|| {
         let t = tracker(130);

@@ -537,12 +537,13 @@ impl Tracker {
     ///    taken) stay discards.
     /// 3. Every block `extents` touch is marked dirty as a **write**, like
     ///    [`Tracker::mark_write`] (partial blocks included; unsorted, overlapping and empty
-    ///    extents within the disk are fine; an extent's `kind` is ignored). A write, not a discard: the replica
-    ///    is now at the old point and holds old data there, and only reading the source's
-    ///    current contents is right whatever the source holds now (data, or zeros of a block it
-    ///    discarded since); a discard would unmap data the source still has. Such a block that
-    ///    was dirty as a discard becomes a write (costs reading it, never correctness). The
-    ///    marks are not counted in [`TrackerStats`] (they are not workload writes).
+    ///    extents within the disk are fine; an extent's `kind` is ignored). A write, not a
+    ///    discard: the replica is now at the old point and holds old data there, and only
+    ///    reading the source's current contents is right whatever the source holds now (data,
+    ///    or zeros of a block it discarded since); a discard would unmap data the source still
+    ///    has. Such a block that was dirty as a discard becomes a write (costs reading it,
+    ///    never correctness). The marks are not counted in [`TrackerStats`] (they are not
+    ///    workload writes).
     /// 4. The generation becomes `generation` and the last committed number `sequence`; numbers
     ///    are issued from `sequence + 1` on, unique in the new generation as always.
     ///
