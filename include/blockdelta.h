@@ -371,6 +371,12 @@ enum blockdelta_result
    */
   BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED = 106,
   /**
+   * Tracker: `blockdelta_tracker_adopt_lineage` refused the lineage: the generation is the
+   * current one and the sequence is below a number already issued in it (numbers would be
+   * issued twice), or the sequence is `UINT64_MAX`. Nothing changed.
+   */
+  BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED = 107,
+  /**
    * Stream: a frame or the stream header does not start with the blockdelta magic.
    */
   BLOCKDELTA_RESULT_STREAM_BAD_MAGIC = 200,
@@ -1971,6 +1977,34 @@ blockdelta_result blockdelta_tracker_extents(const struct blockdelta_tracker *tr
 blockdelta_result blockdelta_tracker_commit(const struct blockdelta_tracker *tracker,
                                             const uint8_t *generation,
                                             uint64_t sequence);
+
+/**
+ * Adopts a lineage chosen by the replica store after it rolled back to an older point: the
+ * store is at `sequence` of the new generation `generation` (16 bytes, read during the call
+ * only), and `extents[0..count]` (caller-owned, borrowed for the call; `(NULL, 0)` is none)
+ * are the ranges that differ between that point and the newest one it had.
+ *
+ * Afterwards the next `blockdelta_tracker_take` has that generation, `from_sequence ==
+ * sequence`, a `sequence` above it, and carries every block of `extents` (as writes: the
+ * source's current data is read and shipped; an extent's `kind` must be a known kind but is
+ * otherwise ignored) plus everything that was dirty and not committed. A taken checkpoint is
+ * folded back as by `blockdelta_tracker_abort`; committing it afterwards is refused.
+ *
+ * Errors, with nothing changed: an extent past the disk end is
+ * `BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE`; an unknown extent kind is
+ * `BLOCKDELTA_RESULT_INVALID_ARGUMENT`; the current generation with a sequence below a number
+ * already issued in it (numbers would repeat), or a sequence of `UINT64_MAX`, is
+ * `BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED`. Adopting the current (generation, sequence)
+ * again before a take is idempotent apart from marking the extents again.
+ *
+ * Writers are never blocked and never lost: a concurrent mark lands in the next take or a
+ * later one. Control path: takes the control lock; no allocation; any thread.
+ */
+blockdelta_result blockdelta_tracker_adopt_lineage(const struct blockdelta_tracker *tracker,
+                                                   const uint8_t *generation,
+                                                   uint64_t sequence,
+                                                   const struct blockdelta_extent *extents,
+                                                   size_t count);
 
 /**
  * Reports the pending (taken, not yet committed or aborted) checkpoint: if there is one,

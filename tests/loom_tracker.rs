@@ -257,3 +257,75 @@ fn a_write_and_a_discard_racing_a_take_lose_nothing() {
         }
     });
 }
+
+/// `adopt_lineage` folds a pending checkpoint back (the abort's merge, discards as writes) and
+/// marks the store's extents as writes (the write path's marks), both while a writer runs and
+/// with the next take racing that writer too. A write to a block of the pending checkpoint that
+/// was a discard, and one to a clean block, must each be in the first take after the adopt or
+/// the next one, as a write; the store's block and the pending blocks are in the first take.
+#[test]
+fn a_write_racing_an_adopt_is_never_lost() {
+    loom::model(|| {
+        let t = tracker(130);
+        t.mark_discard(70 * SECTOR, SECTOR).unwrap();
+        t.mark_write(5 * SECTOR, SECTOR).unwrap();
+        let pending = t.take().unwrap();
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || {
+                t.mark_write(70 * SECTOR, SECTOR).unwrap();
+                t.mark_write(128 * SECTOR, SECTOR).unwrap();
+            })
+        };
+        let generation = blockdelta::GenerationId([7; 16]);
+        t.adopt_lineage(generation, 40, &[Extent::new(64 * SECTOR, SECTOR)])
+            .unwrap();
+        let first = take_kinds(&t, true);
+        w.join().unwrap();
+        let second = take_kinds(&t, true);
+        assert_ne!(pending.generation, generation);
+        for b in [5, 64] {
+            assert_eq!(last_kind(&[&first], b), Some(false), "block {b}: {first:?}");
+        }
+        // The pending discard comes back as a write (adopt does not merge discard bits).
+        assert_eq!(last_kind(&[&first], 70), Some(false), "block 70: {first:?}");
+        for b in [70, 128] {
+            assert_eq!(
+                last_kind(&[&first, &second], b),
+                Some(false),
+                "the write to block {b} was lost or became a discard: {first:?} then {second:?}"
+            );
+        }
+    });
+}
+
+/// KNOWN FAILING (pre-existing, found while modelling `adopt_lineage`; ignored so the model
+/// suite stays green): an abort merges a discarded block back (discard bit, then dirty bit)
+/// while a write to it runs, and a take follows before the write returns. The writer loads the
+/// discard word (clear: before the abort's bit), finds its dirty bit already set by the abort
+/// (no read-modify-write), the take drains the dirty bit and then the abort's discard bit, and
+/// the writer's second look at the discard word sees the drained zero. The first take reports
+/// the written block as a DISCARD, the second does not have it: the write is lost on the
+/// replica. `adopt_lineage` does not merge discard bits for this reason; `abort` still does.
+#[test]
+#[ignore = "known hole: a write racing abort + take can be reported as a discard"]
+fn an_abort_then_a_take_racing_a_write_known_discard_hole() {
+    loom::model(|| {
+        let t = tracker(130);
+        t.mark_discard(70 * SECTOR, SECTOR).unwrap();
+        let info = t.take().unwrap();
+        let w = {
+            let t = t.clone();
+            thread::spawn(move || t.mark_write(70 * SECTOR, SECTOR).unwrap())
+        };
+        t.abort(info.sequence).unwrap();
+        let first = take_kinds(&t, true);
+        w.join().unwrap();
+        let second = take_kinds(&t, true);
+        assert_eq!(
+            last_kind(&[&first, &second], 70),
+            Some(false),
+            "the write to block 70 was reported as a discard: {first:?} then {second:?}"
+        );
+    });
+}

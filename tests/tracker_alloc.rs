@@ -1,5 +1,5 @@
 //! Zero allocations after construction: mark, take, cursor reads, commit, abort, resize,
-//! mark_all and statistics reuse what `Tracker::new` allocated. Proven with a counting global
+//! mark_all, adopt_lineage and statistics reuse what `Tracker::new` allocated. Proven with a counting global
 //! allocator that counts the allocations made by the thread under test (the test harness's own
 //! threads allocate at times of their choosing and are not counted).
 
@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use blockdelta::{Extent, Tracker, TrackerConfig};
+use blockdelta::{Extent, GenerationId, Tracker, TrackerConfig};
 
 struct Counting;
 thread_local! {
@@ -103,6 +103,16 @@ fn no_allocation_after_construction() {
             }
             let _ = tracker.stats();
             let _ = tracker.memory_usage();
+            if round == 3 {
+                // A store's lineage, with a checkpoint taken: folded back, extents marked.
+                let _ = tracker.take().unwrap();
+                let store = [Extent::new(GIB, 3 * 4096), Extent::discard(7, 9000)];
+                let g = GenerationId([3; 16]);
+                tracker.adopt_lineage(g, 100, &store).unwrap();
+                let bad = [Extent::new(4 * GIB, 1)];
+                assert!(tracker.adopt_lineage(g, 100, &bad).is_err()); // error paths too
+                assert!(tracker.adopt_lineage(g, u64::MAX, &[]).is_err());
+            }
         }
         tracker.resize(8 * GIB).unwrap();
         tracker.resize(2 * GIB).unwrap();

@@ -14,13 +14,13 @@ use std::ffi::c_void;
 
 use super::callbacks::{blockdelta_read_fn, id16, secret_arg, CSource, REENTERED};
 use super::error::{copy_handle_message, fail_thread, LastError};
-use super::handle::{arg_ref, arg_slice, free_handle, into_handle, out_slice, Out};
+use super::handle::{arg_extents, arg_ref, arg_slice, free_handle, into_handle, out_slice, Out};
 use super::panic::{boundary, boundary_value};
 use super::result::blockdelta_result;
 use crate::stream::{
     Bookmark, BookmarkKind, Codec, EncodeCursor, Encoder, EncoderConfig, StreamError,
 };
-use crate::tracker::{Extent, ExtentKind, GenerationId};
+use crate::tracker::{Extent, GenerationId};
 
 #[cfg(test)]
 #[path = "tests/encoder.rs"]
@@ -232,25 +232,15 @@ pub extern "C" fn blockdelta_encoder_set_extents(
     boundary(|| {
         // SAFETY: per the contract, a non-NULL handle is live.
         let enc = unsafe { arg_ref(encoder)? };
-        // An `Extent` with a `kind` that is not a variant would be undefined behaviour in Rust:
-        // check the raw numbers C wrote before viewing the array as extents.
-        for i in 0..if extents.is_null() { 0 } else { count } {
-            // SAFETY: `(extents, count)` is readable; `kind` is read as the `u32` it is in C,
-            // through a raw pointer (no reference to a possibly invalid `Extent` is made).
-            let kind = unsafe {
-                std::ptr::addr_of!((*extents.add(i)).kind)
-                    .cast::<u32>()
-                    .read()
-            };
-            if ExtentKind::from_u32(kind).is_none() {
-                return Err(enc.last_error.record(
+        // SAFETY: the caller passes `(extents, count)` readable or `(NULL, 0)`.
+        let list = unsafe {
+            arg_extents(extents, count, |i, kind| {
+                enc.last_error.record(
                     blockdelta_result::InvalidArgument,
                     &format_args!("extent {i} has kind {kind}: not BLOCKDELTA_EXTENT_KIND_WRITE (0) or _DISCARD (1)"),
-                ));
-            }
-        }
-        // SAFETY: `(extents, count)` is readable or `(NULL, 0)`; every kind was checked above.
-        let list = unsafe { arg_slice(extents, count)? };
+                )
+            })?
+        };
         let mut st = encoder_state(enc)?;
         st.inner
             .check_extents(list)

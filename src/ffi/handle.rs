@@ -8,6 +8,7 @@ use std::ffi::c_char;
 use std::ptr::NonNull;
 
 use super::result::blockdelta_result;
+use crate::tracker::{Extent, ExtentKind};
 
 /// Borrows a handle or input struct.
 ///
@@ -37,6 +38,31 @@ pub(crate) unsafe fn arg_slice<'a, T>(
     }
     // SAFETY: non-NULL and valid for `len` reads per the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Borrows a caller's read-only array of `blockdelta_extent`; `(NULL, 0)` is the empty slice.
+///
+/// An `Extent` whose `kind` is not a variant would be undefined behaviour in Rust, so the raw
+/// `uint32_t` of every element's `kind` is checked before the array is viewed as extents: the
+/// first unknown one is `bad_kind(index, kind)` (which records the error and returns its code).
+///
+/// # Safety
+/// A non-NULL `p` must be valid for reads of `count` extents for `'a`.
+pub(crate) unsafe fn arg_extents<'a>(
+    p: *const Extent,
+    count: usize,
+    bad_kind: impl FnOnce(usize, u32) -> blockdelta_result,
+) -> Result<&'a [Extent], blockdelta_result> {
+    for i in 0..if p.is_null() { 0 } else { count } {
+        // SAFETY: `(p, count)` is readable; `kind` is read as the `u32` it is in C, through a
+        // raw pointer (no reference to a possibly invalid `Extent` is made).
+        let kind = unsafe { std::ptr::addr_of!((*p.add(i)).kind).cast::<u32>().read() };
+        if ExtentKind::from_u32(kind).is_none() {
+            return Err(bad_kind(i, kind));
+        }
+    }
+    // SAFETY: `(p, count)` is readable or `(NULL, 0)`; every kind was checked above.
+    unsafe { arg_slice(p, count) }
 }
 
 /// Borrows a caller-owned output buffer; `(NULL, 0)` is the empty slice.

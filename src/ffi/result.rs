@@ -46,6 +46,10 @@ pub enum blockdelta_result {
     TrackerBudgetTooSmall = 105,
     /// Tracker: a resize asked for more than the capacity set at creation.
     TrackerCapacityExceeded = 106,
+    /// Tracker: `blockdelta_tracker_adopt_lineage` refused the lineage: the generation is the
+    /// current one and the sequence is below a number already issued in it (numbers would be
+    /// issued twice), or the sequence is `UINT64_MAX`. Nothing changed.
+    TrackerLineageRejected = 107,
 
     /// Stream: a frame or the stream header does not start with the blockdelta magic.
     StreamBadMagic = 200,
@@ -170,6 +174,7 @@ impl blockdelta_result {
             TrackerWrongCheckpoint => c"BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT",
             TrackerBudgetTooSmall => c"BLOCKDELTA_RESULT_TRACKER_BUDGET_TOO_SMALL",
             TrackerCapacityExceeded => c"BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED",
+            TrackerLineageRejected => c"BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED",
             StreamBadMagic => c"BLOCKDELTA_RESULT_STREAM_BAD_MAGIC",
             StreamUnsupportedVersion => c"BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_VERSION",
             StreamUnknownRequiredFeature => c"BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_FEATURE",
@@ -243,6 +248,7 @@ impl blockdelta_result {
             TrackerWrongCheckpoint,
             TrackerBudgetTooSmall,
             TrackerCapacityExceeded,
+            TrackerLineageRejected,
             StreamBadMagic,
             StreamUnsupportedVersion,
             StreamUnknownRequiredFeature,

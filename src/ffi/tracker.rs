@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use super::error::{copy_handle_message, fail_thread, record_thread_error, LastError};
-use super::handle::{arg_ref, free_handle, into_handle, out_slice, Out};
+use super::handle::{arg_extents, arg_ref, free_handle, into_handle, out_slice, Out};
 use super::panic::{boundary, boundary_value};
 use super::result::{blockdelta_result, ToResult};
 use crate::tracker::{
@@ -25,6 +25,7 @@ impl ToResult for TrackerError {
             TrackerError::BudgetTooSmall { .. } => blockdelta_result::TrackerBudgetTooSmall,
             TrackerError::CapacityExceeded { .. } => blockdelta_result::TrackerCapacityExceeded,
             TrackerError::OutOfMemory { .. } => blockdelta_result::OutOfMemory,
+            TrackerError::LineageRejected { .. } => blockdelta_result::TrackerLineageRejected,
             // `TrackerError` is non-exhaustive only for other crates; a new variant must get
             // its code here.
         }
@@ -397,6 +398,52 @@ pub extern "C" fn blockdelta_tracker_commit(
     })
 }
 
+/// Adopts a lineage chosen by the replica store after it rolled back to an older point: the
+/// store is at `sequence` of the new generation `generation` (16 bytes, read during the call
+/// only), and `extents[0..count]` (caller-owned, borrowed for the call; `(NULL, 0)` is none)
+/// are the ranges that differ between that point and the newest one it had.
+///
+/// Afterwards the next `blockdelta_tracker_take` has that generation, `from_sequence ==
+/// sequence`, a `sequence` above it, and carries every block of `extents` (as writes: the
+/// source's current data is read and shipped; an extent's `kind` must be a known kind but is
+/// otherwise ignored) plus everything that was dirty and not committed. A taken checkpoint is
+/// folded back as by `blockdelta_tracker_abort`; committing it afterwards is refused.
+///
+/// Errors, with nothing changed: an extent past the disk end is
+/// `BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE`; an unknown extent kind is
+/// `BLOCKDELTA_RESULT_INVALID_ARGUMENT`; the current generation with a sequence below a number
+/// already issued in it (numbers would repeat), or a sequence of `UINT64_MAX`, is
+/// `BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED`. Adopting the current (generation, sequence)
+/// again before a take is idempotent apart from marking the extents again.
+///
+/// Writers are never blocked and never lost: a concurrent mark lands in the next take or a
+/// later one. Control path: takes the control lock; no allocation; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_tracker_adopt_lineage(
+    tracker: *const blockdelta_tracker,
+    generation: *const u8,
+    sequence: u64,
+    extents: *const Extent,
+    count: usize,
+) -> blockdelta_result {
+    with_tracker(tracker, |t| {
+        // SAFETY: the caller passes NULL or 16 readable bytes.
+        let g = unsafe { arg_ref(generation.cast::<[u8; 16]>()) }?;
+        // SAFETY: the caller passes `(extents, count)` readable or `(NULL, 0)`.
+        let list = unsafe {
+            arg_extents(extents, count, |i, kind| {
+                t.last_error.record(
+                    blockdelta_result::InvalidArgument,
+                    &format_args!("extent {i} has kind {kind}: not BLOCKDELTA_EXTENT_KIND_WRITE (0) or _DISCARD (1)"),
+                )
+            })?
+        };
+        t.inner
+            .adopt_lineage(GenerationId(*g), sequence, list)
+            .map_err(|e| t.last_error.fail(e))
+    })
+}
+
 /// Reports the pending (taken, not yet committed or aborted) checkpoint: if there is one,
 /// `*checkpoint_out` receives it and `*has_out` is true; otherwise `*checkpoint_out` is left
 /// as it is and `*has_out` is false. Both pointers are caller-owned. Control path: takes the
@@ -616,6 +663,48 @@ mod tests {
             blockdelta_result::Ok
         );
         assert_eq!(gen, cp.generation);
+        // Adopting a lineage: (NULL, 0) is no extents, NULL with a count is rejected, and an
+        // unknown kind is refused before the array is read as extents.
+        let lineage = [0x5au8; 16];
+        assert_eq!(
+            blockdelta_tracker_adopt_lineage(t, lineage.as_ptr(), 9, std::ptr::null(), 3),
+            blockdelta_result::NullParameter
+        );
+        #[repr(C)]
+        struct RawExtent {
+            offset: u64,
+            len: u64,
+            kind: u32,
+            reserved: u32,
+        }
+        assert_eq!(
+            std::mem::size_of::<RawExtent>(),
+            std::mem::size_of::<Extent>()
+        );
+        let bad = [RawExtent {
+            offset: 0,
+            len: 4096,
+            kind: 9,
+            reserved: 0,
+        }];
+        assert_eq!(
+            blockdelta_tracker_adopt_lineage(t, lineage.as_ptr(), 9, bad.as_ptr().cast(), 1),
+            blockdelta_result::InvalidArgument
+        );
+        let good = [Extent::new(4096, 1)];
+        assert_eq!(
+            blockdelta_tracker_adopt_lineage(t, lineage.as_ptr(), 9, good.as_ptr(), 1),
+            blockdelta_result::Ok
+        );
+        assert_eq!(
+            blockdelta_tracker_adopt_lineage(t, lineage.as_ptr(), 9, std::ptr::null(), 0),
+            blockdelta_result::Ok
+        );
+        assert_eq!(blockdelta_tracker_take(t, &mut cp), blockdelta_result::Ok);
+        assert_eq!(
+            (cp.generation, cp.from_sequence, cp.sequence, cp.dirty_bytes),
+            (lineage, 9, 10, 4096)
+        );
         blockdelta_tracker_free(t);
         blockdelta_tracker_free(std::ptr::null_mut());
         let mut buf = [0 as c_char; 64];

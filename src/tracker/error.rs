@@ -67,6 +67,22 @@ pub enum TrackerError {
         /// Bytes requested.
         bytes: u64,
     },
+    /// [`Tracker::adopt_lineage`](super::Tracker::adopt_lineage) refused a lineage: adopting it
+    /// would issue a checkpoint number twice in one generation (the generation is the current
+    /// one and the sequence is below the last number issued in it), or the sequence leaves no
+    /// number for the next checkpoint (`u64::MAX`). Nothing changed.
+    LineageRejected {
+        /// Why, e.g. "the sequence is below the last number issued in this generation".
+        reason: &'static str,
+        /// The generation given.
+        generation: GenerationId,
+        /// The sequence given.
+        sequence: u64,
+        /// The tracker's current generation.
+        current_generation: GenerationId,
+        /// The last number issued in the current generation (0 if none).
+        issued: u64,
+    },
 }
 
 impl fmt::Display for TrackerError {
@@ -110,6 +126,16 @@ impl fmt::Display for TrackerError {
             TrackerError::OutOfMemory { bytes } => {
                 write!(f, "could not allocate {bytes} B for the tracking bitmaps")
             }
+            TrackerError::LineageRejected {
+                reason,
+                generation,
+                sequence,
+                current_generation,
+                issued,
+            } => write!(
+                f,
+                "cannot adopt lineage {generation}/{sequence}: {reason} (current generation {current_generation}, last number issued {issued}); nothing changed"
+            ),
         }
     }
 }

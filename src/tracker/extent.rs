@@ -71,7 +71,9 @@ impl Extent {
 }
 
 /// A tracker's generation: a random 128-bit id, new whenever a tracker is created or its
-/// continuity of tracking is lost. Two checkpoints are comparable only within one generation.
+/// continuity of tracking is lost, or the one a replica store chose for its new lineage after a
+/// rollback (`Tracker::adopt_lineage`). Two checkpoints are comparable only within one
+/// generation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct GenerationId(pub [u8; 16]);
 

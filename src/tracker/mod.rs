@@ -30,7 +30,9 @@
 //! - Taking, iterating and committing cost time in proportion to the dirty blocks, not the disk.
 //! - Every checkpoint names its [`GenerationId`] and sequence number. The generation changes
 //!   whenever tracking continuity is lost, so a consumer never mistakes a reset for "nothing
-//!   changed": a new generation means a full resync.
+//!   changed": a new generation from the tracker means a full resync. The one other way a
+//!   generation changes is [`Tracker::adopt_lineage`]: a replica store that rolled back names
+//!   its new lineage and the extents it needs, explicitly.
 //!
 //! ## When to call `mark_write`
 //! Call it when a write completes (its data is readable from the source), and, if the driver
@@ -171,7 +173,8 @@ pub struct CheckpointInfo {
     /// is never issued again (the next take's set is a superset of the aborted one, under a new
     /// number), so a replica can never confuse the two.
     pub sequence: u64,
-    /// The last committed sequence number of this generation (0 if none). This checkpoint's set
+    /// The last committed sequence number of this generation (0 if none; the adopted sequence
+    /// after [`Tracker::adopt_lineage`] until the next commit). This checkpoint's set
     /// is the union of every change since that commit, so a stream for it (from `from_sequence`
     /// to `sequence`) is correct on a replica at any point `s` of this generation with
     /// `from_sequence <= s < sequence`.
@@ -507,6 +510,104 @@ impl Tracker {
         self.set_all(self.disk_size.load(Ordering::Acquire));
     }
 
+    /// Adopts a lineage chosen by the replica store after it rolled its head back: the store
+    /// is now at point `sequence` of generation `generation` (a new id it chose), and `extents`
+    /// are the ranges whose contents differ between that point and the newest point it had.
+    /// The next [`Tracker::take`] then builds the stream the store accepts: generation
+    /// `generation`, `from_sequence == sequence`, a number above `sequence`, and every block of
+    /// `extents` plus everything that was dirty and not committed.
+    ///
+    /// This is the only way a generation chosen outside the tracker enters it; a tracker never
+    /// takes one from a stream or a commit. In order, under the control lock (which writers
+    /// never take):
+    /// 1. Checks, before changing anything: every extent must lie within the current disk size
+    ///    ([`TrackerError::OutOfRange`] naming the first bad one); `sequence` must not be
+    ///    `u64::MAX`; and if `generation` is the tracker's current generation, `sequence` must
+    ///    be at least the last number issued in it, else numbers would be issued twice
+    ///    ([`TrackerError::LineageRejected`]). On any error nothing changed.
+    /// 2. A pending (taken, not committed) checkpoint is folded back as by [`Tracker::abort`]:
+    ///    its blocks stay dirty, its number is never issued again (moot: the old generation is
+    ///    left), it counts as an aborted checkpoint, and a later [`Tracker::commit`] of it, or of
+    ///    anything in the old generation, is refused. Unlike `abort`, its whole-block discards
+    ///    come back as **writes** (the source's current contents, zeros for a block still
+    ///    discarded, are read and shipped). Merging discard bits back while a write races the
+    ///    merge and the next take can report that write as a discard (loom model
+    ///    `an_abort_then_a_take_racing_a_write_known_discard_hole`); on this rare
+    ///    disaster-recovery path the tracker gives up thinness for safety. Live discards (not
+    ///    taken) stay discards.
+    /// 3. Every block `extents` touch is marked dirty as a **write**, like
+    ///    [`Tracker::mark_write`] (partial blocks included; unsorted, overlapping and empty
+    ///    extents within the disk are fine; an extent's `kind` is ignored). A write, not a
+    ///    discard: the replica is now at the old point and holds old data there, and only
+    ///    reading the source's current contents is right whatever the source holds now (data,
+    ///    or zeros of a block it discarded since); a discard would unmap data the source still
+    ///    has. Such a block that was dirty as a discard becomes a write (costs reading it,
+    ///    never correctness). The marks are not counted in [`TrackerStats`] (they are not
+    ///    workload writes).
+    /// 4. The generation becomes `generation` and the last committed number `sequence`; numbers
+    ///    are issued from `sequence + 1` on, unique in the new generation as always.
+    ///
+    /// Adopting the current (`generation`, `sequence`) again before any take is idempotent
+    /// apart from marking `extents` again. After a take in the adopted lineage the same call
+    /// is refused (that number was issued); the lineage is already in place.
+    ///
+    /// Concurrent `mark_write` and `mark_discard` calls are never lost: the live set is not
+    /// drained here, only merged into (the abort's protocol) and marked (the write path's), so
+    /// a mark that races this call is in the next take or a later one, and a mark that returned
+    /// before this call started is in the next take (loom model
+    /// `a_write_racing_an_adopt_is_never_lost` in `tests/loom_tracker.rs`). Allocates nothing;
+    /// costs time in proportion to the pending checkpoint's dirty words plus the extents.
+    pub fn adopt_lineage(
+        &self,
+        generation: GenerationId,
+        sequence: u64,
+        extents: &[Extent],
+    ) -> Result<(), TrackerError> {
+        let mut guard = self.control.lock();
+        let c = &mut *guard;
+        // Resize takes the control lock too: the size checked here is the one marked against.
+        let disk_size = self.disk_size.load(Ordering::Acquire);
+        for e in extents {
+            match e.checked_end() {
+                Some(end) if end <= disk_size => {}
+                _ => {
+                    return Err(TrackerError::OutOfRange {
+                        offset: e.offset,
+                        len: e.len,
+                        disk_size,
+                    })
+                }
+            }
+        }
+        let reject = |reason| {
+            Err(TrackerError::LineageRejected {
+                reason,
+                generation,
+                sequence,
+                current_generation: c.generation,
+                issued: c.issued,
+            })
+        };
+        if sequence == u64::MAX {
+            return reject("the sequence leaves no number for the next checkpoint");
+        }
+        if generation == c.generation && sequence < c.issued {
+            return reject(
+                "the generation is the current one and the sequence is below the last number issued in it (numbers would be issued twice)",
+            );
+        }
+        // Discards demoted to writes: see the doc comment, step 2.
+        self.fold_back(c, false);
+        for e in extents.iter().filter(|e| e.len > 0) {
+            let last = (e.offset + e.len - 1) >> self.shift;
+            self.live.set_range(e.offset >> self.shift, last);
+        }
+        c.generation = generation;
+        c.committed = sequence;
+        c.issued = sequence;
+        Ok(())
+    }
+
     /// Freezes the blocks changed since the last committed checkpoint. Writes go on into a new
     /// set meanwhile. Fails with [`TrackerError::TakeInProgress`] if a checkpoint is already
     /// taken. Takes the control lock (never contended by the write path); no allocation.
@@ -653,13 +754,30 @@ impl Tracker {
         let mut guard = self.control.lock();
         let c = &mut *guard;
         Self::check_pending(c, sequence, None)?;
+        self.fold_back(c, true);
+        Ok(())
+    }
+
+    /// Merges the pending checkpoint (if any) back into the live set and forgets it: the abort
+    /// protocol of `bitmap.rs` (`LiveMap::merge_word`), lock-free with respect to writers. With
+    /// `keep_discards` false every block comes back as a write (no discard bit is merged).
+    fn fold_back(&self, c: &mut Control, keep_discards: bool) {
+        if c.pending.is_none() {
+            return;
+        }
         let live = &self.live;
         let frozen = &c.frozen;
-        frozen.for_each_word(|w, bits| live.merge_word(w, bits, frozen.discard_leaf(w)));
+        frozen.for_each_word(|w, bits| {
+            let disc = if keep_discards {
+                frozen.discard_leaf(w)
+            } else {
+                0
+            };
+            live.merge_word(w, bits, disc)
+        });
         c.frozen.clear();
         c.aborts += 1;
         c.pending = None;
-        Ok(())
     }
 
     /// Changes the disk size (up to the capacity). Growing marks the new region dirty;

@@ -233,6 +233,76 @@ int main(void) {
     CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_OK);
   }
 
+  /* Adopting a replica store's new lineage after it rolled back: the next take has the store's
+   * generation, from_sequence == the store's sequence, and carries the store's extents (as
+   * writes) plus everything not committed, including a taken checkpoint's blocks. */
+  {
+    uint8_t lineage[16];
+    memset(lineage, 0xab, sizeof lineage);
+    CHECK_RC(blockdelta_tracker_mark_write(t, 50 * BLOCK, 1), BLOCKDELTA_RESULT_OK);
+    blockdelta_checkpoint old;
+    CHECK_RC(blockdelta_tracker_take(t, &old), BLOCKDELTA_RESULT_OK); /* pending: block 50 */
+    CHECK_RC(blockdelta_tracker_mark_discard(t, 60 * BLOCK, BLOCK), BLOCKDELTA_RESULT_OK); /* live */
+    /* Unsorted, overlapping, unaligned; a DISCARD kind from the store is marked as a write. */
+    blockdelta_extent store[3] = {
+        {.offset = 10 * BLOCK, .len = 2 * BLOCK, .kind = BLOCKDELTA_EXTENT_KIND_WRITE},
+        {.offset = 11 * BLOCK, .len = BLOCK + 1, .kind = BLOCKDELTA_EXTENT_KIND_DISCARD},
+        {.offset = 0, .len = BLOCK, .kind = BLOCKDELTA_EXTENT_KIND_WRITE},
+    };
+    /* Refused calls change nothing. */
+    blockdelta_extent bad = {.offset = g.disk_size - BLOCK, .len = 2 * BLOCK, .kind = BLOCKDELTA_EXTENT_KIND_WRITE};
+    CHECK_RC(blockdelta_tracker_adopt_lineage(t, lineage, 40, &bad, 1), BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE);
+    bad.offset = 0;
+    bad.len = BLOCK;
+    bad.kind = 7;
+    CHECK_RC(blockdelta_tracker_adopt_lineage(t, lineage, 40, &bad, 1), BLOCKDELTA_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(blockdelta_tracker_last_error(t, msg, sizeof msg, &len), BLOCKDELTA_RESULT_OK);
+    CHECK(strstr(msg, "kind 7") != NULL);
+    CHECK_RC(blockdelta_tracker_adopt_lineage(t, lineage, 40, NULL, 1), BLOCKDELTA_RESULT_NULL_PARAMETER);
+    CHECK_RC(blockdelta_tracker_adopt_lineage(t, NULL, 40, store, 3), BLOCKDELTA_RESULT_NULL_PARAMETER);
+    CHECK_RC(blockdelta_tracker_adopt_lineage(NULL, lineage, 40, store, 3), BLOCKDELTA_RESULT_NULL_PARAMETER);
+    /* The current generation below a number already issued would issue it twice. */
+    CHECK_RC(blockdelta_tracker_adopt_lineage(t, old.generation, old.sequence - 1, NULL, 0),
+             BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED);
+    CHECK_RC(blockdelta_tracker_last_error(t, msg, sizeof msg, &len), BLOCKDELTA_RESULT_OK);
+    CHECK(strstr(msg, "issued twice") != NULL);
+    CHECK_RC(blockdelta_tracker_adopt_lineage(t, lineage, UINT64_MAX, NULL, 0), BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED);
+    CHECK_RC(blockdelta_tracker_pending(t, &pend, &has), BLOCKDELTA_RESULT_OK);
+    CHECK(has && pend.sequence == old.sequence && memcmp(pend.generation, old.generation, 16) == 0);
+
+    CHECK_RC(blockdelta_tracker_adopt_lineage(t, lineage, 40, store, 3), BLOCKDELTA_RESULT_OK);
+    /* Again before a take: idempotent; (NULL, 0) is no extents. */
+    CHECK_RC(blockdelta_tracker_adopt_lineage(t, lineage, 40, NULL, 0), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_pending(t, &pend, &has), BLOCKDELTA_RESULT_OK);
+    CHECK(!has);
+    uint8_t now[16];
+    CHECK_RC(blockdelta_tracker_generation(t, &now), BLOCKDELTA_RESULT_OK);
+    CHECK(memcmp(now, lineage, 16) == 0);
+    CHECK_RC(blockdelta_tracker_commit(t, old.generation, old.sequence), BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT);
+
+    CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
+    CHECK(memcmp(cp.generation, lineage, 16) == 0 && cp.from_sequence == 40 && cp.sequence == 41);
+    blockdelta_extent_cursor ca;
+    blockdelta_extent ea[8];
+    size_t na = 0;
+    CHECK_RC(blockdelta_extent_cursor_init(&cp, &ca), BLOCKDELTA_RESULT_OK);
+    CHECK_RC(blockdelta_tracker_extents(t, &ca, ea, 8, &na), BLOCKDELTA_RESULT_OK);
+    CHECK(na == 4 && cp.extent_count == 4);
+    if (na == 4) {
+      CHECK(ea[0].offset == 0 && ea[0].len == BLOCK && ea[0].kind == BLOCKDELTA_EXTENT_KIND_WRITE);
+      /* 10..11 and 11 + one byte: blocks 10, 11, 12. */
+      CHECK(ea[1].offset == 10 * BLOCK && ea[1].len == 3 * BLOCK && ea[1].kind == BLOCKDELTA_EXTENT_KIND_WRITE);
+      CHECK(ea[2].offset == 50 * BLOCK && ea[2].len == BLOCK && ea[2].kind == BLOCKDELTA_EXTENT_KIND_WRITE);
+      CHECK(ea[3].offset == 60 * BLOCK && ea[3].len == BLOCK && ea[3].kind == BLOCKDELTA_EXTENT_KIND_DISCARD);
+    }
+    CHECK_RC(blockdelta_tracker_commit(t, old.generation, cp.sequence), BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT);
+    CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_OK);
+    /* Numbers go on from there in the adopted lineage. */
+    CHECK_RC(blockdelta_tracker_take(t, &cp), BLOCKDELTA_RESULT_OK);
+    CHECK(memcmp(cp.generation, lineage, 16) == 0 && cp.from_sequence == 41 && cp.sequence == 42 && cp.dirty_blocks == 0);
+    CHECK_RC(blockdelta_tracker_commit(t, cp.generation, cp.sequence), BLOCKDELTA_RESULT_OK);
+  }
+
   /* Memory: reported, and predictable before creation. */
   uint64_t mem = 0;
   CHECK_RC(blockdelta_tracker_memory_usage(t, &mem), BLOCKDELTA_RESULT_OK);
