@@ -6,12 +6,18 @@
 //! cargo run --release --example replicate -- --source PATH --replica PATH [--secret TEXT]
 //! ```
 //!
-//! With no arguments it creates a sparse 1 GiB source image and a replica in a temporary
+//! With no arguments it creates a sparse 1 GiB source image and a replica store in a temporary
 //! directory, runs a workload through a tracker (skewed random writes of 4 KiB to 256 KiB from
 //! three threads, about 30 % rewrites of recent blocks, zero fills, discards, one resize), ships
-//! every cycle lz4-compressed and AES-256-GCM-encrypted, places bookmarks, checks after every
-//! cycle that the replica is byte-identical to the source, and ends with a summary. A checkpoint
-//! is also shipped while the writers are running, so the tracker's take races real writes.
+//! every cycle lz4-compressed and AES-256-GCM-encrypted into the store, places bookmarks, reads
+//! every new recovery point back whole and checks it byte for byte against the source, and keeps
+//! the SHA-256 of every MiB of the source at each checkpoint. A short retention policy (6
+//! points) expires points as it goes. A checkpoint is also shipped while the writers are
+//! running, so the tracker's take races real writes. At the end it reads every old point still
+//! listed back whole against its checkpoint's hashes, exports the newest point to a sparse file
+//! (a failover) and compares it, rolls the store back to its oldest point and re-syncs only the
+//! extents that differ (the tracker adopts the store's new lineage), verifies that point, and
+//! prints the points, the space used and the time per stage.
 //!
 //! With `--source` and `--replica` it replicates an existing file or block device that it never
 //! writes to: a full sync through the same pipeline (every block marked), then the replica is
@@ -26,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use blockdelta::replica::{Ingest, PointId, Retention, Store, StoreConfig};
 use blockdelta::{
     Applier, Bookmark, BookmarkKind, CheckpointInfo, DecoderConfig, EncodeCursor, Encoder,
     EncoderConfig, Extent, FileSource, FileTarget, GenerationId, Secret, Tracker, TrackerConfig,
@@ -149,6 +156,20 @@ struct Totals {
     apply: Duration,
     verify: Duration,
     verified_bytes: u64,
+    expired: u64,
+    retention: Duration,
+}
+
+/// Where shipped frames go: a replica file through an `Applier`, or a replica store.
+#[derive(Clone, Copy)]
+enum Dest<'a> {
+    File(&'a File),
+    Store(&'a Store),
+}
+
+enum Sink<'a> {
+    File(Box<Applier<FileTarget>>),
+    Store(Ingest<'a>),
 }
 
 /// The shipping side: fixed per disk, reused per checkpoint.
@@ -162,24 +183,29 @@ struct Pipeline {
 
 /// One frame out of the encoder goes straight into the applier: memory stays bounded by one frame
 /// however large the delta is. Time is split between the two sides.
-struct Link<'a> {
-    applier: Applier<FileTarget>,
+struct Link<'a, 's> {
+    sink: Sink<'s>,
     totals: &'a mut Totals,
 }
 
-impl Link<'_> {
+impl Link<'_, '_> {
     fn send(&mut self, frame: &[u8]) -> Result<(), Error> {
         let t = Instant::now();
-        let used = self.applier.push(frame)?;
+        match &mut self.sink {
+            Sink::File(applier) => {
+                let used = applier.push(frame)?;
+                if used != frame.len() {
+                    return Err(format!(
+                        "the applier left {} bytes of a whole frame unconsumed",
+                        frame.len() - used
+                    )
+                    .into());
+                }
+            }
+            Sink::Store(ingest) => ingest.push(frame)?,
+        }
         self.totals.apply += t.elapsed();
         self.totals.shipped_bytes += frame.len() as u64;
-        if used != frame.len() {
-            return Err(format!(
-                "the applier left {} bytes of a whole frame unconsumed",
-                frame.len() - used
-            )
-            .into());
-        }
         Ok(())
     }
 }
@@ -203,7 +229,7 @@ impl Pipeline {
         &mut self,
         tracker: &Tracker,
         source_path: &Path,
-        replica: &File,
+        dest: Dest<'_>,
         replica_size: u64,
         bookmark: Option<Bookmark<'_>>,
         totals: &mut Totals,
@@ -213,7 +239,7 @@ impl Pipeline {
             tracker,
             &cp,
             source_path,
-            replica,
+            dest,
             replica_size,
             bookmark,
             totals,
@@ -238,7 +264,7 @@ impl Pipeline {
         tracker: &Tracker,
         cp: &CheckpointInfo,
         source_path: &Path,
-        replica: &File,
+        dest: Dest<'_>,
         replica_size: u64,
         bookmark: Option<Bookmark<'_>>,
         totals: &mut Totals,
@@ -257,11 +283,15 @@ impl Pipeline {
         cfg.secret = Some(Secret::new(self.secret.as_bytes())?);
         let mut enc = Encoder::new(cfg)?;
         self.frame.resize(enc.max_frame_len(), 0);
-        let decoder = DecoderConfig::new().with_secret(Secret::new(self.secret.as_bytes())?);
-        let mut link = Link {
-            applier: Applier::new(decoder, FileTarget::new(replica.try_clone()?)?),
-            totals,
+        let secret = Secret::new(self.secret.as_bytes())?;
+        let sink = match dest {
+            Dest::File(replica) => Sink::File(Box::new(Applier::new(
+                DecoderConfig::new().with_secret(secret),
+                FileTarget::new(replica.try_clone()?)?,
+            ))),
+            Dest::Store(store) => Sink::Store(store.ingest(Some(secret))?),
         };
+        let mut link = Link { sink, totals };
 
         let mut timed = |link: &mut Link, f: Step| {
             let t = Instant::now();
@@ -307,20 +337,29 @@ impl Pipeline {
             link.totals.recovery_points += 1;
         }
         timed(&mut link, &mut |dst| Ok(Some(enc.finish(dst)?)))?;
+        let records = enc.summary().records;
         let t = Instant::now();
-        let end = link.applier.finish()?;
+        // What the replica applied, as it reports it: the stream it verified and made durable.
+        let (generation, to_seq) = match link.sink {
+            Sink::File(applier) => {
+                applier.finish()?;
+                let h = applier
+                    .header()
+                    .ok_or("the applier finished without a stream header")?;
+                (h.generation, h.to_seq)
+            }
+            Sink::Store(ingest) => {
+                let done = ingest.finish()?;
+                (done.point.id.generation, done.point.id.sequence)
+            }
+        };
         link.totals.apply += t.elapsed();
-        link.totals.records += end.records;
+        link.totals.records += records;
         link.totals.data_bytes += covered;
         if self.progress {
             eprint!("\r{:60}\r", "");
         }
-        // What the replica applied, as it reports it: the header it verified and applied.
-        let applied = link
-            .applier
-            .header()
-            .ok_or("the applier finished without a stream header")?;
-        Ok((applied.generation, applied.to_seq))
+        Ok((generation, to_seq))
     }
 }
 
@@ -422,7 +461,7 @@ fn replicate_existing(source_path: &Path, replica_path: &Path, secret: &str) -> 
     let cp = pipe.ship(
         &tracker,
         source_path,
-        &replica,
+        Dest::File(&replica),
         source_size,
         Some(bookmark),
         &mut totals,
@@ -555,12 +594,68 @@ fn writer(
     Ok(())
 }
 
+/// SHA-256 of every MiB of the first `len` bytes of `f`: what the demo keeps per checkpoint to
+/// check old recovery points byte for byte later (a 1 GiB disk costs 32 KiB per checkpoint).
+fn mib_hashes(
+    read: &mut dyn FnMut(u64, &mut [u8]) -> Result<(), Error>,
+    len: u64,
+) -> Result<Vec<[u8; 32]>, Error> {
+    let mut out = Vec::with_capacity(len.div_ceil(MIB) as usize);
+    let mut buf = vec![0u8; MIB as usize];
+    let mut off = 0;
+    while off < len {
+        let n = MIB.min(len - off) as usize;
+        read(off, &mut buf[..n])?;
+        let d = ring::digest::digest(&ring::digest::SHA256, &buf[..n]);
+        out.push(d.as_ref().try_into().expect("32 bytes"));
+        off += n as u64;
+    }
+    Ok(out)
+}
+
+/// Reads recovery point `id` from the store whole and compares it with the source file byte
+/// for byte, hashing the source on the way (the hashes check this point again later).
+fn verify_point(
+    store: &Store,
+    id: PointId,
+    source: &Path,
+    len: u64,
+    totals: &mut Totals,
+) -> Result<Vec<[u8; 32]>, Error> {
+    let t = Instant::now();
+    let src = File::open(source)?;
+    let mut other = vec![0u8; MIB as usize];
+    let hashes = mib_hashes(
+        &mut |off, buf| {
+            src.read_exact_at(buf, off)?;
+            store.read_at(id, off, &mut other[..buf.len()])?;
+            if other[..buf.len()] != *buf {
+                let i = buf
+                    .iter()
+                    .zip(&other)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(0);
+                return Err(format!(
+                    "point {} differs from the source at byte {}",
+                    id.sequence,
+                    off + i as u64
+                )
+                .into());
+            }
+            Ok(())
+        },
+        len,
+    )?;
+    totals.verify += t.elapsed();
+    totals.verified_bytes += len;
+    Ok(hashes)
+}
+
 fn demo(args: &Args) -> Result<(), Error> {
     let dir = tempfile::Builder::new()
         .prefix("blockdelta-replicate-")
         .tempdir()?;
     let source_path = dir.path().join("source.img");
-    let replica_path = dir.path().join("replica.img");
     let source = Arc::new(
         OpenOptions::new()
             .read(true)
@@ -569,19 +664,27 @@ fn demo(args: &Args) -> Result<(), Error> {
             .open(&source_path)?,
     );
     source.set_len(DEMO_SIZE)?;
-    let replica = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&replica_path)?;
-    replica.set_len(DEMO_SIZE)?;
+    const DISK_ID: [u8; 16] = *b"demo-disk-000001";
+    // A short retention so that points visibly expire: at most 6 points.
+    let retention = Retention {
+        max_points: Some(6),
+        ..Retention::default()
+    };
+    let store = Store::create(
+        dir.path().join("store"),
+        StoreConfig {
+            disk_id: DISK_ID,
+            retention,
+        },
+    )?;
     println!(
-        "blockdelta {}: replicating a sparse {} image in {} ({} cycles, {} writer threads, lz4 + AES-256-GCM)",
+        "blockdelta {}: replicating a sparse {} image into a replica store in {} ({} cycles, {} writer threads, lz4 + AES-256-GCM, at most {} points kept)",
         blockdelta::VERSION,
         human(DEMO_SIZE as f64),
         dir.path().display(),
         args.cycles,
-        WRITERS
+        WRITERS,
+        retention.max_points.unwrap_or(0),
     );
 
     let tracker = Arc::new(Tracker::new(
@@ -589,12 +692,33 @@ fn demo(args: &Args) -> Result<(), Error> {
             .granularity(GRANULARITY)
             .capacity(DEMO_GROWN),
     )?);
-    let mut pipe = Pipeline::new(*b"demo-disk-000001", &args.secret);
+    let mut pipe = Pipeline::new(DISK_ID, &args.secret);
     let mut totals = Totals::default();
     let work = Arc::new(Workload::default());
     let started = Instant::now();
     let mut replica_size = DEMO_SIZE;
     let mut bookmark_id = 0u64;
+    // Per quiescent checkpoint: the source's size and SHA-256 per MiB, to check old points.
+    let mut oracle: std::collections::HashMap<PointId, (u64, Vec<[u8; 32]>)> = Default::default();
+    let point = |cp: &CheckpointInfo| PointId {
+        generation: cp.generation,
+        sequence: cp.sequence,
+    };
+    let retain = |store: &Store, totals: &mut Totals| -> Result<(), Error> {
+        let t = Instant::now();
+        let expired = store.retain(now_ns())?;
+        totals.retention += t.elapsed();
+        for e in &expired {
+            totals.expired += 1;
+            println!(
+                "             expired point {} ({:?}; {} no longer needed)",
+                e.point.id.sequence,
+                e.reason,
+                human(e.point.exclusive_bytes as f64)
+            );
+        }
+        Ok(())
+    };
 
     // Cycle 0: the initial full sync (a new tracker starts all dirty; zero detection keeps it small).
     bookmark_id += 1;
@@ -607,20 +731,15 @@ fn demo(args: &Args) -> Result<(), Error> {
     let cp = pipe.ship(
         &tracker,
         &source_path,
-        &replica,
+        Dest::Store(&store),
         replica_size,
         Some(b),
         &mut totals,
     )?;
-    verify(
-        &source_path,
-        &replica,
-        cp.disk_size,
-        "the initial sync",
-        &mut totals,
-    )?;
+    let hashes = verify_point(&store, point(&cp), &source_path, cp.disk_size, &mut totals)?;
+    oracle.insert(point(&cp), (cp.disk_size, hashes));
     println!(
-        "  cycle  0  checkpoint {:3}  initial sync of {} verified",
+        "  cycle  0  checkpoint {:3}  initial sync of {} durable as a point and verified",
         cp.sequence,
         human(cp.dirty_bytes as f64)
     );
@@ -642,7 +761,7 @@ fn demo(args: &Args) -> Result<(), Error> {
         let mid = pipe.ship(
             &tracker,
             &source_path,
-            &replica,
+            Dest::Store(&store),
             replica_size,
             None,
             &mut totals,
@@ -655,7 +774,7 @@ fn demo(args: &Args) -> Result<(), Error> {
             source.set_len(DEMO_GROWN)?;
             tracker.resize(DEMO_GROWN)?;
         }
-        // Quiescent: ship the rest with a recovery point and check the replica byte for byte.
+        // Quiescent: ship the rest with a recovery point and check it byte for byte.
         bookmark_id += 1;
         let (kind, label) = if cycle % 3 == 0 {
             (
@@ -674,25 +793,20 @@ fn demo(args: &Args) -> Result<(), Error> {
         let cp = pipe.ship(
             &tracker,
             &source_path,
-            &replica,
+            Dest::Store(&store),
             replica_size,
             Some(b),
             &mut totals,
         )?;
         let resized = cp.disk_size != replica_size;
         replica_size = cp.disk_size;
-        verify(
-            &source_path,
-            &replica,
-            cp.disk_size,
-            &format!("cycle {cycle}"),
-            &mut totals,
-        )?;
+        let hashes = verify_point(&store, point(&cp), &source_path, cp.disk_size, &mut totals)?;
+        oracle.insert(point(&cp), (cp.disk_size, hashes));
         let written = work.written.load(Ordering::Relaxed)
             + work.zero_filled.load(Ordering::Relaxed)
             - written_before;
         println!(
-            "  cycle {cycle:2}  checkpoints {:3}-{:3}  written {:>9}  changed {:>9}  shipped {:>9}  {}{}verified",
+            "  cycle {cycle:2}  points {:3},{:3}  written {:>9}  changed {:>9}  shipped {:>9}  {}{}verified",
             mid.sequence,
             cp.sequence,
             human(written as f64),
@@ -701,7 +815,120 @@ fn demo(args: &Args) -> Result<(), Error> {
             if resized { format!("resized to {}  ", human(cp.disk_size as f64)) } else { String::new() },
             format_args!("bookmark {bookmark_id} ({label})  "),
         );
+        retain(&store, &mut totals)?;
     }
+
+    // Old points: every listed point that was quiescent is read whole and checked against the
+    // SHA-256 of every MiB of the source at that checkpoint.
+    println!();
+    let t = Instant::now();
+    let mut checked = 0;
+    for p in store.points() {
+        let Some((len, want)) = oracle.get(&p.id) else {
+            continue;
+        };
+        let got = mib_hashes(&mut |off, buf| Ok(store.read_at(p.id, off, buf)?), *len)?;
+        if got != *want {
+            let i = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
+            return Err(format!(
+                "old point {} differs from the source in MiB {i}",
+                p.id.sequence
+            )
+            .into());
+        }
+        checked += 1;
+    }
+    let old_points_time = t.elapsed();
+    println!(
+        "  old points            {checked} read back whole and identical to the source at their checkpoints ({:.1} s)",
+        old_points_time.as_secs_f64()
+    );
+
+    // Failover: export the newest point to a sparse file.
+    let newest = store.newest().ok_or("the store has no point")?;
+    let export_path = dir.path().join("failover.img");
+    let t = Instant::now();
+    store.export_file(newest.id, &export_path)?;
+    let export_time = t.elapsed();
+    let exported = File::open(&export_path)?;
+    if let Some(off) = first_difference(&File::open(&source_path)?, &exported, newest.disk_size)? {
+        return Err(format!("the exported point differs from the source at byte {off}").into());
+    }
+    println!(
+        "  export                point {} to {} ({} allocated of {}) in {:.2} s, identical to the source",
+        newest.id.sequence,
+        export_path.display(),
+        human((exported.metadata()?.blocks() * 512) as f64),
+        human(newest.disk_size as f64),
+        export_time.as_secs_f64()
+    );
+
+    // Rollback to the oldest point, then re-sync only what differs.
+    let points = store.points();
+    let target = points.first().ok_or("no point")?.clone();
+    let t = Instant::now();
+    let rb = store.rollback(target.id)?;
+    tracker.adopt_lineage(rb.generation, rb.sequence, &rb.extents)?;
+    let differing: u64 = rb.extents.iter().map(|e| e.len).sum();
+    let shipped_before = totals.shipped_bytes;
+    let cp = pipe.ship(
+        &tracker,
+        &source_path,
+        Dest::Store(&store),
+        target.disk_size,
+        None,
+        &mut totals,
+    )?;
+    let rollback_time = t.elapsed();
+    verify_point(&store, point(&cp), &source_path, cp.disk_size, &mut totals)?;
+    let detached = store.discard_detached()?;
+    println!(
+        "  rollback              to point {} then re-synced {} in {} extents ({} on the wire, not the {} disk) in {:.2} s; verified; {detached} detached points discarded",
+        target.id.sequence,
+        human(differing as f64),
+        rb.extents.len(),
+        human((totals.shipped_bytes - shipped_before) as f64),
+        human(cp.disk_size as f64),
+        rollback_time.as_secs_f64()
+    );
+
+    println!();
+    println!("recovery points");
+    println!(
+        "  {:>8}  {:>4}  {:<24}  {:>10}  {:>10}  {:>10}",
+        "gen", "seq", "kind", "size", "stored", "exclusive"
+    );
+    for p in store.points() {
+        let kind = match p.consistency {
+            BookmarkKind::ApplicationConsistent => "application-consistent",
+            _ => "crash-consistent",
+        };
+        println!(
+            "  {:>8}  {:>4}  {:<24}  {:>10}  {:>10}  {:>10}",
+            p.id.generation.0[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+            p.id.sequence,
+            kind,
+            human(p.disk_size as f64),
+            human(p.stored_bytes as f64),
+            human(p.exclusive_bytes as f64)
+        );
+    }
+    let st = store.stats();
+    println!(
+        "  store                 {} on disk: {} packs, {} live data, {} reclaimable",
+        human(st.bytes as f64),
+        st.packs,
+        human(st.live_data_bytes as f64),
+        human(st.dead_data_bytes as f64)
+    );
+    println!(
+        "  expired by retention  {} points in {:.2} s",
+        totals.expired,
+        totals.retention.as_secs_f64()
+    );
     summary(&totals, Some(&work), started.elapsed());
     Ok(())
 }
@@ -733,7 +960,7 @@ fn summary(t: &Totals, work: Option<&Workload>, elapsed: Duration) {
         rate(t.data_bytes, t.encode)
     );
     println!(
-        "  decode + apply        {} of changed data",
+        "  decode + apply/ingest {} of changed data",
         rate(t.data_bytes, t.apply)
     );
     println!(
@@ -744,5 +971,7 @@ fn summary(t: &Totals, work: Option<&Workload>, elapsed: Duration) {
     println!("  recovery points       {}", t.recovery_points);
     println!("  elapsed               {:.1} s", elapsed.as_secs_f64());
     println!("  replica               byte-identical to the source after every cycle");
+    println!("  time per stage        encode {:.2} s, decode + ingest {:.2} s, verify {:.2} s, retention {:.2} s",
+        t.encode.as_secs_f64(), t.apply.as_secs_f64(), t.verify.as_secs_f64(), t.retention.as_secs_f64());
     let _ = std::io::stdout().flush();
 }
