@@ -169,7 +169,7 @@ enum Dest<'a> {
 
 enum Sink<'a> {
     File(Box<Applier<FileTarget>>),
-    Store(Ingest<'a>),
+    Store(Box<Ingest<'a>>),
 }
 
 /// The shipping side: fixed per disk, reused per checkpoint.
@@ -289,7 +289,7 @@ impl Pipeline {
                 DecoderConfig::new().with_secret(secret),
                 FileTarget::new(replica.try_clone()?)?,
             ))),
-            Dest::Store(store) => Sink::Store(store.ingest(Some(secret))?),
+            Dest::Store(store) => Sink::Store(Box::new(store.ingest(Some(secret))?)),
         };
         let mut link = Link { sink, totals };
 
@@ -594,12 +594,12 @@ fn writer(
     Ok(())
 }
 
+/// Reads `buf.len()` bytes at an offset.
+type ReadAt<'a> = &'a mut dyn FnMut(u64, &mut [u8]) -> Result<(), Error>;
+
 /// SHA-256 of every MiB of the first `len` bytes of `f`: what the demo keeps per checkpoint to
 /// check old recovery points byte for byte later (a 1 GiB disk costs 32 KiB per checkpoint).
-fn mib_hashes(
-    read: &mut dyn FnMut(u64, &mut [u8]) -> Result<(), Error>,
-    len: u64,
-) -> Result<Vec<[u8; 32]>, Error> {
+fn mib_hashes(read: ReadAt<'_>, len: u64) -> Result<Vec<[u8; 32]>, Error> {
     let mut out = Vec::with_capacity(len.div_ceil(MIB) as usize);
     let mut buf = vec![0u8; MIB as usize];
     let mut off = 0;
