@@ -836,6 +836,48 @@ typedef uint32_t blockdelta_expiry_reason;
 #endif // __cplusplus
 
 /**
+ * Store-wide sizes and counts readable with `blockdelta_store_stat`. Numbers are stable; new
+ * ones are appended.
+ */
+enum blockdelta_store_stat_id
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Bytes of every object and the manifest: what `max_bytes` limits.
+   */
+  BLOCKDELTA_STORE_STAT_ID_BYTES = 0,
+  /**
+   * Listed points (detached included).
+   */
+  BLOCKDELTA_STORE_STAT_ID_POINTS = 1,
+  /**
+   * Pack objects.
+   */
+  BLOCKDELTA_STORE_STAT_ID_PACKS = 2,
+  /**
+   * Bytes of pack data still referenced by some point or the base.
+   */
+  BLOCKDELTA_STORE_STAT_ID_LIVE_DATA_BYTES = 3,
+  /**
+   * Bytes of pack data referenced by nothing (reclaimed by `blockdelta_store_compact`).
+   */
+  BLOCKDELTA_STORE_STAT_ID_DEAD_DATA_BYTES = 4,
+  /**
+   * Pieces in the read index (about 64 bytes of memory each).
+   */
+  BLOCKDELTA_STORE_STAT_ID_INDEX_PIECES = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum blockdelta_store_stat_id blockdelta_store_stat_id;
+#else
+typedef uint32_t blockdelta_store_stat_id;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A decoder writing to C target callbacks (opaque). Create with `blockdelta_applier_new`.
  *
  * The applier sits in a `RefCell`: a target callback that calls back into the same applier gets
@@ -1743,6 +1785,17 @@ blockdelta_result blockdelta_ingest_finish(struct blockdelta_ingest *ingest,
                                            struct blockdelta_point_id *point_out);
 
 /**
+ * After a successful `blockdelta_ingest_finish`: `*count_out` receives how many points the
+ * ingest expired early to stay under the store's byte cap (0 before a successful finish), and
+ * when `expired_out` is not NULL, `*expired_out` receives a list of them (with
+ * `BLOCKDELTA_POINT_FIELD_EXPIRY_REASON` set) that the caller frees with
+ * `blockdelta_point_list_free`. Never blocks; one thread at a time.
+ */
+blockdelta_result blockdelta_ingest_expired(const struct blockdelta_ingest *ingest,
+                                            size_t *count_out,
+                                            struct blockdelta_point_list **expired_out);
+
+/**
  * Frees an ingest; NULL is a no-op. An ingest that was not finished is abandoned: nothing
  * visible changed and its partial data is dropped. Releases the store (and, when the store
  * handle was already freed, closes it). No other call on the ingest may be running or follow.
@@ -1906,6 +1959,25 @@ blockdelta_result blockdelta_store_set_retention(struct blockdelta_store *store,
                                                  uint64_t app_interval_ns,
                                                  uint64_t max_points,
                                                  uint64_t max_bytes);
+
+/**
+ * Reads the retention policy into the five outputs (each NULL to skip; 0 means no limit), as
+ * `blockdelta_store_set_retention` takes it. Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_retention(const struct blockdelta_store *store,
+                                             uint64_t *max_age_ns_out,
+                                             uint64_t *app_max_age_ns_out,
+                                             uint64_t *app_interval_ns_out,
+                                             uint64_t *max_points_out,
+                                             uint64_t *max_bytes_out);
+
+/**
+ * Writes statistic `id` (a `blockdelta_store_stat_id`) to `*value_out`;
+ * `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an unknown id. Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_stat(const struct blockdelta_store *store,
+                                        uint32_t id,
+                                        uint64_t *value_out);
 
 /**
  * Applies the retention policy as of `now_ns` (nanoseconds since the Unix epoch; 0 means the

@@ -219,6 +219,8 @@ static int run(void) {
   EXPECT("an expired point is gone",
          blockdelta_store_read_at(s, &ids[0], 0, &one, 1) == BLOCKDELTA_RESULT_REPLICA_NO_SUCH_POINT);
   if (check_point(s, &ids[2], copies[2]) || check_point(s, &ids[3], copies[3])) return 1;
+  CHECK("store_stat", blockdelta_store_stat(s, BLOCKDELTA_STORE_STAT_ID_POINTS, &v));
+  EXPECT("two points listed", v == 2);
 
   /* Rollback to point 3: a new generation, and the ranges to re-send. */
   uint8_t new_gen[16];

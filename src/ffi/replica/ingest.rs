@@ -17,13 +17,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::blockdelta_point_id;
+use super::points::blockdelta_point_list;
 use super::store::blockdelta_store;
 use crate::ffi::callbacks::secret_arg;
 use crate::ffi::error::{copy_handle_message, LastError};
 use crate::ffi::handle::{arg_ref, arg_slice, free_handle, into_handle, Out};
 use crate::ffi::panic::{boundary, boundary_value};
 use crate::ffi::result::blockdelta_result;
-use crate::replica::{Ingest, ReplicaError, Store};
+use crate::replica::{Expired, Ingest, ReplicaError, Store};
 use crate::stream::StreamError;
 
 /// A stream being ingested into a store (opaque). Create with `blockdelta_store_ingest_begin`,
@@ -33,6 +34,8 @@ pub struct blockdelta_ingest {
     /// keeps alive (see `blockdelta_store_ingest_begin`). `None` once the ingest is over.
     inner: Mutex<Option<Ingest<'static>>>,
     _store: Arc<Store>,
+    /// Points the finished ingest expired early to stay under the byte cap.
+    expired: Mutex<Vec<Expired>>,
     last_error: LastError,
 }
 
@@ -68,6 +71,7 @@ pub extern "C" fn blockdelta_store_ingest_begin(
         let h = blockdelta_ingest {
             inner: Mutex::new(Some(ingest)),
             _store: store,
+            expired: Mutex::new(Vec::new()),
             last_error: LastError::new(),
         };
         // SAFETY: checked non-NULL; writable per the contract.
@@ -143,8 +147,36 @@ pub extern "C" fn blockdelta_ingest_finish(
             ));
         }
         let done = ing.finish().map_err(|e| h.last_error.fail(e))?;
+        *h.expired.lock() = done.expired;
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { out.write(done.point.id.into()) };
+        Ok(())
+    })
+}
+
+/// After a successful `blockdelta_ingest_finish`: `*count_out` receives how many points the
+/// ingest expired early to stay under the store's byte cap (0 before a successful finish), and
+/// when `expired_out` is not NULL, `*expired_out` receives a list of them (with
+/// `BLOCKDELTA_POINT_FIELD_EXPIRY_REASON` set) that the caller frees with
+/// `blockdelta_point_list_free`. Never blocks; one thread at a time.
+#[no_mangle]
+pub extern "C" fn blockdelta_ingest_expired(
+    ingest: *const blockdelta_ingest,
+    count_out: *mut usize,
+    expired_out: *mut *mut blockdelta_point_list,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: NULL or a live handle from `blockdelta_store_ingest_begin`.
+        let h = unsafe { arg_ref(ingest)? };
+        let count = Out::new(count_out)?;
+        let expired = h.expired.lock().clone();
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { count.write(expired.len()) };
+        if !expired_out.is_null() {
+            let list = blockdelta_point_list::from_expired(expired);
+            // SAFETY: non-NULL and writable per the contract.
+            unsafe { expired_out.write(into_handle(list)) };
+        }
         Ok(())
     })
 }

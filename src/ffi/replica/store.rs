@@ -213,6 +213,88 @@ pub extern "C" fn blockdelta_store_set_retention(
     with_store(store, |s| s.set_retention(policy))
 }
 
+/// Reads the retention policy into the five outputs (each NULL to skip; 0 means no limit), as
+/// `blockdelta_store_set_retention` takes it. Never blocks on I/O; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_store_retention(
+    store: *const blockdelta_store,
+    max_age_ns_out: *mut u64,
+    app_max_age_ns_out: *mut u64,
+    app_interval_ns_out: *mut u64,
+    max_points_out: *mut u64,
+    max_bytes_out: *mut u64,
+) -> blockdelta_result {
+    boundary(|| {
+        let p = store_ref(store)?.inner.retention();
+        for (out, v) in [
+            (max_age_ns_out, p.max_age_ns),
+            (app_max_age_ns_out, p.app_max_age_ns),
+            (app_interval_ns_out, p.app_interval_ns),
+            (max_points_out, p.max_points),
+            (max_bytes_out, p.max_bytes),
+        ] {
+            if !out.is_null() {
+                // SAFETY: non-NULL and writable per the contract.
+                unsafe { out.write(v.unwrap_or(0)) };
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Store-wide sizes and counts readable with `blockdelta_store_stat`. Numbers are stable; new
+/// ones are appended.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum blockdelta_store_stat_id {
+    /// Bytes of every object and the manifest: what `max_bytes` limits.
+    Bytes = 0,
+    /// Listed points (detached included).
+    Points = 1,
+    /// Pack objects.
+    Packs = 2,
+    /// Bytes of pack data still referenced by some point or the base.
+    LiveDataBytes = 3,
+    /// Bytes of pack data referenced by nothing (reclaimed by `blockdelta_store_compact`).
+    DeadDataBytes = 4,
+    /// Pieces in the read index (about 64 bytes of memory each).
+    IndexPieces = 5,
+}
+
+/// Writes statistic `id` (a `blockdelta_store_stat_id`) to `*value_out`;
+/// `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an unknown id. Never blocks on I/O; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_store_stat(
+    store: *const blockdelta_store,
+    id: u32,
+    value_out: *mut u64,
+) -> blockdelta_result {
+    boundary(|| {
+        use blockdelta_store_stat_id as S;
+        let s = store_ref(store)?;
+        let out = Out::new(value_out)?;
+        let st = s.inner.stats();
+        let v = match id {
+            x if x == S::Bytes as u32 => st.bytes,
+            x if x == S::Points as u32 => st.points,
+            x if x == S::Packs as u32 => st.packs,
+            x if x == S::LiveDataBytes as u32 => st.live_data_bytes,
+            x if x == S::DeadDataBytes as u32 => st.dead_data_bytes,
+            x if x == S::IndexPieces as u32 => st.index_pieces,
+            _ => {
+                return Err(s.last_error.record(
+                    blockdelta_result::InvalidArgument,
+                    &format_args!("unknown store statistic {id}"),
+                ))
+            }
+        };
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { out.write(v) };
+        Ok(())
+    })
+}
+
 /// Applies the retention policy as of `now_ns` (nanoseconds since the Unix epoch; 0 means the
 /// current time). Never removes the newest point nor detached points; each removal folds the
 /// point into the next one (no data is copied). `*expired_count_out` receives how many points

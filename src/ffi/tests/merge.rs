@@ -29,6 +29,10 @@ fn c(p: &std::path::Path) -> CString {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the store and the merge do file I/O, which miri isolates"
+)]
 fn merge_files_arguments_errors_and_result() {
     let tmp = tempfile::tempdir().unwrap();
     let mut disk = vec![0u8; SIZE as usize];

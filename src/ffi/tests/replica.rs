@@ -97,6 +97,10 @@ fn ingest(
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the store and the merge do file I/O, which miri isolates"
+)]
 fn create_and_open_check_their_arguments_and_lock_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = cpath(&tmp.path().join("s"));
@@ -160,6 +164,10 @@ fn create_and_open_check_their_arguments_and_lock_the_store() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the store and the merge do file I/O, which miri isolates"
+)]
 fn ingest_lifecycle_finish_truncated_stale_and_busy() {
     let tmp = tempfile::tempdir().unwrap();
     let s = create(&tmp.path().join("s"));
@@ -281,6 +289,10 @@ fn ingest_lifecycle_finish_truncated_stale_and_busy() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the store and the merge do file I/O, which miri isolates"
+)]
 fn points_reads_lists_and_retention() {
     let tmp = tempfile::tempdir().unwrap();
     let s = create(&tmp.path().join("s"));
@@ -473,6 +485,10 @@ fn points_reads_lists_and_retention() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the store and the merge do file I/O, which miri isolates"
+)]
 fn rollback_discard_and_lineage() {
     let tmp = tempfile::tempdir().unwrap();
     let s = create(&tmp.path().join("s"));
@@ -545,6 +561,10 @@ fn rollback_discard_and_lineage() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the store and the merge do file I/O, which miri isolates"
+)]
 fn a_panic_in_a_store_call_becomes_a_code_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let s = create(&tmp.path().join("s"));
@@ -575,6 +595,10 @@ fn a_panic_in_a_store_call_becomes_a_code_and_writes_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the store and the merge do file I/O, which miri isolates"
+)]
 fn every_replica_error_has_its_own_code() {
     use crate::ffi::result::ToResult;
     use crate::replica::ReplicaError as E;
@@ -623,4 +647,94 @@ fn every_replica_error_has_its_own_code() {
         E::Stream(crate::stream::StreamError::KeyRequired).to_result(),
         blockdelta_result::StreamKeyRequired
     );
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "the store and the merge do file I/O, which miri isolates"
+)]
+fn retention_getter_stats_and_expiry_during_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = create(&tmp.path().join("s"));
+    for k in 1..=3 {
+        ingest(s, &stream(k - 1, k)).unwrap();
+    }
+    let mut v = [9u64; 5];
+    let [a, b, c, d, e] = &mut v;
+    assert_eq!(blockdelta_store_retention(s, a, b, c, d, e), OK);
+    assert_eq!(v, [0; 5]);
+    assert_eq!(blockdelta_store_set_retention(s, 1, 2, 3, 4, 0), OK);
+    let mut max_points = 0;
+    assert_eq!(
+        blockdelta_store_retention(
+            s,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            &mut max_points,
+            null_mut()
+        ),
+        OK
+    );
+    assert_eq!(max_points, 4);
+    assert_eq!(
+        blockdelta_store_retention(
+            null(),
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            null_mut()
+        ),
+        NULL
+    );
+
+    let stat = |id: blockdelta_store_stat_id| {
+        let mut x = u64::MAX;
+        assert_eq!(blockdelta_store_stat(s, id as u32, &mut x), OK);
+        x
+    };
+    assert_eq!(stat(blockdelta_store_stat_id::Points), 3);
+    assert_eq!(stat(blockdelta_store_stat_id::Packs), 3);
+    let bytes = stat(blockdelta_store_stat_id::Bytes);
+    assert!(bytes > 3 * 4096, "{bytes}");
+    let mut x = 5;
+    assert_eq!(
+        blockdelta_store_stat(s, 99, &mut x),
+        blockdelta_result::InvalidArgument
+    );
+    assert_eq!(blockdelta_store_stat(s, 0, null_mut()), NULL);
+    assert_eq!(x, 5);
+
+    // A byte cap just above what the store holds: the next stream expires older points.
+    assert_eq!(
+        blockdelta_store_set_retention(s, 0, 0, 0, 0, bytes + 12 * 1024),
+        OK
+    );
+    let mut ing = null_mut();
+    assert_eq!(blockdelta_store_ingest_begin(s, null(), 0, &mut ing), OK);
+    let (mut n, mut list) = (7usize, null_mut());
+    assert_eq!(blockdelta_ingest_expired(ing, &mut n, &mut list), OK);
+    assert_eq!((n, blockdelta_point_list_len(list)), (0, 0));
+    blockdelta_point_list_free(list);
+    assert_eq!(blockdelta_ingest_expired(ing, null_mut(), null_mut()), NULL);
+    let data = stream(3, 4);
+    assert_eq!(blockdelta_ingest_push(ing, data.as_ptr(), data.len()), OK);
+    let mut id = blockdelta_point_id::default();
+    assert_eq!(blockdelta_ingest_finish(ing, &mut id), OK);
+    assert_eq!(id.sequence, 4);
+    assert_eq!(blockdelta_ingest_expired(ing, &mut n, &mut list), OK);
+    assert!(n >= 1, "the cap made room by expiring older points");
+    assert_eq!(blockdelta_point_list_len(list), n);
+    for i in 0..n {
+        let mut reason = 0;
+        let f = blockdelta_point_field::ExpiryReason as u32;
+        assert_eq!(blockdelta_point_list_value(list, i, f, &mut reason), OK);
+        assert_eq!(reason, blockdelta_expiry_reason::ByteCap as u64);
+    }
+    blockdelta_point_list_free(list);
+    assert!(stat(blockdelta_store_stat_id::Bytes) <= bytes + 12 * 1024);
+    blockdelta_ingest_free(ing);
+    blockdelta_store_free(s);
 }
