@@ -89,9 +89,7 @@ fn with_ingest<T>(
     let h = unsafe { arg_ref(ingest)? };
     let mut slot = h.inner.lock();
     let Some(ing) = slot.as_mut() else {
-        return Err(h
-            .last_error
-            .fail(ReplicaError::Stream(StreamError::Poisoned)));
+        return Err(h.last_error.fail(StreamError::Poisoned));
     };
     f(ing).map_err(|e| {
         // The stream was refused: release the store now.
@@ -134,9 +132,7 @@ pub extern "C" fn blockdelta_ingest_finish(
         let out = Out::new(point_out)?;
         let mut slot = h.inner.lock();
         let Some(ing) = slot.take() else {
-            return Err(h
-                .last_error
-                .fail(ReplicaError::Stream(StreamError::Poisoned)));
+            return Err(h.last_error.fail(StreamError::Poisoned));
         };
         if !ing.is_complete() {
             // `Ingest::finish` would consume the ingest; keep it open for the rest of the stream.
