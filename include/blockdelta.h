@@ -532,6 +532,11 @@ enum blockdelta_result
    */
   BLOCKDELTA_RESULT_STREAM_CHECKPOINT_CHECKSUM_MISMATCH = 237,
   /**
+   * Stream merge: an input does not continue the inputs before it (disk, generation, block
+   * size, sequence numbers, disk size).
+   */
+  BLOCKDELTA_RESULT_STREAM_MERGE_INCONSISTENT = 238,
+  /**
    * Support: the string is not a kernel version (the message says which part is wrong).
    */
   BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION = 300,
@@ -575,6 +580,76 @@ enum blockdelta_result
    * Support: a VM, server or deployment description is inconsistent.
    */
   BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION = 310,
+  /**
+   * Replica store: a storage call failed (see the last error message). When it was a write or
+   * sync the store is now poisoned (`BLOCKDELTA_RESULT_REPLICA_POISONED` for later changes).
+   */
+  BLOCKDELTA_RESULT_REPLICA_IO = 400,
+  /**
+   * Replica store: a file of the store failed verification (magic, checksum, bounds or
+   * consistency).
+   */
+  BLOCKDELTA_RESULT_REPLICA_CORRUPT = 401,
+  /**
+   * Replica store: a file of the store has a major version this library does not know.
+   */
+  BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_VERSION = 402,
+  /**
+   * Replica store: another handle or process has the store open for writing.
+   */
+  BLOCKDELTA_RESULT_REPLICA_LOCKED = 403,
+  /**
+   * Replica store: no store exists at that path.
+   */
+  BLOCKDELTA_RESULT_REPLICA_NOT_FOUND = 404,
+  /**
+   * Replica store: a store already exists at that path.
+   */
+  BLOCKDELTA_RESULT_REPLICA_ALREADY_EXISTS = 405,
+  /**
+   * Replica store: an earlier write or sync failed; the store accepts no changes until it is
+   * freed and opened again (which recovers it).
+   */
+  BLOCKDELTA_RESULT_REPLICA_POISONED = 406,
+  /**
+   * Replica store: another ingest is in progress on this store.
+   */
+  BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS = 407,
+  /**
+   * Replica store: there is no such recovery point.
+   */
+  BLOCKDELTA_RESULT_REPLICA_NO_SUCH_POINT = 408,
+  /**
+   * Replica store: a read reaches past the point's disk size.
+   */
+  BLOCKDELTA_RESULT_REPLICA_OUT_OF_RANGE = 409,
+  /**
+   * Replica store: the stream does not fit under the store's byte cap even after expiring
+   * every point but the newest; nothing visible changed.
+   */
+  BLOCKDELTA_RESULT_REPLICA_CAPACITY_EXCEEDED = 410,
+  /**
+   * Replica store: points detached by a rollback still exist; discard them first.
+   */
+  BLOCKDELTA_RESULT_REPLICA_DETACHED_POINTS_EXIST = 411,
+  /**
+   * Replica store: the call does not make sense in the store's state or with these arguments
+   * (e.g. a rollback to the newest point).
+   */
+  BLOCKDELTA_RESULT_REPLICA_INVALID_ARGUMENT = 412,
+  /**
+   * Replica store: a cut stream's resume point does not match the stream offered to continue it.
+   */
+  BLOCKDELTA_RESULT_REPLICA_RESUME_MISMATCH = 413,
+  /**
+   * Replica store: data read back from the store failed its checksum.
+   */
+  BLOCKDELTA_RESULT_REPLICA_CHECKSUM_MISMATCH = 414,
+  /**
+   * Replica store: the file system (or object store) ran out of space while writing; the
+   * stream or change was refused, nothing visible changed and the store stays usable.
+   */
+  BLOCKDELTA_RESULT_REPLICA_STORAGE_FULL = 415,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -680,6 +755,149 @@ typedef uint32_t blockdelta_tracker_stat_id;
 #endif // __cplusplus
 
 /**
+ * The numbers `blockdelta_point_list_value` reads. Numbers are stable; new ones are appended.
+ */
+enum blockdelta_point_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The checkpoint the point's changes start from (earlier points folded into it move it
+   * back).
+   */
+  BLOCKDELTA_POINT_FIELD_FROM_SEQUENCE = 0,
+  /**
+   * The disk's size at this point, in bytes.
+   */
+  BLOCKDELTA_POINT_FIELD_DISK_SIZE = 1,
+  /**
+   * The point's time (its BOOKMARK's timestamp, or when it was ingested), in nanoseconds
+   * since the Unix epoch.
+   */
+  BLOCKDELTA_POINT_FIELD_TIME_NS = 2,
+  /**
+   * When the store made the point durable, in nanoseconds since the Unix epoch.
+   */
+  BLOCKDELTA_POINT_FIELD_INGESTED_NS = 3,
+  /**
+   * 1 crash-consistent, 2 application-consistent (the kinds of `blockdelta_encoder_bookmark`).
+   */
+  BLOCKDELTA_POINT_FIELD_CONSISTENCY = 4,
+  /**
+   * 1 if the point's stream had a BOOKMARK, else 0.
+   */
+  BLOCKDELTA_POINT_FIELD_HAS_BOOKMARK = 5,
+  /**
+   * The BOOKMARK's id (0 without one).
+   */
+  BLOCKDELTA_POINT_FIELD_BOOKMARK_ID = 6,
+  /**
+   * 1 for a point detached by a rollback (kept until `blockdelta_store_discard_detached`).
+   */
+  BLOCKDELTA_POINT_FIELD_DETACHED = 7,
+  /**
+   * Bytes of data the point's stream stored.
+   */
+  BLOCKDELTA_POINT_FIELD_STORED_BYTES = 8,
+  /**
+   * Bytes that no other point needs if this one alone is deleted (0 for the newest point).
+   */
+  BLOCKDELTA_POINT_FIELD_EXCLUSIVE_BYTES = 9,
+  /**
+   * Why retention removed the point (a `blockdelta_expiry_reason`); `_NONE` in lists from
+   * `blockdelta_store_points`.
+   */
+  BLOCKDELTA_POINT_FIELD_EXPIRY_REASON = 10,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum blockdelta_point_field blockdelta_point_field;
+#else
+typedef uint32_t blockdelta_point_field;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why retention removed a point (`BLOCKDELTA_POINT_FIELD_EXPIRY_REASON`). Numbers are stable.
+ */
+enum blockdelta_expiry_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not an expired point.
+   */
+  BLOCKDELTA_EXPIRY_REASON_NONE = 0,
+  /**
+   * Older than the policy's age for its kind.
+   */
+  BLOCKDELTA_EXPIRY_REASON_AGE = 1,
+  /**
+   * An application-consistent point thinned to one per interval.
+   */
+  BLOCKDELTA_EXPIRY_REASON_APP_INTERVAL = 2,
+  /**
+   * More points than the policy's count.
+   */
+  BLOCKDELTA_EXPIRY_REASON_COUNT = 3,
+  /**
+   * Removed early to stay under the byte cap.
+   */
+  BLOCKDELTA_EXPIRY_REASON_BYTE_CAP = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum blockdelta_expiry_reason blockdelta_expiry_reason;
+#else
+typedef uint32_t blockdelta_expiry_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Store-wide sizes and counts readable with `blockdelta_store_stat`. Numbers are stable; new
+ * ones are appended.
+ */
+enum blockdelta_store_stat_id
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Bytes of every object and the manifest: what `max_bytes` limits.
+   */
+  BLOCKDELTA_STORE_STAT_ID_BYTES = 0,
+  /**
+   * Listed points (detached included).
+   */
+  BLOCKDELTA_STORE_STAT_ID_POINTS = 1,
+  /**
+   * Pack objects.
+   */
+  BLOCKDELTA_STORE_STAT_ID_PACKS = 2,
+  /**
+   * Bytes of pack data still referenced by some point or the base.
+   */
+  BLOCKDELTA_STORE_STAT_ID_LIVE_DATA_BYTES = 3,
+  /**
+   * Bytes of pack data referenced by nothing (reclaimed by `blockdelta_store_compact`).
+   */
+  BLOCKDELTA_STORE_STAT_ID_DEAD_DATA_BYTES = 4,
+  /**
+   * Pieces in the read index (about 64 bytes of memory each).
+   */
+  BLOCKDELTA_STORE_STAT_ID_INDEX_PIECES = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum blockdelta_store_stat_id blockdelta_store_stat_id;
+#else
+typedef uint32_t blockdelta_store_stat_id;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A decoder writing to C target callbacks (opaque). Create with `blockdelta_applier_new`.
  *
  * The applier sits in a `RefCell`: a target callback that calls back into the same applier gets
@@ -706,16 +924,38 @@ typedef struct blockdelta_decoder blockdelta_decoder;
 typedef struct blockdelta_encoder blockdelta_encoder;
 
 /**
+ * A snapshot of byte ranges (opaque), ascending. Free with `blockdelta_extent_list_free`.
+ */
+typedef struct blockdelta_extent_list blockdelta_extent_list;
+
+/**
+ * A stream being ingested into a store (opaque). Create with `blockdelta_store_ingest_begin`,
+ * always free with `blockdelta_ingest_free`.
+ */
+typedef struct blockdelta_ingest blockdelta_ingest;
+
+/**
  * A deployment plan: disks are added, then `blockdelta_plan_evaluate` computes the verdicts.
  * Opaque; one thread at a time (read-only accessors may run concurrently with each other).
  */
 typedef struct blockdelta_plan blockdelta_plan;
 
 /**
+ * A snapshot of recovery points (opaque). Free with `blockdelta_point_list_free`.
+ */
+typedef struct blockdelta_point_list blockdelta_point_list;
+
+/**
  * Every failed check of one validation (VM rules 1-99, configuration server rules 101-199;
  * see docs/SUPPORT.md). Opaque; read-only once made; any thread may read it.
  */
 typedef struct blockdelta_report blockdelta_report;
+
+/**
+ * A replica store for one disk (opaque). Create with `blockdelta_store_create` or open with
+ * `blockdelta_store_open`; free with `blockdelta_store_free`. Any thread, many at once.
+ */
+typedef struct blockdelta_store blockdelta_store;
 
 /**
  * A change-block tracker. Opaque; create with `blockdelta_tracker_new`, destroy with
@@ -813,6 +1053,21 @@ typedef struct blockdelta_extent {
    */
   uint32_t reserved;
 } blockdelta_extent;
+
+/**
+ * Names a recovery point: the tracker generation and the checkpoint (the `to_seq` of the
+ * stream that made it). A plain value type that never grows; copy it freely.
+ */
+typedef struct blockdelta_point_id {
+  /**
+   * The tracker generation (16 bytes).
+   */
+  uint8_t generation[16];
+  /**
+   * The checkpoint.
+   */
+  uint64_t sequence;
+} blockdelta_point_id;
 
 /**
  * The answer to `blockdelta_support_kernel_check`. A fixed value type.
@@ -1481,6 +1736,413 @@ blockdelta_result blockdelta_encoder_last_error(const struct blockdelta_encoder 
  * Never blocks; any thread (each sees its own message).
  */
 blockdelta_result blockdelta_last_error(char *buf, size_t cap, size_t *len_out);
+
+/**
+ * Merges the `n_inputs` stream files named by `inputs` (an array of NUL-terminated paths, in
+ * checkpoint order) into a new stream file at `output` (a NUL-terminated path that must not
+ * exist). The inputs must be complete, consecutive streams of one disk, generation and block
+ * size, as a replica would accept them one after the other
+ * (`BLOCKDELTA_RESULT_STREAM_MERGE_INCONSISTENT` otherwise; any damage fails the merge with
+ * the input's stream code, and the last error names the input). Applying or ingesting the
+ * output leaves a replica exactly as the inputs in order would.
+ *
+ * `(in_secret, in_secret_len)` verifies every input (`(NULL, 0)`: unencrypted inputs).
+ * `(out_secret, out_secret_len)`, `flags` (`BLOCKDELTA_ENCODE_*`) and `record_size` (0 = 1 MiB)
+ * are the output's settings, as for `blockdelta_encoder_new`. The secrets are copied.
+ *
+ * On success the output is complete and synced, and `*from_seq_out`, `*to_seq_out` and
+ * `*bytes_out` (each NULL to skip) receive its checkpoints and size. On failure the output file
+ * is removed. Blocks on file I/O (reads each input twice); memory is bounded (about 4 MiB per
+ * input); any thread.
+ */
+blockdelta_result blockdelta_stream_merge_files(const char *const *inputs,
+                                                size_t n_inputs,
+                                                const uint8_t *in_secret,
+                                                size_t in_secret_len,
+                                                const char *output,
+                                                const uint8_t *out_secret,
+                                                size_t out_secret_len,
+                                                uint32_t flags,
+                                                uint32_t record_size,
+                                                uint64_t *from_seq_out,
+                                                uint64_t *to_seq_out,
+                                                uint64_t *bytes_out);
+
+/**
+ * Starts ingesting a stream into the store. `(secret, secret_len)` is the stream's secret
+ * (copied; at least 16 bytes); `(NULL, 0)` means the stream must be unencrypted, and with a
+ * secret an unencrypted stream is refused. The stream must continue the store's lineage (same
+ * disk, same generation, `from_seq <= head < to_seq`; a stream already ingested gives
+ * `BLOCKDELTA_RESULT_STREAM_ALREADY_APPLIED`). One ingest at a time per store
+ * (`BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS`). On success `*ingest_out` receives a handle
+ * the caller frees with `blockdelta_ingest_free`; it keeps the store's data alive, so it may
+ * outlive the store handle. Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_ingest_begin(struct blockdelta_store *store,
+                                                const uint8_t *secret,
+                                                size_t secret_len,
+                                                struct blockdelta_ingest **ingest_out);
+
+/**
+ * Stops the ingest here and keeps the stream resumable, even across a restart of the process:
+ * the data so far is synced and a resume point committed. `*offset_out` receives the stream
+ * offset from which the sender must re-send the rest (see `blockdelta_store_resume_ingest`).
+ * The ingest is over afterwards (free it). Only after the header and before END
+ * (`BLOCKDELTA_RESULT_REPLICA_INVALID_ARGUMENT` otherwise, which also ends the ingest). Blocks
+ * on file I/O and fsync; one thread at a time.
+ */
+blockdelta_result blockdelta_ingest_suspend(struct blockdelta_ingest *ingest, uint64_t *offset_out);
+
+/**
+ * Whether the store holds a cut stream it can resume: `*present_out` receives true and
+ * `*target_out` the point the stream would create (its generation and `to_seq`) and
+ * `*offset_out` the stream offset the sender must continue from; else false and both outputs
+ * zeroed. Reads the resume point (a small file); any thread.
+ */
+blockdelta_result blockdelta_store_pending_ingest(const struct blockdelta_store *store,
+                                                  struct blockdelta_point_id *target_out,
+                                                  uint64_t *offset_out,
+                                                  bool *present_out);
+
+/**
+ * Continues the store's cut stream: `(header_frame, header_len)` is the stream's first frame
+ * (24-byte frame header and body) as the sender has it, and only that exact stream can continue
+ * (`BLOCKDELTA_RESULT_REPLICA_RESUME_MISMATCH` otherwise; the resume point stays). The secret as
+ * for `blockdelta_store_ingest_begin`. On success `*ingest_out` receives an ingest handle (free
+ * it with `blockdelta_ingest_free`) and `*offset_out` the stream offset from which to push the
+ * rest. Blocks on file I/O; any thread.
+ */
+blockdelta_result blockdelta_store_resume_ingest(struct blockdelta_store *store,
+                                                 const uint8_t *secret,
+                                                 size_t secret_len,
+                                                 const uint8_t *header_frame,
+                                                 size_t header_len,
+                                                 struct blockdelta_ingest **ingest_out,
+                                                 uint64_t *offset_out);
+
+/**
+ * Drops the store's cut stream and its resume point, if any. Blocks on file I/O; any thread.
+ */
+blockdelta_result blockdelta_store_discard_pending(struct blockdelta_store *store);
+
+/**
+ * Feeds `(data, len)` (caller-owned, read during the call only) as the next bytes of the
+ * stream, in any chunking. Every frame is verified before it is used; nothing is visible
+ * until `blockdelta_ingest_finish` succeeds. An error refuses the stream and ends the ingest.
+ * Blocks on file writes; one thread at a time.
+ */
+blockdelta_result blockdelta_ingest_push(struct blockdelta_ingest *ingest,
+                                         const uint8_t *data,
+                                         size_t len);
+
+/**
+ * Completes the ingest after the stream's END was pushed: syncs the data, commits the new
+ * recovery point, and writes its id to `*point_out`. Only then is the point durable and
+ * listed, and the sender may commit its tracker checkpoint (`point_out->sequence`). Before END
+ * it gives `BLOCKDELTA_RESULT_STREAM_TRUNCATED` and the ingest stays open for more input; any
+ * other error ends it. Does not free the handle (call `blockdelta_ingest_free`). Blocks on file
+ * I/O and fsync; one thread at a time.
+ */
+blockdelta_result blockdelta_ingest_finish(struct blockdelta_ingest *ingest,
+                                           struct blockdelta_point_id *point_out);
+
+/**
+ * After a successful `blockdelta_ingest_finish`: `*count_out` receives how many points the
+ * ingest expired early to stay under the store's byte cap (0 before a successful finish), and
+ * when `expired_out` is not NULL, `*expired_out` receives a list of them (with
+ * `BLOCKDELTA_POINT_FIELD_EXPIRY_REASON` set) that the caller frees with
+ * `blockdelta_point_list_free`. Never blocks; one thread at a time.
+ */
+blockdelta_result blockdelta_ingest_expired(const struct blockdelta_ingest *ingest,
+                                            size_t *count_out,
+                                            struct blockdelta_point_list **expired_out);
+
+/**
+ * Frees an ingest; NULL is a no-op. An ingest that was not finished is abandoned: nothing
+ * visible changed and its partial data is dropped. Releases the store (and, when the store
+ * handle was already freed, closes it). No other call on the ingest may be running or follow.
+ */
+void blockdelta_ingest_free(struct blockdelta_ingest *ingest);
+
+/**
+ * Copies the ingest's last error message; rules as `blockdelta_last_error`.
+ */
+blockdelta_result blockdelta_ingest_last_error(const struct blockdelta_ingest *ingest,
+                                               char *buf,
+                                               size_t cap,
+                                               size_t *len_out);
+
+/**
+ * The number of points in the list (0 for NULL). Never blocks; any thread.
+ */
+size_t blockdelta_point_list_len(const struct blockdelta_point_list *list);
+
+/**
+ * Writes the id of point `index` (0 is the oldest) to `*id_out`.
+ * `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an index at or past the length. Never blocks; any
+ * thread.
+ */
+blockdelta_result blockdelta_point_list_get(const struct blockdelta_point_list *list,
+                                            size_t index,
+                                            struct blockdelta_point_id *id_out);
+
+/**
+ * Writes field `field` (a `blockdelta_point_field`) of point `index` to `*value_out`.
+ * `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an unknown field or an index past the length.
+ * Never blocks; any thread.
+ */
+blockdelta_result blockdelta_point_list_value(const struct blockdelta_point_list *list,
+                                              size_t index,
+                                              uint32_t field,
+                                              uint64_t *value_out);
+
+/**
+ * Copies the BOOKMARK label of point `index` ("" without one; UTF-8, at most
+ * `BLOCKDELTA_MAX_LABEL_LEN` bytes) into `buf` as a NUL-terminated string: at most `cap - 1`
+ * bytes, and `*len_out` (when not NULL) receives the full length without the NUL, so a buffer of
+ * `BLOCKDELTA_MAX_LABEL_LEN + 1` bytes always suffices. `(NULL, 0)` just reports the length.
+ * Never blocks; any thread.
+ */
+blockdelta_result blockdelta_point_list_label(const struct blockdelta_point_list *list,
+                                              size_t index,
+                                              char *buf,
+                                              size_t cap,
+                                              size_t *len_out);
+
+/**
+ * Frees a point list; NULL is a no-op.
+ */
+void blockdelta_point_list_free(struct blockdelta_point_list *list);
+
+/**
+ * The number of extents in the list (0 for NULL). Never blocks; any thread.
+ */
+size_t blockdelta_extent_list_len(const struct blockdelta_extent_list *list);
+
+/**
+ * Writes extent `index` to `*extent_out`. `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an index at
+ * or past the length. Never blocks; any thread.
+ */
+blockdelta_result blockdelta_extent_list_get(const struct blockdelta_extent_list *list,
+                                             size_t index,
+                                             struct blockdelta_extent *extent_out);
+
+/**
+ * Copies extents `first`, `first + 1`, ... into the caller's array `(dst, dst_cap)`, as many as
+ * fit; `*copied_out` receives how many (0 when `first` is at or past the length). Never blocks;
+ * any thread.
+ */
+blockdelta_result blockdelta_extent_list_copy(const struct blockdelta_extent_list *list,
+                                              size_t first,
+                                              struct blockdelta_extent *dst,
+                                              size_t dst_cap,
+                                              size_t *copied_out);
+
+/**
+ * Frees an extent list; NULL is a no-op.
+ */
+void blockdelta_extent_list_free(struct blockdelta_extent_list *list);
+
+/**
+ * Creates a new, empty store in directory `dir` (a NUL-terminated path, created if missing;
+ * it must not hold a store: `BLOCKDELTA_RESULT_REPLICA_ALREADY_EXISTS`) for the disk
+ * `disk_id` (16 bytes, copied): streams for any other disk are refused. The store keeps every
+ * point until a retention policy is set. The store is locked for writing by this handle
+ * (`BLOCKDELTA_RESULT_REPLICA_LOCKED` for any other handle or process) until it is freed.
+ * On success `*store_out` receives a handle the caller frees with `blockdelta_store_free`.
+ * Blocks on file I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_store_create(const char *dir,
+                                          const uint8_t *disk_id,
+                                          struct blockdelta_store **store_out);
+
+/**
+ * Opens the store in directory `dir` (a NUL-terminated path) for writing, recovering from any
+ * crash (unfinished ingests are dropped). `BLOCKDELTA_RESULT_REPLICA_NOT_FOUND` when there is
+ * no store, `BLOCKDELTA_RESULT_REPLICA_LOCKED` while another handle or process has it open.
+ * On success `*store_out` receives a handle the caller frees with `blockdelta_store_free`.
+ * Blocks on file I/O; any thread.
+ */
+blockdelta_result blockdelta_store_open(const char *dir, struct blockdelta_store **store_out);
+
+/**
+ * Frees a store handle; NULL is a no-op. No other call on this handle may be running or
+ * follow. The store's files are closed and its lock released now, or, when ingests started
+ * on it are still alive, when the last of them is freed. Lists taken from it stay valid.
+ */
+void blockdelta_store_free(struct blockdelta_store *store);
+
+/**
+ * Copies the 16-byte id of the disk the store replicates into `disk_id_out[0..16]`.
+ * Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_disk_id(const struct blockdelta_store *store,
+                                           uint8_t *disk_id_out);
+
+/**
+ * The lineage the next stream must continue: `*present_out` is false for an empty store
+ * (which accepts a first stream, `from_seq` 0, of any generation; then `generation_out` gets
+ * 16 zero bytes and `*sequence_out` 0), else true with the generation (16 bytes) and the
+ * checkpoint the next stream must start at or before. Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_lineage(const struct blockdelta_store *store,
+                                           uint8_t *generation_out,
+                                           uint64_t *sequence_out,
+                                           bool *present_out);
+
+/**
+ * Starts a new lineage at the head (an explicit resync or failover): the next stream must
+ * carry `generation` (16 bytes) and start from checkpoint `sequence`. Points stay.
+ * `BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS` while an ingest is alive. Blocks on file
+ * I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_store_set_lineage(struct blockdelta_store *store,
+                                               const uint8_t *generation,
+                                               uint64_t sequence);
+
+/**
+ * Sets the retention policy (0 in any field means no limit of that kind); it is applied by
+ * `blockdelta_store_retain` and, for `max_bytes`, by every ingest.
+ *
+ * - `max_age_ns`: crash-consistent points older than this expire;
+ * - `app_max_age_ns`: application-consistent points older than this expire;
+ * - `app_interval_ns`: among application-consistent points older than `max_age_ns`, only the
+ *   newest in each interval of this length is kept;
+ * - `max_points`: at most this many points (the newest is always kept);
+ * - `max_bytes`: hard cap on the store's bytes; the oldest points expire early to stay under
+ *   it, and a stream that still does not fit is refused
+ *   (`BLOCKDELTA_RESULT_REPLICA_CAPACITY_EXCEEDED`).
+ *
+ * Blocks on file I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_store_set_retention(struct blockdelta_store *store,
+                                                 uint64_t max_age_ns,
+                                                 uint64_t app_max_age_ns,
+                                                 uint64_t app_interval_ns,
+                                                 uint64_t max_points,
+                                                 uint64_t max_bytes);
+
+/**
+ * Reads the retention policy into the five outputs (each NULL to skip; 0 means no limit), as
+ * `blockdelta_store_set_retention` takes it. Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_retention(const struct blockdelta_store *store,
+                                             uint64_t *max_age_ns_out,
+                                             uint64_t *app_max_age_ns_out,
+                                             uint64_t *app_interval_ns_out,
+                                             uint64_t *max_points_out,
+                                             uint64_t *max_bytes_out);
+
+/**
+ * Writes statistic `id` (a `blockdelta_store_stat_id`) to `*value_out`;
+ * `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an unknown id. Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_stat(const struct blockdelta_store *store,
+                                        uint32_t id,
+                                        uint64_t *value_out);
+
+/**
+ * Applies the retention policy as of `now_ns` (nanoseconds since the Unix epoch; 0 means the
+ * current time). Never removes the newest point nor detached points; each removal folds the
+ * point into the next one (no data is copied). `*expired_count_out` receives how many points
+ * expired; when `expired_out` is not NULL, `*expired_out` receives a list of them (each with
+ * `BLOCKDELTA_POINT_FIELD_EXPIRY_REASON` set) that the caller frees with
+ * `blockdelta_point_list_free`. Blocks on file I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_store_retain(struct blockdelta_store *store,
+                                          uint64_t now_ns,
+                                          size_t *expired_count_out,
+                                          struct blockdelta_point_list **expired_out);
+
+/**
+ * Takes a snapshot of every recovery point, oldest first (detached points after their branch
+ * point). `*list_out` receives a list the caller frees with `blockdelta_point_list_free`; it
+ * does not change when the store does. Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_points(const struct blockdelta_store *store,
+                                          struct blockdelta_point_list **list_out);
+
+/**
+ * Reads `len` bytes of point `*point` at byte `offset` into the caller's `buf`, verifying every
+ * checksum on the way. `BLOCKDELTA_RESULT_REPLICA_OUT_OF_RANGE` past the point's disk size,
+ * `BLOCKDELTA_RESULT_REPLICA_NO_SUCH_POINT` for an unknown point. On failure `buf` may have been
+ * partly written (its contents are then unspecified). Blocks on file reads; any thread, many at
+ * once, also while an ingest goes on.
+ */
+blockdelta_result blockdelta_store_read_at(const struct blockdelta_store *store,
+                                           const struct blockdelta_point_id *point,
+                                           uint64_t offset,
+                                           uint8_t *buf,
+                                           size_t len);
+
+/**
+ * Writes point `*point` into a new sparse file at `path` (a NUL-terminated path that must not
+ * exist): data where the point has data, holes where it reads as zeros; synced before
+ * returning. On failure a partly written file may remain. Blocks on file I/O and fsync; any
+ * thread.
+ */
+blockdelta_result blockdelta_store_export_file(const struct blockdelta_store *store,
+                                               const struct blockdelta_point_id *point,
+                                               const char *path);
+
+/**
+ * Rolls the head back to point `*point`: the next stream continues from it under a new
+ * generation, and every later point is kept, detached, until
+ * `blockdelta_store_discard_detached`. Outputs: the new generation (16 bytes at
+ * `generation_out`) and checkpoint (`*sequence_out`) the next stream must carry and start from,
+ * and `*extents_out`, the ranges the source must re-send (a list the caller frees with
+ * `blockdelta_extent_list_free`). Hand all three to the source's tracker.
+ * `BLOCKDELTA_RESULT_REPLICA_DETACHED_POINTS_EXIST` when an earlier rollback's points were not
+ * discarded; `BLOCKDELTA_RESULT_REPLICA_INVALID_ARGUMENT` for the newest point. Blocks on file
+ * I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_store_rollback(struct blockdelta_store *store,
+                                            const struct blockdelta_point_id *point,
+                                            uint8_t *generation_out,
+                                            uint64_t *sequence_out,
+                                            struct blockdelta_extent_list **extents_out);
+
+/**
+ * Deletes the points a rollback detached; `*count_out` receives how many. Blocks on file I/O
+ * and fsync; any thread.
+ */
+blockdelta_result blockdelta_store_discard_detached(struct blockdelta_store *store,
+                                                    size_t *count_out);
+
+/**
+ * The ranges that may differ between points `*a` and `*b` (either order, any branch), from the
+ * store's indexes, coalesced and ascending. `*extents_out` receives a list the caller frees with
+ * `blockdelta_extent_list_free`. Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_changed_between(const struct blockdelta_store *store,
+                                                   const struct blockdelta_point_id *a,
+                                                   const struct blockdelta_point_id *b,
+                                                   struct blockdelta_extent_list **extents_out);
+
+/**
+ * Rewrites the packs of which less than half is still referenced, returning their space to
+ * the file system; `*bytes_freed_out` receives the bytes freed. Blocks on file I/O and fsync
+ * (it copies live data); any thread.
+ */
+blockdelta_result blockdelta_store_compact(struct blockdelta_store *store,
+                                           uint64_t *bytes_freed_out);
+
+/**
+ * Checks every byte of every pack the store references against its checksum;
+ * `*bytes_out` receives the bytes verified. `BLOCKDELTA_RESULT_REPLICA_CHECKSUM_MISMATCH` or
+ * `BLOCKDELTA_RESULT_REPLICA_CORRUPT` name damage (see the last error). Blocks on file reads
+ * (the whole store); any thread.
+ */
+blockdelta_result blockdelta_store_scrub(const struct blockdelta_store *store, uint64_t *bytes_out);
+
+/**
+ * Copies the store's last error message; rules as `blockdelta_last_error`. Any thread (with
+ * several threads, the message is the latest of any of them).
+ */
+blockdelta_result blockdelta_store_last_error(const struct blockdelta_store *store,
+                                              char *buf,
+                                              size_t cap,
+                                              size_t *len_out);
 
 /**
  * The C name of a result code (`"BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE"`), as a static

@@ -1,7 +1,7 @@
 //! `blockdelta_result`: the one error code type of the C ABI.
 //!
 //! Numbers are stable and never reused: a retired code stays here as a comment.
-//! Ranges: 0-99 general, 100-199 tracker, 200-299 stream, 300-399 support.
+//! Ranges: 0-99 general, 100-199 tracker, 200-299 stream, 300-399 support, 400-499 replica store.
 
 #[cfg(feature = "capi")]
 use std::ffi::c_char;
@@ -130,6 +130,9 @@ pub enum blockdelta_result {
     StreamInvalidCheckpoint = 236,
     /// Stream: a stored decoder checkpoint's CRC32 does not match (corrupted at rest).
     StreamCheckpointChecksumMismatch = 237,
+    /// Stream merge: an input does not continue the inputs before it (disk, generation, block
+    /// size, sequence numbers, disk size).
+    StreamMergeInconsistent = 238,
     /// Support: the string is not a kernel version (the message says which part is wrong).
     SupportInvalidKernelVersion = 300,
     /// Support: the string is not an agent version such as "9.24".
@@ -152,6 +155,44 @@ pub enum blockdelta_result {
     SupportUnknownStorageTarget = 309,
     /// Support: a VM, server or deployment description is inconsistent.
     SupportInvalidDescription = 310,
+    /// Replica store: a storage call failed (see the last error message). When it was a write or
+    /// sync the store is now poisoned (`BLOCKDELTA_RESULT_REPLICA_POISONED` for later changes).
+    ReplicaIo = 400,
+    /// Replica store: a file of the store failed verification (magic, checksum, bounds or
+    /// consistency).
+    ReplicaCorrupt = 401,
+    /// Replica store: a file of the store has a major version this library does not know.
+    ReplicaUnsupportedVersion = 402,
+    /// Replica store: another handle or process has the store open for writing.
+    ReplicaLocked = 403,
+    /// Replica store: no store exists at that path.
+    ReplicaNotFound = 404,
+    /// Replica store: a store already exists at that path.
+    ReplicaAlreadyExists = 405,
+    /// Replica store: an earlier write or sync failed; the store accepts no changes until it is
+    /// freed and opened again (which recovers it).
+    ReplicaPoisoned = 406,
+    /// Replica store: another ingest is in progress on this store.
+    ReplicaIngestInProgress = 407,
+    /// Replica store: there is no such recovery point.
+    ReplicaNoSuchPoint = 408,
+    /// Replica store: a read reaches past the point's disk size.
+    ReplicaOutOfRange = 409,
+    /// Replica store: the stream does not fit under the store's byte cap even after expiring
+    /// every point but the newest; nothing visible changed.
+    ReplicaCapacityExceeded = 410,
+    /// Replica store: points detached by a rollback still exist; discard them first.
+    ReplicaDetachedPointsExist = 411,
+    /// Replica store: the call does not make sense in the store's state or with these arguments
+    /// (e.g. a rollback to the newest point).
+    ReplicaInvalidArgument = 412,
+    /// Replica store: a cut stream's resume point does not match the stream offered to continue it.
+    ReplicaResumeMismatch = 413,
+    /// Replica store: data read back from the store failed its checksum.
+    ReplicaChecksumMismatch = 414,
+    /// Replica store: the file system (or object store) ran out of space while writing; the
+    /// stream or change was refused, nothing visible changed and the store stays usable.
+    ReplicaStorageFull = 415,
 }
 
 impl blockdelta_result {
@@ -215,6 +256,7 @@ impl blockdelta_result {
             StreamCheckpointChecksumMismatch => {
                 c"BLOCKDELTA_RESULT_STREAM_CHECKPOINT_CHECKSUM_MISMATCH"
             }
+            StreamMergeInconsistent => c"BLOCKDELTA_RESULT_STREAM_MERGE_INCONSISTENT",
             SupportInvalidKernelVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_KERNEL_VERSION",
             SupportInvalidAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_AGENT_VERSION",
             SupportUnknownAgentVersion => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_AGENT_VERSION",
@@ -226,6 +268,22 @@ impl blockdelta_result {
             SupportUnknownFeature => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_FEATURE",
             SupportUnknownStorageTarget => c"BLOCKDELTA_RESULT_SUPPORT_UNKNOWN_STORAGE_TARGET",
             SupportInvalidDescription => c"BLOCKDELTA_RESULT_SUPPORT_INVALID_DESCRIPTION",
+            ReplicaIo => c"BLOCKDELTA_RESULT_REPLICA_IO",
+            ReplicaCorrupt => c"BLOCKDELTA_RESULT_REPLICA_CORRUPT",
+            ReplicaUnsupportedVersion => c"BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_VERSION",
+            ReplicaLocked => c"BLOCKDELTA_RESULT_REPLICA_LOCKED",
+            ReplicaNotFound => c"BLOCKDELTA_RESULT_REPLICA_NOT_FOUND",
+            ReplicaAlreadyExists => c"BLOCKDELTA_RESULT_REPLICA_ALREADY_EXISTS",
+            ReplicaPoisoned => c"BLOCKDELTA_RESULT_REPLICA_POISONED",
+            ReplicaIngestInProgress => c"BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS",
+            ReplicaNoSuchPoint => c"BLOCKDELTA_RESULT_REPLICA_NO_SUCH_POINT",
+            ReplicaOutOfRange => c"BLOCKDELTA_RESULT_REPLICA_OUT_OF_RANGE",
+            ReplicaCapacityExceeded => c"BLOCKDELTA_RESULT_REPLICA_CAPACITY_EXCEEDED",
+            ReplicaDetachedPointsExist => c"BLOCKDELTA_RESULT_REPLICA_DETACHED_POINTS_EXIST",
+            ReplicaInvalidArgument => c"BLOCKDELTA_RESULT_REPLICA_INVALID_ARGUMENT",
+            ReplicaResumeMismatch => c"BLOCKDELTA_RESULT_REPLICA_RESUME_MISMATCH",
+            ReplicaChecksumMismatch => c"BLOCKDELTA_RESULT_REPLICA_CHECKSUM_MISMATCH",
+            ReplicaStorageFull => c"BLOCKDELTA_RESULT_REPLICA_STORAGE_FULL",
         }
     }
 
@@ -287,6 +345,7 @@ impl blockdelta_result {
             Reentered,
             StreamInvalidCheckpoint,
             StreamCheckpointChecksumMismatch,
+            StreamMergeInconsistent,
             SupportInvalidKernelVersion,
             SupportInvalidAgentVersion,
             SupportUnknownAgentVersion,
@@ -298,6 +357,22 @@ impl blockdelta_result {
             SupportUnknownFeature,
             SupportUnknownStorageTarget,
             SupportInvalidDescription,
+            ReplicaIo,
+            ReplicaCorrupt,
+            ReplicaUnsupportedVersion,
+            ReplicaLocked,
+            ReplicaNotFound,
+            ReplicaAlreadyExists,
+            ReplicaPoisoned,
+            ReplicaIngestInProgress,
+            ReplicaNoSuchPoint,
+            ReplicaOutOfRange,
+            ReplicaCapacityExceeded,
+            ReplicaDetachedPointsExist,
+            ReplicaInvalidArgument,
+            ReplicaResumeMismatch,
+            ReplicaChecksumMismatch,
+            ReplicaStorageFull,
         ]
     };
 

@@ -449,8 +449,9 @@ impl Ingest<'_> {
 
     /// Completes the ingest after END was verified: syncs the pack, writes the layer, commits
     /// the manifest. Only when this returns `Ok` is the point durable and listed; the sender
-    /// then commits its tracker checkpoint. A stream that stopped before END gives
-    /// [`StreamError::Truncated`] and the ingest stays open for more input.
+    /// then commits its tracker checkpoint. Call it once [`Ingest::is_complete`] is true: before
+    /// END it gives [`StreamError::Truncated`] and, having consumed the ingest, drops what was
+    /// received (keep a cut stream with [`Ingest::suspend`] instead).
     pub fn finish(mut self) -> Result<Ingested> {
         if self.state != State::Open {
             return Err(StreamError::Poisoned.into());
