@@ -68,5 +68,5 @@ pub use storage::{
     manifest_conflict, DirStorage, ManifestConflict, ManifestVersion, Storage, Upload,
 };
 pub use store::{
-    Expired, ExpiryReason, PointId, PointInfo, Rollback, Store, StoreConfig, StoreStats,
+    now_ns, Expired, ExpiryReason, PointId, PointInfo, Rollback, Store, StoreConfig, StoreStats,
 };

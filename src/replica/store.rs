@@ -301,7 +301,8 @@ impl std::fmt::Debug for Store {
     }
 }
 
-pub(crate) fn now_ns() -> u64 {
+/// Nanoseconds since the Unix epoch, now (what [`Store::retain`] takes).
+pub fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
