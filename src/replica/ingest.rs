@@ -691,9 +691,9 @@ impl Sink<'_> {
             .pack
             .as_ref()
             .map_or(0, |p| p.len + p.crcs.len() as u64 * 4 + 64);
-        // The new layer (zero filling may double its runs) and manifest entry (label included):
-        // a generous bound.
-        let extra = pack_len + 80 * (self.runs.len() as u64 + 1) + 3 * 4096;
+        // The new layer (zero filling may double its runs, plus its 32-byte frame) and the
+        // manifest's growth (a point is 88 bytes plus a label of at most 1024): a bound.
+        let extra = pack_len + 80 * (self.runs.len() as u64 + 1) + 32 + 88 + 1024;
         if self.base_bytes + extra <= cap {
             return Ok(());
         }

@@ -140,6 +140,35 @@ pub(crate) fn overlay(older: &[Run], newer: &[Run]) -> Vec<Run> {
     out
 }
 
+/// The parts of `runs` that no run of `cover` overlaps (both sorted, non-overlapping). Linear.
+pub(crate) fn subtract(runs: &[Run], cover: &[Run]) -> Vec<Run> {
+    let mut out = Vec::with_capacity(runs.len());
+    let mut j = 0;
+    for r in runs {
+        let mut pos = r.start;
+        while j < cover.len() && cover[j].end() <= pos {
+            j += 1;
+        }
+        let mut k = j;
+        while pos < r.end() {
+            match cover.get(k) {
+                Some(c) if c.start < r.end() => {
+                    if c.start > pos {
+                        push_run(&mut out, r.slice(pos, c.start));
+                    }
+                    pos = pos.max(c.end());
+                    k += 1;
+                }
+                _ => {
+                    push_run(&mut out, r.slice(pos, r.end()));
+                    pos = r.end();
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The run of sorted `runs` containing `off`, if any.
 pub(crate) fn find_run(runs: &[Run], off: u64) -> Option<&Run> {
     let i = runs.partition_point(|r| r.end() <= off);
@@ -332,6 +361,38 @@ mod tests {
                 assert!(w[0].end() <= w[1].start);
                 assert!(!w[0].continues_with(&w[1]), "not coalesced: {w:?}");
             }
+        }
+    }
+
+    #[test]
+    fn subtract_matches_a_byte_model() {
+        let mut seed = 11u64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..2000 {
+            let mut layers = Vec::new();
+            for p in 0..2 {
+                let mut runs = Vec::new();
+                let mut pos = rnd(8);
+                while pos < 200 {
+                    let len = 1 + rnd(30);
+                    push_run(&mut runs, d(pos, len, p + 1, 1000 + pos));
+                    pos += len + rnd(20);
+                }
+                layers.push(runs);
+            }
+            let got = subtract(&layers[0], &layers[1]);
+            let mut expect = model(&layers[0], 300);
+            for (i, b) in model(&layers[1], 300).into_iter().enumerate() {
+                if b.is_some() {
+                    expect[i] = None;
+                }
+            }
+            assert_eq!(model(&got, 300), expect);
         }
     }
 

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use super::error::{corrupt, hex, io_err, ReplicaError, Result};
 use super::format::{decode_layer, encode_layer, pack_object_len, CHUNK};
 use super::manifest::{layer_name, pack_name, resume_name, Manifest, PackRec, PointRec, Retention};
-use super::map::{find_run, overlay, union_ranges, Index, Run, RunKind};
+use super::map::{find_run, overlay, subtract, union_ranges, Index, Run, RunKind};
 use super::storage::{DirStorage, Storage};
 use crate::stream::{ApplyTarget, BookmarkKind};
 use crate::tracker::{Extent, GenerationId};
@@ -959,8 +959,9 @@ impl Store {
             }
             if let Some((a, from, nos)) = acc.take() {
                 if all_before_deleted {
-                    // Fold into the base.
-                    let base = overlay(&v.slots[0].runs, &a);
+                    // Fold into the base. What the new oldest point's own layer covers, no
+                    // point reads from the base any more: drop it, so its data can die.
+                    let base = subtract(&overlay(&v.slots[0].runs, &a), &v.slots[no as usize].runs);
                     let id = Self::alloc_id_m(&mut m);
                     new_objects.push((layer_name(id), encode_layer(&base)));
                     if m.base_layer != 0 {

@@ -707,9 +707,11 @@ fn retention_getter_stats_and_expiry_during_ingest() {
     assert_eq!(blockdelta_store_stat(s, 0, null_mut()), NULL);
     assert_eq!(x, 5);
 
-    // A byte cap just above what the store holds: the next stream expires older points.
+    // A byte cap just above what the store holds: every point's data is still needed (each
+    // checkpoint wrote its own block), so expiring older points cannot make room and the
+    // stream is refused with the cap's own code; the store stays under the cap.
     assert_eq!(
-        blockdelta_store_set_retention(s, 0, 0, 0, 0, bytes + 12 * 1024),
+        blockdelta_store_set_retention(s, 0, 0, 0, 0, bytes + 4 * 1024),
         OK
     );
     let mut ing = null_mut();
@@ -720,21 +722,27 @@ fn retention_getter_stats_and_expiry_during_ingest() {
     blockdelta_point_list_free(list);
     assert_eq!(blockdelta_ingest_expired(ing, null_mut(), null_mut()), NULL);
     let data = stream(3, 4);
-    assert_eq!(blockdelta_ingest_push(ing, data.as_ptr(), data.len()), OK);
+    let pushed = blockdelta_ingest_push(ing, data.as_ptr(), data.len());
     let mut id = blockdelta_point_id::default();
+    let r = if pushed == OK {
+        blockdelta_ingest_finish(ing, &mut id)
+    } else {
+        pushed
+    };
+    assert_eq!(r, blockdelta_result::ReplicaCapacityExceeded);
+    assert_eq!(id.sequence, 0, "no output on failure");
+    assert!(stat(blockdelta_store_stat_id::Bytes) <= bytes + 4 * 1024);
+    // With room, the same stream goes in.
+    blockdelta_ingest_free(ing);
+    assert_eq!(
+        blockdelta_store_set_retention(s, 0, 0, 0, 0, bytes + 64 * 1024),
+        OK
+    );
+    let mut ing = null_mut();
+    assert_eq!(blockdelta_store_ingest_begin(s, null(), 0, &mut ing), OK);
+    assert_eq!(blockdelta_ingest_push(ing, data.as_ptr(), data.len()), OK);
     assert_eq!(blockdelta_ingest_finish(ing, &mut id), OK);
     assert_eq!(id.sequence, 4);
-    assert_eq!(blockdelta_ingest_expired(ing, &mut n, &mut list), OK);
-    assert!(n >= 1, "the cap made room by expiring older points");
-    assert_eq!(blockdelta_point_list_len(list), n);
-    for i in 0..n {
-        let mut reason = 0;
-        let f = blockdelta_point_field::ExpiryReason as u32;
-        assert_eq!(blockdelta_point_list_value(list, i, f, &mut reason), OK);
-        assert_eq!(reason, blockdelta_expiry_reason::ByteCap as u64);
-    }
-    blockdelta_point_list_free(list);
-    assert!(stat(blockdelta_store_stat_id::Bytes) <= bytes + 12 * 1024);
     blockdelta_ingest_free(ing);
     blockdelta_store_free(s);
 }
