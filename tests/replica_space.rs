@@ -100,12 +100,15 @@ fn the_byte_cap_holds_expiring_oldest_points_and_refusing_what_cannot_fit() {
     check(&store, &oracle);
 }
 
-/// Fills a storage until a stream is refused for lack of space, then checks the store.
+/// Fills a storage until a stream is refused for lack of space, checks the store, lets
+/// retention run on the full storage, then gives it more space (`grow`) and sends the same
+/// stream again.
 fn fill_until_full(
     store: &Store,
     src: &mut Source,
     rng: &mut Rng,
     oracle: &mut HashMap<PointId, Vec<u8>>,
+    grow: &dyn Fn(),
 ) {
     for _ in 0..200 {
         src.churn(rng, 60);
@@ -118,7 +121,7 @@ fn fill_until_full(
             Err(ReplicaError::StorageFull { .. }) => {
                 // Refused cleanly: not poisoned, every point intact, reads work.
                 check(store, oracle);
-                // Make room by keeping two points and compacting, then the same stream fits.
+                // Retention still works on a full storage (compaction waits for space).
                 store
                     .set_retention(Retention {
                         max_points: Some(2),
@@ -126,10 +129,14 @@ fn fill_until_full(
                     })
                     .unwrap();
                 store.retain(0).unwrap();
+                assert_eq!(store.points().len(), 2);
                 check(store, oracle);
+                // More space: the same stream goes in, and compaction can run.
+                grow();
                 let got = ingest(store, &src.stream(to, 65536)).unwrap();
                 oracle.insert(got.point.id, src.disk.clone());
                 src.commit(to);
+                store.compact().unwrap();
                 check(store, oracle);
                 return;
             }
@@ -156,7 +163,8 @@ fn a_full_storage_refuses_the_stream_and_the_store_stays_usable() {
     oracle.insert(got.point.id, src.disk.clone());
     src.commit(1);
     storage.set_capacity(Some(storage.used() + (3 << 20)));
-    fill_until_full(&store, &mut src, &mut rng, &mut oracle);
+    let grow = || storage.set_capacity(Some(storage.used() + (8 << 20)));
+    fill_until_full(&store, &mut src, &mut rng, &mut oracle, &grow);
     drop(store);
     let store = Store::open_in(Box::new(storage.restart()), "mem".into()).unwrap();
     check(&store, &oracle);
@@ -190,7 +198,15 @@ fn a_full_file_system_refuses_the_stream_and_the_store_stays_usable() {
     let mut rng = Rng(23);
     let mut src = Source::new(DISK_ID, 1 << 20, 4096);
     let mut oracle = HashMap::new();
-    fill_until_full(&store, &mut src, &mut rng, &mut oracle);
+    let grow = || {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", "remount,size=16m"])
+            .arg(&mnt)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount with more space");
+    };
+    fill_until_full(&store, &mut src, &mut rng, &mut oracle, &grow);
     drop(store);
     let store = Store::open(mnt.join("s")).unwrap();
     check(&store, &oracle);

@@ -876,7 +876,7 @@ impl Store {
             }
         }
         let mut expired = self.delete_points(&mut w, &infos, del)?;
-        self.compact_packs(&mut w, 50, 0)?;
+        self.compact_opportunistically(&mut w, 50, 0)?;
         if let Some(cap) = pol.max_bytes {
             expired.extend(self.fit_under(&mut w, cap, 0)?);
         }
@@ -905,7 +905,7 @@ impl Store {
             }
             let expired = self.delete_points(w, &infos, vec![(main[0], ExpiryReason::ByteCap)])?;
             out.extend(expired);
-            self.compact_packs(w, 100, extra)?;
+            self.compact_opportunistically(w, 100, extra)?;
         }
         Ok(out)
     }
@@ -1064,6 +1064,15 @@ impl Store {
         self.compact_packs(&mut w, 50, 0)
     }
 
+    /// Compaction as part of retention: running out of space while compacting is not an error
+    /// (nothing changed; the space it would free stays for a later run).
+    fn compact_opportunistically(&self, w: &mut Writer, threshold: u64, extra: u64) -> Result<u64> {
+        match self.compact_packs(w, threshold, extra) {
+            Err(ReplicaError::StorageFull { .. }) => Ok(0),
+            r => r,
+        }
+    }
+
     /// Compaction with the live-data threshold in percent: packs whose live data is below
     /// `threshold` percent of their data are rewritten.
     pub(crate) fn compact_packs(&self, w: &mut Writer, threshold: u64, extra: u64) -> Result<u64> {
@@ -1141,7 +1150,11 @@ impl Store {
                     }
                     pw.append(&buf)
                 })();
-                res.map_err(|e| failed(w, "writing a compaction pack", e))?;
+                if let Err(e) = res {
+                    drop(pw);
+                    let _ = self.storage.abort_upload(&name);
+                    return Err(failed(w, "writing a compaction pack", e));
+                }
                 if room.is_some_and(|r| pack_object_len(pw.len) + 2 * 4096 > r) {
                     // Would not fit under the cap after all: give up, nothing changed.
                     drop(pw);
@@ -1156,11 +1169,16 @@ impl Store {
             runs[ri].pack = new_id;
             runs[ri].pack_off = first_at.expect("a run is never empty");
         }
-        let (up, data_len) = pw
+        let done = pw
             .finish()
-            .map_err(|e| failed(w, "writing a compaction pack", e))?;
-        up.complete()
-            .map_err(|e| failed(w, "completing a compaction pack", e))?;
+            .and_then(|(up, len)| up.complete().map(|()| len));
+        let data_len = match done {
+            Ok(len) => len,
+            Err(e) => {
+                let _ = self.storage.abort_upload(&name);
+                return Err(failed(w, "writing a compaction pack", e));
+            }
+        };
         // New layer objects for every slot that changed, then one commit.
         let mut m = w.m.clone();
         let mut old: Vec<String> = Vec::new();
@@ -1211,10 +1229,25 @@ impl Store {
             self.delete_objects(w, &[name])?;
             return Ok(0);
         }
-        for (n, data) in &puts {
-            self.put(w, n, data, "writing a compacted layer")?;
+        // Out of space from here on: remove what this compaction wrote (nothing references it).
+        let undo = |w: &mut Writer, done: usize| {
+            if !w.poisoned {
+                let _ = self.storage.delete(&name);
+                for (n, _) in &puts[..done] {
+                    let _ = self.storage.delete(n);
+                }
+            }
+        };
+        for (i, (n, data)) in puts.iter().enumerate() {
+            if let Err(e) = self.put(w, n, data, "writing a compacted layer") {
+                undo(w, i);
+                return Err(e);
+            }
         }
-        self.commit(w, m)?;
+        if let Err(e) = self.commit(w, m) {
+            undo(w, puts.len());
+            return Err(e);
+        }
         {
             let mut v = self.v.write();
             for (si, id) in slot_objects {
