@@ -12,7 +12,7 @@ use super::format::{encode_layer, CHUNK};
 use super::manifest::{layer_name, pack_name, PackRec, PointRec};
 use super::map::{push_run, truncate_runs, Run, RunKind};
 use super::pack::PackWriter;
-use super::store::{now_ns, PointId, PointInfo, Store};
+use super::store::{PointId, PointInfo, Store};
 use crate::stream::{
     is_all_zero, BookmarkKind, Decoded, Decoder, DecoderConfig, Expected, Record, Secret,
     StreamError, StreamHeader,
@@ -271,7 +271,7 @@ impl Ingest<'_> {
             &encode_layer(&runs),
             "writing a layer",
         )?;
-        let now = now_ns();
+        let now = store.now();
         let (bookmark_id, time_ns, app, label, bookmarked) = match s.bookmark.take() {
             Some((id, ts, app, label)) => (id, ts, app, label, true),
             None => (0, now, false, String::new(), false),

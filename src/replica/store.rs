@@ -291,6 +291,8 @@ pub struct Store {
     pub(crate) location: String,
     pub(crate) w: Mutex<Writer>,
     pub(crate) v: RwLock<View>,
+    /// A fixed clock, only for reproducible test vectors (`None`: the system clock).
+    clock: Option<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -306,6 +308,13 @@ pub(crate) fn now_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+impl Store {
+    /// Now, in nanoseconds since the Unix epoch (fixed for test-vector stores).
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.unwrap_or_else(now_ns)
+    }
 }
 
 fn random16() -> [u8; 16] {
@@ -329,11 +338,44 @@ impl Store {
         Self::open_in(Box::new(s), path)
     }
 
+    /// Creates a store in directory `dir` whose store id and clock are fixed, so that the same
+    /// calls produce byte-identical files. **Only for reproducible test vectors, never in
+    /// production**: stores share ids, and every point's ingest time (and its time, without a
+    /// BOOKMARK) is `time_ns`, which makes age-based retention meaningless. Exists only with
+    /// the cargo feature `insecure-test-vectors` (off by default). Opening the store again
+    /// later uses the system clock.
+    #[cfg(feature = "insecure-test-vectors")]
+    pub fn create_for_test_vectors(
+        dir: impl AsRef<Path>,
+        config: StoreConfig,
+        store_id: [u8; 16],
+        time_ns: u64,
+    ) -> Result<Store> {
+        let s = DirStorage::new(dir.as_ref()).map_err(io_err("creating the store directory"))?;
+        Self::create_with(
+            Box::new(s),
+            dir.as_ref().display().to_string(),
+            config,
+            store_id,
+            Some(time_ns),
+        )
+    }
+
     /// Creates a store on any [`Storage`]; `location` names it in errors.
     pub fn create_in(
         storage: Box<dyn Storage>,
         location: String,
         config: StoreConfig,
+    ) -> Result<Store> {
+        Self::create_with(storage, location, config, random16(), None)
+    }
+
+    fn create_with(
+        storage: Box<dyn Storage>,
+        location: String,
+        config: StoreConfig,
+        store_id: [u8; 16],
+        clock: Option<u64>,
     ) -> Result<Store> {
         let lock = lock(&*storage, &location)?;
         if storage
@@ -345,9 +387,9 @@ impl Store {
         }
         let m = Manifest {
             counter: 1,
-            store_id: random16(),
+            store_id,
             disk_id: config.disk_id,
-            created_ns: now_ns(),
+            created_ns: clock.unwrap_or_else(now_ns),
             next_object: 1,
             lineage: None,
             base_layer: 0,
@@ -373,6 +415,7 @@ impl Store {
                 ingesting: false,
             }),
             v: RwLock::new(view),
+            clock,
         })
     }
 
@@ -400,6 +443,7 @@ impl Store {
                 ingesting: false,
             }),
             v: RwLock::new(view),
+            clock: None,
         };
         store.collect_garbage()?;
         Ok(store)
@@ -568,11 +612,11 @@ impl Store {
         scratch.resize((to - from) as usize, 0);
         self.storage
             .get_range(&name, from, scratch)
-            .map_err(io_err("reading a pack"))?;
+            .map_err(short_object(&name, "reading a pack"))?;
         let mut crcs = vec![0u8; ((c1 - c0) * 4) as usize];
         self.storage
             .get_range(&name, data_len + c0 * 4, &mut crcs)
-            .map_err(io_err("reading a pack's checksums"))?;
+            .map_err(short_object(&name, "reading a pack's checksums"))?;
         for (k, chunk) in scratch.chunks(CHUNK as usize).enumerate() {
             let want = u32::from_le_bytes(crcs[k * 4..k * 4 + 4].try_into().expect("4"));
             if crc32fast::hash(chunk) != want {
@@ -1408,6 +1452,21 @@ fn store_bytes(m: &Manifest, v: &View) -> u64 {
         }
     }
     packs + layers + m.encode().len() as u64
+}
+
+/// Maps a read error of an immutable object: a read past its end means the object is shorter
+/// than the manifest says (truncated), which is corruption, not an I/O failure.
+fn short_object<'a>(
+    name: &'a str,
+    op: &'static str,
+) -> impl FnOnce(io::Error) -> ReplicaError + 'a {
+    move |e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            corrupt(name, "shorter than the manifest says (truncated?)")
+        } else {
+            ReplicaError::Io { op, source: e }
+        }
+    }
 }
 
 /// Builds the in-memory view from a manifest, reading every layer object.
