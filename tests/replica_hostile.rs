@@ -124,3 +124,83 @@ fn every_flipped_byte_and_every_truncation_is_refused_clearly() {
     assert!(try_store(&dir, &expected, "restored"));
     eprintln!("{trials} damaged stores, all refused, none with wrong bytes or an unclear error");
 }
+
+/// The vector's files with the MANIFEST patched by `patch` and resealed (a forger's manifest:
+/// its checksum is right).
+fn forged_manifest(patch: impl FnOnce(&mut Vec<u8>)) -> Vec<(String, Vec<u8>)> {
+    let mut files = files();
+    let m = &mut files[0].1;
+    patch(m);
+    let n = m.len() - 4;
+    let crc = crc32fast::hash(&m[..n]);
+    m[n..].copy_from_slice(&crc.to_le_bytes());
+    files
+}
+
+/// Regression (found reviewing the fuzzer's finding below): a forged manifest (CRC fixed) whose
+/// pack claims a data length near 2^64 passed open, and every use of that length overflowed:
+/// the pack's object size, its checksum table's offset in a read (a panic in debug builds, a
+/// wrapped offset in release). Lengths above 2^62 are now refused at open.
+#[test]
+fn a_forged_pack_length_is_refused_at_open() {
+    for data_len in [u64::MAX, u64::MAX - 4096, 1 << 63, (1 << 62) + 1] {
+        let files = forged_manifest(|m| {
+            // The packs come last, (id, data_len) each, before the CRC.
+            let at = m.len() - 4 - 8;
+            m[at..at + 8].copy_from_slice(&data_len.to_le_bytes());
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        write_store(&tmp.path().join("s"), &files);
+        match Store::open(tmp.path().join("s")) {
+            Err(ReplicaError::Corrupt { object, .. }) => assert_eq!(object, "MANIFEST"),
+            other => panic!("data_len {data_len}: {other:?}"),
+        }
+    }
+}
+
+/// Regression (found by review): a forged manifest with a commit counter or next object id at
+/// 2^64 - 1 opened, and the next commit or object allocation would overflow. Both are now
+/// bounded at open (2^62).
+#[test]
+fn forged_counters_are_refused_at_open() {
+    // counter at 16..24, next_object at 64..72 (after store id, disk id, creation time).
+    for at in [16usize, 64] {
+        let files = forged_manifest(|m| m[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes()));
+        let tmp = tempfile::tempdir().unwrap();
+        write_store(&tmp.path().join("s"), &files);
+        match Store::open(tmp.path().join("s")) {
+            Err(ReplicaError::Corrupt { object, .. }) => assert_eq!(object, "MANIFEST"),
+            other => panic!("u64::MAX at {at}: {other:?}"),
+        }
+    }
+}
+
+/// Regression (found by fuzz/fuzz_targets/store_open.rs, input `NpOuk/8t///Y+w4=`: two packs'
+/// data lengths forged near 2^64 with the manifest's CRC fixed): `stats()` summed the packs'
+/// sizes and overflowed (a panic in debug builds). Each length is now bounded at open (2^62),
+/// and the sums saturate: every pack at the bound still opens, and stats, reads and scrub
+/// give clear errors or results, never a panic.
+#[test]
+fn forged_pack_lengths_whose_sum_overflows_do_not_panic() {
+    let n = files().iter().filter(|f| f.0.contains("/pack-")).count();
+    let files = forged_manifest(|m| {
+        for k in 0..n {
+            let at = m.len() - 4 - 16 * (n - k) + 8;
+            m[at..at + 8].copy_from_slice(&(1u64 << 62).to_le_bytes());
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    write_store(&tmp.path().join("s"), &files);
+    let store = Store::open(tmp.path().join("s")).unwrap();
+    let st = store.stats();
+    assert_eq!(st.bytes, u64::MAX);
+    for p in store.points() {
+        let mut b = vec![0u8; p.disk_size as usize];
+        match store.read_at(p.id, 0, &mut b) {
+            Ok(()) => {}
+            Err(e) => assert!(clear(&e), "read: {e:?}"),
+        }
+    }
+    let e = store.scrub().unwrap_err();
+    assert!(clear(&e), "scrub: {e:?}");
+}

@@ -277,7 +277,9 @@ impl View {
                 continue;
             }
             for r in s.runs.iter().filter(|r| r.kind == RunKind::Data) {
-                *live.entry(r.pack).or_default() += r.len;
+                // Saturating: a forged manifest may claim sizes whose sum overflows.
+                let l = live.entry(r.pack).or_default();
+                *l = l.saturating_add(r.len);
             }
         }
         live
@@ -559,8 +561,10 @@ impl Store {
         };
         for p in &w.m.packs {
             let l = live.get(&p.id).copied().unwrap_or(0);
-            st.live_data_bytes += l;
-            st.dead_data_bytes += (p.data_len - CHUNK).saturating_sub(l);
+            st.live_data_bytes = st.live_data_bytes.saturating_add(l);
+            st.dead_data_bytes = st
+                .dead_data_bytes
+                .saturating_add((p.data_len - CHUNK).saturating_sub(l));
         }
         st
     }
@@ -1239,8 +1243,7 @@ impl Store {
             .packs
             .iter()
             .filter(|p| victims.contains(&p.id))
-            .map(|p| pack_object_len(p.data_len))
-            .sum();
+            .fold(0u64, |a, p| a.saturating_add(pack_object_len(p.data_len)));
         m.packs.retain(|p| !victims.contains(&p.id));
         m.packs.push(PackRec {
             id: new_id,
@@ -1442,7 +1445,12 @@ fn changed(v: &View, a: &PView, b: &PView) -> Result<Vec<Extent>> {
 
 /// Bytes the store occupies: every pack, layer object and the manifest.
 fn store_bytes(m: &Manifest, v: &View) -> u64 {
-    let packs: u64 = m.packs.iter().map(|p| pack_object_len(p.data_len)).sum();
+    // Saturating: a forged manifest may claim pack sizes whose sum overflows (each one is
+    // bounded at open, their sum is not).
+    let packs = m
+        .packs
+        .iter()
+        .fold(0u64, |a, p| a.saturating_add(pack_object_len(p.data_len)));
     let mut layers = 0u64;
     for (i, s) in v.slots.iter().enumerate() {
         if s.alias as usize == i
@@ -1451,7 +1459,9 @@ fn store_bytes(m: &Manifest, v: &View) -> u64 {
             layers += 28 + 40 * s.runs.len() as u64 + 4;
         }
     }
-    packs + layers + m.encode().len() as u64
+    packs
+        .saturating_add(layers)
+        .saturating_add(m.encode().len() as u64)
 }
 
 /// Maps a read error of an immutable object: a read past its end means the object is shorter
