@@ -9,7 +9,9 @@
 //!
 //! and with bit 7 set, the checksums are recomputed after the mutation as a forger would (the
 //! manifest's and layers' trailing CRC32, a pack's header CRC, chunk CRCs and table CRC), so
-//! that mutated fields get past the checksums and reach the structural checks.
+//! that mutated fields get past the checksums and reach the structural checks. With bit 6 set,
+//! a store that opened then ingests the next stream (a 4 KiB write over the vector's newest
+//! point), which allocates objects and commits a manifest from the damaged state.
 //!
 //! The store is written to a directory (in /dev/shm when there is one), then `Store::open`,
 //! `points`, `read_at` of every point over its whole size (in bounded pieces, at most 8 MiB
@@ -23,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use blockdelta::replica::{PointId, Store};
+use blockdelta::stream::encode_to_vec;
+use blockdelta::{EncoderConfig, Extent};
 use libfuzzer_sys::fuzz_target;
 
 struct Valid {
@@ -77,6 +81,41 @@ fn write_store(dir: &Path, files: &[(String, Vec<u8>)], which: usize, with: &[u8
     std::fs::create_dir_all(dir.join("uploads")).unwrap();
     for (i, (n, b)) in files.iter().enumerate() {
         std::fs::write(dir.join(n), if i == which { with } else { b }).unwrap();
+    }
+}
+
+/// Ingests the stream that continues the vector (checkpoint 4 -> 5: 4 KiB rewritten at 8 KiB).
+/// When the damage was not forged and the new point reads back, it must be exact.
+fn next_stream(store: &Store, v: &Valid, exact: bool) {
+    let Some((g, seq)) = store.lineage() else {
+        return;
+    };
+    let Some((_, newest)) = v.points.last() else {
+        return;
+    };
+    let mut disk = newest.clone();
+    disk[8192..12288].fill(0xa5);
+    let size = disk.len() as u64;
+    let cfg = EncoderConfig::new(store.disk_id(), g, seq, seq + 1, size);
+    let Ok(stream) = encode_to_vec(cfg, &[Extent::new(8192, 4096)], &mut disk.clone()) else {
+        return;
+    };
+    let Ok(mut ing) = store.ingest(None) else {
+        return;
+    };
+    if ing.push(&stream).is_err() {
+        return;
+    }
+    let Ok(got) = ing.finish() else {
+        return;
+    };
+    let p = got.point;
+    let mut buf = vec![0u8; (p.disk_size as usize).min(1 << 20)];
+    if store.read_at(p.id, 0, &mut buf).is_ok() && exact {
+        assert!(
+            p.disk_size == size && buf == disk,
+            "the point after a damaged store's next stream reads back wrong"
+        );
     }
 }
 
@@ -197,6 +236,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = store.changed_between(a.id, b.id);
         }
         let _ = store.scrub();
+        if data[1] & 0x40 != 0 {
+            next_stream(&store, v, exact);
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 });
