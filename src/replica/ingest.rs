@@ -12,7 +12,7 @@ use super::format::{encode_layer, CHUNK};
 use super::manifest::{layer_name, pack_name, resume_name, PackRec, Pending, PointRec};
 use super::map::{push_run, truncate_runs, Run, RunKind};
 use super::pack::PackWriter;
-use super::store::{failed, now_ns, PointId, PointInfo, Store, Writer};
+use super::store::{failed, PointId, PointInfo, Store, Writer};
 use crate::stream::{
     is_all_zero, BookmarkKind, Decoded, Decoder, DecoderCheckpoint, DecoderConfig, Expected,
     Record, Secret, StreamError, StreamHeader,
@@ -512,7 +512,7 @@ impl Ingest<'_> {
             &encode_layer(&runs),
             "writing a layer",
         )?;
-        let now = now_ns();
+        let now = store.now();
         let (bookmark_id, time_ns, app, label, bookmarked) = match s.bookmark.take() {
             Some((id, ts, app, label)) => (id, ts, app, label, true),
             None => (0, now, false, String::new(), false),

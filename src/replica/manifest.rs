@@ -6,6 +6,10 @@ use crate::tracker::GenerationId;
 
 pub(crate) const MANIFEST_OBJECT: &str = "MANIFEST";
 
+/// Bound on the manifest's counters and a pack's data length: a hostile manifest's values
+/// beyond it would overflow the arithmetic done with them.
+const MAX_COUNTER: u64 = 1 << 62;
+
 /// Retention policy. `None` means no limit of that kind. See [`crate::replica::Store::retain`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Retention {
@@ -301,6 +305,17 @@ impl Manifest {
                     format!("pack {} is shorter than its header", p.id),
                 ));
             }
+            // Pack offsets, sizes and checksum-table positions are computed from data_len.
+            if p.data_len > MAX_COUNTER {
+                return Err(corrupt(
+                    o,
+                    format!("pack {} claims {} bytes of data", p.id, p.data_len),
+                ));
+            }
+        }
+        // The commit counter and the next object id only ever grow by one: far below this.
+        if self.counter > MAX_COUNTER || self.next_object > MAX_COUNTER {
+            return Err(corrupt(o, "commit counter or next object id out of range"));
         }
         Ok(())
     }

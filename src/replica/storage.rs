@@ -380,8 +380,36 @@ impl Storage for DirStorage {
             }
             return Err(e);
         }
+        // Only a writer creates temporaries, and we are now the only writer: any left are
+        // from one that died (kill -9, power cut) inside `put` or `swap_manifest`. `uploads()`
+        // does not list them (they are not uploads), so nothing else would ever remove them.
+        remove_stale_temporaries(&self.root, &self.uploads)?;
         // The lock lives as long as the file stays open.
         Ok(Box::new(f))
+    }
+}
+
+/// Deletes `put.*` in `uploads` and `MANIFEST.tmp` in `root`: temporaries of a dead writer
+/// (the caller holds the writer lock).
+fn remove_stale_temporaries(root: &Path, uploads: &Path) -> io::Result<()> {
+    let mut removed = false;
+    for e in fs::read_dir(uploads)? {
+        let e = e?;
+        if e.file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("put."))
+        {
+            fs::remove_file(e.path())?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(uploads)?;
+    }
+    match fs::remove_file(root.join(MANIFEST_TMP)) {
+        Ok(()) => sync_dir(root),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -277,7 +277,9 @@ impl View {
                 continue;
             }
             for r in s.runs.iter().filter(|r| r.kind == RunKind::Data) {
-                *live.entry(r.pack).or_default() += r.len;
+                // Saturating: a forged manifest may claim sizes whose sum overflows.
+                let l = live.entry(r.pack).or_default();
+                *l = l.saturating_add(r.len);
             }
         }
         live
@@ -291,6 +293,8 @@ pub struct Store {
     pub(crate) location: String,
     pub(crate) w: Mutex<Writer>,
     pub(crate) v: RwLock<View>,
+    /// A fixed clock, only for reproducible test vectors (`None`: the system clock).
+    clock: Option<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -307,6 +311,13 @@ pub fn now_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+impl Store {
+    /// Now, in nanoseconds since the Unix epoch (fixed for test-vector stores).
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.unwrap_or_else(now_ns)
+    }
 }
 
 fn random16() -> [u8; 16] {
@@ -330,11 +341,44 @@ impl Store {
         Self::open_in(Box::new(s), path)
     }
 
+    /// Creates a store in directory `dir` whose store id and clock are fixed, so that the same
+    /// calls produce byte-identical files. **Only for reproducible test vectors, never in
+    /// production**: stores share ids, and every point's ingest time (and its time, without a
+    /// BOOKMARK) is `time_ns`, which makes age-based retention meaningless. Exists only with
+    /// the cargo feature `insecure-test-vectors` (off by default). Opening the store again
+    /// later uses the system clock.
+    #[cfg(feature = "insecure-test-vectors")]
+    pub fn create_for_test_vectors(
+        dir: impl AsRef<Path>,
+        config: StoreConfig,
+        store_id: [u8; 16],
+        time_ns: u64,
+    ) -> Result<Store> {
+        let s = DirStorage::new(dir.as_ref()).map_err(io_err("creating the store directory"))?;
+        Self::create_with(
+            Box::new(s),
+            dir.as_ref().display().to_string(),
+            config,
+            store_id,
+            Some(time_ns),
+        )
+    }
+
     /// Creates a store on any [`Storage`]; `location` names it in errors.
     pub fn create_in(
         storage: Box<dyn Storage>,
         location: String,
         config: StoreConfig,
+    ) -> Result<Store> {
+        Self::create_with(storage, location, config, random16(), None)
+    }
+
+    fn create_with(
+        storage: Box<dyn Storage>,
+        location: String,
+        config: StoreConfig,
+        store_id: [u8; 16],
+        clock: Option<u64>,
     ) -> Result<Store> {
         let lock = lock(&*storage, &location)?;
         if storage
@@ -346,9 +390,9 @@ impl Store {
         }
         let m = Manifest {
             counter: 1,
-            store_id: random16(),
+            store_id,
             disk_id: config.disk_id,
-            created_ns: now_ns(),
+            created_ns: clock.unwrap_or_else(now_ns),
             next_object: 1,
             lineage: None,
             base_layer: 0,
@@ -374,6 +418,7 @@ impl Store {
                 ingesting: false,
             }),
             v: RwLock::new(view),
+            clock,
         })
     }
 
@@ -401,6 +446,7 @@ impl Store {
                 ingesting: false,
             }),
             v: RwLock::new(view),
+            clock: None,
         };
         store.collect_garbage()?;
         Ok(store)
@@ -526,8 +572,10 @@ impl Store {
         };
         for p in &w.m.packs {
             let l = live.get(&p.id).copied().unwrap_or(0);
-            st.live_data_bytes += l;
-            st.dead_data_bytes += (p.data_len - CHUNK).saturating_sub(l);
+            st.live_data_bytes = st.live_data_bytes.saturating_add(l);
+            st.dead_data_bytes = st
+                .dead_data_bytes
+                .saturating_add((p.data_len - CHUNK).saturating_sub(l));
         }
         st
     }
@@ -579,11 +627,11 @@ impl Store {
         scratch.resize((to - from) as usize, 0);
         self.storage
             .get_range(&name, from, scratch)
-            .map_err(io_err("reading a pack"))?;
+            .map_err(short_object(&name, "reading a pack"))?;
         let mut crcs = vec![0u8; ((c1 - c0) * 4) as usize];
         self.storage
             .get_range(&name, data_len + c0 * 4, &mut crcs)
-            .map_err(io_err("reading a pack's checksums"))?;
+            .map_err(short_object(&name, "reading a pack's checksums"))?;
         for (k, chunk) in scratch.chunks(CHUNK as usize).enumerate() {
             let want = u32::from_le_bytes(crcs[k * 4..k * 4 + 4].try_into().expect("4"));
             if crc32fast::hash(chunk) != want {
@@ -1212,8 +1260,7 @@ impl Store {
             .packs
             .iter()
             .filter(|p| victims.contains(&p.id))
-            .map(|p| pack_object_len(p.data_len))
-            .sum();
+            .fold(0u64, |a, p| a.saturating_add(pack_object_len(p.data_len)));
         m.packs.retain(|p| !victims.contains(&p.id));
         m.packs.push(PackRec {
             id: new_id,
@@ -1449,7 +1496,12 @@ fn changed(v: &View, a: &PView, b: &PView) -> Result<Vec<Extent>> {
 
 /// Bytes the store occupies: every pack, layer object and the manifest.
 fn store_bytes(m: &Manifest, v: &View) -> u64 {
-    let packs: u64 = m.packs.iter().map(|p| pack_object_len(p.data_len)).sum();
+    // Saturating: a forged manifest may claim pack sizes whose sum overflows (each one is
+    // bounded at open, their sum is not).
+    let packs = m
+        .packs
+        .iter()
+        .fold(0u64, |a, p| a.saturating_add(pack_object_len(p.data_len)));
     let mut layers = 0u64;
     for (i, s) in v.slots.iter().enumerate() {
         if s.alias as usize == i
@@ -1458,7 +1510,24 @@ fn store_bytes(m: &Manifest, v: &View) -> u64 {
             layers += 28 + 40 * s.runs.len() as u64 + 4;
         }
     }
-    packs + layers + m.encode().len() as u64
+    packs
+        .saturating_add(layers)
+        .saturating_add(m.encode().len() as u64)
+}
+
+/// Maps a read error of an immutable object: a read past its end means the object is shorter
+/// than the manifest says (truncated), which is corruption, not an I/O failure.
+fn short_object<'a>(
+    name: &'a str,
+    op: &'static str,
+) -> impl FnOnce(io::Error) -> ReplicaError + 'a {
+    move |e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            corrupt(name, "shorter than the manifest says (truncated?)")
+        } else {
+            ReplicaError::Io { op, source: e }
+        }
+    }
 }
 
 /// Builds the in-memory view from a manifest, reading every layer object.

@@ -38,6 +38,7 @@ enum Change {
 }
 
 /// The protected disk.
+#[derive(Clone)]
 pub struct Source {
     pub disk_id: [u8; 16],
     pub generation: GenerationId,
@@ -106,6 +107,12 @@ impl Source {
             *b = if zeros { 0 } else { rng.next() as u8 };
         }
         self.mark(off, len, Change::Data);
+    }
+
+    /// Writes `data` at `off` (for tests that generate their own contents).
+    pub fn write_data(&mut self, off: u64, data: &[u8]) {
+        self.disk[off as usize..off as usize + data.len()].copy_from_slice(data);
+        self.mark(off, data.len() as u64, Change::Data);
     }
 
     fn mark(&mut self, off: u64, len: u64, c: Change) {
