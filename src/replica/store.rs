@@ -471,13 +471,18 @@ impl Store {
             .filter(|&i| !m.points[i].detached)
             .collect();
         let mut out = Vec::with_capacity(m.points.len());
+        // Position in `main` of the next main point (a running count, not a search per point:
+        // listing stays linear in the number of points).
+        let mut next_main = 0;
         for (i, rec) in m.points.iter().enumerate() {
             let exclusive = if rec.detached {
                 // Deleting a detached point is not offered; report what it alone holds over
                 // its neighbour.
                 0
             } else {
-                let k = main.iter().position(|&x| x == i).expect("main point");
+                let k = next_main;
+                next_main += 1;
+                debug_assert_eq!(main[k], i, "main point");
                 match main.get(k + 1) {
                     None => 0,
                     Some(&next) => {
