@@ -86,8 +86,9 @@ fn mmm(v: &[f64]) -> (f64, f64, f64) {
 
 fn show(v: &[f64], unit: &str, scale: f64) -> String {
     let (m, lo, hi) = mmm(v);
+    let sep = if unit.is_empty() { "" } else { " " };
     format!(
-        "{:.3} {unit} ({:.3}..{:.3})",
+        "{:.3}{sep}{unit} ({:.3}..{:.3})",
         m * scale,
         lo * scale,
         hi * scale
@@ -706,6 +707,9 @@ fn many_points(rounds: usize) {
 struct Counting {
     inner: DirStorage,
     written: Arc<AtomicU64>,
+    /// Of `written`: manifests, and objects written whole (layers).
+    manifests: Arc<AtomicU64>,
+    layers: Arc<AtomicU64>,
 }
 
 struct CountingUpload {
@@ -732,6 +736,7 @@ impl Upload for CountingUpload {
 impl Storage for Counting {
     fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
         self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.layers.fetch_add(data.len() as u64, Ordering::Relaxed);
         self.inner.put(name, data)
     }
     fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -769,6 +774,8 @@ impl Storage for Counting {
     }
     fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64> {
         self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.manifests
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         self.inner.swap_manifest(expected, data)
     }
     fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>> {
@@ -786,9 +793,13 @@ fn expiry(window: u64) {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     let written = Arc::new(AtomicU64::new(0));
+    let manifests = Arc::new(AtomicU64::new(0));
+    let layers = Arc::new(AtomicU64::new(0));
     let storage = Counting {
         inner: DirStorage::new(&dir).unwrap(),
         written: written.clone(),
+        manifests: manifests.clone(),
+        layers: layers.clone(),
     };
     let mut config = StoreConfig::new(DISK_ID);
     config.retention = Retention {
@@ -803,7 +814,9 @@ fn expiry(window: u64) {
         .unwrap();
     let generation = GenerationId::random();
     let mut rng = Rng(0x0BAD_CAFE_1234_5678);
-    let (mut ingest_bytes, mut retain_bytes, mut expired, mut blocks) = (0u64, 0u64, 0u64, 0u64);
+    // [all, manifests, layers]; packs are the rest.
+    let (mut ingest, mut retain) = ([0u64; 3], [0u64; 3]);
+    let (mut expired, mut blocks) = (0u64, 0u64);
     let mut retain_time = Vec::new();
     let total = 2 * window + 1;
     for seq in 0..total {
@@ -825,25 +838,37 @@ fn expiry(window: u64) {
         let mut cfg = EncoderConfig::new(DISK_ID, generation, seq, seq + 1, SMALL_DISK);
         cfg.secret = secret();
         let stream = encode_to_vec(cfg, &extents, &mut disk).unwrap();
-        let w0 = written.load(Ordering::Relaxed);
+        let snap = || [&written, &manifests, &layers].map(|c| c.load(Ordering::Relaxed));
+        let w0 = snap();
         let mut ing = store.ingest(secret()).unwrap();
         ing.push(&stream).unwrap();
         ing.finish().unwrap();
-        let w1 = written.load(Ordering::Relaxed);
+        let w1 = snap();
         let t = Instant::now();
         let e = store.retain(u64::MAX / 2).unwrap();
         let dt = t.elapsed().as_secs_f64();
-        let w2 = written.load(Ordering::Relaxed);
+        let w2 = snap();
         // Steady state: the second window (the store is full, every ingest expires one point).
         if seq > window {
-            ingest_bytes += w1 - w0;
-            retain_bytes += w2 - w1;
+            for k in 0..3 {
+                ingest[k] += w1[k] - w0[k];
+                retain[k] += w2[k] - w1[k];
+            }
             expired += e.len() as u64;
             blocks += extents.iter().map(|x| x.len / BLOCK).sum::<u64>();
             retain_time.push(dt);
         }
     }
     let st = store.stats();
+    let (ingest_bytes, retain_bytes) = (ingest[0], retain[0]);
+    for (name, c) in [("ingest", ingest), ("retain", retain)] {
+        println!(
+            "{name}: manifests {:.1} MB, layers {:.1} MB, packs {:.1} MB",
+            c[1] as f64 / 1e6,
+            c[2] as f64 / 1e6,
+            (c[0] - c[1] - c[2]) as f64 / 1e6
+        );
+    }
     println!(
         "over the last {window} ingests: {blocks} blocks of 4 KiB ingested, {expired} points expired"
     );
