@@ -156,6 +156,9 @@ struct Slot {
 #[derive(Debug, Default)]
 pub(crate) struct View {
     points: Vec<PView>,
+    /// Point id -> index in `points` of the last point with that id (what a search from the
+    /// newest finds), so that finding a point does not scan them all.
+    by_id: HashMap<PointId, usize>,
     slots: Vec<Slot>,
     index: Index,
     /// Layer numbers of the detached branch (inclusive).
@@ -168,14 +171,30 @@ pub(crate) struct View {
 
 impl View {
     fn point(&self, id: PointId) -> Result<&PView> {
-        self.points
-            .iter()
-            .rev()
-            .find(|p| p.id == id)
+        debug_assert_eq!(
+            self.by_id.get(&id).copied(),
+            self.points.iter().rposition(|p| p.id == id)
+        );
+        self.by_id
+            .get(&id)
+            .map(|&i| &self.points[i])
             .ok_or(ReplicaError::NoSuchPoint {
                 generation: id.generation.0,
                 sequence: id.sequence,
             })
+    }
+
+    fn push_point(&mut self, p: PView) {
+        self.by_id.insert(p.id, self.points.len());
+        self.points.push(p);
+    }
+
+    /// Rebuilds `by_id` after points were removed.
+    fn reindex_points(&mut self) {
+        self.by_id.clear();
+        for (i, p) in self.points.iter().enumerate() {
+            self.by_id.insert(p.id, i);
+        }
     }
 
     fn root(&self, mut l: u32) -> u32 {
@@ -799,7 +818,7 @@ impl Store {
             v.packs.insert(id, len);
         }
         let no = v.add_layer(runs, rec.layer);
-        v.points.push(PView {
+        v.push_point(PView {
             id: PointId {
                 generation: rec.generation,
                 sequence: rec.to_seq,
@@ -1021,6 +1040,7 @@ impl Store {
             j += 1;
             keep[j - 1]
         });
+        v.reindex_points();
         let live = v.live_bytes();
         let dead: Vec<u64> = m
             .packs
@@ -1297,6 +1317,7 @@ impl Store {
         }
         v.dead.push(range);
         v.points.retain(|p| !p.detached);
+        v.reindex_points();
         let live = v.live_bytes();
         let dead: Vec<u64> = m
             .packs
@@ -1457,7 +1478,7 @@ pub(crate) fn load_view(storage: &dyn Storage, m: &Manifest) -> Result<View> {
             first_detached.get_or_insert(no);
             v.detached = Some((first_detached.expect("set"), no));
         }
-        v.points.push(PView {
+        v.push_point(PView {
             id: PointId {
                 generation: rec.generation,
                 sequence: rec.to_seq,
