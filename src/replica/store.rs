@@ -156,6 +156,9 @@ struct Slot {
 #[derive(Debug, Default)]
 pub(crate) struct View {
     points: Vec<PView>,
+    /// Point id -> index in `points` of the last point with that id (what a search from the
+    /// newest finds), so that finding a point does not scan them all.
+    by_id: HashMap<PointId, usize>,
     slots: Vec<Slot>,
     index: Index,
     /// Layer numbers of the detached branch (inclusive).
@@ -168,14 +171,30 @@ pub(crate) struct View {
 
 impl View {
     fn point(&self, id: PointId) -> Result<&PView> {
-        self.points
-            .iter()
-            .rev()
-            .find(|p| p.id == id)
+        debug_assert_eq!(
+            self.by_id.get(&id).copied(),
+            self.points.iter().rposition(|p| p.id == id)
+        );
+        self.by_id
+            .get(&id)
+            .map(|&i| &self.points[i])
             .ok_or(ReplicaError::NoSuchPoint {
                 generation: id.generation.0,
                 sequence: id.sequence,
             })
+    }
+
+    fn push_point(&mut self, p: PView) {
+        self.by_id.insert(p.id, self.points.len());
+        self.points.push(p);
+    }
+
+    /// Rebuilds `by_id` after points were removed.
+    fn reindex_points(&mut self) {
+        self.by_id.clear();
+        for (i, p) in self.points.iter().enumerate() {
+            self.by_id.insert(p.id, i);
+        }
     }
 
     fn root(&self, mut l: u32) -> u32 {
@@ -528,13 +547,18 @@ impl Store {
             .filter(|&i| !m.points[i].detached)
             .collect();
         let mut out = Vec::with_capacity(m.points.len());
+        // Position in `main` of the next main point (a running count, not a search per point:
+        // listing stays linear in the number of points).
+        let mut next_main = 0;
         for (i, rec) in m.points.iter().enumerate() {
             let exclusive = if rec.detached {
                 // Deleting a detached point is not offered; report what it alone holds over
                 // its neighbour.
                 0
             } else {
-                let k = main.iter().position(|&x| x == i).expect("main point");
+                let k = next_main;
+                next_main += 1;
+                debug_assert_eq!(main[k], i, "main point");
                 match main.get(k + 1) {
                     None => 0,
                     Some(&next) => {
@@ -840,7 +864,7 @@ impl Store {
             v.packs.insert(id, len);
         }
         let no = v.add_layer(runs, rec.layer);
-        v.points.push(PView {
+        v.push_point(PView {
             id: PointId {
                 generation: rec.generation,
                 sequence: rec.to_seq,
@@ -1063,6 +1087,7 @@ impl Store {
             j += 1;
             keep[j - 1]
         });
+        v.reindex_points();
         let live = v.live_bytes();
         let dead: Vec<u64> = m
             .packs
@@ -1377,6 +1402,7 @@ impl Store {
         }
         v.dead.push(range);
         v.points.retain(|p| !p.detached);
+        v.reindex_points();
         let live = v.live_bytes();
         let dead: Vec<u64> = m
             .packs
@@ -1572,7 +1598,7 @@ pub(crate) fn load_view(storage: &dyn Storage, m: &Manifest) -> Result<View> {
             first_detached.get_or_insert(no);
             v.detached = Some((first_detached.expect("set"), no));
         }
-        v.points.push(PView {
+        v.push_point(PView {
             id: PointId {
                 generation: rec.generation,
                 sequence: rec.to_seq,
