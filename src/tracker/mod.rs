@@ -42,10 +42,10 @@
 //!
 //! ## Designed for, not yet built
 //! A persistent map and an activity log, so a crash costs a bounded resync instead of a full one.
-//! The hook belongs where a leaf word of the live map goes from zero to non-zero (a 64-block
-//! region turning dirty, the `fetch_or` in `LiveMap::mark_word` whose old dirty half is zero): that rare
-//! transition is where a write to a cold region would wait for one small durable metadata write,
-//! while writes to already-hot regions keep the load-only fast path.
+//! The hook belongs where a leaf word of the live map goes from zero to non-zero (a 32-block
+//! region turning dirty, the `fetch_or` in `LiveMap::mark_word` whose old dirty half is zero):
+//! that rare transition is where a write to a cold region would wait for one small durable
+//! metadata write, while writes to already-hot regions keep the load-only fast path.
 
 mod bitmap;
 mod error;
