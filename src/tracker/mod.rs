@@ -435,7 +435,8 @@ impl Tracker {
     ///
     /// Lock-free, never blocks, never allocates; any thread. Per leaf word touched (32 blocks,
     /// their dirty and written bits in one word): a load, a `fetch_or` only if a bit is clear,
-    /// and a load per summary level. Unaligned ranges mark every block they touch. `len == 0` is a no-op. A range past the disk end marks nothing and returns
+    /// and a load per summary level. Unaligned ranges mark every block they touch. `len == 0`
+    /// is a no-op. A range past the disk end marks nothing and returns
     /// [`TrackerError::OutOfRange`] naming the values.
     #[inline]
     pub fn mark_write(&self, offset: u64, len: u64) -> Result<(), TrackerError> {
