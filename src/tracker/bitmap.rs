@@ -4,7 +4,8 @@
 //! plain set a checkpoint is drained into and read from. Both have the same shape: level 0 holds
 //! one bit per tracked block; every higher level holds one bit per word of the level below,
 //! meaning "that word may be non-zero" (for the live map) or "that word is non-zero" (exact, for
-//! the frozen map). The top level is a single word. Walking from the top visits only words that
+//! the frozen map). The top level is a single word. (Live leaf words hold 32 blocks with their
+//! kinds, frozen leaf words 64: see below.) Walking from the top visits only words that
 //! hold dirty bits, so draining, iterating and clearing cost time in proportion to the dirty
 //! blocks, not to the disk size (the idea of QEMU's `hbitmap`).
 //!
@@ -17,24 +18,26 @@
 //! ancestor chain set, where the next drain finds it. It is never in neither, and a mark that
 //! returned before a take started is in that take.
 //!
-//! ## Discard bits (model-checked in `tests/loom_tracker.rs`, `*_discard_*`)
-//! Beside the dirty leaves each map holds one discard bit per block (leaf words only, same word
-//! index): "the last change to this block was a discard of the whole block". A discard bit
-//! counts only where the block's dirty bit is set; a lost or stale discard bit may only turn a
-//! discard into a write (the block's data is read and shipped: conservative), never a write into
-//! a discard (which would lose the write).
-//! - A write (`mark_range` with no discard bits) clears the discard bits of its blocks (a load,
-//!   and a `fetch_and` only where one is set), sets the dirty bits, then checks the discard
-//!   bits once more (a second load). The first check orders the clear before the dirty bit a
-//!   take can drain; the second catches a discard bit an abort merged back while this write
-//!   found its dirty bit already set by that abort (the abort publishes discard bits before
-//!   dirty bits, so a write that sees the abort's dirty bit sees its discard bit).
-//! - A discard sets the discard bits of the whole blocks it covers, then the dirty bits; the
-//!   partial blocks at its ends are treated as a write.
-//! - A take swaps each drained dirty word, then the discard word of the same index.
-//! - An abort, per word: loads the live dirty word, sets the frozen discard bits of blocks whose
-//!   live dirty bit was clear, ORs the frozen dirty bits in, and clears again any of those
-//!   discard bits whose dirty bit a concurrent mark set meanwhile.
+//! ## Discard state (model-checked in `tests/loom_tracker.rs`, `*discard*`, `*abort*`)
+//! The live map keeps each block's kind in the same leaf word as its dirty bit: a live leaf
+//! word covers 32 blocks, the low half their dirty bits (D), the high half their "written" bits
+//! (W). A dirty block is a write with W set and a discard without. The frozen map keeps
+//! separate discard words (single owner, under the control lock). Under races the rules below
+//! may let a discard be reported as a write (conservative: the block's data is read and
+//! shipped), never a write as a discard (which would lose the write on the replica).
+//! - A write is one `fetch_or(D | W)` (after a load that skips it when both are set): from
+//!   every state the block is "written" right after it in the word's modification order, so
+//!   every drain from then on reports a write, until a later discard.
+//! - A discard ORs its D bits (with the W bits of the partial blocks at its ends, which are
+//!   writes), then clears the W bits of the whole blocks it covers. A drain between the two
+//!   sees a write.
+//! - A take swaps each leaf word once: it gets the dirty bits and their kinds together, so no
+//!   mark can fall between a dirty bit and its kind (the hole of the separate discard map that
+//!   0.2 had: `an_abort_then_a_take_racing_a_write_is_never_a_discard`).
+//! - An abort, per leaf word: one load, then one `fetch_or` of every frozen block's D bit and
+//!   of the W bit of the frozen writes whose live D bit was clear. It never clears a W bit, so
+//!   a write that raced it, before or after the OR, stays a write; a block marked since the
+//!   take keeps its newer kind (up to a discard raced by the merge becoming a write).
 //!
 //! Every writer, whether it changed its leaf word or found its bits already set (one load), then
 //! checks the summary bits above that word and sets any that are clear, so when a mark returns
@@ -58,11 +61,16 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
-    /// The shape for `blocks` tracked blocks (at least 1).
+    /// The shape for `blocks` tracked blocks (at least 1), 64 per leaf word.
     pub(crate) fn new(blocks: u64) -> Shape {
+        Shape::with_leaves(blocks.max(1).div_ceil(64))
+    }
+
+    /// The shape over `leaves` leaf words (at least 1).
+    pub(crate) fn with_leaves(leaves: u64) -> Shape {
         let mut len = [0usize; MAX_LEVELS];
         let mut start = [0usize; MAX_LEVELS];
-        let mut n = blocks.max(1).div_ceil(64) as usize;
+        let mut n = leaves.max(1) as usize;
         let mut levels = 0;
         let mut total = 0;
         loop {
@@ -86,7 +94,12 @@ impl Shape {
     /// Words (all levels) of a map for `blocks` blocks, saturating at `u64::MAX`: total for
     /// every input, unlike [`Shape::new`], which is only for block counts a tracker accepts.
     pub(crate) fn words_for(blocks: u64) -> u64 {
-        let mut n = blocks.max(1).div_ceil(64);
+        Shape::words_for_leaves(blocks.max(1).div_ceil(64))
+    }
+
+    /// Words (all levels) of a map over `leaves` leaf words, saturating at `u64::MAX`.
+    pub(crate) fn words_for_leaves(leaves: u64) -> u64 {
+        let mut n = leaves.max(1);
         let mut total = 0u64;
         loop {
             total = total.saturating_add(n);
@@ -171,48 +184,69 @@ impl ZeroableWord for AtomicU64 {
     }
 }
 
-/// The live, lock-free dirty set, with its discard bits.
+/// Blocks per live leaf word: the low half holds their dirty bits, the high half their
+/// "written" bits (see [`LiveMap`]).
+const LIVE_LEAF_BLOCKS: u64 = 32;
+/// The dirty half of a live leaf word.
+const LOW: u64 = 0xffff_ffff;
+
+/// The live, lock-free dirty set, with its discard state in the same words.
+///
+/// Each leaf word covers 32 blocks: bit `i` is block `i`'s dirty bit (D), bit `32 + i` its
+/// written bit (W). A dirty block is a write when both are set and a discard when only D is.
+/// Because one word holds both, a write is a single `fetch_or(D | W)` that takes the block to
+/// "written" from every state, and a drain's single `swap(0)` reads dirty and kind together.
 pub(crate) struct LiveMap {
     shape: Shape,
     words: Box<[AtomicU64]>,
-    /// One bit per block, leaf words only (same index as the dirty leaves).
-    discard: Box<[AtomicU64]>,
 }
 
 impl LiveMap {
-    pub(crate) fn new(shape: Shape) -> Option<LiveMap> {
+    /// The live map for `blocks` blocks (at least 1).
+    pub(crate) fn new(blocks: u64) -> Option<LiveMap> {
+        let shape = Shape::with_leaves(Self::leaves(blocks));
         Some(LiveMap {
             shape,
             words: zeroed_words(shape.words())?,
-            discard: zeroed_words(shape.len[0])?,
         })
+    }
+
+    /// Live leaf words for `blocks` blocks.
+    pub(crate) fn leaves(blocks: u64) -> u64 {
+        blocks.max(1).div_ceil(LIVE_LEAF_BLOCKS)
+    }
+
+    /// Words (all levels) of a live map for `blocks` blocks, saturating (see
+    /// [`Shape::words_for`]).
+    pub(crate) fn words_for(blocks: u64) -> u64 {
+        Shape::words_for_leaves(Self::leaves(blocks))
     }
 
     /// Marks blocks `first..=last` dirty; of those, `disc_first..=disc_last` (if any, a
     /// sub-range) as discarded, every other one as written. Returns how many were clean.
     ///
-    /// Lock-free: per touched word, the dirty word as in [`LiveMap::set_range`] plus one load of
-    /// the discard word before and (for written blocks) one after, with a read-modify-write
-    /// only where a discard bit must change.
+    /// Lock-free: per touched leaf word, a load and, only where a bit must change, one
+    /// `fetch_or` (a discard also a `fetch_and` of the written bits it covers), then the
+    /// summary bits as in [`LiveMap::ensure_ancestors`].
     #[inline]
     pub(crate) fn mark_range(&self, first: u64, last: u64, disc: Option<(u64, u64)>) -> u64 {
-        let (fw, lw) = ((first >> 6) as usize, (last >> 6) as usize);
+        let (fw, lw) = ((first >> 5) as usize, (last >> 5) as usize);
         let mut newly = 0;
         for w in fw..=lw {
-            let lo = if w == fw { first as u32 & 63 } else { 0 };
-            let hi = if w == lw { last as u32 & 63 } else { 63 };
+            let lo = if w == fw { first as u32 & 31 } else { 0 };
+            let hi = if w == lw { last as u32 & 31 } else { 31 };
             let mask = bit_range(lo, hi);
             let dmask = match disc {
-                Some((df, dl)) if (df >> 6) as usize <= w && w <= (dl >> 6) as usize => {
-                    let dlo = if w == (df >> 6) as usize {
-                        df as u32 & 63
+                Some((df, dl)) if (df >> 5) as usize <= w && w <= (dl >> 5) as usize => {
+                    let dlo = if w == (df >> 5) as usize {
+                        df as u32 & 31
                     } else {
                         0
                     };
-                    let dhi = if w == (dl >> 6) as usize {
-                        dl as u32 & 63
+                    let dhi = if w == (dl >> 5) as usize {
+                        dl as u32 & 31
                     } else {
-                        63
+                        31
                     };
                     bit_range(dlo, dhi)
                 }
@@ -223,68 +257,63 @@ impl LiveMap {
         newly
     }
 
-    /// One leaf word of [`LiveMap::mark_range`]: `mask` becomes dirty, `dmask` (within it)
-    /// discarded, the rest of `mask` written.
+    /// One leaf word of [`LiveMap::mark_range`]: the blocks of `mask` (low half) become dirty,
+    /// those of `dmask` (within it) discarded, the rest of `mask` written.
+    ///
+    /// A write is one `fetch_or(D | W)`: whatever state the block had (clean, written,
+    /// discarded by an earlier mark or by an abort's merge), it is "written" right after, in
+    /// the word's modification order, so any drain of it from then on reports a write, and
+    /// nothing but a later discard can turn it back (an abort's merge only ORs). A discard
+    /// ORs its D bits (and the written bits of the partial blocks), then clears its W bits:
+    /// a drain between the two sees a write, which is safe.
     #[inline(always)]
     fn mark_word(&self, w: usize, mask: u64, dmask: u64) -> u64 {
-        let wmask = mask & !dmask;
-        let disc = &self.discard[w];
-        // Before the dirty bit: a take that drains it then swaps this discard word sees the
-        // clear (or a later discard's set).
-        if wmask != 0 && disc.load(Ordering::Acquire) & wmask != 0 {
-            disc.fetch_and(!wmask, Ordering::AcqRel);
+        let set = mask | ((mask & !dmask) << 32);
+        let clear = dmask << 32;
+        let word = &self.words[w];
+        let mut cur = word.load(Ordering::Acquire);
+        let mut newly = 0;
+        if cur & set != set {
+            let old = word.fetch_or(set, Ordering::AcqRel);
+            newly = u64::from((mask & !old).count_ones());
+            cur = old | set;
         }
-        if dmask != 0 && disc.load(Ordering::Acquire) & dmask != dmask {
-            disc.fetch_or(dmask, Ordering::AcqRel);
+        if cur & clear != 0 {
+            word.fetch_and(!clear, Ordering::AcqRel);
         }
-        let newly = self.set_word(w, mask);
-        // After the dirty bit: an abort sets discard bits before dirty bits; if this mark found
-        // its dirty bit set by that abort (no read-modify-write of its own), this load sees the
-        // abort's discard bit and clears it.
-        if wmask != 0 && disc.load(Ordering::Acquire) & wmask != 0 {
-            disc.fetch_and(!wmask, Ordering::AcqRel);
-        }
+        self.ensure_ancestors(w);
         newly
     }
 
-    /// Merges an aborted checkpoint's leaf word back: dirty bits `bits`, of which `disc` were
-    /// discards. A discard bit is set only for a block whose live dirty bit was clear (no later
-    /// mark), before the dirty bits, and cleared again where a mark set the dirty bit meanwhile.
+    /// Merges an aborted checkpoint's 64 blocks from `64 * w` back: dirty bits `bits`, of
+    /// which `disc` were discards.
+    ///
+    /// Per live leaf word, one load and one `fetch_or`: every block's D bit, and the W bit of
+    /// its written blocks whose live D bit was clear at the load. A block dirty in the live
+    /// map was marked after the take, so its live state (write or discard) is newer and is kept;
+    /// a mark racing this merge is either ordered after the OR (and wins, a write by its own
+    /// `fetch_or(D | W)`) or before it (then the merge adds at most a W bit: a discard becomes
+    /// a write, safe). The merge never clears a W bit, so it never turns a write into a discard.
     pub(crate) fn merge_word(&self, w: usize, bits: u64, disc: u64) {
-        let disc = disc & bits;
-        let mut cand = 0;
-        if disc != 0 {
-            cand = disc & !self.words[w].load(Ordering::Acquire);
-            if cand != 0 {
-                self.discard[w].fetch_or(cand, Ordering::AcqRel);
+        for half in 0..2 {
+            let d = (bits >> (32 * half)) & LOW;
+            if d == 0 {
+                continue;
             }
-        }
-        let old = self.words[w].fetch_or(bits, Ordering::AcqRel);
-        self.ensure_ancestors(w);
-        if cand & old != 0 {
-            self.discard[w].fetch_and(!(cand & old), Ordering::AcqRel);
+            let written = d & !(disc >> (32 * half));
+            let leaf = 2 * w + half;
+            let word = &self.words[leaf];
+            let live_dirty = word.load(Ordering::Acquire) & LOW;
+            word.fetch_or(d | ((written & !live_dirty) << 32), Ordering::AcqRel);
+            self.ensure_ancestors(leaf);
         }
     }
 
-    /// Sets blocks `first..=last` as written (their discard bits cleared); returns how many of
-    /// them were clean before. See [`LiveMap::mark_range`].
+    /// Sets blocks `first..=last` as written; returns how many of them were clean before. See
+    /// [`LiveMap::mark_range`].
     #[inline]
     pub(crate) fn set_range(&self, first: u64, last: u64) -> u64 {
         self.mark_range(first, last, None)
-    }
-
-    /// ORs `mask` into leaf word `w`; returns the number of bits that were newly set.
-    #[inline(always)]
-    pub(crate) fn set_word(&self, w: usize, mask: u64) -> u64 {
-        let word = &self.words[w];
-        let newly = if word.load(Ordering::Acquire) & mask == mask {
-            0
-        } else {
-            let old = word.fetch_or(mask, Ordering::AcqRel);
-            u64::from((mask & !old).count_ones())
-        };
-        self.ensure_ancestors(w);
-        newly
     }
 
     /// Makes sure every summary bit above leaf word `index` is set before the mark returns: a
@@ -322,21 +351,17 @@ impl LiveMap {
         }
     }
 
-    /// Clears leaf bits from block `first` to the end of the map (a shrink). Summary bits are
-    /// left as they are: a stale summary bit only costs the next drain one look at a zero word.
+    /// Clears blocks from `first` to the end of the map (a shrink). Summary bits are left as
+    /// they are: a stale summary bit only costs the next drain one look at a zero word.
     pub(crate) fn clear_from(&self, first: u64) {
-        let fw = (first >> 6) as usize;
+        let fw = (first >> 5) as usize;
         let n = self.shape.len[0];
         if fw >= n {
             return;
         }
-        let keep = (1u64 << (first & 63)) - 1;
-        self.words[fw].fetch_and(keep, Ordering::AcqRel);
-        self.discard[fw].fetch_and(keep, Ordering::AcqRel);
+        let keep = (1u64 << (first & 31)) - 1;
+        self.words[fw].fetch_and(keep | (keep << 32), Ordering::AcqRel);
         for w in &self.words[fw + 1..n] {
-            w.swap(0, Ordering::AcqRel);
-        }
-        for w in &self.discard[fw + 1..n] {
             w.swap(0, Ordering::AcqRel);
         }
     }
@@ -350,6 +375,7 @@ impl LiveMap {
             ..Drained::default()
         };
         self.drain_word(self.shape.top(), 0, into, &mut d);
+        d.flush(into);
         d
     }
 
@@ -360,9 +386,10 @@ impl LiveMap {
         }
         let mut bits = word.swap(0, Ordering::AcqRel);
         if level == 0 {
-            // After the dirty word: see the module documentation.
-            let disc = self.discard[index].swap(0, Ordering::AcqRel);
-            d.add(index, bits, disc, into);
+            // One swap: the dirty bits and their kinds together.
+            let dirty = bits & LOW;
+            let disc = dirty & !(bits >> 32);
+            d.add_half(index, dirty, disc, into);
             return;
         }
         while bits != 0 {
@@ -383,9 +410,35 @@ pub(crate) struct Drained {
     /// The last non-empty leaf word added (dirty and discard bits), to join runs across word
     /// boundaries.
     prev: Option<(usize, u64, u64)>,
+    /// The frozen leaf word being assembled from live leaf words (32 blocks each).
+    pending: Option<(usize, u64, u64)>,
 }
 
 impl Drained {
+    /// Adds live leaf word `live_index` (dirty bits and discard bits in the low 32 bits).
+    /// Live leaves arrive in ascending order; two make one frozen leaf word.
+    fn add_half(&mut self, live_index: usize, dirty: u64, disc: u64, into: &mut FrozenMap) {
+        let index = live_index >> 1;
+        let shift = 32 * (live_index & 1);
+        match &mut self.pending {
+            Some((i, b, dc)) if *i == index => {
+                *b |= dirty << shift;
+                *dc |= disc << shift;
+            }
+            _ => {
+                self.flush(into);
+                self.pending = Some((index, dirty << shift, disc << shift));
+            }
+        }
+    }
+
+    /// Adds the frozen leaf word being assembled, if any.
+    fn flush(&mut self, into: &mut FrozenMap) {
+        if let Some((index, bits, disc)) = self.pending.take() {
+            self.add(index, bits, disc, into);
+        }
+    }
+
     fn add(&mut self, index: usize, mut bits: u64, disc: u64, into: &mut FrozenMap) {
         let first = (index as u64) << 6;
         if first >= self.end_block {
@@ -586,7 +639,7 @@ mod tests {
     #[test]
     fn drain_iterate_clear() {
         let shape = Shape::new(300_000);
-        let live = LiveMap::new(shape).unwrap();
+        let live = LiveMap::new(300_000).unwrap();
         let mut frozen = FrozenMap::new(shape).unwrap();
         assert_eq!(live.set_range(5, 5), 1);
         assert_eq!(live.set_range(5, 5), 0);
@@ -625,7 +678,7 @@ mod discard_tests {
     #[test]
     fn discard_bits_survive_a_drain_and_split_runs_by_kind() {
         let shape = Shape::new(1000);
-        let live = LiveMap::new(shape).unwrap();
+        let live = LiveMap::new(1000).unwrap();
         let mut frozen = FrozenMap::new(shape).unwrap();
         live.mark_range(10, 20, None);
         live.mark_range(21, 70, Some((21, 70)));
@@ -644,7 +697,7 @@ mod discard_tests {
         assert_eq!(frozen.next_kind_change(71, 72, false), 72);
         assert_eq!(frozen.next_kind_change(10, 15, false), 15);
         assert_eq!(frozen.next_kind_change(40, 40, true), 40);
-        assert!(live.discard.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+        assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         // Abort: merged back where no later mark touched the block.
         live.mark_range(40, 40, None);
         frozen.for_each_word(|w, bits| live.merge_word(w, bits, frozen.discard_leaf(w)));

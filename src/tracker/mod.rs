@@ -18,11 +18,11 @@
 //!   [`ExtentKind::Discard`] extent, through take, abort and commit, so the stream sends a
 //!   DISCARD record instead of data. Under races a discard may be reported as a write (always
 //!   safe: the data is read and shipped), never a write as a discard (protocol in `bitmap.rs`,
-//!   loom scenarios `*discard*`, stress test `a_write_is_never_reported_as_a_discard*`). The cost:
-//!   one bit per block in a live and in a frozen discard map (about twice the memory of the dirty
-//!   maps alone, see [`Tracker::memory_for`]), and on the write path two loads of the block's
-//!   discard word (one before, one after the dirty bit), with a read-modify-write only when a
-//!   discard bit is set.
+//!   loom scenarios `*discard*` and `*abort*`, stress test
+//!   `a_write_is_never_reported_as_a_discard*`). The kind lives in the same live word as the
+//!   dirty bit (a "written" bit beside it), so a write is one `fetch_or` and a take reads dirty
+//!   bits and kinds with one swap; the cost is one more bit per block (about twice the memory of
+//!   the dirty maps alone, see [`Tracker::memory_for`]) and none on the write path.
 //! - Checkpoint numbers are unique within a generation; an aborted number is never issued again.
 //!   Each checkpoint names the last committed number it builds on
 //!   ([`CheckpointInfo::from_sequence`]), and [`Tracker::commit`] takes the generation and
@@ -42,10 +42,10 @@
 //!
 //! ## Designed for, not yet built
 //! A persistent map and an activity log, so a crash costs a bounded resync instead of a full one.
-//! The hook belongs where a leaf word of the live map goes from zero to non-zero (a 64-block
-//! region turning dirty, the `fetch_or` in `LiveMap::set_word` that returns zero): that rare
-//! transition is where a write to a cold region would wait for one small durable metadata write,
-//! while writes to already-hot regions keep the load-only fast path.
+//! The hook belongs where a leaf word of the live map goes from zero to non-zero (a 32-block
+//! region turning dirty, the `fetch_or` in `LiveMap::mark_word` whose old dirty half is zero):
+//! that rare transition is where a write to a cold region would wait for one small durable
+//! metadata write, while writes to already-hot regions keep the load-only fast path.
 
 mod bitmap;
 mod error;
@@ -363,7 +363,7 @@ impl Tracker {
         let oom = || TrackerError::OutOfMemory {
             bytes: Self::memory_for(capacity, block_size) - Self::fixed_bytes(),
         };
-        let live = LiveMap::new(shape).ok_or_else(oom)?;
+        let live = LiveMap::new(blocks).ok_or_else(oom)?;
         let frozen = FrozenMap::new(shape).ok_or_else(oom)?;
         let tracker = Tracker {
             shift: block_size.trailing_zeros(),
@@ -393,16 +393,18 @@ impl Tracker {
     }
 
     /// Bytes of tracker memory for a disk of `capacity` bytes at `block_size` granularity:
-    /// the live and the frozen bitmap with their summary levels, the live and the frozen
-    /// discard bits (one bit per block each), plus the fixed part.
+    /// the live map (two bits per block, dirty and written, in the same word) and the frozen
+    /// bitmap with their summary levels, the frozen discard bits (one per block), plus the
+    /// fixed part.
     ///
     /// Total for every input: a `block_size` of 0 is taken as 1, and a figure that does not fit
     /// 64 bits saturates at `u64::MAX` (no such tracker can be built anyway).
     pub fn memory_for(capacity: u64, block_size: u32) -> u64 {
         let blocks = capacity.div_ceil(u64::from(block_size.max(1)));
-        Shape::words_for(blocks)
+        LiveMap::words_for(blocks)
+            .saturating_add(Shape::words_for(blocks))
             .saturating_add(blocks.max(1).div_ceil(64))
-            .saturating_mul(2 * 8)
+            .saturating_mul(8)
             .saturating_add(Self::fixed_bytes())
     }
 
@@ -431,11 +433,10 @@ impl Tracker {
 
     /// Records that `len` bytes at `offset` were written.
     ///
-    /// Lock-free, never blocks, never allocates; any thread. Per leaf word touched: a load of the
-    /// discard word (an RMW only if a discard bit of these blocks is set), a load of the dirty
-    /// word (an RMW only if a bit is clear), a load per summary level, and a second load of the
-    /// discard word. Unaligned ranges mark every block
-    /// they touch. `len == 0` is a no-op. A range past the disk end marks nothing and returns
+    /// Lock-free, never blocks, never allocates; any thread. Per leaf word touched (32 blocks,
+    /// their dirty and written bits in one word): a load, a `fetch_or` only if a bit is clear,
+    /// and a load per summary level. Unaligned ranges mark every block they touch. `len == 0`
+    /// is a no-op. A range past the disk end marks nothing and returns
     /// [`TrackerError::OutOfRange`] naming the values.
     #[inline]
     pub fn mark_write(&self, offset: u64, len: u64) -> Result<(), TrackerError> {
@@ -530,11 +531,10 @@ impl Tracker {
     ///    left), it counts as an aborted checkpoint, and a later [`Tracker::commit`] of it, or of
     ///    anything in the old generation, is refused. Unlike `abort`, its whole-block discards
     ///    come back as **writes** (the source's current contents, zeros for a block still
-    ///    discarded, are read and shipped). Merging discard bits back while a write races the
-    ///    merge and the next take can report that write as a discard (loom model
-    ///    `an_abort_then_a_take_racing_a_write_known_discard_hole`); on this rare
-    ///    disaster-recovery path the tracker gives up thinness for safety. Live discards (not
-    ///    taken) stay discards.
+    ///    discarded, are read and shipped): on this rare disaster-recovery path the tracker
+    ///    gives up thinness for simplicity (`abort`'s merge of discards is race-free, loom
+    ///    `an_abort_then_a_take_racing_a_write_is_never_a_discard`). Live discards (not taken)
+    ///    stay discards.
     /// 3. Every block `extents` touch is marked dirty as a **write**, like
     ///    [`Tracker::mark_write`] (partial blocks included; unsorted, overlapping and empty
     ///    extents within the disk are fine; an extent's `kind` is ignored). A write, not a
