@@ -43,7 +43,6 @@ const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 const DEMO_SIZE: u64 = GIB;
 const DEMO_GROWN: u64 = GIB + 256 * MIB;
-const GRANULARITY: u32 = 64 << 10;
 const WRITERS: usize = 3;
 const OPS_PER_WRITER: u64 = 700;
 
@@ -448,7 +447,8 @@ fn replicate_existing(source_path: &Path, replica_path: &Path, secret: &str) -> 
         replica_path.display()
     );
     // A new tracker starts with every block dirty: its first checkpoint is the full sync.
-    let tracker = Tracker::new(TrackerConfig::new(source_size).granularity(GRANULARITY))?;
+    // The default granularity: 4 KiB, coarser for disks above about 500 GiB.
+    let tracker = Tracker::new(TrackerConfig::new(source_size))?;
     let mut pipe = Pipeline::new(disk_id_from(source_path), secret);
     let mut totals = Totals::default();
     let started = Instant::now();
@@ -688,9 +688,7 @@ fn demo(args: &Args) -> Result<(), Error> {
     );
 
     let tracker = Arc::new(Tracker::new(
-        TrackerConfig::new(DEMO_SIZE)
-            .granularity(GRANULARITY)
-            .capacity(DEMO_GROWN),
+        TrackerConfig::new(DEMO_SIZE).capacity(DEMO_GROWN),
     )?);
     let mut pipe = Pipeline::new(DISK_ID, &args.secret);
     let mut totals = Totals::default();

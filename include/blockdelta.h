@@ -86,9 +86,16 @@
 #define BLOCKDELTA_MAX_GRANULARITY 1048576u
 
 /**
- * Default tracking granularity in bytes (64 KiB: 4 MiB of bitmaps per TiB).
+ * Default tracking granularity in bytes (4 KiB), used when the tracker fits
+ * `BLOCKDELTA_DEFAULT_MEMORY_BUDGET` at it (disks up to about 500 GiB); larger disks get the
+ * finest power of two that fits.
  */
-#define BLOCKDELTA_DEFAULT_GRANULARITY 65536u
+#define BLOCKDELTA_DEFAULT_GRANULARITY 4096u
+
+/**
+ * The memory the default granularity stays within (64 MiB).
+ */
+#define BLOCKDELTA_DEFAULT_MEMORY_BUDGET 67108864ull
 
 /**
  * Largest disk size (and capacity) a tracker accepts, in bytes: 2^60 (1 EiB).
@@ -2547,7 +2554,8 @@ blockdelta_result blockdelta_plan_last_error(const struct blockdelta_plan *plan,
  * - `sector_size`: 512 or 4096.
  * - `granularity`: tracking block size, a power of two from 512 to 1048576 (at least the sector
  *   size); 0 chooses the finest granularity whose memory fits `memory_budget` bytes (and 0 for
- *   both means the default, 65536).
+ *   both means the default: `BLOCKDELTA_DEFAULT_GRANULARITY` (4 KiB), coarser by powers of two
+ *   for disks whose tracker would need more than `BLOCKDELTA_DEFAULT_MEMORY_BUDGET` at it).
  * - `capacity`: the largest size `blockdelta_tracker_resize` may reach (0 means `disk_size`);
  *   memory is allocated for it now, so a resize never allocates.
  * - `flags`: 0 or `BLOCKDELTA_TRACKER_START_CLEAN`; other bits are `BLOCKDELTA_RESULT_INVALID_ARGUMENT`.

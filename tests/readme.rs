@@ -41,5 +41,38 @@ fn readme_memory_table_matches_the_tracker() {
 #[test]
 fn reported_memory_is_what_memory_for_predicts() {
     let t = Tracker::new(blockdelta::TrackerConfig::new(4 * TIB)).unwrap();
-    assert_eq!(t.memory_usage(), Tracker::memory_for(4 * TIB, 65536));
+    let g = Tracker::default_granularity(4 * TIB, 512);
+    assert_eq!(t.memory_usage(), Tracker::memory_for(4 * TIB, g));
+    assert!(t.memory_usage() <= blockdelta::tracker::DEFAULT_MEMORY_BUDGET);
+}
+
+/// The README's table of default granularities is what `Tracker::default_granularity` gives.
+#[test]
+fn readme_default_granularity_table_matches_the_tracker() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut want = String::from("| disk | default granularity | tracker memory |\n|---|---|---|\n");
+    for (name, size) in [
+        ("100 GiB", 100u64 << 30),
+        ("500 GiB", 500 << 30),
+        ("1 TiB", TIB),
+        ("4 TiB", 4 * TIB),
+        ("16 TiB", 16 * TIB),
+        ("64 TiB", 64 * TIB),
+    ] {
+        let g = Tracker::default_granularity(size, 512);
+        let gran = if g >= 1 << 20 {
+            format!("{} MiB", g >> 20)
+        } else {
+            format!("{} KiB", g >> 10)
+        };
+        want += &format!(
+            "| {name} | {gran} | {} |\n",
+            mib(Tracker::memory_for(size, g))
+        );
+    }
+    assert!(
+        readme.contains(&want),
+        "README.md's default granularity table is stale; it should read:\n{want}"
+    );
 }

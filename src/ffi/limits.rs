@@ -13,8 +13,12 @@ use crate::tracker;
 pub const BLOCKDELTA_MIN_GRANULARITY: u32 = 512u32;
 /// Largest tracking granularity in bytes (1 MiB).
 pub const BLOCKDELTA_MAX_GRANULARITY: u32 = 1048576u32;
-/// Default tracking granularity in bytes (64 KiB: 4 MiB of bitmaps per TiB).
-pub const BLOCKDELTA_DEFAULT_GRANULARITY: u32 = 65536u32;
+/// Default tracking granularity in bytes (4 KiB), used when the tracker fits
+/// `BLOCKDELTA_DEFAULT_MEMORY_BUDGET` at it (disks up to about 500 GiB); larger disks get the
+/// finest power of two that fits.
+pub const BLOCKDELTA_DEFAULT_GRANULARITY: u32 = 4096u32;
+/// The memory the default granularity stays within (64 MiB).
+pub const BLOCKDELTA_DEFAULT_MEMORY_BUDGET: u64 = 67108864u64;
 /// Largest disk size (and capacity) a tracker accepts, in bytes: 2^60 (1 EiB).
 pub const BLOCKDELTA_MAX_DISK_SIZE: u64 = 1152921504606846976u64;
 /// Largest number of blocks a tracker tracks: 2^40.
@@ -33,6 +37,7 @@ const _: () = {
     assert!(BLOCKDELTA_MIN_GRANULARITY == tracker::MIN_GRANULARITY);
     assert!(BLOCKDELTA_MAX_GRANULARITY == tracker::MAX_GRANULARITY);
     assert!(BLOCKDELTA_DEFAULT_GRANULARITY == tracker::DEFAULT_GRANULARITY);
+    assert!(BLOCKDELTA_DEFAULT_MEMORY_BUDGET == tracker::DEFAULT_MEMORY_BUDGET);
     assert!(BLOCKDELTA_MAX_DISK_SIZE == tracker::MAX_DISK_SIZE);
     assert!(BLOCKDELTA_MAX_BLOCKS == tracker::MAX_BLOCKS);
     assert!(BLOCKDELTA_STREAM_FORMAT_VERSION == stream::FORMAT_VERSION as u32);

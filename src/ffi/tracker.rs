@@ -177,7 +177,8 @@ impl From<CheckpointInfo> for blockdelta_checkpoint {
 /// - `sector_size`: 512 or 4096.
 /// - `granularity`: tracking block size, a power of two from 512 to 1048576 (at least the sector
 ///   size); 0 chooses the finest granularity whose memory fits `memory_budget` bytes (and 0 for
-///   both means the default, 65536).
+///   both means the default: `BLOCKDELTA_DEFAULT_GRANULARITY` (4 KiB), coarser by powers of two
+///   for disks whose tracker would need more than `BLOCKDELTA_DEFAULT_MEMORY_BUDGET` at it).
 /// - `capacity`: the largest size `blockdelta_tracker_resize` may reach (0 means `disk_size`);
 ///   memory is allocated for it now, so a resize never allocates.
 /// - `flags`: 0 or `BLOCKDELTA_TRACKER_START_CLEAN`; other bits are `BLOCKDELTA_RESULT_INVALID_ARGUMENT`.
@@ -203,7 +204,7 @@ pub extern "C" fn blockdelta_tracker_new(
             return Err(code);
         }
         let granularity = match (granularity, memory_budget) {
-            (0, 0) => Granularity::Bytes(crate::tracker::DEFAULT_GRANULARITY),
+            (0, 0) => Granularity::Default,
             (0, budget) => Granularity::Auto {
                 memory_budget: budget,
             },

@@ -71,12 +71,20 @@ pub const MAX_GRANULARITY: u32 = 1 << 20;
 pub const MAX_DISK_SIZE: u64 = 1 << 60;
 /// Largest number of tracked blocks (2^40: 512 PiB at 512 B, 64 TiB needs 2^37 at 512 B).
 pub const MAX_BLOCKS: u64 = 1 << 40;
-/// Default granularity: 64 KiB, 4 MiB of bitmaps per TiB.
-pub const DEFAULT_GRANULARITY: u32 = 64 << 10;
+/// The default granularity: 4 KiB (a random 4 KiB write ships 4 KiB), for disks whose tracker
+/// fits [`DEFAULT_MEMORY_BUDGET`] at it (about 500 GiB); larger disks get the finest power of
+/// two that fits (see [`Granularity::Default`] and [`Tracker::default_granularity`]).
+pub const DEFAULT_GRANULARITY: u32 = 4 << 10;
+/// The memory the default granularity stays within: 64 MiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 64 << 20;
 
 /// How finely a tracker records changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Granularity {
+    /// The library's default: [`DEFAULT_GRANULARITY`] (4 KiB), or for disks whose tracker would
+    /// need more than [`DEFAULT_MEMORY_BUDGET`] at it, the finest power of two that fits
+    /// (8 KiB for 1 TiB, 32 KiB for 4 TiB, 512 KiB for 64 TiB).
+    Default,
     /// A fixed block size: a power of two from 512 B to 1 MiB, at least the sector size.
     Bytes(u32),
     /// The finest granularity whose bitmaps fit this many bytes (for the capacity).
@@ -105,12 +113,13 @@ pub struct TrackerConfig {
 }
 
 impl TrackerConfig {
-    /// A disk of `disk_size` bytes with 512 B sectors and 64 KiB granularity, starting dirty.
+    /// A disk of `disk_size` bytes with 512 B sectors and the default granularity
+    /// ([`Granularity::Default`]: 4 KiB up to about 500 GiB), starting dirty.
     pub fn new(disk_size: u64) -> Self {
         TrackerConfig {
             disk_size,
             sector_size: 512,
-            granularity: Granularity::Bytes(DEFAULT_GRANULARITY),
+            granularity: Granularity::Default,
             capacity: None,
             start_clean: false,
         }
@@ -348,6 +357,7 @@ impl Tracker {
             Granularity::Auto { memory_budget } => {
                 Self::granularity_for_budget(capacity, sector_size, memory_budget)?
             }
+            Granularity::Default => Self::default_granularity(capacity, sector_size),
         };
         if block_size < sector_size {
             return bad(
@@ -410,6 +420,20 @@ impl Tracker {
 
     fn fixed_bytes() -> u64 {
         (std::mem::size_of::<Tracker>() + Counters::bytes_for_new()) as u64
+    }
+
+    /// The granularity [`Granularity::Default`] gives a disk of `capacity` bytes with sectors
+    /// of `sector_size`: 4 KiB (at least the sector size), doubled while the tracker would need
+    /// more than [`DEFAULT_MEMORY_BUDGET`] (or more than 2^40 blocks), up to 1 MiB.
+    pub fn default_granularity(capacity: u64, sector_size: u32) -> u32 {
+        let mut g = DEFAULT_GRANULARITY.max(sector_size).min(MAX_GRANULARITY);
+        while g < MAX_GRANULARITY
+            && (capacity.div_ceil(g.into()) > MAX_BLOCKS
+                || Self::memory_for(capacity, g) > DEFAULT_MEMORY_BUDGET)
+        {
+            g <<= 1;
+        }
+        g
     }
 
     fn granularity_for_budget(
