@@ -299,7 +299,7 @@
 /**
  * Minor version of the headers.
  */
-#define BLOCKDELTA_VERSION_MINOR 2
+#define BLOCKDELTA_VERSION_MINOR 3
 
 /**
  * Patch version of the headers.
@@ -2745,7 +2745,7 @@ blockdelta_result blockdelta_tracker_last_error(const struct blockdelta_tracker 
                                                 size_t *len_out);
 
 /**
- * The library's version as a static NUL-terminated string, e.g. `"0.2.0"`, owned by the library.
+ * The library's version as a static NUL-terminated string, e.g. `"0.3.0"`, owned by the library.
  * Never NULL; never blocks; any thread.
  */
 const char *blockdelta_version(void);
