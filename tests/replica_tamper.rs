@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use blockdelta::replica::{PointId, ReplicaError, Store, StoreConfig};
 use blockdelta::Secret;
-use hand::{fix_crc, hand_stream, record};
+use hand::{data_value, fix_crc, hand_stream, range_value, record};
 use source::{Rng, Source};
 
 const DISK_ID: [u8; 16] = *b"tamper-test-disk";
@@ -35,23 +35,6 @@ fn frames(stream: &[u8]) -> Vec<Vec<u8>> {
         pos += len;
     }
     out
-}
-
-fn data_value(offset: u64, raw_len: u32, codec: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&offset.to_le_bytes());
-    v.extend_from_slice(&raw_len.to_le_bytes());
-    v.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    v.push(codec);
-    v.extend_from_slice(&[0; 7]);
-    v.extend_from_slice(payload);
-    v
-}
-
-fn range_value(offset: u64, len: u64) -> Vec<u8> {
-    let mut v = offset.to_le_bytes().to_vec();
-    v.extend_from_slice(&len.to_le_bytes());
-    v
 }
 
 struct Fixture {

@@ -19,7 +19,7 @@ const SECRET: &[u8] = b"the right secret";
 mod hand;
 #[path = "common/recorder.rs"]
 mod recorder;
-use hand::{fix_crc, raw_frame, record};
+use hand::{data_value, fix_crc, range_value, raw_frame, record};
 use recorder::Recorder;
 
 /// The replica every tamper case starts from.
@@ -82,21 +82,6 @@ fn log_of_prefix(frames: &[Vec<u8>], n: usize, secret: Option<&[u8]>) -> Vec<Str
     let mut app = Applier::new(config(secret), recorder());
     app.push(&frames[..n].concat()).unwrap();
     app.into_target().log
-}
-
-fn data_value(offset: u64, raw_len: u32, codec: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&offset.to_le_bytes());
-    v.extend_from_slice(&raw_len.to_le_bytes());
-    v.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    v.push(codec);
-    v.extend_from_slice(&[0; 7]);
-    v.extend_from_slice(payload);
-    v
-}
-
-fn range_value(offset: u64, len: u64) -> Vec<u8> {
-    [offset.to_le_bytes(), len.to_le_bytes()].concat()
 }
 
 /// A plain stream made of the valid header and hand-built record bodies, with a correct END.

@@ -1088,18 +1088,7 @@ impl Store {
             keep[j - 1]
         });
         v.reindex_points();
-        let live = v.live_bytes();
-        let dead: Vec<u64> = m
-            .packs
-            .iter()
-            .filter(|p| live.get(&p.id) == Some(&0))
-            .map(|p| p.id)
-            .collect();
-        m.packs.retain(|p| !dead.contains(&p.id));
-        for d in &dead {
-            v.packs.remove(d);
-            old_objects.push(pack_name(*d));
-        }
+        drop_dead_packs(&mut m, &mut v, &mut old_objects);
         drop(v);
         for (name, data) in &new_objects {
             if let Err(e) = self.put(w, name, data, "writing a merged layer") {
@@ -1403,18 +1392,7 @@ impl Store {
         v.dead.push(range);
         v.points.retain(|p| !p.detached);
         v.reindex_points();
-        let live = v.live_bytes();
-        let dead: Vec<u64> = m
-            .packs
-            .iter()
-            .filter(|p| live.get(&p.id) == Some(&0))
-            .map(|p| p.id)
-            .collect();
-        m.packs.retain(|p| !dead.contains(&p.id));
-        for d in &dead {
-            v.packs.remove(d);
-            old.push(pack_name(*d));
-        }
+        drop_dead_packs(&mut m, &mut v, &mut old);
         drop(v);
         if let Err(e) = self.commit(&mut w, m) {
             self.reload_view_after_failure(&mut w);
@@ -1435,6 +1413,23 @@ pub(crate) fn failed(w: &mut Writer, op: &'static str, e: io::Error) -> ReplicaE
     } else {
         w.poisoned = true;
         ReplicaError::Io { op, source: e }
+    }
+}
+
+/// Removes from the manifest and the view every pack no live layer references any more, and
+/// names it in `old` (deleted after the commit).
+fn drop_dead_packs(m: &mut Manifest, v: &mut View, old: &mut Vec<String>) {
+    let live = v.live_bytes();
+    let dead: Vec<u64> = m
+        .packs
+        .iter()
+        .filter(|p| live.get(&p.id) == Some(&0))
+        .map(|p| p.id)
+        .collect();
+    m.packs.retain(|p| !dead.contains(&p.id));
+    for d in &dead {
+        v.packs.remove(d);
+        old.push(pack_name(*d));
     }
 }
 

@@ -1,6 +1,8 @@
 //! Streams built by hand, byte by byte (`docs/FORMAT.md`), with CRCs re-signed as an attacker
 //! would, shared by the stream tests that feed hostile or unusual streams to a decoder.
 
+#![allow(dead_code)] // each test file uses a part
+
 /// Recomputes the CRC32 of a frame (signed header bytes 0..20, then the body).
 pub fn fix_crc(frame: &mut [u8]) {
     let mut h = crc32fast::Hasher::new();
@@ -57,4 +59,23 @@ pub fn hand_stream(header: Vec<u8>, bodies: &[Vec<u8>]) -> Vec<u8> {
         &record(0x80FF, &end),
     ));
     out
+}
+
+/// A DATA record's value: offset, raw length, stored length, codec, reserved, payload.
+pub fn data_value(offset: u64, raw_len: u32, codec: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&offset.to_le_bytes());
+    v.extend_from_slice(&raw_len.to_le_bytes());
+    v.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    v.push(codec);
+    v.extend_from_slice(&[0; 7]);
+    v.extend_from_slice(payload);
+    v
+}
+
+/// A ZERO or DISCARD record's value: offset, length.
+pub fn range_value(offset: u64, len: u64) -> Vec<u8> {
+    let mut v = offset.to_le_bytes().to_vec();
+    v.extend_from_slice(&len.to_le_bytes());
+    v
 }
