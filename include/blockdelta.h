@@ -880,7 +880,7 @@ enum blockdelta_store_stat_id
    */
   BLOCKDELTA_STORE_STAT_ID_POINTS = 1,
   /**
-   * Pack objects.
+   * Packs: one per ingested stream or compaction, each its own object or in a bundle.
    */
   BLOCKDELTA_STORE_STAT_ID_PACKS = 2,
   /**
@@ -895,6 +895,10 @@ enum blockdelta_store_stat_id
    * Pieces in the read index (about 64 bytes of memory each).
    */
   BLOCKDELTA_STORE_STAT_ID_INDEX_PIECES = 5,
+  /**
+   * Bundle objects, each holding many small packs.
+   */
+  BLOCKDELTA_STORE_STAT_ID_BUNDLES = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -17,6 +17,7 @@ pub(crate) const LAYER_MAGIC: &[u8; 8] = b"BDLAYER1";
 pub(crate) const PACK_MAGIC: &[u8; 8] = b"BDPACK01";
 pub(crate) const PACK_END_MAGIC: &[u8; 8] = b"BDPKEND1";
 pub(crate) const RESUME_MAGIC: &[u8; 8] = b"BDRESUM1";
+pub(crate) const BUNDLE_MAGIC: &[u8; 8] = b"BDBUNDL1";
 
 /// Little-endian writer.
 #[derive(Default)]
@@ -264,6 +265,40 @@ pub(crate) fn encode_pack_head(store_id: &[u8; 16], pack: u64) -> Vec<u8> {
     let mut v = w.seal();
     v.resize(CHUNK as usize, 0);
     v
+}
+
+/// The first chunk of a bundle (whole packs copied into one object): magic (8), major (2),
+/// minor (2), reserved (4), store id (16), bundle id (8), CRC32 of the 40 bytes before it (4),
+/// zeros to 4096.
+pub(crate) fn encode_bundle_head(store_id: &[u8; 16], bundle: u64) -> Vec<u8> {
+    let mut w = W::default();
+    put_head(&mut w, BUNDLE_MAGIC);
+    w.bytes(store_id).u64(bundle);
+    let mut v = w.seal();
+    v.resize(CHUNK as usize, 0);
+    v
+}
+
+/// Checks a bundle's header chunk: its magic and version, that it belongs to this store and
+/// is bundle `id`, its CRC, and zeros after it.
+pub(crate) fn check_bundle_head(
+    b: &[u8],
+    store_id: &[u8; 16],
+    id: u64,
+    object: &str,
+) -> Result<()> {
+    if b.len() != CHUNK as usize {
+        return Err(corrupt(object, "header chunk cut short"));
+    }
+    let mut r = open_sealed(&b[..44], BUNDLE_MAGIC, object)?;
+    if r.arr16()? != *store_id || r.u64()? != id {
+        return Err(corrupt(object, "belongs to another store or bundle"));
+    }
+    r.done()?;
+    if b[44..].iter().any(|&x| x != 0) {
+        return Err(corrupt(object, "bytes after the header are not zeros"));
+    }
+    Ok(())
 }
 
 /// The pack's footer after its chunk checksums: magic (8), chunk count (8), data length (8),

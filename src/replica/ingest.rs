@@ -535,10 +535,7 @@ impl Ingest<'_> {
         let mut m = w.m.clone();
         m.points.push(rec.clone());
         if let Some(len) = pack {
-            m.packs.push(PackRec {
-                id: s.pack_id,
-                data_len: len,
-            });
+            m.packs.push(PackRec::own(s.pack_id, len));
         }
         m.lineage = Some((header.generation, header.to_seq));
         m.pending = None;

@@ -51,6 +51,31 @@ pub(crate) struct PackRec {
     /// Bytes of the pack's data region (header chunk included); the object is longer by its
     /// checksum table and footer.
     pub data_len: u64,
+    /// The bundle holding the pack (0: the pack is its own object `pack-<id>`).
+    pub bundle: u64,
+    /// Where the pack's bytes start in its bundle (a multiple of 4096, after the bundle's
+    /// header chunk); 0 for a pack that is its own object.
+    pub offset: u64,
+}
+
+impl PackRec {
+    /// A pack that is its own object.
+    pub fn own(id: u64, data_len: u64) -> Self {
+        PackRec {
+            id,
+            data_len,
+            bundle: 0,
+            offset: 0,
+        }
+    }
+}
+
+/// An object holding whole packs, each at a 4 KiB-aligned offset, after a header chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BundleRec {
+    pub id: u64,
+    /// The object's size.
+    pub len: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +102,7 @@ pub(crate) struct Manifest {
     /// In layer order: each point's layer lies over the previous point's (or the base).
     pub points: Vec<PointRec>,
     pub packs: Vec<PackRec>,
+    pub bundles: Vec<BundleRec>,
     pub pending: Option<Pending>,
 }
 
@@ -137,7 +163,11 @@ impl Manifest {
                 .bytes(p.label.as_bytes());
         }
         for p in &self.packs {
-            w.u64(p.id).u64(p.data_len);
+            w.u64(p.id).u64(p.data_len).u64(p.bundle).u64(p.offset);
+        }
+        w.u32(self.bundles.len() as u32).u32(0);
+        for b in &self.bundles {
+            w.u64(b.id).u64(b.len);
         }
         w.seal()
     }
@@ -178,11 +208,11 @@ impl Manifest {
         };
         let npoints = r.u32()? as usize;
         let npacks = r.u32()? as usize;
-        // Each point takes at least 88 bytes and each pack 16: refuse counts the file cannot hold
+        // Each point takes at least 88 bytes and each pack 32: refuse counts the file cannot hold
         // before allocating for them.
         if npoints
             .saturating_mul(88)
-            .saturating_add(npacks.saturating_mul(16))
+            .saturating_add(npacks.saturating_mul(32))
             > r.remaining()
         {
             return Err(corrupt(
@@ -240,6 +270,23 @@ impl Manifest {
             packs.push(PackRec {
                 id: r.u64()?,
                 data_len: r.u64()?,
+                bundle: r.u64()?,
+                offset: r.u64()?,
+            });
+        }
+        let nbundles = r.u32()? as usize;
+        r.zero(4, "bundle count field")?;
+        if nbundles.saturating_mul(16) > r.remaining() {
+            return Err(corrupt(
+                o,
+                format!("claims {nbundles} bundles, holds fewer"),
+            ));
+        }
+        let mut bundles = Vec::with_capacity(nbundles);
+        for _ in 0..nbundles {
+            bundles.push(BundleRec {
+                id: r.u64()?,
+                len: r.u64()?,
             });
         }
         r.done()?;
@@ -255,6 +302,7 @@ impl Manifest {
             retention,
             points,
             packs,
+            bundles,
             pending,
         };
         m.check()?;
@@ -266,6 +314,7 @@ impl Manifest {
         let o = MANIFEST_OBJECT;
         let mut ids: Vec<u64> = self.points.iter().map(|p| p.layer).collect();
         ids.extend(self.packs.iter().map(|p| p.id));
+        ids.extend(self.bundles.iter().map(|b| b.id));
         if self.base_layer != 0 {
             ids.push(self.base_layer);
         }
@@ -313,12 +362,82 @@ impl Manifest {
                 ));
             }
         }
+        self.check_bundles()?;
         // The commit counter and the next object id only ever grow by one: far below this.
         if self.counter > MAX_COUNTER || self.next_object > MAX_COUNTER {
             return Err(corrupt(o, "commit counter or next object id out of range"));
         }
         Ok(())
     }
+}
+
+impl Manifest {
+    /// Every bundled pack lies inside its bundle, 4 KiB-aligned after the header chunk, and no
+    /// two overlap; every bundle holds at least one pack; a standalone pack has offset 0.
+    fn check_bundles(&self) -> Result<()> {
+        let o = MANIFEST_OBJECT;
+        let mut spans: std::collections::HashMap<u64, (u64, Vec<(u64, u64)>)> = self
+            .bundles
+            .iter()
+            .map(|b| (b.id, (b.len, Vec::new())))
+            .collect();
+        for b in &self.bundles {
+            if b.len > MAX_COUNTER {
+                return Err(corrupt(
+                    o,
+                    format!("bundle {} claims {} bytes", b.id, b.len),
+                ));
+            }
+        }
+        for p in &self.packs {
+            if p.bundle == 0 {
+                if p.offset != 0 {
+                    return Err(corrupt(
+                        o,
+                        format!("pack {} has an offset but no bundle", p.id),
+                    ));
+                }
+                continue;
+            }
+            let Some((len, v)) = spans.get_mut(&p.bundle) else {
+                return Err(corrupt(
+                    o,
+                    format!(
+                        "pack {} is in bundle {}, which is not listed",
+                        p.id, p.bundle
+                    ),
+                ));
+            };
+            let end = p
+                .offset
+                .saturating_add(super::format::pack_object_len(p.data_len));
+            if p.offset % super::format::CHUNK != 0 || p.offset < super::format::CHUNK || end > *len
+            {
+                return Err(corrupt(
+                    o,
+                    format!(
+                        "pack {} lies outside bundle {} or unaligned",
+                        p.id, p.bundle
+                    ),
+                ));
+            }
+            v.push((p.offset, end));
+        }
+        for (id, (_, mut v)) in spans {
+            if v.is_empty() {
+                return Err(corrupt(o, format!("bundle {id} holds no pack")));
+            }
+            v.sort_unstable();
+            if v.windows(2).any(|w| w[1].0 < w[0].1) {
+                return Err(corrupt(o, format!("packs overlap in bundle {id}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn bundle_name(id: u64) -> String {
+    object_name("bundle", id)
 }
 
 pub(crate) fn object_name(kind: &str, id: u64) -> String {

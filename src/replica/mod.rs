@@ -51,6 +51,7 @@
 //! # }
 //! ```
 
+mod bundle;
 mod error;
 mod format;
 mod ingest;

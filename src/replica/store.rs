@@ -10,7 +10,9 @@ use parking_lot::{Mutex, RwLock};
 
 use super::error::{corrupt, hex, io_err, ReplicaError, Result};
 use super::format::{decode_layer, encode_layer, pack_object_len, CHUNK};
-use super::manifest::{layer_name, pack_name, resume_name, Manifest, PackRec, PointRec, Retention};
+use super::manifest::{
+    bundle_name, layer_name, pack_name, resume_name, Manifest, PackRec, PointRec, Retention,
+};
 use super::map::{find_run, overlay, subtract, union_ranges, Index, Run, RunKind};
 use super::storage::{DirStorage, Storage};
 use crate::stream::{ApplyTarget, BookmarkKind};
@@ -100,8 +102,10 @@ pub struct StoreStats {
     pub bytes: u64,
     /// Listed points (detached included).
     pub points: u64,
-    /// Pack objects.
+    /// Packs: one per ingested stream or compaction, each its own object or inside a bundle.
     pub packs: u64,
+    /// Bundle objects, each holding many small packs.
+    pub bundles: u64,
     /// Bytes of pack data still referenced by some point or the base.
     pub live_data_bytes: u64,
     /// Bytes of pack data referenced by nothing (reclaimed by compaction).
@@ -165,8 +169,8 @@ pub(crate) struct View {
     detached: Option<(u32, u32)>,
     /// Layer numbers no point can see any more (discarded branches).
     dead: Vec<(u32, u32)>,
-    /// Pack id -> data length.
-    packs: HashMap<u64, u64>,
+    /// Pack id -> where it is and its data length.
+    packs: HashMap<u64, PackRec>,
 }
 
 impl View {
@@ -182,6 +186,11 @@ impl View {
                 generation: id.generation.0,
                 sequence: id.sequence,
             })
+    }
+
+    /// Records where pack `p` now lies (after bundling).
+    pub(crate) fn set_pack(&mut self, p: PackRec) {
+        self.packs.insert(p.id, p);
     }
 
     fn push_point(&mut self, p: PView) {
@@ -419,6 +428,7 @@ impl Store {
             retention: config.retention,
             points: Vec::new(),
             packs: Vec::new(),
+            bundles: Vec::new(),
             pending: None,
         };
         let version = storage
@@ -486,7 +496,7 @@ impl Store {
         }
         let mut keep: HashSet<String> = HashSet::new();
         for p in &w.m.packs {
-            keep.insert(pack_name(p.id));
+            keep.insert(pack_object(p).0);
         }
         for p in &w.m.points {
             keep.insert(layer_name(p.layer));
@@ -591,6 +601,7 @@ impl Store {
             bytes: store_bytes(&w.m, &v),
             points: w.m.points.len() as u64,
             packs: w.m.packs.len() as u64,
+            bundles: w.m.bundles.len() as u64,
             index_pieces: v.index.len() as u64,
             ..StoreStats::default()
         };
@@ -639,29 +650,30 @@ impl Store {
     /// Reads the bytes of DATA run `r` into `dst` (same length), verifying the 4 KiB chunks
     /// they lie in.
     fn read_pack(&self, v: &View, r: &Run, dst: &mut [u8], scratch: &mut Vec<u8>) -> Result<()> {
-        let name = pack_name(r.pack);
-        let data_len = *v
+        let loc = *v
             .packs
             .get(&r.pack)
-            .ok_or_else(|| corrupt(&name, "pack not in the manifest"))?;
+            .ok_or_else(|| corrupt(&pack_name(r.pack), "pack not in the manifest"))?;
+        let (name, base) = pack_object(&loc);
+        let data_len = loc.data_len;
         let c0 = r.pack_off / CHUNK;
         let c1 = (r.pack_off + r.len).div_ceil(CHUNK);
         let from = c0 * CHUNK;
         let to = (c1 * CHUNK).min(data_len);
         scratch.resize((to - from) as usize, 0);
         self.storage
-            .get_range(&name, from, scratch)
+            .get_range(&name, base + from, scratch)
             .map_err(short_object(&name, "reading a pack"))?;
         let mut crcs = vec![0u8; ((c1 - c0) * 4) as usize];
         self.storage
-            .get_range(&name, data_len + c0 * 4, &mut crcs)
+            .get_range(&name, base + data_len + c0 * 4, &mut crcs)
             .map_err(short_object(&name, "reading a pack's checksums"))?;
         for (k, chunk) in scratch.chunks(CHUNK as usize).enumerate() {
             let want = u32::from_le_bytes(crcs[k * 4..k * 4 + 4].try_into().expect("4"));
             if crc32fast::hash(chunk) != want {
                 return Err(ReplicaError::ChecksumMismatch {
                     object: name,
-                    offset: from + k as u64 * CHUNK,
+                    offset: base + from + k as u64 * CHUNK,
                 });
             }
         }
@@ -762,39 +774,47 @@ impl Store {
     /// Checks every byte of every pack the store references against its checksum, and every
     /// pack's footer. Returns the number of bytes verified.
     pub fn scrub(&self) -> Result<u64> {
-        let packs: Vec<PackRec> = self.w.lock().m.packs.clone();
+        let (packs, bundles, store_id) = {
+            let w = self.w.lock();
+            (w.m.packs.clone(), w.m.bundles.clone(), w.m.store_id)
+        };
+        for b in &bundles {
+            self.scrub_bundle(b.id, b.len, &packs, &store_id)?;
+        }
         let mut total = 0;
         let mut buf = vec![0u8; 1 << 20];
         for p in packs {
-            let name = pack_name(p.id);
-            let size = self
-                .storage
-                .size(&name)
-                .map_err(io_err("reading a pack's size"))?;
-            if size != pack_object_len(p.data_len) {
-                return Err(corrupt(
-                    &name,
-                    format!("{size} bytes, expected {}", pack_object_len(p.data_len)),
-                ));
+            let (name, base) = pack_object(&p);
+            if p.bundle == 0 {
+                let size = self
+                    .storage
+                    .size(&name)
+                    .map_err(io_err("reading a pack's size"))?;
+                if size != pack_object_len(p.data_len) {
+                    return Err(corrupt(
+                        &name,
+                        format!("{size} bytes, expected {}", pack_object_len(p.data_len)),
+                    ));
+                }
             }
-            let mut tail = vec![0u8; (size - p.data_len) as usize];
+            let mut tail = vec![0u8; (pack_object_len(p.data_len) - p.data_len) as usize];
             self.storage
-                .get_range(&name, p.data_len, &mut tail)
-                .map_err(io_err("reading a pack's checksums"))?;
+                .get_range(&name, base + p.data_len, &mut tail)
+                .map_err(short_object(&name, "reading a pack's checksums"))?;
             super::format::check_pack_tail(&tail, p.data_len, &name)?;
             let mut off = 0u64;
             while off < p.data_len {
                 let n = (p.data_len - off).min(buf.len() as u64) as usize;
                 self.storage
-                    .get_range(&name, off, &mut buf[..n])
-                    .map_err(io_err("reading a pack"))?;
+                    .get_range(&name, base + off, &mut buf[..n])
+                    .map_err(short_object(&name, "reading a pack"))?;
                 for (k, chunk) in buf[..n].chunks(CHUNK as usize).enumerate() {
                     let c = (off / CHUNK) as usize + k;
                     let want = u32::from_le_bytes(tail[c * 4..c * 4 + 4].try_into().expect("4"));
                     if crc32fast::hash(chunk) != want {
                         return Err(ReplicaError::ChecksumMismatch {
                             object: name,
-                            offset: off + (k as u64) * CHUNK,
+                            offset: base + off + (k as u64) * CHUNK,
                         });
                     }
                 }
@@ -803,6 +823,55 @@ impl Store {
             total += p.data_len;
         }
         Ok(total)
+    }
+
+    /// Checks a bundle's size, header chunk, and that the gaps between its packs are zeros
+    /// (the packs themselves are checked one by one).
+    fn scrub_bundle(
+        &self,
+        id: u64,
+        len: u64,
+        packs: &[PackRec],
+        store_id: &[u8; 16],
+    ) -> Result<()> {
+        let name = bundle_name(id);
+        let size = self
+            .storage
+            .size(&name)
+            .map_err(io_err("reading a bundle's size"))?;
+        if size != len {
+            return Err(corrupt(&name, format!("{size} bytes, expected {len}")));
+        }
+        let mut head = vec![0u8; CHUNK as usize];
+        self.storage
+            .get_range(&name, 0, &mut head)
+            .map_err(short_object(&name, "reading a bundle"))?;
+        super::format::check_bundle_head(&head, store_id, id, &name)?;
+        let mut spans: Vec<(u64, u64)> = packs
+            .iter()
+            .filter(|p| p.bundle == id)
+            .map(|p| (p.offset, p.offset + pack_object_len(p.data_len)))
+            .collect();
+        spans.sort_unstable();
+        let mut pos = CHUNK;
+        for (s, e) in spans.into_iter().chain([(len, len)]) {
+            // Gaps are alignment padding (under 4 KiB) or packs that died since: read them
+            // only when short, and require zeros of padding.
+            if s > pos && s - pos < CHUNK && s.div_ceil(CHUNK) == pos.div_ceil(CHUNK) {
+                let mut gap = vec![0u8; (s - pos) as usize];
+                self.storage
+                    .get_range(&name, pos, &mut gap)
+                    .map_err(short_object(&name, "reading a bundle"))?;
+                if gap.iter().any(|&x| x != 0) {
+                    return Err(ReplicaError::ChecksumMismatch {
+                        object: name,
+                        offset: pos,
+                    });
+                }
+            }
+            pos = pos.max(e);
+        }
+        Ok(())
     }
 
     // ---- changes ---------------------------------------------------------------------------
@@ -861,7 +930,7 @@ impl Store {
     pub(crate) fn view_add_point(&self, rec: &PointRec, runs: Vec<Run>, pack: Option<(u64, u64)>) {
         let mut v = self.v.write();
         if let Some((id, len)) = pack {
-            v.packs.insert(id, len);
+            v.packs.insert(id, PackRec::own(id, len));
         }
         let no = v.add_layer(runs, rec.layer);
         v.push_point(PView {
@@ -899,7 +968,9 @@ impl Store {
     /// Applies the retention policy as of `now_ns` (nanoseconds since the Unix epoch):
     /// expires by age, thins application-consistent points to one per interval, enforces the
     /// count and the byte cap. Never removes the newest point or detached points. Each removal
-    /// folds the point's changes into the next point (or the base): no data is copied.
+    /// folds the point's changes into the next point (or the base): no data is copied. Then it
+    /// compacts packs less than half live and, once 64 small packs (streams of at most 4 MiB)
+    /// exist, copies them into one bundle object (see `docs/REPLICA.md`).
     pub fn retain(&self, now_ns: u64) -> Result<Vec<Expired>> {
         let mut w = self.writer()?;
         let pol = w.m.retention;
@@ -949,6 +1020,7 @@ impl Store {
         }
         let mut expired = self.delete_points(&mut w, &infos, del)?;
         self.compact_opportunistically(&mut w, 50, 0)?;
+        self.bundle_packs(&mut w, super::bundle::BUNDLE_AT)?;
         if let Some(cap) = pol.max_bytes {
             expired.extend(self.fit_under(&mut w, cap, 0)?);
         }
@@ -1120,10 +1192,13 @@ impl Store {
     }
 
     /// Rewrites the packs of which less than half is still referenced into one new pack, so
-    /// that their space returns to the file system. Returns the bytes freed.
+    /// that their space returns to the file system, then copies every small pack (at most
+    /// 4 MiB) into bundles. Returns the bytes freed.
     pub fn compact(&self) -> Result<u64> {
         let mut w = self.writer()?;
-        self.compact_packs(&mut w, 50, 0)
+        let freed = self.compact_packs(&mut w, 50, 0)?;
+        self.bundle_packs(&mut w, 2)?;
+        Ok(freed)
     }
 
     /// Compaction as part of retention: running out of space while compacting is not an error
@@ -1275,14 +1350,8 @@ impl Store {
             .iter()
             .filter(|p| victims.contains(&p.id))
             .fold(0u64, |a, p| a.saturating_add(pack_object_len(p.data_len)));
-        m.packs.retain(|p| !victims.contains(&p.id));
-        m.packs.push(PackRec {
-            id: new_id,
-            data_len,
-        });
-        for id in &victims {
-            old.push(pack_name(*id));
-        }
+        remove_packs(&mut m, &victims, &mut old);
+        m.packs.push(PackRec::own(new_id, data_len));
         drop(v);
         let transient: u64 =
             pack_object_len(data_len) + puts.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
@@ -1322,7 +1391,7 @@ impl Store {
             for id in &victims {
                 v.packs.remove(id);
             }
-            v.packs.insert(new_id, data_len);
+            v.packs.insert(new_id, PackRec::own(new_id, data_len));
         }
         self.delete_objects(w, &old)?;
         Ok(freed.saturating_sub(pack_object_len(data_len)))
@@ -1426,10 +1495,42 @@ fn drop_dead_packs(m: &mut Manifest, v: &mut View, old: &mut Vec<String>) {
         .filter(|p| live.get(&p.id) == Some(&0))
         .map(|p| p.id)
         .collect();
-    m.packs.retain(|p| !dead.contains(&p.id));
     for d in &dead {
         v.packs.remove(d);
-        old.push(pack_name(*d));
+    }
+    remove_packs(m, &dead.into_iter().collect(), old);
+}
+
+/// Removes packs `ids` from the manifest and names in `old` what to delete after the commit:
+/// each standalone pack, and each bundle left holding none.
+fn remove_packs(m: &mut Manifest, ids: &HashSet<u64>, old: &mut Vec<String>) {
+    for p in m.packs.iter().filter(|p| ids.contains(&p.id)) {
+        if p.bundle == 0 {
+            old.push(pack_name(p.id));
+        }
+    }
+    m.packs.retain(|p| !ids.contains(&p.id));
+    remove_dead_bundles(m, old);
+}
+
+/// Removes from the manifest every bundle that holds no pack, naming it in `old`.
+pub(crate) fn remove_dead_bundles(m: &mut Manifest, old: &mut Vec<String>) {
+    let held: HashSet<u64> = m.packs.iter().map(|p| p.bundle).collect();
+    m.bundles.retain(|b| {
+        let keep = held.contains(&b.id);
+        if !keep {
+            old.push(bundle_name(b.id));
+        }
+        keep
+    });
+}
+
+/// The object holding pack `p`, and where the pack starts in it.
+pub(crate) fn pack_object(p: &PackRec) -> (String, u64) {
+    if p.bundle == 0 {
+        (pack_name(p.id), 0)
+    } else {
+        (bundle_name(p.bundle), p.offset)
     }
 }
 
@@ -1516,13 +1617,15 @@ fn changed(v: &View, a: &PView, b: &PView) -> Result<Vec<Extent>> {
 }
 
 /// Bytes the store occupies: every pack, layer object and the manifest.
-fn store_bytes(m: &Manifest, v: &View) -> u64 {
+pub(crate) fn store_bytes(m: &Manifest, v: &View) -> u64 {
     // Saturating: a forged manifest may claim pack sizes whose sum overflows (each one is
     // bounded at open, their sum is not).
     let packs = m
         .packs
         .iter()
+        .filter(|p| p.bundle == 0)
         .fold(0u64, |a, p| a.saturating_add(pack_object_len(p.data_len)));
+    let packs = m.bundles.iter().fold(packs, |a, b| a.saturating_add(b.len));
     let mut layers = 0u64;
     for (i, s) in v.slots.iter().enumerate() {
         if s.alias as usize == i
@@ -1554,7 +1657,7 @@ fn short_object<'a>(
 /// Builds the in-memory view from a manifest, reading every layer object.
 pub(crate) fn load_view(storage: &dyn Storage, m: &Manifest) -> Result<View> {
     let mut v = View::default();
-    let packs: HashMap<u64, u64> = m.packs.iter().map(|p| (p.id, p.data_len)).collect();
+    let packs: HashMap<u64, PackRec> = m.packs.iter().map(|p| (p.id, *p)).collect();
     let max_disk = crate::stream::MAX_DISK_SIZE;
     let read_layer = |id: u64| -> Result<Vec<Run>> {
         let name = layer_name(id);
@@ -1568,7 +1671,7 @@ pub(crate) fn load_view(storage: &dyn Storage, m: &Manifest) -> Result<View> {
         storage
             .get_range(&name, 0, &mut b)
             .map_err(io_err("reading a layer"))?;
-        decode_layer(&b, &name, |p| packs.get(&p).copied(), max_disk)
+        decode_layer(&b, &name, |p| packs.get(&p).map(|r| r.data_len), max_disk)
     };
     let base = if m.base_layer == 0 {
         Vec::new()

@@ -88,6 +88,13 @@ pub fn build(dir: &Path) -> Vec<Vec<u8>> {
         })
         .unwrap();
     assert_eq!(store.retain(TIME_NS).unwrap().len(), 1);
+    // Copy the small packs into a bundle (the vector holds one).
+    store.compact().unwrap();
+    assert_eq!(store.stats().bundles, 1);
+    // 5: a write after that: its pack stands alone beside the bundle.
+    fill(&mut src, 8192, 4096, 6);
+    cycle(&mut src);
+    assert_eq!((store.stats().bundles, store.stats().packs), (1, 5));
     drop(store);
     // Only the store's own files: no lock file, no (empty) upload directory.
     std::fs::remove_file(dir.join("LOCK")).unwrap();

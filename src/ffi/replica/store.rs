@@ -252,7 +252,7 @@ pub enum blockdelta_store_stat_id {
     Bytes = 0,
     /// Listed points (detached included).
     Points = 1,
-    /// Pack objects.
+    /// Packs: one per ingested stream or compaction, each its own object or in a bundle.
     Packs = 2,
     /// Bytes of pack data still referenced by some point or the base.
     LiveDataBytes = 3,
@@ -260,6 +260,8 @@ pub enum blockdelta_store_stat_id {
     DeadDataBytes = 4,
     /// Pieces in the read index (about 64 bytes of memory each).
     IndexPieces = 5,
+    /// Bundle objects, each holding many small packs.
+    Bundles = 6,
 }
 
 /// Writes statistic `id` (a `blockdelta_store_stat_id`) to `*value_out`;
@@ -282,6 +284,7 @@ pub extern "C" fn blockdelta_store_stat(
             x if x == S::LiveDataBytes as u32 => st.live_data_bytes,
             x if x == S::DeadDataBytes as u32 => st.dead_data_bytes,
             x if x == S::IndexPieces as u32 => st.index_pieces,
+            x if x == S::Bundles as u32 => st.bundles,
             _ => {
                 return Err(s.last_error.record(
                     blockdelta_result::InvalidArgument,
