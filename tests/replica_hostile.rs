@@ -137,6 +137,80 @@ fn forged_manifest(patch: impl FnOnce(&mut Vec<u8>)) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// Manifest layout at its end: K packs of 32 bytes (id, data length, bundle, offset), the
+/// bundle count (u32) and 4 reserved bytes, the bundles (id, length), the CRC.
+fn pack_record_at(m: &[u8], k: usize) -> usize {
+    let npacks = u32::from_le_bytes(m[188..192].try_into().unwrap()) as usize;
+    let nb_at = m.len() - 4 - 8 - 16 * count_bundles(m);
+    nb_at - 32 * (npacks - k)
+}
+
+fn count_bundles(m: &[u8]) -> usize {
+    // Scan for the bundle count that makes the layout add up (the vector holds few).
+    (0..16)
+        .find(|&nb| {
+            let at = m.len() - 4 - 16 * nb - 8;
+            u32::from_le_bytes(m[at..at + 4].try_into().unwrap()) as usize == nb
+        })
+        .unwrap()
+}
+
+/// The vector's files with every pack its own object again: each bundled pack's bytes copied
+/// out of its bundle, its record made standalone, the bundles dropped (CRC fixed).
+fn unbundled_files() -> Vec<(String, Vec<u8>)> {
+    let mut files = files();
+    let m = files[0].1.clone();
+    let npacks = u32::from_le_bytes(m[188..192].try_into().unwrap()) as usize;
+    let nb = count_bundles(&m);
+    let mut out = m[..pack_record_at(&m, 0)].to_vec();
+    let mut extracted = Vec::new();
+    for k in 0..npacks {
+        let at = pack_record_at(&m, k);
+        let u = |o: usize| u64::from_le_bytes(m[at + o..at + o + 8].try_into().unwrap());
+        let (id, data_len, bundle, offset) = (u(0), u(8), u(16), u(24));
+        if bundle != 0 {
+            let b = &files
+                .iter()
+                .find(|f| f.0 == format!("objects/bundle-{bundle:016x}"))
+                .unwrap()
+                .1;
+            let len = data_len + data_len.div_ceil(4096) * 4 + 28;
+            extracted.push((
+                format!("objects/pack-{id:016x}"),
+                b[offset as usize..(offset + len) as usize].to_vec(),
+            ));
+        }
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&data_len.to_le_bytes());
+        out.extend_from_slice(&[0; 16]);
+    }
+    assert!(
+        nb >= 1 && !extracted.is_empty(),
+        "the vector holds a bundle"
+    );
+    out.extend_from_slice(&[0; 8]);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    files[0].1 = out;
+    files.retain(|f| !f.0.contains("/bundle-"));
+    files.extend(extracted);
+    files
+}
+
+#[test]
+fn the_unbundled_vector_reads_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_store(&tmp.path().join("s"), &unbundled_files());
+    let store = Store::open(tmp.path().join("s")).unwrap();
+    assert_eq!(store.stats().bundles, 0);
+    for (p, line) in store.points().iter().zip(expected_lines()) {
+        let mut b = vec![0u8; p.disk_size as usize];
+        store.read_at(p.id, 0, &mut b).unwrap();
+        assert_eq!(describe(p, &b), line);
+    }
+    store.scrub().unwrap();
+}
+
 /// Regression (found reviewing the fuzzer's finding below): a forged manifest (CRC fixed) whose
 /// pack claims a data length near 2^64 passed open, and every use of that length overflowed:
 /// the pack's object size, its checksum table's offset in a read (a panic in debug builds, a
@@ -145,8 +219,9 @@ fn forged_manifest(patch: impl FnOnce(&mut Vec<u8>)) -> Vec<(String, Vec<u8>)> {
 fn a_forged_pack_length_is_refused_at_open() {
     for data_len in [u64::MAX, u64::MAX - 4096, 1 << 63, (1 << 62) + 1] {
         let files = forged_manifest(|m| {
-            // The packs come last, (id, data_len) each, before the CRC.
-            let at = m.len() - 4 - 8;
+            // The last pack's data length (a pack of its own).
+            let npacks = u32::from_le_bytes(m[188..192].try_into().unwrap()) as usize;
+            let at = pack_record_at(m, npacks - 1) + 8;
             m[at..at + 8].copy_from_slice(&data_len.to_le_bytes());
         });
         let tmp = tempfile::tempdir().unwrap();
@@ -182,13 +257,17 @@ fn forged_counters_are_refused_at_open() {
 /// give clear errors or results, never a panic.
 #[test]
 fn forged_pack_lengths_whose_sum_overflows_do_not_panic() {
-    let n = files().iter().filter(|f| f.0.contains("/pack-")).count();
-    let files = forged_manifest(|m| {
-        for k in 0..n {
-            let at = m.len() - 4 - 16 * (n - k) + 8;
-            m[at..at + 8].copy_from_slice(&(1u64 << 62).to_le_bytes());
-        }
-    });
+    let mut files = unbundled_files();
+    let n = files.iter().filter(|f| f.0.contains("/pack-")).count();
+    assert!(n >= 4);
+    let m = &mut files[0].1;
+    for k in 0..n {
+        let at = pack_record_at(m, k) + 8;
+        m[at..at + 8].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    }
+    let c = m.len() - 4;
+    let crc = crc32fast::hash(&m[..c]);
+    m[c..].copy_from_slice(&crc.to_le_bytes());
     let tmp = tempfile::tempdir().unwrap();
     write_store(&tmp.path().join("s"), &files);
     let store = Store::open(tmp.path().join("s")).unwrap();
@@ -203,4 +282,51 @@ fn forged_pack_lengths_whose_sum_overflows_do_not_panic() {
     }
     let e = store.scrub().unwrap_err();
     assert!(clear(&e), "scrub: {e:?}");
+}
+
+/// A forged manifest (CRC fixed) that misplaces a bundled pack is refused at open, before any
+/// read could land outside the pack: an unaligned offset, one inside the bundle's header chunk
+/// or past its end, two packs overlapping, an unlisted bundle, a standalone pack with an offset.
+#[test]
+fn forged_bundle_placements_are_refused_at_open() {
+    let m0 = files()[0].1.clone();
+    let npacks = u32::from_le_bytes(m0[188..192].try_into().unwrap()) as usize;
+    let rec = |k: usize, o: usize| {
+        let at = pack_record_at(&m0, k) + o;
+        u64::from_le_bytes(m0[at..at + 8].try_into().unwrap())
+    };
+    let bundled: Vec<usize> = (0..npacks).filter(|&k| rec(k, 16) != 0).collect();
+    let standalone = (0..npacks).find(|&k| rec(k, 16) == 0).unwrap();
+    assert!(bundled.len() >= 2);
+    let (a, b) = (bundled[0], bundled[1]);
+    let put = |m: &mut Vec<u8>, k: usize, o: usize, v: u64| {
+        let at = pack_record_at(m, k) + o;
+        m[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+        (
+            "unaligned",
+            Box::new(move |m| put(m, a, 24, rec(a, 24) + 1)),
+        ),
+        ("in the header chunk", Box::new(move |m| put(m, a, 24, 0))),
+        ("past the end", Box::new(move |m| put(m, a, 24, 1 << 40))),
+        ("overlapping", Box::new(move |m| put(m, b, 24, rec(a, 24)))),
+        (
+            "unlisted bundle",
+            Box::new(move |m| put(m, a, 16, rec(a, 16) + 1000)),
+        ),
+        (
+            "standalone with an offset",
+            Box::new(move |m| put(m, standalone, 24, 4096)),
+        ),
+    ];
+    for (what, patch) in cases {
+        let files = forged_manifest(|m| patch(m));
+        let tmp = tempfile::tempdir().unwrap();
+        write_store(&tmp.path().join("s"), &files);
+        match Store::open(tmp.path().join("s")) {
+            Err(ReplicaError::Corrupt { object, .. }) => assert_eq!(object, "MANIFEST", "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
 }
