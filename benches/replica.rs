@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use blockdelta::replica::{
-    DirStorage, ManifestVersion, PointId, Retention, Storage, Store, StoreConfig, Upload,
+    now_ns, DirStorage, ManifestVersion, PointId, Retention, Storage, Store, StoreConfig, Upload,
 };
 use blockdelta::stream::{encode_to_vec, FileSource};
 use blockdelta::{
@@ -528,9 +528,11 @@ const SMALL_DISK: u64 = 64 * MIB;
 const BLOCKS_PER_POINT: u64 = 4;
 
 /// A store of `n` points on a 64 MiB disk: a full first stream, then `n - 1` streams of
-/// [`BLOCKS_PER_POINT`] random 4 KiB blocks of real data. Cached.
+/// [`BLOCKS_PER_POINT`] random 4 KiB blocks of real data, each followed by `retain()` (no
+/// policy: it expires nothing, and bundles the small packs as a master target's retention run
+/// after each point does). Cached (the directory name carries the store's layout version).
 fn many_store(n: u64) -> PathBuf {
-    let dir = cache_dir().join(format!("points-{n}"));
+    let dir = cache_dir().join(format!("points-v2-{n}"));
     let done = dir.join("complete");
     if done.exists() {
         return dir.join("store");
@@ -569,6 +571,7 @@ fn many_store(n: u64) -> PathBuf {
         let mut ing = store.ingest(secret()).unwrap();
         ing.push(&stream).unwrap();
         ing.finish().unwrap();
+        store.retain(now_ns()).unwrap();
         if (seq + 1) % 1000 == 0 {
             eprintln!(
                 "  building the {n}-point store: {} points, {:.0} s",
@@ -604,11 +607,16 @@ fn child(store: &Path) {
     let open = t.elapsed().as_secs_f64();
     let rss1 = vm_rss_kib();
     let mut list = Vec::new();
+    let mut page = Vec::new();
     let mut n = 0;
     for _ in 0..11 {
         let t = Instant::now();
         n = std::hint::black_box(s.points()).len();
         list.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let c = s.point_count();
+        assert_eq!(std::hint::black_box(s.points_in(c - 10..c)).len(), 10);
+        page.push(t.elapsed().as_secs_f64());
     }
     let pts = s.points();
     let newest = pts.last().unwrap().id;
@@ -633,10 +641,13 @@ fn child(store: &Path) {
     let ro = time_reads(oldest);
     let st = s.stats();
     println!(
-        "points={n} open_s={open} rss_before_kib={rss0} rss_after_open_kib={rss1} list_s={} read_newest_s={rn} read_oldest_s={ro} index_pieces={} bytes={}",
+        "points={n} open_s={open} rss_before_kib={rss0} rss_after_open_kib={rss1} list_s={} page_s={} read_newest_s={rn} read_oldest_s={ro} index_pieces={} bytes={} bundles={} packs={}",
         mmm(&list).0,
+        mmm(&page).0,
         st.index_pieces,
-        st.bytes
+        st.bytes,
+        st.bundles,
+        st.packs
     );
 }
 
@@ -685,10 +696,18 @@ fn many_points(rounds: usize) {
         col(1, "index_pieces")[0],
         col(0, "index_pieces")[0]
     );
+    println!(
+        "packs {} in {} bundles vs packs {} in {} bundles",
+        col(1, "packs")[0],
+        col(1, "bundles")[0],
+        col(0, "packs")[0],
+        col(0, "bundles")[0]
+    );
     println!("| measure | 10 points | 17,280 points | ratio |");
     for (name, key, scale, unit) in [
         ("open", "open_s", 1e3, "ms"),
-        ("list points", "list_s", 1e3, "ms"),
+        ("list every point", "list_s", 1e3, "ms"),
+        ("list the newest 10 points", "page_s", 1e3, "ms"),
         ("read_at 4 KiB, newest point", "read_newest_s", 1e6, "µs"),
         ("read_at 4 KiB, oldest point", "read_oldest_s", 1e6, "µs"),
         (

@@ -2074,6 +2074,24 @@ blockdelta_result blockdelta_store_points(const struct blockdelta_store *store,
                                           struct blockdelta_point_list **list_out);
 
 /**
+ * Writes the number of listed points (detached included) to `*count_out`. Never blocks on
+ * I/O; any thread.
+ */
+blockdelta_result blockdelta_store_point_count(const struct blockdelta_store *store,
+                                               size_t *count_out);
+
+/**
+ * Takes a snapshot of the points at positions `[first, first + count)` of
+ * `blockdelta_store_points`' list (cut short at its end), in time proportional to `count`, not
+ * to the store: a page of a long history, or the newest few. `*list_out` receives a list the
+ * caller frees with `blockdelta_point_list_free`. Never blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_store_points_in(const struct blockdelta_store *store,
+                                             size_t first,
+                                             size_t count,
+                                             struct blockdelta_point_list **list_out);
+
+/**
  * Reads `len` bytes of point `*point` at byte `offset` into the caller's `buf`, verifying every
  * checksum on the way. `BLOCKDELTA_RESULT_REPLICA_OUT_OF_RANGE` past the point's disk size,
  * `BLOCKDELTA_RESULT_REPLICA_NO_SUCH_POINT` for an unknown point. On failure `buf` may have been

@@ -248,6 +248,14 @@ fn rollback_detaches_then_resyncs_only_what_differs() {
     src.adopt(rb.generation, rb.sequence, &rb.extents, p.disk_size);
     run_cycles(&store, &mut src, &mut rng, &mut oracle, 3);
     check_points(&store, &oracle, &mut rng);
+    // Pages of the listing are the listing's slices, across the detached branch too.
+    let all = store.points();
+    assert_eq!(store.point_count(), all.len());
+    for a in 0..=all.len() {
+        for b in a..=all.len() + 2 {
+            assert_eq!(store.points_in(a..b), all[a..b.min(all.len())], "{a}..{b}");
+        }
+    }
     assert_eq!(store.discard_detached().unwrap(), 4);
     assert_eq!(store.points().len(), 4 + 3);
     check_points(&store, &oracle, &mut rng);

@@ -552,28 +552,58 @@ impl Store {
         self.points().into_iter().rev().find(|p| !p.detached)
     }
 
+    /// How many points are listed (detached included).
+    pub fn point_count(&self) -> usize {
+        self.w.lock().m.points.len()
+    }
+
+    /// The points at positions `range` of [`Store::points`] (oldest first), in time
+    /// proportional to the range, not to the store: a page of a long history, or the newest few
+    /// (`n - 10..n` with `n` = [`Store::point_count`]). A range past the end is cut short.
+    pub fn points_in(&self, range: std::ops::Range<usize>) -> Vec<PointInfo> {
+        let w = self.w.lock();
+        let v = self.v.read();
+        let end = range.end.min(w.m.points.len());
+        self.point_infos_in(&w.m, &v, range.start.min(end)..end)
+    }
+
     fn point_infos(&self, m: &Manifest, v: &View) -> Vec<PointInfo> {
-        let main: Vec<usize> = (0..m.points.len())
-            .filter(|&i| !m.points[i].detached)
-            .collect();
-        let mut out = Vec::with_capacity(m.points.len());
-        // Position in `main` of the next main point (a running count, not a search per point:
-        // listing stays linear in the number of points).
-        let mut next_main = 0;
-        for (i, rec) in m.points.iter().enumerate() {
+        self.point_infos_in(m, v, 0..m.points.len())
+    }
+
+    fn point_infos_in(
+        &self,
+        m: &Manifest,
+        v: &View,
+        range: std::ops::Range<usize>,
+    ) -> Vec<PointInfo> {
+        let mut out = Vec::with_capacity(range.len());
+        // The next main point after each one is found by a running scan, so listing stays
+        // linear in the points listed (detached points form one branch: the scan skips it
+        // once).
+        let mut next_main = range.start;
+        // Whether a main point precedes the range's first (if not, the first main point in
+        // it is the oldest, whose exclusive bytes are what it overwrites in the base).
+        // (The first point is always a main point: the manifest's check.)
+        let mut seen_main = range.start > 0;
+        for i in range.clone() {
+            let rec = &m.points[i];
             let exclusive = if rec.detached {
                 // Deleting a detached point is not offered; report what it alone holds over
                 // its neighbour.
                 0
             } else {
-                let k = next_main;
-                next_main += 1;
-                debug_assert_eq!(main[k], i, "main point");
-                match main.get(k + 1) {
+                next_main = next_main.max(i + 1);
+                while next_main < m.points.len() && m.points[next_main].detached {
+                    next_main += 1;
+                }
+                let first = !seen_main;
+                seen_main = true;
+                match (next_main < m.points.len()).then_some(next_main) {
                     None => 0,
-                    Some(&next) => {
+                    Some(next) => {
                         let own = &v.slots[v.points[i].layer_no as usize].runs;
-                        if k == 0 {
+                        if first {
                             // Deleting the oldest point folds it into the base: the base's
                             // data it overwrites is freed.
                             overlap_data(&v.slots[0].runs, own)

@@ -207,6 +207,20 @@ static int run(void) {
              BLOCKDELTA_RESULT_INVALID_ARGUMENT);
   blockdelta_point_list_free(list);
 
+  /* A page: the newest two points, and a page cut short at the end. */
+  size_t count = 0;
+  CHECK("point_count", blockdelta_store_point_count(s, &count));
+  EXPECT("point count", count == POINTS);
+  blockdelta_point_list *page = NULL;
+  CHECK("points_in", blockdelta_store_points_in(s, POINTS - 2, 5, &page));
+  EXPECT("a page of two", blockdelta_point_list_len(page) == 2);
+  for (size_t i = 0; i < 2; i++) {
+    blockdelta_point_id id;
+    CHECK("page get", blockdelta_point_list_get(page, i, &id));
+    EXPECT("the newest two", memcmp(&id, &ids[POINTS - 2 + i], sizeof id) == 0);
+  }
+  blockdelta_point_list_free(page);
+
   /* Retention: 2 points. */
   size_t expired = 0;
   blockdelta_point_list *gone = NULL;

@@ -351,6 +351,46 @@ pub extern "C" fn blockdelta_store_points(
     })
 }
 
+/// Writes the number of listed points (detached included) to `*count_out`. Never blocks on
+/// I/O; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_store_point_count(
+    store: *const blockdelta_store,
+    count_out: *mut usize,
+) -> blockdelta_result {
+    boundary(|| {
+        let s = store_ref(store)?;
+        let out = Out::new(count_out)?;
+        let n = s.inner.point_count();
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { out.write(n) };
+        Ok(())
+    })
+}
+
+/// Takes a snapshot of the points at positions `[first, first + count)` of
+/// `blockdelta_store_points`' list (cut short at its end), in time proportional to `count`, not
+/// to the store: a page of a long history, or the newest few. `*list_out` receives a list the
+/// caller frees with `blockdelta_point_list_free`. Never blocks on I/O; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_store_points_in(
+    store: *const blockdelta_store,
+    first: usize,
+    count: usize,
+    list_out: *mut *mut blockdelta_point_list,
+) -> blockdelta_result {
+    boundary(|| {
+        let s = store_ref(store)?;
+        let out = Out::new(list_out)?;
+        let list = blockdelta_point_list::from_points(
+            s.inner.points_in(first..first.saturating_add(count)),
+        );
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { out.write(into_handle(list)) };
+        Ok(())
+    })
+}
+
 /// Reads `len` bytes of point `*point` at byte `offset` into the caller's `buf`, verifying every
 /// checksum on the way. `BLOCKDELTA_RESULT_REPLICA_OUT_OF_RANGE` past the point's disk size,
 /// `BLOCKDELTA_RESULT_REPLICA_NO_SUCH_POINT` for an unknown point. On failure `buf` may have been
