@@ -303,7 +303,8 @@ fn forged_bundle_placements_are_refused_at_open() {
         let at = pack_record_at(m, k) + o;
         m[at..at + 8].copy_from_slice(&v.to_le_bytes());
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Patch<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let cases: Vec<(&str, Patch)> = vec![
         (
             "unaligned",
             Box::new(move |m| put(m, a, 24, rec(a, 24) + 1)),
