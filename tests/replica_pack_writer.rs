@@ -245,11 +245,12 @@ fn enospc_on_the_writer_thread_is_storage_full_and_the_store_stays_usable() {
     // Every append before `finish` is of a full 1 MiB buffer, made by the writer thread.
     // With resume points every 2 MiB too: a failed append is still a failed write when a
     // sync finds it.
-    for (n, every) in [1, 2, 4, 7, 2, 3, 5].into_iter().zip([
+    for (n, every) in [1, 2, 4, 7, 2, 3, 5, 6].into_iter().zip([
         None,
         None,
         None,
         None,
+        Some(2 << 20),
         Some(2 << 20),
         Some(2 << 20),
         Some(2 << 20),
@@ -259,16 +260,16 @@ fn enospc_on_the_writer_thread_is_storage_full_and_the_store_stays_usable() {
             append: Some((n, libc::ENOSPC)),
             ..Plan::default()
         });
-        let r = ingest(&t.store, &t.stream, None);
-        assert!(
-            matches!(
-                r,
-                Err(ReplicaError::StorageFull {
-                    op: "writing a pack"
-                })
-            ),
-            "append {n}: {r:?}"
-        );
+        let r = ingest(&t.store, &t.stream, every);
+        // A resume point's sync appends the partial buffer itself: a failure there is the
+        // sync's, as it always was.
+        let ok = match &r {
+            Err(ReplicaError::StorageFull { op }) => {
+                *op == "writing a pack" || (every.is_some() && *op == "syncing a pack")
+            }
+            _ => false,
+        };
+        assert!(ok, "append {n}: {r:?}");
         assert_eq!(writer_threads(), 0, "append {n}: a writer thread is left");
         let p = t.storage.plan.lock().unwrap();
         assert!(p.failed, "append {n}: never reached");
@@ -278,7 +279,9 @@ fn enospc_on_the_writer_thread_is_storage_full_and_the_store_stays_usable() {
         );
         drop(p);
         unchanged(&t);
-        assert_eq!(t.storage.uploads().unwrap(), Vec::<String>::new());
+        if t.store.pending_ingest().unwrap().is_none() {
+            assert_eq!(t.storage.uploads().unwrap(), Vec::<String>::new());
+        }
         // Not poisoned: the same stream is taken once there is room.
         t.plan(Plan::default());
         let id = ingest(&t.store, &t.stream, None).unwrap();
