@@ -307,7 +307,8 @@ impl Ingest<'_> {
         // Complete a carried partial frame first.
         while !self.carry.is_empty() && !input.is_empty() {
             let mut carry = std::mem::take(&mut self.carry);
-            let need = self.step(&carry)?;
+            // Our own copy: an encrypted frame is opened in place (and then dropped).
+            let need = self.step(Src::Owned(&mut carry))?;
             match need {
                 Step::Consumed(n) => {
                     carry.drain(..n);
@@ -325,7 +326,7 @@ impl Ingest<'_> {
             if !self.carry.is_empty() {
                 return self.push_inner(input);
             }
-            match self.step(input)? {
+            match self.step(Src::Shared(input))? {
                 Step::Consumed(n) => input = &input[n..],
                 Step::Need(_) => {
                     self.carry.extend_from_slice(input);
@@ -335,8 +336,8 @@ impl Ingest<'_> {
         }
         // Whole frames left in the carry.
         while !self.carry.is_empty() {
-            let carry = std::mem::take(&mut self.carry);
-            match self.step(&carry)? {
+            let mut carry = std::mem::take(&mut self.carry);
+            match self.step(Src::Owned(&mut carry))? {
                 Step::Consumed(n) => self.carry = carry[n..].to_vec(),
                 Step::Need(_) => {
                     self.carry = carry;
@@ -348,11 +349,19 @@ impl Ingest<'_> {
     }
 
     /// Decodes and handles at most one frame at the start of `input`.
-    fn step(&mut self, input: &[u8]) -> Result<Step> {
+    fn step(&mut self, input: Src<'_>) -> Result<Step> {
         if self.dec.is_finished() {
-            return Err(StreamError::TrailingData { len: input.len() }.into());
+            let len = match &input {
+                Src::Shared(b) => b.len(),
+                Src::Owned(b) => b.len(),
+            };
+            return Err(StreamError::TrailingData { len }.into());
         }
-        match self.dec.next(input)? {
+        let decoded = match input {
+            Src::Shared(b) => self.dec.next(b)?,
+            Src::Owned(b) => self.dec.next_in_place(b)?,
+        };
+        match decoded {
             Decoded::NeedMore { needed } => Ok(Step::Need(needed)),
             Decoded::Header { header, consumed } => {
                 self.s.size = header.disk_size;
@@ -385,6 +394,11 @@ impl Ingest<'_> {
             s.open_pack()?;
         }
         let pw = s.pack.as_mut().expect("opened");
+        // A failed append of the writer thread is a failed write, as it would have been when
+        // the buffer was handed over.
+        if let Err(e) = pw.settle() {
+            return Err(failed(&mut store.w.lock(), "writing a pack", e));
+        }
         if let Err(e) = pw.sync() {
             return Err(failed(&mut store.w.lock(), "syncing a pack", e));
         }
@@ -687,7 +701,7 @@ impl Sink<'_> {
         let pack_len = self
             .pack
             .as_ref()
-            .map_or(0, |p| p.len + p.crcs.len() as u64 * 4 + 64);
+            .map_or(0, |p| p.len + p.len / CHUNK * 4 + 64);
         // The new layer (zero filling may double its runs, plus its 32-byte frame) and the
         // manifest's growth (a point is 88 bytes plus a label of at most 1024): a bound.
         let extra = pack_len + 80 * (self.runs.len() as u64 + 1) + 32 + 88 + 1024;
@@ -715,6 +729,13 @@ impl Sink<'_> {
 enum Step {
     Consumed(usize),
     Need(usize),
+}
+
+/// Stream bytes to decode: the caller's, or the ingest's own (the carry), which an encrypted
+/// frame is opened in, saving a copy.
+enum Src<'a> {
+    Shared(&'a [u8]),
+    Owned(&'a mut [u8]),
 }
 
 /// A record with its DATA still borrowed from the decoder (which lives as long as `self`).
@@ -813,13 +834,14 @@ fn encode_resume(
     use super::format::{put_head, RESUME_MAGIC, W};
     let mut w = W::default();
     put_head(&mut w, RESUME_MAGIC);
+    let (crcs, partial_crc) = pw.checksums();
     w.bytes(&pw_store_id(pw))
         .u64(pack)
         .u64(pw.len)
-        .u32(pw.partial_crc())
+        .u32(partial_crc)
         .u32(0);
-    w.u64(pw.crcs.len() as u64);
-    for c in &pw.crcs {
+    w.u64(crcs.len() as u64);
+    for c in crcs {
         w.u32(*c);
     }
     w.u64(size).u64(min_size);
