@@ -106,11 +106,69 @@ pub struct DirStorage {
     uploads: PathBuf,
     /// Open objects for reading (objects never change, so a descriptor stays valid until the
     /// object is deleted through this storage, which drops it from here).
-    open: parking_lot::Mutex<std::collections::HashMap<String, std::sync::Arc<File>>>,
+    open: parking_lot::Mutex<FileCache>,
 }
 
-/// Descriptors kept open for reads.
-const OPEN_FILES: usize = 256;
+/// Descriptors kept open for reads, at most: a quarter of the process's limit (the soft
+/// `RLIMIT_NOFILE`), so that the store never starves its host of descriptors.
+const OPEN_FILES: usize = 1024;
+
+/// Open objects for reads, the least recently used closed first when full.
+#[derive(Debug)]
+struct FileCache {
+    files: std::collections::HashMap<String, (std::sync::Arc<File>, u64)>,
+    tick: u64,
+    cap: usize,
+}
+
+impl FileCache {
+    fn new() -> FileCache {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the struct we pass and nothing else.
+        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            lim.rlim_cur as usize
+        } else {
+            1024
+        };
+        FileCache {
+            files: Default::default(),
+            tick: 0,
+            cap: (soft / 4).clamp(16, OPEN_FILES),
+        }
+    }
+
+    fn get(&mut self, name: &str) -> Option<std::sync::Arc<File>> {
+        self.tick += 1;
+        let t = self.tick;
+        self.files.get_mut(name).map(|(f, used)| {
+            *used = t;
+            f.clone()
+        })
+    }
+
+    fn insert(&mut self, name: &str, f: std::sync::Arc<File>) {
+        if self.files.len() >= self.cap {
+            // A miss costs an open(2) anyway: a scan for the oldest is cheap beside it.
+            if let Some(k) = self
+                .files
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                self.files.remove(&k);
+            }
+        }
+        self.tick += 1;
+        self.files.insert(name.to_string(), (f, self.tick));
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.files.remove(name);
+    }
+}
 
 const MANIFEST: &str = "MANIFEST";
 const MANIFEST_TMP: &str = "MANIFEST.tmp";
@@ -132,7 +190,7 @@ impl DirStorage {
             root,
             objects,
             uploads,
-            open: Default::default(),
+            open: parking_lot::Mutex::new(FileCache::new()),
         })
     }
 
@@ -215,16 +273,12 @@ impl Storage for DirStorage {
     }
 
     fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let cached = self.open.lock().get(name).cloned();
+        let cached = self.open.lock().get(name);
         let f = match cached {
             Some(f) => f,
             None => {
                 let f = std::sync::Arc::new(File::open(self.object(name)?)?);
-                let mut open = self.open.lock();
-                if open.len() >= OPEN_FILES {
-                    open.clear();
-                }
-                open.insert(name.to_string(), f.clone());
+                self.open.lock().insert(name, f.clone());
                 f
             }
         };
@@ -532,4 +586,28 @@ fn open_direct(path: &Path) -> Option<File> {
 #[cfg(not(target_os = "linux"))]
 fn open_direct(_: &Path) -> Option<File> {
     None
+}
+
+#[cfg(test)]
+mod file_cache_tests {
+    use super::*;
+
+    #[test]
+    #[cfg_attr(miri, ignore = "opens a file")]
+    fn the_least_recently_used_descriptor_is_closed_first() {
+        let mut c = FileCache {
+            files: Default::default(),
+            tick: 0,
+            cap: 2,
+        };
+        let f = || std::sync::Arc::new(File::open("/dev/null").unwrap());
+        c.insert("a", f());
+        c.insert("b", f());
+        assert!(c.get("a").is_some()); // "b" is now the least recently used
+        c.insert("c", f());
+        assert!(c.get("b").is_none());
+        assert!(c.get("a").is_some() && c.get("c").is_some());
+        c.remove("a");
+        assert_eq!(c.files.len(), 1);
+    }
 }

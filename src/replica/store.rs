@@ -646,7 +646,8 @@ impl Store {
     }
 
     /// Reads `buf.len()` bytes of point `point` at `offset`, verifying every checksum on the
-    /// way. Safe to call from many threads, while an ingest goes on.
+    /// way. Safe to call from many threads, while an ingest goes on. On an error, `buf` may
+    /// have been partly written: its contents are then unspecified.
     pub fn read_at(&self, point: PointId, offset: u64, buf: &mut [u8]) -> Result<()> {
         let v = self.v.read();
         let p = v.point(point)?;
@@ -690,15 +691,31 @@ impl Store {
         let c1 = (r.pack_off + r.len).div_ceil(CHUNK);
         let from = c0 * CHUNK;
         let to = (c1 * CHUNK).min(data_len);
-        scratch.resize((to - from) as usize, 0);
+        // The checksums of the chunks read (on the stack up to 1 MiB of data).
+        let mut crc_stack = [0u8; 1024];
+        let mut crc_heap = Vec::new();
+        let crcs: &mut [u8] = if (c1 - c0) * 4 <= crc_stack.len() as u64 {
+            &mut crc_stack[..((c1 - c0) * 4) as usize]
+        } else {
+            crc_heap.resize(((c1 - c0) * 4) as usize, 0);
+            &mut crc_heap
+        };
         self.storage
-            .get_range(&name, base + from, scratch)
-            .map_err(short_object(&name, "reading a pack"))?;
-        let mut crcs = vec![0u8; ((c1 - c0) * 4) as usize];
-        self.storage
-            .get_range(&name, base + data_len + c0 * 4, &mut crcs)
+            .get_range(&name, base + data_len + c0 * 4, crcs)
             .map_err(short_object(&name, "reading a pack's checksums"))?;
-        for (k, chunk) in scratch.chunks(CHUNK as usize).enumerate() {
+        // Whole chunks go straight into `dst`; a run that starts or ends inside a chunk is read
+        // through `scratch`.
+        let direct = r.pack_off == from && r.pack_off + r.len == to;
+        let data: &mut [u8] = if direct {
+            dst
+        } else {
+            scratch.resize((to - from) as usize, 0);
+            scratch
+        };
+        self.storage
+            .get_range(&name, base + from, data)
+            .map_err(short_object(&name, "reading a pack"))?;
+        for (k, chunk) in data.chunks(CHUNK as usize).enumerate() {
             let want = u32::from_le_bytes(crcs[k * 4..k * 4 + 4].try_into().expect("4"));
             if crc32fast::hash(chunk) != want {
                 return Err(ReplicaError::ChecksumMismatch {
@@ -707,8 +724,10 @@ impl Store {
                 });
             }
         }
-        let at = (r.pack_off - from) as usize;
-        dst.copy_from_slice(&scratch[at..at + dst.len()]);
+        if !direct {
+            let at = (r.pack_off - from) as usize;
+            dst.copy_from_slice(&scratch[at..at + dst.len()]);
+        }
         Ok(())
     }
 
