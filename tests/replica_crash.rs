@@ -1,5 +1,5 @@
 //! Crash safety of the replica store, proven by crashing: a storage model that crashes at
-//! every mutating call of a scenario (ingest, retention, compaction, rollback, discard), drops
+//! every mutating call of a scenario (ingest, retention, compaction and bundling, rollback, discard), drops
 //! or tears what was not synced, and then the store is reopened and checked:
 //! - G1: every listed point reads back byte-identical to the source at that checkpoint;
 //! - G2: every point an ingest reported durable is still listed (unless retention removed it);
@@ -128,6 +128,8 @@ fn scenario(
         step!(cycle(&store, &mut src, &mut rng, out));
     }
     step!(store.compact());
+    // Compaction bundled the small packs: bundling is crashed at every call too.
+    assert!(store.stats().bundles >= 1, "{:?}", store.stats());
     let pts = store.points();
     let p = pts[1].clone();
     let rb = step!(store.rollback(p.id));
