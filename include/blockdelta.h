@@ -619,7 +619,7 @@ enum blockdelta_result
    */
   BLOCKDELTA_RESULT_REPLICA_POISONED = 406,
   /**
-   * Replica store: another ingest is in progress on this store.
+   * Replica store: an ingest is in progress on this store (another ingest, a rollback, a lineage change or a compaction must wait for it).
    */
   BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS = 407,
   /**
@@ -1985,7 +1985,7 @@ void blockdelta_store_free(struct blockdelta_store *store);
 
 /**
  * Copies the 16-byte id of the disk the store replicates into `disk_id_out[0..16]`.
- * Never blocks on I/O; any thread.
+ * No I/O; waits for a change in progress; any thread.
  */
 blockdelta_result blockdelta_store_disk_id(const struct blockdelta_store *store,
                                            uint8_t *disk_id_out);
@@ -1994,7 +1994,8 @@ blockdelta_result blockdelta_store_disk_id(const struct blockdelta_store *store,
  * The lineage the next stream must continue: `*present_out` is false for an empty store
  * (which accepts a first stream, `from_seq` 0, of any generation; then `generation_out` gets
  * 16 zero bytes and `*sequence_out` 0), else true with the generation (16 bytes) and the
- * checkpoint the next stream must start at or before. Never blocks on I/O; any thread.
+ * checkpoint the next stream must start at or before. No I/O; waits for a change in
+ * progress; any thread.
  */
 blockdelta_result blockdelta_store_lineage(const struct blockdelta_store *store,
                                            uint8_t *generation_out,
@@ -2035,7 +2036,7 @@ blockdelta_result blockdelta_store_set_retention(struct blockdelta_store *store,
 
 /**
  * Reads the retention policy into the five outputs (each NULL to skip; 0 means no limit), as
- * `blockdelta_store_set_retention` takes it. Never blocks on I/O; any thread.
+ * `blockdelta_store_set_retention` takes it. No I/O; waits for a change in progress; any thread.
  */
 blockdelta_result blockdelta_store_retention(const struct blockdelta_store *store,
                                              uint64_t *max_age_ns_out,
@@ -2046,7 +2047,8 @@ blockdelta_result blockdelta_store_retention(const struct blockdelta_store *stor
 
 /**
  * Writes statistic `id` (a `blockdelta_store_stat_id`) to `*value_out`;
- * `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an unknown id. Never blocks on I/O; any thread.
+ * `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an unknown id. No I/O; waits for a change in
+ * progress; any thread.
  */
 blockdelta_result blockdelta_store_stat(const struct blockdelta_store *store,
                                         uint32_t id,
@@ -2068,14 +2070,14 @@ blockdelta_result blockdelta_store_retain(struct blockdelta_store *store,
 /**
  * Takes a snapshot of every recovery point, oldest first (detached points after their branch
  * point). `*list_out` receives a list the caller frees with `blockdelta_point_list_free`; it
- * does not change when the store does. Never blocks on I/O; any thread.
+ * does not change when the store does. No I/O; waits for a change in progress; any thread.
  */
 blockdelta_result blockdelta_store_points(const struct blockdelta_store *store,
                                           struct blockdelta_point_list **list_out);
 
 /**
- * Writes the number of listed points (detached included) to `*count_out`. Never blocks on
- * I/O; any thread.
+ * Writes the number of listed points (detached included) to `*count_out`. No I/O; waits for
+ * a change in progress; any thread.
  */
 blockdelta_result blockdelta_store_point_count(const struct blockdelta_store *store,
                                                size_t *count_out);
@@ -2084,7 +2086,8 @@ blockdelta_result blockdelta_store_point_count(const struct blockdelta_store *st
  * Takes a snapshot of the points at positions `[first, first + count)` of
  * `blockdelta_store_points`' list (cut short at its end), in time proportional to `count`, not
  * to the store: a page of a long history, or the newest few. `*list_out` receives a list the
- * caller frees with `blockdelta_point_list_free`. Never blocks on I/O; any thread.
+ * caller frees with `blockdelta_point_list_free`. No I/O; waits for a change in progress;
+ * any thread.
  */
 blockdelta_result blockdelta_store_points_in(const struct blockdelta_store *store,
                                              size_t first,
@@ -2150,8 +2153,9 @@ blockdelta_result blockdelta_store_changed_between(const struct blockdelta_store
 
 /**
  * Rewrites the packs of which less than half is still referenced, returning their space to
- * the file system; `*bytes_freed_out` receives the bytes freed. Blocks on file I/O and fsync
- * (it copies live data); any thread.
+ * the file system, then copies small packs (at most 4 MiB) whole into bundles;
+ * `*bytes_freed_out` receives the bytes freed. `BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS`
+ * while an ingest is in flight. Blocks on file I/O and fsync (it copies live data); any thread.
  */
 blockdelta_result blockdelta_store_compact(struct blockdelta_store *store,
                                            uint64_t *bytes_freed_out);

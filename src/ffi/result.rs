@@ -172,7 +172,7 @@ pub enum blockdelta_result {
     /// Replica store: an earlier write or sync failed; the store accepts no changes until it is
     /// freed and opened again (which recovers it).
     ReplicaPoisoned = 406,
-    /// Replica store: another ingest is in progress on this store.
+    /// Replica store: an ingest is in progress on this store (another ingest, a rollback, a lineage change or a compaction must wait for it).
     ReplicaIngestInProgress = 407,
     /// Replica store: there is no such recovery point.
     ReplicaNoSuchPoint = 408,

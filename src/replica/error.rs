@@ -123,7 +123,7 @@ impl fmt::Display for ReplicaError {
             ReplicaError::Poisoned => f.write_str(
                 "an earlier write or sync failed; the store accepts no changes until it is reopened",
             ),
-            ReplicaError::IngestInProgress => f.write_str("another ingest is in progress"),
+            ReplicaError::IngestInProgress => f.write_str("an ingest is in progress on this store"),
             ReplicaError::NoSuchPoint { generation, sequence } => {
                 write!(f, "no recovery point {sequence} of generation {}", hex(generation))
             }

@@ -1068,8 +1068,13 @@ impl Store {
             }
         }
         let mut expired = self.delete_points(&mut w, &infos, del)?;
-        self.compact_opportunistically(&mut w, 50, 0)?;
-        self.bundle_packs(&mut w, super::bundle::BUNDLE_AT)?;
+        // Compaction and bundling write new objects before they free old ones: not while an
+        // ingest is in flight, whose byte-cap accounting counts the store as it was (it
+        // compacts for room itself when it needs to).
+        if !w.ingesting {
+            self.compact_opportunistically(&mut w, 50, 0)?;
+            self.bundle_packs(&mut w, super::bundle::BUNDLE_AT)?;
+        }
         if let Some(cap) = pol.max_bytes {
             expired.extend(self.fit_under(&mut w, cap, 0)?);
         }
@@ -1242,9 +1247,13 @@ impl Store {
 
     /// Rewrites the packs of which less than half is still referenced into one new pack, so
     /// that their space returns to the file system, then copies every small pack (at most
-    /// 4 MiB) into bundles. Returns the bytes freed.
+    /// 4 MiB) into bundles. Returns the bytes freed. Refused while an ingest is in flight
+    /// ([`ReplicaError::IngestInProgress`]).
     pub fn compact(&self) -> Result<u64> {
         let mut w = self.writer()?;
+        if w.ingesting {
+            return Err(ReplicaError::IngestInProgress);
+        }
         let freed = self.compact_packs(&mut w, 50, 0)?;
         self.bundle_packs(&mut w, 2)?;
         Ok(freed)

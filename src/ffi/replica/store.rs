@@ -117,7 +117,7 @@ pub extern "C" fn blockdelta_store_free(store: *mut blockdelta_store) {
 }
 
 /// Copies the 16-byte id of the disk the store replicates into `disk_id_out[0..16]`.
-/// Never blocks on I/O; any thread.
+/// No I/O; waits for a change in progress; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_disk_id(
     store: *const blockdelta_store,
@@ -135,7 +135,8 @@ pub extern "C" fn blockdelta_store_disk_id(
 /// The lineage the next stream must continue: `*present_out` is false for an empty store
 /// (which accepts a first stream, `from_seq` 0, of any generation; then `generation_out` gets
 /// 16 zero bytes and `*sequence_out` 0), else true with the generation (16 bytes) and the
-/// checkpoint the next stream must start at or before. Never blocks on I/O; any thread.
+/// checkpoint the next stream must start at or before. No I/O; waits for a change in
+/// progress; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_lineage(
     store: *const blockdelta_store,
@@ -214,7 +215,7 @@ pub extern "C" fn blockdelta_store_set_retention(
 }
 
 /// Reads the retention policy into the five outputs (each NULL to skip; 0 means no limit), as
-/// `blockdelta_store_set_retention` takes it. Never blocks on I/O; any thread.
+/// `blockdelta_store_set_retention` takes it. No I/O; waits for a change in progress; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_retention(
     store: *const blockdelta_store,
@@ -265,7 +266,8 @@ pub enum blockdelta_store_stat_id {
 }
 
 /// Writes statistic `id` (a `blockdelta_store_stat_id`) to `*value_out`;
-/// `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an unknown id. Never blocks on I/O; any thread.
+/// `BLOCKDELTA_RESULT_INVALID_ARGUMENT` for an unknown id. No I/O; waits for a change in
+/// progress; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_stat(
     store: *const blockdelta_store,
@@ -335,7 +337,7 @@ pub extern "C" fn blockdelta_store_retain(
 
 /// Takes a snapshot of every recovery point, oldest first (detached points after their branch
 /// point). `*list_out` receives a list the caller frees with `blockdelta_point_list_free`; it
-/// does not change when the store does. Never blocks on I/O; any thread.
+/// does not change when the store does. No I/O; waits for a change in progress; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_points(
     store: *const blockdelta_store,
@@ -351,8 +353,8 @@ pub extern "C" fn blockdelta_store_points(
     })
 }
 
-/// Writes the number of listed points (detached included) to `*count_out`. Never blocks on
-/// I/O; any thread.
+/// Writes the number of listed points (detached included) to `*count_out`. No I/O; waits for
+/// a change in progress; any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_point_count(
     store: *const blockdelta_store,
@@ -371,7 +373,8 @@ pub extern "C" fn blockdelta_store_point_count(
 /// Takes a snapshot of the points at positions `[first, first + count)` of
 /// `blockdelta_store_points`' list (cut short at its end), in time proportional to `count`, not
 /// to the store: a page of a long history, or the newest few. `*list_out` receives a list the
-/// caller frees with `blockdelta_point_list_free`. Never blocks on I/O; any thread.
+/// caller frees with `blockdelta_point_list_free`. No I/O; waits for a change in progress;
+/// any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_points_in(
     store: *const blockdelta_store,
@@ -521,8 +524,9 @@ pub extern "C" fn blockdelta_store_changed_between(
 }
 
 /// Rewrites the packs of which less than half is still referenced, returning their space to
-/// the file system; `*bytes_freed_out` receives the bytes freed. Blocks on file I/O and fsync
-/// (it copies live data); any thread.
+/// the file system, then copies small packs (at most 4 MiB) whole into bundles;
+/// `*bytes_freed_out` receives the bytes freed. `BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS`
+/// while an ingest is in flight. Blocks on file I/O and fsync (it copies live data); any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_compact(
     store: *mut blockdelta_store,
