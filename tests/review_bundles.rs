@@ -107,3 +107,84 @@ fn cap_expiry(bundle: bool) {
     );
     check_points(&store, &oracle);
 }
+
+/// A small store of `n` points, each writing 64 KiB of fresh data at a different place (every
+/// pack stays live), no bundle.
+fn small_store(dir: &std::path::Path, n: usize) -> (Store, HashMap<PointId, Vec<u8>>) {
+    let mut rng = Rng(5);
+    let store = Store::create(dir, StoreConfig::new(DISK_ID)).unwrap();
+    let mut src = Source::new(DISK_ID, 1 << 20, 4096);
+    let mut oracle = HashMap::new();
+    for i in 0..n {
+        one_point(&store, &mut src, &mut rng, &mut oracle, (i as u64 % 15) * (64 << 10), 64 << 10)
+            .unwrap();
+    }
+    (store, oracle)
+}
+
+/// Patches the MANIFEST of the (bundle-free) store in `dir`: pack record `k` gets data length
+/// `data_len`; the CRC is fixed (a forger's manifest).
+fn forge_pack_len(dir: &std::path::Path, k: usize, data_len: u64) {
+    let path = dir.join("MANIFEST");
+    let mut m = std::fs::read(&path).unwrap();
+    let npacks = u32::from_le_bytes(m[188..192].try_into().unwrap()) as usize;
+    // K packs of 32 bytes, then the bundle count (0) and 4 reserved bytes, then the CRC.
+    let nb_at = m.len() - 4 - 8;
+    assert_eq!(&m[nb_at..nb_at + 8], &[0; 8], "no bundles");
+    let at = nb_at - 32 * (npacks - k) + 8;
+    m[at..at + 8].copy_from_slice(&data_len.to_le_bytes());
+    let c = m.len() - 4;
+    let crc = crc32fast::hash(&m[..c]);
+    m[c..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &m).unwrap();
+}
+
+/// A forged manifest (CRC fixed) whose pack claims 2^62 bytes of data (the largest length
+/// open accepts) opens; compaction (`compact`, and `retain`, which compacts) then computes
+/// `data * threshold` and overflows: a panic in debug builds (a wrapped, wrong decision in
+/// release). Expected: a clear error or a result, never a panic.
+#[test]
+fn a_forged_pack_length_at_the_bound_does_not_panic_compaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (store, _) = small_store(&dir, 3);
+    drop(store);
+    forge_pack_len(&dir, 0, 1 << 62);
+    let store = Store::open(&dir).expect("2^62 is accepted at open");
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.compact()));
+    assert!(r.is_ok(), "compact panicked on a forged pack length");
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.retain(blockdelta::replica::now_ns())
+    }));
+    assert!(r.is_ok(), "retain panicked on a forged pack length");
+}
+
+/// `points_in(range)` equals the slice of `points()` for every range, with a detached branch
+/// after a rollback (exclusive bytes included).
+#[test]
+fn points_in_equals_the_slice_of_points_with_a_detached_branch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let mut rng = Rng(9);
+    let store = Store::create(&dir, StoreConfig::new(DISK_ID)).unwrap();
+    let mut src = Source::new(DISK_ID, 1 << 20, 4096);
+    let mut oracle = HashMap::new();
+    for i in 0..6u64 {
+        one_point(&store, &mut src, &mut rng, &mut oracle, (i % 3) * 8192, 3 * 4096).unwrap();
+    }
+    let pts = store.points();
+    let rb = store.rollback(pts[2].id).unwrap();
+    src.adopt(rb.generation, rb.sequence, &rb.extents, src.size());
+    for i in 0..3u64 {
+        one_point(&store, &mut src, &mut rng, &mut oracle, (i % 2) * 4096, 2 * 4096).unwrap();
+    }
+    let all = store.points();
+    assert!(all.iter().any(|p| p.detached));
+    assert_eq!(store.point_count(), all.len());
+    for a in 0..=all.len() + 1 {
+        for b in a..=all.len() + 2 {
+            let want = &all[a.min(all.len())..b.min(all.len())];
+            assert_eq!(store.points_in(a..b), want, "{a}..{b}");
+        }
+    }
+}
