@@ -386,3 +386,159 @@ fn ingest_with_bundling(bundle: bool) {
     );
     check_points(&store, &oracle);
 }
+
+#[path = "common/crash_storage.rs"]
+#[allow(dead_code)]
+mod crash_storage;
+
+#[derive(Default)]
+struct CrashOut {
+    oracle: HashMap<PointId, Vec<u8>>,
+    acked: Vec<PointId>,
+    maybe_removed: std::collections::HashSet<PointId>,
+    pending: Option<(PointId, Vec<u8>)>,
+}
+
+/// Bundling with a resumable ingest pending, then retention that leaves the bundle sparse and
+/// re-bundles it, then the resumed stream, then compaction: run until the first error.
+#[allow(clippy::result_large_err)]
+fn bundle_scenario(
+    storage: &crash_storage::CrashStorage,
+    out: &mut CrashOut,
+) -> Result<Store, (Option<Store>, ReplicaError)> {
+    let mut rng = Rng(3);
+    let mut src = Source::new(DISK_ID, 256 << 10, 4096);
+    let store = Store::create_in(
+        Box::new(storage.clone()),
+        "mem".into(),
+        StoreConfig::new(DISK_ID),
+    )
+    .map_err(|e| (None, e))?;
+    macro_rules! step {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Err((Some(store), e)),
+            }
+        };
+    }
+    let point = |store: &Store, src: &mut Source, rng: &mut Rng, out: &mut CrashOut, i: u64| {
+        let data = random_bytes(rng, 8192);
+        src.write_data((i % 4) * 16384, &data);
+        let to = src.seq + 1;
+        let stream = src.stream(to, 65536);
+        let pid = PointId {
+            generation: src.generation,
+            sequence: to,
+        };
+        out.oracle.insert(pid, src.disk.clone());
+        let r = ingest(store, &stream);
+        if r.is_ok() {
+            out.acked.push(pid);
+            src.commit(to);
+        }
+        r.map(|_| ())
+    };
+    for i in 0..10 {
+        step!(point(&store, &mut src, &mut rng, out, i));
+    }
+    // A stream cut and suspended: it stays pending through what follows.
+    let data = random_bytes(&mut rng, 160 << 10);
+    src.write_data(64 << 10, &data);
+    let to = src.seq + 1;
+    let stream = src.stream(to, 4096);
+    let pid = PointId {
+        generation: src.generation,
+        sequence: to,
+    };
+    out.oracle.insert(pid, src.disk.clone());
+    let cut = |store: &Store| -> Result<u64, ReplicaError> {
+        let mut ing = store.ingest(None)?;
+        ing.set_resume_interval(32 << 10);
+        ing.push(&stream[..stream.len() / 2])?;
+        ing.suspend()
+    };
+    out.pending = Some((pid, stream.clone()));
+    step!(cut(&store));
+    step!(store.compact());
+    step!(store.set_retention(Retention {
+        max_points: Some(3),
+        ..Retention::default()
+    }));
+    out.maybe_removed.extend(store.points().iter().map(|p| p.id));
+    step!(store.retain(0));
+    let hlen = 24 + u32::from_le_bytes(stream[16..20].try_into().unwrap()) as usize;
+    let resume = |store: &Store| -> Result<(), ReplicaError> {
+        let (mut ing, from) = store.resume_ingest(None, &stream[..hlen])?;
+        ing.push(&stream[from as usize..])?;
+        ing.finish().map(|_| ())
+    };
+    step!(resume(&store));
+    out.acked.push(pid);
+    out.pending = None;
+    src.commit(to);
+    step!(store.compact());
+    Ok(store)
+}
+
+#[test]
+fn a_crash_at_every_call_of_bundling_with_a_pending_ingest_loses_nothing() {
+    let clean = crash_storage::CrashStorage::new(7);
+    let mut out = CrashOut::default();
+    let store = bundle_scenario(&clean, &mut out).unwrap_or_else(|(_, e)| panic!("clean: {e}"));
+    assert!(store.stats().bundles >= 1, "{:?}", store.stats());
+    drop(store);
+    let total = clean.ops();
+    for n in 1..=total {
+        let s = crash_storage::CrashStorage::new(7 ^ n);
+        s.crash_at(n);
+        let mut out = CrashOut::default();
+        let r = bundle_scenario(&s, &mut out);
+        assert!(r.is_err() && s.crashed(), "crash at {n}");
+        drop(r);
+        let what = format!("crash at call {n} ({})", s.trace().last().unwrap());
+        let st = s.reboot();
+        let store = match Store::open_in(Box::new(st.clone()), "mem".into()) {
+            Ok(s) => s,
+            Err(ReplicaError::NotFound { .. }) => continue,
+            Err(e) => panic!("{what}: reopen: {e}"),
+        };
+        let listed: std::collections::HashSet<PointId> =
+            store.points().iter().map(|p| p.id).collect();
+        for id in &out.acked {
+            assert!(
+                listed.contains(id) || out.maybe_removed.contains(id),
+                "{what}: acknowledged point {} lost",
+                id.sequence
+            );
+        }
+        for p in store.points() {
+            let want = &out.oracle[&p.id];
+            let mut got = vec![0u8; p.disk_size as usize];
+            store
+                .read_at(p.id, 0, &mut got)
+                .unwrap_or_else(|e| panic!("{what}: read {}: {e}", p.id.sequence));
+            assert!(&got == want, "{what}: point {} differs", p.id.sequence);
+        }
+        store.scrub().unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
+        let names = st.object_names();
+        let bundles = names.iter().filter(|n| n.starts_with("bundle-")).count();
+        assert_eq!(bundles as u64, store.stats().bundles, "{what}: {names:?}");
+        // The pending stream, if still pending, resumes and reads back.
+        if let Some(p) = store.pending_ingest().unwrap() {
+            let (pid, stream) = out.pending.clone().expect("pending");
+            assert_eq!(p.header.to_seq, pid.sequence, "{what}");
+            let hlen = 24 + u32::from_le_bytes(stream[16..20].try_into().unwrap()) as usize;
+            let (mut ing, from) = store
+                .resume_ingest(None, &stream[..hlen])
+                .unwrap_or_else(|e| panic!("{what}: resume: {e}"));
+            ing.push(&stream[from as usize..]).unwrap();
+            ing.finish().unwrap_or_else(|e| panic!("{what}: resumed finish: {e}"));
+            let mut b = vec![0u8; out.oracle[&pid].len()];
+            store.read_at(pid, 0, &mut b).unwrap();
+            assert!(b == out.oracle[&pid], "{what}: resumed point differs");
+        }
+        store.compact().unwrap_or_else(|e| panic!("{what}: compact after recovery: {e}"));
+        store.scrub().unwrap_or_else(|e| panic!("{what}: scrub after compact: {e}"));
+    }
+}
