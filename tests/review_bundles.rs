@@ -97,7 +97,10 @@ fn cap_expiry(bundle: bool) {
     let got = one_point(&store, &mut src, &mut rng, &mut oracle, 0, 64 << 10);
     let expired = match &got {
         Ok(g) => g.expired.len(),
-        Err(e) => panic!("the stream was refused: {e:?}; points left {}", store.point_count()),
+        Err(e) => panic!(
+            "the stream was refused: {e:?}; points left {}",
+            store.point_count()
+        ),
     };
     assert!(
         expired <= 3,
@@ -116,8 +119,15 @@ fn small_store(dir: &std::path::Path, n: usize) -> (Store, HashMap<PointId, Vec<
     let mut src = Source::new(DISK_ID, 1 << 20, 4096);
     let mut oracle = HashMap::new();
     for i in 0..n {
-        one_point(&store, &mut src, &mut rng, &mut oracle, (i as u64 % 15) * (64 << 10), 64 << 10)
-            .unwrap();
+        one_point(
+            &store,
+            &mut src,
+            &mut rng,
+            &mut oracle,
+            (i as u64 % 15) * (64 << 10),
+            64 << 10,
+        )
+        .unwrap();
     }
     (store, oracle)
 }
@@ -170,13 +180,29 @@ fn points_in_equals_the_slice_of_points_with_a_detached_branch() {
     let mut src = Source::new(DISK_ID, 1 << 20, 4096);
     let mut oracle = HashMap::new();
     for i in 0..6u64 {
-        one_point(&store, &mut src, &mut rng, &mut oracle, (i % 3) * 8192, 3 * 4096).unwrap();
+        one_point(
+            &store,
+            &mut src,
+            &mut rng,
+            &mut oracle,
+            (i % 3) * 8192,
+            3 * 4096,
+        )
+        .unwrap();
     }
     let pts = store.points();
     let rb = store.rollback(pts[2].id).unwrap();
     src.adopt(rb.generation, rb.sequence, &rb.extents, src.size());
     for i in 0..3u64 {
-        one_point(&store, &mut src, &mut rng, &mut oracle, (i % 2) * 4096, 2 * 4096).unwrap();
+        one_point(
+            &store,
+            &mut src,
+            &mut rng,
+            &mut oracle,
+            (i % 2) * 4096,
+            2 * 4096,
+        )
+        .unwrap();
     }
     let all = store.points();
     assert!(all.iter().any(|p| p.detached));
@@ -233,8 +259,15 @@ fn scrub_and_reads_while_bundling_never_fail() {
         for round in 0..40u64 {
             let mut o = HashMap::new();
             for i in 0..3u64 {
-                one_point(&store, &mut src, &mut rng, &mut o, ((round * 3 + i) % 16) * (64 << 10), 8192)
-                    .unwrap();
+                one_point(
+                    &store,
+                    &mut src,
+                    &mut rng,
+                    &mut o,
+                    ((round * 3 + i) % 16) * (64 << 10),
+                    8192,
+                )
+                .unwrap();
             }
             oracle.lock().unwrap().extend(o);
             store.compact().unwrap();
@@ -465,7 +498,8 @@ fn bundle_scenario(
         max_points: Some(3),
         ..Retention::default()
     }));
-    out.maybe_removed.extend(store.points().iter().map(|p| p.id));
+    out.maybe_removed
+        .extend(store.points().iter().map(|p| p.id));
     step!(store.retain(0));
     let hlen = 24 + u32::from_le_bytes(stream[16..20].try_into().unwrap()) as usize;
     let resume = |store: &Store| -> Result<(), ReplicaError> {
@@ -520,7 +554,9 @@ fn a_crash_at_every_call_of_bundling_with_a_pending_ingest_loses_nothing() {
                 .unwrap_or_else(|e| panic!("{what}: read {}: {e}", p.id.sequence));
             assert!(&got == want, "{what}: point {} differs", p.id.sequence);
         }
-        store.scrub().unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
+        store
+            .scrub()
+            .unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
         let names = st.object_names();
         let bundles = names.iter().filter(|n| n.starts_with("bundle-")).count();
         assert_eq!(bundles as u64, store.stats().bundles, "{what}: {names:?}");
@@ -533,13 +569,18 @@ fn a_crash_at_every_call_of_bundling_with_a_pending_ingest_loses_nothing() {
                 .resume_ingest(None, &stream[..hlen])
                 .unwrap_or_else(|e| panic!("{what}: resume: {e}"));
             ing.push(&stream[from as usize..]).unwrap();
-            ing.finish().unwrap_or_else(|e| panic!("{what}: resumed finish: {e}"));
+            ing.finish()
+                .unwrap_or_else(|e| panic!("{what}: resumed finish: {e}"));
             let mut b = vec![0u8; out.oracle[&pid].len()];
             store.read_at(pid, 0, &mut b).unwrap();
             assert!(b == out.oracle[&pid], "{what}: resumed point differs");
         }
-        store.compact().unwrap_or_else(|e| panic!("{what}: compact after recovery: {e}"));
-        store.scrub().unwrap_or_else(|e| panic!("{what}: scrub after compact: {e}"));
+        store
+            .compact()
+            .unwrap_or_else(|e| panic!("{what}: compact after recovery: {e}"));
+        store
+            .scrub()
+            .unwrap_or_else(|e| panic!("{what}: scrub after compact: {e}"));
     }
 }
 
