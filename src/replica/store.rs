@@ -1281,7 +1281,9 @@ impl Store {
                 .filter_map(|p| {
                     let data = p.data_len - CHUNK;
                     let l = live.get(&p.id).copied().unwrap_or(0);
-                    (l < data && l * 100 < data * threshold).then_some((l, p.id))
+                    // In u128: a forged manifest may claim up to 2^62 bytes of data.
+                    (l < data && u128::from(l) * 100 < u128::from(data) * u128::from(threshold))
+                        .then_some((l, p.id))
                 })
                 .collect();
         cands.sort_unstable();
