@@ -9,6 +9,9 @@
 //! points into it stay valid: only the manifest's pack records change (bundle id and offset),
 //! in one commit. No layer is rewritten.
 //!
+//! A store with a byte cap makes no new bundle: a pack that dies inside a bundle frees no space
+//! until the bundle is made again, which needs room itself.
+//!
 //! Cost: the bytes of a small pack are written a second time, once. A bundle whose live packs
 //! fall below half of it is bundled again with the next small packs (its live packs are copied
 //! once more), so its dead space returns to the file system.
@@ -56,11 +59,19 @@ impl Store {
                 .filter(|b| held.get(&b.id).copied().unwrap_or(0) * 2 < b.len - CHUNK)
                 .map(|b| b.id)
                 .collect();
-        let small =
+        // Under a byte cap, no new bundle: a pack that dies inside a bundle frees no space
+        // until the bundle is made again, which itself needs room, so expiring points early to
+        // make room (`fit_under`) would free nothing. Sparse bundles (made before a cap was
+        // set) are still made again when there is room.
+        let capped = w.m.retention.max_bytes.is_some();
+        let small = if capped {
+            0
+        } else {
             w.m.packs
                 .iter()
                 .filter(|p| p.bundle == 0 && pack_object_len(p.data_len) <= SMALL_PACK)
-                .count();
+                .count()
+        };
         if small < at_least.max(2) && sparse.is_empty() {
             return Ok(0);
         }
@@ -69,7 +80,7 @@ impl Store {
                 .iter()
                 .filter(|p| {
                     if p.bundle == 0 {
-                        pack_object_len(p.data_len) <= SMALL_PACK
+                        !capped && pack_object_len(p.data_len) <= SMALL_PACK
                     } else {
                         sparse.contains(&p.bundle)
                     }

@@ -820,58 +820,78 @@ impl Store {
         changed(&v, v.point(a)?, v.point(b)?)
     }
 
-    /// Checks every byte of every pack the store references against its checksum, and every
-    /// pack's footer. Returns the number of bytes verified.
+    /// Checks every byte of every pack the store references against its checksum, every
+    /// pack's footer, and every bundle's header and padding. Returns the number of bytes
+    /// verified. A pack or bundle that retention or compaction on another thread moved or
+    /// deleted meanwhile is skipped.
     pub fn scrub(&self) -> Result<u64> {
         let (packs, bundles, store_id) = {
             let w = self.w.lock();
             (w.m.packs.clone(), w.m.bundles.clone(), w.m.store_id)
         };
+        // Retention or compaction on another thread may move or delete an object after the
+        // lists were taken: a missing object that the store no longer lists is skipped.
+        let gone = |e: &ReplicaError, listed: &dyn Fn(&Manifest) -> bool| {
+            matches!(e, ReplicaError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+                && !listed(&self.w.lock().m)
+        };
         for b in &bundles {
-            self.scrub_bundle(b.id, b.len, &packs, &store_id)?;
+            match self.scrub_bundle(b.id, b.len, &packs, &store_id) {
+                Err(e) if gone(&e, &|m| m.bundles.contains(b)) => continue,
+                r => r?,
+            }
         }
         let mut total = 0;
         let mut buf = vec![0u8; 1 << 20];
         for p in packs {
-            let (name, base) = pack_object(&p);
-            if p.bundle == 0 {
-                let size = self
-                    .storage
-                    .size(&name)
-                    .map_err(io_err("reading a pack's size"))?;
-                if size != pack_object_len(p.data_len) {
-                    return Err(corrupt(
-                        &name,
-                        format!("{size} bytes, expected {}", pack_object_len(p.data_len)),
-                    ));
-                }
-            }
-            let mut tail = vec![0u8; (pack_object_len(p.data_len) - p.data_len) as usize];
-            self.storage
-                .get_range(&name, base + p.data_len, &mut tail)
-                .map_err(short_object(&name, "reading a pack's checksums"))?;
-            super::format::check_pack_tail(&tail, p.data_len, &name)?;
-            let mut off = 0u64;
-            while off < p.data_len {
-                let n = (p.data_len - off).min(buf.len() as u64) as usize;
-                self.storage
-                    .get_range(&name, base + off, &mut buf[..n])
-                    .map_err(short_object(&name, "reading a pack"))?;
-                for (k, chunk) in buf[..n].chunks(CHUNK as usize).enumerate() {
-                    let c = (off / CHUNK) as usize + k;
-                    let want = u32::from_le_bytes(tail[c * 4..c * 4 + 4].try_into().expect("4"));
-                    if crc32fast::hash(chunk) != want {
-                        return Err(ReplicaError::ChecksumMismatch {
-                            object: name,
-                            offset: base + off + (k as u64) * CHUNK,
-                        });
-                    }
-                }
-                off += n as u64;
+            match self.scrub_pack(&p, &mut buf) {
+                Err(e) if gone(&e, &|m| m.packs.contains(&p)) => continue,
+                r => r?,
             }
             total += p.data_len;
         }
         Ok(total)
+    }
+
+    /// Checks one pack: its size (when it is its own object), footer and every chunk.
+    fn scrub_pack(&self, p: &PackRec, buf: &mut [u8]) -> Result<()> {
+        let (name, base) = pack_object(p);
+        if p.bundle == 0 {
+            let size = self
+                .storage
+                .size(&name)
+                .map_err(io_err("reading a pack's size"))?;
+            if size != pack_object_len(p.data_len) {
+                return Err(corrupt(
+                    &name,
+                    format!("{size} bytes, expected {}", pack_object_len(p.data_len)),
+                ));
+            }
+        }
+        let mut tail = vec![0u8; (pack_object_len(p.data_len) - p.data_len) as usize];
+        self.storage
+            .get_range(&name, base + p.data_len, &mut tail)
+            .map_err(short_object(&name, "reading a pack's checksums"))?;
+        super::format::check_pack_tail(&tail, p.data_len, &name)?;
+        let mut off = 0u64;
+        while off < p.data_len {
+            let n = (p.data_len - off).min(buf.len() as u64) as usize;
+            self.storage
+                .get_range(&name, base + off, &mut buf[..n])
+                .map_err(short_object(&name, "reading a pack"))?;
+            for (k, chunk) in buf[..n].chunks(CHUNK as usize).enumerate() {
+                let c = (off / CHUNK) as usize + k;
+                let want = u32::from_le_bytes(tail[c * 4..c * 4 + 4].try_into().expect("4"));
+                if crc32fast::hash(chunk) != want {
+                    return Err(ReplicaError::ChecksumMismatch {
+                        object: name,
+                        offset: base + off + (k as u64) * CHUNK,
+                    });
+                }
+            }
+            off += n as u64;
+        }
+        Ok(())
     }
 
     /// Checks a bundle's size, header chunk, and that the gaps between its packs are zeros
@@ -1104,6 +1124,11 @@ impl Store {
             let expired = self.delete_points(w, &infos, vec![(main[0], ExpiryReason::ByteCap)])?;
             out.extend(expired);
             self.compact_opportunistically(w, 100, extra)?;
+            if !w.ingesting {
+                // A bundle made before the cap was set gives back its dead packs' space only
+                // when made again.
+                self.bundle_packs(w, usize::MAX)?;
+            }
         }
         Ok(out)
     }
