@@ -119,6 +119,9 @@ struct FileCache {
     files: std::collections::HashMap<String, (std::sync::Arc<File>, u64)>,
     tick: u64,
     cap: usize,
+    /// Deletions so far: a descriptor opened while one happened is not cached (it may be of
+    /// the deleted object, whose space it would hold).
+    deletes: u64,
 }
 
 impl FileCache {
@@ -137,6 +140,7 @@ impl FileCache {
             files: Default::default(),
             tick: 0,
             cap: (soft / 4).clamp(16, OPEN_FILES),
+            deletes: 0,
         }
     }
 
@@ -166,6 +170,7 @@ impl FileCache {
     }
 
     fn remove(&mut self, name: &str) {
+        self.deletes += 1;
         self.files.remove(name);
     }
 }
@@ -273,12 +278,18 @@ impl Storage for DirStorage {
     }
 
     fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let cached = self.open.lock().get(name);
+        let (cached, deletes) = {
+            let mut c = self.open.lock();
+            (c.get(name), c.deletes)
+        };
         let f = match cached {
             Some(f) => f,
             None => {
                 let f = std::sync::Arc::new(File::open(self.object(name)?)?);
-                self.open.lock().insert(name, f.clone());
+                let mut c = self.open.lock();
+                if c.deletes == deletes {
+                    c.insert(name, f.clone());
+                }
                 f
             }
         };
@@ -599,6 +610,7 @@ mod file_cache_tests {
             files: Default::default(),
             tick: 0,
             cap: 2,
+            deletes: 0,
         };
         let f = || std::sync::Arc::new(File::open("/dev/null").unwrap());
         c.insert("a", f());

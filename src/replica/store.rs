@@ -1430,12 +1430,19 @@ impl Store {
             }
         }
         w.m.next_object = m.next_object;
+        // Freed: the victims that are objects of their own, and the bundles left empty (a
+        // bundled victim frees nothing until its bundle goes).
+        let bundles_before = m.bundles.clone();
         let freed: u64 = m
             .packs
             .iter()
-            .filter(|p| victims.contains(&p.id))
+            .filter(|p| victims.contains(&p.id) && p.bundle == 0)
             .fold(0u64, |a, p| a.saturating_add(pack_object_len(p.data_len)));
         remove_packs(&mut m, &victims, &mut old);
+        let freed = bundles_before
+            .iter()
+            .filter(|b| !m.bundles.contains(b))
+            .fold(freed, |a, b| a.saturating_add(b.len));
         m.packs.push(PackRec::own(new_id, data_len));
         drop(v);
         let transient: u64 =
