@@ -12,6 +12,8 @@
 
 #[path = "common/crash_storage.rs"]
 mod crash_storage;
+#[path = "common/recovered.rs"]
+mod recovered;
 #[path = "common/source.rs"]
 mod source;
 
@@ -154,26 +156,7 @@ fn check_recovered(storage: CrashStorage, out: &Outcome, what: &str) {
         }
         Err(e) => panic!("{what}: reopen failed: {e}"),
     };
-    let listed: HashSet<PointId> = store.points().iter().map(|p| p.id).collect();
-    for id in &out.acked {
-        assert!(
-            listed.contains(id) || out.maybe_removed.contains(id),
-            "{what}: acknowledged point {} lost",
-            id.sequence
-        );
-    }
-    for p in store.points() {
-        let want = &out.oracle[&p.id];
-        let mut got = vec![0u8; p.disk_size as usize];
-        store
-            .read_at(p.id, 0, &mut got)
-            .unwrap_or_else(|e| panic!("{what}: read {}: {e}", p.id.sequence));
-        assert!(
-            &got == want,
-            "{what}: point {} differs after recovery",
-            p.id.sequence
-        );
-    }
+    recovered::check_points_survived(&store, &out.acked, &out.maybe_removed, &out.oracle, what);
     store
         .scrub()
         .unwrap_or_else(|e| panic!("{what}: scrub: {e}"));

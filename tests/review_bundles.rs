@@ -4,6 +4,8 @@
 //! refuses it, scrub skips objects moved meanwhile, compaction's threshold test is overflow
 //! free); the others hold the rest of the design to its word.
 
+#[path = "common/recovered.rs"]
+mod recovered;
 #[path = "common/source.rs"]
 mod source;
 
@@ -560,23 +562,13 @@ fn a_crash_at_every_call_of_bundling_with_a_pending_ingest_loses_nothing() {
             Err(ReplicaError::NotFound { .. }) => continue,
             Err(e) => panic!("{what}: reopen: {e}"),
         };
-        let listed: std::collections::HashSet<PointId> =
-            store.points().iter().map(|p| p.id).collect();
-        for id in &out.acked {
-            assert!(
-                listed.contains(id) || out.maybe_removed.contains(id),
-                "{what}: acknowledged point {} lost",
-                id.sequence
-            );
-        }
-        for p in store.points() {
-            let want = &out.oracle[&p.id];
-            let mut got = vec![0u8; p.disk_size as usize];
-            store
-                .read_at(p.id, 0, &mut got)
-                .unwrap_or_else(|e| panic!("{what}: read {}: {e}", p.id.sequence));
-            assert!(&got == want, "{what}: point {} differs", p.id.sequence);
-        }
+        recovered::check_points_survived(
+            &store,
+            &out.acked,
+            &out.maybe_removed,
+            &out.oracle,
+            &what,
+        );
         store
             .scrub()
             .unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
