@@ -437,7 +437,7 @@ impl Ingest<'_> {
     /// Drops the stream and its resume point, if it had one.
     pub fn abandon(mut self) -> Result<()> {
         self.state = State::Failed;
-        self.s.pack.take();
+        self.close_pack();
         let store = self.s.store;
         let mut w = store.writer()?;
         w.ingesting = false;
@@ -451,7 +451,7 @@ impl Ingest<'_> {
 
     fn fail(&mut self) {
         self.state = State::Failed;
-        if self.s.pack.take().is_some() && self.s.resume_obj.is_none() {
+        if self.close_pack() && self.s.resume_obj.is_none() {
             // Best effort: a leftover upload is dropped at the next open anyway.
             let _ = self
                 .s
@@ -459,6 +459,18 @@ impl Ingest<'_> {
                 .storage
                 .abort_upload(&pack_name(self.s.pack_id));
         }
+    }
+
+    /// Drops the pack writer (if any; returns whether there was one). A failed append of its
+    /// writer thread that no call reported yet is reported now, as the failed write it is.
+    fn close_pack(&mut self) -> bool {
+        let Some(pw) = self.s.pack.take() else {
+            return false;
+        };
+        if let Err(e) = pw.close() {
+            let _ = self.s.poison("writing a pack", e);
+        }
+        true
     }
 
     /// Completes the ingest after END was verified: syncs the pack, writes the layer, commits

@@ -266,6 +266,15 @@ impl PackWriter {
         self.join()
     }
 
+    /// Ends the writer thread of a writer being given up; returns its failed append's error if
+    /// no call reported it yet (a failed write stays a failed write).
+    pub fn close(mut self) -> io::Result<()> {
+        if self.broken {
+            return Ok(());
+        }
+        self.join()
+    }
+
     /// Appends what is buffered and makes everything so far durable.
     pub fn sync(&mut self) -> io::Result<()> {
         self.drain(|out| out.upload.sync())?;
