@@ -38,7 +38,8 @@ fn resumed_streams(seed: u64, encrypted: bool, push: u64) {
     let path = dir.path().join("s");
     let mut store = Store::create(&path, StoreConfig::new(DISK_ID)).unwrap();
     let mut src = Source::new(DISK_ID, 12 << 20, 512);
-    let secret = || encrypted.then(|| blockdelta::Secret::new(b"review secret, 16+ bytes").unwrap());
+    let secret =
+        || encrypted.then(|| blockdelta::Secret::new(b"review secret, 16+ bytes").unwrap());
     if encrypted {
         src.secret = Some(b"review secret, 16+ bytes".to_vec());
     }
@@ -46,7 +47,11 @@ fn resumed_streams(seed: u64, encrypted: bool, push: u64) {
         if encrypted && round > 0 {
             let new = ((10 << 20) + rng.below(4 << 20)) / 512 * 512;
             src.resize(new);
-            src.bookmark = Some((round, blockdelta::BookmarkKind::ApplicationConsistent, format!("bm {round}")));
+            src.bookmark = Some((
+                round,
+                blockdelta::BookmarkKind::ApplicationConsistent,
+                format!("bm {round}"),
+            ));
         }
         // Lots of data, at 512-byte granularity.
         let n = 4 + rng.below(6);
@@ -267,7 +272,10 @@ fn enospc_on_the_writer_thread_then_resume_the_pending_stream() {
             "append {n}: {r:?}"
         );
         *storage.plan.lock().unwrap() = Plan::default();
-        let pending = store.pending_ingest().unwrap().expect("a resume point was saved");
+        let pending = store
+            .pending_ingest()
+            .unwrap()
+            .expect("a resume point was saved");
         let (mut ing, from) = store.resume_ingest(None, &stream[..hlen]).unwrap();
         assert_eq!(from, pending.stream_offset);
         for c in stream[from as usize..].chunks(77_777) {
@@ -275,7 +283,10 @@ fn enospc_on_the_writer_thread_then_resume_the_pending_stream() {
         }
         let id = ing.finish().unwrap().point.id;
         store.scrub().unwrap();
-        assert!(read_all(&store, id, src.disk.len()) == src.disk, "append {n}");
+        assert!(
+            read_all(&store, id, src.disk.len()) == src.disk,
+            "append {n}"
+        );
     }
 }
 
@@ -331,7 +342,11 @@ fn a_stream_cut_at_every_frame_boundary_resumes_to_the_source() {
                 "size {new_size}, cut after frame {i}"
             );
             assert_eq!(got.point.disk_size, src.disk.len() as u64);
-            assert_eq!(got.point.bookmark_id, Some(5), "size {new_size}, cut after frame {i}");
+            assert_eq!(
+                got.point.bookmark_id,
+                Some(5),
+                "size {new_size}, cut after frame {i}"
+            );
             store.scrub().unwrap();
         }
     }
@@ -402,7 +417,9 @@ fn a_crash_at_every_call_of_a_threaded_ingest_resumes_to_the_source() {
             }
             ing.finish().unwrap().point.id
         };
-        store.scrub().unwrap_or_else(|e| panic!("crash at {n}/{total}: {e:?}"));
+        store
+            .scrub()
+            .unwrap_or_else(|e| panic!("crash at {n}/{total}: {e:?}"));
         assert!(
             read_all(&store, id, src.disk.len()) == src.disk,
             "crash at {n}/{total}"
@@ -414,7 +431,12 @@ fn a_crash_at_every_call_of_a_threaded_ingest_resumes_to_the_source() {
 /// resume points: `StorageFull`, the upload gets no call after it, the store stays usable.
 #[test]
 fn enospc_while_the_queue_is_full() {
-    for (n, every) in [(1u64, None), (2, None), (3, Some(2u64 << 20)), (2, Some(1 << 20))] {
+    for (n, every) in [
+        (1u64, None),
+        (2, None),
+        (3, Some(2u64 << 20)),
+        (2, Some(1 << 20)),
+    ] {
         let mut rng = Rng(300 + n);
         let dir = tempfile::tempdir().unwrap();
         let storage = FailStorage {
@@ -443,7 +465,10 @@ fn enospc_while_the_queue_is_full() {
             ing.push(&stream)?;
             ing.finish()
         })();
-        assert!(matches!(r, Err(ReplicaError::StorageFull { .. })), "append {n}: {r:?}");
+        assert!(
+            matches!(r, Err(ReplicaError::StorageFull { .. })),
+            "append {n}: {r:?}"
+        );
         let p = std::mem::take(&mut *storage.plan.lock().unwrap());
         assert!(p.failed);
         assert_eq!(p.calls_after_failure, 0, "append {n}");
@@ -492,10 +517,20 @@ fn eio_at_every_call_of_a_threaded_ingest_poisons_with_no_durable_call_after() {
     for n in 1..=total {
         let s = CrashStorage::new(n);
         let (store, base, r) = run(&s, n);
-        let what = format!("EIO at ingest call {n}/{total} ({})", s.trace()[(base + n) as usize - 1]);
+        let what = format!(
+            "EIO at ingest call {n}/{total} ({})",
+            s.trace()[(base + n) as usize - 1]
+        );
         assert!(r.is_err(), "{what}: went on as if nothing failed");
-        assert!(matches!(store.ingest(None), Err(ReplicaError::Poisoned)), "{what}: {r:?}");
-        assert_eq!(s.syncs_after_failure(), 0, "{what}: a durable call after the failure");
+        assert!(
+            matches!(store.ingest(None), Err(ReplicaError::Poisoned)),
+            "{what}: {r:?}"
+        );
+        assert_eq!(
+            s.syncs_after_failure(),
+            0,
+            "{what}: a durable call after the failure"
+        );
     }
 }
 
@@ -550,7 +585,10 @@ fn eio_then_the_ingest_ends(drop_instead: bool) {
     };
     drop(ing);
     assert_eq!(r.is_err(), !drop_instead, "{r:?}");
-    assert!(storage.plan.lock().unwrap().failed, "the writer thread's append was made");
+    assert!(
+        storage.plan.lock().unwrap().failed,
+        "the writer thread's append was made"
+    );
     assert_eq!(storage.plan.lock().unwrap().calls_after_failure, 0);
     assert!(
         matches!(store.ingest(None), Err(ReplicaError::Poisoned)),

@@ -720,6 +720,13 @@ impl Sink<'_> {
         if self.base_bytes + extra <= cap {
             return Ok(());
         }
+        // Expiring for room commits a manifest: a failed append of the writer thread must be
+        // reported (and poison the store) before any commit follows it.
+        if let Some(pw) = self.pack.as_mut() {
+            if let Err(e) = pw.settle() {
+                return Err(failed(&mut self.store.w.lock(), "writing a pack", e));
+            }
+        }
         let mut w = self.store.writer()?;
         let expired = self.store.fit_under(&mut w, cap, extra)?;
         self.base_bytes = self.store.stats_locked(&w).bytes;
