@@ -4,12 +4,9 @@
 //! failed sync above all: `Io`, the store is poisoned), nothing visible changes, the upload gets
 //! no call after its failure, and no writer thread is left running.
 
-use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use blockdelta::replica::{
-    DirStorage, ManifestVersion, PointId, ReplicaError, Storage, Store, StoreConfig, Upload,
-};
+use blockdelta::replica::{DirStorage, PointId, ReplicaError, Storage, Store, StoreConfig};
 
 #[path = "common/source.rs"]
 mod source;
@@ -24,120 +21,9 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[derive(Default)]
-struct Plan {
-    /// Fail the pack upload's append number n (1-based) with this errno.
-    append: Option<(u64, i32)>,
-    /// Fail the pack upload's sync number n (1-based).
-    sync: Option<u64>,
-    appends: u64,
-    syncs: u64,
-    failed: bool,
-    calls_after_failure: u64,
-}
-
-#[derive(Clone)]
-struct FailStorage {
-    inner: Arc<DirStorage>,
-    plan: Arc<Mutex<Plan>>,
-}
-
-struct FailUpload {
-    inner: Box<dyn Upload>,
-    plan: Arc<Mutex<Plan>>,
-}
-
-impl FailUpload {
-    fn call(&self) -> std::sync::MutexGuard<'_, Plan> {
-        let mut p = self.plan.lock().unwrap();
-        if p.failed {
-            p.calls_after_failure += 1;
-        }
-        p
-    }
-}
-
-impl Upload for FailUpload {
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        {
-            let mut p = self.call();
-            p.appends += 1;
-            if let Some((n, errno)) = p.append {
-                if p.appends == n {
-                    p.failed = true;
-                    return Err(io::Error::from_raw_os_error(errno));
-                }
-            }
-        }
-        self.inner.append(data)
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        {
-            let mut p = self.call();
-            p.syncs += 1;
-            if p.sync == Some(p.syncs) {
-                p.failed = true;
-                return Err(io::Error::other("fsync failed: injected"));
-            }
-        }
-        self.inner.sync()
-    }
-
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-
-    fn complete(self: Box<Self>) -> io::Result<()> {
-        drop(self.call());
-        self.inner.complete()
-    }
-}
-
-impl Storage for FailStorage {
-    fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.inner.put(name, data)
-    }
-    fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.get_range(name, offset, buf)
-    }
-    fn size(&self, name: &str) -> io::Result<u64> {
-        self.inner.size(name)
-    }
-    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, name: &str) -> io::Result<()> {
-        self.inner.delete(name)
-    }
-    fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>> {
-        Ok(Box::new(FailUpload {
-            inner: self.inner.upload(name)?,
-            plan: self.plan.clone(),
-        }))
-    }
-    fn resume_upload(&self, name: &str, len: u64) -> io::Result<Box<dyn Upload>> {
-        Ok(Box::new(FailUpload {
-            inner: self.inner.resume_upload(name, len)?,
-            plan: self.plan.clone(),
-        }))
-    }
-    fn abort_upload(&self, name: &str) -> io::Result<()> {
-        self.inner.abort_upload(name)
-    }
-    fn uploads(&self) -> io::Result<Vec<String>> {
-        self.inner.uploads()
-    }
-    fn read_manifest(&self) -> io::Result<Option<(Vec<u8>, u64)>> {
-        self.inner.read_manifest()
-    }
-    fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64> {
-        self.inner.swap_manifest(expected, data)
-    }
-    fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>> {
-        self.inner.lock_writer()
-    }
-}
+#[path = "common/fail_storage.rs"]
+mod fail_storage;
+use fail_storage::{FailStorage, Plan};
 
 /// The process's pack writer threads (named `blockdelta-pack`).
 fn writer_threads() -> usize {
