@@ -145,6 +145,7 @@ impl Store {
         let mut m = w.m.clone();
         let mut old = Vec::new();
         let moved: HashMap<u64, u64> = chosen.iter().map(|(p, at)| (p.id, *at)).collect();
+        let mut new_recs: Vec<PackRec> = Vec::with_capacity(chosen.len());
         for p in m.packs.iter_mut() {
             if let Some(&at) = moved.get(&p.id) {
                 if p.bundle == 0 {
@@ -152,16 +153,11 @@ impl Store {
                 }
                 p.bundle = id;
                 p.offset = at;
+                new_recs.push(*p);
             }
         }
         m.bundles.push(BundleRec { id, len });
         remove_dead_bundles(&mut m, &mut old);
-        let new_recs: Vec<PackRec> = m
-            .packs
-            .iter()
-            .filter(|p| moved.contains_key(&p.id))
-            .copied()
-            .collect();
         if let Err(e) = self.commit(w, m) {
             if !w.poisoned {
                 let _ = self.storage.delete(&name);

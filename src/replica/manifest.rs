@@ -369,9 +369,7 @@ impl Manifest {
         }
         Ok(())
     }
-}
 
-impl Manifest {
     /// Every bundled pack lies inside its bundle, 4 KiB-aligned after the header chunk, and no
     /// two overlap; every bundle holds at least one pack; a standalone pack has offset 0.
     fn check_bundles(&self) -> Result<()> {

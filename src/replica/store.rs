@@ -715,15 +715,7 @@ impl Store {
         self.storage
             .get_range(&name, base + from, data)
             .map_err(short_object(&name, "reading a pack"))?;
-        for (k, chunk) in data.chunks(CHUNK as usize).enumerate() {
-            let want = u32::from_le_bytes(crcs[k * 4..k * 4 + 4].try_into().expect("4"));
-            if crc32fast::hash(chunk) != want {
-                return Err(ReplicaError::ChecksumMismatch {
-                    object: name,
-                    offset: base + from + k as u64 * CHUNK,
-                });
-            }
-        }
+        verify_chunks(data, crcs, &name, base + from)?;
         if !direct {
             let at = (r.pack_off - from) as usize;
             dst.copy_from_slice(&scratch[at..at + dst.len()]);
@@ -879,16 +871,8 @@ impl Store {
             self.storage
                 .get_range(&name, base + off, &mut buf[..n])
                 .map_err(short_object(&name, "reading a pack"))?;
-            for (k, chunk) in buf[..n].chunks(CHUNK as usize).enumerate() {
-                let c = (off / CHUNK) as usize + k;
-                let want = u32::from_le_bytes(tail[c * 4..c * 4 + 4].try_into().expect("4"));
-                if crc32fast::hash(chunk) != want {
-                    return Err(ReplicaError::ChecksumMismatch {
-                        object: name,
-                        offset: base + off + (k as u64) * CHUNK,
-                    });
-                }
-            }
+            let c = (off / CHUNK) as usize;
+            verify_chunks(&buf[..n], &tail[c * 4..], &name, base + off)?;
             off += n as u64;
         }
         Ok(())
@@ -1615,6 +1599,21 @@ pub(crate) fn remove_dead_bundles(m: &mut Manifest, old: &mut Vec<String>) {
         }
         keep
     });
+}
+
+/// Checks each 4 KiB chunk of `data` (the last may be short) against the little-endian CRC-32s
+/// that start `crcs`; `at` is where `data` lies in `object`, for the error.
+fn verify_chunks(data: &[u8], crcs: &[u8], object: &str, at: u64) -> Result<()> {
+    for (k, chunk) in data.chunks(CHUNK as usize).enumerate() {
+        let want = u32::from_le_bytes(crcs[k * 4..k * 4 + 4].try_into().expect("4"));
+        if crc32fast::hash(chunk) != want {
+            return Err(ReplicaError::ChecksumMismatch {
+                object: object.to_string(),
+                offset: at + k as u64 * CHUNK,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The object holding pack `p`, and where the pack starts in it.
