@@ -1,15 +1,16 @@
 //! Fuzz opening a replica store whose files were damaged or forged.
 //!
 //! The seed is the committed replica test vector (`tests/vectors/replica/`: MANIFEST, a base
-//! layer, point layers, a pack and a bundle of packs). Each input mutates one of its files: byte 0 picks the file, byte 1 the mutation (bits 0-1):
+//! layer, point layers, a pack, a bundle of packs and a manifest log record). Each input
+//! mutates one of its files: byte 0 picks the file, byte 1 the mutation (bits 0-1):
 //! - 0: the rest of the input replaces the file;
 //! - 1: the rest is (offset u32 LE, bytes) XORed into the file at offset (mod its length);
 //! - 2: the file is truncated at (u32 LE mod its length);
 //! - 3: the rest is (offset u16 LE, xor u8) triples applied in turn;
 //!
 //! and with bit 7 set, the checksums are recomputed after the mutation as a forger would (the
-//! manifest's and layers' trailing CRC32, a pack's header CRC, chunk CRCs and table CRC, a
-//! bundle's header CRC), so
+//! trailing CRC32 of the manifest, layers and log record, a pack's header CRC, chunk CRCs and
+//! table CRC, a bundle's header CRC), so
 //! that mutated fields get past the checksums and reach the structural checks. With bit 6 set,
 //! a store that opened then ingests the next stream (a 4 KiB write over the vector's newest
 //! point), which allocates objects and commits a manifest from the damaged state.

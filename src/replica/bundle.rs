@@ -106,7 +106,7 @@ impl Store {
         }
         if let Some(cap) = w.m.retention.max_bytes {
             // The bundle exists beside the packs it copies until the commit.
-            let now = store_bytes(&w.m, &self.v.read());
+            let now = store_bytes(w, &self.v.read());
             if now.saturating_add(len) > cap {
                 return Ok(0);
             }

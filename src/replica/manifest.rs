@@ -1,7 +1,7 @@
 //! The manifest: the one small file whose atomic replacement commits every change of a store.
 
 use super::error::{corrupt, Result};
-use super::format::{open_sealed, put_head, MANIFEST_MAGIC, W};
+use super::format::{open_sealed, put_head, MANIFEST_MAGIC, R, W};
 use crate::tracker::GenerationId;
 
 pub(crate) const MANIFEST_OBJECT: &str = "MANIFEST";
@@ -118,56 +118,217 @@ const FLAG_APP: u8 = 1;
 const FLAG_BOOKMARK: u8 = 2;
 const FLAG_DETACHED: u8 = 4;
 
+/// The manifest's fields a commit can change, apart from its lists: next object id, lineage,
+/// base, retention and the resumable ingest (120 bytes; shared by the manifest and its log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Scalars {
+    pub next_object: u64,
+    pub lineage: Option<(GenerationId, u64)>,
+    pub base_layer: u64,
+    pub base_size: u64,
+    pub retention: Retention,
+    pub pending: Option<Pending>,
+}
+
+/// Bytes a point record takes at least (without its label), a pack record and a bundle record.
+pub(crate) const POINT_MIN: usize = 88;
+pub(crate) const PACK_BYTES: usize = 32;
+pub(crate) const BUNDLE_BYTES: usize = 16;
+
+pub(crate) fn put_scalars(w: &mut W, s: &Scalars) {
+    w.u64(s.next_object);
+    match s.lineage {
+        Some((g, q)) => w.u8(1).bytes(&[0; 7]).bytes(&g.0).u64(q),
+        None => w.u8(0).bytes(&[0; 7]).bytes(&[0; 16]).u64(0),
+    };
+    w.u64(s.base_layer).u64(s.base_size);
+    let r = &s.retention;
+    w.u64(opt(r.max_age_ns))
+        .u64(opt(r.app_max_age_ns))
+        .u64(opt(r.app_interval_ns))
+        .u64(opt(r.max_points))
+        .u64(opt(r.max_bytes));
+    match s.pending {
+        Some(p) => w.u8(1).bytes(&[0; 7]).u64(p.pack).u64(p.resume),
+        None => w.u8(0).bytes(&[0; 7]).u64(0).u64(0),
+    };
+}
+
+pub(crate) fn get_scalars(r: &mut R<'_>, o: &str) -> Result<Scalars> {
+    let next_object = r.u64()?;
+    let has_lineage = r.u8()?;
+    r.zero(7, "lineage flags")?;
+    let gen = GenerationId(r.arr16()?);
+    let head = r.u64()?;
+    let lineage = match has_lineage {
+        0 => None,
+        1 => Some((gen, head)),
+        v => return Err(corrupt(o, format!("lineage flag {v}"))),
+    };
+    let base_layer = r.u64()?;
+    let base_size = r.u64()?;
+    let retention = Retention {
+        max_age_ns: unopt(r.u64()?),
+        app_max_age_ns: unopt(r.u64()?),
+        app_interval_ns: unopt(r.u64()?),
+        max_points: unopt(r.u64()?),
+        max_bytes: unopt(r.u64()?),
+    };
+    let has_pending = r.u8()?;
+    r.zero(7, "pending flags")?;
+    let (pack, resume) = (r.u64()?, r.u64()?);
+    let pending = match has_pending {
+        0 => None,
+        1 => Some(Pending { pack, resume }),
+        v => return Err(corrupt(o, format!("pending flag {v}"))),
+    };
+    Ok(Scalars {
+        next_object,
+        lineage,
+        base_layer,
+        base_size,
+        retention,
+        pending,
+    })
+}
+
+pub(crate) fn put_point(w: &mut W, p: &PointRec) {
+    let flags = (p.app as u8 * FLAG_APP)
+        | (p.bookmarked as u8 * FLAG_BOOKMARK)
+        | (p.detached as u8 * FLAG_DETACHED);
+    w.u64(p.layer)
+        .bytes(&p.generation.0)
+        .u64(p.from_seq)
+        .u64(p.to_seq)
+        .u64(p.disk_size)
+        .u64(p.time_ns)
+        .u64(p.ingested_ns)
+        .u64(p.bookmark_id)
+        .u64(p.stored_bytes)
+        .u8(flags)
+        .u8(0)
+        .u16(p.label.len() as u16)
+        .u32(0)
+        .bytes(p.label.as_bytes());
+}
+
+pub(crate) fn get_point(r: &mut R<'_>, o: &str, i: usize) -> Result<PointRec> {
+    let layer = r.u64()?;
+    let generation = GenerationId(r.arr16()?);
+    let from_seq = r.u64()?;
+    let to_seq = r.u64()?;
+    let disk_size = r.u64()?;
+    let time_ns = r.u64()?;
+    let ingested_ns = r.u64()?;
+    let bookmark_id = r.u64()?;
+    let stored_bytes = r.u64()?;
+    let flags = r.u8()?;
+    r.zero(1, "point field")?;
+    let label_len = r.u16()? as usize;
+    r.zero(4, "point field")?;
+    let label = std::str::from_utf8(r.take(label_len)?)
+        .map_err(|_| corrupt(o, format!("point {i}: label is not UTF-8")))?
+        .to_string();
+    if flags & !(FLAG_APP | FLAG_BOOKMARK | FLAG_DETACHED) != 0 {
+        return Err(corrupt(o, format!("point {i}: unknown flags {flags:#x}")));
+    }
+    if from_seq >= to_seq || disk_size == 0 || disk_size > crate::stream::MAX_DISK_SIZE {
+        return Err(corrupt(
+            o,
+            format!("point {i}: sequences {from_seq}..{to_seq} or size {disk_size} invalid"),
+        ));
+    }
+    Ok(PointRec {
+        layer,
+        generation,
+        from_seq,
+        to_seq,
+        disk_size,
+        time_ns,
+        ingested_ns,
+        bookmark_id,
+        app: flags & FLAG_APP != 0,
+        bookmarked: flags & FLAG_BOOKMARK != 0,
+        detached: flags & FLAG_DETACHED != 0,
+        label,
+        stored_bytes,
+    })
+}
+
+pub(crate) fn put_pack(w: &mut W, p: &PackRec) {
+    w.u64(p.id).u64(p.data_len).u64(p.bundle).u64(p.offset);
+}
+
+pub(crate) fn get_pack(r: &mut R<'_>) -> Result<PackRec> {
+    Ok(PackRec {
+        id: r.u64()?,
+        data_len: r.u64()?,
+        bundle: r.u64()?,
+        offset: r.u64()?,
+    })
+}
+
+pub(crate) fn put_bundle(w: &mut W, b: &BundleRec) {
+    w.u64(b.id).u64(b.len);
+}
+
+pub(crate) fn get_bundle(r: &mut R<'_>) -> Result<BundleRec> {
+    Ok(BundleRec {
+        id: r.u64()?,
+        len: r.u64()?,
+    })
+}
+
 impl Manifest {
+    pub fn scalars(&self) -> Scalars {
+        Scalars {
+            next_object: self.next_object,
+            lineage: self.lineage,
+            base_layer: self.base_layer,
+            base_size: self.base_size,
+            retention: self.retention,
+            pending: self.pending,
+        }
+    }
+
+    pub fn set_scalars(&mut self, s: Scalars) {
+        self.next_object = s.next_object;
+        self.lineage = s.lineage;
+        self.base_layer = s.base_layer;
+        self.base_size = s.base_size;
+        self.retention = s.retention;
+        self.pending = s.pending;
+    }
+
+    /// The length of [`Manifest::encode`]'s output, without encoding.
+    pub fn encoded_len(&self) -> u64 {
+        let labels: usize = self.points.iter().map(|p| p.label.len()).sum();
+        (192 + POINT_MIN * self.points.len()
+            + labels
+            + PACK_BYTES * self.packs.len()
+            + 8
+            + BUNDLE_BYTES * self.bundles.len()
+            + 4) as u64
+    }
+
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = W::default();
+        let mut w = W(Vec::with_capacity(self.encoded_len() as usize));
         put_head(&mut w, MANIFEST_MAGIC);
         w.u64(self.counter)
             .bytes(&self.store_id)
             .bytes(&self.disk_id)
-            .u64(self.created_ns)
-            .u64(self.next_object);
-        match self.lineage {
-            Some((g, s)) => w.u8(1).bytes(&[0; 7]).bytes(&g.0).u64(s),
-            None => w.u8(0).bytes(&[0; 7]).bytes(&[0; 16]).u64(0),
-        };
-        w.u64(self.base_layer).u64(self.base_size);
-        let r = &self.retention;
-        w.u64(opt(r.max_age_ns))
-            .u64(opt(r.app_max_age_ns))
-            .u64(opt(r.app_interval_ns))
-            .u64(opt(r.max_points))
-            .u64(opt(r.max_bytes));
-        match self.pending {
-            Some(p) => w.u8(1).bytes(&[0; 7]).u64(p.pack).u64(p.resume),
-            None => w.u8(0).bytes(&[0; 7]).u64(0).u64(0),
-        };
+            .u64(self.created_ns);
+        put_scalars(&mut w, &self.scalars());
         w.u32(self.points.len() as u32).u32(self.packs.len() as u32);
         for p in &self.points {
-            let flags = (p.app as u8 * FLAG_APP)
-                | (p.bookmarked as u8 * FLAG_BOOKMARK)
-                | (p.detached as u8 * FLAG_DETACHED);
-            w.u64(p.layer)
-                .bytes(&p.generation.0)
-                .u64(p.from_seq)
-                .u64(p.to_seq)
-                .u64(p.disk_size)
-                .u64(p.time_ns)
-                .u64(p.ingested_ns)
-                .u64(p.bookmark_id)
-                .u64(p.stored_bytes)
-                .u8(flags)
-                .u8(0)
-                .u16(p.label.len() as u16)
-                .u32(0)
-                .bytes(p.label.as_bytes());
+            put_point(&mut w, p);
         }
         for p in &self.packs {
-            w.u64(p.id).u64(p.data_len).u64(p.bundle).u64(p.offset);
+            put_pack(&mut w, p);
         }
         w.u32(self.bundles.len() as u32).u32(0);
         for b in &self.bundles {
-            w.u64(b.id).u64(b.len);
+            put_bundle(&mut w, b);
         }
         w.seal()
     }
@@ -179,40 +340,13 @@ impl Manifest {
         let store_id = r.arr16()?;
         let disk_id = r.arr16()?;
         let created_ns = r.u64()?;
-        let next_object = r.u64()?;
-        let has_lineage = r.u8()?;
-        r.zero(7, "lineage flags")?;
-        let gen = GenerationId(r.arr16()?);
-        let head = r.u64()?;
-        let lineage = match has_lineage {
-            0 => None,
-            1 => Some((gen, head)),
-            v => return Err(corrupt(o, format!("lineage flag {v}"))),
-        };
-        let base_layer = r.u64()?;
-        let base_size = r.u64()?;
-        let retention = Retention {
-            max_age_ns: unopt(r.u64()?),
-            app_max_age_ns: unopt(r.u64()?),
-            app_interval_ns: unopt(r.u64()?),
-            max_points: unopt(r.u64()?),
-            max_bytes: unopt(r.u64()?),
-        };
-        let has_pending = r.u8()?;
-        r.zero(7, "pending flags")?;
-        let (pack, resume) = (r.u64()?, r.u64()?);
-        let pending = match has_pending {
-            0 => None,
-            1 => Some(Pending { pack, resume }),
-            v => return Err(corrupt(o, format!("pending flag {v}"))),
-        };
+        let s = get_scalars(&mut r, o)?;
         let npoints = r.u32()? as usize;
         let npacks = r.u32()? as usize;
-        // Each point takes at least 88 bytes and each pack 32: refuse counts the file cannot hold
-        // before allocating for them.
+        // Refuse counts the file cannot hold before allocating for them.
         if npoints
-            .saturating_mul(88)
-            .saturating_add(npacks.saturating_mul(32))
+            .saturating_mul(POINT_MIN)
+            .saturating_add(npacks.saturating_mul(PACK_BYTES))
             > r.remaining()
         {
             return Err(corrupt(
@@ -222,61 +356,15 @@ impl Manifest {
         }
         let mut points = Vec::with_capacity(npoints);
         for i in 0..npoints {
-            let layer = r.u64()?;
-            let generation = GenerationId(r.arr16()?);
-            let from_seq = r.u64()?;
-            let to_seq = r.u64()?;
-            let disk_size = r.u64()?;
-            let time_ns = r.u64()?;
-            let ingested_ns = r.u64()?;
-            let bookmark_id = r.u64()?;
-            let stored_bytes = r.u64()?;
-            let flags = r.u8()?;
-            r.zero(1, "point field")?;
-            let label_len = r.u16()? as usize;
-            r.zero(4, "point field")?;
-            let label = std::str::from_utf8(r.take(label_len)?)
-                .map_err(|_| corrupt(o, format!("point {i}: label is not UTF-8")))?
-                .to_string();
-            if flags & !(FLAG_APP | FLAG_BOOKMARK | FLAG_DETACHED) != 0 {
-                return Err(corrupt(o, format!("point {i}: unknown flags {flags:#x}")));
-            }
-            if from_seq >= to_seq || disk_size == 0 || disk_size > crate::stream::MAX_DISK_SIZE {
-                return Err(corrupt(
-                    o,
-                    format!(
-                        "point {i}: sequences {from_seq}..{to_seq} or size {disk_size} invalid"
-                    ),
-                ));
-            }
-            points.push(PointRec {
-                layer,
-                generation,
-                from_seq,
-                to_seq,
-                disk_size,
-                time_ns,
-                ingested_ns,
-                bookmark_id,
-                app: flags & FLAG_APP != 0,
-                bookmarked: flags & FLAG_BOOKMARK != 0,
-                detached: flags & FLAG_DETACHED != 0,
-                label,
-                stored_bytes,
-            });
+            points.push(get_point(&mut r, o, i)?);
         }
         let mut packs = Vec::with_capacity(npacks);
         for _ in 0..npacks {
-            packs.push(PackRec {
-                id: r.u64()?,
-                data_len: r.u64()?,
-                bundle: r.u64()?,
-                offset: r.u64()?,
-            });
+            packs.push(get_pack(&mut r)?);
         }
         let nbundles = r.u32()? as usize;
         r.zero(4, "bundle count field")?;
-        if nbundles.saturating_mul(16) > r.remaining() {
+        if nbundles.saturating_mul(BUNDLE_BYTES) > r.remaining() {
             return Err(corrupt(
                 o,
                 format!("claims {nbundles} bundles, holds fewer"),
@@ -284,33 +372,31 @@ impl Manifest {
         }
         let mut bundles = Vec::with_capacity(nbundles);
         for _ in 0..nbundles {
-            bundles.push(BundleRec {
-                id: r.u64()?,
-                len: r.u64()?,
-            });
+            bundles.push(get_bundle(&mut r)?);
         }
         r.done()?;
-        let m = Manifest {
+        let mut m = Manifest {
             counter,
             store_id,
             disk_id,
             created_ns,
-            next_object,
-            lineage,
-            base_layer,
-            base_size,
-            retention,
+            next_object: 0,
+            lineage: None,
+            base_layer: 0,
+            base_size: 0,
+            retention: Retention::default(),
             points,
             packs,
             bundles,
-            pending,
+            pending: None,
         };
+        m.set_scalars(s);
         m.check()?;
         Ok(m)
     }
 
     /// Cross-field consistency of a decoded manifest.
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let o = MANIFEST_OBJECT;
         let mut ids: Vec<u64> = self.points.iter().map(|p| p.layer).collect();
         ids.extend(self.packs.iter().map(|p| p.id));

@@ -55,6 +55,7 @@ mod bundle;
 mod error;
 mod format;
 mod ingest;
+mod log;
 mod manifest;
 mod map;
 mod pack;

@@ -53,6 +53,11 @@ pub trait Storage: Send + Sync {
     fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
     /// Deletes object `name`, durably; deleting a missing object is not an error.
     fn delete(&self, name: &str) -> io::Result<()>;
+    /// Deletes every object in `names`, durably once it returns (a local directory syncs once
+    /// for all of them); missing objects are not an error. On failure some may be deleted.
+    fn delete_many(&self, names: &[String]) -> io::Result<()> {
+        names.iter().try_for_each(|n| self.delete(n))
+    }
     /// Starts an upload of a new object `name` (replacing any unfinished upload of that name).
     fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>>;
     /// Continues the unfinished upload of `name` after its first `len` bytes (which a previous
@@ -320,6 +325,22 @@ impl Storage for DirStorage {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    fn delete_many(&self, names: &[String]) -> io::Result<()> {
+        let mut removed = false;
+        for name in names {
+            self.open.lock().remove(name.as_str());
+            match fs::remove_file(self.object(name)?) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if removed {
+            sync_dir(&self.objects)?;
+        }
+        Ok(())
     }
 
     fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>> {

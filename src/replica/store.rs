@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::error::{corrupt, hex, io_err, ReplicaError, Result};
 use super::format::{decode_layer, encode_layer, pack_object_len, CHUNK};
+use super::log::{encode_record, log_name, replay_log, LogState, LOG_MAX_RECORDS, LOG_MIN_BYTES};
 use super::manifest::{
     bundle_name, layer_name, pack_name, resume_name, Manifest, PackRec, PointRec, Retention,
 };
@@ -135,7 +136,9 @@ impl StoreConfig {
 
 pub(crate) struct Writer {
     pub m: Manifest,
+    /// The version of the manifest object (the checkpoint the log records follow).
     pub version: Option<u64>,
+    pub log: LogState,
     pub poisoned: bool,
     pub ingesting: bool,
 }
@@ -431,9 +434,16 @@ impl Store {
             bundles: Vec::new(),
             pending: None,
         };
+        let first = m.encode();
         let version = storage
-            .swap_manifest(None, &m.encode())
+            .swap_manifest(None, &first)
             .map_err(io_err("writing the first manifest"))?;
+        let log = LogState {
+            checkpoint: m.counter,
+            checkpoint_len: first.len() as u64,
+            records: 0,
+            bytes: 0,
+        };
         let mut view = View::default();
         view.add_layer(Vec::new(), 0);
         Ok(Store {
@@ -443,6 +453,7 @@ impl Store {
             w: Mutex::new(Writer {
                 m,
                 version: Some(version),
+                log,
                 poisoned: false,
                 ingesting: false,
             }),
@@ -462,7 +473,8 @@ impl Store {
             .ok_or_else(|| ReplicaError::NotFound {
                 path: location.clone(),
             })?;
-        let m = Manifest::decode(&bytes)?;
+        let mut m = Manifest::decode(&bytes)?;
+        let log = replay_log(&*storage, &mut m, bytes.len() as u64)?;
         let view = load_view(&*storage, &m)?;
         let store = Store {
             storage,
@@ -471,6 +483,7 @@ impl Store {
             w: Mutex::new(Writer {
                 m,
                 version: Some(version),
+                log,
                 poisoned: false,
                 ingesting: false,
             }),
@@ -495,6 +508,9 @@ impl Store {
             }
         }
         let mut keep: HashSet<String> = HashSet::new();
+        for c in w.log.checkpoint + 1..=w.m.counter {
+            keep.insert(log_name(c));
+        }
         for p in &w.m.packs {
             keep.insert(pack_object(p).0);
         }
@@ -628,7 +644,7 @@ impl Store {
         let v = self.v.read();
         let live = v.live_bytes();
         let mut st = StoreStats {
-            bytes: store_bytes(&w.m, &v),
+            bytes: store_bytes(w, &v),
             points: w.m.points.len() as u64,
             packs: w.m.packs.len() as u64,
             bundles: w.m.bundles.len() as u64,
@@ -937,15 +953,49 @@ impl Store {
         Ok(w)
     }
 
-    /// Commits `m` as the next manifest. On failure the store is poisoned: the new manifest
-    /// may or may not be durable, which only reopening can tell.
-    pub(crate) fn commit(&self, w: &mut Writer, mut m: Manifest) -> Result<()> {
+    /// Commits `m` as the next manifest: one small create-only log record naming what changed
+    /// (most commits), or a new checkpoint of the whole manifest once the records since the
+    /// last one add up to its size or number [`LOG_MAX_RECORDS`]; the records it replaces are
+    /// deleted after it. On failure the store is poisoned (the commit may or may not be
+    /// durable, which only reopening can tell), except for a clean [`ReplicaError::StorageFull`].
+    pub(crate) fn commit(&self, w: &mut Writer, m: Manifest) -> Result<()> {
+        self.commit_as(w, m, true)
+    }
+
+    /// [`Store::commit`], writing a checkpoint unless `log` allows a record.
+    fn commit_as(&self, w: &mut Writer, mut m: Manifest, log: bool) -> Result<()> {
         m.counter = w.m.counter + 1;
-        match self.storage.swap_manifest(w.version, &m.encode()) {
+        let budget = w.log.checkpoint_len.max(LOG_MIN_BYTES);
+        if log && w.log.records < LOG_MAX_RECORDS {
+            if let Some(rec) = encode_record(&w.m, &m) {
+                let len = rec.len() as u64;
+                if w.log.bytes + len <= budget {
+                    if let Err(e) = self.storage.put(&log_name(m.counter), &rec) {
+                        return Err(failed(w, "committing a manifest log record", e));
+                    }
+                    w.log.records += 1;
+                    w.log.bytes += len;
+                    w.m = m;
+                    return Ok(());
+                }
+            }
+        }
+        let bytes = m.encode();
+        match self.storage.swap_manifest(w.version, &bytes) {
             Ok(v) => {
+                let replaced: Vec<String> =
+                    (w.log.checkpoint + 1..m.counter).map(log_name).collect();
                 w.version = Some(v);
+                w.log = LogState {
+                    checkpoint: m.counter,
+                    checkpoint_len: bytes.len() as u64,
+                    records: 0,
+                    bytes: 0,
+                };
                 w.m = m;
-                Ok(())
+                self.storage
+                    .delete_many(&replaced)
+                    .map_err(|e| failed(w, "deleting manifest log records", e))
             }
             Err(e) => Err(failed(w, "committing the manifest", e)),
         }
@@ -965,12 +1015,9 @@ impl Store {
     /// Deletes objects no longer referenced after a commit. A failure here loses nothing (the
     /// next open collects them) but still poisons, as every failed write does.
     pub(crate) fn delete_objects(&self, w: &mut Writer, names: &[String]) -> Result<()> {
-        for n in names {
-            if let Err(e) = self.storage.delete(n) {
-                return Err(failed(w, "deleting an object", e));
-            }
-        }
-        Ok(())
+        self.storage
+            .delete_many(names)
+            .map_err(|e| failed(w, "deleting an object", e))
     }
 
     pub(crate) fn alloc_id(w: &mut Writer) -> u64 {
@@ -1092,7 +1139,7 @@ impl Store {
         loop {
             let bytes = {
                 let v = self.v.read();
-                store_bytes(&w.m, &v)
+                store_bytes(w, &v)
             };
             if bytes + extra <= cap {
                 break;
@@ -1256,8 +1303,9 @@ impl Store {
 
     /// Rewrites the packs of which less than half is still referenced into one new pack, so
     /// that their space returns to the file system, then copies every small pack (at most
-    /// 4 MiB) into bundles. Returns the bytes freed. Refused while an ingest is in flight
-    /// ([`ReplicaError::IngestInProgress`]).
+    /// 4 MiB) into bundles, and folds the manifest log into a new checkpoint (the manifest
+    /// rewritten whole, the log records deleted). Returns the bytes freed. Refused while an
+    /// ingest is in flight ([`ReplicaError::IngestInProgress`]).
     pub fn compact(&self) -> Result<u64> {
         let mut w = self.writer()?;
         if w.ingesting {
@@ -1265,7 +1313,25 @@ impl Store {
         }
         let freed = self.compact_packs(&mut w, 50, 0)?;
         self.bundle_packs(&mut w, 2)?;
+        self.checkpoint_locked(&mut w)?;
         Ok(freed)
+    }
+
+    /// Rewrites the manifest whole, folding the manifest log records since the last
+    /// checkpoint into it and deleting them, so that the `MANIFEST` object alone describes
+    /// the store (an open reads one object). Commits do this by themselves once the records
+    /// add up to the manifest's size or number 512; nothing to do when there are none.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut w = self.writer()?;
+        self.checkpoint_locked(&mut w)
+    }
+
+    fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
+        if w.log.records == 0 {
+            return Ok(());
+        }
+        let m = w.m.clone();
+        self.commit_as(w, m, false)
     }
 
     /// Compaction as part of retention: running out of space while compacting is not an error
@@ -1299,7 +1365,7 @@ impl Store {
         let room =
             w.m.retention
                 .max_bytes
-                .map(|cap| cap.saturating_sub(store_bytes(&w.m, &v) + extra));
+                .map(|cap| cap.saturating_sub(store_bytes(w, &v) + extra));
         let mut victims: HashSet<u64> = HashSet::new();
         let mut planned = CHUNK + 64 + 2 * 4096;
         for (l, id) in cands {
@@ -1708,7 +1774,8 @@ fn changed(v: &View, a: &PView, b: &PView) -> Result<Vec<Extent>> {
 }
 
 /// Bytes the store occupies: every pack, layer object and the manifest.
-pub(crate) fn store_bytes(m: &Manifest, v: &View) -> u64 {
+pub(crate) fn store_bytes(w: &Writer, v: &View) -> u64 {
+    let m = &w.m;
     // Saturating: a forged manifest may claim pack sizes whose sum overflows (each one is
     // bounded at open, their sum is not).
     let packs = m
@@ -1727,7 +1794,8 @@ pub(crate) fn store_bytes(m: &Manifest, v: &View) -> u64 {
     }
     packs
         .saturating_add(layers)
-        .saturating_add(m.encode().len() as u64)
+        .saturating_add(w.log.checkpoint_len)
+        .saturating_add(w.log.bytes)
 }
 
 /// Maps a read error of an immutable object: a read past its end means the object is shorter

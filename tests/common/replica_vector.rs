@@ -5,8 +5,9 @@
 //! a fixed generation) with `Store::create_for_test_vectors` (feature `insecure-test-vectors`:
 //! fixed store id and clock), so building it again gives byte-identical files.
 //!
-//! It has a base layer (the first point folded into it by retention), three points (one with an
-//! application-consistent BOOKMARK, one after a grow, one with a DISCARD), ZERO runs and packs.
+//! It has a base layer (the first point folded into it by retention), four points (one with an
+//! application-consistent BOOKMARK, one after a grow, one with a DISCARD), ZERO runs, packs, a
+//! bundle, and a manifest log record after the MANIFEST (a checkpoint of everything else).
 
 #![allow(dead_code)]
 
@@ -95,6 +96,16 @@ pub fn build(dir: &Path) -> Vec<Vec<u8>> {
     fill(&mut src, 8192, 4096, 6);
     cycle(&mut src);
     assert_eq!((store.stats().bundles, store.stats().packs), (1, 5));
+    // Fold the manifest log into a checkpoint (the MANIFEST lists everything), then one more
+    // commit: a manifest log record (`log-*`) changing only the retention policy.
+    store.compact().unwrap();
+    assert_eq!((store.stats().bundles, store.stats().packs), (1, 5));
+    store
+        .set_retention(Retention {
+            max_points: Some(4),
+            ..Retention::default()
+        })
+        .unwrap();
     drop(store);
     // Only the store's own files: no lock file, no (empty) upload directory.
     std::fs::remove_file(dir.join("LOCK")).unwrap();
