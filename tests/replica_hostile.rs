@@ -149,21 +149,32 @@ fn checkpoint_files() -> Vec<(String, Vec<u8>)> {
 }
 
 /// Manifest layout at its end: K packs of 32 bytes (id, data length, bundle, offset), the
-/// bundle count (u32) and 4 reserved bytes, the bundles (id, length), the CRC.
+/// bundle count (u32) and 4 reserved bytes, the bundles (id, length), the base level count
+/// (u32) and 4 reserved bytes, the levels (layer id, runs), the CRC.
 fn pack_record_at(m: &[u8], k: usize) -> usize {
-    let npacks = u32::from_le_bytes(m[188..192].try_into().unwrap()) as usize;
-    let nb_at = m.len() - 4 - 8 - 16 * count_bundles(m);
+    let npacks = u32::from_le_bytes(m[180..184].try_into().unwrap()) as usize;
+    let nb_at = m.len() - levels_tail(m) - 8 - 16 * count_bundles(m);
     nb_at - 32 * (npacks - k)
 }
 
-fn count_bundles(m: &[u8]) -> usize {
-    // Scan for the bundle count that makes the layout add up (the vector holds few).
+/// A list of 16-byte entries after its count (u32) and 4 reserved bytes, ending at `end`: the
+/// count that makes the layout add up (the vector's lists are short).
+fn count_list_ending_at(m: &[u8], end: usize) -> usize {
     (0..16)
-        .find(|&nb| {
-            let at = m.len() - 4 - 16 * nb - 8;
-            u32::from_le_bytes(m[at..at + 4].try_into().unwrap()) as usize == nb
+        .find(|&n| {
+            let at = end - 16 * n - 8;
+            u32::from_le_bytes(m[at..at + 4].try_into().unwrap()) as usize == n
         })
         .unwrap()
+}
+
+/// The bytes of the base level list and the CRC at the manifest's end.
+fn levels_tail(m: &[u8]) -> usize {
+    4 + 8 + 16 * count_list_ending_at(m, m.len() - 4)
+}
+
+fn count_bundles(m: &[u8]) -> usize {
+    count_list_ending_at(m, m.len() - levels_tail(m))
 }
 
 /// The vector's files with every pack its own object again: each bundled pack's bytes copied
@@ -171,7 +182,7 @@ fn count_bundles(m: &[u8]) -> usize {
 fn unbundled_files() -> Vec<(String, Vec<u8>)> {
     let mut files = checkpoint_files();
     let m = files[0].1.clone();
-    let npacks = u32::from_le_bytes(m[188..192].try_into().unwrap()) as usize;
+    let npacks = u32::from_le_bytes(m[180..184].try_into().unwrap()) as usize;
     let nb = count_bundles(&m);
     let mut out = m[..pack_record_at(&m, 0)].to_vec();
     let mut extracted = Vec::new();
@@ -200,6 +211,8 @@ fn unbundled_files() -> Vec<(String, Vec<u8>)> {
         "the vector holds a bundle"
     );
     out.extend_from_slice(&[0; 8]);
+    let tail = levels_tail(&m);
+    out.extend_from_slice(&m[m.len() - tail..m.len() - 4]);
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     files[0].1 = out;
@@ -231,7 +244,7 @@ fn a_forged_pack_length_is_refused_at_open() {
     for data_len in [u64::MAX, u64::MAX - 4096, 1 << 63, (1 << 62) + 1] {
         let files = forged_manifest(|m| {
             // The last pack's data length (a pack of its own).
-            let npacks = u32::from_le_bytes(m[188..192].try_into().unwrap()) as usize;
+            let npacks = u32::from_le_bytes(m[180..184].try_into().unwrap()) as usize;
             let at = pack_record_at(m, npacks - 1) + 8;
             m[at..at + 8].copy_from_slice(&data_len.to_le_bytes());
         });
@@ -301,7 +314,7 @@ fn forged_pack_lengths_whose_sum_overflows_do_not_panic() {
 #[test]
 fn forged_bundle_placements_are_refused_at_open() {
     let m0 = files()[0].1.clone();
-    let npacks = u32::from_le_bytes(m0[188..192].try_into().unwrap()) as usize;
+    let npacks = u32::from_le_bytes(m0[180..184].try_into().unwrap()) as usize;
     let rec = |k: usize, o: usize| {
         let at = pack_record_at(&m0, k) + o;
         u64::from_le_bytes(m0[at..at + 8].try_into().unwrap())

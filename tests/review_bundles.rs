@@ -153,9 +153,11 @@ fn small_store(dir: &std::path::Path, n: usize) -> (Store, HashMap<PointId, Vec<
 fn forge_pack_len(dir: &std::path::Path, k: usize, data_len: u64) {
     let path = dir.join("MANIFEST");
     let mut m = std::fs::read(&path).unwrap();
-    let npacks = u32::from_le_bytes(m[188..192].try_into().unwrap()) as usize;
-    // K packs of 32 bytes, then the bundle count (0) and 4 reserved bytes, then the CRC.
-    let nb_at = m.len() - 4 - 8;
+    let npacks = u32::from_le_bytes(m[180..184].try_into().unwrap()) as usize;
+    // K packs of 32 bytes, then the bundle count (0) and 4 reserved bytes, then the base level
+    // count (0: nothing expired) and 4 reserved bytes, then the CRC.
+    let nb_at = m.len() - 4 - 8 - 8;
+    assert_eq!(&m[nb_at + 8..nb_at + 16], &[0; 8], "no base levels");
     assert_eq!(&m[nb_at..nb_at + 8], &[0; 8], "no bundles");
     let at = nb_at - 32 * (npacks - k) + 8;
     m[at..at + 8].copy_from_slice(&data_len.to_le_bytes());

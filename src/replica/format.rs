@@ -6,7 +6,7 @@ use super::error::{corrupt, ReplicaError, Result};
 use super::map::{Run, RunKind};
 
 /// Major version of every store file this build writes and reads.
-pub const STORE_FORMAT_MAJOR: u16 = 1;
+pub const STORE_FORMAT_MAJOR: u16 = 2;
 /// Minor version written (readers accept any minor of a known major).
 pub const STORE_FORMAT_MINOR: u16 = 0;
 /// The unit of verification: pack bytes are checksummed per 4 KiB chunk.
@@ -321,6 +321,11 @@ pub(crate) fn encode_pack_tail(crcs: &[u32], data_len: u64) -> Vec<u8> {
 /// Chunks that hold `data_len` bytes.
 pub(crate) fn chunks_for(data_len: u64) -> u64 {
     data_len.div_ceil(CHUNK)
+}
+
+/// Object size of a layer of `runs` runs: head, run count, runs, CRC.
+pub(crate) fn layer_object_len(runs: u64) -> u64 {
+    runs.saturating_mul(RUN_BYTES as u64).saturating_add(28)
 }
 
 /// Total object size of a pack with `data_len` bytes of data (header chunk included).

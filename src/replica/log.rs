@@ -11,8 +11,8 @@ use std::hash::Hash;
 use super::error::{corrupt, io_err, Result};
 use super::format::{open_sealed, put_head, R, W};
 use super::manifest::{
-    get_bundle, get_pack, get_point, get_scalars, object_name, put_bundle, put_pack, put_point,
-    put_scalars, Manifest, BUNDLE_BYTES, PACK_BYTES, POINT_MIN,
+    get_bundle, get_level, get_pack, get_point, get_scalars, object_name, put_bundle, put_level,
+    put_pack, put_point, put_scalars, Manifest, BUNDLE_BYTES, LEVEL_BYTES, PACK_BYTES, POINT_MIN,
 };
 use super::storage::Storage;
 
@@ -177,6 +177,7 @@ pub(crate) fn encode_record(old: &Manifest, new: &Manifest) -> Option<Vec<u8>> {
     let points = diff(&old.points, &new.points, |p| (p.generation, p.to_seq))?;
     let packs = diff(&old.packs, &new.packs, |p| p.id)?;
     let bundles = diff(&old.bundles, &new.bundles, |b| b.id)?;
+    let base = diff(&old.base, &new.base, |l| l.layer)?;
     let mut w = W::default();
     put_head(&mut w, LOG_MAGIC);
     w.u64(new.counter).bytes(&new.store_id);
@@ -184,6 +185,7 @@ pub(crate) fn encode_record(old: &Manifest, new: &Manifest) -> Option<Vec<u8>> {
     put_diff(&mut w, old.points.len(), &points, put_point);
     put_diff(&mut w, old.packs.len(), &packs, put_pack);
     put_diff(&mut w, old.bundles.len(), &bundles, put_bundle);
+    put_diff(&mut w, old.base.len(), &base, put_level);
     Some(w.seal())
 }
 
@@ -216,6 +218,14 @@ pub(crate) fn apply_record(m: &mut Manifest, b: &[u8], name: &str, counter: u64)
         &mut m.bundles,
         BUNDLE_BYTES,
         |r, _| get_bundle(r),
+    )?;
+    apply_diff(
+        &mut r,
+        o,
+        "base levels",
+        &mut m.base,
+        LEVEL_BYTES,
+        |r, _| get_level(r),
     )?;
     r.done()?;
     m.set_scalars(s);

@@ -10,6 +10,12 @@ pub(crate) const MANIFEST_OBJECT: &str = "MANIFEST";
 /// beyond it would overflow the arithmetic done with them.
 const MAX_COUNTER: u64 = 1 << 62;
 
+/// Base levels a manifest may list (the store keeps at most [`BASE_LEVELS`]).
+const MAX_LEVELS: usize = 1024;
+
+/// Base levels before a fold rewrites the base as one.
+pub(crate) const BASE_LEVELS: usize = 64;
+
 /// Retention policy. `None` means no limit of that kind. See [`crate::replica::Store::retain`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Retention {
@@ -70,6 +76,15 @@ impl PackRec {
     }
 }
 
+/// A layer object of the base. The base is its levels overlaid, oldest first, minus what the
+/// oldest point's own layer covers (no point reads the base there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BaseLevel {
+    pub layer: u64,
+    /// Its runs (its object is `28 + 40 * runs` bytes).
+    pub runs: u64,
+}
+
 /// An object holding whole packs, each at a 4 KiB-aligned offset, after a header chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BundleRec {
@@ -95,8 +110,9 @@ pub(crate) struct Manifest {
     pub next_object: u64,
     /// The generation and checkpoint the next stream continues; `None` for an empty store.
     pub lineage: Option<(GenerationId, u64)>,
-    /// The base layer object (0: the base is all zeros) and the disk size it has.
-    pub base_layer: u64,
+    /// The base's layer objects, oldest first, newest wins (none: the base is all zeros), and
+    /// the disk size it has.
+    pub base: Vec<BaseLevel>,
     pub base_size: u64,
     pub retention: Retention,
     /// In layer order: each point's layer lies over the previous point's (or the base).
@@ -119,12 +135,12 @@ const FLAG_BOOKMARK: u8 = 2;
 const FLAG_DETACHED: u8 = 4;
 
 /// The manifest's fields a commit can change, apart from its lists: next object id, lineage,
-/// base, retention and the resumable ingest (120 bytes; shared by the manifest and its log).
+/// base size, retention and the resumable ingest (112 bytes; shared by the manifest and its
+/// log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Scalars {
     pub next_object: u64,
     pub lineage: Option<(GenerationId, u64)>,
-    pub base_layer: u64,
     pub base_size: u64,
     pub retention: Retention,
     pub pending: Option<Pending>,
@@ -134,6 +150,7 @@ pub(crate) struct Scalars {
 pub(crate) const POINT_MIN: usize = 88;
 pub(crate) const PACK_BYTES: usize = 32;
 pub(crate) const BUNDLE_BYTES: usize = 16;
+pub(crate) const LEVEL_BYTES: usize = 16;
 
 pub(crate) fn put_scalars(w: &mut W, s: &Scalars) {
     w.u64(s.next_object);
@@ -141,7 +158,7 @@ pub(crate) fn put_scalars(w: &mut W, s: &Scalars) {
         Some((g, q)) => w.u8(1).bytes(&[0; 7]).bytes(&g.0).u64(q),
         None => w.u8(0).bytes(&[0; 7]).bytes(&[0; 16]).u64(0),
     };
-    w.u64(s.base_layer).u64(s.base_size);
+    w.u64(s.base_size);
     let r = &s.retention;
     w.u64(opt(r.max_age_ns))
         .u64(opt(r.app_max_age_ns))
@@ -165,7 +182,6 @@ pub(crate) fn get_scalars(r: &mut R<'_>, o: &str) -> Result<Scalars> {
         1 => Some((gen, head)),
         v => return Err(corrupt(o, format!("lineage flag {v}"))),
     };
-    let base_layer = r.u64()?;
     let base_size = r.u64()?;
     let retention = Retention {
         max_age_ns: unopt(r.u64()?),
@@ -185,7 +201,6 @@ pub(crate) fn get_scalars(r: &mut R<'_>, o: &str) -> Result<Scalars> {
     Ok(Scalars {
         next_object,
         lineage,
-        base_layer,
         base_size,
         retention,
         pending,
@@ -279,12 +294,39 @@ pub(crate) fn get_bundle(r: &mut R<'_>) -> Result<BundleRec> {
     })
 }
 
+pub(crate) fn put_level(w: &mut W, l: &BaseLevel) {
+    w.u64(l.layer).u64(l.runs);
+}
+
+pub(crate) fn get_level(r: &mut R<'_>) -> Result<BaseLevel> {
+    Ok(BaseLevel {
+        layer: r.u64()?,
+        runs: r.u64()?,
+    })
+}
+
+/// Reads a list of fixed-size records after its count (4) and 4 reserved bytes, refusing a
+/// count the bytes left cannot hold before allocating for it.
+fn get_list<T>(
+    r: &mut R<'_>,
+    o: &str,
+    what: &str,
+    size: usize,
+    get: impl Fn(&mut R<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let n = r.u32()? as usize;
+    r.zero(4, "list count field")?;
+    if n.saturating_mul(size) > r.remaining() {
+        return Err(corrupt(o, format!("claims {n} {what}, holds fewer")));
+    }
+    (0..n).map(|_| get(r)).collect()
+}
+
 impl Manifest {
     pub fn scalars(&self) -> Scalars {
         Scalars {
             next_object: self.next_object,
             lineage: self.lineage,
-            base_layer: self.base_layer,
             base_size: self.base_size,
             retention: self.retention,
             pending: self.pending,
@@ -294,7 +336,6 @@ impl Manifest {
     pub fn set_scalars(&mut self, s: Scalars) {
         self.next_object = s.next_object;
         self.lineage = s.lineage;
-        self.base_layer = s.base_layer;
         self.base_size = s.base_size;
         self.retention = s.retention;
         self.pending = s.pending;
@@ -303,11 +344,13 @@ impl Manifest {
     /// The length of [`Manifest::encode`]'s output, without encoding.
     pub fn encoded_len(&self) -> u64 {
         let labels: usize = self.points.iter().map(|p| p.label.len()).sum();
-        (192 + POINT_MIN * self.points.len()
+        (184 + POINT_MIN * self.points.len()
             + labels
             + PACK_BYTES * self.packs.len()
             + 8
             + BUNDLE_BYTES * self.bundles.len()
+            + 8
+            + LEVEL_BYTES * self.base.len()
             + 4) as u64
     }
 
@@ -329,6 +372,10 @@ impl Manifest {
         w.u32(self.bundles.len() as u32).u32(0);
         for b in &self.bundles {
             put_bundle(&mut w, b);
+        }
+        w.u32(self.base.len() as u32).u32(0);
+        for l in &self.base {
+            put_level(&mut w, l);
         }
         w.seal()
     }
@@ -362,18 +409,8 @@ impl Manifest {
         for _ in 0..npacks {
             packs.push(get_pack(&mut r)?);
         }
-        let nbundles = r.u32()? as usize;
-        r.zero(4, "bundle count field")?;
-        if nbundles.saturating_mul(BUNDLE_BYTES) > r.remaining() {
-            return Err(corrupt(
-                o,
-                format!("claims {nbundles} bundles, holds fewer"),
-            ));
-        }
-        let mut bundles = Vec::with_capacity(nbundles);
-        for _ in 0..nbundles {
-            bundles.push(get_bundle(&mut r)?);
-        }
+        let bundles = get_list(&mut r, o, "bundles", BUNDLE_BYTES, get_bundle)?;
+        let base = get_list(&mut r, o, "base levels", LEVEL_BYTES, get_level)?;
         r.done()?;
         let mut m = Manifest {
             counter,
@@ -382,7 +419,7 @@ impl Manifest {
             created_ns,
             next_object: 0,
             lineage: None,
-            base_layer: 0,
+            base,
             base_size: 0,
             retention: Retention::default(),
             points,
@@ -401,9 +438,7 @@ impl Manifest {
         let mut ids: Vec<u64> = self.points.iter().map(|p| p.layer).collect();
         ids.extend(self.packs.iter().map(|p| p.id));
         ids.extend(self.bundles.iter().map(|b| b.id));
-        if self.base_layer != 0 {
-            ids.push(self.base_layer);
-        }
+        ids.extend(self.base.iter().map(|l| l.layer));
         if let Some(p) = self.pending {
             ids.extend([p.pack, p.resume]);
         }
@@ -418,6 +453,9 @@ impl Manifest {
         }
         if self.base_size > crate::stream::MAX_DISK_SIZE {
             return Err(corrupt(o, "base size out of range"));
+        }
+        if self.base.len() > MAX_LEVELS || self.base.iter().any(|l| l.runs > MAX_COUNTER) {
+            return Err(corrupt(o, "too many base levels, or runs"));
         }
         if self.lineage.is_none() && !self.points.is_empty() {
             return Err(corrupt(o, "points without a lineage"));

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::error::{corrupt, hex, io_err, ReplicaError, Result};
-use super::format::{decode_layer, encode_layer, pack_object_len, CHUNK};
+use super::format::{decode_layer, encode_layer, layer_object_len, pack_object_len, CHUNK};
 use super::log::{encode_record, log_name, replay_log, LogState, LOG_MAX_RECORDS, LOG_MIN_BYTES};
 use super::manifest::{
-    bundle_name, layer_name, pack_name, resume_name, Manifest, PackRec, PointRec, Retention,
+    bundle_name, layer_name, pack_name, resume_name, BaseLevel, Manifest, PackRec, PointRec,
+    Retention, BASE_LEVELS,
 };
 use super::map::{find_run, overlay, subtract, union_ranges, Index, Run, RunKind};
 use super::storage::{DirStorage, Storage};
@@ -174,6 +175,9 @@ pub(crate) struct View {
     dead: Vec<(u32, u32)>,
     /// Pack id -> where it is and its data length.
     packs: HashMap<u64, PackRec>,
+    /// Packs the base's level objects reference (runs later levels or the oldest point may
+    /// hide): they stay until the base is written as one level again.
+    base_refs: HashSet<u64>,
 }
 
 impl View {
@@ -298,6 +302,13 @@ impl View {
             object,
         });
         no
+    }
+
+    /// The packs `runs` hold data in.
+    fn data_packs(runs: &[Run]) -> impl Iterator<Item = u64> + '_ {
+        runs.iter()
+            .filter(|r| r.kind == RunKind::Data)
+            .map(|r| r.pack)
     }
 
     /// Live data bytes per pack, from every live slot.
@@ -426,7 +437,7 @@ impl Store {
             created_ns: clock.unwrap_or_else(now_ns),
             next_object: 1,
             lineage: None,
-            base_layer: 0,
+            base: Vec::new(),
             base_size: 0,
             retention: config.retention,
             points: Vec::new(),
@@ -517,8 +528,8 @@ impl Store {
         for p in &w.m.points {
             keep.insert(layer_name(p.layer));
         }
-        if w.m.base_layer != 0 {
-            keep.insert(layer_name(w.m.base_layer));
+        for l in &w.m.base {
+            keep.insert(layer_name(l.layer));
         }
         let mut keep_upload = None;
         if let Some(p) = w.m.pending {
@@ -1184,6 +1195,7 @@ impl Store {
         let mut old_objects: Vec<String> = Vec::new();
         let mut slot_updates: Vec<(u32, Vec<Run>, u64, Vec<u32>)> = Vec::new(); // (target slot, runs, object, aliased)
         let mut acc: Option<(Vec<Run>, u64, Vec<u32>)> = None; // runs, from_seq, layer numbers
+        let mut acc_objects: Vec<u64> = Vec::new(); // their layer objects
         let mut all_before_deleted = true;
         let mut keep = vec![true; n];
         let mut refused: HashSet<usize> = HashSet::new();
@@ -1208,24 +1220,29 @@ impl Store {
                     }
                 });
                 keep[i] = false;
-                old_objects.push(layer_name(m.points[i].layer));
+                acc_objects.push(m.points[i].layer);
                 continue;
             }
             if let Some((a, from, nos)) = acc.take() {
+                let objects = std::mem::take(&mut acc_objects);
                 if all_before_deleted {
                     // Fold into the base. What the new oldest point's own layer covers, no
                     // point reads from the base any more: drop it, so its data can die.
                     let base = subtract(&overlay(&v.slots[0].runs, &a), &v.slots[no as usize].runs);
-                    let id = Self::alloc_id_m(&mut m);
-                    new_objects.push((layer_name(id), encode_layer(&base)));
-                    if m.base_layer != 0 {
-                        old_objects.push(layer_name(m.base_layer));
+                    let folded: Vec<u64> = View::data_packs(&a).collect();
+                    let (levels, rewritten) =
+                        fold_levels(&mut m, &base, a, objects, &mut new_objects);
+                    old_objects.extend(levels);
+                    if rewritten {
+                        v.base_refs = View::data_packs(&base).collect();
+                    } else {
+                        v.base_refs.extend(folded);
                     }
-                    m.base_layer = id;
                     let last = *nos.last().expect("one");
                     m.base_size = v.points[last_index(&v, last)].disk_size;
-                    slot_updates.push((0, base, id, nos));
+                    slot_updates.push((0, base, 0, nos));
                 } else {
+                    old_objects.extend(objects.into_iter().map(layer_name));
                     let merged = overlay(&a, &v.slots[no as usize].runs);
                     let id = Self::alloc_id_m(&mut m);
                     new_objects.push((layer_name(id), encode_layer(&merged)));
@@ -1286,7 +1303,7 @@ impl Store {
         Ok(expired)
     }
 
-    fn alloc_id_m(m: &mut Manifest) -> u64 {
+    pub(crate) fn alloc_id_m(m: &mut Manifest) -> u64 {
         let id = m.next_object;
         m.next_object += 1;
         id
@@ -1311,7 +1328,7 @@ impl Store {
         if w.ingesting {
             return Err(ReplicaError::IngestInProgress);
         }
-        let freed = self.compact_packs(&mut w, 50, 0)?;
+        let freed = self.compact_packs(&mut w, 50, 0, true)?;
         self.bundle_packs(&mut w, 2)?;
         self.checkpoint_locked(&mut w)?;
         Ok(freed)
@@ -1337,7 +1354,8 @@ impl Store {
     /// Compaction as part of retention: running out of space while compacting is not an error
     /// (nothing changed; the space it would free stays for a later run).
     fn compact_opportunistically(&self, w: &mut Writer, threshold: u64, extra: u64) -> Result<u64> {
-        match self.compact_packs(w, threshold, extra) {
+        // Under the byte cap (threshold 100), space matters more than the base's metadata.
+        match self.compact_packs(w, threshold, extra, threshold >= 100) {
             Err(ReplicaError::StorageFull { .. }) => Ok(0),
             r => r,
         }
@@ -1345,7 +1363,17 @@ impl Store {
 
     /// Compaction with the live-data threshold in percent: packs whose live data is below
     /// `threshold` percent of their data are rewritten.
-    pub(crate) fn compact_packs(&self, w: &mut Writer, threshold: u64, extra: u64) -> Result<u64> {
+    ///
+    /// A pack whose data only hidden runs of base levels still reference goes only when the
+    /// base is written whole again; retention's compaction does that only once such packs
+    /// hold more bytes than the base's level objects (`all`: always).
+    pub(crate) fn compact_packs(
+        &self,
+        w: &mut Writer,
+        threshold: u64,
+        extra: u64,
+        all: bool,
+    ) -> Result<u64> {
         let v = self.v.read();
         let live = v.live_bytes();
         // Candidates, most dead first. Under a byte cap the rewrite must fit in the room left
@@ -1361,6 +1389,17 @@ impl Store {
                         .then_some((l, p.id))
                 })
                 .collect();
+        if !all {
+            let hidden = cands
+                .iter()
+                .filter(|(_, id)| v.base_refs.contains(id))
+                .filter_map(|(_, id)| v.packs.get(id))
+                .fold(0u64, |a, p| a.saturating_add(p.data_len));
+            let base: u64 = w.m.base.iter().map(|l| layer_object_len(l.runs)).sum();
+            if hidden < base {
+                cands.retain(|(_, id)| !v.base_refs.contains(id));
+            }
+        }
         cands.sort_unstable();
         let room =
             w.m.retention
@@ -1381,6 +1420,9 @@ impl Store {
         if victims.is_empty() {
             return Ok(0);
         }
+        // A victim a base level references (under runs it hides) goes only with those levels:
+        // the base is then written again as one level.
+        let rewrite_base = victims.iter().any(|id| v.base_refs.contains(id));
         // Every live slot's runs in a victim, in pack order so that reads are sequential.
         let mut refs: Vec<(u64, u64, usize, usize)> = Vec::new(); // pack, pack_off, slot, run
         for (si, s) in v.slots.iter().enumerate() {
@@ -1405,6 +1447,9 @@ impl Store {
                 .map_err(|e| failed(w, "writing a compaction pack", e))?
         };
         let mut new_runs: HashMap<usize, Vec<Run>> = HashMap::new();
+        if rewrite_base {
+            new_runs.insert(0, v.slots[0].runs.to_vec());
+        }
         let mut buf = Vec::new();
         let mut scratch = Vec::new();
         for &(_, _, si, ri) in &refs {
@@ -1465,10 +1510,12 @@ impl Store {
             puts.push((layer_name(id), encode_layer(&merged)));
             slot_objects.push((si, id));
             if si == 0 {
-                if m.base_layer != 0 {
-                    old.push(layer_name(m.base_layer));
-                }
-                m.base_layer = id;
+                // The base becomes one level again.
+                old.extend(m.base.iter().map(|l| layer_name(l.layer)));
+                m.base = vec![BaseLevel {
+                    layer: id,
+                    runs: merged.len() as u64,
+                }];
             } else {
                 let pi = v
                     .points
@@ -1526,6 +1573,9 @@ impl Store {
                 let mut merged = Vec::new();
                 for r in &new_runs[&si] {
                     super::map::push_run(&mut merged, *r);
+                }
+                if si == 0 {
+                    v.base_refs = View::data_packs(&merged).collect();
                 }
                 v.slots[si].runs = Arc::new(merged);
                 v.slots[si].object = id;
@@ -1634,7 +1684,7 @@ fn drop_dead_packs(m: &mut Manifest, v: &mut View, old: &mut Vec<String>) {
     let dead: Vec<u64> = m
         .packs
         .iter()
-        .filter(|p| live.get(&p.id) == Some(&0))
+        .filter(|p| live.get(&p.id) == Some(&0) && !v.base_refs.contains(&p.id))
         .map(|p| p.id)
         .collect();
     for d in &dead {
@@ -1784,12 +1834,14 @@ pub(crate) fn store_bytes(w: &Writer, v: &View) -> u64 {
         .filter(|p| p.bundle == 0)
         .fold(0u64, |a, p| a.saturating_add(pack_object_len(p.data_len)));
     let packs = m.bundles.iter().fold(packs, |a, b| a.saturating_add(b.len));
-    let mut layers = 0u64;
-    for (i, s) in v.slots.iter().enumerate() {
-        if s.alias as usize == i
-            && (i == 0 && m.base_layer != 0 || i != 0 && !s.runs.is_empty() || s.object != 0)
-        {
-            layers += 28 + 40 * s.runs.len() as u64 + 4;
+    // The base: its level objects (the view holds them merged).
+    let mut layers = m
+        .base
+        .iter()
+        .fold(0u64, |a, l| a.saturating_add(layer_object_len(l.runs)));
+    for (i, s) in v.slots.iter().enumerate().skip(1) {
+        if s.alias as usize == i && (!s.runs.is_empty() || s.object != 0) {
+            layers += layer_object_len(s.runs.len() as u64);
         }
     }
     packs
@@ -1832,13 +1884,36 @@ pub(crate) fn load_view(storage: &dyn Storage, m: &Manifest) -> Result<View> {
             .map_err(io_err("reading a layer"))?;
         decode_layer(&b, &name, |p| packs.get(&p).map(|r| r.data_len), max_disk)
     };
-    let base = if m.base_layer == 0 {
-        Vec::new()
-    } else {
-        read_layer(m.base_layer)?
-    };
+    // The base: its levels overlaid, oldest first, minus what the oldest point's own layer
+    // covers (as every fold leaves it: see `fold_levels`).
+    // The levels above the first are small: overlay them together, then onto the first once.
+    let mut base: Vec<Run> = Vec::new();
+    let mut upper: Vec<Run> = Vec::new();
+    for (i, l) in m.base.iter().enumerate() {
+        let runs = read_layer(l.layer)?;
+        if runs.len() as u64 != l.runs {
+            return Err(corrupt(
+                &layer_name(l.layer),
+                format!("holds {} runs, the manifest says {}", runs.len(), l.runs),
+            ));
+        }
+        v.base_refs.extend(View::data_packs(&runs));
+        match i {
+            0 => base = runs,
+            1 => upper = runs,
+            _ => upper = overlay(&upper, &runs),
+        }
+    }
+    if !upper.is_empty() {
+        base = overlay(&base, &upper);
+    }
+    if let Some(first) = m.points.first() {
+        if !base.is_empty() {
+            base = subtract(&base, &read_layer(first.layer)?);
+        }
+    }
     v.packs = packs.clone();
-    v.add_layer(base, m.base_layer);
+    v.add_layer(base, 0);
     let mut first_detached = None;
     for rec in &m.points {
         let runs = read_layer(rec.layer)?;
@@ -1867,4 +1942,46 @@ pub(crate) fn load_view(storage: &dyn Storage, m: &Manifest) -> Result<View> {
     }
     let _ = hex;
     Ok(v)
+}
+
+/// Records the fold of layers `a` (the expired oldest points' layers overlaid; their objects
+/// `objects`, oldest first) into the base, whose new merged runs are `base`. The base is kept
+/// in levels so that a fold writes what it folds, not the whole base: `a` becomes a new level
+/// (the expired point's own layer object when it was one point, nothing written). Once the
+/// levels above the first hold more runs than it, or number [`BASE_LEVELS`], the base is
+/// written whole as one level: each run is rewritten a bounded number of times on average.
+/// Returns the objects no longer referenced after the commit, and whether the base was
+/// written as one level.
+fn fold_levels(
+    m: &mut Manifest,
+    base: &[Run],
+    a: Vec<Run>,
+    mut objects: Vec<u64>,
+    new_objects: &mut Vec<(String, Vec<u8>)>,
+) -> (Vec<String>, bool) {
+    let upper: u64 = m.base.iter().skip(1).map(|l| l.runs).sum::<u64>() + a.len() as u64;
+    let first = m.base.first().map_or(0, |l| l.runs);
+    if !m.base.is_empty() && (m.base.len() >= BASE_LEVELS || upper > first) {
+        let id = Store::alloc_id_m(m);
+        new_objects.push((layer_name(id), encode_layer(base)));
+        let mut old: Vec<String> = m.base.iter().map(|l| layer_name(l.layer)).collect();
+        old.extend(objects.into_iter().map(layer_name));
+        m.base = vec![BaseLevel {
+            layer: id,
+            runs: base.len() as u64,
+        }];
+        return (old, true);
+    }
+    let layer = if objects.len() == 1 {
+        objects.pop().expect("one")
+    } else {
+        let id = Store::alloc_id_m(m);
+        new_objects.push((layer_name(id), encode_layer(&a)));
+        id
+    };
+    m.base.push(BaseLevel {
+        layer,
+        runs: a.len() as u64,
+    });
+    (objects.into_iter().map(layer_name).collect(), false)
 }

@@ -2,7 +2,7 @@
 //! misapplied record is refused without a panic.
 
 use super::*;
-use crate::replica::manifest::{BundleRec, PackRec, Pending, PointRec, Retention};
+use crate::replica::manifest::{BaseLevel, BundleRec, PackRec, Pending, PointRec, Retention};
 use crate::tracker::GenerationId;
 
 struct Rng(u64);
@@ -73,7 +73,12 @@ fn manifest(rng: &mut Rng) -> Manifest {
         created_ns: 5,
         next_object: rng.below(1 << 30),
         lineage: Some((GenerationId([1; 16]), rng.below(100))),
-        base_layer: rng.below(9),
+        base: (0..rng.below(6))
+            .map(|i| BaseLevel {
+                layer: 2000 + i,
+                runs: rng.below(1000),
+            })
+            .collect(),
         base_size: rng.below(1 << 40),
         retention: Retention {
             max_points: Some(rng.below(5) + 1),
@@ -119,7 +124,15 @@ fn change(rng: &mut Rng, old: &Manifest) -> Manifest {
     m.next_object += rng.below(10);
     m.lineage = Some((GenerationId([2; 16]), rng.below(100)));
     m.pending = None;
-    m.base_layer = rng.below(9);
+    if rng.below(2) == 0 {
+        m.base.push(BaseLevel {
+            layer: 3000 + m.counter,
+            runs: 5,
+        });
+    }
+    if rng.below(4) == 0 {
+        m.base.clear();
+    }
     m
 }
 
@@ -139,7 +152,7 @@ fn every_change_round_trips_exactly() {
             n.counter += 1;
             encode_record(&old, &n).unwrap()
         };
-        assert_eq!(same.len(), 16 + 8 + 16 + 120 + 3 * 16 + 4);
+        assert_eq!(same.len(), 16 + 8 + 16 + 112 + 4 * 16 + 4);
     }
 }
 
