@@ -539,7 +539,10 @@ const BLOCKS_PER_POINT: u64 = 4;
 /// policy: it expires nothing, and bundles the small packs as a master target's retention run
 /// after each point does). Cached (the directory name carries the store's layout version).
 fn many_store(n: u64) -> PathBuf {
-    let dir = cache_dir().join(format!("points-v2-{n}"));
+    let dir = cache_dir().join(format!(
+        "points-f{}-{n}",
+        blockdelta::replica::STORE_FORMAT_MAJOR
+    ));
     let done = dir.join("complete");
     if done.exists() {
         return dir.join("store");
@@ -746,7 +749,7 @@ fn many_points(rounds: usize) {
 struct Counting {
     inner: DirStorage,
     written: Arc<AtomicU64>,
-    /// Of `written`: manifests, and objects written whole (layers).
+    /// Of `written`: manifests (checkpoints and log records), and layers.
     manifests: Arc<AtomicU64>,
     layers: Arc<AtomicU64>,
 }
@@ -775,7 +778,12 @@ impl Upload for CountingUpload {
 impl Storage for Counting {
     fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
         self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.layers.fetch_add(data.len() as u64, Ordering::Relaxed);
+        // Manifest log records count as manifests; every other object put whole is a layer.
+        let kind = match name.starts_with("log-") {
+            true => &self.manifests,
+            false => &self.layers,
+        };
+        kind.fetch_add(data.len() as u64, Ordering::Relaxed);
         self.inner.put(name, data)
     }
     fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -789,6 +797,9 @@ impl Storage for Counting {
     }
     fn delete(&self, name: &str) -> io::Result<()> {
         self.inner.delete(name)
+    }
+    fn delete_many(&self, names: &[String]) -> io::Result<()> {
+        self.inner.delete_many(names)
     }
     fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>> {
         Ok(Box::new(CountingUpload {
