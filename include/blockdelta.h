@@ -2153,12 +2153,20 @@ blockdelta_result blockdelta_store_changed_between(const struct blockdelta_store
 
 /**
  * Rewrites the packs of which less than half is still referenced, returning their space to
- * the file system, then copies small packs (at most 4 MiB) whole into bundles;
- * `*bytes_freed_out` receives the bytes freed. `BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS`
+ * the file system, then copies small packs (at most 4 MiB) whole into bundles, and folds the
+ * manifest log into a new manifest; `*bytes_freed_out` receives the bytes freed. `BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS`
  * while an ingest is in flight. Blocks on file I/O and fsync (it copies live data); any thread.
  */
 blockdelta_result blockdelta_store_compact(struct blockdelta_store *store,
                                            uint64_t *bytes_freed_out);
+
+/**
+ * Rewrites the manifest whole, folding into it the manifest log records written since the
+ * last time (each commit writes one small record; the store does this by itself once they add
+ * up to the manifest's size), so that the manifest alone describes the store. Nothing to do
+ * when there are none. Blocks on file I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_store_checkpoint(struct blockdelta_store *store);
 
 /**
  * Checks every byte of every pack the store references against its checksum;

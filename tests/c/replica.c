@@ -306,6 +306,7 @@ static int run(void) {
   CHECK("scrub", blockdelta_store_scrub(s, &scrubbed));
   EXPECT("scrub verified data", scrubbed > 0);
   CHECK("compact", blockdelta_store_compact(s, &freed));
+  CHECK("checkpoint", blockdelta_store_checkpoint(s));
 
   blockdelta_extent_list *changed = NULL;
   CHECK("changed_between", blockdelta_store_changed_between(s, &ids[2], &p5, &changed));

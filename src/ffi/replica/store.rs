@@ -524,8 +524,8 @@ pub extern "C" fn blockdelta_store_changed_between(
 }
 
 /// Rewrites the packs of which less than half is still referenced, returning their space to
-/// the file system, then copies small packs (at most 4 MiB) whole into bundles;
-/// `*bytes_freed_out` receives the bytes freed. `BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS`
+/// the file system, then copies small packs (at most 4 MiB) whole into bundles, and folds the
+/// manifest log into a new manifest; `*bytes_freed_out` receives the bytes freed. `BLOCKDELTA_RESULT_REPLICA_INGEST_IN_PROGRESS`
 /// while an ingest is in flight. Blocks on file I/O and fsync (it copies live data); any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_compact(
@@ -539,6 +539,18 @@ pub extern "C" fn blockdelta_store_compact(
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { out.write(n) };
         Ok(())
+    })
+}
+
+/// Rewrites the manifest whole, folding into it the manifest log records written since the
+/// last time (each commit writes one small record; the store does this by itself once they add
+/// up to the manifest's size), so that the manifest alone describes the store. Nothing to do
+/// when there are none. Blocks on file I/O and fsync; any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_store_checkpoint(store: *mut blockdelta_store) -> blockdelta_result {
+    boundary(|| {
+        let s = store_ref(store)?;
+        s.inner.checkpoint().map_err(|e| s.last_error.fail(e))
     })
 }
 

@@ -470,6 +470,19 @@ fn points_reads_lists_and_retention() {
     assert_eq!(blockdelta_store_scrub(s, null_mut()), NULL);
     assert_eq!(blockdelta_store_compact(s, &mut bytes), OK);
     assert_eq!(blockdelta_store_compact(s, null_mut()), NULL);
+    // A checkpoint leaves the manifest alone describing the store: no log records.
+    let logs = || {
+        std::fs::read_dir(tmp.path().join("s/objects"))
+            .unwrap()
+            .filter(|e| {
+                let n = e.as_ref().unwrap().file_name();
+                n.to_string_lossy().starts_with("log-")
+            })
+            .count()
+    };
+    assert_eq!(blockdelta_store_checkpoint(null_mut()), NULL);
+    assert_eq!(blockdelta_store_checkpoint(s), OK);
+    assert_eq!(logs(), 0);
 
     // Export, compared with the point.
     let out = tmp.path().join("export.img");
