@@ -24,6 +24,7 @@ pub mod stream;
 pub mod support;
 pub mod tracker;
 
+mod codec;
 #[allow(unused_imports)]
 mod sync;
 
@@ -36,7 +37,8 @@ pub use stream::{
 
 pub use tracker::{
     CheckpointInfo, Extent, ExtentCursor, ExtentKind, GenerationId, Geometry, Granularity,
-    IntervalStats, Tracker, TrackerConfig, TrackerError, TrackerStats,
+    IntervalStats, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ResetReason,
+    Tracker, TrackerConfig, TrackerError, TrackerStats,
 };
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -400,6 +400,56 @@ impl LiveMap {
     }
 }
 
+impl LiveMap {
+    /// Calls `f(w, dirty, discard)` for every 64-block word `w` holding a dirty block, in
+    /// ascending order: the dirty bits of blocks `64 * w ..` and the discards among them. Reads
+    /// with loads only (nothing is drained or cleared): exact when no mark runs concurrently
+    /// (a state save at shutdown), otherwise a mark that races it may or may not be seen.
+    /// Costs time in proportion to the words the summaries point at, not the disk.
+    pub(crate) fn for_each_dirty_word(&self, mut f: impl FnMut(usize, u64, u64)) {
+        let mut pending: Option<(usize, u64, u64)> = None;
+        self.visit_leaves(self.shape.top(), 0, &mut |leaf, bits| {
+            let dirty = bits & LOW;
+            if dirty == 0 {
+                return;
+            }
+            let disc = dirty & !(bits >> 32);
+            let (w, shift) = (leaf >> 1, 32 * (leaf & 1));
+            match &mut pending {
+                Some((pw, d, dc)) if *pw == w => {
+                    *d |= dirty << shift;
+                    *dc |= disc << shift;
+                }
+                _ => {
+                    if let Some((pw, d, dc)) = pending.take() {
+                        f(pw, d, dc);
+                    }
+                    pending = Some((w, dirty << shift, disc << shift));
+                }
+            }
+        });
+        if let Some((pw, d, dc)) = pending {
+            f(pw, d, dc);
+        }
+    }
+
+    fn visit_leaves(&self, level: usize, index: usize, f: &mut impl FnMut(usize, u64)) {
+        let mut bits = self.words[self.shape.at(level, index)].load(Ordering::Acquire);
+        if level == 0 {
+            f(index, bits);
+            return;
+        }
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let child = (index << 6) | b;
+            if child < self.shape.len[level - 1] {
+                self.visit_leaves(level - 1, child, f);
+            }
+        }
+    }
+}
+
 /// What a drain moved into a frozen map: blocks, and maximal runs of consecutive blocks of the
 /// same kind (write or discard).
 #[derive(Clone, Copy, Debug, Default)]

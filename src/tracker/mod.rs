@@ -50,6 +50,7 @@
 mod bitmap;
 mod error;
 mod extent;
+mod persist;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +63,11 @@ use stats::{Counters, Totals};
 
 pub use error::TrackerError;
 pub use extent::{Extent, ExtentKind, GenerationId};
+pub use persist::{
+    InspectError, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ResetReason,
+    StateFileError, StateFileInfo, StateKind, DEFAULT_SEQUENCE_RESERVATION, TRACKER_STATE_MAJOR,
+    TRACKER_STATE_MINOR,
+};
 
 /// Smallest tracking granularity (bytes).
 pub const MIN_GRANULARITY: u32 = 512;
