@@ -298,13 +298,41 @@ impl From<TrackerError> for PersistError {
     }
 }
 
-/// A tracker whose state survives a clean restart. See the module documentation.
+/// A tracker whose state survives a clean restart (`docs/TRACKER.md`).
 ///
 /// Give the I/O threads clones of [`PersistentTracker::tracker`] to mark writes; call
 /// [`PersistentTracker::take`] and [`PersistentTracker::commit`] on this handle (they record
 /// the sequence reservation and the commit), the other checkpoint calls (`extents`, `abort`)
 /// on the tracker. At shutdown, stop the writers, drop their clones, and
 /// [`PersistentTracker::close`].
+///
+/// ```
+/// use blockdelta::{LoadOutcome, PersistOptions, PersistentTracker, TrackerConfig};
+///
+/// let dir = std::env::temp_dir().join(format!("blockdelta-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("disk0.tracker");
+/// let disk_id = *b"0123456789abcdef";
+/// let config = TrackerConfig::new(1 << 30);
+///
+/// let (pt, outcome) = PersistentTracker::open(&path, config, PersistOptions::new(disk_id))?;
+/// assert!(outcome.is_reset()); // no file yet: a new generation, every block dirty
+/// let writer = pt.tracker().clone(); // for the I/O threads
+/// let first = pt.take()?;
+/// pt.commit(first.generation, first.sequence)?; // after the replica's durable ack
+/// writer.mark_write(4096, 8192)?;
+/// drop(writer); // every writer stopped
+/// pt.close()?;
+///
+/// // The next run continues the generation; the next take holds exactly block 1 and 2.
+/// let (pt, outcome) = PersistentTracker::open(&path, config, PersistOptions::new(disk_id))?;
+/// assert!(matches!(outcome, LoadOutcome::Resumed { dirty_blocks: 2, .. }));
+/// let cp = pt.take()?;
+/// assert_eq!((cp.generation, cp.sequence, cp.dirty_bytes), (first.generation, 2, 8192));
+/// pt.close()?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct PersistentTracker {
     tracker: Arc<Tracker>,
     path: PathBuf,
