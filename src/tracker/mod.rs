@@ -72,8 +72,8 @@ pub use error::TrackerError;
 pub use extent::{Extent, ExtentKind, GenerationId};
 pub use persist::{
     InspectError, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ResetReason,
-    StateFileError, StateFileInfo, StateKind, DEFAULT_SEQUENCE_RESERVATION, TRACKER_STATE_MAJOR,
-    TRACKER_STATE_MINOR,
+    StateFile, StateFileError, StateFileInfo, StateKind, DEFAULT_SEQUENCE_RESERVATION,
+    TRACKER_STATE_MAJOR, TRACKER_STATE_MINOR,
 };
 
 /// Smallest tracking granularity (bytes).

@@ -335,18 +335,7 @@ impl From<TrackerError> for PersistError {
 /// ```
 pub struct PersistentTracker {
     tracker: Arc<Tracker>,
-    path: PathBuf,
-    disk_id: [u8; 16],
-    reserve: u64,
-    file: Mutex<FileState>,
-}
-
-/// What the in-use record on disk says, and whether writing it ever failed.
-struct FileState {
-    generation: GenerationId,
-    committed: u64,
-    reserved: u64,
-    poisoned: bool,
+    state: StateFile,
 }
 
 impl PersistentTracker {
@@ -364,6 +353,101 @@ impl PersistentTracker {
         config: TrackerConfig,
         options: PersistOptions,
     ) -> Result<(PersistentTracker, LoadOutcome), PersistError> {
+        let (tracker, state, outcome) = StateFile::open(path, config, options)?;
+        let pt = PersistentTracker {
+            tracker: Arc::new(tracker),
+            state,
+        };
+        Ok((pt, outcome))
+    }
+
+    /// The tracker, for the I/O threads (`mark_write`, `mark_discard`) and the checkpoint calls
+    /// this handle does not wrap (`extents`, `abort`, `pending`, `stats`, ...).
+    pub fn tracker(&self) -> &Arc<Tracker> {
+        &self.tracker
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> &Path {
+        &self.state.path
+    }
+
+    /// [`Tracker::take`], and before it returns, a durable in-use record whose reservation
+    /// covers the number it issued, when the last one does not (one fsync per `reserve` takes,
+    /// and on a generation change). If that write fails the checkpoint is aborted (its number
+    /// is never used), the handle is poisoned and the error returned. Blocks on file I/O.
+    pub fn take(&self) -> Result<CheckpointInfo, PersistError> {
+        self.state.take(&self.tracker)
+    }
+
+    /// [`Tracker::commit`], then a durable in-use record of it (one fsync). If the record
+    /// cannot be written, the commit has still taken effect in memory; the handle is poisoned
+    /// and the error returned. Blocks on file I/O.
+    pub fn commit(&self, generation: GenerationId, sequence: u64) -> Result<(), PersistError> {
+        self.state.commit(&self.tracker, generation, sequence)
+    }
+
+    /// Saves the state as **clean** and ends the tracker: the dirty set, with a taken but
+    /// uncommitted checkpoint merged back (its number stays spent), the generation, the last
+    /// committed and last issued numbers. The next `open` continues from there.
+    ///
+    /// Every writer must have stopped: this handle must hold the only reference to the tracker,
+    /// else [`PersistError::StillShared`] and nothing is saved (the file stays in use: the next
+    /// open resets). The write is atomic (temporary file, fsync, rename, fsync of the
+    /// directory): a crash or error leaves the old file or the new one, never a mix. Blocks on
+    /// file I/O.
+    pub fn close(self) -> Result<(), PersistError> {
+        let PersistentTracker { tracker, state } = self;
+        if state.file.lock().poisoned {
+            return Err(PersistError::Poisoned);
+        }
+        let tracker = Arc::try_unwrap(tracker).map_err(|t| PersistError::StillShared {
+            others: Arc::strong_count(&t) - 1,
+        })?;
+        state.close(tracker)
+    }
+
+    /// Reads the header of the state file at `path` (checksum, version and every record
+    /// checked), refusing files longer than `max_len` bytes: for tools and tests that look at
+    /// a file without opening a tracker.
+    pub fn inspect(path: impl AsRef<Path>, max_len: u64) -> Result<StateFileInfo, InspectError> {
+        let bytes = read_bounded(path.as_ref(), max_len).map_err(|e| match e {
+            ReadFailure::Io(e) => InspectError::Io(e),
+            ReadFailure::TooLarge { len } => {
+                InspectError::Invalid(StateFileError::TooLarge { len, max: max_len })
+            }
+        })?;
+        file::decode(&bytes, |_| {}).map_err(InspectError::Invalid)
+    }
+}
+
+/// The file half of a [`PersistentTracker`], for a caller that owns its [`Tracker`] by value
+/// (the C ABI, whose handle keeps the tracker inline so that a mark costs no extra pointer
+/// load). Every call must be given the tracker [`StateFile::open`] returned with it; Rust
+/// callers use [`PersistentTracker`], which keeps the two together.
+#[doc(hidden)]
+pub struct StateFile {
+    path: PathBuf,
+    disk_id: [u8; 16],
+    reserve: u64,
+    file: Mutex<FileState>,
+}
+
+/// What the in-use record on disk says, and whether writing it ever failed.
+struct FileState {
+    generation: GenerationId,
+    committed: u64,
+    reserved: u64,
+    poisoned: bool,
+}
+
+impl StateFile {
+    /// [`PersistentTracker::open`], returning the tracker by value.
+    pub fn open(
+        path: impl AsRef<Path>,
+        config: TrackerConfig,
+        options: PersistOptions,
+    ) -> Result<(Tracker, StateFile, LoadOutcome), PersistError> {
         let path = path.as_ref().to_path_buf();
         let tracker = Tracker::new(config.start_clean(true))?;
         let outcome = match load_into(&tracker, &path, &options) {
@@ -381,8 +465,7 @@ impl PersistentTracker {
             let c = tracker.control.lock();
             (c.generation, c.committed, c.issued)
         };
-        let pt = PersistentTracker {
-            tracker: Arc::new(tracker),
+        let state = StateFile {
             path,
             disk_id: options.disk_id,
             reserve,
@@ -394,16 +477,10 @@ impl PersistentTracker {
             }),
         };
         {
-            let f = pt.file.lock();
-            pt.write_in_use(&f)?;
+            let f = state.file.lock();
+            state.write_in_use(&f, &tracker)?;
         }
-        Ok((pt, outcome))
-    }
-
-    /// The tracker, for the I/O threads (`mark_write`, `mark_discard`) and the checkpoint calls
-    /// this handle does not wrap (`extents`, `abort`, `pending`, `stats`, ...).
-    pub fn tracker(&self) -> &Arc<Tracker> {
-        &self.tracker
+        Ok((tracker, state, outcome))
     }
 
     /// The state file's path.
@@ -411,100 +488,69 @@ impl PersistentTracker {
         &self.path
     }
 
-    /// [`Tracker::take`], and before it returns, a durable in-use record whose reservation
-    /// covers the number it issued, when the last one does not (one fsync per `reserve` takes,
-    /// and on a generation change). If that write fails the checkpoint is aborted (its number
-    /// is never used), the handle is poisoned and the error returned. Blocks on file I/O.
-    pub fn take(&self) -> Result<CheckpointInfo, PersistError> {
+    /// [`PersistentTracker::take`] on `tracker`.
+    pub fn take(&self, tracker: &Tracker) -> Result<CheckpointInfo, PersistError> {
         let mut f = self.file.lock();
         if f.poisoned {
             return Err(PersistError::Poisoned);
         }
-        let info = self.tracker.take()?;
+        let info = tracker.take()?;
         if info.generation != f.generation || info.sequence > f.reserved {
             let old = (f.generation, f.committed, f.reserved);
             f.generation = info.generation;
             f.committed = info.from_sequence;
             f.reserved = info.sequence.saturating_add(self.reserve - 1);
-            if let Err(e) = self.write_in_use(&f) {
+            if let Err(e) = self.write_in_use(&f, tracker) {
                 (f.generation, f.committed, f.reserved) = old;
                 f.poisoned = true;
                 // The number is spent in memory and was never handed out: nothing to undo
                 // but the take itself.
-                let _ = self.tracker.abort(info.sequence);
+                let _ = tracker.abort(info.sequence);
                 return Err(e);
             }
         }
         Ok(info)
     }
 
-    /// [`Tracker::commit`], then a durable in-use record of it (one fsync). If the record
-    /// cannot be written, the commit has still taken effect in memory; the handle is poisoned
-    /// and the error returned. Blocks on file I/O.
-    pub fn commit(&self, generation: GenerationId, sequence: u64) -> Result<(), PersistError> {
+    /// [`PersistentTracker::commit`] on `tracker`.
+    pub fn commit(
+        &self,
+        tracker: &Tracker,
+        generation: GenerationId,
+        sequence: u64,
+    ) -> Result<(), PersistError> {
         let mut f = self.file.lock();
         if f.poisoned {
             return Err(PersistError::Poisoned);
         }
-        self.tracker.commit(generation, sequence)?;
+        tracker.commit(generation, sequence)?;
         f.generation = generation;
         f.committed = sequence;
         f.reserved = f.reserved.max(sequence);
-        if let Err(e) = self.write_in_use(&f) {
+        if let Err(e) = self.write_in_use(&f, tracker) {
             f.poisoned = true;
             return Err(e);
         }
         Ok(())
     }
 
-    /// Saves the state as **clean** and ends the tracker: the dirty set, with a taken but
-    /// uncommitted checkpoint merged back (its number stays spent), the generation, the last
-    /// committed and last issued numbers. The next `open` continues from there.
-    ///
-    /// Every writer must have stopped: this handle must hold the only reference to the tracker,
-    /// else [`PersistError::StillShared`] and nothing is saved (the file stays in use: the next
-    /// open resets). The write is atomic (temporary file, fsync, rename, fsync of the
-    /// directory): a crash or error leaves the old file or the new one, never a mix. Blocks on
-    /// file I/O.
-    pub fn close(self) -> Result<(), PersistError> {
-        let PersistentTracker {
-            tracker,
-            path,
-            disk_id,
-            file,
-            ..
-        } = self;
-        if file.lock().poisoned {
+    /// [`PersistentTracker::close`]: `tracker` by value, so no other reference can mark.
+    pub fn close(self, tracker: Tracker) -> Result<(), PersistError> {
+        if self.file.lock().poisoned {
             return Err(PersistError::Poisoned);
         }
-        let tracker = Arc::try_unwrap(tracker).map_err(|t| PersistError::StillShared {
-            others: Arc::strong_count(&t) - 1,
-        })?;
-        let bytes = tracker.encode_clean(disk_id);
-        write_durably(&path, &bytes)
+        let bytes = tracker.encode_clean(self.disk_id);
+        write_durably(&self.path, &bytes)
     }
 
-    /// Reads the header of the state file at `path` (checksum, version and every record
-    /// checked), refusing files longer than `max_len` bytes: for tools and tests that look at
-    /// a file without opening a tracker.
-    pub fn inspect(path: impl AsRef<Path>, max_len: u64) -> Result<StateFileInfo, InspectError> {
-        let bytes = read_bounded(path.as_ref(), max_len).map_err(|e| match e {
-            ReadFailure::Io(e) => InspectError::Io(e),
-            ReadFailure::TooLarge { len } => {
-                InspectError::Invalid(StateFileError::TooLarge { len, max: max_len })
-            }
-        })?;
-        file::decode(&bytes, |_| {}).map_err(InspectError::Invalid)
-    }
-
-    fn write_in_use(&self, f: &FileState) -> Result<(), PersistError> {
+    fn write_in_use(&self, f: &FileState, tracker: &Tracker) -> Result<(), PersistError> {
         let s = State {
             kind: StateKind::InUse,
             disk_id: self.disk_id,
             generation: f.generation,
             committed: f.committed,
             issued: f.reserved,
-            geometry: self.tracker.geometry(),
+            geometry: tracker.geometry(),
         };
         write_durably(&self.path, &file::encode(&s, []))
     }
