@@ -677,7 +677,7 @@ fn a_kill_between_take_and_commit_never_reissues_a_number_for_another_set() {
             .stderr(fs::File::create(&err_path).unwrap())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(5 + rng.below(120)));
+        std::thread::sleep(Duration::from_millis(20 + rng.below(200)));
         if let Some(status) = child.try_wait().unwrap() {
             panic!(
                 "kill {i}: the child exited by itself ({status}):\n{}",

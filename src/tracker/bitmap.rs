@@ -722,6 +722,48 @@ mod tests {
 }
 
 #[cfg(all(test, not(loom)))]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_pairs_live_halves_keeps_kinds_and_drains_nothing() {
+        let live = LiveMap::new(300_000).unwrap();
+        live.mark_range(3, 3, None);
+        live.mark_range(40, 100, Some((40, 100)));
+        live.mark_range(70, 70, None);
+        live.mark_range(299_999, 299_999, None);
+        let mut words = Vec::new();
+        live.for_each_dirty_word(|w, d, disc| words.push((w, d, disc)));
+        let bits = |lo: u32, hi: u32| bit_range(lo, hi);
+        assert_eq!(
+            words,
+            vec![
+                (0, (1 << 3) | bits(40, 63), bits(40, 63)),
+                (1, bits(0, 36), bits(0, 36) & !(1 << 6)),
+                (299_999 / 64, 1 << (299_999 % 64), 0),
+            ]
+        );
+        // Loads only: a take still gets everything.
+        let mut frozen = FrozenMap::new(Shape::new(300_000)).unwrap();
+        assert_eq!(live.drain_into(&mut frozen, 300_000).blocks, 63);
+        let mut after = Vec::new();
+        live.for_each_dirty_word(|w, d, disc| after.push((w, d, disc)));
+        assert!(
+            after.is_empty(),
+            "stale summary bits are skipped: {after:?}"
+        );
+        // Restoring the snapshot into an empty map gives the same snapshot back.
+        let restored = LiveMap::new(300_000).unwrap();
+        for &(w, d, disc) in &words {
+            restored.merge_word(w, d, disc);
+        }
+        let mut again = Vec::new();
+        restored.for_each_dirty_word(|w, d, disc| again.push((w, d, disc)));
+        assert_eq!(again, words);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod discard_tests {
     use super::*;
 
