@@ -447,6 +447,11 @@ enum blockdelta_result
    */
   BLOCKDELTA_RESULT_TRACKER_STATE_POISONED = 109,
   /**
+   * Tracker: another tracker, in this process or another, has the state file open (its
+   * lock file `<path>.lock` is locked).
+   */
+  BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED = 110,
+  /**
    * Stream: a frame or the stream header does not start with the blockdelta magic.
    */
   BLOCKDELTA_RESULT_STREAM_BAD_MAGIC = 200,
@@ -2695,7 +2700,8 @@ const char *blockdelta_tracker_load_reason_name(uint32_t reason);
  * On success `*tracker_out` receives a tracker owned by the caller, used like one from
  * `blockdelta_tracker_new` (`take` and `commit` also record to the file); end it with
  * `blockdelta_tracker_close` (`blockdelta_tracker_free` leaves the file in use: the next load
- * resets). On failure (bad geometry, the in-use record cannot be written:
+ * resets). On failure (bad geometry; another tracker has this state file open:
+ * `BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED`; the in-use record cannot be written:
  * `BLOCKDELTA_RESULT_TRACKER_STATE_IO`) nothing is written to the outputs and
  * `blockdelta_last_error` says why. Allocates; blocks on file I/O and fsync; any thread.
  */

@@ -488,6 +488,31 @@ fn a_run_that_did_not_close_is_never_trusted_and_says_how_far_it_got() {
 }
 
 #[test]
+fn one_state_file_is_open_in_one_tracker_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tracker.state");
+    let (pt, _) = open(&path);
+    match PersistentTracker::open(&path, config(), PersistOptions::new(ID)) {
+        Err(PersistError::Locked { path: lock }) => {
+            assert_eq!(lock, dir.path().join("tracker.state.lock"))
+        }
+        Err(e) => panic!("{e}"),
+        Ok((_, o)) => panic!("a second tracker opened the state file: {o:?}"),
+    }
+    // The first one was not disturbed: its clean close is what the next open resumes.
+    let (info, _) = take_all(&pt);
+    pt.close().unwrap();
+    let (pt, outcome) = open(&path);
+    assert!(
+        matches!(outcome, LoadOutcome::Resumed { generation, issued: 1, .. } if generation == info.generation)
+    );
+    // Dropped without close (a crash): the lock goes with it.
+    drop(pt);
+    let (_, outcome) = open(&path);
+    assert!(matches!(reason(&outcome), ResetReason::Unclean { .. }));
+}
+
+#[test]
 fn close_refuses_while_writers_hold_the_tracker() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tracker.state");

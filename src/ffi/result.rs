@@ -57,6 +57,9 @@ pub enum blockdelta_result {
     /// Tracker: an earlier write of the tracker's state file failed; nothing more is recorded
     /// (take and commit through this handle are refused). Close it; the next load resets.
     TrackerStatePoisoned = 109,
+    /// Tracker: another tracker, in this process or another, has the state file open (its
+    /// lock file `<path>.lock` is locked).
+    TrackerStateLocked = 110,
 
     /// Stream: a frame or the stream header does not start with the blockdelta magic.
     StreamBadMagic = 200,
@@ -225,6 +228,7 @@ impl blockdelta_result {
             TrackerLineageRejected => c"BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED",
             TrackerStateIo => c"BLOCKDELTA_RESULT_TRACKER_STATE_IO",
             TrackerStatePoisoned => c"BLOCKDELTA_RESULT_TRACKER_STATE_POISONED",
+            TrackerStateLocked => c"BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED",
             StreamBadMagic => c"BLOCKDELTA_RESULT_STREAM_BAD_MAGIC",
             StreamUnsupportedVersion => c"BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_VERSION",
             StreamUnknownRequiredFeature => c"BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_FEATURE",
@@ -318,6 +322,7 @@ impl blockdelta_result {
             TrackerLineageRejected,
             TrackerStateIo,
             TrackerStatePoisoned,
+            TrackerStateLocked,
             StreamBadMagic,
             StreamUnsupportedVersion,
             StreamUnknownRequiredFeature,

@@ -42,6 +42,7 @@ impl ToResult for PersistError {
             PersistError::Tracker(e) => e.to_result(),
             PersistError::Io { .. } => blockdelta_result::TrackerStateIo,
             PersistError::Poisoned => blockdelta_result::TrackerStatePoisoned,
+            PersistError::Locked { .. } => blockdelta_result::TrackerStateLocked,
             // The C handle owns its tracker by value: `close` cannot find it shared.
             PersistError::StillShared { .. } => blockdelta_result::InvalidArgument,
             // `PersistError` is non-exhaustive only for other crates; a new variant must get
@@ -327,7 +328,8 @@ pub extern "C" fn blockdelta_tracker_load_reason_name(reason: u32) -> *const c_c
 /// On success `*tracker_out` receives a tracker owned by the caller, used like one from
 /// `blockdelta_tracker_new` (`take` and `commit` also record to the file); end it with
 /// `blockdelta_tracker_close` (`blockdelta_tracker_free` leaves the file in use: the next load
-/// resets). On failure (bad geometry, the in-use record cannot be written:
+/// resets). On failure (bad geometry; another tracker has this state file open:
+/// `BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED`; the in-use record cannot be written:
 /// `BLOCKDELTA_RESULT_TRACKER_STATE_IO`) nothing is written to the outputs and
 /// `blockdelta_last_error` says why. Allocates; blocks on file I/O and fsync; any thread.
 #[no_mangle]

@@ -89,6 +89,14 @@ int main(void) {
   CHECK(memcmp(cp.generation, gen, 16) == 0 && cp.sequence == 3 && cp.from_sequence == 1);
   CHECK(cp.dirty_blocks == 5);
 
+  /* One tracker per state file at a time. */
+  {
+    blockdelta_tracker *second = NULL;
+    reason = 99;
+    CHECK_RC(load(path, NULL, 0, &second, &reason), BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED);
+    CHECK(second == NULL && reason == 99);
+  }
+
   /* A crash (freed without close): never trusted. */
   blockdelta_tracker_free(t);
   CHECK_RC(load(path, NULL, 0, &t, &reason), BLOCKDELTA_RESULT_OK);
@@ -137,7 +145,10 @@ int main(void) {
   CHECK_RC(blockdelta_tracker_close(none), BLOCKDELTA_RESULT_OK);
   CHECK(strcmp(blockdelta_tracker_load_reason_name(1000), "BLOCKDELTA_TRACKER_LOAD_UNKNOWN") == 0);
 
+  char lock_path[112];
+  snprintf(lock_path, sizeof lock_path, "%s.lock", path);
   unlink(path);
+  unlink(lock_path);
   rmdir(dir);
   if (failures) {
     fprintf(stderr, "tracker_state.c: %d check(s) failed\n", failures);

@@ -255,6 +255,12 @@ pub enum PersistError {
     /// An earlier write of the state file failed: the file may not say what the tracker did,
     /// so the handle records nothing more. Drop it; the next open starts a new generation.
     Poisoned,
+    /// Another tracker (in this process or another) has the state file open: two trackers
+    /// on one state file would each take the other's clean state for its own.
+    Locked {
+        /// The lock file (`<path>.lock`).
+        path: PathBuf,
+    },
     /// `close` while other references to the tracker exist (writers may still mark): the
     /// state was not saved as clean; the next open starts a new generation.
     StillShared {
@@ -273,6 +279,11 @@ impl fmt::Display for PersistError {
             PersistError::Poisoned => write!(
                 f,
                 "an earlier write of the state file failed: the handle is poisoned (drop it and open again)"
+            ),
+            PersistError::Locked { path } => write!(
+                f,
+                "the tracker state file is open in another tracker ({} is locked)",
+                path.display()
             ),
             PersistError::StillShared { others } => write!(
                 f,
@@ -431,6 +442,8 @@ pub struct StateFile {
     disk_id: [u8; 16],
     reserve: u64,
     file: Mutex<FileState>,
+    /// `<path>.lock`, flock(2)ed for this handle's life.
+    _lock: fs::File,
 }
 
 /// What the in-use record on disk says, and whether writing it ever failed.
@@ -450,6 +463,7 @@ impl StateFile {
     ) -> Result<(Tracker, StateFile, LoadOutcome), PersistError> {
         let path = path.as_ref().to_path_buf();
         let tracker = Tracker::new(config.start_clean(true))?;
+        let lock = lock(&path)?;
         let outcome = match load_into(&tracker, &path, &options) {
             Ok(outcome) => outcome,
             Err(reason) => {
@@ -475,6 +489,7 @@ impl StateFile {
                 reserved: issued.saturating_add(reserve),
                 poisoned: false,
             }),
+            _lock: lock,
         };
         {
             let f = state.file.lock();
@@ -808,9 +823,56 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
         .map_err(io("fsync the directory", dir))
 }
 
+/// Takes the lock of the state file at `path`: an exclusive flock(2) on `<path>.lock` (created
+/// if missing, never removed: removing a lock file races with its next user), held while the
+/// returned file is open.
+fn lock(path: &Path) -> Result<fs::File, PersistError> {
+    use std::os::unix::io::AsRawFd;
+    let lock_path = sibling(path, ".lock");
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|source| PersistError::Io {
+            op: "open the lock file",
+            path: lock_path.clone(),
+            source,
+        })?;
+    // A lock released a moment ago may still be held by a copy of its descriptor in a child
+    // that this process forked and that has not yet exec'd (descriptors are close-on-exec):
+    // retry for up to about 100 ms before reporting the file as taken.
+    for attempt in 0.. {
+        // SAFETY: flock on a file descriptor we own and keep open; no memory is involved.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            break;
+        }
+        let source = io::Error::last_os_error();
+        if source.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(PersistError::Io {
+                op: "lock",
+                path: lock_path,
+                source,
+            });
+        }
+        if attempt == 50 {
+            return Err(PersistError::Locked { path: lock_path });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Ok(f)
+}
+
 /// `<path>.tmp`, in the same directory (so that the rename is atomic).
 fn temp_path(path: &Path) -> PathBuf {
+    sibling(path, ".tmp")
+}
+
+/// `path` with `suffix` appended to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+    name.push(suffix);
     path.with_file_name(name)
 }
