@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use blockdelta::tracker::{StateFileError, StateKind};
 use blockdelta::{
-    CheckpointInfo, Extent, GenerationId, LoadOutcome, PersistError, PersistOptions,
+    CheckpointInfo, Extent, ExtentKind, GenerationId, LoadOutcome, PersistError, PersistOptions,
     PersistentTracker, ResetReason, TrackerConfig,
 };
 
@@ -845,4 +845,131 @@ fn the_committed_vector_is_what_close_writes_and_loads_as_documented() {
 #[ignore]
 fn regenerate_tracker_vector() {
     build_vector(Path::new(VECTOR));
+}
+
+// ---- model check: any history of marks, checkpoints and clean restarts ------------------------
+
+mod model {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    pub enum Op {
+        Write(u64, u64),
+        Discard(u64, u64),
+        Take,
+        Commit,
+        Abort,
+        Restart,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let range = (0..BLOCKS, 1..40u64).prop_map(|(b, n)| (b, n.min(BLOCKS - b)));
+        prop_oneof![
+            4 => range.clone().prop_map(|(b, n)| Op::Write(b, n)),
+            2 => range.prop_map(|(b, n)| Op::Discard(b, n)),
+            2 => Just(Op::Take),
+            1 => Just(Op::Commit),
+            1 => Just(Op::Abort),
+            1 => Just(Op::Restart),
+        ]
+    }
+
+    type Set = BTreeMap<u64, ExtentKind>;
+
+    /// The blocks of `set` as coalesced extents, as the tracker reports them.
+    fn extents_of(set: &Set) -> Vec<Extent> {
+        let mut out: Vec<Extent> = Vec::new();
+        for (&b, &k) in set {
+            match out.last_mut() {
+                Some(e) if e.offset + e.len == b * BLOCK && e.kind == k => e.len += BLOCK,
+                _ => out.push(Extent {
+                    kind: k,
+                    ..Extent::new(b * BLOCK, BLOCK)
+                }),
+            }
+        }
+        out
+    }
+
+    /// Runs `ops` against a persistent tracker restarted cleanly at every `Restart`, and
+    /// against a model: every take holds exactly the model's set, numbered on from the same
+    /// generation.
+    pub fn check(ops: &[Op]) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tracker.state");
+        let (mut pt, _) = open(&path);
+        // The first take of a new generation is everything; commit it to start from clean.
+        let (first, _) = take_all(&pt);
+        pt.commit(first.generation, first.sequence).unwrap();
+        let (mut live, mut pending): (Set, Option<(u64, Set)>) = (Set::new(), None);
+        let (mut issued, mut committed) = (1, 1);
+        for op in ops {
+            match *op {
+                Op::Write(b, n) => {
+                    pt.tracker().mark_write(b * BLOCK, n * BLOCK).unwrap();
+                    live.extend((b..b + n).map(|x| (x, ExtentKind::Write)));
+                }
+                Op::Discard(b, n) => {
+                    pt.tracker().mark_discard(b * BLOCK, n * BLOCK).unwrap();
+                    live.extend((b..b + n).map(|x| (x, ExtentKind::Discard)));
+                }
+                Op::Take if pending.is_none() => {
+                    let (info, extents) = take_all(&pt);
+                    issued += 1;
+                    assert_eq!(info.generation, first.generation);
+                    assert_eq!((info.sequence, info.from_sequence), (issued, committed));
+                    assert_eq!(extents, extents_of(&live), "take {issued}");
+                    pending = Some((info.sequence, std::mem::take(&mut live)));
+                }
+                Op::Take => {}
+                Op::Commit => {
+                    if let Some((seq, _)) = pending.take() {
+                        pt.commit(first.generation, seq).unwrap();
+                        committed = seq;
+                    }
+                }
+                Op::Abort => {
+                    if let Some((seq, set)) = pending.take() {
+                        pt.tracker().abort(seq).unwrap();
+                        for (b, k) in set {
+                            live.entry(b).or_insert(k);
+                        }
+                    }
+                }
+                Op::Restart => {
+                    pt.close().unwrap();
+                    if let Some((_, set)) = pending.take() {
+                        for (b, k) in set {
+                            live.entry(b).or_insert(k);
+                        }
+                    }
+                    let (next, outcome) = open(&path);
+                    assert_eq!(
+                        outcome,
+                        LoadOutcome::Resumed {
+                            generation: first.generation,
+                            committed,
+                            issued,
+                            dirty_blocks: live.len() as u64,
+                        }
+                    );
+                    pt = next;
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn every_take_after_clean_restarts_is_exactly_what_changed(
+            ops in proptest::collection::vec(op(), 1..40)
+        ) {
+            check(&ops);
+        }
+    }
 }
