@@ -50,7 +50,9 @@ pub use file::{
 /// takes).
 pub const DEFAULT_SEQUENCE_RESERVATION: u64 = 16;
 
-/// How to open a persistent tracker.
+/// How to open a persistent tracker. Build it with [`PersistOptions::new`] (fields may be
+/// added).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PersistOptions {
     /// The disk's identity, chosen by the caller (a UUID, a hash of the device's serial): a
@@ -617,8 +619,8 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadFailure> {
     Ok(bytes)
 }
 
-/// Loads a trusted state into `tracker` (built clean, in a fresh generation), or says why not.
-/// On `Err` the tracker may hold part of the file's dirty set: the caller resets it.
+/// Loads a trusted state into `tracker` (built clean, in a fresh generation), or says why not
+/// (then nothing was applied; the caller resets the tracker all the same).
 fn load_into(
     tracker: &Tracker,
     path: &Path,
@@ -641,9 +643,7 @@ fn load_into(
             return Err(ResetReason::Invalid(StateFileError::TooLarge { len, max }))
         }
     };
-    // Checked before any record is applied: the header precedes the records, and a record is
-    // applied only after itself and the header were checked. A later fault (a bad record, the
-    // checksum is checked first) makes the caller reset everything applied.
+    // First pass: every byte checked (checksum, header, each record), nothing applied.
     let info = file::decode(&bytes, |_| {}).map_err(ResetReason::Invalid)?;
     if info.disk_id != options.disk_id {
         return Err(ResetReason::ForeignDisk {
@@ -684,8 +684,8 @@ fn load_into(
             });
         }
     }
-    // Decoded once more, now applying: the bytes were fully checked above, so this cannot
-    // fail halfway.
+    // Second pass, applying: the same bytes passed every check above, so it cannot fail
+    // halfway.
     file::decode(&bytes, |r| {
         for w in r.first..r.first + r.count {
             tracker.live.merge_word(w as usize, r.dirty, r.discard);
