@@ -1,7 +1,8 @@
 //! blockdelta: the data engine of disaster-recovery replication.
 //!
 //! - [`tracker`]: change-block tracking. Called on every write by block drivers and agents;
-//!   lock-free, allocation-free, and loud about lost continuity.
+//!   lock-free, allocation-free, and loud about lost continuity. [`PersistentTracker`] keeps
+//!   its state across clean restarts (`docs/TRACKER.md`).
 //! - [`stream`]: the delta stream: encoder, decoder and applier for checksummed, compressed,
 //!   encrypted deltas.
 //! - [`support`]: the replication support matrix as data, with queries and validators.
