@@ -2672,69 +2672,6 @@ blockdelta_result blockdelta_tracker_new(uint64_t disk_size,
 void blockdelta_tracker_free(struct blockdelta_tracker *tracker);
 
 /**
- * The name of a `blockdelta_tracker_load` reason (`"BLOCKDELTA_TRACKER_LOAD_UNCLEAN"`), as a
- * static NUL-terminated string owned by the library; `"BLOCKDELTA_TRACKER_LOAD_UNKNOWN"` for
- * other numbers. Never NULL; never blocks; any thread.
- */
-const char *blockdelta_tracker_load_reason_name(uint32_t reason);
-
-/**
- * Creates a tracker whose state survives a clean restart, from the state file at `path` (a
- * NUL-terminated path; layout and protocol in `docs/TRACKER.md`).
- *
- * The geometry arguments are those of `blockdelta_tracker_new` (there is no start-clean flag:
- * the state comes from the file or every block is dirty). `disk_id` points to the disk's
- * 16-byte identity (copied): a file written for another id is not trusted.
- * `replica_generation` is NULL, or points to the 16-byte generation the replica reports
- * (copied) with `replica_sequence` its sequence: a state the replica cannot continue from is
- * not trusted. `flags` must be 0 (`BLOCKDELTA_RESULT_INVALID_ARGUMENT` otherwise).
- *
- * If the file is clean and trusted, the tracker continues its generation and sequence
- * numbers and its dirty set (a taken but uncommitted checkpoint's blocks included):
- * `*reason_out` receives `BLOCKDELTA_TRACKER_LOAD_RESUMED`. Otherwise the tracker starts a new
- * generation with every block dirty (a full resync) and `*reason_out` receives why
- * (`BLOCKDELTA_TRACKER_LOAD_MISSING`, `_UNCLEAN`, ...; `blockdelta_tracker_load_reason_name`).
- * Before returning, the file is durably replaced by an in-use record, so that a crash from
- * now on makes the next load reset: only `blockdelta_tracker_close` writes a clean state.
- *
- * On success `*tracker_out` receives a tracker owned by the caller, used like one from
- * `blockdelta_tracker_new` (`take` and `commit` also record to the file); end it with
- * `blockdelta_tracker_close` (`blockdelta_tracker_free` leaves the file in use: the next load
- * resets). On failure (bad geometry; another tracker has this state file open:
- * `BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED`; the in-use record cannot be written:
- * `BLOCKDELTA_RESULT_TRACKER_STATE_IO`) nothing is written to the outputs and
- * `blockdelta_last_error` says why. Allocates; blocks on file I/O and fsync; any thread.
- */
-blockdelta_result blockdelta_tracker_load(const char *path,
-                                          uint64_t disk_size,
-                                          uint32_t sector_size,
-                                          uint32_t granularity,
-                                          uint64_t memory_budget,
-                                          uint64_t capacity,
-                                          const uint8_t *disk_id,
-                                          const uint8_t *replica_generation,
-                                          uint64_t replica_sequence,
-                                          uint32_t flags,
-                                          struct blockdelta_tracker **tracker_out,
-                                          uint32_t *reason_out);
-
-/**
- * Ends a tracker: for one from `blockdelta_tracker_load`, first writes its **clean** state
- * (the dirty set with a taken but uncommitted checkpoint merged back, the generation, the last
- * committed and last issued numbers) atomically to its state file (temporary file, fsync,
- * rename, fsync of the directory), so that the next load continues from there. Then frees the
- * tracker, whatever the outcome (NULL is a no-op returning `BLOCKDELTA_RESULT_OK`; for a
- * tracker from `blockdelta_tracker_new` this is `blockdelta_tracker_free`).
- *
- * Every writer must have stopped: no other call on this tracker may be running or follow (a
- * mark after the clean state is written would be lost at the next restart). A failed write
- * is `BLOCKDELTA_RESULT_TRACKER_STATE_IO` (or `_STATE_POISONED` after an earlier failure): the
- * file then says "in use" or is the previous one, and the next load resets. Blocks on file
- * I/O and fsync; any thread.
- */
-blockdelta_result blockdelta_tracker_close(struct blockdelta_tracker *tracker);
-
-/**
  * Records that `len` bytes at `offset` were written. Call it when the write completes.
  *
  * Lock-free: never blocks, never allocates, no system call; any number of threads at once.
@@ -2909,6 +2846,69 @@ blockdelta_result blockdelta_tracker_last_error(const struct blockdelta_tracker 
                                                 char *buf,
                                                 size_t cap,
                                                 size_t *len_out);
+
+/**
+ * The name of a `blockdelta_tracker_load` reason (`"BLOCKDELTA_TRACKER_LOAD_UNCLEAN"`), as a
+ * static NUL-terminated string owned by the library; `"BLOCKDELTA_TRACKER_LOAD_UNKNOWN"` for
+ * other numbers. Never NULL; never blocks; any thread.
+ */
+const char *blockdelta_tracker_load_reason_name(uint32_t reason);
+
+/**
+ * Creates a tracker whose state survives a clean restart, from the state file at `path` (a
+ * NUL-terminated path; layout and protocol in `docs/TRACKER.md`).
+ *
+ * The geometry arguments are those of `blockdelta_tracker_new` (there is no start-clean flag:
+ * the state comes from the file or every block is dirty). `disk_id` points to the disk's
+ * 16-byte identity (copied): a file written for another id is not trusted.
+ * `replica_generation` is NULL, or points to the 16-byte generation the replica reports
+ * (copied) with `replica_sequence` its sequence: a state the replica cannot continue from is
+ * not trusted. `flags` must be 0 (`BLOCKDELTA_RESULT_INVALID_ARGUMENT` otherwise).
+ *
+ * If the file is clean and trusted, the tracker continues its generation and sequence
+ * numbers and its dirty set (a taken but uncommitted checkpoint's blocks included):
+ * `*reason_out` receives `BLOCKDELTA_TRACKER_LOAD_RESUMED`. Otherwise the tracker starts a new
+ * generation with every block dirty (a full resync) and `*reason_out` receives why
+ * (`BLOCKDELTA_TRACKER_LOAD_MISSING`, `_UNCLEAN`, ...; `blockdelta_tracker_load_reason_name`).
+ * Before returning, the file is durably replaced by an in-use record, so that a crash from
+ * now on makes the next load reset: only `blockdelta_tracker_close` writes a clean state.
+ *
+ * On success `*tracker_out` receives a tracker owned by the caller, used like one from
+ * `blockdelta_tracker_new` (`take` and `commit` also record to the file); end it with
+ * `blockdelta_tracker_close` (`blockdelta_tracker_free` leaves the file in use: the next load
+ * resets). On failure (bad geometry; another tracker has this state file open:
+ * `BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED`; the in-use record cannot be written:
+ * `BLOCKDELTA_RESULT_TRACKER_STATE_IO`) nothing is written to the outputs and
+ * `blockdelta_last_error` says why. Allocates; blocks on file I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_tracker_load(const char *path,
+                                          uint64_t disk_size,
+                                          uint32_t sector_size,
+                                          uint32_t granularity,
+                                          uint64_t memory_budget,
+                                          uint64_t capacity,
+                                          const uint8_t *disk_id,
+                                          const uint8_t *replica_generation,
+                                          uint64_t replica_sequence,
+                                          uint32_t flags,
+                                          struct blockdelta_tracker **tracker_out,
+                                          uint32_t *reason_out);
+
+/**
+ * Ends a tracker: for one from `blockdelta_tracker_load`, first writes its **clean** state
+ * (the dirty set with a taken but uncommitted checkpoint merged back, the generation, the last
+ * committed and last issued numbers) atomically to its state file (temporary file, fsync,
+ * rename, fsync of the directory), so that the next load continues from there. Then frees the
+ * tracker, whatever the outcome (NULL is a no-op returning `BLOCKDELTA_RESULT_OK`; for a
+ * tracker from `blockdelta_tracker_new` this is `blockdelta_tracker_free`).
+ *
+ * Every writer must have stopped: no other call on this tracker may be running or follow (a
+ * mark after the clean state is written would be lost at the next restart). A failed write
+ * is `BLOCKDELTA_RESULT_TRACKER_STATE_IO` (or `_STATE_POISONED` after an earlier failure): the
+ * file then says "in use" or is the previous one, and the next load resets. Blocks on file
+ * I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_tracker_close(struct blockdelta_tracker *tracker);
 
 /**
  * The library's version as a static NUL-terminated string, e.g. `"0.3.0"`, owned by the library.
