@@ -58,7 +58,9 @@ pub use outcome::{
 /// [`PersistentTracker::take`] and [`PersistentTracker::commit`] on this handle (they record
 /// the sequence reservation and the commit), the other checkpoint calls (`extents`, `abort`)
 /// on the tracker. At shutdown, stop the writers, drop their clones, and
-/// [`PersistentTracker::close`].
+/// [`PersistentTracker::close`]; close on error paths too: dropping the handle without
+/// `close` counts as a crash (the next open resets), and `Drop` deliberately saves nothing (a
+/// drop during a panic may follow a write that completed without its mark).
 ///
 /// ```
 /// use blockdelta::{LoadOutcome, PersistOptions, PersistentTracker, TrackerConfig};
