@@ -292,6 +292,58 @@
 #define BLOCKDELTA_TRACKER_START_CLEAN 1
 
 /**
+ * `*reason_out` of `blockdelta_tracker_load`: the state file was trusted; the generation and
+ * the sequence numbers continue.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_RESUMED 0
+
+/**
+ * `*reason_out` of `blockdelta_tracker_load`: new generation, every block dirty; there was no
+ * state file.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_MISSING 1
+
+/**
+ * ... the state file could not be read.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_UNREADABLE 2
+
+/**
+ * ... the state file is invalid: torn, damaged, another format or an unknown major version.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_INVALID 3
+
+/**
+ * ... the state file belongs to another disk id.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_FOREIGN_DISK 4
+
+/**
+ * ... the geometry (disk size, capacity, sector or block size) changed.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_GEOMETRY_CHANGED 5
+
+/**
+ * ... the last run did not close cleanly (crash, kill): marks may be missing from the file.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_UNCLEAN 6
+
+/**
+ * ... the replica is in another generation than the state file.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_REPLICA_GENERATION 7
+
+/**
+ * ... the replica is at a number the state never issued (the file is older than the replica).
+ */
+#define BLOCKDELTA_TRACKER_LOAD_REPLICA_AHEAD 8
+
+/**
+ * ... the replica is behind the state's last commit.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_REPLICA_BEHIND 9
+
+/**
  * Major version of the headers; compare with `blockdelta_version()` at run time.
  */
 #define BLOCKDELTA_VERSION_MAJOR 0
@@ -383,6 +435,22 @@ enum blockdelta_result
    * issued twice), or the sequence is `UINT64_MAX`. Nothing changed.
    */
   BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED = 107,
+  /**
+   * Tracker: writing the tracker's state file failed (`blockdelta_tracker_load`, or `take`,
+   * `commit` or `close` of a loaded tracker). From `take`, `commit` or `close` it poisons the
+   * state file: the next load starts a new generation.
+   */
+  BLOCKDELTA_RESULT_TRACKER_STATE_IO = 108,
+  /**
+   * Tracker: an earlier write of the tracker's state file failed; nothing more is recorded
+   * (take and commit through this handle are refused). Close it; the next load resets.
+   */
+  BLOCKDELTA_RESULT_TRACKER_STATE_POISONED = 109,
+  /**
+   * Tracker: another tracker, in this process or another, has the state file open (its
+   * lock file `<path>.lock` is locked).
+   */
+  BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED = 110,
   /**
    * Stream: a frame or the stream header does not start with the blockdelta magic.
    */
@@ -2646,6 +2714,11 @@ blockdelta_result blockdelta_tracker_lose_continuity(const struct blockdelta_tra
  * Freezes the blocks changed since the last commit into a taken checkpoint, described in
  * `*checkpoint_out`. Writes continue into a new set. Only one checkpoint may be taken at a time
  * (`BLOCKDELTA_RESULT_TRACKER_TAKE_IN_PROGRESS`). Control path: no allocation; any thread.
+ *
+ * A tracker from `blockdelta_tracker_load` also records, before returning, a durable sequence
+ * reservation in its state file when the number passes the last one (one fsync per 16 takes);
+ * if that write fails the checkpoint is aborted and `BLOCKDELTA_RESULT_TRACKER_STATE_IO`
+ * returned (the state file is poisoned), so may block on file I/O.
  */
 blockdelta_result blockdelta_tracker_take(const struct blockdelta_tracker *tracker,
                                           struct blockdelta_checkpoint *checkpoint_out);
@@ -2677,6 +2750,10 @@ blockdelta_result blockdelta_tracker_extents(const struct blockdelta_tracker *tr
  * `generation` points to 16 bytes (read during the call only). A generation or sequence other
  * than the taken checkpoint's is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT` (nothing changes);
  * none taken is `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
+ *
+ * A tracker from `blockdelta_tracker_load` then records the commit in its state file (one
+ * fsync; blocks on file I/O). If that write fails the commit still took effect in memory and
+ * `BLOCKDELTA_RESULT_TRACKER_STATE_IO` is returned (the state file is poisoned).
  */
 blockdelta_result blockdelta_tracker_commit(const struct blockdelta_tracker *tracker,
                                             const uint8_t *generation,
@@ -2777,6 +2854,69 @@ blockdelta_result blockdelta_tracker_last_error(const struct blockdelta_tracker 
                                                 char *buf,
                                                 size_t cap,
                                                 size_t *len_out);
+
+/**
+ * The name of a `blockdelta_tracker_load` reason (`"BLOCKDELTA_TRACKER_LOAD_UNCLEAN"`), as a
+ * static NUL-terminated string owned by the library; `"BLOCKDELTA_TRACKER_LOAD_UNKNOWN"` for
+ * other numbers. Never NULL; never blocks; any thread.
+ */
+const char *blockdelta_tracker_load_reason_name(uint32_t reason);
+
+/**
+ * Creates a tracker whose state survives a clean restart, from the state file at `path` (a
+ * NUL-terminated path; layout and protocol in `docs/TRACKER.md`).
+ *
+ * The geometry arguments are those of `blockdelta_tracker_new` (there is no start-clean flag:
+ * the state comes from the file or every block is dirty). `disk_id` points to the disk's
+ * 16-byte identity (copied): a file written for another id is not trusted.
+ * `replica_generation` is NULL, or points to the 16-byte generation the replica reports
+ * (copied) with `replica_sequence` its sequence: a state the replica cannot continue from is
+ * not trusted. `flags` must be 0 (`BLOCKDELTA_RESULT_INVALID_ARGUMENT` otherwise).
+ *
+ * If the file is clean and trusted, the tracker continues its generation and sequence
+ * numbers and its dirty set (a taken but uncommitted checkpoint's blocks included):
+ * `*reason_out` receives `BLOCKDELTA_TRACKER_LOAD_RESUMED`. Otherwise the tracker starts a new
+ * generation with every block dirty (a full resync) and `*reason_out` receives why
+ * (`BLOCKDELTA_TRACKER_LOAD_MISSING`, `_UNCLEAN`, ...; `blockdelta_tracker_load_reason_name`).
+ * Before returning, the file is durably replaced by an in-use record, so that a crash from
+ * now on makes the next load reset: only `blockdelta_tracker_close` writes a clean state.
+ *
+ * On success `*tracker_out` receives a tracker owned by the caller, used like one from
+ * `blockdelta_tracker_new` (`take` and `commit` also record to the file); end it with
+ * `blockdelta_tracker_close` (`blockdelta_tracker_free` leaves the file in use: the next load
+ * resets). On failure (bad geometry; another tracker has this state file open:
+ * `BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED`; the in-use record cannot be written:
+ * `BLOCKDELTA_RESULT_TRACKER_STATE_IO`) nothing is written to the outputs and
+ * `blockdelta_last_error` says why. Allocates; blocks on file I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_tracker_load(const char *path,
+                                          uint64_t disk_size,
+                                          uint32_t sector_size,
+                                          uint32_t granularity,
+                                          uint64_t memory_budget,
+                                          uint64_t capacity,
+                                          const uint8_t *disk_id,
+                                          const uint8_t *replica_generation,
+                                          uint64_t replica_sequence,
+                                          uint32_t flags,
+                                          struct blockdelta_tracker **tracker_out,
+                                          uint32_t *reason_out);
+
+/**
+ * Ends a tracker: for one from `blockdelta_tracker_load`, first writes its **clean** state
+ * (the dirty set with a taken but uncommitted checkpoint merged back, the generation, the last
+ * committed and last issued numbers) atomically to its state file (temporary file, fsync,
+ * rename, fsync of the directory), so that the next load continues from there. Then frees the
+ * tracker, whatever the outcome (NULL is a no-op returning `BLOCKDELTA_RESULT_OK`; for a
+ * tracker from `blockdelta_tracker_new` this is `blockdelta_tracker_free`).
+ *
+ * Every writer must have stopped: no other call on this tracker may be running or follow (a
+ * mark after the clean state is written would be lost at the next restart). A failed write
+ * is `BLOCKDELTA_RESULT_TRACKER_STATE_IO` (or `_STATE_POISONED` after an earlier failure): the
+ * file then says "in use" or is the previous one, and the next load resets. Blocks on file
+ * I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_tracker_close(struct blockdelta_tracker *tracker);
 
 /**
  * The library's version as a static NUL-terminated string, e.g. `"0.3.0"`, owned by the library.

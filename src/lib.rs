@@ -1,7 +1,8 @@
 //! blockdelta: the data engine of disaster-recovery replication.
 //!
 //! - [`tracker`]: change-block tracking. Called on every write by block drivers and agents;
-//!   lock-free, allocation-free, and loud about lost continuity.
+//!   lock-free, allocation-free, and loud about lost continuity. [`PersistentTracker`] keeps
+//!   its state across clean restarts (`docs/TRACKER.md`).
 //! - [`stream`]: the delta stream: encoder, decoder and applier for checksummed, compressed,
 //!   encrypted deltas.
 //! - [`support`]: the replication support matrix as data, with queries and validators.
@@ -24,6 +25,7 @@ pub mod stream;
 pub mod support;
 pub mod tracker;
 
+mod codec;
 #[allow(unused_imports)]
 mod sync;
 
@@ -36,7 +38,8 @@ pub use stream::{
 
 pub use tracker::{
     CheckpointInfo, Extent, ExtentCursor, ExtentKind, GenerationId, Geometry, Granularity,
-    IntervalStats, Tracker, TrackerConfig, TrackerError, TrackerStats,
+    IntervalStats, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ResetReason,
+    Tracker, TrackerConfig, TrackerError, TrackerStats,
 };
 
 /// The README's Rust examples, compiled and run as doctests.

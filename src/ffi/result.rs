@@ -50,6 +50,16 @@ pub enum blockdelta_result {
     /// current one and the sequence is below a number already issued in it (numbers would be
     /// issued twice), or the sequence is `UINT64_MAX`. Nothing changed.
     TrackerLineageRejected = 107,
+    /// Tracker: writing the tracker's state file failed (`blockdelta_tracker_load`, or `take`,
+    /// `commit` or `close` of a loaded tracker). From `take`, `commit` or `close` it poisons the
+    /// state file: the next load starts a new generation.
+    TrackerStateIo = 108,
+    /// Tracker: an earlier write of the tracker's state file failed; nothing more is recorded
+    /// (take and commit through this handle are refused). Close it; the next load resets.
+    TrackerStatePoisoned = 109,
+    /// Tracker: another tracker, in this process or another, has the state file open (its
+    /// lock file `<path>.lock` is locked).
+    TrackerStateLocked = 110,
 
     /// Stream: a frame or the stream header does not start with the blockdelta magic.
     StreamBadMagic = 200,
@@ -216,6 +226,9 @@ impl blockdelta_result {
             TrackerBudgetTooSmall => c"BLOCKDELTA_RESULT_TRACKER_BUDGET_TOO_SMALL",
             TrackerCapacityExceeded => c"BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED",
             TrackerLineageRejected => c"BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED",
+            TrackerStateIo => c"BLOCKDELTA_RESULT_TRACKER_STATE_IO",
+            TrackerStatePoisoned => c"BLOCKDELTA_RESULT_TRACKER_STATE_POISONED",
+            TrackerStateLocked => c"BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED",
             StreamBadMagic => c"BLOCKDELTA_RESULT_STREAM_BAD_MAGIC",
             StreamUnsupportedVersion => c"BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_VERSION",
             StreamUnknownRequiredFeature => c"BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_FEATURE",
@@ -307,6 +320,9 @@ impl blockdelta_result {
             TrackerBudgetTooSmall,
             TrackerCapacityExceeded,
             TrackerLineageRejected,
+            TrackerStateIo,
+            TrackerStatePoisoned,
+            TrackerStateLocked,
             StreamBadMagic,
             StreamUnsupportedVersion,
             StreamUnknownRequiredFeature,

@@ -7,9 +7,12 @@ use super::handle::{arg_extents, arg_ref, free_handle, into_handle, out_slice, O
 use super::panic::{boundary, boundary_value};
 use super::result::{blockdelta_result, ToResult};
 use crate::tracker::{
-    CheckpointInfo, Extent, ExtentCursor, GenerationId, Granularity, Tracker, TrackerConfig,
-    TrackerError, TrackerStats,
+    CheckpointInfo, Extent, ExtentCursor, GenerationId, Granularity, StateFile, Tracker,
+    TrackerConfig, TrackerError, TrackerStats,
 };
+
+mod state;
+pub use state::*;
 
 /// The C code of each tracker error. It lives here, on the C side, so that the tracker core
 /// never depends on the C layer.
@@ -37,6 +40,9 @@ impl ToResult for TrackerError {
 /// from any number of threads at once.
 pub struct blockdelta_tracker {
     inner: Tracker,
+    /// The state file of a tracker from `blockdelta_tracker_load` (the write path never looks
+    /// at it: marks go to `inner` directly).
+    state: Option<StateFile>,
     last_error: LastError,
 }
 
@@ -203,23 +209,12 @@ pub extern "C" fn blockdelta_tracker_new(
             record_thread_error(code, &format_args!("unknown tracker flags {flags:#x}"));
             return Err(code);
         }
-        let granularity = match (granularity, memory_budget) {
-            (0, 0) => Granularity::Default,
-            (0, budget) => Granularity::Auto {
-                memory_budget: budget,
-            },
-            (g, _) => Granularity::Bytes(g),
-        };
-        let config = TrackerConfig {
-            disk_size,
-            sector_size,
-            granularity,
-            capacity: (capacity != 0).then_some(capacity),
-            start_clean: flags & BLOCKDELTA_TRACKER_START_CLEAN != 0,
-        };
+        let config = config_from(disk_size, sector_size, granularity, memory_budget, capacity)
+            .start_clean(flags & BLOCKDELTA_TRACKER_START_CLEAN != 0);
         let inner = Tracker::new(config).map_err(fail_thread)?;
         let handle = into_handle(blockdelta_tracker {
             inner,
+            state: None,
             last_error: LastError::new(),
         });
         // SAFETY: `tracker_out` was checked non-NULL; the caller guarantees it is writable.
@@ -233,6 +228,31 @@ pub extern "C" fn blockdelta_tracker_new(
 pub extern "C" fn blockdelta_tracker_free(tracker: *mut blockdelta_tracker) {
     // SAFETY: the caller passes NULL or a pointer from `blockdelta_tracker_new`, exactly once.
     boundary_value((), || unsafe { free_handle(tracker) })
+}
+
+/// The tracker configuration of the C constructors: granularity 0 with a budget chooses by
+/// memory, 0 with 0 the default; capacity 0 means the disk size.
+fn config_from(
+    disk_size: u64,
+    sector_size: u32,
+    granularity: u32,
+    memory_budget: u64,
+    capacity: u64,
+) -> TrackerConfig {
+    let granularity = match (granularity, memory_budget) {
+        (0, 0) => Granularity::Default,
+        (0, budget) => Granularity::Auto {
+            memory_budget: budget,
+        },
+        (g, _) => Granularity::Bytes(g),
+    };
+    TrackerConfig {
+        disk_size,
+        sector_size,
+        granularity,
+        capacity: (capacity != 0).then_some(capacity),
+        start_clean: false,
+    }
 }
 
 /// Runs `f` on the tracker behind `tracker`, recording its error on the handle.
@@ -307,6 +327,11 @@ pub extern "C" fn blockdelta_tracker_lose_continuity(
 /// Freezes the blocks changed since the last commit into a taken checkpoint, described in
 /// `*checkpoint_out`. Writes continue into a new set. Only one checkpoint may be taken at a time
 /// (`BLOCKDELTA_RESULT_TRACKER_TAKE_IN_PROGRESS`). Control path: no allocation; any thread.
+///
+/// A tracker from `blockdelta_tracker_load` also records, before returning, a durable sequence
+/// reservation in its state file when the number passes the last one (one fsync per 16 takes);
+/// if that write fails the checkpoint is aborted and `BLOCKDELTA_RESULT_TRACKER_STATE_IO`
+/// returned (the state file is poisoned), so may block on file I/O.
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_take(
     tracker: *const blockdelta_tracker,
@@ -314,7 +339,10 @@ pub extern "C" fn blockdelta_tracker_take(
 ) -> blockdelta_result {
     with_tracker(tracker, |t| {
         let out = Out::new(checkpoint_out)?;
-        let info = t.inner.take().map_err(|e| t.last_error.fail(e))?;
+        let info = match &t.state {
+            Some(state) => state.take(&t.inner).map_err(|e| t.last_error.fail(e))?,
+            None => t.inner.take().map_err(|e| t.last_error.fail(e))?,
+        };
         // SAFETY: checked non-NULL; the caller guarantees it is writable.
         unsafe { out.write(info.into()) };
         Ok(())
@@ -384,6 +412,10 @@ pub extern "C" fn blockdelta_tracker_extents(
 /// `generation` points to 16 bytes (read during the call only). A generation or sequence other
 /// than the taken checkpoint's is `BLOCKDELTA_RESULT_TRACKER_WRONG_CHECKPOINT` (nothing changes);
 /// none taken is `BLOCKDELTA_RESULT_TRACKER_NO_CHECKPOINT`. Control path; any thread.
+///
+/// A tracker from `blockdelta_tracker_load` then records the commit in its state file (one
+/// fsync; blocks on file I/O). If that write fails the commit still took effect in memory and
+/// `BLOCKDELTA_RESULT_TRACKER_STATE_IO` is returned (the state file is poisoned).
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_commit(
     tracker: *const blockdelta_tracker,
@@ -392,10 +424,16 @@ pub extern "C" fn blockdelta_tracker_commit(
 ) -> blockdelta_result {
     with_tracker(tracker, |t| {
         // SAFETY: the caller passes NULL or 16 readable bytes.
-        let g = unsafe { arg_ref(generation.cast::<[u8; 16]>()) }?;
-        t.inner
-            .commit(GenerationId(*g), sequence)
-            .map_err(|e| t.last_error.fail(e))
+        let g = GenerationId(*unsafe { arg_ref(generation.cast::<[u8; 16]>()) }?);
+        match &t.state {
+            Some(state) => state
+                .commit(&t.inner, g, sequence)
+                .map_err(|e| t.last_error.fail(e)),
+            None => t
+                .inner
+                .commit(g, sequence)
+                .map_err(|e| t.last_error.fail(e)),
+        }
     })
 }
 

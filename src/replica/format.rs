@@ -4,6 +4,7 @@
 
 use super::error::{corrupt, ReplicaError, Result};
 use super::map::{Run, RunKind};
+use crate::codec::{self, Fault, FaultKind};
 
 /// Major version of every store file this build writes and reads.
 pub const STORE_FORMAT_MAJOR: u16 = 2;
@@ -19,154 +20,36 @@ pub(crate) const PACK_END_MAGIC: &[u8; 8] = b"BDPKEND1";
 pub(crate) const RESUME_MAGIC: &[u8; 8] = b"BDRESUM1";
 pub(crate) const BUNDLE_MAGIC: &[u8; 8] = b"BDBUNDL1";
 
-/// Little-endian writer.
-#[derive(Default)]
-pub(crate) struct W(pub Vec<u8>);
+pub(crate) use crate::codec::{R, W};
 
-impl W {
-    pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.0.push(v);
-        self
-    }
-    pub fn u16(&mut self, v: u16) -> &mut Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    pub fn u32(&mut self, v: u32) -> &mut Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    pub fn u64(&mut self, v: u64) -> &mut Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
-        self.0.extend_from_slice(b);
-        self
-    }
-    /// Appends the CRC32 of everything so far and returns the bytes.
-    pub fn seal(mut self) -> Vec<u8> {
-        let crc = crc32fast::hash(&self.0);
-        self.0.extend_from_slice(&crc.to_le_bytes());
-        self.0
-    }
-}
-
-/// Bounds-checked little-endian reader over hostile bytes.
-pub(crate) struct R<'a> {
-    b: &'a [u8],
-    pos: usize,
-    object: &'a str,
-}
-
-impl<'a> R<'a> {
-    pub fn new(b: &'a [u8], object: &'a str) -> Self {
-        R { b, pos: 0, object }
-    }
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| {
-                corrupt(
-                    self.object,
-                    format!("ends at byte {} (needs {n} more)", self.pos),
-                )
-            })?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    pub fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-    pub fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2")))
-    }
-    pub fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
-    }
-    pub fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
-    }
-    pub fn arr16(&mut self) -> Result<[u8; 16]> {
-        Ok(self.take(16)?.try_into().expect("16"))
-    }
-    pub fn zero(&mut self, n: usize, what: &str) -> Result<()> {
-        if self.take(n)?.iter().any(|&b| b != 0) {
-            return Err(corrupt(self.object, format!("reserved {what} is not zero")));
+/// A fault of the shared reader (`crate::codec`) as a replica error: a later major version is
+/// `UnsupportedVersion`, anything else `Corrupt`, with the reader's message.
+impl From<Fault> for ReplicaError {
+    fn from(f: Fault) -> Self {
+        match f.kind {
+            FaultKind::Version(version) => ReplicaError::UnsupportedVersion {
+                object: f.object,
+                version,
+            },
+            kind => corrupt(&f.object, kind.to_string()),
         }
-        Ok(())
-    }
-    pub fn done(&self) -> Result<()> {
-        if self.pos != self.b.len() {
-            return Err(corrupt(
-                self.object,
-                format!("{} unexpected bytes at the end", self.b.len() - self.pos),
-            ));
-        }
-        Ok(())
-    }
-    pub fn remaining(&self) -> usize {
-        self.b.len() - self.pos
     }
 }
 
 /// Checks the trailing CRC32 and returns the bytes before it.
 pub(crate) fn unseal<'a>(b: &'a [u8], object: &str) -> Result<&'a [u8]> {
-    if b.len() < 4 {
-        return Err(corrupt(object, "too short for a checksum"));
-    }
-    let (body, crc) = b.split_at(b.len() - 4);
-    let want = u32::from_le_bytes(crc.try_into().expect("4"));
-    if crc32fast::hash(body) != want {
-        return Err(corrupt(object, "checksum mismatch"));
-    }
-    Ok(body)
+    Ok(codec::unseal(b, object)?)
 }
 
 /// Magic and version header shared by the manifest, layer and resume files:
 /// magic (8), major (2), minor (2), reserved (4).
 pub(crate) fn put_head(w: &mut W, magic: &[u8; 8]) {
-    w.bytes(magic)
-        .u16(STORE_FORMAT_MAJOR)
-        .u16(STORE_FORMAT_MINOR)
-        .u32(0);
+    w.head(magic, STORE_FORMAT_MAJOR, STORE_FORMAT_MINOR);
 }
 
-pub(crate) fn check_head(r: &mut R<'_>, magic: &[u8; 8], object: &str) -> Result<()> {
-    if r.take(8)? != magic {
-        return Err(corrupt(object, "bad magic"));
-    }
-    let major = r.u16()?;
-    let _minor = r.u16()?;
-    if major != STORE_FORMAT_MAJOR {
-        return Err(ReplicaError::UnsupportedVersion {
-            object: object.to_string(),
-            version: major,
-        });
-    }
-    r.zero(4, "header field")
-}
-
-/// Opens a sealed file: CRC first (a torn or flipped file fails here), then magic and version.
-/// The version is checked before the CRC when the magic matches, so that a file from a later
-/// major version is reported as such even if its layout differs.
+/// Opens a sealed store file (see `codec::open_sealed`): CRC, magic, this build's major version.
 pub(crate) fn open_sealed<'a>(b: &'a [u8], magic: &[u8; 8], object: &'a str) -> Result<R<'a>> {
-    if b.len() >= 12 && &b[..8] == magic {
-        let major = u16::from_le_bytes([b[8], b[9]]);
-        if major != STORE_FORMAT_MAJOR {
-            return Err(ReplicaError::UnsupportedVersion {
-                object: object.to_string(),
-                version: major,
-            });
-        }
-    }
-    let body = unseal(b, object)?;
-    let mut r = R::new(body, object);
-    check_head(&mut r, magic, object)?;
-    Ok(r)
+    Ok(codec::open_sealed(b, magic, STORE_FORMAT_MAJOR, object)?)
 }
 
 // ---- layer index --------------------------------------------------------------------------

@@ -40,8 +40,15 @@
 //! the checkpoint protocol exact: if the mark lands in checkpoint N, the data was already on the
 //! source when N was taken, so reading the source after `take` ships it.
 //!
+//! ## Restart without resync
+//! [`PersistentTracker`] keeps the state in a small checksummed file (`docs/TRACKER.md`): a
+//! clean close and open continue the generation and sequence numbers with exactly the changed
+//! blocks; a crashed run, or any state file that cannot be trusted, is a new generation with
+//! every block dirty, and the open says why ([`ResetReason`]).
+//!
 //! ## Designed for, not yet built
-//! A persistent map and an activity log, so a crash costs a bounded resync instead of a full one.
+//! An activity log, so a crash costs a bounded resync instead of a full one (today a run that did
+//! not close cleanly is never trusted: marks made after the last state write are in no file).
 //! The hook belongs where a leaf word of the live map goes from zero to non-zero (a 32-block
 //! region turning dirty, the `fetch_or` in `LiveMap::mark_word` whose old dirty half is zero):
 //! that rare transition is where a write to a cold region would wait for one small durable
@@ -50,6 +57,7 @@
 mod bitmap;
 mod error;
 mod extent;
+mod persist;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +70,11 @@ use stats::{Counters, Totals};
 
 pub use error::TrackerError;
 pub use extent::{Extent, ExtentKind, GenerationId};
+pub use persist::{
+    InspectError, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ResetReason,
+    StateFile, StateFileError, StateFileInfo, StateKind, DEFAULT_SEQUENCE_RESERVATION,
+    TRACKER_STATE_MAJOR, TRACKER_STATE_MINOR,
+};
 
 /// Smallest tracking granularity (bytes).
 pub const MIN_GRANULARITY: u32 = 512;
