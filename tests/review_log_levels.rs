@@ -107,3 +107,169 @@ fn store_reopens_after_retention_folds_the_rollback_point() {
     };
     check(&store, &oracle, "after reopening");
 }
+
+/// A directory storage whose `delete_many` fails with ENOSPC (or EDQUOT) when it is asked to
+/// delete manifest log records while `fail` is set (btrfs can refuse an unlink with ENOSPC
+/// when its metadata is full; the store maps both errnos to a clean `StorageFull`).
+#[derive(Clone)]
+struct LogDeletesFail {
+    inner: Arc<DirStorage>,
+    fail: Arc<Mutex<Option<i32>>>,
+}
+
+impl Storage for LogDeletesFail {
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.inner.put(name, data)
+    }
+    fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.get_range(name, offset, buf)
+    }
+    fn size(&self, name: &str) -> io::Result<u64> {
+        self.inner.size(name)
+    }
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, name: &str) -> io::Result<()> {
+        self.inner.delete(name)
+    }
+    fn delete_many(&self, names: &[String]) -> io::Result<()> {
+        if let Some(errno) = *self.fail.lock().unwrap() {
+            if names.iter().any(|n| n.starts_with("log-")) {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+        }
+        self.inner.delete_many(names)
+    }
+    fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>> {
+        self.inner.upload(name)
+    }
+    fn resume_upload(&self, name: &str, len: u64) -> io::Result<Box<dyn Upload>> {
+        self.inner.resume_upload(name, len)
+    }
+    fn abort_upload(&self, name: &str) -> io::Result<()> {
+        self.inner.abort_upload(name)
+    }
+    fn uploads(&self) -> io::Result<Vec<String>> {
+        self.inner.uploads()
+    }
+    fn read_manifest(&self) -> io::Result<Option<(Vec<u8>, u64)>> {
+        self.inner.read_manifest()
+    }
+    fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64> {
+        self.inner.swap_manifest(expected, data)
+    }
+    fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>> {
+        self.inner.lock_writer()
+    }
+}
+
+fn log_records(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = std::fs::read_dir(dir.join("objects"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("log-"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Fills the manifest log with `set_retention` records so that the next commit of a record
+/// larger than them no longer fits the 64 KiB budget and is written as a checkpoint.
+fn fill_log_to_the_budget(store: &Store, dir: &std::path::Path) {
+    let before = log_records(dir);
+    store.set_retention(Retention::default()).unwrap();
+    let recs = log_records(dir);
+    assert_eq!(recs.len(), before.len() + 1, "a commit since the last checkpoint");
+    let used: u64 = recs.iter().map(|r| r.1).sum();
+    let f = recs.last().unwrap().1;
+    let n = ((64 << 10) - used) / f;
+    for i in 0..n {
+        store
+            .set_retention(Retention {
+                max_points: Some(1000 + i),
+                ..Retention::default()
+            })
+            .unwrap();
+    }
+    let recs = log_records(dir);
+    assert_eq!(recs.len() as u64, before.len() as u64 + 1 + n, "every filler is a record");
+    let used: u64 = recs.iter().map(|r| r.1).sum();
+    assert!(used <= 64 << 10 && used + f > 64 << 10, "{used}");
+}
+
+/// `Store::commit` writes a checkpoint (the manifest swap: durable, the commit is done) and
+/// then deletes the records it replaces; when that deletion fails with ENOSPC/EDQUOT,
+/// `failed` turns it into a clean `StorageFull` *without poisoning*, so the caller believes
+/// nothing changed. `Ingest::finish` then deletes the layer and the pack of the point the
+/// durable checkpoint lists (`ingest.rs`: "Refused for lack of space: the layer is not
+/// referenced, free it now"; and `finish` deletes the completed pack). The store keeps
+/// running on the committed manifest: `points()` lists the refused point, whose `read_at`
+/// fails with `NoSuchPoint` (the view never got it); the next open fails ("reading a layer's
+/// size: No such file or directory"), so every point of the store is lost, not just the
+/// refused one. Compaction (`undo`) and bundling
+/// (`delete(&name)`) have the same pattern: they delete the pack/bundle and layers their
+/// durable checkpoint references.
+#[test]
+fn a_refused_deletion_of_log_records_never_loses_a_committed_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s");
+    let fail = Arc::new(Mutex::new(None));
+    let storage = LogDeletesFail {
+        inner: Arc::new(DirStorage::new(&path).unwrap()),
+        fail: fail.clone(),
+    };
+    let store = Store::create_in(
+        Box::new(storage),
+        path.display().to_string(),
+        StoreConfig::new(DISK_ID),
+    )
+    .unwrap();
+    let mut rng = Rng(11);
+    let mut src = Source::new(DISK_ID, 16 * BLOCK, BLOCK);
+    let mut oracle = HashMap::new();
+    src.write(&mut rng, 0, 16 * BLOCK);
+    ingest(&store, &mut src, &mut oracle);
+    fill_log_to_the_budget(&store, &path);
+    // The next ingest's record does not fit: its commit is a checkpoint, whose clean-up of
+    // the replaced records is refused for lack of space.
+    *fail.lock().unwrap() = Some(libc_enospc());
+    src.write(&mut rng, 4 * BLOCK, 2 * BLOCK);
+    let to = src.seq + 1;
+    let mut ing = store.ingest(None).unwrap();
+    ing.push(&src.stream(to, 4096)).unwrap();
+    let r = ing.finish();
+    *fail.lock().unwrap() = None;
+    match r {
+        Ok(p) => {
+            // Acknowledged: it must stay.
+            oracle.insert(p.point.id, src.disk.clone());
+        }
+        Err(e) => {
+            eprintln!("ingest refused: {e}");
+            // A listed point must read back: it is the source as it was at `to`.
+            if store.points().iter().any(|p| p.id.sequence == to) {
+                eprintln!("... yet the store lists the refused point");
+                oracle.insert(store.points().last().unwrap().id, src.disk.clone());
+            }
+        }
+    }
+    // Whatever the store said, what it lists reads back, now and after a reopen.
+    check(&store, &oracle, "after the refused clean-up");
+    drop(store);
+    let store = match Store::open(&path) {
+        Ok(s) => s,
+        Err(e) => panic!("the store no longer opens: {e}"),
+    };
+    check(&store, &oracle, "after reopening");
+}
+
+fn libc_enospc() -> i32 {
+    28 // ENOSPC on Linux
+}
