@@ -115,10 +115,17 @@ fn store_reopens_after_retention_folds_the_rollback_point() {
 struct LogDeletesFail {
     inner: Arc<DirStorage>,
     fail: Arc<Mutex<Option<i32>>>,
+    /// Puts of log records fail with this errno while set.
+    fail_log_puts: Arc<Mutex<Option<i32>>>,
 }
 
 impl Storage for LogDeletesFail {
     fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        if let Some(errno) = *self.fail_log_puts.lock().unwrap() {
+            if name.starts_with("log-") {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+        }
         self.inner.put(name, data)
     }
     fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -162,6 +169,27 @@ impl Storage for LogDeletesFail {
     fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>> {
         self.inner.lock_writer()
     }
+}
+
+/// A store on [`LogDeletesFail`]: its switches for failing log deletions and log puts.
+#[allow(clippy::type_complexity)]
+fn create_failing(
+    path: &std::path::Path,
+) -> (Store, Arc<Mutex<Option<i32>>>, Arc<Mutex<Option<i32>>>) {
+    let fail = Arc::new(Mutex::new(None));
+    let fail_log_puts = Arc::new(Mutex::new(None));
+    let storage = LogDeletesFail {
+        inner: Arc::new(DirStorage::new(path).unwrap()),
+        fail: fail.clone(),
+        fail_log_puts: fail_log_puts.clone(),
+    };
+    let store = Store::create_in(
+        Box::new(storage),
+        path.display().to_string(),
+        StoreConfig::new(DISK_ID),
+    )
+    .unwrap();
+    (store, fail, fail_log_puts)
 }
 
 fn log_records(dir: &std::path::Path) -> Vec<(String, u64)> {
@@ -220,17 +248,7 @@ fn fill_log_to_the_budget(store: &Store, dir: &std::path::Path) {
 fn a_refused_deletion_of_log_records_never_loses_a_committed_point() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("s");
-    let fail = Arc::new(Mutex::new(None));
-    let storage = LogDeletesFail {
-        inner: Arc::new(DirStorage::new(&path).unwrap()),
-        fail: fail.clone(),
-    };
-    let store = Store::create_in(
-        Box::new(storage),
-        path.display().to_string(),
-        StoreConfig::new(DISK_ID),
-    )
-    .unwrap();
+    let (store, fail, _) = create_failing(&path);
     let mut rng = Rng(11);
     let mut src = Source::new(DISK_ID, 16 * BLOCK, BLOCK);
     let mut oracle = HashMap::new();
@@ -272,4 +290,49 @@ fn a_refused_deletion_of_log_records_never_loses_a_committed_point() {
 
 fn libc_enospc() -> i32 {
     28 // ENOSPC on Linux
+}
+
+/// Retention expiring two points at once folds them into the base as one new level: it
+/// writes their merged layer object (an id from `next_object` of the manifest *copy*), then
+/// commits. When the commit's log record is refused for lack of space (a clean
+/// `StorageFull`: "the store stays usable"), the merged layer object stays behind and the
+/// writer's `next_object` is not advanced. The next `retain`, with room again, allocates the
+/// same id, its create-only put of `layer-<id>` fails with AlreadyExists, which is not a
+/// clean refusal: the store is poisoned (`Io`) until reopened, and retention never runs
+/// while the process lives. (`fold_levels`' rewrite of the base and merges of middle points
+/// have the same pattern.)
+#[test]
+fn retention_works_again_once_space_returns_after_a_refused_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s");
+    let (store, _, fail_log_puts) = create_failing(&path);
+    let mut rng = Rng(5);
+    let mut src = Source::new(DISK_ID, 16 * BLOCK, BLOCK);
+    let mut oracle = HashMap::new();
+    for b in 0..3 {
+        src.write(&mut rng, b * 2 * BLOCK, BLOCK);
+        ingest(&store, &mut src, &mut oracle);
+    }
+    store
+        .set_retention(Retention {
+            max_points: Some(1),
+            ..Retention::default()
+        })
+        .unwrap();
+    *fail_log_puts.lock().unwrap() = Some(libc_enospc());
+    let r = store.retain(blockdelta::replica::now_ns());
+    assert!(
+        matches!(r, Err(blockdelta::replica::ReplicaError::StorageFull { .. })),
+        "{r:?}"
+    );
+    *fail_log_puts.lock().unwrap() = None;
+    check(&store, &oracle, "after the refused retention");
+    match store.retain(blockdelta::replica::now_ns()) {
+        Ok(expired) => assert_eq!(expired.len(), 2),
+        Err(e) => panic!("retention with room again failed: {e:?}"),
+    }
+    check(&store, &oracle, "after retention");
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    check(&store, &oracle, "after reopening");
 }
