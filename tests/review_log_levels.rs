@@ -367,61 +367,48 @@ fn disk_bytes(dir: &std::path::Path) -> u64 {
     objects + std::fs::metadata(dir.join("MANIFEST")).unwrap().len()
 }
 
-/// PROBE
+/// The byte cap (G4) limits `StoreStats::bytes` ("every object and the manifest"). After
+/// `discard_detached`, the discarded points' slots keep their layer object id
+/// (`v.slots[no].object`) with their runs emptied, so `store_bytes` still counts an empty
+/// layer object (28 bytes) for each of them, though their layer objects were deleted: the
+/// count exceeds the bytes on disk until the store is reopened (low severity: it errs on the
+/// safe side of the cap, by 28 bytes per discarded point).
 #[test]
-fn probe_store_bytes_match_the_disk() {
+fn the_byte_count_the_cap_limits_is_what_the_store_holds_after_discarding_a_branch() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("s");
     let store = Store::create(&path, StoreConfig::new(DISK_ID)).unwrap();
     let mut rng = Rng(3);
-    let mut src = Source::new(DISK_ID, 64 * BLOCK, BLOCK);
+    let mut src = Source::new(DISK_ID, 16 * BLOCK, BLOCK);
     let mut oracle = HashMap::new();
-    let report = |store: &Store, what: &str| {
-        let s = store.stats().bytes;
-        let d = disk_bytes(&path);
-        eprintln!("{what}: stats {s} disk {d} diff {}", s as i64 - d as i64);
-    };
-    for i in 0..30u64 {
-        let (o, l) = (rng.below(60) * BLOCK, (1 + rng.below(4)) * BLOCK);
-        src.write(&mut rng, o, l);
+    for b in 0..5 {
+        src.write(&mut rng, b * BLOCK, BLOCK);
         ingest(&store, &mut src, &mut oracle);
-        if i == 10 {
-            store.set_retention(Retention { max_points: Some(6), ..Retention::default() }).unwrap();
-        }
-        store.retain(blockdelta::replica::now_ns()).unwrap();
-        report(&store, &format!("cycle {i}"));
     }
+    assert_eq!(store.stats().bytes, disk_bytes(&path));
     let pts = store.points();
-    let rb = store.rollback(pts[4].id).unwrap();
-    report(&store, "rollback");
-    src.adopt(rb.generation, rb.sequence, &rb.extents, 64 * BLOCK);
-    for i in 0..2 {
-        let o = rng.below(60) * BLOCK;
-        src.write(&mut rng, o, BLOCK);
-        ingest(&store, &mut src, &mut oracle);
-        store.retain(blockdelta::replica::now_ns()).unwrap();
-        report(&store, &format!("after rollback {i}"));
-    }
-    store.discard_detached().unwrap();
-    report(&store, "discard");
-    for i in 0..30 {
-        let (o, l) = (rng.below(60) * BLOCK, (1 + rng.below(4)) * BLOCK);
-        src.write(&mut rng, o, l);
-        ingest(&store, &mut src, &mut oracle);
-        store.retain(blockdelta::replica::now_ns()).unwrap();
-        report(&store, &format!("after discard {i}"));
-    }
-    store.compact().unwrap();
-    report(&store, "compact");
-    check(&store, &oracle, "end");
-    drop(store);
-    let store = Store::open(&path).unwrap();
-    report(&store, "reopen");
+    let rb = store.rollback(pts[1].id).unwrap();
+    src.adopt(rb.generation, rb.sequence, &rb.extents, 16 * BLOCK);
+    src.write(&mut rng, 9 * BLOCK, BLOCK);
+    ingest(&store, &mut src, &mut oracle);
+    assert_eq!(store.stats().bytes, disk_bytes(&path), "after the rollback");
+    assert_eq!(store.discard_detached().unwrap(), 3);
+    check(&store, &oracle, "after the discard");
+    assert_eq!(
+        store.stats().bytes,
+        disk_bytes(&path),
+        "after discarding 3 detached points"
+    );
 }
 
-/// PROBE2: random differential.
+/// A random mix of ingests (writes, zeros, discards, resizes), retention by count (several
+/// points at once), compaction, checkpoints, rollbacks and discards, and reopens: after every
+/// step each listed point reads back as the source was, and the byte count never falls below
+/// the bytes on disk. (Retention is skipped while a detached branch exists: folding the
+/// rollback point is the first finding above.) Passes: a regression test for the in-memory
+/// base against the one `load_view` rebuilds from the levels and the log.
 #[test]
-fn probe_random_ops_reopen() {
+fn every_point_reads_back_through_random_changes_checkpoints_and_reopens() {
     for seed in 1..=12u64 {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("s");
@@ -444,7 +431,7 @@ fn probe_random_ops_reopen() {
                     log.push("ingest".to_string());
                 }
                 5 | 6 => {
-                    if store.points().iter().any(|p| p.detached) && std::env::var("PROBE_DET").is_err() {
+                    if store.points().iter().any(|p| p.detached) {
                         continue;
                     }
                     let keep = 1 + rng.below(6);
@@ -478,7 +465,8 @@ fn probe_random_ops_reopen() {
                 }
                 _ => {
                     drop(store);
-                    store = Store::open(&path).unwrap_or_else(|e| panic!("seed {seed} step {step}: {e} {log:?}"));
+                    store = Store::open(&path)
+                        .unwrap_or_else(|e| panic!("seed {seed} step {step}: {e} {log:?}"));
                     log.push("reopen".into());
                 }
             }
@@ -490,7 +478,6 @@ fn probe_random_ops_reopen() {
             }
             let (sb, db) = (store.stats().bytes, disk_bytes(&path));
             assert!(sb >= db, "undercount {sb} < {db} seed {seed} step {step} {log:?}");
-            if sb != db { eprintln!("overcount {} at seed {seed} step {step} {:?}", sb - db, log.last()); }
         }
         store.scrub().unwrap();
     }
