@@ -240,7 +240,11 @@ fn fill_log_to_the_budget(store: &Store, dir: &std::path::Path) {
     let before = log_records(dir);
     store.set_retention(Retention::default()).unwrap();
     let recs = log_records(dir);
-    assert_eq!(recs.len(), before.len() + 1, "a commit since the last checkpoint");
+    assert_eq!(
+        recs.len(),
+        before.len() + 1,
+        "a commit since the last checkpoint"
+    );
     let used: u64 = recs.iter().map(|r| r.1).sum();
     let f = recs.last().unwrap().1;
     let n = ((64 << 10) - used) / f;
@@ -253,7 +257,11 @@ fn fill_log_to_the_budget(store: &Store, dir: &std::path::Path) {
             .unwrap();
     }
     let recs = log_records(dir);
-    assert_eq!(recs.len() as u64, before.len() as u64 + 1 + n, "every filler is a record");
+    assert_eq!(
+        recs.len() as u64,
+        before.len() as u64 + 1 + n,
+        "every filler is a record"
+    );
     let used: u64 = recs.iter().map(|r| r.1).sum();
     assert!(used <= 64 << 10 && used + f > 64 << 10, "{used}");
 }
@@ -348,7 +356,10 @@ fn retention_works_again_once_space_returns_after_a_refused_commit() {
     *fail_log_puts.lock().unwrap() = Some(libc_enospc());
     let r = store.retain(blockdelta::replica::now_ns());
     assert!(
-        matches!(r, Err(blockdelta::replica::ReplicaError::StorageFull { .. })),
+        matches!(
+            r,
+            Err(blockdelta::replica::ReplicaError::StorageFull { .. })
+        ),
         "{r:?}"
     );
     *fail_log_puts.lock().unwrap() = None;
@@ -408,8 +419,8 @@ fn the_byte_count_the_cap_limits_is_what_the_store_holds_after_discarding_a_bran
 /// A random mix of ingests (writes, zeros, discards, resizes), retention by count (several
 /// points at once), compaction, checkpoints, rollbacks and discards, and reopens: after every
 /// step each listed point reads back as the source was, and the byte count never falls below
-/// the bytes on disk. (Retention is skipped while a detached branch exists: folding the
-/// rollback point is the first finding above.) Passes: a regression test for the in-memory
+/// the bytes on disk. (While a detached branch exists, retention keeps its rollback point:
+/// folding it is the first finding above.) Passes: a regression test for the in-memory
 /// base against the one `load_view` rebuilds from the levels and the log.
 #[test]
 fn every_point_reads_back_through_random_changes_checkpoints_and_reopens() {
@@ -435,10 +446,12 @@ fn every_point_reads_back_through_random_changes_checkpoints_and_reopens() {
                     log.push("ingest".to_string());
                 }
                 5 | 6 => {
-                    if store.points().iter().any(|p| p.detached) {
-                        continue;
+                    let mut keep = 1 + rng.below(6);
+                    let pts = store.points();
+                    if let Some(f) = pts.iter().position(|p| p.detached) {
+                        // Never expire the rollback point (the first finding above).
+                        keep = keep.max((pts.len() - (f - 1)) as u64);
                     }
-                    let keep = 1 + rng.below(6);
                     store
                         .set_retention(Retention {
                             max_points: Some(keep),
@@ -481,7 +494,10 @@ fn every_point_reads_back_through_random_changes_checkpoints_and_reopens() {
                 panic!("seed {seed} step {step}: {log:?}");
             }
             let (sb, db) = (store.stats().bytes, disk_bytes(&path));
-            assert!(sb >= db, "undercount {sb} < {db} seed {seed} step {step} {log:?}");
+            assert!(
+                sb >= db,
+                "undercount {sb} < {db} seed {seed} step {step} {log:?}"
+            );
         }
         store.scrub().unwrap();
     }
@@ -558,9 +574,11 @@ fn a_committed_point_keeps_its_pack_when_its_resume_object_cannot_be_deleted() {
         ing.push(c).unwrap();
     }
     assert!(
-        std::fs::read_dir(path.join("objects"))
+        std::fs::read_dir(path.join("objects")).unwrap().any(|e| e
             .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with("resume-")),
+            .file_name()
+            .to_string_lossy()
+            .starts_with("resume-")),
         "the ingest wrote a resume point"
     );
     *fail_resume_deletes.lock().unwrap() = Some(libc_enospc());
@@ -658,6 +676,8 @@ fn a_crash_at_every_call_of_folds_and_base_rewrites_loses_nothing() {
             &out.oracle,
             &what,
         );
-        store.scrub().unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
+        store
+            .scrub()
+            .unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
     }
 }
