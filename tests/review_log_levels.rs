@@ -55,7 +55,7 @@ fn check(store: &Store, oracle: &HashMap<PointId, Vec<u8>>, when: &str) {
 /// to B detaches D; the source, adopting the new lineage, writes block 2, so the new main
 /// point N covers blocks 0 and 2. Then retention (`max_points: 2`) expires B, the oldest
 /// point and the branch point of the detached branch: it is folded into the base.
-fn fold_the_branch_point(dir: &std::path::Path) -> (Store, HashMap<PointId, Vec<u8>>) {
+fn fold_the_branch_point(dir: &std::path::Path) -> (Store, HashMap<PointId, Vec<u8>>, Source) {
     let store = Store::create(dir, StoreConfig::new(DISK_ID)).unwrap();
     let mut rng = Rng(7);
     let mut src = Source::new(DISK_ID, 8 * BLOCK, BLOCK);
@@ -77,7 +77,7 @@ fn fold_the_branch_point(dir: &std::path::Path) -> (Store, HashMap<PointId, Vec<
     let expired = store.retain(blockdelta::replica::now_ns()).unwrap();
     assert_eq!(expired.len(), 1, "B expires by count");
     assert_eq!(expired[0].point.id, b);
-    (store, oracle)
+    (store, oracle, src)
 }
 
 /// A user who rolled back keeps the detached branch readable until `discard_detached`
@@ -89,7 +89,7 @@ fn fold_the_branch_point(dir: &std::path::Path) -> (Store, HashMap<PointId, Vec<
 #[test]
 fn detached_points_read_back_after_retention_folds_the_rollback_point() {
     let tmp = tempfile::tempdir().unwrap();
-    let (store, oracle) = fold_the_branch_point(&tmp.path().join("s"));
+    let (store, oracle, _) = fold_the_branch_point(&tmp.path().join("s"));
     check(&store, &oracle, "after the fold");
 }
 
@@ -103,7 +103,7 @@ fn detached_points_read_back_after_retention_folds_the_rollback_point() {
 fn store_reopens_after_retention_folds_the_rollback_point() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("s");
-    let (store, oracle) = fold_the_branch_point(&path);
+    let (store, oracle, _) = fold_the_branch_point(&path);
     drop(store);
     let store = match Store::open(&path) {
         Ok(s) => s,
@@ -718,4 +718,19 @@ fn the_byte_count_includes_a_suspended_ingest() {
         disk_bytes(&path),
         dir_bytes(&path.join("uploads"))
     );
+}
+
+/// After the same fold (the rollback point expired while its branch is detached), the first
+/// point of the manifest is detached, and the next `retain` computes the branch point as
+/// `position(detached) - 1` = `0 - 1` (`delete_points`): an arithmetic overflow, a panic in
+/// debug builds (a wrap to `usize::MAX` in release, which happens to do no harm here).
+#[test]
+fn retention_keeps_running_after_folding_the_rollback_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, mut oracle, mut src) = fold_the_branch_point(&tmp.path().join("s"));
+    let mut rng = Rng(8);
+    src.write(&mut rng, 5 * BLOCK, BLOCK);
+    ingest(&store, &mut src, &mut oracle);
+    store.retain(blockdelta::replica::now_ns()).unwrap();
+    check(&store, &oracle, "after the next retention");
 }
