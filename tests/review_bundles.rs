@@ -556,7 +556,10 @@ fn a_crash_at_every_call_of_bundling_with_a_pending_ingest_loses_nothing() {
         s.crash_at(n);
         let mut out = CrashOut::default();
         let r = bundle_scenario(&s, &mut out);
-        assert!(r.is_err() && s.crashed(), "crash at {n}");
+        assert!(
+            (r.is_err() || s.ok_after_crash()) && s.crashed(),
+            "crash at {n}"
+        );
         drop(r);
         let what = format!("crash at call {n} ({})", s.trace().last().unwrap());
         let st = s.reboot();

@@ -53,8 +53,10 @@ fn check(store: &Store, oracle: &HashMap<PointId, Vec<u8>>, when: &str) {
 
 /// Builds: point B writes blocks 0..4; point D (later detached) rewrites block 0; a rollback
 /// to B detaches D; the source, adopting the new lineage, writes block 2, so the new main
-/// point N covers blocks 0 and 2. Then retention (`max_points: 2`) expires B, the oldest
-/// point and the branch point of the detached branch: it is folded into the base.
+/// point N covers blocks 0 and 2. Then retention (`max_points: 2`) would expire B, the oldest
+/// point and the branch point of the detached branch, by folding it into the base. (Found:
+/// that fold broke the detached points' reads and the store's next open; B is now kept while
+/// the branch exists.)
 fn fold_the_branch_point(dir: &std::path::Path) -> (Store, HashMap<PointId, Vec<u8>>, Source) {
     let store = Store::create(dir, StoreConfig::new(DISK_ID)).unwrap();
     let mut rng = Rng(7);
@@ -74,18 +76,19 @@ fn fold_the_branch_point(dir: &std::path::Path) -> (Store, HashMap<PointId, Vec<
             ..Retention::default()
         })
         .unwrap();
+    // B, the point the detached branch starts from, stays while the branch does (retention
+    // keeps it, like the newest point): the detached points read through it.
     let expired = store.retain(blockdelta::replica::now_ns()).unwrap();
-    assert_eq!(expired.len(), 1, "B expires by count");
-    assert_eq!(expired[0].point.id, b);
+    assert!(expired.is_empty(), "{expired:?}");
+    assert!(store.points().iter().any(|p| p.id == b));
     (store, oracle, src)
 }
 
 /// A user who rolled back keeps the detached branch readable until `discard_detached`
-/// ("Rollback": "still listed and readable"). When retention expires the rollback point
-/// itself (it may: the branch point can go by folding into the base), the fold drops from
-/// the in-memory base what the next *main* point covers (`subtract(.., slots[no])`, where
-/// `no` skips the detached points), although the detached points read the base there too:
-/// the detached point reads zeros at block 2 where it should read B's data.
+/// ("Rollback": "still listed and readable"), whatever retention runs. Found: retention
+/// folded the rollback point into the base and dropped from it what the next *main* point
+/// covers, although the detached points read the base there too (zeros at block 2 where B's
+/// data belongs). The rollback point now stays while its branch does.
 #[test]
 fn detached_points_read_back_after_retention_folds_the_rollback_point() {
     let tmp = tempfile::tempdir().unwrap();
@@ -93,12 +96,10 @@ fn detached_points_read_back_after_retention_folds_the_rollback_point() {
     check(&store, &oracle, "after the fold");
 }
 
-/// The same fold commits a manifest whose first point is detached: the state's own check
-/// ("detached points form one contiguous branch after a main point") refuses it when the
-/// store is opened again (replaying the log record, or decoding a checkpoint), so every point,
-/// acknowledged as durable, becomes unreachable: `Store::open` fails with `Corrupt`. (Were it
-/// accepted, `load_view` would subtract the detached point's layer from the base instead of
-/// the one the writer subtracted, and the newest main point would read zeros at block 1..)
+/// The store opens again after retention ran with a detached branch. Found: the fold of the
+/// rollback point committed a manifest whose first point was detached, which the state's own
+/// check refuses, so `Store::open` failed with `Corrupt` and every acknowledged point was
+/// unreachable.
 #[test]
 fn store_reopens_after_retention_folds_the_rollback_point() {
     let tmp = tempfile::tempdir().unwrap();
@@ -660,7 +661,8 @@ fn a_crash_at_every_call_of_folds_and_base_rewrites_loses_nothing() {
         let s = crash_storage::CrashStorage::new(n);
         s.crash_at(n);
         let mut out = Sent::default();
-        assert!(levels_scenario(&s, &mut out).is_err());
+        let r = levels_scenario(&s, &mut out);
+        assert!(r.is_err() || s.ok_after_crash(), "crash at {n}");
         let what = format!("crash at call {n} ({})", s.trace().last().unwrap());
         let store = match Store::open_in(Box::new(s.reboot()), "mem".into()) {
             Ok(st) => st,
@@ -720,10 +722,9 @@ fn the_byte_count_includes_a_suspended_ingest() {
     );
 }
 
-/// After the same fold (the rollback point expired while its branch is detached), the first
-/// point of the manifest is detached, and the next `retain` computes the branch point as
-/// `position(detached) - 1` = `0 - 1` (`delete_points`): an arithmetic overflow, a panic in
-/// debug builds (a wrap to `usize::MAX` in release, which happens to do no harm here).
+/// Retention keeps running with a detached branch. Found: after the fold of the rollback
+/// point the first point was detached, and the next `retain` computed the branch point as
+/// `0 - 1` (a panic in debug builds).
 #[test]
 fn retention_keeps_running_after_folding_the_rollback_point() {
     let tmp = tempfile::tempdir().unwrap();

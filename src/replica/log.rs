@@ -32,7 +32,8 @@ pub(crate) fn log_name(counter: u64) -> String {
 /// The commit counter a `log-<16 hex>` name carries, if it is one.
 pub(crate) fn log_counter(name: &str) -> Option<u64> {
     let hex = name.strip_prefix("log-")?;
-    if hex.len() != 16 {
+    // Exactly as `log_name` writes it: 16 lower-case hex digits (no sign, no upper case).
+    if hex.len() != 16 || !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     u64::from_str_radix(hex, 16).ok()
@@ -279,7 +280,9 @@ pub(crate) fn replay_log(
         let size = storage
             .size(&name)
             .map_err(io_err("reading a log record's size"))?;
-        if size > MAX_RECORD {
+        // A commit writes a record only while the records since the checkpoint stay within
+        // this budget (`Store::commit`), so no record is larger.
+        if size > checkpoint_len.max(LOG_MIN_BYTES) {
             return Err(corrupt(&name, format!("{size} bytes is not a log record")));
         }
         let mut b = vec![0u8; size as usize];
@@ -295,10 +298,6 @@ pub(crate) fn replay_log(
     }
     Ok(state)
 }
-
-/// A record is at most as large as a manifest with every change in it; this bounds what a
-/// hostile size makes an open allocate.
-const MAX_RECORD: u64 = 1 << 32;
 
 #[cfg(test)]
 #[path = "tests/log.rs"]

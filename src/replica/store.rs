@@ -140,6 +140,9 @@ pub(crate) struct Writer {
     /// The version of the manifest object (the checkpoint the log records follow).
     pub version: Option<u64>,
     pub log: LogState,
+    /// The suspended ingest's bytes (its resume object, its pack upload): the byte cap counts
+    /// them. Kept by `commit_as` and `open_in` from `m.pending`.
+    pub pending_bytes: (u64, u64),
     pub poisoned: bool,
     pub ingesting: bool,
 }
@@ -465,6 +468,7 @@ impl Store {
                 m,
                 version: Some(version),
                 log,
+                pending_bytes: (0, 0),
                 poisoned: false,
                 ingesting: false,
             }),
@@ -487,6 +491,7 @@ impl Store {
         let mut m = Manifest::decode(&bytes)?;
         let log = replay_log(&*storage, &mut m, bytes.len() as u64)?;
         let view = load_view(&*storage, &m)?;
+        let pending_bytes = pending_bytes(&*storage, &m);
         let store = Store {
             storage,
             _lock: lock,
@@ -495,6 +500,7 @@ impl Store {
                 m,
                 version: Some(version),
                 log,
+                pending_bytes,
                 poisoned: false,
                 ingesting: false,
             }),
@@ -974,7 +980,16 @@ impl Store {
     }
 
     /// [`Store::commit`], writing a checkpoint unless `log` allows a record.
-    fn commit_as(&self, w: &mut Writer, mut m: Manifest, log: bool) -> Result<()> {
+    fn commit_as(&self, w: &mut Writer, m: Manifest, log: bool) -> Result<()> {
+        let pending = w.m.pending;
+        let r = self.commit_inner(w, m, log);
+        if r.is_ok() && w.m.pending != pending {
+            w.pending_bytes = pending_bytes(&*self.storage, &w.m);
+        }
+        r
+    }
+
+    fn commit_inner(&self, w: &mut Writer, mut m: Manifest, log: bool) -> Result<()> {
         m.counter = w.m.counter + 1;
         let budget = w.log.checkpoint_len.max(LOG_MIN_BYTES);
         if log && w.log.records < LOG_MAX_RECORDS {
@@ -982,6 +997,8 @@ impl Store {
                 let len = rec.len() as u64;
                 if w.log.bytes + len <= budget {
                     if let Err(e) = self.storage.put(&log_name(m.counter), &rec) {
+                        // Ids the change allocated may name objects already written.
+                        w.m.next_object = w.m.next_object.max(m.next_object);
                         return Err(failed(w, "committing a manifest log record", e));
                     }
                     w.log.records += 1;
@@ -1004,11 +1021,18 @@ impl Store {
                     bytes: 0,
                 };
                 w.m = m;
-                self.storage
-                    .delete_many(&replaced)
-                    .map_err(|e| failed(w, "deleting manifest log records", e))
+                // Committed, whatever happens next: the caller goes on as after any commit
+                // (its view of the change made), and a failed deletion only poisons, so that
+                // the caller's next durable call is refused (`delete_objects` checks).
+                if self.storage.delete_many(&replaced).is_err() {
+                    w.poisoned = true;
+                }
+                Ok(())
             }
-            Err(e) => Err(failed(w, "committing the manifest", e)),
+            Err(e) => {
+                w.m.next_object = w.m.next_object.max(m.next_object);
+                Err(failed(w, "committing the manifest", e))
+            }
         }
     }
 
@@ -1023,12 +1047,21 @@ impl Store {
         self.storage.put(name, data).map_err(|e| failed(w, op, e))
     }
 
-    /// Deletes objects no longer referenced after a commit. A failure here loses nothing (the
-    /// next open collects them) but still poisons, as every failed write does.
+    /// Deletes objects no longer referenced after a commit. A failure loses nothing (the next
+    /// open collects them) but poisons the store, as every failed write does, whatever the
+    /// error: it is never a clean `StorageFull`, which would tell the caller that its change
+    /// was not made (and invite it to undo what the committed change references).
     pub(crate) fn delete_objects(&self, w: &mut Writer, names: &[String]) -> Result<()> {
-        self.storage
-            .delete_many(names)
-            .map_err(|e| failed(w, "deleting an object", e))
+        if w.poisoned {
+            return Err(ReplicaError::Poisoned);
+        }
+        self.storage.delete_many(names).map_err(|source| {
+            w.poisoned = true;
+            ReplicaError::Io {
+                op: "deleting objects after a commit",
+                source,
+            }
+        })
     }
 
     pub(crate) fn alloc_id(w: &mut Writer) -> u64 {
@@ -1159,11 +1192,20 @@ impl Store {
                 let v = self.v.read();
                 self.point_infos(&w.m, &v)
             };
+            // The oldest main point but the newest, and not the one a detached branch starts
+            // from (see `delete_points`).
+            let branch = infos.iter().position(|p| p.detached).map(|f| f - 1);
             let main: Vec<usize> = (0..infos.len()).filter(|&i| !infos[i].detached).collect();
-            if main.len() <= 1 {
+            let Some(&oldest) = main[..main.len().saturating_sub(1)]
+                .iter()
+                .find(|&&i| Some(i) != branch)
+            else {
+                break;
+            };
+            let expired = self.delete_points(w, &infos, vec![(oldest, ExpiryReason::ByteCap)])?;
+            if expired.is_empty() {
                 break;
             }
-            let expired = self.delete_points(w, &infos, vec![(main[0], ExpiryReason::ByteCap)])?;
             out.extend(expired);
             self.compact_opportunistically(w, 100, extra)?;
             if !w.ingesting {
@@ -1205,8 +1247,9 @@ impl Store {
                 continue;
             }
             let no = v.points[i].layer_no;
-            // The branch point of a detached branch can only go by folding into the base.
-            let deletable = del_set.contains(&i) && (Some(i) != branch || all_before_deleted);
+            // The point a detached branch starts from stays while the branch does: the detached
+            // points read through it (and through the base under it).
+            let deletable = del_set.contains(&i) && Some(i) != branch;
             if del_set.contains(&i) && !deletable {
                 refused.insert(i);
             }
@@ -1289,6 +1332,8 @@ impl Store {
         v.reindex_points();
         drop_dead_packs(&mut m, &mut v, &mut old_objects);
         drop(v);
+        // The new objects' ids are used even if the change is refused (they may exist).
+        w.m.next_object = w.m.next_object.max(m.next_object);
         for (name, data) in &new_objects {
             if let Err(e) = self.put(w, name, data, "writing a merged layer") {
                 self.reload_view_after_failure(w);
@@ -1649,6 +1694,7 @@ impl Store {
         let range = v.detached.take().expect("detached points have a range");
         for no in range.0..=range.1 {
             v.slots[no as usize].runs = Arc::new(Vec::new());
+            v.slots[no as usize].object = 0;
         }
         v.dead.push(range);
         v.points.retain(|p| !p.detached);
@@ -1848,6 +1894,9 @@ pub(crate) fn store_bytes(w: &Writer, v: &View) -> u64 {
         .saturating_add(layers)
         .saturating_add(w.log.checkpoint_len)
         .saturating_add(w.log.bytes)
+        .saturating_add(w.pending_bytes.0)
+        // A resumed ingest counts its own pack as it grows.
+        .saturating_add(if w.ingesting { 0 } else { w.pending_bytes.1 })
 }
 
 /// Maps a read error of an immutable object: a read past its end means the object is shorter
@@ -1984,4 +2033,19 @@ fn fold_levels(
         runs: a.len() as u64,
     });
     (objects.into_iter().map(layer_name).collect(), false)
+}
+
+/// The bytes of the suspended ingest `m.pending` names: its resume object's size, and the
+/// durable length of its pack upload (which the resume object records at offset 40). Only
+/// for accounting: a store whose objects cannot be read here fails elsewhere.
+fn pending_bytes(storage: &dyn Storage, m: &Manifest) -> (u64, u64) {
+    let Some(p) = m.pending else { return (0, 0) };
+    let name = resume_name(p.resume);
+    let size = storage.size(&name).unwrap_or(0);
+    let mut len = [0u8; 8];
+    let pack = match storage.get_range(&name, 40, &mut len) {
+        Ok(()) => u64::from_le_bytes(len).min(1 << 62),
+        Err(_) => 0,
+    };
+    (size, pack)
 }

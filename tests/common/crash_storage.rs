@@ -130,6 +130,15 @@ impl CrashStorage {
         self.0.lock().unwrap().ops
     }
 
+    /// Whether a scenario that reached its end (`Ok`) despite the crash may: only when the
+    /// crash hit a deletion after a commit, which the store never reports as the change
+    /// failing (it poisons itself; the next call, if any, is refused).
+    pub fn ok_after_crash(&self) -> bool {
+        self.trace()
+            .last()
+            .is_some_and(|t| t.starts_with("delete "))
+    }
+
     pub fn crashed(&self) -> bool {
         self.0.lock().unwrap().crashed
     }

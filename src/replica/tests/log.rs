@@ -251,6 +251,8 @@ fn log_names_parse_back() {
     assert_eq!(log_counter("log-12"), None);
     assert_eq!(log_counter("log-zzzzzzzzzzzzzzzz"), None);
     assert_eq!(log_counter("layer-0000000000000001"), None);
+    assert_eq!(log_counter("log-+000000000000002"), None);
+    assert_eq!(log_counter("log-000000000000000A"), None);
 }
 
 #[test]
