@@ -636,13 +636,18 @@ impl Store {
                     None => 0,
                     Some(next) => {
                         let own = &v.slots[v.points[i].layer_no as usize].runs;
-                        if first {
-                            // Deleting the oldest point folds it into the base: the base's
-                            // data it overwrites is freed.
-                            overlap_data(&v.slots[0].runs, own)
+                        let next = &v.slots[v.points[next].layer_no as usize].runs;
+                        // Deleting a point merges it under the next one: its data the next
+                        // covers dies. Deleting the oldest folds it into the base, which then
+                        // drops what the next point covers: the base's data there dies too
+                        // (none lies under the oldest point's own runs: the base never holds
+                        // any, see `fold_levels`).
+                        let base = if first {
+                            overlap_data(&v.slots[0].runs, next)
                         } else {
-                            overlap_data(own, &v.slots[v.points[next].layer_no as usize].runs)
-                        }
+                            0
+                        };
+                        base + overlap_data(own, next)
                     }
                 }
             };
