@@ -401,8 +401,12 @@ fn hostile_lists_give_distinct_errors_and_never_panic() {
         ResyncError::InvalidBlockSize(4097)
     ));
     assert!(matches!(
-        e(forge(3 * 4096, 4096, 1, 2, 2, &[1, 2], 2)),
+        e(forge(3 * 4096, 4096, 2, 2, 2, &[1, 2], 2)),
         ResyncError::ReservedNotZero("flags")
+    ));
+    assert!(matches!(
+        e(forge(3 * 4096, 4096, 1, 2, 2, &[1, 2], 2)),
+        ResyncError::UnexpectedTag
     ));
     // A forged data count beyond the block count, and beyond the bytes present.
     assert!(matches!(
@@ -589,4 +593,61 @@ fn a_live_source_ships_the_difference_through_its_tracker() {
     applier.finish().unwrap();
     assert!(applier.target() == &source);
     tracker.commit(cp.generation, cp.sequence).unwrap();
+}
+
+/// An authenticated list (HMAC-SHA256 under the replication secret): round-trips with the
+/// secret; any change in transit, even re-sealed with a valid CRC, is refused; a list without
+/// a tag, with a tag but no secret, or under another secret is refused, each distinctly.
+#[test]
+fn an_authenticated_list_refuses_every_change() {
+    let mut rng = Rng(21);
+    let disk = random_disk(&mut rng, 200_000);
+    let list = HashList::compute(&disk[..], disk.len() as u64, &config(6, 4096, 2)).unwrap();
+    let secret = Secret::new(SECRET).unwrap();
+    let other = Secret::new(b"another secret of 16+ bytes").unwrap();
+    let auth = list.to_bytes_authenticated(&secret);
+    assert_eq!(auth.len(), list.to_bytes().len() + 32);
+    assert_eq!(
+        HashList::decode_authenticated(&auth, &secret).unwrap(),
+        list
+    );
+    assert!(matches!(
+        HashList::decode(&auth),
+        Err(ResyncError::UnexpectedTag)
+    ));
+    assert!(matches!(
+        HashList::decode_authenticated(&list.to_bytes(), &secret),
+        Err(ResyncError::Unauthenticated)
+    ));
+    assert!(matches!(
+        HashList::decode_authenticated(&auth, &other),
+        Err(ResyncError::AuthenticationFailed)
+    ));
+    for n in 0..auth.len() {
+        assert!(HashList::decode_authenticated(&auth[..n], &secret).is_err());
+    }
+    // Every byte changed and the CRC recomputed (an attacker's edit), but the minor version.
+    for i in (0..auth.len() - 4).filter(|i| !(10..12).contains(i)) {
+        let mut b = auth[..auth.len() - 4].to_vec();
+        b[i] ^= 0x01;
+        assert!(
+            HashList::decode_authenticated(&sealed(&b), &secret).is_err(),
+            "change at {i} accepted"
+        );
+    }
+    // The tag stripped and the flag cleared: a plain list, refused where a tag is required.
+    let mut b = auth[..auth.len() - 36].to_vec();
+    b[28] = 0;
+    let stripped = sealed(&b);
+    assert_eq!(HashList::decode(&stripped).unwrap(), list);
+    assert!(matches!(
+        HashList::decode_authenticated(&stripped, &secret),
+        Err(ResyncError::Unauthenticated)
+    ));
+    // A flag set with no room for a tag.
+    let tiny = forge(4096, 4096, 1, 0, 1, &[1], 0);
+    assert!(matches!(
+        HashList::decode_authenticated(&tiny, &secret),
+        Err(ResyncError::Truncated { .. } | ResyncError::AuthenticationFailed)
+    ));
 }

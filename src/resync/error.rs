@@ -54,6 +54,14 @@ pub enum ResyncError {
     /// The run map of a hash list is malformed: a varint is overlong, a run other than the
     /// first is empty, or the runs do not add up to the block count / data count.
     BadRunMap(&'static str),
+    /// The list carries an authentication tag but was read without a secret
+    /// (`HashList::decode`): read it with `HashList::decode_authenticated`.
+    UnexpectedTag,
+    /// A secret was given but the list carries no authentication tag: it may have been
+    /// replaced in transit.
+    Unauthenticated,
+    /// The list's authentication tag does not verify: changed in transit, or another secret.
+    AuthenticationFailed,
     /// Two lists cannot be compared: different block sizes.
     BlockSizeMismatch {
         /// The replica's block size.
@@ -103,6 +111,21 @@ impl fmt::Display for ResyncError {
                 write!(f, "hash list {what} is {value}, at most {max} possible")
             }
             ResyncError::BadRunMap(why) => write!(f, "hash list run map: {why}"),
+            ResyncError::UnexpectedTag => {
+                write!(f, "hash list is authenticated but no secret was given")
+            }
+            ResyncError::Unauthenticated => {
+                write!(
+                    f,
+                    "hash list carries no authentication tag but a secret was given"
+                )
+            }
+            ResyncError::AuthenticationFailed => {
+                write!(
+                    f,
+                    "hash list authentication failed (changed, or another secret)"
+                )
+            }
             ResyncError::BlockSizeMismatch { replica, source } => write!(
                 f,
                 "hash lists of different block sizes (replica {replica}, source {source})"
