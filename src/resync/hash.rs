@@ -105,6 +105,38 @@ impl HashConfig {
     }
 }
 
+/// A list being built: runs alternating zero, data, ... (the first may be empty), hashes.
+#[derive(Default)]
+struct Builder {
+    runs: Vec<u64>,
+    hashes: Vec<[u8; HASH_LEN]>,
+}
+
+impl Builder {
+    /// Appends `n` blocks of one kind (their hashes are pushed by the caller).
+    fn push_run(&mut self, data: bool, n: u64) {
+        if self.runs.is_empty() {
+            self.runs.push(0);
+        }
+        // An odd number of runs: the last is a zero run.
+        let last_is_data = self.runs.len() % 2 == 0;
+        if data != last_is_data {
+            self.runs.push(0);
+        }
+        *self.runs.last_mut().expect("non-empty") += n;
+    }
+
+    /// Appends a later piece.
+    fn append(&mut self, other: Builder) {
+        for (k, &n) in other.runs.iter().enumerate() {
+            if n > 0 {
+                self.push_run(k % 2 == 1, n);
+            }
+        }
+        self.hashes.extend_from_slice(&other.hashes);
+    }
+}
+
 /// One block of a hash list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BlockHash {
@@ -154,41 +186,42 @@ impl HashList {
         }
         .clamp(1, chunks.max(1));
 
-        let mut out: Vec<Option<[u8; HASH_LEN]>> = vec![None; blocks];
+        // One piece of the list per 8 MiB chunk, built by whichever thread hashes the chunk
+        // and joined in order at the end: memory stays in proportion to the data blocks and
+        // runs (a sparse disk costs little), never one entry per block.
+        let mut pieces: Vec<Builder> = (0..chunks).map(|_| Builder::default()).collect();
         let mut salted = digest::Context::new(&digest::SHA256);
         salted.update(&config.salt);
 
-        let work = |index: usize,
-                    slot: &mut [Option<[u8; HASH_LEN]>],
-                    buf: &mut Vec<u8>|
-         -> Result<(), ResyncError> {
+        let work = |index: usize, piece: &mut Builder, buf: &mut Vec<u8>| {
             let offset = index as u64 * CHUNK as u64;
             let len = (disk_size - offset).min(CHUNK as u64) as usize;
             let buf = &mut buf[..len];
             disk.read_exact_at(buf, offset)
                 .map_err(|source| ResyncError::Io { offset, source })?;
-            for (block, entry) in buf.chunks(bs as usize).zip(slot.iter_mut()) {
-                *entry = if is_all_zero(block) {
-                    None
+            for block in buf.chunks(bs as usize) {
+                if is_all_zero(block) {
+                    piece.push_run(false, 1);
                 } else {
                     let mut ctx = salted.clone();
                     ctx.update(block);
                     let d = ctx.finish();
                     let mut h = [0u8; HASH_LEN];
                     h.copy_from_slice(&d.as_ref()[..HASH_LEN]);
-                    Some(h)
-                };
+                    piece.push_run(true, 1);
+                    piece.hashes.push(h);
+                }
             }
-            Ok(())
+            Ok::<(), ResyncError>(())
         };
 
         if threads == 1 {
             let mut buf = vec![0u8; CHUNK.min(disk_size as usize)];
-            for (i, slot) in out.chunks_mut(per_chunk).enumerate() {
-                work(i, slot, &mut buf)?;
+            for (i, piece) in pieces.iter_mut().enumerate() {
+                work(i, piece, &mut buf)?;
             }
         } else {
-            let queue = Mutex::new(out.chunks_mut(per_chunk).enumerate());
+            let queue = Mutex::new(pieces.iter_mut().enumerate());
             let failed = AtomicBool::new(false);
             let first_error: Mutex<Option<(usize, ResyncError)>> = Mutex::new(None);
             std::thread::scope(|s| {
@@ -198,11 +231,11 @@ impl HashList {
                         while !failed.load(Ordering::Relaxed) {
                             // A poisoned lock means another hashing thread panicked; the
                             // scope re-raises that panic, so just stop.
-                            let Some((i, slot)) = queue.lock().ok().and_then(|mut q| q.next())
+                            let Some((i, piece)) = queue.lock().ok().and_then(|mut q| q.next())
                             else {
                                 break;
                             };
-                            if let Err(e) = work(i, slot, &mut buf) {
+                            if let Err(e) = work(i, piece, &mut buf) {
                                 failed.store(true, Ordering::Relaxed);
                                 let mut fe = first_error.lock().unwrap_or_else(|p| p.into_inner());
                                 // Report the lowest offset that failed, whatever the timing.
@@ -219,48 +252,20 @@ impl HashList {
                 return Err(e);
             }
         }
-        Ok(Self::from_blocks(
+        let mut all = Builder {
+            hashes: Vec::with_capacity(pieces.iter().map(|p| p.hashes.len()).sum()),
+            ..Builder::default()
+        };
+        for piece in pieces {
+            all.append(piece);
+        }
+        Ok(HashList {
             disk_size,
-            config.block_size,
-            config.salt,
-            out.iter().map(|e| match e {
-                None => BlockHash::Zero,
-                Some(h) => BlockHash::Data(*h),
-            }),
-        ))
-    }
-
-    /// Builds a list from its blocks in order (there must be `ceil(disk_size / block_size)`).
-    fn from_blocks(
-        disk_size: u64,
-        block_size: u32,
-        salt: [u8; 16],
-        blocks: impl Iterator<Item = BlockHash>,
-    ) -> HashList {
-        let mut runs = vec![0u64];
-        let mut hashes = Vec::new();
-        for b in blocks {
-            let data = matches!(b, BlockHash::Data(_));
-            // Odd-length run vector: the last run is a zero run.
-            let last_is_data = runs.len() % 2 == 0;
-            if data != last_is_data {
-                runs.push(0);
-            }
-            *runs.last_mut().expect("non-empty") += 1;
-            if let BlockHash::Data(h) = b {
-                hashes.push(h);
-            }
-        }
-        if runs == [0] {
-            runs.clear();
-        }
-        HashList {
-            disk_size,
-            block_size,
-            salt,
-            runs,
-            hashes,
-        }
+            block_size: config.block_size,
+            salt: config.salt,
+            runs: all.runs,
+            hashes: all.hashes,
+        })
     }
 
     /// The disk size in bytes.
