@@ -299,6 +299,30 @@ fn a_list_round_trips_and_a_sparse_disks_list_is_small() {
     let list = HashList::compute(&zeros[..], zeros.len() as u64, &config(8, 4096, 0)).unwrap();
     assert_eq!(list.runs(), &[256]);
     assert_eq!(HashList::decode(&list.to_bytes()).unwrap(), list);
+    // An empty 1 TiB disk: one run of 2^28 blocks (a 5-byte varint), 73 bytes in all.
+    let empty = forge(1 << 40, 4096, 0, 0, 1, &[0x80, 0x80, 0x80, 0x80, 0x01], 0);
+    assert_eq!(empty.len(), 73);
+    let list = HashList::decode(&empty).unwrap();
+    assert_eq!(
+        (list.zero_blocks(), list.runs()),
+        (1 << 28, &[1u64 << 28][..])
+    );
+    assert_eq!(list.to_bytes(), empty);
+    // Comparing costs per run, not per block: two empty 1 TiB disks, and one grown to 2 TiB.
+    let plan = diff(&list, &list).unwrap();
+    assert_eq!((plan.extents.len(), plan.resize()), (0, None));
+    let grown = HashList::decode(&forge(
+        2 << 40,
+        4096,
+        0,
+        0,
+        1,
+        &[0x80, 0x80, 0x80, 0x80, 0x02],
+        0,
+    ))
+    .unwrap();
+    let plan = diff(&list, &grown).unwrap();
+    assert_eq!((plan.differing_blocks, plan.resize()), (0, Some(2 << 40)));
 }
 
 fn sealed(body: &[u8]) -> Vec<u8> {
