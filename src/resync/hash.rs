@@ -216,7 +216,7 @@ impl HashList {
         };
 
         if threads == 1 {
-            let mut buf = vec![0u8; CHUNK.min(disk_size as usize)];
+            let mut buf = vec![0u8; CHUNK.min(usize::try_from(disk_size).unwrap_or(CHUNK))];
             for (i, piece) in pieces.iter_mut().enumerate() {
                 work(i, piece, &mut buf)?;
             }
