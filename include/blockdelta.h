@@ -725,6 +725,24 @@ enum blockdelta_result
    * stream or change was refused, nothing visible changed and the store stays usable.
    */
   BLOCKDELTA_RESULT_REPLICA_STORAGE_FULL = 415,
+  /**
+   * Resync: a hash list is damaged or forged (checksum, magic, reserved bytes, counts,
+   * run map, length; see the last error message).
+   */
+  BLOCKDELTA_RESULT_RESYNC_INVALID_LIST = 500,
+  /**
+   * Resync: a hash list of a major version this library does not read.
+   */
+  BLOCKDELTA_RESULT_RESYNC_UNSUPPORTED_VERSION = 501,
+  /**
+   * Resync: a hash list's authentication failed: a wrong tag (changed in transit, another
+   * secret), no tag where a secret was given, or a tag where none was.
+   */
+  BLOCKDELTA_RESULT_RESYNC_AUTHENTICATION_FAILED = 502,
+  /**
+   * Resync: two lists cannot be compared (different block sizes or salts).
+   */
+  BLOCKDELTA_RESULT_RESYNC_LIST_MISMATCH = 503,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1008,6 +1026,11 @@ typedef struct blockdelta_encoder blockdelta_encoder;
 typedef struct blockdelta_extent_list blockdelta_extent_list;
 
 /**
+ * A disk's block-hash list (opaque). Free with `blockdelta_hash_list_free`.
+ */
+typedef struct blockdelta_hash_list blockdelta_hash_list;
+
+/**
  * A stream being ingested into a store (opaque). Create with `blockdelta_store_ingest_begin`,
  * always free with `blockdelta_ingest_free`.
  */
@@ -1029,6 +1052,11 @@ typedef struct blockdelta_point_list blockdelta_point_list;
  * see docs/SUPPORT.md). Opaque; read-only once made; any thread may read it.
  */
 typedef struct blockdelta_report blockdelta_report;
+
+/**
+ * What a resync must ship (opaque). Free with `blockdelta_resync_plan_free`.
+ */
+typedef struct blockdelta_resync_plan blockdelta_resync_plan;
 
 /**
  * A replica store for one disk (opaque). Create with `blockdelta_store_create` or open with
@@ -2259,6 +2287,109 @@ blockdelta_result blockdelta_store_last_error(const struct blockdelta_store *sto
  * `"BLOCKDELTA_RESULT_UNKNOWN"`. Never NULL; never blocks; any thread.
  */
 const char *blockdelta_result_name(uint32_t result);
+
+/**
+ * Fills `salt_out[0..16]` with random bytes from the operating system: the sender's salt for
+ * one resync, given to the replica with the request.
+ */
+blockdelta_result blockdelta_resync_random_salt(uint8_t *salt_out);
+
+/**
+ * Hashes the first `disk_size` bytes (0: the size of a regular file; give it for a block
+ * device) of the file or block device at `path` (NUL-terminated) into a new list at
+ * `*list_out`: blocks of `block_size` bytes (0: 4096; a power of two, 4 KiB to 1 MiB), on
+ * `threads` threads (0: all cores), each data block as the first 16 bytes of
+ * SHA-256(salt || block), all-zero blocks flagged. `salt` points to 16 bytes (the sender's).
+ * Reads the file once; blocks on I/O; any thread.
+ */
+blockdelta_result blockdelta_hash_list_compute_file(const char *path,
+                                                    uint64_t disk_size,
+                                                    uint32_t block_size,
+                                                    uint32_t threads,
+                                                    const uint8_t *salt,
+                                                    struct blockdelta_hash_list **list_out);
+
+/**
+ * The bytes `blockdelta_hash_list_encode` writes for `list`, with (`authenticated` true) or
+ * without an authentication tag; 0 if `list` is NULL.
+ */
+size_t blockdelta_hash_list_wire_len(const struct blockdelta_hash_list *list, bool authenticated);
+
+/**
+ * Writes the wire form of `list` (`docs/RESYNC.md`) into `(buf, cap)`, `*len_out` receiving
+ * its length. `(secret, secret_len)`: the replication secret to authenticate the list with
+ * (HMAC-SHA256), or `(NULL, 0)` for none. `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL` if `cap` is
+ * below `blockdelta_hash_list_wire_len` (nothing written). Any thread.
+ */
+blockdelta_result blockdelta_hash_list_encode(const struct blockdelta_hash_list *list,
+                                              const uint8_t *secret,
+                                              size_t secret_len,
+                                              uint8_t *buf,
+                                              size_t cap,
+                                              size_t *len_out);
+
+/**
+ * Reads a hash list from `(bytes, len)` (hostile input: every damage or forgery is an error,
+ * memory stays in proportion to `len`) into a new list at `*list_out`. With
+ * `(secret, secret_len)` the list must carry a valid authentication tag under that secret;
+ * with `(NULL, 0)` it must carry none (`BLOCKDELTA_RESULT_RESYNC_AUTHENTICATION_FAILED`).
+ */
+blockdelta_result blockdelta_hash_list_decode(const uint8_t *bytes,
+                                              size_t len,
+                                              const uint8_t *secret,
+                                              size_t secret_len,
+                                              struct blockdelta_hash_list **list_out);
+
+/**
+ * The list's disk size, block size, and counts of data (hashed) and all-zero blocks; each
+ * output NULL to skip.
+ */
+blockdelta_result blockdelta_hash_list_info(const struct blockdelta_hash_list *list,
+                                            uint64_t *disk_size_out,
+                                            uint32_t *block_size_out,
+                                            uint64_t *data_blocks_out,
+                                            uint64_t *zero_blocks_out);
+
+/**
+ * Frees a list; NULL is a no-op.
+ */
+void blockdelta_hash_list_free(struct blockdelta_hash_list *list);
+
+/**
+ * Compares the replica's list with the source's (same block size and salt, else
+ * `BLOCKDELTA_RESULT_RESYNC_LIST_MISMATCH`) into a new plan at `*plan_out`: the source ranges
+ * whose blocks differ, coalesced and ascending.
+ */
+blockdelta_result blockdelta_resync_diff(const struct blockdelta_hash_list *replica,
+                                         const struct blockdelta_hash_list *source,
+                                         struct blockdelta_resync_plan **plan_out);
+
+/**
+ * The plan's extent count, differing blocks and bytes, and the replica's and source's sizes
+ * (they differ: the stream must RESIZE the replica to the source's size first); each output
+ * NULL to skip.
+ */
+blockdelta_result blockdelta_resync_plan_info(const struct blockdelta_resync_plan *plan,
+                                              size_t *extent_count_out,
+                                              uint64_t *differing_blocks_out,
+                                              uint64_t *differing_bytes_out,
+                                              uint64_t *replica_size_out,
+                                              uint64_t *source_size_out);
+
+/**
+ * Copies up to `cap` of the plan's extents, from index `start` on, into `extents_out`;
+ * `*n_out` receives how many (0 at or past the end).
+ */
+blockdelta_result blockdelta_resync_plan_extents(const struct blockdelta_resync_plan *plan,
+                                                 size_t start,
+                                                 struct blockdelta_extent *extents_out,
+                                                 size_t cap,
+                                                 size_t *n_out);
+
+/**
+ * Frees a plan; NULL is a no-op.
+ */
+void blockdelta_resync_plan_free(struct blockdelta_resync_plan *plan);
 
 /**
  * Does agent `agent_version` support `kernel` on `distro` `release`?

@@ -5,6 +5,8 @@
 //!   its state across clean restarts (`docs/TRACKER.md`).
 //! - [`stream`]: the delta stream: encoder, decoder and applier for checksummed, compressed,
 //!   encrypted deltas.
+//! - [`resync`]: checksum resync when continuity is lost: per-block hashes of both disks,
+//!   compared, and only the differing blocks shipped as a delta stream (`docs/RESYNC.md`).
 //! - [`support`]: the replication support matrix as data, with queries and validators.
 //!
 //! The public Rust API is re-exported here; module internals stay private.
@@ -21,6 +23,7 @@
 #[doc(hidden)]
 pub mod ffi;
 pub mod replica;
+pub mod resync;
 pub mod stream;
 pub mod support;
 pub mod tracker;

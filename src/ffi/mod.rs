@@ -25,6 +25,7 @@ pub mod merge;
 mod panic;
 pub mod replica;
 pub mod result;
+pub mod resync;
 mod stream_error;
 pub mod support;
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `blockdelta_result`: the one error code type of the C ABI.
 //!
 //! Numbers are stable and never reused: a retired code stays here as a comment.
-//! Ranges: 0-99 general, 100-199 tracker, 200-299 stream, 300-399 support, 400-499 replica store.
+//! Ranges: 0-99 general, 100-199 tracker, 200-299 stream, 300-399 support, 400-499 replica store,
+//! 500-599 resync.
 
 #[cfg(feature = "capi")]
 use std::ffi::c_char;
@@ -203,6 +204,17 @@ pub enum blockdelta_result {
     /// Replica store: the file system (or object store) ran out of space while writing; the
     /// stream or change was refused, nothing visible changed and the store stays usable.
     ReplicaStorageFull = 415,
+
+    /// Resync: a hash list is damaged or forged (checksum, magic, reserved bytes, counts,
+    /// run map, length; see the last error message).
+    ResyncInvalidList = 500,
+    /// Resync: a hash list of a major version this library does not read.
+    ResyncUnsupportedVersion = 501,
+    /// Resync: a hash list's authentication failed: a wrong tag (changed in transit, another
+    /// secret), no tag where a secret was given, or a tag where none was.
+    ResyncAuthenticationFailed = 502,
+    /// Resync: two lists cannot be compared (different block sizes or salts).
+    ResyncListMismatch = 503,
 }
 
 impl blockdelta_result {
@@ -297,6 +309,10 @@ impl blockdelta_result {
             ReplicaResumeMismatch => c"BLOCKDELTA_RESULT_REPLICA_RESUME_MISMATCH",
             ReplicaChecksumMismatch => c"BLOCKDELTA_RESULT_REPLICA_CHECKSUM_MISMATCH",
             ReplicaStorageFull => c"BLOCKDELTA_RESULT_REPLICA_STORAGE_FULL",
+            ResyncInvalidList => c"BLOCKDELTA_RESULT_RESYNC_INVALID_LIST",
+            ResyncUnsupportedVersion => c"BLOCKDELTA_RESULT_RESYNC_UNSUPPORTED_VERSION",
+            ResyncAuthenticationFailed => c"BLOCKDELTA_RESULT_RESYNC_AUTHENTICATION_FAILED",
+            ResyncListMismatch => c"BLOCKDELTA_RESULT_RESYNC_LIST_MISMATCH",
         }
     }
 
@@ -389,6 +405,10 @@ impl blockdelta_result {
             ReplicaResumeMismatch,
             ReplicaChecksumMismatch,
             ReplicaStorageFull,
+            ResyncInvalidList,
+            ResyncUnsupportedVersion,
+            ResyncAuthenticationFailed,
+            ResyncListMismatch,
         ]
     };
 
