@@ -35,8 +35,39 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use blockdelta::replica::{Ingest, PointId, Retention, Store, StoreConfig};
 use blockdelta::{
     Applier, Bookmark, BookmarkKind, CheckpointInfo, DecoderConfig, EncodeCursor, Encoder,
-    EncoderConfig, Extent, FileSource, FileTarget, GenerationId, Secret, Tracker, TrackerConfig,
+    EncoderConfig, Extent, FileSource, FileTarget, GenerationId, LoadOutcome, PersistOptions,
+    PersistentTracker, Secret, Tracker, TrackerConfig,
 };
+
+/// The tracker a checkpoint is taken from: a plain one, or one whose state file records every
+/// take and commit (`PersistentTracker`), so that a restart continues where it stopped.
+#[derive(Clone, Copy)]
+enum Track<'a> {
+    Plain(&'a Tracker),
+    Saved(&'a PersistentTracker),
+}
+
+impl Track<'_> {
+    fn tracker(&self) -> &Tracker {
+        match self {
+            Track::Plain(t) => t,
+            Track::Saved(p) => p.tracker(),
+        }
+    }
+    fn take(&self) -> Result<CheckpointInfo, Error> {
+        Ok(match self {
+            Track::Plain(t) => t.take()?,
+            Track::Saved(p) => p.take()?,
+        })
+    }
+    fn commit(&self, generation: GenerationId, sequence: u64) -> Result<(), Error> {
+        match self {
+            Track::Plain(t) => t.commit(generation, sequence)?,
+            Track::Saved(p) => p.commit(generation, sequence)?,
+        }
+        Ok(())
+    }
+}
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -226,14 +257,15 @@ impl Pipeline {
     /// sent first if the disk changed size.
     fn ship(
         &mut self,
-        tracker: &Tracker,
+        tk: Track<'_>,
         source_path: &Path,
         dest: Dest<'_>,
         replica_size: u64,
         bookmark: Option<Bookmark<'_>>,
         totals: &mut Totals,
     ) -> Result<CheckpointInfo, Error> {
-        let cp = tracker.take()?;
+        let tracker = tk.tracker();
+        let cp = tk.take()?;
         match self.ship_taken(
             tracker,
             &cp,
@@ -246,7 +278,7 @@ impl Pipeline {
             Ok((generation, applied)) => {
                 // Commit what the replica reports as applied, never what was sent: a checkpoint
                 // it did not apply cannot be committed (the tracker checks both values).
-                tracker.commit(generation, applied)?;
+                tk.commit(generation, applied)?;
                 totals.cycles += 1;
                 Ok(cp)
             }
@@ -459,7 +491,7 @@ fn replicate_existing(source_path: &Path, replica_path: &Path, secret: &str) -> 
         label: "full sync",
     };
     let cp = pipe.ship(
-        &tracker,
+        Track::Plain(&tracker),
         source_path,
         Dest::File(&replica),
         source_size,
@@ -687,9 +719,15 @@ fn demo(args: &Args) -> Result<(), Error> {
         retention.max_points.unwrap_or(0),
     );
 
-    let tracker = Arc::new(Tracker::new(
-        TrackerConfig::new(DEMO_SIZE).capacity(DEMO_GROWN),
-    )?);
+    // The tracker keeps its state in a file beside the store (`PersistentTracker`): a restart
+    // of the agent continues the generation with exactly the blocks not yet shipped.
+    let state_path = dir.path().join("disk0.tracker");
+    let config = TrackerConfig::new(DEMO_SIZE).capacity(DEMO_GROWN);
+    let (mut pt, outcome) =
+        PersistentTracker::open(&state_path, config, PersistOptions::new(DISK_ID))?;
+    if let LoadOutcome::Reset { reason, .. } = &outcome {
+        println!("  tracker state         {reason}: a new generation, every block dirty");
+    }
     let mut pipe = Pipeline::new(DISK_ID, &args.secret);
     let mut totals = Totals::default();
     let work = Arc::new(Workload::default());
@@ -727,7 +765,7 @@ fn demo(args: &Args) -> Result<(), Error> {
         label: "initial sync",
     };
     let cp = pipe.ship(
-        &tracker,
+        Track::Saved(&pt),
         &source_path,
         Dest::Store(&store),
         replica_size,
@@ -743,6 +781,8 @@ fn demo(args: &Args) -> Result<(), Error> {
     );
 
     let resize_cycle = u64::from(args.cycles).div_ceil(2);
+    // A clean restart of the agent in the middle of a cycle, before the resize.
+    let restart_cycle = (resize_cycle > 2).then_some(2);
     for cycle in 1..=u64::from(args.cycles) {
         let shipped_before = totals.shipped_bytes;
         let data_before = totals.data_bytes;
@@ -751,13 +791,13 @@ fn demo(args: &Args) -> Result<(), Error> {
         // Writers run while a checkpoint is taken and shipped: the take races real writes.
         let handles: Vec<_> = (0..WRITERS as u64)
             .map(|id| {
-                let (source, tracker, work) = (source.clone(), tracker.clone(), work.clone());
+                let (source, tracker, work) = (source.clone(), pt.tracker().clone(), work.clone());
                 std::thread::spawn(move || writer(id, cycle, &source, &tracker, &work))
             })
             .collect();
         std::thread::sleep(Duration::from_millis(20));
         let mid = pipe.ship(
-            &tracker,
+            Track::Saved(&pt),
             &source_path,
             Dest::Store(&store),
             replica_size,
@@ -768,9 +808,36 @@ fn demo(args: &Args) -> Result<(), Error> {
         for h in handles {
             h.join().map_err(|_| "a writer thread panicked")??;
         }
+        if Some(cycle) == restart_cycle {
+            // The writers stopped with blocks not yet shipped: close (the state file saves them
+            // as clean), open again (the generation continues, those blocks dirty), and the
+            // checkpoint below ships exactly them, not the whole disk.
+            let t = Instant::now();
+            pt.close()?;
+            let (lineage_gen, lineage_seq) = store.lineage().ok_or("no lineage")?;
+            let geometry = TrackerConfig::new(replica_size).capacity(DEMO_GROWN);
+            let opts = PersistOptions::new(DISK_ID).replica_point(lineage_gen, lineage_seq);
+            let (reopened, outcome) = PersistentTracker::open(&state_path, geometry, opts)?;
+            pt = reopened;
+            match outcome {
+                LoadOutcome::Resumed {
+                    committed,
+                    dirty_blocks,
+                    ..
+                } => println!(
+                    "  restart   tracker closed and reopened in {:.1} ms: generation kept, from checkpoint {committed}, {} dirty carried over (not the {} disk)",
+                    t.elapsed().as_secs_f64() * 1e3,
+                    human((dirty_blocks * u64::from(pt.tracker().block_size())) as f64),
+                    human(replica_size as f64),
+                ),
+                LoadOutcome::Reset { reason, .. } => {
+                    return Err(format!("a clean restart reset the tracker: {reason}").into())
+                }
+            }
+        }
         if cycle == resize_cycle {
             source.set_len(DEMO_GROWN)?;
-            tracker.resize(DEMO_GROWN)?;
+            pt.tracker().resize(DEMO_GROWN)?;
         }
         // Quiescent: ship the rest with a recovery point and check it byte for byte.
         bookmark_id += 1;
@@ -789,7 +856,7 @@ fn demo(args: &Args) -> Result<(), Error> {
             label,
         };
         let cp = pipe.ship(
-            &tracker,
+            Track::Saved(&pt),
             &source_path,
             Dest::Store(&store),
             replica_size,
@@ -866,11 +933,12 @@ fn demo(args: &Args) -> Result<(), Error> {
     let target = points.first().ok_or("no point")?.clone();
     let t = Instant::now();
     let rb = store.rollback(target.id)?;
-    tracker.adopt_lineage(rb.generation, rb.sequence, &rb.extents)?;
+    pt.tracker()
+        .adopt_lineage(rb.generation, rb.sequence, &rb.extents)?;
     let differing: u64 = rb.extents.iter().map(|e| e.len).sum();
     let shipped_before = totals.shipped_bytes;
     let cp = pipe.ship(
-        &tracker,
+        Track::Saved(&pt),
         &source_path,
         Dest::Store(&store),
         target.disk_size,
@@ -888,6 +956,13 @@ fn demo(args: &Args) -> Result<(), Error> {
         human((totals.shipped_bytes - shipped_before) as f64),
         human(cp.disk_size as f64),
         rollback_time.as_secs_f64()
+    );
+    // Shutdown: the state file saves the tracker clean; the next run would continue it.
+    pt.close()?;
+    println!(
+        "  tracker state         saved clean in {} ({} bytes): a restart continues the generation",
+        state_path.display(),
+        std::fs::metadata(&state_path)?.len()
     );
 
     println!();
