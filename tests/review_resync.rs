@@ -677,3 +677,66 @@ fn diff_finds_exactly_the_differing_blocks_of_any_pair_of_lists() {
         assert_eq!(plan.resize(), (s.len() != r.len()).then_some(s.len() as u64));
     }
 }
+
+/// `docs/RESYNC.md`, path 1: "`adopt_lineage` refuses extents outside the tracker's disk: with
+/// this path the two disks must have the same size". A live sender relies on a size mismatch
+/// being caught somewhere on that path. When the replica is *larger* than the source nothing
+/// refuses it: the plan's extents all lie inside the source (so `adopt_lineage` accepts them),
+/// the tracker's stream carries no RESIZE (its header says the source's size), the applier
+/// accepts a target larger than the header's disk size, and the resync "succeeds" with the
+/// replica still at its old, larger size and stale bytes past the source's end (the plan knew:
+/// `plan.resize()` is `Some`, but nothing on this path looks at it).
+#[test]
+fn a_live_resync_never_silently_leaves_a_replica_of_another_size() {
+    use blockdelta::stream::encode_to_vec;
+    use blockdelta::{Tracker, TrackerConfig};
+    let mut rng = Rng(41);
+    let size = 2 * MIB;
+    let source = disk(&mut rng, size);
+    let mut replica = source.clone();
+    replica.resize(size + MIB, 0);
+    rng.fill(&mut replica[size..]);
+    replica[4096] ^= 1;
+    let tracker = Tracker::new(TrackerConfig::new(size as u64).start_clean(true)).unwrap();
+    let c = cfg(4096, 2, 2);
+    let theirs = HashList::compute(&replica[..], replica.len() as u64, &c).unwrap();
+    let ours = HashList::compute(&source[..], size as u64, &c).unwrap();
+    let plan = diff(&theirs, &ours).unwrap();
+    assert_eq!(plan.resize(), Some(size as u64));
+    let g = GenerationId([9; 16]);
+    if tracker.adopt_lineage(g, 4, &plan.extents).is_err() {
+        return; // refused: fine
+    }
+    let cp = tracker.take().unwrap();
+    let mut extents = Vec::new();
+    let mut cursor = cp.cursor();
+    let mut buf = [Extent::default(); 16];
+    loop {
+        let n = tracker.extents(&mut cursor, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        extents.extend_from_slice(&buf[..n]);
+    }
+    let mut ecfg = EncoderConfig::new(
+        *b"review-resync-d0",
+        cp.generation,
+        cp.from_sequence,
+        cp.sequence,
+        size as u64,
+    );
+    ecfg.block_size = cp.block_size;
+    let stream = encode_to_vec(ecfg, &extents, &mut source.clone()).unwrap();
+    let mut applier = Applier::new(DecoderConfig::new(), replica);
+    if applier.push(&stream).is_err() || applier.finish().is_err() {
+        return; // refused: fine
+    }
+    let out = applier.into_target();
+    assert_eq!(
+        out.len(),
+        source.len(),
+        "the live resync succeeded but left the replica at {} bytes, the source has {}",
+        out.len(),
+        source.len()
+    );
+}
