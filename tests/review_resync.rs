@@ -740,3 +740,40 @@ fn a_live_resync_never_silently_leaves_a_replica_of_another_size() {
         source.len()
     );
 }
+
+/// A sender relies on the documented order of `decode`'s checks (`docs/RESYNC.md`, "Reading
+/// hostile lists", step 1): too short for a CRC, a later major version named as such even with
+/// a bad CRC, a bad CRC, bad magic, reserved head bytes, fields past the end; any minor
+/// version of major 1 is read; in C a later major version is `RESYNC_UNSUPPORTED_VERSION`.
+#[test]
+fn decode_checks_the_head_in_the_documented_order() {
+    let d = vec![3u8; 10_000];
+    let list = HashList::compute(&d[..], d.len() as u64, &cfg(4096, 1, 0)).unwrap();
+    let good = list.to_bytes();
+    let body = &good[..good.len() - 4];
+    assert!(matches!(HashList::decode(&good[..3]), Err(ResyncError::NoChecksum)));
+    let mut v2 = good.clone();
+    v2[8] = 2; // CRC now wrong too
+    assert!(matches!(HashList::decode(&v2), Err(ResyncError::UnsupportedVersion(2))));
+    let mut out = null_mut();
+    assert_eq!(
+        blockdelta_hash_list_decode(v2.as_ptr(), v2.len(), null(), 0, &mut out),
+        blockdelta_result::ResyncUnsupportedVersion
+    );
+    let mut bad = good.clone();
+    bad[40] ^= 1;
+    assert!(matches!(HashList::decode(&bad), Err(ResyncError::Checksum)));
+    let mut b = body.to_vec();
+    b[0] = b'X';
+    assert!(matches!(HashList::decode(&sealed(&b)), Err(ResyncError::Magic)));
+    let mut b = body.to_vec();
+    b[13] = 1;
+    assert!(matches!(HashList::decode(&sealed(&b)), Err(ResyncError::ReservedNotZero(_))));
+    assert!(matches!(
+        HashList::decode(&sealed(&body[..40])),
+        Err(ResyncError::Truncated { .. })
+    ));
+    let mut b = body.to_vec();
+    b[10] = 7; // minor 7
+    assert_eq!(HashList::decode(&sealed(&b)).unwrap(), list);
+}
