@@ -777,3 +777,21 @@ fn decode_checks_the_head_in_the_documented_order() {
     b[10] = 7; // minor 7
     assert_eq!(HashList::decode(&sealed(&b)).unwrap(), list);
 }
+
+/// A reader of `docs/RESYNC.md` ("Why 128 bits and a salt are enough") relies on the stated
+/// false-match bounds: at most 2^-128 per block, so (number of 4 KiB blocks) x 2^-128 per
+/// disk. The doc gives 2^-80 for 2^60 bytes (2^48 blocks: right) but 2^-110 for 1 TiB, which
+/// is 2^28 blocks, i.e. 2^-100: the bound for 1 TiB is overstated by a factor of 1024.
+#[test]
+fn the_documented_false_match_bounds_follow_from_the_block_count() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/RESYNC.md"))
+        .unwrap()
+        .replace('\n', " ");
+    let bound = |disk_log2: u32| 128 - (disk_log2 - 12); // -log2(blocks * 2^-128)
+    assert!(doc.contains(&format!("2^-{} for a whole disk of the largest size", bound(60))));
+    assert!(
+        doc.contains(&format!("2^-{} for 1 TiB", bound(40))),
+        "docs/RESYNC.md does not state 2^-{} for 1 TiB (2^28 blocks of 4 KiB)",
+        bound(40)
+    );
+}
