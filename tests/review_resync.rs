@@ -795,3 +795,44 @@ fn the_documented_false_match_bounds_follow_from_the_block_count() {
         bound(40)
     );
 }
+
+/// A disk whose chunks fail or succeed after random delays.
+struct Flaky {
+    fail: Vec<bool>,
+    delay_ms: Vec<u64>,
+}
+
+impl ReadAt for Flaky {
+    fn read_exact_at(&self, _buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let i = (offset / CHUNK as u64) as usize;
+        std::thread::sleep(std::time::Duration::from_millis(self.delay_ms[i]));
+        if self.fail[i] {
+            Err(io::Error::other(format!("chunk {i}")))
+        } else {
+            Ok(()) // the buffer keeps its zeros
+        }
+    }
+}
+
+/// A user relies on the lowest failed offset being reported whatever the timing: random sets
+/// of failing chunks, random delays, 2 to 6 threads.
+#[test]
+fn the_lowest_failed_offset_is_reported_under_any_timing() {
+    let mut rng = Rng(1717);
+    for round in 0..10 {
+        let n = 12;
+        let fail: Vec<bool> = (0..n).map(|_| rng.below(4) == 0).collect();
+        let Some(first) = fail.iter().position(|&f| f) else {
+            continue;
+        };
+        let delay_ms = (0..n).map(|_| rng.below(30)).collect();
+        let threads = 2 + rng.below(5) as usize;
+        let d = Flaky { fail, delay_ms };
+        match HashList::compute(&d, (n * CHUNK) as u64 - 5, &cfg(4096, threads, 0)) {
+            Err(ResyncError::Io { offset, .. }) => {
+                assert_eq!(offset, (first * CHUNK) as u64, "round {round}")
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+}
