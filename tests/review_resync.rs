@@ -836,3 +836,41 @@ fn the_lowest_failed_offset_is_reported_under_any_timing() {
         }
     }
 }
+
+/// A caller relies on `HashList::compute` (and `blockdelta_hash_list_compute_file`) returning
+/// an error for any disk size it accepts (1 to 2^60), never taking the process down: with a
+/// disk size of 2^60 and an image that is much shorter the answer should be the read error
+/// (`ResyncError::Io`). Instead `compute` first allocates one 48-byte piece per 8 MiB chunk,
+/// 2^37 of them (6.6 TB), before the first read: the allocation fails and the process aborts
+/// (an abort, not a panic: the C ABI's panic boundary cannot catch it). The check runs in a
+/// child process under `ulimit -v` (4 GiB) so that it can neither exhaust the machine's memory
+/// nor kill this test binary.
+#[test]
+fn hashing_a_disk_of_the_largest_size_fails_with_an_error_not_an_abort() {
+    if std::env::var_os("REVIEW_RESYNC_CHILD").is_some() {
+        let image = vec![1u8; 4096];
+        let r = HashList::compute(&image[..], 1u64 << 60, &cfg(4096, 1, 0));
+        assert!(matches!(r, Err(ResyncError::Io { offset: 0, .. })), "{r:?}");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 4194304 && exec \"$0\" --exact --test-threads=1 \"$1\"")
+        .arg(&exe)
+        .arg("hashing_a_disk_of_the_largest_size_fails_with_an_error_not_an_abort")
+        .env("REVIEW_RESYNC_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the child died ({:?}): {}",
+        out.status,
+        stderr
+            .lines()
+            .filter(|l| l.contains("memory allocation") || l.contains("panicked at"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+}
