@@ -874,3 +874,32 @@ fn hashing_a_disk_of_the_largest_size_fails_with_an_error_not_an_abort() {
             .join(" | ")
     );
 }
+
+/// An independent implementation relies on the tag being exactly what `docs/RESYNC.md` says:
+/// HMAC-SHA256 of every byte before it, under HKDF-SHA256(salt = the list's salt, IKM = the
+/// secret, info = "blockdelta resync v1"), flag bit 0 set, then the CRC-32.
+#[test]
+fn the_tag_is_the_documented_hmac() {
+    use ring::{hkdf, hmac};
+    let mut rng = Rng(8);
+    let d = disk(&mut rng, 50_000);
+    let c = cfg(4096, 1, 0x3c);
+    let list = HashList::compute(&d[..], d.len() as u64, &c).unwrap();
+    let secret = Secret::new(SECRET).unwrap();
+    let auth = list.to_bytes_authenticated(&secret);
+    let plain = list.to_bytes();
+    assert_eq!(u32::from_le_bytes(auth[28..32].try_into().unwrap()), 1);
+    let signed = &auth[..auth.len() - 36];
+    let mut expect_signed = plain[..plain.len() - 4].to_vec();
+    expect_signed[28] = 1;
+    assert_eq!(signed, &expect_signed[..]);
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[0x3c; 16]).extract(SECRET);
+    let info = [&b"blockdelta resync v1"[..]];
+    let key = hmac::Key::from(prk.expand(&info, hmac::HMAC_SHA256).unwrap());
+    let tag = hmac::sign(&key, signed);
+    assert_eq!(&auth[auth.len() - 36..auth.len() - 4], tag.as_ref());
+    assert_eq!(
+        &auth[auth.len() - 4..],
+        &crc32fast::hash(&auth[..auth.len() - 4]).to_le_bytes()
+    );
+}
