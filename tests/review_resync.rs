@@ -903,3 +903,40 @@ fn the_tag_is_the_documented_hmac() {
         &crc32fast::hash(&auth[..auth.len() - 4]).to_le_bytes()
     );
 }
+
+/// A C sender walks a plan with `blockdelta_resync_plan_extents` until `*n_out` is 0, which
+/// its doc calls the end ("0 at or past the end"), exactly as it walks a checkpoint with
+/// `blockdelta_tracker_extents`, where "0 is returned only at the end, whatever `cap` is" and
+/// a `cap` of 0 while extents remain is `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL`. The resync
+/// function breaks that convention: with `cap` 0 (an empty or not yet grown buffer) it
+/// returns OK with 0 while every extent remains, so such a loop ends at once, ships nothing,
+/// and the replica stays wrong without any error.
+#[test]
+fn a_plan_walk_sees_zero_extents_only_at_the_end_whatever_the_capacity() {
+    let c = cfg(4096, 1, 4);
+    let src = vec![1u8; 40_000];
+    let mut rep = src.clone();
+    rep[10_000] = 2;
+    let mut lists = [null_mut(), null_mut()];
+    for (k, d) in [&rep, &src].iter().enumerate() {
+        let l = HashList::compute(&d[..], d.len() as u64, &c).unwrap().to_bytes();
+        assert_eq!(
+            blockdelta_hash_list_decode(l.as_ptr(), l.len(), null(), 0, &mut lists[k]),
+            blockdelta_result::Ok
+        );
+    }
+    let mut plan = null_mut();
+    assert_eq!(blockdelta_resync_diff(lists[0], lists[1], &mut plan), blockdelta_result::Ok);
+    let mut count = 0usize;
+    blockdelta_resync_plan_info(plan, &mut count, null_mut(), null_mut(), null_mut(), null_mut());
+    assert_eq!(count, 1);
+    let mut n = 77usize;
+    let r = blockdelta_resync_plan_extents(plan, 0, null_mut(), 0, &mut n);
+    blockdelta_resync_plan_free(plan);
+    blockdelta_hash_list_free(lists[0]);
+    blockdelta_hash_list_free(lists[1]);
+    assert!(
+        !(r == blockdelta_result::Ok && n == 0),
+        "cap 0 with 1 extent remaining: OK and 0 extents, which the caller reads as the end"
+    );
+}
