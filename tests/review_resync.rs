@@ -9,11 +9,9 @@ use std::io;
 use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use blockdelta::ffi::resync::*;
 use blockdelta::ffi::result::blockdelta_result;
-use blockdelta::resync::{
-    diff, HashConfig, HashList, ReadAt, ResyncError, FORMAT_MAJOR, MAGIC,
-};
+use blockdelta::ffi::resync::*;
+use blockdelta::resync::{diff, HashConfig, HashList, ReadAt, ResyncError, FORMAT_MAJOR, MAGIC};
 use blockdelta::{Applier, DecoderConfig, EncoderConfig, Extent, GenerationId, Secret};
 
 const SECRET: &[u8] = b"review resync secret, 16+ bytes";
@@ -121,7 +119,16 @@ fn the_replica_is_identical_after_resync_for_every_size_block_size_and_thread_co
             let mut replica = source.clone();
             replica.resize(r, 0);
             // Differences at the boundaries.
-            let spots = [0, r - 1, r / 2, CHUNK - 1, CHUNK, s.saturating_sub(1), s, s + 1];
+            let spots = [
+                0,
+                r - 1,
+                r / 2,
+                CHUNK - 1,
+                CHUNK,
+                s.saturating_sub(1),
+                s,
+                s + 1,
+            ];
             for &at in &spots {
                 if at < r {
                     replica[at] ^= 0x40;
@@ -235,7 +242,16 @@ fn sealed(body: &[u8]) -> Vec<u8> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn forge(disk: u64, bs: u32, flags: u32, salt: u8, data: u64, runs: u64, map: &[u8], hashes: usize) -> Vec<u8> {
+fn forge(
+    disk: u64,
+    bs: u32,
+    flags: u32,
+    salt: u8,
+    data: u64,
+    runs: u64,
+    map: &[u8],
+    hashes: usize,
+) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&MAGIC);
     b.extend_from_slice(&FORMAT_MAJOR.to_le_bytes());
@@ -273,20 +289,53 @@ fn hostile_lists_from_the_replica_are_refused_without_panics_or_huge_allocations
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (forge(big, 4096, 0, 0, u64::MAX, u64::MAX, &[], 0), "D huge"),
         (forge(big, 4096, 0, 0, 0, u64::MAX, &[0; 20], 0), "R huge"),
-        (forge(big, 4096, 0, 0, bc, 2, &m(&[0, bc]), 1), "D = all blocks, 1 hash"),
-        (forge(big + 1, 4096, 0, 0, 0, 1, &m(&[bc]), 0), "disk 2^60+1"),
+        (
+            forge(big, 4096, 0, 0, bc, 2, &m(&[0, bc]), 1),
+            "D = all blocks, 1 hash",
+        ),
+        (
+            forge(big + 1, 4096, 0, 0, 0, 1, &m(&[bc]), 0),
+            "disk 2^60+1",
+        ),
         (forge(4096, 2048, 0, 0, 0, 1, &[1], 0), "block 2 KiB"),
         (forge(4096, 3 << 12, 0, 0, 0, 1, &[1], 0), "block 12 KiB"),
         (forge(4096, 2 << 20, 0, 0, 0, 1, &[1], 0), "block 2 MiB"),
-        (forge(big, 4096, 0, 0, 0, 1, &[0xff; 10], 0), "65-bit varint"),
-        (forge(big, 4096, 0, 0, 0, 1, &[0x80; 11], 0), "11-byte varint"),
-        (forge(big, 4096, 0, 0, 0, 1, &[0x81, 0x00], 0), "non-minimal varint"),
-        (forge(big, 4096, 0, 0, 0, 2, &m(&[u64::MAX, 2]), 0), "wrapping sum"),
-        (forge(big, 4096, 0, 0, 1, 3, &m(&[bc - 1, 2, 0]), 1), "runs past the disk"),
-        (forge(8192, 4096, 0, 0, 1, 3, &m(&[1, 1, 0]), 1), "empty last run"),
-        (forge(8192, 4096, 0, 0, 1, 2, &m(&[0, 2]), 1), "D below data runs"),
-        (forge(8192, 4096, 0, 0, 2, 2, &m(&[0, 1]), 2), "runs short of the disk"),
-        (forge(8192, 4096, 0, 0, 1, 2, &m(&[1, 1]), 2), "trailing hash"),
+        (
+            forge(big, 4096, 0, 0, 0, 1, &[0xff; 10], 0),
+            "65-bit varint",
+        ),
+        (
+            forge(big, 4096, 0, 0, 0, 1, &[0x80; 11], 0),
+            "11-byte varint",
+        ),
+        (
+            forge(big, 4096, 0, 0, 0, 1, &[0x81, 0x00], 0),
+            "non-minimal varint",
+        ),
+        (
+            forge(big, 4096, 0, 0, 0, 2, &m(&[u64::MAX, 2]), 0),
+            "wrapping sum",
+        ),
+        (
+            forge(big, 4096, 0, 0, 1, 3, &m(&[bc - 1, 2, 0]), 1),
+            "runs past the disk",
+        ),
+        (
+            forge(8192, 4096, 0, 0, 1, 3, &m(&[1, 1, 0]), 1),
+            "empty last run",
+        ),
+        (
+            forge(8192, 4096, 0, 0, 1, 2, &m(&[0, 2]), 1),
+            "D below data runs",
+        ),
+        (
+            forge(8192, 4096, 0, 0, 2, 2, &m(&[0, 1]), 2),
+            "runs short of the disk",
+        ),
+        (
+            forge(8192, 4096, 0, 0, 1, 2, &m(&[1, 1]), 2),
+            "trailing hash",
+        ),
         (forge(8192, 4096, 2, 0, 0, 1, &m(&[2]), 0), "unknown flag"),
     ];
     for (bytes, what) in &cases {
@@ -367,7 +416,10 @@ fn an_authenticated_list_cannot_be_downgraded_or_replayed() {
         HashList::decode_authenticated(&sealed(&b), &secret),
         Err(ResyncError::Unauthenticated)
     ));
-    assert!(matches!(HashList::decode(&auth), Err(ResyncError::UnexpectedTag)));
+    assert!(matches!(
+        HashList::decode(&auth),
+        Err(ResyncError::UnexpectedTag)
+    ));
     // Salt or size changed under a kept tag.
     for (at, v) in [(32usize, 0x12u8), (16, 0x01)] {
         let mut b = auth[..auth.len() - 4].to_vec();
@@ -381,7 +433,10 @@ fn an_authenticated_list_cannot_be_downgraded_or_replayed() {
     let old = HashList::compute(&d[..], d.len() as u64, &cfg(4096, 1, 0x22)).unwrap();
     let replayed =
         HashList::decode_authenticated(&old.to_bytes_authenticated(&secret), &secret).unwrap();
-    assert!(matches!(diff(&replayed, &list), Err(ResyncError::SaltMismatch)));
+    assert!(matches!(
+        diff(&replayed, &list),
+        Err(ResyncError::SaltMismatch)
+    ));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -447,7 +502,14 @@ fn the_c_abi_checks_its_arguments_and_leaves_outputs_alone_on_error() {
     let mut buf = vec![0x5au8; tagged];
     let mut len = 12345usize;
     assert_eq!(
-        blockdelta_hash_list_encode(list, SECRET.as_ptr(), SECRET.len(), buf.as_mut_ptr(), tagged - 1, &mut len),
+        blockdelta_hash_list_encode(
+            list,
+            SECRET.as_ptr(),
+            SECRET.len(),
+            buf.as_mut_ptr(),
+            tagged - 1,
+            &mut len
+        ),
         blockdelta_result::BufferTooSmall
     );
     assert_eq!(len, 12345);
@@ -462,7 +524,14 @@ fn the_c_abi_checks_its_arguments_and_leaves_outputs_alone_on_error() {
         blockdelta_result::NullParameter
     );
     assert_eq!(
-        blockdelta_hash_list_encode(list, SECRET.as_ptr(), SECRET.len(), buf.as_mut_ptr(), tagged, &mut len),
+        blockdelta_hash_list_encode(
+            list,
+            SECRET.as_ptr(),
+            SECRET.len(),
+            buf.as_mut_ptr(),
+            tagged,
+            &mut len
+        ),
         blockdelta_result::Ok
     );
     assert_eq!(len, tagged);
@@ -481,7 +550,13 @@ fn the_c_abi_checks_its_arguments_and_leaves_outputs_alone_on_error() {
         blockdelta_result::Ok
     );
     assert_eq!(
-        blockdelta_hash_list_decode(pbuf.as_ptr(), plen, SECRET.as_ptr(), SECRET.len(), &mut back),
+        blockdelta_hash_list_decode(
+            pbuf.as_ptr(),
+            plen,
+            SECRET.as_ptr(),
+            SECRET.len(),
+            &mut back
+        ),
         blockdelta_result::ResyncAuthenticationFailed
     );
     assert_eq!(
@@ -505,10 +580,19 @@ fn the_c_abi_checks_its_arguments_and_leaves_outputs_alone_on_error() {
     // Diff and plan.
     let sentinel_plan = 0xdead_beef_usize as *mut blockdelta_resync_plan;
     let mut plan = sentinel_plan;
-    assert_eq!(blockdelta_resync_diff(null(), list, &mut plan), blockdelta_result::NullParameter);
-    assert_eq!(blockdelta_resync_diff(back, list, null_mut()), blockdelta_result::NullParameter);
+    assert_eq!(
+        blockdelta_resync_diff(null(), list, &mut plan),
+        blockdelta_result::NullParameter
+    );
+    assert_eq!(
+        blockdelta_resync_diff(back, list, null_mut()),
+        blockdelta_result::NullParameter
+    );
     assert_eq!(plan, sentinel_plan);
-    assert_eq!(blockdelta_resync_diff(back, list, &mut plan), blockdelta_result::Ok);
+    assert_eq!(
+        blockdelta_resync_diff(back, list, &mut plan),
+        blockdelta_result::Ok
+    );
     let mut n = 99usize;
     let mut ext = [Extent::default(); 4];
     assert_eq!(
@@ -528,7 +612,10 @@ fn the_c_abi_checks_its_arguments_and_leaves_outputs_alone_on_error() {
         blockdelta_result::NullParameter
     );
     assert_eq!(n, 99);
-    assert_eq!(blockdelta_resync_random_salt(null_mut()), blockdelta_result::NullParameter);
+    assert_eq!(
+        blockdelta_resync_random_salt(null_mut()),
+        blockdelta_result::NullParameter
+    );
 
     blockdelta_resync_plan_free(plan);
     blockdelta_resync_plan_free(null_mut());
@@ -549,9 +636,15 @@ fn a_forged_list_with_a_bad_block_or_disk_size_is_an_invalid_list_in_c() {
     let bc = 1u64 << 48;
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (forge(4096, 2048, 0, 0, 0, 1, &[1], 0), "block size 2 KiB"),
-        (forge(4096, 3 << 12, 0, 0, 0, 1, &[1], 0), "block size 12 KiB"),
+        (
+            forge(4096, 3 << 12, 0, 0, 0, 1, &[1], 0),
+            "block size 12 KiB",
+        ),
         (forge(0, 4096, 0, 0, 0, 1, &[0], 0), "disk size 0"),
-        (forge((1 << 60) + 1, 4096, 0, 0, 0, 1, &varint(bc + 1), 0), "disk size 2^60 + 1"),
+        (
+            forge((1 << 60) + 1, 4096, 0, 0, 0, 1, &varint(bc + 1), 0),
+            "disk size 2^60 + 1",
+        ),
     ];
     let mut wrong = Vec::new();
     for (bytes, what) in &cases {
@@ -674,7 +767,10 @@ fn diff_finds_exactly_the_differing_blocks_of_any_pair_of_lists() {
         }
         assert_eq!(plan.extents, want, "round {round}");
         assert_eq!(plan.differing_blocks, count, "round {round}");
-        assert_eq!(plan.resize(), (s.len() != r.len()).then_some(s.len() as u64));
+        assert_eq!(
+            plan.resize(),
+            (s.len() != r.len()).then_some(s.len() as u64)
+        );
     }
 }
 
@@ -751,10 +847,16 @@ fn decode_checks_the_head_in_the_documented_order() {
     let list = HashList::compute(&d[..], d.len() as u64, &cfg(4096, 1, 0)).unwrap();
     let good = list.to_bytes();
     let body = &good[..good.len() - 4];
-    assert!(matches!(HashList::decode(&good[..3]), Err(ResyncError::NoChecksum)));
+    assert!(matches!(
+        HashList::decode(&good[..3]),
+        Err(ResyncError::NoChecksum)
+    ));
     let mut v2 = good.clone();
     v2[8] = 2; // CRC now wrong too
-    assert!(matches!(HashList::decode(&v2), Err(ResyncError::UnsupportedVersion(2))));
+    assert!(matches!(
+        HashList::decode(&v2),
+        Err(ResyncError::UnsupportedVersion(2))
+    ));
     let mut out = null_mut();
     assert_eq!(
         blockdelta_hash_list_decode(v2.as_ptr(), v2.len(), null(), 0, &mut out),
@@ -765,10 +867,16 @@ fn decode_checks_the_head_in_the_documented_order() {
     assert!(matches!(HashList::decode(&bad), Err(ResyncError::Checksum)));
     let mut b = body.to_vec();
     b[0] = b'X';
-    assert!(matches!(HashList::decode(&sealed(&b)), Err(ResyncError::Magic)));
+    assert!(matches!(
+        HashList::decode(&sealed(&b)),
+        Err(ResyncError::Magic)
+    ));
     let mut b = body.to_vec();
     b[13] = 1;
-    assert!(matches!(HashList::decode(&sealed(&b)), Err(ResyncError::ReservedNotZero(_))));
+    assert!(matches!(
+        HashList::decode(&sealed(&b)),
+        Err(ResyncError::ReservedNotZero(_))
+    ));
     assert!(matches!(
         HashList::decode(&sealed(&body[..40])),
         Err(ResyncError::Truncated { .. })
@@ -788,7 +896,10 @@ fn the_documented_false_match_bounds_follow_from_the_block_count() {
         .unwrap()
         .replace('\n', " ");
     let bound = |disk_log2: u32| 128 - (disk_log2 - 12); // -log2(blocks * 2^-128)
-    assert!(doc.contains(&format!("2^-{} for a whole disk of the largest size", bound(60))));
+    assert!(doc.contains(&format!(
+        "2^-{} for a whole disk of the largest size",
+        bound(60)
+    )));
     assert!(
         doc.contains(&format!("2^-{} for 1 TiB", bound(40))),
         "docs/RESYNC.md does not state 2^-{} for 1 TiB (2^28 blocks of 4 KiB)",
@@ -919,16 +1030,28 @@ fn a_plan_walk_sees_zero_extents_only_at_the_end_whatever_the_capacity() {
     rep[10_000] = 2;
     let mut lists = [null_mut(), null_mut()];
     for (k, d) in [&rep, &src].iter().enumerate() {
-        let l = HashList::compute(&d[..], d.len() as u64, &c).unwrap().to_bytes();
+        let l = HashList::compute(&d[..], d.len() as u64, &c)
+            .unwrap()
+            .to_bytes();
         assert_eq!(
             blockdelta_hash_list_decode(l.as_ptr(), l.len(), null(), 0, &mut lists[k]),
             blockdelta_result::Ok
         );
     }
     let mut plan = null_mut();
-    assert_eq!(blockdelta_resync_diff(lists[0], lists[1], &mut plan), blockdelta_result::Ok);
+    assert_eq!(
+        blockdelta_resync_diff(lists[0], lists[1], &mut plan),
+        blockdelta_result::Ok
+    );
     let mut count = 0usize;
-    blockdelta_resync_plan_info(plan, &mut count, null_mut(), null_mut(), null_mut(), null_mut());
+    blockdelta_resync_plan_info(
+        plan,
+        &mut count,
+        null_mut(),
+        null_mut(),
+        null_mut(),
+        null_mut(),
+    );
     assert_eq!(count, 1);
     let mut n = 77usize;
     let r = blockdelta_resync_plan_extents(plan, 0, null_mut(), 0, &mut n);
