@@ -2378,7 +2378,9 @@ blockdelta_result blockdelta_resync_plan_info(const struct blockdelta_resync_pla
 
 /**
  * Copies up to `cap` of the plan's extents, from index `start` on, into `extents_out`;
- * `*n_out` receives how many (0 at or past the end).
+ * `*n_out` receives how many. 0 is returned only at or past the end, whatever `cap` is:
+ * `cap` 0 before the end is `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL` (as for
+ * `blockdelta_tracker_extents`), so a loop until 0 never stops early.
  */
 blockdelta_result blockdelta_resync_plan_extents(const struct blockdelta_resync_plan *plan,
                                                  size_t start,

@@ -409,19 +409,31 @@ fn hostile_lists_give_distinct_errors_and_never_panic() {
     let e = |b: Vec<u8>| HashList::decode(&b).unwrap_err();
     assert!(matches!(
         e(forge(0, 4096, 0, 0, 0, &[], 0)),
-        ResyncError::InvalidDiskSize(0)
+        ResyncError::BadField {
+            what: "disk size",
+            value: 0
+        }
     ));
     assert!(matches!(
         e(forge(u64::MAX, 4096, 0, 0, 0, &[], 0)),
-        ResyncError::InvalidDiskSize(u64::MAX)
+        ResyncError::BadField {
+            what: "disk size",
+            value: u64::MAX
+        }
     ));
     assert!(matches!(
         e(forge(3 * 4096, 512, 0, 2, 2, &[1, 2], 2)),
-        ResyncError::InvalidBlockSize(512)
+        ResyncError::BadField {
+            what: "block size",
+            value: 512
+        }
     ));
     assert!(matches!(
         e(forge(3 * 4096, 4097, 0, 2, 2, &[1, 2], 2)),
-        ResyncError::InvalidBlockSize(4097)
+        ResyncError::BadField {
+            what: "block size",
+            value: 4097
+        }
     ));
     assert!(matches!(
         e(forge(3 * 4096, 4096, 2, 2, 2, &[1, 2], 2)),

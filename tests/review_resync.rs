@@ -774,36 +774,53 @@ fn diff_finds_exactly_the_differing_blocks_of_any_pair_of_lists() {
     }
 }
 
-/// `docs/RESYNC.md`, path 1: "`adopt_lineage` refuses extents outside the tracker's disk: with
-/// this path the two disks must have the same size". A live sender relies on a size mismatch
-/// being caught somewhere on that path. When the replica is *larger* than the source nothing
-/// refuses it: the plan's extents all lie inside the source (so `adopt_lineage` accepts them),
-/// the tracker's stream carries no RESIZE (its header says the source's size), the applier
-/// accepts a target larger than the header's disk size, and the resync "succeeds" with the
-/// replica still at its old, larger size and stale bytes past the source's end (the plan knew:
-/// `plan.resize()` is `Some`, but nothing on this path looks at it).
+/// `docs/RESYNC.md`, path 1: a live sender relies on a size mismatch being caught on that
+/// path. Found: when the replica was *larger* than the source nothing refused it (the plan's
+/// extents all lie inside the source, so `adopt_lineage` accepts them; the tracker's stream
+/// carries no RESIZE; the applier accepts a target larger than the stream's disk), and the
+/// resync "succeeded" with the replica at its old size and stale bytes past the source's end.
+/// The documented live path is now `ResyncPlan::adopt`, which refuses any size mismatch and
+/// leaves the tracker untouched; equal sizes adopt and ship the difference.
 #[test]
 fn a_live_resync_never_silently_leaves_a_replica_of_another_size() {
+    use blockdelta::resync::ResyncError;
     use blockdelta::stream::encode_to_vec;
     use blockdelta::{Tracker, TrackerConfig};
     let mut rng = Rng(41);
     let size = 2 * MIB;
     let source = disk(&mut rng, size);
+    let c = cfg(4096, 2, 2);
+    let ours = HashList::compute(&source[..], size as u64, &c).unwrap();
+    let g = GenerationId([9; 16]);
+    for replica_len in [size + MIB, size - MIB] {
+        let mut replica = source.clone();
+        replica.resize(replica_len, 0);
+        replica[4096] ^= 1;
+        let tracker = Tracker::new(TrackerConfig::new(size as u64).start_clean(true)).unwrap();
+        let theirs = HashList::compute(&replica[..], replica.len() as u64, &c).unwrap();
+        let plan = diff(&theirs, &ours).unwrap();
+        assert_eq!(plan.resize(), Some(size as u64));
+        match plan.adopt(&tracker, g, 4) {
+            Err(ResyncError::SizeMismatch { .. }) => {}
+            other => panic!("a live resync to a replica of {replica_len} bytes: {other:?}"),
+        }
+        assert_eq!(tracker.generation(), tracker.generation()); // untouched below
+        assert!(tracker.pending().is_none());
+        assert_eq!(
+            tracker.take().unwrap().dirty_bytes,
+            0,
+            "the tracker was left untouched"
+        );
+    }
+    // Equal sizes: adopted, and the next take ships exactly the difference.
     let mut replica = source.clone();
-    replica.resize(size + MIB, 0);
-    rng.fill(&mut replica[size..]);
     replica[4096] ^= 1;
     let tracker = Tracker::new(TrackerConfig::new(size as u64).start_clean(true)).unwrap();
-    let c = cfg(4096, 2, 2);
-    let theirs = HashList::compute(&replica[..], replica.len() as u64, &c).unwrap();
-    let ours = HashList::compute(&source[..], size as u64, &c).unwrap();
+    let theirs = HashList::compute(&replica[..], size as u64, &c).unwrap();
     let plan = diff(&theirs, &ours).unwrap();
-    assert_eq!(plan.resize(), Some(size as u64));
-    let g = GenerationId([9; 16]);
-    if tracker.adopt_lineage(g, 4, &plan.extents).is_err() {
-        return; // refused: fine
-    }
+    plan.adopt(&tracker, g, 4).unwrap();
     let cp = tracker.take().unwrap();
+    assert_eq!((cp.generation, cp.from_sequence), (g, 4));
     let mut extents = Vec::new();
     let mut cursor = cp.cursor();
     let mut buf = [Extent::default(); 16];
@@ -824,17 +841,12 @@ fn a_live_resync_never_silently_leaves_a_replica_of_another_size() {
     ecfg.block_size = cp.block_size;
     let stream = encode_to_vec(ecfg, &extents, &mut source.clone()).unwrap();
     let mut applier = Applier::new(DecoderConfig::new(), replica);
-    if applier.push(&stream).is_err() || applier.finish().is_err() {
-        return; // refused: fine
+    let mut at = 0;
+    while at < stream.len() {
+        at += applier.push(&stream[at..]).unwrap();
     }
-    let out = applier.into_target();
-    assert_eq!(
-        out.len(),
-        source.len(),
-        "the live resync succeeded but left the replica at {} bytes, the source has {}",
-        out.len(),
-        source.len()
-    );
+    applier.finish().unwrap();
+    assert!(applier.into_target() == source);
 }
 
 /// A sender relies on the documented order of `decode`'s checks (`docs/RESYNC.md`, "Reading

@@ -37,9 +37,10 @@ impl ToResult for ResyncError {
             ResyncError::UnexpectedTag
             | ResyncError::Unauthenticated
             | ResyncError::AuthenticationFailed => blockdelta_result::ResyncAuthenticationFailed,
-            ResyncError::BlockSizeMismatch { .. } | ResyncError::SaltMismatch => {
-                blockdelta_result::ResyncListMismatch
-            }
+            ResyncError::BlockSizeMismatch { .. }
+            | ResyncError::SaltMismatch
+            | ResyncError::SizeMismatch { .. } => blockdelta_result::ResyncListMismatch,
+            ResyncError::Tracker(e) => e.to_result(),
             ResyncError::Stream(e) => e.to_result(),
             ResyncError::Sink(_) => blockdelta_result::CallbackFailed,
             // Every other way a list can be damaged or forged.
@@ -291,7 +292,9 @@ pub extern "C" fn blockdelta_resync_plan_info(
 }
 
 /// Copies up to `cap` of the plan's extents, from index `start` on, into `extents_out`;
-/// `*n_out` receives how many (0 at or past the end).
+/// `*n_out` receives how many. 0 is returned only at or past the end, whatever `cap` is:
+/// `cap` 0 before the end is `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL` (as for
+/// `blockdelta_tracker_extents`), so a loop until 0 never stops early.
 #[no_mangle]
 pub extern "C" fn blockdelta_resync_plan_extents(
     plan: *const blockdelta_resync_plan,
@@ -305,6 +308,16 @@ pub extern "C" fn blockdelta_resync_plan_extents(
         // SAFETY: a live handle; `(extents_out, cap)` writable or `(NULL, 0)`.
         let (p, dst) = unsafe { (arg_ref(plan)?, out_slice(extents_out, cap)?) };
         let src = p.0.extents.get(start..).unwrap_or(&[]);
+        // 0 means the end, whatever `cap` is (as for `blockdelta_tracker_extents`): a caller
+        // looping until 0 must never stop early.
+        if dst.is_empty() && !src.is_empty() {
+            let code = blockdelta_result::BufferTooSmall;
+            record_thread_error(
+                code,
+                &format_args!("cap is 0 with {} extents left", src.len()),
+            );
+            return Err(code);
+        }
         let n = src.len().min(dst.len());
         dst[..n].copy_from_slice(&src[..n]);
         // SAFETY: writable per the contract.

@@ -34,6 +34,32 @@ impl ResyncPlan {
         (self.replica_size != self.source_size).then_some(self.source_size)
     }
 
+    /// The live path: marks the plan's extents in the source's running `tracker` as the
+    /// replica's lineage (`Tracker::adopt_lineage(generation, sequence, extents)`: the
+    /// replica's generation and point), so that the next take ships the differing blocks and
+    /// everything written since hashing began. Refused ([`ResyncError::SizeMismatch`], the
+    /// tracker untouched) unless the replica, the source and the tracker have one size: the
+    /// tracker's stream carries no RESIZE, and an applier accepts a replica larger than the
+    /// stream's disk, which would keep its old size and stale bytes past the source's end.
+    pub fn adopt(
+        &self,
+        tracker: &crate::Tracker,
+        generation: crate::GenerationId,
+        sequence: u64,
+    ) -> Result<(), ResyncError> {
+        let disk = tracker.geometry().disk_size;
+        if self.replica_size != self.source_size || self.source_size != disk {
+            return Err(ResyncError::SizeMismatch {
+                replica: self.replica_size,
+                source: self.source_size,
+                tracker: disk,
+            });
+        }
+        tracker
+            .adopt_lineage(generation, sequence, &self.extents)
+            .map_err(ResyncError::Tracker)
+    }
+
     /// Encodes the resync as one delta stream, frame by frame into `sink`: the header (with
     /// `config.disk_size` set to the replica's size), a RESIZE to the source's size if the
     /// sizes differ, the differing extents read from `source`, END. Returns the stream's

@@ -51,6 +51,15 @@ pub enum ResyncError {
         /// The largest value possible there.
         max: u64,
     },
+    /// A hash list's disk size or block size is out of range (a damaged or forged list, not
+    /// the caller's argument: that is [`ResyncError::InvalidDiskSize`] or
+    /// [`ResyncError::InvalidBlockSize`]).
+    BadField {
+        /// Which field.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+    },
     /// The run map of a hash list is malformed: a varint is overlong, a run other than the
     /// first is empty, or the runs do not add up to the block count / data count.
     BadRunMap(&'static str),
@@ -71,8 +80,20 @@ pub enum ResyncError {
     },
     /// Two lists cannot be compared: they were hashed with different salts.
     SaltMismatch,
+    /// The live path (`ResyncPlan::adopt`) needs the replica, the source and the tracker at
+    /// one size: resize the replica first, or ship with `ResyncPlan::encode`.
+    SizeMismatch {
+        /// The replica's size (its hash list's).
+        replica: u64,
+        /// The source's size (its hash list's).
+        source: u64,
+        /// The tracker's disk size.
+        tracker: u64,
+    },
     /// Encoding the delta stream failed.
     Stream(StreamError),
+    /// The tracker refused the plan's extents (`Tracker::adopt_lineage`).
+    Tracker(crate::TrackerError),
     /// The sink refused a frame of the stream.
     Sink(io::Error),
 }
@@ -109,6 +130,19 @@ impl fmt::Display for ResyncError {
             }
             ResyncError::BadCount { what, value, max } => {
                 write!(f, "hash list {what} is {value}, at most {max} possible")
+            }
+            ResyncError::SizeMismatch {
+                replica,
+                source,
+                tracker,
+            } => write!(
+                f,
+                "the replica ({replica} bytes), the source ({source}) and the tracker \
+                 ({tracker}) differ in size: resize the replica first, or encode the plan"
+            ),
+            ResyncError::Tracker(e) => write!(f, "the tracker refused the plan: {e}"),
+            ResyncError::BadField { what, value } => {
+                write!(f, "hash list {what} {value} is out of range")
             }
             ResyncError::BadRunMap(why) => write!(f, "hash list run map: {why}"),
             ResyncError::UnexpectedTag => {

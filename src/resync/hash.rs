@@ -13,6 +13,12 @@ use crate::stream::is_all_zero;
 /// Bytes one thread reads at a time: 8 MiB, a multiple of every block size.
 const CHUNK: usize = 8 << 20;
 
+/// Chunks per thread in one window of the list being built (see `HashList::compute`).
+const WINDOW_PER_THREAD: usize = 16;
+
+/// At most this many hashing threads, whatever the caller asks (each holds an 8 MiB buffer).
+pub const MAX_THREADS: usize = 64;
+
 /// A disk that several threads can read at once by offset (positional reads: `pread` on a
 /// file or block device; slices for tests and in-memory images).
 ///
@@ -71,7 +77,8 @@ pub struct HashConfig {
     /// Block size: a power of two from 4 KiB to 1 MiB (default 4 KiB). Both sides of a resync
     /// must use the same one.
     pub block_size: u32,
-    /// Threads to hash with; 0 (the default) means `std::thread::available_parallelism`.
+    /// Threads to hash with; 0 (the default) means `std::thread::available_parallelism`; at
+    /// most [`MAX_THREADS`] are used.
     pub threads: usize,
     /// Prepended to every block before hashing. The **sender** picks it at random for each
     /// resync and gives it to the replica, so that nobody can prepare two different blocks
@@ -184,12 +191,13 @@ impl HashList {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
-        .clamp(1, chunks.max(1));
+        .clamp(1, chunks.clamp(1, MAX_THREADS));
 
-        // One piece of the list per 8 MiB chunk, built by whichever thread hashes the chunk
-        // and joined in order at the end: memory stays in proportion to the data blocks and
-        // runs (a sparse disk costs little), never one entry per block.
-        let mut pieces: Vec<Builder> = (0..chunks).map(|_| Builder::default()).collect();
+        // The list is built a window of chunks at a time: one piece per 8 MiB chunk of the
+        // window, built by whichever thread hashes the chunk, then joined in order. Memory
+        // stays in proportion to the data blocks and runs, and to the window, never to the
+        // disk's size (a 2^60-byte disk costs no more up front than a small one).
+        let window = threads * WINDOW_PER_THREAD;
         let mut salted = digest::Context::new(&digest::SHA256);
         salted.update(&config.salt);
 
@@ -215,49 +223,63 @@ impl HashList {
             Ok::<(), ResyncError>(())
         };
 
-        if threads == 1 {
-            let mut buf = vec![0u8; CHUNK.min(usize::try_from(disk_size).unwrap_or(CHUNK))];
-            for (i, piece) in pieces.iter_mut().enumerate() {
-                work(i, piece, &mut buf)?;
-            }
-        } else {
-            let queue = Mutex::new(pieces.iter_mut().enumerate());
-            let failed = AtomicBool::new(false);
-            let first_error: Mutex<Option<(usize, ResyncError)>> = Mutex::new(None);
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| {
-                        let mut buf = vec![0u8; CHUNK];
-                        while !failed.load(Ordering::Relaxed) {
-                            // A poisoned lock means another hashing thread panicked; the
-                            // scope re-raises that panic, so just stop.
-                            let Some((i, piece)) = queue.lock().ok().and_then(|mut q| q.next())
-                            else {
-                                break;
-                            };
-                            if let Err(e) = work(i, piece, &mut buf) {
-                                failed.store(true, Ordering::Relaxed);
-                                let mut fe = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                                // Report the lowest offset that failed, whatever the timing.
-                                if fe.as_ref().map_or(true, |(j, _)| i < *j) {
-                                    *fe = Some((i, e));
-                                }
-                                break;
-                            }
-                        }
-                    });
+        let mut all = Builder::default();
+        let mut bufs: Vec<Vec<u8>> = Vec::new();
+        let mut first = 0usize;
+        while first < chunks {
+            let last = (first + window).min(chunks);
+            let mut pieces: Vec<Builder> = (first..last).map(|_| Builder::default()).collect();
+            if threads == 1 {
+                if bufs.is_empty() {
+                    bufs.push(vec![
+                        0u8;
+                        CHUNK.min(usize::try_from(disk_size).unwrap_or(CHUNK))
+                    ]);
                 }
-            });
-            if let Some((_, e)) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                return Err(e);
+                for (i, piece) in pieces.iter_mut().enumerate() {
+                    work(first + i, piece, &mut bufs[0])?;
+                }
+            } else {
+                if bufs.is_empty() {
+                    bufs = (0..threads).map(|_| vec![0u8; CHUNK]).collect();
+                }
+                let queue = Mutex::new(pieces.iter_mut().enumerate());
+                let failed = AtomicBool::new(false);
+                let first_error: Mutex<Option<(usize, ResyncError)>> = Mutex::new(None);
+                std::thread::scope(|s| {
+                    for buf in bufs.iter_mut() {
+                        let (queue, failed, first_error, work) =
+                            (&queue, &failed, &first_error, &work);
+                        s.spawn(move || {
+                            while !failed.load(Ordering::Relaxed) {
+                                // A poisoned lock means another hashing thread panicked; the
+                                // scope re-raises that panic, so just stop.
+                                let Some((i, piece)) = queue.lock().ok().and_then(|mut q| q.next())
+                                else {
+                                    break;
+                                };
+                                if let Err(e) = work(first + i, piece, buf) {
+                                    failed.store(true, Ordering::Relaxed);
+                                    let mut fe =
+                                        first_error.lock().unwrap_or_else(|p| p.into_inner());
+                                    // Report the lowest offset that failed, whatever the timing.
+                                    if fe.as_ref().map_or(true, |(j, _)| i < *j) {
+                                        *fe = Some((i, e));
+                                    }
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                });
+                if let Some((_, e)) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                    return Err(e);
+                }
             }
-        }
-        let mut all = Builder {
-            hashes: Vec::with_capacity(pieces.iter().map(|p| p.hashes.len()).sum()),
-            ..Builder::default()
-        };
-        for piece in pieces {
-            all.append(piece);
+            for piece in pieces {
+                all.append(piece);
+            }
+            first = last;
         }
         Ok(HashList {
             disk_size,

@@ -138,8 +138,15 @@ impl HashList {
         let salt = r.arr16()?;
         let data_count = r.u64()?;
         let run_count = r.u64()?;
-        check_disk_size(disk_size)?;
-        check_block_size(block_size)?;
+        // Out of range here means the list is damaged or forged (not a caller's argument).
+        check_disk_size(disk_size).map_err(|_| ResyncError::BadField {
+            what: "disk size",
+            value: disk_size,
+        })?;
+        check_block_size(block_size).map_err(|_| ResyncError::BadField {
+            what: "block size",
+            value: u64::from(block_size),
+        })?;
         if flags & !FLAG_AUTHENTICATED != 0 {
             return Err(ResyncError::ReservedNotZero("flags"));
         }
