@@ -177,9 +177,7 @@ fn one_state_file_is_open_in_one_tracker_even_through_a_symlink() {
             new_instance.tracker().mark_write(9 * BLOCK, 1).unwrap();
             drop(new_instance);
             let (info, _) = take_all(&old_instance);
-            old_instance
-                .commit(info.generation, info.sequence)
-                .unwrap();
+            old_instance.commit(info.generation, info.sequence).unwrap();
             old_instance.close().unwrap();
             let (pt, outcome) = open(&path);
             let lost = !outcome.is_reset() && {
@@ -329,8 +327,7 @@ fn a_state_saved_after_a_resize_resumes_with_every_grown_and_pending_block() {
     pt.tracker().resize(DISK + 8 * BLOCK).unwrap();
     pt.close().unwrap();
     // The old size is another geometry.
-    let (pt, outcome) =
-        PersistentTracker::open(&path, cfg(DISK), PersistOptions::new(ID)).unwrap();
+    let (pt, outcome) = PersistentTracker::open(&path, cfg(DISK), PersistOptions::new(ID)).unwrap();
     assert!(matches!(
         outcome.reset_reason(),
         Some(ResetReason::GeometryChanged { .. })
@@ -371,8 +368,10 @@ fn an_aborted_take_then_a_clean_close_keeps_its_blocks_and_spends_its_number() {
     pt.tracker().abort(aborted.sequence).unwrap();
     pt.close().unwrap();
     let (pt, outcome) = open(&path);
-    assert!(matches!(outcome, LoadOutcome::Resumed { generation, issued, .. }
-        if generation == g && issued == aborted.sequence));
+    assert!(
+        matches!(outcome, LoadOutcome::Resumed { generation, issued, .. }
+        if generation == g && issued == aborted.sequence)
+    );
     let (info, ext) = take_all(&pt);
     assert_eq!(info.sequence, aborted.sequence + 1);
     assert_eq!(ext, vec![Extent::discard(50 * BLOCK, BLOCK)]);
@@ -394,7 +393,10 @@ fn adopt_lineage_then_a_clean_restart_continues_the_adopted_lineage() {
     let (pt, outcome) = PersistentTracker::open(&path, config(), options).unwrap();
     assert!(!outcome.is_reset(), "{outcome:?}");
     let (info, ext) = take_all(&pt);
-    assert_eq!((info.generation, info.from_sequence, info.sequence), (adopted, 9, 10));
+    assert_eq!(
+        (info.generation, info.from_sequence, info.sequence),
+        (adopted, 9, 10)
+    );
     assert_eq!(ext, vec![Extent::new(12 * BLOCK, BLOCK)]);
 }
 
@@ -428,14 +430,29 @@ fn the_c_load_leaves_outputs_and_files_untouched_on_bad_arguments() {
         load(ID.as_ptr(), 0, std::ptr::null_mut(), &mut reason),
         blockdelta_result::Ok
     );
-    assert_ne!(load(ID.as_ptr(), 0, &mut t, std::ptr::null_mut()), blockdelta_result::Ok);
-    assert_ne!(load(std::ptr::null(), 0, &mut t, &mut reason), blockdelta_result::Ok);
-    assert_ne!(load(ID.as_ptr(), 1, &mut t, &mut reason), blockdelta_result::Ok);
+    assert_ne!(
+        load(ID.as_ptr(), 0, &mut t, std::ptr::null_mut()),
+        blockdelta_result::Ok
+    );
+    assert_ne!(
+        load(std::ptr::null(), 0, &mut t, &mut reason),
+        blockdelta_result::Ok
+    );
+    assert_ne!(
+        load(ID.as_ptr(), 1, &mut t, &mut reason),
+        blockdelta_result::Ok
+    );
     assert_eq!((t, reason), (sentinel, 77));
     assert!(!path.exists());
-    assert_eq!(blockdelta_tracker_close(std::ptr::null_mut()), blockdelta_result::Ok);
+    assert_eq!(
+        blockdelta_tracker_close(std::ptr::null_mut()),
+        blockdelta_result::Ok
+    );
     // A good load, then close: the next load resumes.
-    assert_eq!(load(ID.as_ptr(), 0, &mut t, &mut reason), blockdelta_result::Ok);
+    assert_eq!(
+        load(ID.as_ptr(), 0, &mut t, &mut reason),
+        blockdelta_result::Ok
+    );
     assert_eq!(reason, 1); // MISSING
     assert_eq!(
         PersistentTracker::inspect(&path, 1 << 20).unwrap().kind,
@@ -447,7 +464,61 @@ fn the_c_load_leaves_outputs_and_files_untouched_on_bad_arguments() {
         StateKind::Clean
     );
     let mut t2 = sentinel;
-    assert_eq!(load(ID.as_ptr(), 0, &mut t2, &mut reason), blockdelta_result::Ok);
+    assert_eq!(
+        load(ID.as_ptr(), 0, &mut t2, &mut reason),
+        blockdelta_result::Ok
+    );
     assert_eq!(reason, 0); // RESUMED
     assert_eq!(blockdelta_tracker_close(t2), blockdelta_result::Ok);
+}
+
+/// A close whose write fails (here `<path>.tmp` cannot be created) returns the error and the
+/// next open never trusts the file (it is still the in-use record), so the writes made in
+/// that run are in the full resync.
+#[test]
+fn a_failed_close_is_never_followed_by_a_trusted_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tracker.state");
+    committed_clean_file(&path);
+    let (pt, outcome) = open(&path);
+    assert!(!outcome.is_reset());
+    pt.tracker().mark_write(70 * BLOCK, 1).unwrap();
+    let tmp = dir.path().join("tracker.state.tmp");
+    fs::create_dir(&tmp).unwrap();
+    assert!(matches!(pt.close(), Err(PersistError::Io { .. })));
+    fs::remove_dir(&tmp).unwrap();
+    let (pt, outcome) = open(&path);
+    assert!(
+        matches!(outcome.reset_reason(), Some(ResetReason::Unclean { .. })),
+        "{outcome:?}"
+    );
+    let (info, _) = take_all(&pt);
+    assert_eq!(info.dirty_blocks, BLOCKS);
+}
+
+/// Finding (low): a crashed run is reported as `Unclean` with how far it got (the point of the
+/// in-use record, `docs/TRACKER.md`) only while its reservation stays below `u64::MAX`. The
+/// reservation is `issued.saturating_add(reserve)`, and the decoder refuses `issued ==
+/// u64::MAX` (`BadSequence`), so with a large `PersistOptions::reserve` (accepted without a
+/// bound) the tracker's own in-use record is reported as an invalid file: the crashed run's
+/// generation and last commit are lost, and `inspect` calls the file invalid.
+#[test]
+fn a_crashed_run_is_reported_unclean_whatever_the_reservation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tracker.state");
+    let options = PersistOptions::new(ID).reserve(u64::MAX);
+    let (pt, _) = PersistentTracker::open(&path, config(), options).unwrap();
+    let (info, _) = take_all(&pt);
+    pt.commit(info.generation, info.sequence).unwrap();
+    drop(pt); // crash
+    match PersistentTracker::inspect(&path, 1 << 20) {
+        Ok(i) => assert_eq!(i.kind, StateKind::InUse),
+        Err(e) => panic!("the tracker's own in-use record does not read back: {e}"),
+    }
+    let (_, outcome) = open(&path);
+    assert!(
+        matches!(outcome.reset_reason(), Some(ResetReason::Unclean { generation, committed: 1, .. })
+            if *generation == info.generation),
+        "{outcome:?}"
+    );
 }
