@@ -933,8 +933,7 @@ fn demo(args: &Args) -> Result<(), Error> {
     let target = points.first().ok_or("no point")?.clone();
     let t = Instant::now();
     let rb = store.rollback(target.id)?;
-    pt.tracker()
-        .adopt_lineage(rb.generation, rb.sequence, &rb.extents)?;
+    pt.adopt_lineage(rb.generation, rb.sequence, &rb.extents)?;
     let differing: u64 = rb.extents.iter().map(|e| e.len).sum();
     let shipped_before = totals.shipped_bytes;
     let cp = pipe.ship(

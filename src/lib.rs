@@ -42,7 +42,7 @@ pub use stream::{
 pub use tracker::{
     CheckpointInfo, Extent, ExtentCursor, ExtentKind, GenerationId, Geometry, Granularity,
     IntervalStats, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ResetReason,
-    Tracker, TrackerConfig, TrackerError, TrackerStats,
+    Tracker, TrackerConfig, TrackerError, TrackerStats, MAX_SEQUENCE,
 };
 
 /// The README's Rust examples, compiled and run as doctests.

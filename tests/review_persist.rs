@@ -126,17 +126,22 @@ fn a_well_sealed_state_at_the_end_of_the_sequence_space_never_panics_or_reuses_a
     }
 }
 
-/// Finding (same root cause, reached without a hostile file): after `adopt_lineage(g,
-/// u64::MAX - 1)` (accepted: only `u64::MAX` is refused) a take returns `u64::MAX`, is
-/// committed, and the next take through the persistent handle overflows (panic in debug,
-/// wrap to 0 in release: numbers reissued in generation g).
+/// Found (same root cause, reached without a hostile file): `adopt_lineage(g, u64::MAX - 1)`
+/// was accepted (only `u64::MAX` was refused); a take returned `u64::MAX`, was committed, and
+/// the next take overflowed (panic in debug, wrap to 0 in release: numbers reissued in
+/// generation g).
 #[test]
 fn a_take_after_the_last_number_of_an_adopted_lineage_never_panics() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tracker.state");
     let (pt, _) = open(&path);
     let g = GenerationId([0x5a; 16]);
-    pt.tracker().adopt_lineage(g, u64::MAX - 1, &[]).unwrap();
+    // Fixed: lineages at or past MAX_SEQUENCE are refused; the last one accepted leaves 2^62
+    // numbers, so takes never wrap.
+    assert!(pt.adopt_lineage(g, u64::MAX - 1, &[]).is_err());
+    assert!(pt.adopt_lineage(g, blockdelta::MAX_SEQUENCE, &[]).is_err());
+    pt.adopt_lineage(g, blockdelta::MAX_SEQUENCE - 1, &[])
+        .unwrap();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let first = pt.take()?;
         pt.commit(first.generation, first.sequence)?;
@@ -206,7 +211,9 @@ fn an_unclean_reset_after_adopt_lineage_reports_the_adopted_point() {
     let (info, _) = take_all(&pt);
     pt.commit(info.generation, info.sequence).unwrap();
     let adopted = GenerationId([0x11; 16]);
-    pt.tracker().adopt_lineage(adopted, 7, &[]).unwrap();
+    // Through the handle (found: the tracker's own `adopt_lineage` recorded nothing, and a
+    // crash before the next take reported the abandoned lineage).
+    pt.adopt_lineage(adopted, 7, &[]).unwrap();
     drop(pt); // crash
     let (_, outcome) = open(&path);
     match outcome.reset_reason() {

@@ -69,8 +69,8 @@ pub enum TrackerError {
     },
     /// [`Tracker::adopt_lineage`](super::Tracker::adopt_lineage) refused a lineage: adopting it
     /// would issue a checkpoint number twice in one generation (the generation is the current
-    /// one and the sequence is below the last number issued in it), or the sequence leaves no
-    /// number for the next checkpoint (`u64::MAX`). Nothing changed.
+    /// one and the sequence is below the last number issued in it), or the sequence is at or
+    /// past [`MAX_SEQUENCE`](super::MAX_SEQUENCE). Nothing changed.
     LineageRejected {
         /// Why, e.g. "the sequence is below the last number issued in this generation".
         reason: &'static str,

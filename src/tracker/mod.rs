@@ -82,6 +82,11 @@ pub const MIN_GRANULARITY: u32 = 512;
 pub const MAX_GRANULARITY: u32 = 1 << 20;
 /// Largest disk (and capacity) a tracker accepts: 1 EiB.
 pub const MAX_DISK_SIZE: u64 = 1 << 60;
+/// The highest checkpoint number a tracker adopts (`adopt_lineage`) or loads from a state
+/// file (2^62): lineages and state files beyond it are refused, so that 2^62 numbers always
+/// remain and `take` never wraps a number and issues it twice (at a million checkpoints a
+/// second they last 146,000 years).
+pub const MAX_SEQUENCE: u64 = 1 << 62;
 /// Largest number of tracked blocks (2^40: 512 PiB at 512 B, 64 TiB needs 2^37 at 512 B).
 pub const MAX_BLOCKS: u64 = 1 << 40;
 /// The default granularity: 4 KiB (a random 4 KiB write ships 4 KiB), for disks whose tracker
@@ -625,8 +630,8 @@ impl Tracker {
                 issued: c.issued,
             })
         };
-        if sequence == u64::MAX {
-            return reject("the sequence leaves no number for the next checkpoint");
+        if sequence >= MAX_SEQUENCE {
+            return reject("the sequence is at or past the highest checkpoint number (2^62)");
         }
         if generation == c.generation && sequence < c.issued {
             return reject(

@@ -302,7 +302,9 @@ pub(crate) fn decode(b: &[u8], mut f: impl FnMut(Record)) -> Result<StateFileInf
         block_size: r.u32()?,
     };
     check_geometry(&geometry)?;
-    if committed > issued || issued == u64::MAX {
+    // Numbers past MAX_SEQUENCE are never issued: a file claiming them is forged, and
+    // continuing it could wrap a number and issue it twice.
+    if committed > issued || issued > crate::tracker::MAX_SEQUENCE {
         return Err(StateFileError::BadSequence { committed, issued });
     }
     let claimed = r.u64()?;

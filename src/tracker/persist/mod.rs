@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{CheckpointInfo, GenerationId, Tracker, TrackerConfig};
+use super::{CheckpointInfo, GenerationId, Tracker, TrackerConfig, MAX_SEQUENCE};
 use durable::{lock, read_bounded, write_durably, ReadFailure};
 use file::State;
 
@@ -143,6 +143,21 @@ impl PersistentTracker {
         self.state.commit(&self.tracker, generation, sequence)
     }
 
+    /// [`Tracker::adopt_lineage`] (after a rollback or failover of the replica), then a durable
+    /// in-use record of the new lineage (one fsync), so that a crash from here on reports the
+    /// lineage the replica now expects. If the record cannot be written, the lineage has still
+    /// been adopted in memory; the handle is poisoned and the error returned. Call this rather
+    /// than the tracker's own `adopt_lineage`. Blocks on file I/O.
+    pub fn adopt_lineage(
+        &self,
+        generation: GenerationId,
+        sequence: u64,
+        extents: &[crate::tracker::Extent],
+    ) -> Result<(), PersistError> {
+        self.state
+            .adopt_lineage(&self.tracker, generation, sequence, extents)
+    }
+
     /// Saves the state as **clean** and ends the tracker: the dirty set, with a taken but
     /// uncommitted checkpoint merged back (its number stays spent), the generation, the last
     /// committed and last issued numbers. The next `open` continues from there.
@@ -206,7 +221,9 @@ impl StateFile {
         config: TrackerConfig,
         options: PersistOptions,
     ) -> Result<(Tracker, StateFile, LoadOutcome), PersistError> {
-        let path = path.as_ref().to_path_buf();
+        // One state file, one lock, whatever name reaches it: a symlink (or `..`) to the same
+        // file must take the same lock, and the file is replaced where it really is.
+        let path = canonical(path.as_ref())?;
         let tracker = Tracker::new(config.start_clean(true))?;
         let lock = lock(&path)?;
         let outcome = match load_into(&tracker, &path, &options) {
@@ -231,7 +248,7 @@ impl StateFile {
             file: Mutex::new(FileState {
                 generation,
                 committed,
-                reserved: issued.saturating_add(reserve),
+                reserved: issued.saturating_add(reserve).min(MAX_SEQUENCE).max(issued),
                 poisoned: false,
             }),
             _lock: lock,
@@ -259,7 +276,11 @@ impl StateFile {
             let old = (f.generation, f.committed, f.reserved);
             f.generation = info.generation;
             f.committed = info.from_sequence;
-            f.reserved = info.sequence.saturating_add(self.reserve - 1);
+            f.reserved = info
+                .sequence
+                .saturating_add(self.reserve - 1)
+                .min(MAX_SEQUENCE)
+                .max(info.sequence);
             if let Err(e) = self.write_in_use(&f, tracker) {
                 (f.generation, f.committed, f.reserved) = old;
                 f.poisoned = true;
@@ -287,6 +308,30 @@ impl StateFile {
         f.generation = generation;
         f.committed = sequence;
         f.reserved = f.reserved.max(sequence);
+        if let Err(e) = self.write_in_use(&f, tracker) {
+            f.poisoned = true;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// [`PersistentTracker::adopt_lineage`] on `tracker`.
+    pub fn adopt_lineage(
+        &self,
+        tracker: &Tracker,
+        generation: GenerationId,
+        sequence: u64,
+        extents: &[crate::tracker::Extent],
+    ) -> Result<(), PersistError> {
+        let mut f = self.file.lock();
+        if f.poisoned {
+            return Err(PersistError::Poisoned);
+        }
+        tracker.adopt_lineage(generation, sequence, extents)?;
+        let c = tracker.control.lock();
+        (f.generation, f.committed) = (c.generation, c.committed);
+        f.reserved = c.issued;
+        drop(c);
         if let Err(e) = self.write_in_use(&f, tracker) {
             f.poisoned = true;
             return Err(e);
@@ -483,4 +528,31 @@ fn merge_words<'a>(
             }
         }
     })
+}
+
+/// The real path of a state file: the file itself resolved when it exists (through any
+/// symlink), else its directory resolved and the name kept.
+fn canonical(path: &Path) -> Result<PathBuf, PersistError> {
+    let io = |source: io::Error| PersistError::Io {
+        op: "resolve the state file's path",
+        path: path.to_path_buf(),
+        source,
+    };
+    match fs::canonicalize(path) {
+        Ok(p) => Ok(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let name = path.file_name().ok_or_else(|| {
+                io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the path names no file",
+                ))
+            })?;
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            Ok(fs::canonicalize(dir).map_err(io)?.join(name))
+        }
+        Err(e) => Err(io(e)),
+    }
 }
