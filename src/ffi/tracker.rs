@@ -451,12 +451,16 @@ pub extern "C" fn blockdelta_tracker_commit(
 /// Errors, with nothing changed: an extent past the disk end is
 /// `BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE`; an unknown extent kind is
 /// `BLOCKDELTA_RESULT_INVALID_ARGUMENT`; the current generation with a sequence below a number
-/// already issued in it (numbers would repeat), or a sequence of `UINT64_MAX`, is
-/// `BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED`. Adopting the current (generation, sequence)
-/// again before a take is idempotent apart from marking the extents again.
+/// already issued in it (numbers would repeat), or a sequence at or past 2^62 (the highest
+/// number a tracker adopts), is `BLOCKDELTA_RESULT_TRACKER_LINEAGE_REJECTED`. Adopting the
+/// current (generation, sequence) again before a take is idempotent apart from marking the
+/// extents again. A tracker from `blockdelta_tracker_load` then records the new lineage in its
+/// state file (one fsync; on failure `BLOCKDELTA_RESULT_TRACKER_STATE_IO`, the lineage adopted
+/// in memory, the state file poisoned).
 ///
 /// Writers are never blocked and never lost: a concurrent mark lands in the next take or a
-/// later one. Control path: takes the control lock; no allocation; any thread.
+/// later one. Control path: takes the control lock; no allocation (a loaded tracker also
+/// writes its state file); any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_adopt_lineage(
     tracker: *const blockdelta_tracker,
@@ -477,9 +481,15 @@ pub extern "C" fn blockdelta_tracker_adopt_lineage(
                 )
             })?
         };
-        t.inner
-            .adopt_lineage(GenerationId(*g), sequence, list)
-            .map_err(|e| t.last_error.fail(e))
+        match &t.state {
+            Some(state) => state
+                .adopt_lineage(&t.inner, GenerationId(*g), sequence, list)
+                .map_err(|e| t.last_error.fail(e)),
+            None => t
+                .inner
+                .adopt_lineage(GenerationId(*g), sequence, list)
+                .map_err(|e| t.last_error.fail(e)),
+        }
     })
 }
 
