@@ -27,112 +27,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "common/real_data.rs"]
+mod real_data;
+use real_data::{ratio, show, Rng, IMAGE, POOL};
+
 use blockdelta::resync::{diff, HashConfig, HashList};
 use blockdelta::{
     Applier, DecoderConfig, EncoderConfig, FileSource, FileTarget, GenerationId, Secret,
 };
 
-const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
 const BLOCK: u64 = 4096;
-const IMAGE: u64 = GIB;
-const POOL: u64 = 64 * MIB;
 const SECRET: &[u8] = b"resync bench secret, 16+ bytes";
 const DISK_ID: [u8; 16] = *b"resync-bench-001";
 
 fn cache_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
-    let d = target.join("resync-bench");
-    fs::create_dir_all(&d).unwrap();
-    d
+    real_data::cache_dir("resync-bench")
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Median, lowest, highest.
-fn mmm(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (s[s.len() / 2], s[0], s[s.len() - 1])
-}
-
-fn show(v: &[f64], unit: &str, scale: f64) -> String {
-    let (m, lo, hi) = mmm(v);
-    format!(
-        "{:.3} {unit} ({:.3}..{:.3})",
-        m * scale,
-        lo * scale,
-        hi * scale
-    )
-}
-
-fn ratio(v: &[f64]) -> String {
-    let (m, lo, hi) = mmm(v);
-    format!("{m:.2}x ({lo:.2}..{hi:.2})")
-}
-
-/// The files under /usr/bin, /usr/lib and /usr/share (sorted walk), concatenated: the image is
-/// the first [`IMAGE`] bytes, the pool of replacement blocks the next [`POOL`]. Cached. (The
-/// same walk as benches/replica.rs, so the two benches measure the same data.)
+/// The same real data as benches/replica.rs, so the two benches measure the same data.
 fn image_and_pool() -> (PathBuf, Vec<u8>) {
-    let dir = cache_dir();
-    let img = dir.join("image-1g.bin");
-    let pool = dir.join("pool-64m.bin");
-    let ok = |p: &Path, n: u64| fs::metadata(p).map(|m| m.len() == n).unwrap_or(false);
-    if !ok(&img, IMAGE) || !ok(&pool, POOL) {
-        eprintln!(
-            "building the 1 GiB real-data image (cached in {})",
-            dir.display()
-        );
-        let want = (IMAGE + POOL) as usize;
-        let mut out = Vec::with_capacity(want);
-        fn walk(dir: &Path, out: &mut Vec<u8>, want: usize) {
-            let Ok(rd) = fs::read_dir(dir) else { return };
-            let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-            entries.sort();
-            for p in entries {
-                if out.len() >= want {
-                    return;
-                }
-                let Ok(meta) = fs::symlink_metadata(&p) else {
-                    continue;
-                };
-                if meta.is_dir() {
-                    walk(&p, out, want);
-                } else if meta.is_file() {
-                    if let Ok(bytes) = fs::read(&p) {
-                        let take = bytes.len().min(want - out.len());
-                        out.extend_from_slice(&bytes[..take]);
-                    }
-                }
-            }
-        }
-        for d in ["/usr/bin", "/usr/lib", "/usr/share"] {
-            walk(Path::new(d), &mut out, want);
-        }
-        assert!(!out.is_empty(), "no files under /usr");
-        while out.len() < want {
-            let n = (want - out.len()).min(out.len());
-            out.extend_from_within(..n);
-        }
-        fs::write(&img, &out[..IMAGE as usize]).unwrap();
-        fs::write(&pool, &out[IMAGE as usize..]).unwrap();
-    }
-    (img, fs::read(&pool).unwrap())
+    real_data::image_and_pool(&cache_dir())
 }
 
 /// Writes the replaced blocks into `path` (a copy of the image): the replica diverges again.
