@@ -18,27 +18,9 @@ const SECRET: &[u8] = b"review resync secret, 16+ bytes";
 const MIB: usize = 1 << 20;
 const CHUNK: usize = 8 * MIB;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            c.copy_from_slice(&v[..c.len()]);
-        }
-    }
-}
+#[path = "common/source.rs"]
+mod source;
+use source::Rng;
 
 fn cfg(block_size: u32, threads: usize, salt: u8) -> HashConfig {
     HashConfig {
