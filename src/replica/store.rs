@@ -1961,16 +1961,24 @@ pub(crate) fn load_view(storage: &dyn Storage, m: &Manifest) -> Result<View> {
     if !upper.is_empty() {
         base = overlay(&base, &upper);
     }
-    if let Some(first) = m.points.first() {
+    // The oldest point's layer is read once: for the base, then as its own slot below.
+    let mut oldest = match m.points.first() {
+        Some(first) => Some(read_layer(first.layer)?),
+        None => None,
+    };
+    if let Some(runs) = &oldest {
         if !base.is_empty() {
-            base = subtract(&base, &read_layer(first.layer)?);
+            base = subtract(&base, runs);
         }
     }
     v.packs = packs.clone();
     v.add_layer(base, 0);
     let mut first_detached = None;
     for rec in &m.points {
-        let runs = read_layer(rec.layer)?;
+        let runs = match oldest.take() {
+            Some(runs) => runs,
+            None => read_layer(rec.layer)?,
+        };
         if let Some(r) = runs.last() {
             if r.end() > rec.disk_size {
                 return Err(corrupt(
