@@ -830,8 +830,8 @@ fn demo(args: &Args) -> Result<(), Error> {
                     human((dirty_blocks * u64::from(pt.tracker().block_size())) as f64),
                     human(replica_size as f64),
                 ),
-                LoadOutcome::Reset { reason, .. } => {
-                    return Err(format!("a clean restart reset the tracker: {reason}").into())
+                other => {
+                    return Err(format!("a clean restart did not resume: {other:?}").into())
                 }
             }
         }

@@ -344,6 +344,19 @@
 #define BLOCKDELTA_TRACKER_LOAD_REPLICA_BEHIND 9
 
 /**
+ * `*reason_out` of `blockdelta_tracker_load`: the last run crashed and kept an activity log:
+ * the generation and the numbers continue (after the crashed run's reservation), and the
+ * dirty set is every block written since the last commit plus at most the log's bound.
+ */
+#define BLOCKDELTA_TRACKER_LOAD_RECOVERED 10
+
+/**
+ * ... new generation, every block dirty: the last run crashed and its activity log cannot
+ * be trusted (unreadable or damaged).
+ */
+#define BLOCKDELTA_TRACKER_LOAD_ACTIVITY_LOG 11
+
+/**
  * Major version of the headers; compare with `blockdelta_version()` at run time.
  */
 #define BLOCKDELTA_VERSION_MAJOR 0

@@ -40,6 +40,9 @@ pub use stream::{
 };
 
 pub use tracker::{
+    ActivityLogConfig, ActivityStats, ActivityWriter, Admission, Completer, Ticket, WriteToken,
+};
+pub use tracker::{
     CheckpointInfo, Extent, ExtentCursor, ExtentKind, GenerationId, Geometry, Granularity,
     IntervalStats, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ResetReason,
     Tracker, TrackerConfig, TrackerError, TrackerStats, MAX_SEQUENCE,

@@ -153,7 +153,7 @@ fn failback_loop(seed: u64, f_is_newest: bool, a_crashes: bool) -> Outcome {
     let shipped;
     let mut resynced = false;
     match outcome {
-        LoadOutcome::Resumed { generation, .. } => {
+        LoadOutcome::Resumed { generation, .. } | LoadOutcome::Recovered { generation, .. } => {
             assert!(!a_crashes);
             assert_eq!(generation, f_gen, "A continues the replicated lineage");
             let cpa = pa.take().unwrap();

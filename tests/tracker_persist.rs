@@ -274,9 +274,9 @@ fn well_sealed_but_wrong_fields_each_get_their_own_error() {
             },
         ),
         (
-            "state 3",
-            edit(16, &3u32.to_le_bytes()),
-            StateFileError::UnknownState { value: 3 },
+            "state 4",
+            edit(16, &4u32.to_le_bytes()),
+            StateFileError::UnknownState { value: 4 },
         ),
         (
             "committed above issued",

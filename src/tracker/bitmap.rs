@@ -800,3 +800,18 @@ mod discard_tests {
         assert!(frozen.is_discard(39) && !frozen.is_discard(40) && frozen.is_discard(41));
     }
 }
+
+impl LiveMap {
+    /// The dirty bits of 64-block word `w` (both live leaf words' dirty halves), by loads: a
+    /// mark racing it may or may not be seen. Blocks past the map read as clean.
+    pub(crate) fn dirty_word(&self, w: usize) -> u64 {
+        let leaf = |i: usize| {
+            if i < self.shape.len[0] {
+                self.words[i].load(Ordering::Acquire) & LOW
+            } else {
+                0
+            }
+        };
+        leaf(2 * w) | (leaf(2 * w + 1) << 32)
+    }
+}

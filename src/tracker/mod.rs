@@ -71,9 +71,12 @@ use stats::{Counters, Totals};
 pub use error::TrackerError;
 pub use extent::{Extent, ExtentKind, GenerationId};
 pub use persist::{
-    InspectError, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ResetReason,
-    StateFile, StateFileError, StateFileInfo, StateKind, DEFAULT_SEQUENCE_RESERVATION,
-    TRACKER_STATE_MAJOR, TRACKER_STATE_MINOR,
+    ActivityLogConfig, ActivityLogSection, ActivityStats, ActivityWriter, Admission, Completer,
+    InspectError, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ReadFailure,
+    ResetReason, StateFile, StateFileError, StateFileInfo, StateKind, Ticket, TrackerStorage,
+    WriteToken, DEFAULT_ACTIVE_REGIONS, DEFAULT_LOG_LIMIT, DEFAULT_REGION_SIZE,
+    DEFAULT_SEQUENCE_RESERVATION, DEFAULT_WRITERS, MAX_ACTIVE_REGIONS, TRACKER_STATE_MAJOR,
+    TRACKER_STATE_MINOR,
 };
 
 /// Smallest tracking granularity (bytes).

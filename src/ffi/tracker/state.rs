@@ -28,6 +28,9 @@ impl ToResult for PersistError {
             PersistError::Locked { .. } => blockdelta_result::TrackerStateLocked,
             // The C handle owns its tracker by value: `close` cannot find it shared.
             PersistError::StillShared { .. } => blockdelta_result::InvalidArgument,
+            PersistError::NoActivityLog
+            | PersistError::TooManyWriters { .. }
+            | PersistError::BadActivityLog { .. } => blockdelta_result::InvalidArgument,
             // `PersistError` is non-exhaustive only for other crates; a new variant must get
             // its code here.
         }
@@ -56,10 +59,21 @@ pub const BLOCKDELTA_TRACKER_LOAD_REPLICA_GENERATION: u32 = 7;
 pub const BLOCKDELTA_TRACKER_LOAD_REPLICA_AHEAD: u32 = 8;
 /// ... the replica is behind the state's last commit.
 pub const BLOCKDELTA_TRACKER_LOAD_REPLICA_BEHIND: u32 = 9;
+/// `*reason_out` of `blockdelta_tracker_load`: the last run crashed and kept an activity log:
+/// the generation and the numbers continue (after the crashed run's reservation), and the
+/// dirty set is every block written since the last commit plus at most the log's bound.
+pub const BLOCKDELTA_TRACKER_LOAD_RECOVERED: u32 = 10;
+/// ... new generation, every block dirty: the last run crashed and its activity log cannot
+/// be trusted (unreadable or damaged).
+pub const BLOCKDELTA_TRACKER_LOAD_ACTIVITY_LOG: u32 = 11;
 
 fn load_reason_code(outcome: &LoadOutcome) -> u32 {
+    if let LoadOutcome::Recovered { .. } = outcome {
+        return BLOCKDELTA_TRACKER_LOAD_RECOVERED;
+    }
     match outcome.reset_reason() {
         None => BLOCKDELTA_TRACKER_LOAD_RESUMED,
+        Some(ResetReason::ActivityLog { .. }) => BLOCKDELTA_TRACKER_LOAD_ACTIVITY_LOG,
         Some(ResetReason::Missing) => BLOCKDELTA_TRACKER_LOAD_MISSING,
         Some(ResetReason::Unreadable { .. }) => BLOCKDELTA_TRACKER_LOAD_UNREADABLE,
         Some(ResetReason::Invalid(_)) => BLOCKDELTA_TRACKER_LOAD_INVALID,
@@ -90,6 +104,8 @@ pub extern "C" fn blockdelta_tracker_load_reason_name(reason: u32) -> *const c_c
         BLOCKDELTA_TRACKER_LOAD_REPLICA_GENERATION => c"BLOCKDELTA_TRACKER_LOAD_REPLICA_GENERATION",
         BLOCKDELTA_TRACKER_LOAD_REPLICA_AHEAD => c"BLOCKDELTA_TRACKER_LOAD_REPLICA_AHEAD",
         BLOCKDELTA_TRACKER_LOAD_REPLICA_BEHIND => c"BLOCKDELTA_TRACKER_LOAD_REPLICA_BEHIND",
+        BLOCKDELTA_TRACKER_LOAD_RECOVERED => c"BLOCKDELTA_TRACKER_LOAD_RECOVERED",
+        BLOCKDELTA_TRACKER_LOAD_ACTIVITY_LOG => c"BLOCKDELTA_TRACKER_LOAD_ACTIVITY_LOG",
         _ => c"BLOCKDELTA_TRACKER_LOAD_UNKNOWN",
     };
     name.as_ptr()

@@ -7,9 +7,110 @@ use std::path::{Path, PathBuf};
 
 use super::outcome::PersistError;
 
-pub(super) enum ReadFailure {
+/// Why a bounded read failed.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum ReadFailure {
+    /// The read failed (`NotFound` when the file does not exist).
     Io(io::Error),
-    TooLarge { len: u64 },
+    /// The file is longer than the bound.
+    TooLarge {
+        /// Its length.
+        len: u64,
+    },
+}
+
+/// Where a persistent tracker keeps its state file and activity log. The default is a
+/// directory ([`PersistentTracker::open`](super::PersistentTracker::open)); tests substitute a
+/// model that loses or tears what was not synced.
+#[doc(hidden)]
+pub trait TrackerStorage: Send + Sync {
+    /// The state file's name, for messages.
+    fn name(&self) -> &Path;
+    /// Takes the exclusive lock on the state file for the returned guard's life.
+    fn lock(&self) -> Result<Box<dyn std::any::Any + Send + Sync>, PersistError>;
+    /// The whole state file, if at most `max` bytes.
+    fn read_state(&self, max: u64) -> Result<Vec<u8>, ReadFailure>;
+    /// Replaces the state file atomically and durably.
+    fn replace_state(&self, bytes: &[u8]) -> Result<(), PersistError>;
+    /// The whole activity log, if at most `max` bytes (`NotFound` when there is none).
+    fn read_log(&self, max: u64) -> Result<Vec<u8>, ReadFailure>;
+    /// Writes `bytes` at `offset` of the activity log (created if missing).
+    fn write_log(&self, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Makes every write of the activity log durable.
+    fn sync_log(&self) -> io::Result<()>;
+}
+
+/// The state file and its siblings `<path>.lock` and `<path>.al` in a directory.
+pub(super) struct DirStorage {
+    path: PathBuf,
+    log: std::sync::Mutex<Option<fs::File>>,
+}
+
+impl DirStorage {
+    pub(super) fn new(path: PathBuf) -> DirStorage {
+        DirStorage {
+            path,
+            log: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        sibling(&self.path, ".al")
+    }
+
+    fn with_log<T>(&self, f: impl FnOnce(&fs::File) -> io::Result<T>) -> io::Result<T> {
+        let mut g = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(self.log_path())?;
+            // The log's directory entry must be durable before a record in it is relied on.
+            let dir = match self.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            file.sync_all()?;
+            fs::File::open(dir)?.sync_all()?;
+            *g = Some(file);
+        }
+        f(g.as_ref().expect("opened above"))
+    }
+}
+
+impl TrackerStorage for DirStorage {
+    fn name(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> Result<Box<dyn std::any::Any + Send + Sync>, PersistError> {
+        Ok(Box::new(lock(&self.path)?))
+    }
+
+    fn read_state(&self, max: u64) -> Result<Vec<u8>, ReadFailure> {
+        read_bounded(&self.path, max)
+    }
+
+    fn replace_state(&self, bytes: &[u8]) -> Result<(), PersistError> {
+        write_durably(&self.path, bytes)
+    }
+
+    fn read_log(&self, max: u64) -> Result<Vec<u8>, ReadFailure> {
+        read_bounded(&self.log_path(), max)
+    }
+
+    fn write_log(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.with_log(|f| f.write_all_at(bytes, offset))
+    }
+
+    fn sync_log(&self) -> io::Result<()> {
+        // fdatasync: the record's bytes and the file size that reaches them.
+        self.with_log(|f| f.sync_data())
+    }
 }
 
 /// Reads a whole file of at most `max` bytes (checked before anything is allocated, and again

@@ -14,8 +14,10 @@ use crate::tracker::{
 pub(crate) const MAGIC: &[u8; 8] = b"BDTRACK1";
 /// Major version of the tracker state file this build writes and reads.
 pub const TRACKER_STATE_MAJOR: u16 = 1;
-/// Minor version written (readers accept any minor of a known major).
-pub const TRACKER_STATE_MINOR: u16 = 0;
+/// Minor version written (readers accept any minor of a known major). Minor 1 added the
+/// `active` state (an in-use record with the activity log's section); a minor-0 reader refuses
+/// it as an unknown state, which resets: safe.
+pub const TRACKER_STATE_MINOR: u16 = 1;
 /// Bytes before the first record: head (16), state (4), reserved (4), disk id (16),
 /// generation (16), committed (8), issued (8), disk size (8), capacity (8), sector size (4),
 /// block size (4), record count (8).
@@ -31,6 +33,10 @@ pub enum StateKind {
     /// Written while the tracker was open (at open, take and commit): marks may have followed
     /// it that no file records. Never trusted on load; holds no dirty set.
     InUse,
+    /// Written while a tracker with an activity log was open: a dirty set that, united with
+    /// the log's records and every region the log says was active, covers every write that
+    /// may have reached the disk. Trusted on load (a crash recovery, `LoadOutcome::Recovered`).
+    Active,
 }
 
 impl StateKind {
@@ -38,13 +44,14 @@ impl StateKind {
         match self {
             StateKind::Clean => 1,
             StateKind::InUse => 2,
+            StateKind::Active => 3,
         }
     }
 }
 
 /// A state file's header, as read (checksum, version and consistency checked).
 #[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateFileInfo {
     /// Clean (trusted on load) or in use (a run that did not close cleanly).
     pub kind: StateKind,
@@ -63,7 +70,37 @@ pub struct StateFileInfo {
     pub records: u64,
     /// Dirty blocks the records hold.
     pub dirty_blocks: u64,
+    /// An active file's activity-log section.
+    pub log: Option<LogSection>,
 }
+
+/// The activity-log section of an active state file.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSection {
+    /// The id the log's records carry (a new one at every state write).
+    pub log_id: [u8; 16],
+    /// log2 of the region size in bytes.
+    pub region_shift: u32,
+    /// Most regions active at once.
+    pub slots: u32,
+    /// The regions active when the file was written, ascending.
+    pub active: Vec<u64>,
+}
+
+impl LogSection {
+    /// Regions of `size` bytes at this section's region size.
+    pub(crate) fn regions_for(&self, size: u64) -> u64 {
+        size.div_ceil(1u64 << self.region_shift)
+    }
+}
+
+/// Smallest activity-log region: 64 KiB.
+pub const MIN_REGION_SHIFT: u32 = 16;
+/// Largest activity-log region: 1 GiB.
+pub const MAX_REGION_SHIFT: u32 = 30;
+/// Most activity-log regions active at once.
+pub const MAX_ACTIVE_REGIONS: u32 = 65_536;
 
 /// Everything that can be wrong with the bytes of a state file. Any of them makes a load start
 /// a new generation (`ResetReason::Invalid`).
@@ -108,7 +145,13 @@ pub enum StateFileError {
         /// How many.
         extra: u64,
     },
-    /// The state field is neither clean (1) nor in use (2).
+    /// The activity-log section is malformed: a bad region size or count, or an active region
+    /// out of order or past the capacity.
+    BadLog {
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The state field is neither clean (1), in use (2) nor active (3).
     UnknownState {
         /// The value found.
         value: u32,
@@ -176,6 +219,7 @@ impl fmt::Display for StateFileError {
                 "{claimed} records claimed with {room} bytes of room for them"
             ),
             E::BadRecord { index, what } => write!(f, "record {index}: {what}"),
+            E::BadLog { what } => write!(f, "activity-log section: {what}"),
         }
     }
 }
@@ -230,12 +274,22 @@ fn blocks(size: u64, block_size: u32) -> u64 {
 /// 64-block word at most).
 pub(crate) fn max_len(capacity: u64, block_size: u32) -> u64 {
     let words = blocks(capacity, block_size).div_ceil(64);
-    (FIXED_LEN as u64 + 4).saturating_add(words.saturating_mul(RECORD_LEN as u64))
+    (FIXED_LEN as u64 + 4 + LOG_FIXED + 8 * u64::from(MAX_ACTIVE_REGIONS))
+        .saturating_add(words.saturating_mul(RECORD_LEN as u64))
 }
 
 /// Encodes a state whose dirty set is `words`: ascending, non-overlapping `(word, dirty,
 /// discard)` (zero words skipped), coalesced here into records of identical words.
 pub(crate) fn encode(s: &State, words: impl IntoIterator<Item = (u64, u64, u64)>) -> Vec<u8> {
+    encode_with(s, words, None)
+}
+
+/// [`encode`], with the activity-log section of an active file.
+pub(crate) fn encode_with(
+    s: &State,
+    words: impl IntoIterator<Item = (u64, u64, u64)>,
+    log: Option<&LogSection>,
+) -> Vec<u8> {
     let mut records: Vec<Record> = Vec::new();
     for (w, dirty, discard) in words {
         if dirty == 0 {
@@ -272,6 +326,15 @@ pub(crate) fn encode(s: &State, words: impl IntoIterator<Item = (u64, u64, u64)>
     for r in &records {
         w.u64(r.first).u64(r.count).u64(r.dirty).u64(r.discard);
     }
+    if let Some(l) = log {
+        w.bytes(&l.log_id)
+            .u32(l.region_shift)
+            .u32(l.slots)
+            .u64(l.active.len() as u64);
+        for &r in &l.active {
+            w.u64(r);
+        }
+    }
     w.seal()
 }
 
@@ -288,6 +351,7 @@ pub(crate) fn decode(b: &[u8], mut f: impl FnMut(Record)) -> Result<StateFileInf
     let kind = match r.u32()? {
         1 => StateKind::Clean,
         2 => StateKind::InUse,
+        3 => StateKind::Active,
         value => return Err(StateFileError::UnknownState { value }),
     };
     r.zero(4, "field after the state")?;
@@ -309,9 +373,18 @@ pub(crate) fn decode(b: &[u8], mut f: impl FnMut(Record)) -> Result<StateFileInf
     }
     let claimed = r.u64()?;
     let room = r.remaining() as u64;
-    if claimed.checked_mul(RECORD_LEN as u64) != Some(room)
-        || (kind == StateKind::InUse && claimed != 0)
-    {
+    // An active file's records are followed by its log section (at least LOG_FIXED bytes).
+    let records_room = match kind {
+        StateKind::Active => room.checked_sub(LOG_FIXED),
+        _ => Some(room),
+    };
+    let fits = match (kind, claimed.checked_mul(RECORD_LEN as u64), records_room) {
+        (StateKind::Active, Some(need), Some(have)) => need <= have,
+        (StateKind::InUse, _, _) => claimed == 0 && room == 0,
+        (_, Some(need), Some(have)) => need == have,
+        _ => false,
+    };
+    if !fits {
         return Err(StateFileError::RecordCount { claimed, room });
     }
     let end_block = blocks(geometry.disk_size, geometry.block_size);
@@ -348,6 +421,11 @@ pub(crate) fn decode(b: &[u8], mut f: impl FnMut(Record)) -> Result<StateFileInf
         dirty_blocks += u64::from(rec.dirty.count_ones()) * rec.count;
         f(rec);
     }
+    let log = if kind == StateKind::Active {
+        Some(decode_log(&mut r, &geometry)?)
+    } else {
+        None
+    };
     r.done()?;
     Ok(StateFileInfo {
         kind,
@@ -358,6 +436,47 @@ pub(crate) fn decode(b: &[u8], mut f: impl FnMut(Record)) -> Result<StateFileInf
         geometry,
         records: claimed,
         dirty_blocks,
+        log,
+    })
+}
+
+/// Fixed bytes of the log section: log id (16), region shift (4), slots (4), count (8).
+const LOG_FIXED: u64 = 32;
+
+fn decode_log(r: &mut codec::R<'_>, g: &Geometry) -> Result<LogSection, StateFileError> {
+    let bad = |what| Err(StateFileError::BadLog { what });
+    let log_id = r.arr16()?;
+    let region_shift = r.u32()?;
+    let slots = r.u32()?;
+    let count = r.u64()?;
+    if !(MIN_REGION_SHIFT..=MAX_REGION_SHIFT).contains(&region_shift)
+        || (1u64 << region_shift) < u64::from(g.block_size)
+    {
+        return bad("the region size is out of range or below the block size");
+    }
+    if slots == 0 || slots > MAX_ACTIVE_REGIONS {
+        return bad("the number of active regions is out of range");
+    }
+    if count > u64::from(slots) || count.checked_mul(8) != Some(r.remaining() as u64) {
+        return bad("the active region count does not match");
+    }
+    let regions = g.capacity.div_ceil(1u64 << region_shift);
+    let mut active = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let region = r.u64()?;
+        if region >= regions {
+            return bad("an active region past the capacity");
+        }
+        if active.last().is_some_and(|&p| p >= region) {
+            return bad("active regions out of order");
+        }
+        active.push(region);
+    }
+    Ok(LogSection {
+        log_id,
+        region_shift,
+        slots,
+        active,
     })
 }
 

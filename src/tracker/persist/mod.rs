@@ -29,6 +29,8 @@
 //! lock-free, allocation-free and syscall-free; all file work is on the control path (open,
 //! take, commit, close), under a lock the write path never takes.
 
+mod activity;
+mod al_log;
 mod durable;
 mod file;
 mod outcome;
@@ -41,15 +43,22 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::{CheckpointInfo, GenerationId, Tracker, TrackerConfig, MAX_SEQUENCE};
-use durable::{lock, read_bounded, write_durably, ReadFailure};
-use file::State;
+use activity::Activity;
+use al_log::LogRecord;
+use durable::{read_bounded, DirStorage};
+use file::{LogSection, State};
+
+pub use activity::{ActivityWriter, Admission, Completer, Ticket, WriteToken};
+pub use durable::{ReadFailure, TrackerStorage};
 
 pub use file::{
-    StateFileError, StateFileInfo, StateKind, TRACKER_STATE_MAJOR, TRACKER_STATE_MINOR,
+    LogSection as ActivityLogSection, StateFileError, StateFileInfo, StateKind, MAX_ACTIVE_REGIONS,
+    TRACKER_STATE_MAJOR, TRACKER_STATE_MINOR,
 };
 pub use outcome::{
-    InspectError, LoadOutcome, PersistError, PersistOptions, ResetReason,
-    DEFAULT_SEQUENCE_RESERVATION,
+    ActivityLogConfig, InspectError, LoadOutcome, PersistError, PersistOptions, ResetReason,
+    DEFAULT_ACTIVE_REGIONS, DEFAULT_LOG_LIMIT, DEFAULT_REGION_SIZE, DEFAULT_SEQUENCE_RESERVATION,
+    DEFAULT_WRITERS,
 };
 
 /// A tracker whose state survives a clean restart (`docs/TRACKER.md`).
@@ -125,7 +134,7 @@ impl PersistentTracker {
 
     /// The state file's path.
     pub fn path(&self) -> &Path {
-        &self.state.path
+        self.state.path()
     }
 
     /// [`Tracker::take`], and before it returns, a durable in-use record whose reservation
@@ -169,13 +178,49 @@ impl PersistentTracker {
     /// file I/O.
     pub fn close(self) -> Result<(), PersistError> {
         let PersistentTracker { tracker, state } = self;
-        if state.file.lock().poisoned {
+        if state.shared.file.lock().poisoned {
             return Err(PersistError::Poisoned);
         }
         let tracker = Arc::try_unwrap(tracker).map_err(|t| PersistError::StillShared {
             others: Arc::strong_count(&t) - 1,
         })?;
         state.close(tracker)
+    }
+
+    /// A write-path handle for one I/O thread, with an activity log (else
+    /// [`PersistError::NoActivityLog`]; [`PersistError::TooManyWriters`] when every handle of
+    /// [`ActivityLogConfig::writers`] is taken). See [`ActivityWriter`].
+    pub fn writer(&self) -> Result<ActivityWriter, PersistError> {
+        ActivityWriter::new(&self.state, Arc::clone(&self.tracker))
+    }
+
+    /// Writes one group commit now: every cold region queued by a writer becomes durably
+    /// active (one log write, one fsync). For drivers that poll tickets
+    /// ([`ActivityWriter::is_durable`]) instead of blocking in [`ActivityWriter::wait`]: call it
+    /// from a thread that may block. Blocks on file I/O.
+    pub fn flush(&self) -> Result<(), PersistError> {
+        self.state.flush(&self.tracker)
+    }
+
+    /// The activity log's counters since open (`None` without one).
+    pub fn activity_stats(&self) -> Option<ActivityStats> {
+        self.state.activity_stats()
+    }
+
+    /// Opens on a storage other than a directory: for tests that crash it (the storage model
+    /// of `tests/tracker_activity.rs`). See [`PersistentTracker::open`].
+    #[doc(hidden)]
+    pub fn open_on(
+        storage: Box<dyn TrackerStorage>,
+        config: TrackerConfig,
+        options: PersistOptions,
+    ) -> Result<(PersistentTracker, LoadOutcome), PersistError> {
+        let (tracker, state, outcome) = StateFile::open_on(storage, config, options)?;
+        let pt = PersistentTracker {
+            tracker: Arc::new(tracker),
+            state,
+        };
+        Ok((pt, outcome))
     }
 
     /// Reads the header of the state file at `path` (checksum, version and every record
@@ -198,20 +243,64 @@ impl PersistentTracker {
 /// callers use [`PersistentTracker`], which keeps the two together.
 #[doc(hidden)]
 pub struct StateFile {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What the state file's handle and its writers share.
+pub(crate) struct Shared {
     path: PathBuf,
     disk_id: [u8; 16],
     reserve: u64,
+    storage: Box<dyn TrackerStorage>,
     file: Mutex<FileState>,
-    /// `<path>.lock`, flock(2)ed for this handle's life.
-    _lock: fs::File,
+    /// The activity log's lock-free half, when the run keeps one.
+    pub(crate) activity: Option<Activity>,
+    /// Held (the flock) for the handle's life.
+    _lock: Box<dyn std::any::Any + Send + Sync>,
 }
 
-/// What the in-use record on disk says, and whether writing it ever failed.
+/// What the record on disk says, and whether writing it ever failed.
 struct FileState {
     generation: GenerationId,
     committed: u64,
     reserved: u64,
     poisoned: bool,
+    log: Option<LogState>,
+}
+
+/// The activity log's file half (under the file lock).
+struct LogState {
+    config: ActivityLogConfig,
+    log_id: [u8; 16],
+    /// The next record's number and offset.
+    number: u64,
+    offset: u64,
+    /// The durably active regions, ascending.
+    active: Vec<u64>,
+    /// Scratch vectors reused by every group commit.
+    batch: Vec<u64>,
+    victims: Vec<u64>,
+    /// Group commits written and state rewrites since open (for reports and tests).
+    stats: ActivityStats,
+}
+
+/// Counters of an activity log since open.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActivityStats {
+    /// Group commits that wrote a record (each one write and one fsync of the log).
+    pub group_commits: u64,
+    /// Regions made active.
+    pub activations: u64,
+    /// Regions evicted (their dirty bits written to the log first).
+    pub evictions: u64,
+    /// State-file rewrites (commit, reservation, log full).
+    pub state_writes: u64,
+    /// Regions active now.
+    pub active: u64,
+    /// Whether the write path's barrier is `membarrier(2)` (then `begin` has no fence and no
+    /// atomic read-modify-write) rather than a fence in every `begin`.
+    pub membarrier: bool,
 }
 
 impl StateFile {
@@ -224,9 +313,25 @@ impl StateFile {
         // One state file, one lock, whatever name reaches it: a symlink (or `..`) to the same
         // file must take the same lock, and the file is replaced where it really is.
         let path = canonical(path.as_ref())?;
+        let storage = Box::new(DirStorage::new(path.clone()));
+        Self::open_on(storage, config, options)
+    }
+
+    /// [`StateFile::open`] on any [`TrackerStorage`] (tests run it on a storage model that
+    /// crashes).
+    pub fn open_on(
+        storage: Box<dyn TrackerStorage>,
+        config: TrackerConfig,
+        options: PersistOptions,
+    ) -> Result<(Tracker, StateFile, LoadOutcome), PersistError> {
+        let path = storage.name().to_path_buf();
         let tracker = Tracker::new(config.start_clean(true))?;
-        let lock = lock(&path)?;
-        let outcome = match load_into(&tracker, &path, &options) {
+        let activity = match options.activity_log {
+            Some(al) => Some(check_log_config(&al, &tracker)?),
+            None => None,
+        };
+        let lock = storage.lock()?;
+        let outcome = match load_into(&tracker, storage.as_ref(), &options) {
             Ok(outcome) => outcome,
             Err(reason) => {
                 tracker.reset_for_load();
@@ -241,33 +346,57 @@ impl StateFile {
             let c = tracker.control.lock();
             (c.generation, c.committed, c.issued)
         };
-        let state = StateFile {
+        let (log_config, activity) = match activity {
+            Some((c, a)) => (Some(c), Some(a)),
+            None => (None, None),
+        };
+        let log = log_config.map(|config| LogState {
+            config,
+            log_id: [0; 16],
+            number: 1,
+            offset: 0,
+            active: Vec::with_capacity(config.active_regions as usize),
+            batch: Vec::with_capacity(config.active_regions.max(64) as usize),
+            victims: Vec::with_capacity(config.active_regions as usize),
+            stats: ActivityStats::default(),
+        });
+        let shared = Shared {
             path,
             disk_id: options.disk_id,
             reserve,
+            storage,
             file: Mutex::new(FileState {
                 generation,
                 committed,
                 reserved: issued.saturating_add(reserve).min(MAX_SEQUENCE).max(issued),
                 poisoned: false,
+                log,
             }),
+            activity,
             _lock: lock,
         };
         {
-            let f = state.file.lock();
-            state.write_in_use(&f, &tracker)?;
+            let mut f = shared.file.lock();
+            shared.write_record(&mut f, &tracker)?;
         }
-        Ok((tracker, state, outcome))
+        Ok((
+            tracker,
+            StateFile {
+                shared: Arc::new(shared),
+            },
+            outcome,
+        ))
     }
 
     /// The state file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
     /// [`PersistentTracker::take`] on `tracker`.
     pub fn take(&self, tracker: &Tracker) -> Result<CheckpointInfo, PersistError> {
-        let mut f = self.file.lock();
+        let s = &self.shared;
+        let mut f = s.file.lock();
         if f.poisoned {
             return Err(PersistError::Poisoned);
         }
@@ -278,10 +407,10 @@ impl StateFile {
             f.committed = info.from_sequence;
             f.reserved = info
                 .sequence
-                .saturating_add(self.reserve - 1)
+                .saturating_add(s.reserve - 1)
                 .min(MAX_SEQUENCE)
                 .max(info.sequence);
-            if let Err(e) = self.write_in_use(&f, tracker) {
+            if let Err(e) = s.write_record(&mut f, tracker) {
                 (f.generation, f.committed, f.reserved) = old;
                 f.poisoned = true;
                 // The number is spent in memory and was never handed out: nothing to undo
@@ -300,7 +429,8 @@ impl StateFile {
         generation: GenerationId,
         sequence: u64,
     ) -> Result<(), PersistError> {
-        let mut f = self.file.lock();
+        let s = &self.shared;
+        let mut f = s.file.lock();
         if f.poisoned {
             return Err(PersistError::Poisoned);
         }
@@ -308,7 +438,7 @@ impl StateFile {
         f.generation = generation;
         f.committed = sequence;
         f.reserved = f.reserved.max(sequence);
-        if let Err(e) = self.write_in_use(&f, tracker) {
+        if let Err(e) = s.write_record(&mut f, tracker) {
             f.poisoned = true;
             return Err(e);
         }
@@ -323,7 +453,8 @@ impl StateFile {
         sequence: u64,
         extents: &[crate::tracker::Extent],
     ) -> Result<(), PersistError> {
-        let mut f = self.file.lock();
+        let s = &self.shared;
+        let mut f = s.file.lock();
         if f.poisoned {
             return Err(PersistError::Poisoned);
         }
@@ -332,23 +463,56 @@ impl StateFile {
         (f.generation, f.committed) = (c.generation, c.committed);
         f.reserved = c.issued;
         drop(c);
-        if let Err(e) = self.write_in_use(&f, tracker) {
+        if let Err(e) = s.write_record(&mut f, tracker) {
             f.poisoned = true;
             return Err(e);
         }
         Ok(())
     }
 
-    /// [`PersistentTracker::close`]: `tracker` by value, so no other reference can mark.
-    pub fn close(self, tracker: Tracker) -> Result<(), PersistError> {
-        if self.file.lock().poisoned {
-            return Err(PersistError::Poisoned);
-        }
-        let bytes = tracker.encode_clean(self.disk_id);
-        write_durably(&self.path, &bytes)
+    /// [`PersistentTracker::flush`] on `tracker`.
+    pub fn flush(&self, tracker: &Tracker) -> Result<(), PersistError> {
+        let s = &self.shared;
+        let mut f = s.file.lock();
+        s.group_commit(&mut f, tracker)
     }
 
-    fn write_in_use(&self, f: &FileState, tracker: &Tracker) -> Result<(), PersistError> {
+    /// [`ActivityWriter::wait`] on `tracker`.
+    pub fn wait(&self, tracker: &Tracker, ticket: Ticket) -> Result<(), PersistError> {
+        self.shared.wait(tracker, ticket)
+    }
+
+    /// [`PersistentTracker::activity_stats`].
+    pub fn activity_stats(&self) -> Option<ActivityStats> {
+        let f = self.shared.file.lock();
+        let membarrier = self
+            .shared
+            .activity
+            .as_ref()
+            .is_some_and(|a| a.uses_membarrier());
+        f.log.as_ref().map(|l| ActivityStats {
+            active: l.active.len() as u64,
+            membarrier,
+            ..l.stats
+        })
+    }
+
+    /// [`PersistentTracker::close`]: `tracker` by value, so no other reference can mark.
+    pub fn close(self, tracker: Tracker) -> Result<(), PersistError> {
+        let s = &self.shared;
+        if s.file.lock().poisoned {
+            return Err(PersistError::Poisoned);
+        }
+        let bytes = tracker.encode_clean(s.disk_id);
+        s.storage.replace_state(&bytes)
+    }
+}
+
+impl Shared {
+    /// Writes the record that says the tracker is open: with an activity log, an active state
+    /// (the dirty set now, the active regions, a new log id: the log starts over); without,
+    /// an in-use record.
+    fn write_record(&self, f: &mut FileState, tracker: &Tracker) -> Result<(), PersistError> {
         let s = State {
             kind: StateKind::InUse,
             disk_id: self.disk_id,
@@ -357,20 +521,193 @@ impl StateFile {
             issued: f.reserved,
             geometry: tracker.geometry(),
         };
-        write_durably(&self.path, &file::encode(&s, []))
+        let Some(log) = f.log.as_mut() else {
+            return self.storage.replace_state(&file::encode(&s, []));
+        };
+        let section = LogSection {
+            log_id: GenerationId::random().0,
+            region_shift: log.config.region_size.trailing_zeros(),
+            slots: log.config.active_regions,
+            active: log.active.clone(),
+        };
+        // The dirty set as the tracker holds it now: a mark racing this read is in an active
+        // region (admitted) and so in the section's active set; a region that is not active
+        // has no write in flight (evictions wait for them, and run under this lock).
+        let words = tracker.dirty_words();
+        let bytes = file::encode_with(
+            &State {
+                kind: StateKind::Active,
+                ..s
+            },
+            words,
+            Some(&section),
+        );
+        self.storage.replace_state(&bytes)?;
+        log.log_id = section.log_id;
+        log.number = 1;
+        log.offset = 0;
+        log.stats.state_writes += 1;
+        Ok(())
     }
+
+    /// Waits until `ticket`'s group commit is durable, leading one when no one else is.
+    fn wait(&self, tracker: &Tracker, ticket: Ticket) -> Result<(), PersistError> {
+        let Some(a) = &self.activity else {
+            return Err(PersistError::NoActivityLog);
+        };
+        loop {
+            if a.is_durable(ticket) {
+                return Ok(());
+            }
+            if a.failed() {
+                return Err(PersistError::Poisoned);
+            }
+            // Whoever holds the lock is writing a group commit; the next waiter to get it
+            // writes the next one, with every request queued meanwhile.
+            let mut f = self.file.lock();
+            if a.is_durable(ticket) {
+                return Ok(());
+            }
+            self.group_commit(&mut f, tracker)?;
+        }
+    }
+
+    /// One group commit: every queued cold region becomes durably active in one log record
+    /// (one write, one fsync), evicting the least recently used regions when the log is full
+    /// (after their writes completed; their dirty bits go in the same record).
+    fn group_commit(&self, f: &mut FileState, tracker: &Tracker) -> Result<(), PersistError> {
+        let Some(a) = &self.activity else {
+            return Err(PersistError::NoActivityLog);
+        };
+        if f.poisoned || a.failed() {
+            return Err(PersistError::Poisoned);
+        }
+        let log = f.log.as_mut().expect("an activity log has its file half");
+        let batch = a.take_batch(&mut log.batch);
+        if log.batch.is_empty() {
+            a.publish(batch);
+            return Ok(());
+        }
+        log.batch.truncate(a.slots);
+        let free = a.slots - log.active.len();
+        let need = log.batch.len().saturating_sub(free);
+        let mut words = Vec::new();
+        if need > 0 {
+            a.choose_victims(need, &mut log.victims);
+            if a.grace_period().is_err() {
+                a.fail();
+                f.poisoned = true;
+                return Err(PersistError::Io {
+                    op: "issue membarrier(2) for the activity log of",
+                    path: self.path.clone(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+            words = tracker.region_words(&log.victims, a.region_shift);
+        }
+        let record = LogRecord {
+            log_id: log.log_id,
+            number: log.number,
+            activated: log.batch.clone(),
+            evicted: log.victims.clone(),
+            words,
+        };
+        let bytes = record.encode();
+        if let Err(e) = self
+            .storage
+            .write_log(log.offset, &bytes)
+            .and_then(|()| self.storage.sync_log())
+        {
+            // Never retried as if it were safe: nothing more is admitted through the log.
+            a.fail();
+            f.poisoned = true;
+            for &v in &log.victims {
+                a.unflag(v);
+            }
+            return Err(PersistError::Io {
+                op: "write and fsync the activity log of",
+                path: self.path.clone(),
+                source: e,
+            });
+        }
+        log.offset += bytes.len() as u64;
+        log.number += 1;
+        for &v in &log.victims {
+            a.remove(v);
+        }
+        for &r in &log.batch {
+            a.insert(r);
+        }
+        log.active.retain(|r| log.victims.binary_search(r).is_err());
+        log.active.extend_from_slice(&log.batch);
+        log.active.sort_unstable();
+        log.stats.group_commits += 1;
+        log.stats.activations += log.batch.len() as u64;
+        log.stats.evictions += log.victims.len() as u64;
+        log.victims.clear();
+        a.publish(batch);
+        if log.offset >= log.config.log_limit {
+            if let Err(e) = self.write_record(f, tracker) {
+                a.fail();
+                f.poisoned = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks an activity-log configuration against the tracker and builds its in-memory half.
+fn check_log_config(
+    al: &ActivityLogConfig,
+    tracker: &Tracker,
+) -> Result<(ActivityLogConfig, Activity), PersistError> {
+    let bad = |what, value| Err(PersistError::BadActivityLog { what, value });
+    let g = tracker.geometry();
+    let shift = al.region_size.trailing_zeros();
+    if !al.region_size.is_power_of_two()
+        || !(file::MIN_REGION_SHIFT..=file::MAX_REGION_SHIFT).contains(&shift)
+    {
+        return bad(
+            "the region size must be a power of two from 64 KiB to 1 GiB",
+            al.region_size,
+        );
+    }
+    if al.region_size < u64::from(g.block_size) {
+        return bad(
+            "the region size must be at least the tracker's block size",
+            al.region_size,
+        );
+    }
+    if al.active_regions == 0 || al.active_regions > file::MAX_ACTIVE_REGIONS {
+        return bad(
+            "the active regions must number from 1 to 65,536",
+            al.active_regions.into(),
+        );
+    }
+    if al.writers == 0 || al.writers > 4096 {
+        return bad("the writers must number from 1 to 4,096", al.writers.into());
+    }
+    let config = ActivityLogConfig {
+        log_limit: al.log_limit.max(al_log::RECORD_ALIGN as u64),
+        ..*al
+    };
+    Ok((
+        config,
+        Activity::new(shift, al.active_regions as usize, al.writers as usize),
+    ))
 }
 
 /// Loads a trusted state into `tracker` (built clean, in a fresh generation), or says why not
 /// (then nothing was applied; the caller resets the tracker all the same).
 fn load_into(
     tracker: &Tracker,
-    path: &Path,
+    storage: &dyn TrackerStorage,
     options: &PersistOptions,
 ) -> Result<LoadOutcome, ResetReason> {
     let current = tracker.geometry();
     let max = file::max_len(current.capacity, current.block_size);
-    let bytes = match read_bounded(path, max) {
+    let bytes = match storage.read_state(max) {
         Ok(b) => b,
         Err(ReadFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
             return Err(ResetReason::Missing)
@@ -426,6 +763,11 @@ fn load_into(
             });
         }
     }
+    // An active file: the log is read and checked whole before anything is applied.
+    let recovered = match &info.log {
+        Some(section) => Some(read_log(storage, section, &current)?),
+        None => None,
+    };
     // Second pass, applying: the same bytes passed every check above, so it cannot fail
     // halfway.
     file::decode(&bytes, |r| {
@@ -434,16 +776,103 @@ fn load_into(
         }
     })
     .map_err(ResetReason::Invalid)?;
+    let mut log_blocks = 0;
+    let mut log_records = 0;
+    if let (Some(section), Some((records, active))) = (&info.log, &recovered) {
+        log_records = records.len() as u64;
+        for rec in records {
+            for &(w, bits) in &rec.words {
+                tracker.live.merge_word(w as usize, bits, 0);
+            }
+        }
+        let per = (1u64 << section.region_shift) / u64::from(current.block_size);
+        let end_block = current.disk_size.div_ceil(current.block_size.into());
+        for &r in active {
+            let first = r * per;
+            let last = (first + per).min(end_block);
+            if first < last {
+                tracker.live.set_range(first, last - 1);
+                log_blocks += last - first;
+            }
+        }
+    }
     let mut c = tracker.control.lock();
     c.generation = info.generation;
     c.committed = info.committed;
     c.issued = info.issued;
-    Ok(LoadOutcome::Resumed {
+    drop(c);
+    if recovered.is_none() {
+        return Ok(LoadOutcome::Resumed {
+            generation: info.generation,
+            committed: info.committed,
+            issued: info.issued,
+            dirty_blocks: info.dirty_blocks,
+        });
+    }
+    let mut dirty_blocks = 0;
+    tracker
+        .live
+        .for_each_dirty_word(|_, d, _| dirty_blocks += u64::from(d.count_ones()));
+    Ok(LoadOutcome::Recovered {
         generation: info.generation,
         committed: info.committed,
         issued: info.issued,
-        dirty_blocks: info.dirty_blocks,
+        dirty_blocks,
+        log_blocks,
+        log_records,
     })
+}
+
+/// Reads and replays the activity log an active state file names: its records up to the torn
+/// tail, and the regions active at the end.
+fn read_log(
+    storage: &dyn TrackerStorage,
+    section: &LogSection,
+    g: &crate::tracker::Geometry,
+) -> Result<(Vec<LogRecord>, Vec<u64>), ResetReason> {
+    let regions = section.regions_for(g.capacity);
+    let blocks_per_region = (1u64 << section.region_shift) / u64::from(g.block_size);
+    let limits = al_log::Limits {
+        regions,
+        slots: section.slots.into(),
+        words: g.capacity.div_ceil(g.block_size.into()).div_ceil(64),
+        words_per_region: blocks_per_region.div_ceil(64) + 1,
+    };
+    // A log is at most its limit plus one record; the limit is not in the file, so bound it
+    // by the largest the configuration allows (65,536 regions of 16,384 words, 1 GiB logs).
+    let max_record = al_log::padded_len(
+        section.slots as usize,
+        section.slots as usize,
+        (section.slots as u64 * limits.words_per_region) as usize,
+    ) as u64;
+    let max = (1u64 << 30) + max_record;
+    let log = match storage.read_log(max) {
+        Ok(b) => b,
+        Err(ReadFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(ReadFailure::Io(e)) => {
+            return Err(ResetReason::ActivityLog {
+                what: format!("it cannot be read: {e}"),
+            })
+        }
+        Err(ReadFailure::TooLarge { len }) => {
+            return Err(ResetReason::ActivityLog {
+                what: format!("it is {len} B, larger than any log"),
+            })
+        }
+    };
+    let records = al_log::replay(&log, &section.log_id, &limits).map_err(|what| {
+        ResetReason::ActivityLog {
+            what: what.to_string(),
+        }
+    })?;
+    let mut active = section.active.clone();
+    for rec in &records {
+        active.retain(|r| !rec.evicted.contains(r));
+        active.extend_from_slice(&rec.activated);
+        active.sort_unstable();
+        active.dedup();
+    }
+    Ok((records, active))
 }
 
 impl Tracker {
@@ -453,11 +882,11 @@ impl Tracker {
         self.lose_continuity();
     }
 
-    /// The clean state file of this tracker: its dirty set with the pending checkpoint (if
-    /// any) merged back as [`Tracker::abort`] would (a block marked since the take keeps its
-    /// newer kind), and blocks past the disk end dropped. Exact only when no mark runs
-    /// concurrently (the caller holds the only reference).
-    fn encode_clean(&self, disk_id: [u8; 16]) -> Vec<u8> {
+    /// The dirty set as `(64-block word, dirty, discard)`, ascending: the live map with the
+    /// pending checkpoint (if any) merged back as [`Tracker::abort`] would (a block marked
+    /// since the take keeps its newer kind), blocks past the disk end dropped. Exact only when
+    /// no mark runs concurrently.
+    fn dirty_words(&self) -> Vec<(u64, u64, u64)> {
         let c = self.control.lock();
         let geometry = self.geometry();
         let end_block = geometry.disk_size.div_ceil(geometry.block_size.into());
@@ -469,25 +898,66 @@ impl Tracker {
             c.frozen
                 .for_each_word(|w, bits| frozen.push((w as u64, bits, c.frozen.discard_leaf(w))));
         }
-        let words = merge_words(&live, &frozen).filter_map(|(w, d, disc)| {
-            let first = w << 6;
-            if first >= end_block {
-                return None;
+        merge_words(&live, &frozen)
+            .filter_map(|(w, d, disc)| {
+                let first = w << 6;
+                if first >= end_block {
+                    return None;
+                }
+                let keep = if end_block - first < 64 {
+                    (1u64 << (end_block - first)) - 1
+                } else {
+                    u64::MAX
+                };
+                Some((w, d & keep, disc & keep))
+            })
+            .collect()
+    }
+
+    /// The dirty bits (live and pending) of the blocks of `regions` (ascending) of
+    /// `1 << shift` bytes, as `(64-block word, bits)`, ascending, zero words left out.
+    fn region_words(&self, regions: &[u64], shift: u32) -> Vec<(u64, u64)> {
+        let c = self.control.lock();
+        let per = 1u64 << (shift - self.shift);
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for &r in regions {
+            let (first, end) = (r * per, (r + 1) * per);
+            for w in first >> 6..end.div_ceil(64) {
+                let lo = first.max(w << 6) - (w << 6);
+                let hi = end.min((w + 1) << 6) - (w << 6);
+                let mask = if hi - lo == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << (hi - lo)) - 1) << lo
+                };
+                let mut bits = self.live.dirty_word(w as usize);
+                if c.pending.is_some() {
+                    bits |= c.frozen.leaf(w as usize);
+                }
+                bits &= mask;
+                if bits == 0 {
+                    continue;
+                }
+                match out.last_mut() {
+                    Some((lw, lb)) if *lw == w => *lb |= bits,
+                    _ => out.push((w, bits)),
+                }
             }
-            let keep = if end_block - first < 64 {
-                (1u64 << (end_block - first)) - 1
-            } else {
-                u64::MAX
-            };
-            Some((w, d & keep, disc & keep))
-        });
+        }
+        out
+    }
+
+    /// The clean state file of this tracker (see [`Tracker::dirty_words`]).
+    fn encode_clean(&self, disk_id: [u8; 16]) -> Vec<u8> {
+        let words = self.dirty_words();
+        let c = self.control.lock();
         let s = State {
             kind: StateKind::Clean,
             disk_id,
             generation: c.generation,
             committed: c.committed,
             issued: c.issued,
-            geometry,
+            geometry: self.geometry(),
         };
         file::encode(&s, words)
     }
