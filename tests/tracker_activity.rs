@@ -745,7 +745,7 @@ fn kill_child_entry() {
         let (pt, disk) = (pt.clone(), disk.clone());
         std::thread::spawn(move || {
             let w = pt.writer().unwrap();
-            let mut rng = Rng((u64::from(std::process::id()) << 8 | t) * 0x9e37_79b9 | 1);
+            let mut rng = Rng(((u64::from(std::process::id()) << 8 | t) * 0x9e37_79b9) | 1);
             let mut data = vec![0u8; 4 * BLOCK as usize];
             loop {
                 // Skewed: most writes in 4 hot regions, the rest anywhere (evictions).
