@@ -24,12 +24,13 @@
 //! (`common/stream_work.rs`).
 
 use std::hint::black_box;
-use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
+#[path = "common/callgrind.rs"]
+mod callgrind;
 #[path = "common/stream_work.rs"]
 mod stream_work;
+use callgrind::{dump_total, measured_region, run_counted, valgrind_available};
 use stream_work::{dataset, Bench, Work};
 
 /// One target of the issue: `subject` at most `target` times the sum of `against`.
@@ -177,15 +178,6 @@ fn paired_time(checks: &[Check], rounds: usize) {
     }
 }
 
-const REGION: &str = "stream_overhead::measured_region";
-
-/// The one function whose instructions callgrind counts (`--toggle-collect`), dumping the count
-/// when it returns (`--dump-after`): one dump per workload, in the order run.
-#[inline(never)]
-fn measured_region(f: &mut dyn FnMut() -> usize) -> usize {
-    black_box(f())
-}
-
 /// Child process under callgrind: every workload once, in `Work::ALL` order.
 fn count_one(name: &str) {
     let d = dataset(name);
@@ -197,15 +189,10 @@ fn count_one(name: &str) {
 }
 
 fn instructions(checks: &[Check]) {
-    let valgrind_ok = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !valgrind_ok {
+    if !valgrind_available() {
         println!("instructions: skipped, valgrind is not installed (apt-get install valgrind)");
         return;
     }
-    let exe = std::env::current_exe().expect("own path");
     let dir = std::env::temp_dir().join(format!("blockdelta-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
     println!("instructions executed, counted by callgrind (each workload once)");
@@ -217,16 +204,7 @@ fn instructions(checks: &[Check]) {
     // copied, so memcpy's count says nothing about its time.
     for name in datasets_of(checks).filter(|&n| n != "zeros") {
         let out = dir.join(format!("{name}.out"));
-        let status = Command::new("valgrind")
-            .arg("--tool=callgrind")
-            .arg(format!("--toggle-collect={REGION}"))
-            .arg(format!("--dump-after={REGION}"))
-            .arg(format!("--callgrind-out-file={}", out.display()))
-            .arg(&exe)
-            .args(["--count-one", name])
-            .status()
-            .expect("run valgrind");
-        assert!(status.success(), "callgrind run for {name} failed");
+        run_counted(&out, &["--count-one", name]);
         let counts: Vec<u64> = (1..=Work::ALL.len())
             .map(|i| dump_total(&dir.join(format!("{name}.out.{i}"))))
             .collect();
@@ -244,17 +222,4 @@ fn instructions(checks: &[Check]) {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The instruction total of one callgrind dump ("summary:" or, in newer formats, "totals:").
-fn dump_total(path: &Path) -> u64 {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("callgrind dump {}: {e}", path.display()));
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("summary:")
-                .or_else(|| l.strip_prefix("totals:"))
-        })
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no total in {}", path.display()))
 }

@@ -850,12 +850,13 @@ fn kill_9_at_random_moments_loses_no_write_and_resyncs_at_most_the_bound() {
                 recovered += 1;
                 false
             }
-            // Killed before the first open wrote its state (or the first full sync was
-            // never committed: then the recovered set is the whole disk, also fine).
+            // Killed before its open replaced the state file: the clean state of the last
+            // round (or none before the first), and nothing was written since.
             LoadOutcome::Reset {
                 reason: blockdelta::ResetReason::Missing,
                 ..
             } => true,
+            LoadOutcome::Resumed { .. } => false,
             other => panic!("kill {i}: a crash with an activity log did not recover: {other:?}"),
         };
         let (cp, blocks) = ship(&pt, &disk, &replica);
