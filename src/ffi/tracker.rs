@@ -11,7 +11,9 @@ use crate::tracker::{
     TrackerConfig, TrackerError, TrackerStats,
 };
 
+mod activity;
 mod state;
+pub use activity::*;
 pub use state::*;
 
 /// The C code of each tracker error. It lives here, on the C side, so that the tracker core
