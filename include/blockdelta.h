@@ -2922,7 +2922,11 @@ blockdelta_result blockdelta_tracker_new(uint64_t disk_size,
                                          struct blockdelta_tracker **tracker_out);
 
 /**
- * Destroys a tracker. NULL is a no-op. No other call on it may be running or follow.
+ * Destroys a tracker. NULL is a no-op. No other call on it may be running or follow, except
+ * `blockdelta_tracker_writer_free` of its writer handles (which then only give their slots
+ * back; the state file's lock is released with the last of them). For a tracker from
+ * `blockdelta_tracker_load` or `_load_with_log` this is a crash as far as the state file is
+ * concerned: the next load resets, or recovers from the activity log.
  */
 void blockdelta_tracker_free(struct blockdelta_tracker *tracker);
 

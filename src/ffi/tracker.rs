@@ -225,7 +225,11 @@ pub extern "C" fn blockdelta_tracker_new(
     })
 }
 
-/// Destroys a tracker. NULL is a no-op. No other call on it may be running or follow.
+/// Destroys a tracker. NULL is a no-op. No other call on it may be running or follow, except
+/// `blockdelta_tracker_writer_free` of its writer handles (which then only give their slots
+/// back; the state file's lock is released with the last of them). For a tracker from
+/// `blockdelta_tracker_load` or `_load_with_log` this is a crash as far as the state file is
+/// concerned: the next load resets, or recovers from the activity log.
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_free(tracker: *mut blockdelta_tracker) {
     // SAFETY: the caller passes NULL or a pointer from `blockdelta_tracker_new`, exactly once.

@@ -89,6 +89,16 @@ static int copy_range(int from, int to, uint64_t off, uint64_t len) {
   return 0;
 }
 
+/* Removes a state file and its siblings (the lock file and the activity log). */
+static void remove_state(const char *path) {
+  char p[160];
+  unlink(path);
+  snprintf(p, sizeof p, "%s.lock", path);
+  unlink(p);
+  snprintf(p, sizeof p, "%s.al", path);
+  unlink(p);
+}
+
 /* What the child leaves for the parent, in memory shared across the fork (it survives the kill). */
 struct shared {
   volatile int loaded; /* the child's load returned */
@@ -351,14 +361,7 @@ static void crash_loop(const char *dir, int kills) {
   close(replica);
   unlink(disk_path);
   unlink(replica_path);
-  unlink(state_path);
-  {
-    char p[160];
-    snprintf(p, sizeof p, "%s.lock", state_path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s.al", state_path);
-    unlink(p);
-  }
+  remove_state(state_path);
 }
 
 /* The API and its error paths, in one process. */
@@ -546,14 +549,7 @@ static void api(const char *dir) {
   CHECK(strcmp(blockdelta_result_name(BLOCKDELTA_RESULT_TRACKER_WRITERS_REMAIN),
                "BLOCKDELTA_RESULT_TRACKER_WRITERS_REMAIN") == 0);
 
-  unlink(path);
-  {
-    char p[160];
-    snprintf(p, sizeof p, "%s.lock", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s.al", path);
-    unlink(p);
-  }
+  remove_state(path);
 }
 
 int main(void) {

@@ -98,6 +98,15 @@ fn token_from_c(
     }
 }
 
+/// `value`, or `default` when it is 0.
+fn or_default<T: PartialEq + Default>(value: T, default: T) -> T {
+    if value == T::default() {
+        default
+    } else {
+        value
+    }
+}
+
 /// The Rust configuration of a C one: zero fields take their defaults.
 fn log_config(c: &blockdelta_activity_log_config) -> Result<ActivityLogConfig, blockdelta_result> {
     if c.reserved != [0; 4] {
@@ -108,12 +117,11 @@ fn log_config(c: &blockdelta_activity_log_config) -> Result<ActivityLogConfig, b
         );
         return Err(code);
     }
-    let or = |v: u64, d: u64| if v == 0 { d } else { v };
     Ok(ActivityLogConfig::default()
-        .region_size(or(c.region_size, DEFAULT_REGION_SIZE))
-        .active_regions(or(c.active_regions.into(), DEFAULT_ACTIVE_REGIONS.into()) as u32)
-        .writers(or(c.writers.into(), DEFAULT_WRITERS.into()) as u32)
-        .log_limit(or(c.log_limit, DEFAULT_LOG_LIMIT)))
+        .region_size(or_default(c.region_size, DEFAULT_REGION_SIZE))
+        .active_regions(or_default(c.active_regions, DEFAULT_ACTIVE_REGIONS))
+        .writers(or_default(c.writers, DEFAULT_WRITERS))
+        .log_limit(or_default(c.log_limit, DEFAULT_LOG_LIMIT)))
 }
 
 /// `blockdelta_tracker_load` with an activity log (`*log`, read during the call only; zero
@@ -291,14 +299,7 @@ pub extern "C" fn blockdelta_tracker_writer_complete(
     offset: u64,
     len: u64,
 ) -> blockdelta_result {
-    with_writer(writer, |w, t| {
-        let tok = token_from_c(token, |m| {
-            t.last_error.record(blockdelta_result::InvalidArgument, m);
-        })?;
-        w.inner
-            .complete(&t.inner, tok, offset, len)
-            .map_err(|e| t.last_error.fail(e))
-    })
+    complete_local(writer, token, offset, len, false)
 }
 
 /// `blockdelta_tracker_writer_complete` for a discard (trim/unmap) admitted by
@@ -310,13 +311,27 @@ pub extern "C" fn blockdelta_tracker_writer_complete_discard(
     offset: u64,
     len: u64,
 ) -> blockdelta_result {
+    complete_local(writer, token, offset, len, true)
+}
+
+#[inline(always)]
+fn complete_local(
+    writer: *mut blockdelta_tracker_writer,
+    token: u64,
+    offset: u64,
+    len: u64,
+    discard: bool,
+) -> blockdelta_result {
     with_writer(writer, |w, t| {
         let tok = token_from_c(token, |m| {
             t.last_error.record(blockdelta_result::InvalidArgument, m);
         })?;
-        w.inner
-            .complete_discard(&t.inner, tok, offset, len)
-            .map_err(|e| t.last_error.fail(e))
+        let r = if discard {
+            w.inner.complete_discard(&t.inner, tok, offset, len)
+        } else {
+            w.inner.complete(&t.inner, tok, offset, len)
+        };
+        r.map_err(|e| t.last_error.fail(e))
     })
 }
 
