@@ -129,6 +129,8 @@ pub extern "C" fn blockdelta_tracker_load_reason_name(reason: u32) -> *const c_c
 /// (`BLOCKDELTA_TRACKER_LOAD_MISSING`, `_UNCLEAN`, ...; `blockdelta_tracker_load_reason_name`).
 /// Before returning, the file is durably replaced by an in-use record, so that a crash from
 /// now on makes the next load reset: only `blockdelta_tracker_close` writes a clean state.
+/// (`blockdelta_tracker_load_with_log` keeps an activity log instead, so that a crash costs a
+/// bounded resync.)
 ///
 /// On success `*tracker_out` receives a tracker owned by the caller, used like one from
 /// `blockdelta_tracker_new` (`take` and `commit` also record to the file); end it with
