@@ -465,6 +465,26 @@ enum blockdelta_result
    */
   BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED = 110,
   /**
+   * Tracker: the call needs an activity log and the tracker has none (it was made by
+   * `blockdelta_tracker_new` or `blockdelta_tracker_load`, not
+   * `blockdelta_tracker_load_with_log`).
+   */
+  BLOCKDELTA_RESULT_TRACKER_NO_ACTIVITY_LOG = 111,
+  /**
+   * Tracker: every writer handle of the activity log is taken (its `writers` setting);
+   * free one first.
+   */
+  BLOCKDELTA_RESULT_TRACKER_TOO_MANY_WRITERS = 112,
+  /**
+   * Tracker: an activity-log setting is out of range (the message names it and the value).
+   */
+  BLOCKDELTA_RESULT_TRACKER_BAD_ACTIVITY_LOG = 113,
+  /**
+   * Tracker: `blockdelta_tracker_close` while writer handles of the tracker remain: nothing
+   * was written or freed; free every writer, then close again.
+   */
+  BLOCKDELTA_RESULT_TRACKER_WRITERS_REMAIN = 114,
+  /**
    * Stream: a frame or the stream header does not start with the blockdelta magic.
    */
   BLOCKDELTA_RESULT_STREAM_BAD_MAGIC = 200,
@@ -1085,6 +1105,16 @@ typedef struct blockdelta_store blockdelta_store;
 typedef struct blockdelta_tracker blockdelta_tracker;
 
 /**
+ * A write-path handle of a tracker with an activity log, for one I/O thread. Opaque; create
+ * with `blockdelta_tracker_writer_new`, free with `blockdelta_tracker_writer_free`.
+ *
+ * One thread at a time (it may move between threads); completions on other threads go through
+ * `blockdelta_tracker_complete`. It borrows its tracker: every writer must be freed before
+ * `blockdelta_tracker_close` (which refuses otherwise) or `blockdelta_tracker_free`.
+ */
+typedef struct blockdelta_tracker_writer blockdelta_tracker_writer;
+
+/**
  * A machine description for the VM validator. Opaque; one thread at a time.
  */
 typedef struct blockdelta_vm blockdelta_vm;
@@ -1533,6 +1563,77 @@ typedef struct blockdelta_geometry {
    */
   uint32_t block_size;
 } blockdelta_geometry;
+
+/**
+ * The activity log's settings for `blockdelta_tracker_load_with_log`. A plain value: zero it
+ * (`= {0}`) and set what differs from the defaults; every field left 0 takes its default.
+ *
+ * After a crash the next checkpoint holds every block written since the last commit plus at
+ * most `active_regions * region_size` bytes more (the bound).
+ */
+typedef struct blockdelta_activity_log_config {
+  /**
+   * Region size in bytes: a power of two from 64 KiB to 1 GiB, at least the tracking block
+   * size. 0: 4 MiB (DRBD's extent).
+   */
+  uint64_t region_size;
+  /**
+   * Most regions active at once, 1 to 65,536. 0: 1,237 (DRBD's default `al-extents`).
+   */
+  uint32_t active_regions;
+  /**
+   * Most writer handles at once, 1 to 4,096. 0: 64.
+   */
+  uint32_t writers;
+  /**
+   * Log bytes after which the state file is rewritten and the log starts over. 0: 4 MiB.
+   */
+  uint64_t log_limit;
+  /**
+   * Must be 0 (`BLOCKDELTA_RESULT_INVALID_ARGUMENT` otherwise): room for later settings,
+   * whose 0 will mean their default.
+   */
+  uint64_t reserved[4];
+} blockdelta_activity_log_config;
+
+/**
+ * The activity log's counters since load (`blockdelta_tracker_activity_stats`). A plain value.
+ */
+typedef struct blockdelta_activity_stats {
+  /**
+   * Group commits that wrote a record (each one write and one fsync of the log).
+   */
+  uint64_t group_commits;
+  /**
+   * Regions made active.
+   */
+  uint64_t activations;
+  /**
+   * Regions evicted (their dirty bits written to the log first).
+   */
+  uint64_t evictions;
+  /**
+   * State-file rewrites (commit, sequence reservation, log full).
+   */
+  uint64_t state_writes;
+  /**
+   * Regions active now.
+   */
+  uint64_t active;
+  /**
+   * 1 when the write path's barrier is `membarrier(2)` (then `begin` has no fence and no
+   * atomic read-modify-write), 0 when it is a fence in every `begin`.
+   */
+  uint32_t membarrier;
+  /**
+   * Written as 0.
+   */
+  uint32_t reserved0;
+  /**
+   * Written as 0: room for later counters.
+   */
+  uint64_t reserved[4];
+} blockdelta_activity_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -2821,7 +2922,11 @@ blockdelta_result blockdelta_tracker_new(uint64_t disk_size,
                                          struct blockdelta_tracker **tracker_out);
 
 /**
- * Destroys a tracker. NULL is a no-op. No other call on it may be running or follow.
+ * Destroys a tracker. NULL is a no-op. No other call on it may be running or follow, except
+ * `blockdelta_tracker_writer_free` of its writer handles (which then only give their slots
+ * back; the state file's lock is released with the last of them). For a tracker from
+ * `blockdelta_tracker_load` or `_load_with_log` this is a crash as far as the state file is
+ * concerned: the next load resets, or recovers from the activity log.
  */
 void blockdelta_tracker_free(struct blockdelta_tracker *tracker);
 
@@ -3006,6 +3111,176 @@ blockdelta_result blockdelta_tracker_last_error(const struct blockdelta_tracker 
                                                 size_t *len_out);
 
 /**
+ * `blockdelta_tracker_load` with an activity log (`*log`, read during the call only; zero
+ * fields take their defaults): writes go through writer handles
+ * (`blockdelta_tracker_writer_new`), and after a crash (a kill, a power loss, a
+ * `blockdelta_tracker_free` without close) the next load continues the same generation:
+ * `*reason_out` receives `BLOCKDELTA_TRACKER_LOAD_RECOVERED`, and the next take holds every
+ * block written since the last commit plus at most `active_regions * region_size` bytes.
+ *
+ * Every other argument, output and outcome is as for `blockdelta_tracker_load` (a clean
+ * close then load is `BLOCKDELTA_TRACKER_LOAD_RESUMED`; an untrusted file or log resets, e.g.
+ * `BLOCKDELTA_TRACKER_LOAD_ACTIVITY_LOG`). A setting out of range is
+ * `BLOCKDELTA_RESULT_TRACKER_BAD_ACTIVITY_LOG` (the message names it), nonzero reserved fields
+ * `BLOCKDELTA_RESULT_INVALID_ARGUMENT`, a NULL `log` `BLOCKDELTA_RESULT_NULL_PARAMETER`;
+ * nothing is written to the outputs then. Allocates (the log's tables, sized by the settings);
+ * blocks on file I/O and fsync; any thread.
+ *
+ * Marks through `blockdelta_tracker_mark_write` and `_mark_discard` bypass the log: a crash
+ * may lose them. Use writer handles for every write of such a tracker.
+ */
+blockdelta_result blockdelta_tracker_load_with_log(const char *path,
+                                                   uint64_t disk_size,
+                                                   uint32_t sector_size,
+                                                   uint32_t granularity,
+                                                   uint64_t memory_budget,
+                                                   uint64_t capacity,
+                                                   const uint8_t *disk_id,
+                                                   const uint8_t *replica_generation,
+                                                   uint64_t replica_sequence,
+                                                   uint32_t flags,
+                                                   const struct blockdelta_activity_log_config *log,
+                                                   struct blockdelta_tracker **tracker_out,
+                                                   uint32_t *reason_out);
+
+/**
+ * Creates a writer handle for one I/O thread of `tracker` (a tracker from
+ * `blockdelta_tracker_load_with_log`; any other is `BLOCKDELTA_RESULT_TRACKER_NO_ACTIVITY_LOG`).
+ * When every handle the log's `writers` setting allows is taken:
+ * `BLOCKDELTA_RESULT_TRACKER_TOO_MANY_WRITERS` (free one first).
+ *
+ * On success `*writer_out` receives a handle owned by the caller, which borrows `tracker`:
+ * free it with `blockdelta_tracker_writer_free` before `blockdelta_tracker_close` or
+ * `blockdelta_tracker_free`. Allocates; control path; any thread.
+ */
+blockdelta_result blockdelta_tracker_writer_new(const struct blockdelta_tracker *tracker,
+                                                struct blockdelta_tracker_writer **writer_out);
+
+/**
+ * Frees a writer handle. NULL is a no-op. No other call on it may be running or follow.
+ *
+ * A write it admitted and that has not completed keeps its slot taken (evictions go on
+ * waiting for it) until `blockdelta_tracker_complete` releases it. Freeing a writer after
+ * its tracker was freed is allowed (it only gives its slot back); any other call is not.
+ * Control path; any thread.
+ */
+void blockdelta_tracker_writer_free(struct blockdelta_tracker_writer *writer);
+
+/**
+ * Asks to write `len` bytes at `offset`, **before** the driver submits the write.
+ *
+ * Returns `BLOCKDELTA_RESULT_OK` with either:
+ * - `*admitted_out` true: every region the write touches is durably active. Submit the
+ *   write now; when it completed, call `blockdelta_tracker_writer_complete` (or
+ *   `_complete_discard`, or `blockdelta_tracker_complete` from another thread) with
+ *   `*token_out` (never 0). `*ticket_out` is 0. Lock-free: no lock, no system call, no
+ *   allocation (with `membarrier(2)`, not even an atomic read-modify-write).
+ * - `*admitted_out` false: a region is cold and was queued for activation. Do **not**
+ *   submit the write: wait for `*ticket_out` (never 0) with `blockdelta_tracker_wait`, or poll
+ *   it with `blockdelta_tracker_ticket_durable` after a `blockdelta_tracker_flush`
+ *   elsewhere, then call begin again. `*token_out` is 0 (completing it is refused). Takes a
+ *   short lock (the queue of cold regions), no system call, no allocation.
+ *
+ * Any other code is a failure, with nothing admitted and nothing written to the outputs: a
+ * range past the disk end is `BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE`; after a failed log
+ * write a cold region is `BLOCKDELTA_RESULT_TRACKER_STATE_POISONED` (hot regions still go).
+ * `len == 0` is admitted. The three outputs are caller-owned. One thread at a time per writer.
+ */
+blockdelta_result blockdelta_tracker_writer_begin(struct blockdelta_tracker_writer *writer,
+                                                  uint64_t offset,
+                                                  uint64_t len,
+                                                  bool *admitted_out,
+                                                  uint64_t *token_out,
+                                                  uint64_t *ticket_out);
+
+/**
+ * The write admitted by `blockdelta_tracker_writer_begin` with `token` completed: marks
+ * `len` bytes at `offset` as written (the range the write really covered, within the one
+ * admitted), then releases the write (its regions may be evicted only once every write they
+ * admitted was released). Call it on the thread using `writer`; another thread uses
+ * `blockdelta_tracker_complete`.
+ *
+ * Lock-free: no lock, no system call, no allocation. A range past the disk end marks nothing
+ * and is `BLOCKDELTA_RESULT_TRACKER_OUT_OF_RANGE`; the write is released all the same. Token 0
+ * (a write told to wait) is `BLOCKDELTA_RESULT_INVALID_ARGUMENT`, with nothing released.
+ * Complete each admitted token exactly once.
+ */
+blockdelta_result blockdelta_tracker_writer_complete(struct blockdelta_tracker_writer *writer,
+                                                     uint64_t token,
+                                                     uint64_t offset,
+                                                     uint64_t len);
+
+/**
+ * `blockdelta_tracker_writer_complete` for a discard (trim/unmap) admitted by
+ * `blockdelta_tracker_writer_begin`. Same rules.
+ */
+blockdelta_result blockdelta_tracker_writer_complete_discard(struct blockdelta_tracker_writer *writer,
+                                                             uint64_t token,
+                                                             uint64_t offset,
+                                                             uint64_t len);
+
+/**
+ * Completes a write admitted by any writer of `tracker`, from any thread (an I/O completion
+ * thread): marks `len` bytes at `offset` as written, then releases the write through one
+ * atomic add. Otherwise as `blockdelta_tracker_writer_complete`; a tracker without an activity
+ * log is `BLOCKDELTA_RESULT_TRACKER_NO_ACTIVITY_LOG` with nothing marked. Lock-free; no system
+ * call; no allocation; any number of threads at once.
+ */
+blockdelta_result blockdelta_tracker_complete(const struct blockdelta_tracker *tracker,
+                                              uint64_t token,
+                                              uint64_t offset,
+                                              uint64_t len);
+
+/**
+ * `blockdelta_tracker_complete` for a discard (trim/unmap). Same rules.
+ */
+blockdelta_result blockdelta_tracker_complete_discard(const struct blockdelta_tracker *tracker,
+                                                      uint64_t token,
+                                                      uint64_t offset,
+                                                      uint64_t len);
+
+/**
+ * Waits until the group commit of `ticket` (from `blockdelta_tracker_writer_begin`) is
+ * durable: then its regions are active and begin admits the write. When no other thread is
+ * writing a group commit, this one writes it (one log write and one fsync for every cold
+ * region queued meanwhile, evicting the least recently used regions when the log is full,
+ * after their admitted writes completed).
+ *
+ * Blocks on file I/O and fsync, and on the completion of admitted writes of regions it
+ * evicts: never call it while this thread holds an admitted write that has not completed.
+ * After a failed log write: `BLOCKDELTA_RESULT_TRACKER_STATE_POISONED` (the write must not
+ * be submitted). No activity log: `BLOCKDELTA_RESULT_TRACKER_NO_ACTIVITY_LOG`. Any thread.
+ */
+blockdelta_result blockdelta_tracker_wait(const struct blockdelta_tracker *tracker,
+                                          uint64_t ticket);
+
+/**
+ * Whether the group commit of `ticket` is durable (`*durable_out`, caller-owned): for drivers
+ * that poll instead of blocking in `blockdelta_tracker_wait`, while another thread calls
+ * `blockdelta_tracker_flush`. One atomic load; never blocks; any thread. No activity log:
+ * `BLOCKDELTA_RESULT_TRACKER_NO_ACTIVITY_LOG`.
+ */
+blockdelta_result blockdelta_tracker_ticket_durable(const struct blockdelta_tracker *tracker,
+                                                    uint64_t ticket,
+                                                    bool *durable_out);
+
+/**
+ * Writes one group commit now: every cold region queued by a writer becomes durably active
+ * (one log write, one fsync; nothing when none is queued). For drivers that poll tickets
+ * (`blockdelta_tracker_ticket_durable`): call it from a thread that may block. Same blocking
+ * and errors as `blockdelta_tracker_wait`. Any thread.
+ */
+blockdelta_result blockdelta_tracker_flush(const struct blockdelta_tracker *tracker);
+
+/**
+ * Copies the activity log's counters since load into `*stats_out` (caller-owned). No activity
+ * log: `BLOCKDELTA_RESULT_TRACKER_NO_ACTIVITY_LOG`, nothing written. Takes the state file's
+ * lock briefly (waits for a group commit in progress); any thread.
+ */
+blockdelta_result blockdelta_tracker_activity_stats(const struct blockdelta_tracker *tracker,
+                                                    struct blockdelta_activity_stats *stats_out);
+
+/**
  * The name of a `blockdelta_tracker_load` reason (`"BLOCKDELTA_TRACKER_LOAD_UNCLEAN"`), as a
  * static NUL-terminated string owned by the library; `"BLOCKDELTA_TRACKER_LOAD_UNKNOWN"` for
  * other numbers. Never NULL; never blocks; any thread.
@@ -3030,6 +3305,8 @@ const char *blockdelta_tracker_load_reason_name(uint32_t reason);
  * (`BLOCKDELTA_TRACKER_LOAD_MISSING`, `_UNCLEAN`, ...; `blockdelta_tracker_load_reason_name`).
  * Before returning, the file is durably replaced by an in-use record, so that a crash from
  * now on makes the next load reset: only `blockdelta_tracker_close` writes a clean state.
+ * (`blockdelta_tracker_load_with_log` keeps an activity log instead, so that a crash costs a
+ * bounded resync.)
  *
  * On success `*tracker_out` receives a tracker owned by the caller, used like one from
  * `blockdelta_tracker_new` (`take` and `commit` also record to the file); end it with
@@ -3061,7 +3338,9 @@ blockdelta_result blockdelta_tracker_load(const char *path,
  * tracker from `blockdelta_tracker_new` this is `blockdelta_tracker_free`).
  *
  * Every writer must have stopped: no other call on this tracker may be running or follow (a
- * mark after the clean state is written would be lost at the next restart). A failed write
+ * mark after the clean state is written would be lost at the next restart). Every writer
+ * handle (`blockdelta_tracker_writer_new`) must have been freed: while one remains, close
+ * returns `BLOCKDELTA_RESULT_TRACKER_WRITERS_REMAIN` and neither writes nor frees anything. A failed write
  * is `BLOCKDELTA_RESULT_TRACKER_STATE_IO` (or `_STATE_POISONED` after an earlier failure): the
  * file then says "in use" or is the previous one, and the next load resets. Blocks on file
  * I/O and fsync; any thread.

@@ -1,7 +1,8 @@
 //! Zero allocations after construction: mark, take, cursor reads, commit, abort, resize,
 //! mark_all, adopt_lineage and statistics reuse what `Tracker::new` allocated. Proven with a counting global
 //! allocator that counts the allocations made by the thread under test (the test harness's own
-//! threads allocate at times of their choosing and are not counted).
+//! threads allocate at times of their choosing and are not counted). The activity log's C write
+//! path (a writer handle's begin of an active region and complete, errors included) too.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -130,4 +131,88 @@ fn no_allocation_after_construction() {
     // The counter itself works: constructing a tracker allocates.
     let (_t, allocs) = counted(|| Tracker::new(TrackerConfig::new(GIB)).unwrap());
     assert!(allocs > 0);
+}
+
+/// The activity log's write path through the C ABI: `blockdelta_tracker_writer_begin` of an
+/// active region and `_complete` (and their error paths, which record a message) allocate
+/// nothing, as the Rust `ActivityWriter` does not.
+#[test]
+fn the_c_writer_hot_path_allocates_nothing() {
+    use blockdelta::ffi::result::blockdelta_result as R;
+    use blockdelta::ffi::tracker::*;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::ffi::CString::new(dir.path().join("t").to_str().unwrap()).unwrap();
+    let config = blockdelta_activity_log_config {
+        region_size: 64 << 10,
+        active_regions: 4,
+        ..Default::default()
+    };
+    let (mut t, mut reason, mut w) = (std::ptr::null_mut(), 0, std::ptr::null_mut());
+    let id = [7u8; 16];
+    let rc = blockdelta_tracker_load_with_log(
+        path.as_ptr(),
+        1 << 24,
+        512,
+        4096,
+        0,
+        0,
+        id.as_ptr(),
+        std::ptr::null(),
+        0,
+        0,
+        &config,
+        &mut t,
+        &mut reason,
+    );
+    assert_eq!(rc, R::Ok);
+    assert_eq!(blockdelta_tracker_writer_new(t, &mut w), R::Ok);
+    let (mut admitted, mut token, mut ticket) = (false, 0, 0);
+    // Activate the first region (a group commit allocates nothing either, but it syncs).
+    loop {
+        let rc =
+            blockdelta_tracker_writer_begin(w, 0, 4096, &mut admitted, &mut token, &mut ticket);
+        assert_eq!(rc, R::Ok);
+        if admitted {
+            break;
+        }
+        assert_eq!(blockdelta_tracker_wait(t, ticket), R::Ok);
+    }
+    assert_eq!(blockdelta_tracker_writer_complete(w, token, 0, 4096), R::Ok);
+
+    let (n, allocs) = counted(|| {
+        let mut n = 0;
+        for i in 0..10_000u64 {
+            let off = (i * 4096) % (64 << 10);
+            let rc = blockdelta_tracker_writer_begin(
+                w,
+                off,
+                4096,
+                &mut admitted,
+                &mut token,
+                &mut ticket,
+            );
+            assert!(rc == R::Ok && admitted);
+            let rc = if i % 7 == 0 {
+                blockdelta_tracker_writer_complete_discard(w, token, off, 512)
+            } else {
+                blockdelta_tracker_writer_complete(w, token, off, 4096)
+            };
+            assert_eq!(rc, R::Ok);
+            n += 1;
+        }
+        // Error paths: out of range, a token of a write told to wait.
+        let rc =
+            blockdelta_tracker_writer_begin(w, 1 << 24, 1, &mut admitted, &mut token, &mut ticket);
+        assert_eq!(rc, R::TrackerOutOfRange);
+        assert_eq!(
+            blockdelta_tracker_writer_complete(w, 0, 0, 1),
+            R::InvalidArgument
+        );
+        n
+    });
+    assert_eq!(n, 10_000);
+    assert_eq!(allocs, 0, "the C write path allocated {allocs} times");
+    blockdelta_tracker_writer_free(w);
+    assert_eq!(blockdelta_tracker_close(t), R::Ok);
 }

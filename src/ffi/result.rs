@@ -61,6 +61,18 @@ pub enum blockdelta_result {
     /// Tracker: another tracker, in this process or another, has the state file open (its
     /// lock file `<path>.lock` is locked).
     TrackerStateLocked = 110,
+    /// Tracker: the call needs an activity log and the tracker has none (it was made by
+    /// `blockdelta_tracker_new` or `blockdelta_tracker_load`, not
+    /// `blockdelta_tracker_load_with_log`).
+    TrackerNoActivityLog = 111,
+    /// Tracker: every writer handle of the activity log is taken (its `writers` setting);
+    /// free one first.
+    TrackerTooManyWriters = 112,
+    /// Tracker: an activity-log setting is out of range (the message names it and the value).
+    TrackerBadActivityLog = 113,
+    /// Tracker: `blockdelta_tracker_close` while writer handles of the tracker remain: nothing
+    /// was written or freed; free every writer, then close again.
+    TrackerWritersRemain = 114,
 
     /// Stream: a frame or the stream header does not start with the blockdelta magic.
     StreamBadMagic = 200,
@@ -241,6 +253,10 @@ impl blockdelta_result {
             TrackerStateIo => c"BLOCKDELTA_RESULT_TRACKER_STATE_IO",
             TrackerStatePoisoned => c"BLOCKDELTA_RESULT_TRACKER_STATE_POISONED",
             TrackerStateLocked => c"BLOCKDELTA_RESULT_TRACKER_STATE_LOCKED",
+            TrackerNoActivityLog => c"BLOCKDELTA_RESULT_TRACKER_NO_ACTIVITY_LOG",
+            TrackerTooManyWriters => c"BLOCKDELTA_RESULT_TRACKER_TOO_MANY_WRITERS",
+            TrackerBadActivityLog => c"BLOCKDELTA_RESULT_TRACKER_BAD_ACTIVITY_LOG",
+            TrackerWritersRemain => c"BLOCKDELTA_RESULT_TRACKER_WRITERS_REMAIN",
             StreamBadMagic => c"BLOCKDELTA_RESULT_STREAM_BAD_MAGIC",
             StreamUnsupportedVersion => c"BLOCKDELTA_RESULT_STREAM_UNSUPPORTED_VERSION",
             StreamUnknownRequiredFeature => c"BLOCKDELTA_RESULT_STREAM_UNKNOWN_REQUIRED_FEATURE",
@@ -339,6 +355,10 @@ impl blockdelta_result {
             TrackerStateIo,
             TrackerStatePoisoned,
             TrackerStateLocked,
+            TrackerNoActivityLog,
+            TrackerTooManyWriters,
+            TrackerBadActivityLog,
+            TrackerWritersRemain,
             StreamBadMagic,
             StreamUnsupportedVersion,
             StreamUnknownRequiredFeature,

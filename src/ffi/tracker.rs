@@ -11,7 +11,9 @@ use crate::tracker::{
     TrackerConfig, TrackerError, TrackerStats,
 };
 
+mod activity;
 mod state;
+pub use activity::*;
 pub use state::*;
 
 /// The C code of each tracker error. It lives here, on the C side, so that the tracker core
@@ -223,7 +225,11 @@ pub extern "C" fn blockdelta_tracker_new(
     })
 }
 
-/// Destroys a tracker. NULL is a no-op. No other call on it may be running or follow.
+/// Destroys a tracker. NULL is a no-op. No other call on it may be running or follow, except
+/// `blockdelta_tracker_writer_free` of its writer handles (which then only give their slots
+/// back; the state file's lock is released with the last of them). For a tracker from
+/// `blockdelta_tracker_load` or `_load_with_log` this is a crash as far as the state file is
+/// concerned: the next load resets, or recovers from the activity log.
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_free(tracker: *mut blockdelta_tracker) {
     // SAFETY: the caller passes NULL or a pointer from `blockdelta_tracker_new`, exactly once.

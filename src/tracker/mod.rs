@@ -73,8 +73,8 @@ pub use extent::{Extent, ExtentKind, GenerationId};
 pub use persist::{
     ActivityLogConfig, ActivityLogSection, ActivityStats, ActivityWriter, Admission, Completer,
     InspectError, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ReadFailure,
-    ResetReason, StateFile, StateFileError, StateFileInfo, StateKind, Ticket, TrackerStorage,
-    WriteToken, DEFAULT_ACTIVE_REGIONS, DEFAULT_LOG_LIMIT, DEFAULT_REGION_SIZE,
+    ResetReason, StateFile, StateFileError, StateFileInfo, StateFileWriter, StateKind, Ticket,
+    TrackerStorage, WriteToken, DEFAULT_ACTIVE_REGIONS, DEFAULT_LOG_LIMIT, DEFAULT_REGION_SIZE,
     DEFAULT_SEQUENCE_RESERVATION, DEFAULT_WRITERS, MAX_ACTIVE_REGIONS, TRACKER_STATE_MAJOR,
     TRACKER_STATE_MINOR,
 };

@@ -9,12 +9,13 @@ use super::blockdelta_tracker;
 use super::config_from;
 use crate::ffi::callbacks::id16;
 use crate::ffi::error::{fail_thread, record_thread_error, LastError};
-use crate::ffi::handle::{into_handle, Out};
+use crate::ffi::handle::{arg_ref, into_handle, Out};
 use crate::ffi::panic::boundary;
 use crate::ffi::replica::path_arg;
 use crate::ffi::result::{blockdelta_result, ToResult};
 use crate::tracker::{
-    GenerationId, LoadOutcome, PersistError, PersistOptions, ResetReason, StateFile,
+    ActivityLogConfig, GenerationId, LoadOutcome, PersistError, PersistOptions, ResetReason,
+    StateFile,
 };
 
 /// The C code of each state-file error (`blockdelta_tracker_load`, and `take`, `commit` and
@@ -26,11 +27,11 @@ impl ToResult for PersistError {
             PersistError::Io { .. } => blockdelta_result::TrackerStateIo,
             PersistError::Poisoned => blockdelta_result::TrackerStatePoisoned,
             PersistError::Locked { .. } => blockdelta_result::TrackerStateLocked,
-            // The C handle owns its tracker by value: `close` cannot find it shared.
-            PersistError::StillShared { .. } => blockdelta_result::InvalidArgument,
-            PersistError::NoActivityLog
-            | PersistError::TooManyWriters { .. }
-            | PersistError::BadActivityLog { .. } => blockdelta_result::InvalidArgument,
+            // The C handle owns its tracker by value: what can share it are writer handles.
+            PersistError::StillShared { .. } => blockdelta_result::TrackerWritersRemain,
+            PersistError::NoActivityLog => blockdelta_result::TrackerNoActivityLog,
+            PersistError::TooManyWriters { .. } => blockdelta_result::TrackerTooManyWriters,
+            PersistError::BadActivityLog { .. } => blockdelta_result::TrackerBadActivityLog,
             // `PersistError` is non-exhaustive only for other crates; a new variant must get
             // its code here.
         }
@@ -128,6 +129,8 @@ pub extern "C" fn blockdelta_tracker_load_reason_name(reason: u32) -> *const c_c
 /// (`BLOCKDELTA_TRACKER_LOAD_MISSING`, `_UNCLEAN`, ...; `blockdelta_tracker_load_reason_name`).
 /// Before returning, the file is durably replaced by an in-use record, so that a crash from
 /// now on makes the next load reset: only `blockdelta_tracker_close` writes a clean state.
+/// (`blockdelta_tracker_load_with_log` keeps an activity log instead, so that a crash costs a
+/// bounded resync.)
 ///
 /// On success `*tracker_out` receives a tracker owned by the caller, used like one from
 /// `blockdelta_tracker_new` (`take` and `commit` also record to the file); end it with
@@ -153,42 +156,89 @@ pub extern "C" fn blockdelta_tracker_load(
     reason_out: *mut u32,
 ) -> blockdelta_result {
     boundary(|| {
-        let out = Out::new(tracker_out)?;
-        let reason_out = Out::new(reason_out)?;
-        // SAFETY: `path` is NULL or NUL-terminated; `disk_id` and `replica_generation` NULL or
-        // 16 readable bytes.
-        let (path, disk_id, replica) = unsafe {
-            (
-                path_arg(path)?,
-                id16(disk_id)?.ok_or(blockdelta_result::NullParameter)?,
-                id16(replica_generation)?,
-            )
+        let args = LoadArgs {
+            path,
+            disk_size,
+            sector_size,
+            granularity,
+            memory_budget,
+            capacity,
+            disk_id,
+            replica_generation,
+            replica_sequence,
+            flags,
         };
-        if flags != 0 {
-            let code = blockdelta_result::InvalidArgument;
-            record_thread_error(code, &format_args!("unknown tracker load flags {flags:#x}"));
-            return Err(code);
-        }
-        let config = config_from(disk_size, sector_size, granularity, memory_budget, capacity)
-            .start_clean(false);
-        let mut options = PersistOptions::new(disk_id);
-        if let Some(g) = replica {
-            options = options.replica_point(GenerationId(g), replica_sequence);
-        }
-        let (inner, state, outcome) =
-            StateFile::open(path, config, options).map_err(fail_thread)?;
-        let handle = into_handle(blockdelta_tracker {
-            inner,
-            state: Some(state),
-            last_error: LastError::new(),
-        });
-        // SAFETY: both outputs were checked non-NULL; the caller guarantees they are writable.
-        unsafe {
-            out.write(handle);
-            reason_out.write(load_reason_code(&outcome));
-        }
-        Ok(())
+        load(&args, None, tracker_out, reason_out)
     })
+}
+
+/// The arguments `blockdelta_tracker_load` and `_load_with_log` share.
+pub(super) struct LoadArgs {
+    pub(super) path: *const c_char,
+    pub(super) disk_size: u64,
+    pub(super) sector_size: u32,
+    pub(super) granularity: u32,
+    pub(super) memory_budget: u64,
+    pub(super) capacity: u64,
+    pub(super) disk_id: *const u8,
+    pub(super) replica_generation: *const u8,
+    pub(super) replica_sequence: u64,
+    pub(super) flags: u32,
+}
+
+/// `blockdelta_tracker_load`, with an activity log when `log` is given.
+pub(super) fn load(
+    a: &LoadArgs,
+    log: Option<ActivityLogConfig>,
+    tracker_out: *mut *mut blockdelta_tracker,
+    reason_out: *mut u32,
+) -> Result<(), blockdelta_result> {
+    let out = Out::new(tracker_out)?;
+    let reason_out = Out::new(reason_out)?;
+    // SAFETY: `path` is NULL or NUL-terminated; `disk_id` and `replica_generation` NULL or
+    // 16 readable bytes (the callers' contracts).
+    let (path, disk_id, replica) = unsafe {
+        (
+            path_arg(a.path)?,
+            id16(a.disk_id)?.ok_or(blockdelta_result::NullParameter)?,
+            id16(a.replica_generation)?,
+        )
+    };
+    if a.flags != 0 {
+        let code = blockdelta_result::InvalidArgument;
+        record_thread_error(
+            code,
+            &format_args!("unknown tracker load flags {:#x}", a.flags),
+        );
+        return Err(code);
+    }
+    let config = config_from(
+        a.disk_size,
+        a.sector_size,
+        a.granularity,
+        a.memory_budget,
+        a.capacity,
+    )
+    .start_clean(false);
+    let mut options = PersistOptions::new(disk_id);
+    if let Some(g) = replica {
+        options = options.replica_point(GenerationId(g), a.replica_sequence);
+    }
+    if let Some(log) = log {
+        options = options.activity_log(log);
+    }
+    let (inner, state, outcome) = StateFile::open(path, config, options).map_err(fail_thread)?;
+    let handle = into_handle(blockdelta_tracker {
+        inner,
+        state: Some(state),
+        last_error: LastError::new(),
+    });
+    // SAFETY: both outputs were checked non-NULL; the caller guarantees they are writable.
+    unsafe {
+        out.write(handle);
+        reason_out.write(load_reason_code(&outcome));
+    }
+    Ok(())
 }
 
 /// Ends a tracker: for one from `blockdelta_tracker_load`, first writes its **clean** state
@@ -199,7 +249,9 @@ pub extern "C" fn blockdelta_tracker_load(
 /// tracker from `blockdelta_tracker_new` this is `blockdelta_tracker_free`).
 ///
 /// Every writer must have stopped: no other call on this tracker may be running or follow (a
-/// mark after the clean state is written would be lost at the next restart). A failed write
+/// mark after the clean state is written would be lost at the next restart). Every writer
+/// handle (`blockdelta_tracker_writer_new`) must have been freed: while one remains, close
+/// returns `BLOCKDELTA_RESULT_TRACKER_WRITERS_REMAIN` and neither writes nor frees anything. A failed write
 /// is `BLOCKDELTA_RESULT_TRACKER_STATE_IO` (or `_STATE_POISONED` after an earlier failure): the
 /// file then says "in use" or is the previous one, and the next load resets. Blocks on file
 /// I/O and fsync; any thread.
@@ -208,6 +260,22 @@ pub extern "C" fn blockdelta_tracker_close(tracker: *mut blockdelta_tracker) -> 
     boundary(|| {
         if tracker.is_null() {
             return Ok(());
+        }
+        // SAFETY: a non-NULL pointer from `blockdelta_tracker_new` or `_load`, not yet ended.
+        let live = unsafe { arg_ref(tracker.cast_const()) }?;
+        let others = live.state.as_ref().map_or(0, StateFile::open_writers);
+        if others > 0 {
+            // Refused before anything is written or freed, so that no writer is left with a
+            // dangling tracker: the caller frees them and closes again.
+            let code = PersistError::StillShared { others }.to_result();
+            record_thread_error(
+                code,
+                &format_args!(
+                    "{others} writer handles of this tracker remain: free them \
+                     (blockdelta_tracker_writer_free), then close again; nothing was written or freed"
+                ),
+            );
+            return Err(code);
         }
         // SAFETY: a non-NULL pointer from `blockdelta_tracker_new` or `_load`, ended exactly
         // once; ownership returns here and the handle is dropped at the end of this call.

@@ -278,6 +278,52 @@ impl Activity {
         }
     }
 
+    /// [`ActivityWriter::begin`] for the writer owning `slot`, on `tracker` (the range is
+    /// checked against its disk size first).
+    #[inline]
+    pub(crate) fn admit(
+        &self,
+        tracker: &crate::tracker::Tracker,
+        slot: u32,
+        offset: u64,
+        len: u64,
+    ) -> Result<Admission, super::PersistError> {
+        let disk_size = tracker.disk_size.load(std::sync::atomic::Ordering::Acquire);
+        let end = match offset.checked_add(len) {
+            Some(end) if end <= disk_size => end,
+            _ => {
+                return Err(crate::TrackerError::OutOfRange {
+                    offset,
+                    len,
+                    disk_size,
+                }
+                .into())
+            }
+        };
+        let last = end.max(offset + 1) - 1;
+        self.begin(slot, offset, last.max(offset))
+            .map_err(|()| super::PersistError::Poisoned)
+    }
+
+    /// Releases `token` from the writer owning `slot`: through its own counter when the token
+    /// is that writer's, else through the token's writer's remote counter.
+    #[inline(always)]
+    pub(crate) fn release(&self, slot: u32, token: WriteToken) {
+        if token.slot == slot {
+            self.end_local(token);
+        } else {
+            self.end_remote(token);
+        }
+    }
+
+    /// The writer owning `slot` goes away. A writer dropped with writes still admitted keeps
+    /// its slot: the grace period must go on counting them until a completer releases them.
+    pub(crate) fn retire(&self, slot: u32) {
+        if self.slot_in_flight(slot) == 0 {
+            self.release_slot(slot);
+        }
+    }
+
     #[inline(always)]
     fn writer_fence(&self) {
         if self.membarrier {
@@ -492,14 +538,7 @@ impl ActivityWriter {
         state: &super::StateFile,
         tracker: Arc<crate::tracker::Tracker>,
     ) -> Result<ActivityWriter, super::PersistError> {
-        let shared = Arc::clone(&state.shared);
-        let a = shared
-            .activity
-            .as_ref()
-            .ok_or(super::PersistError::NoActivityLog)?;
-        let slot = a.claim_slot().ok_or(super::PersistError::TooManyWriters {
-            max: a.writer_count() as u32,
-        })?;
+        let (shared, slot) = claim(state)?;
         Ok(ActivityWriter {
             shared,
             tracker,
@@ -532,25 +571,7 @@ impl ActivityWriter {
     /// still go: their writes are covered).
     #[inline]
     pub fn begin(&self, offset: u64, len: u64) -> Result<Admission, super::PersistError> {
-        let disk_size = self
-            .tracker
-            .disk_size
-            .load(std::sync::atomic::Ordering::Acquire);
-        let end = match offset.checked_add(len) {
-            Some(end) if end <= disk_size => end,
-            _ => {
-                return Err(crate::TrackerError::OutOfRange {
-                    offset,
-                    len,
-                    disk_size,
-                }
-                .into())
-            }
-        };
-        let last = end.max(offset + 1) - 1;
-        self.activity()
-            .begin(self.slot, offset, last.max(offset))
-            .map_err(|()| super::PersistError::Poisoned)
+        self.activity().admit(&self.tracker, self.slot, offset, len)
     }
 
     /// The write admitted by `begin` completed: marks it in the tracker, then releases it
@@ -585,11 +606,7 @@ impl ActivityWriter {
 
     #[inline(always)]
     fn release(&self, token: WriteToken) {
-        if token.slot == self.slot {
-            self.activity().end_local(token);
-        } else {
-            self.activity().end_remote(token);
-        }
+        self.activity().release(self.slot, token);
     }
 
     /// A handle that completes this log's writes from any thread (an I/O completion thread):
@@ -616,12 +633,7 @@ impl ActivityWriter {
 
 impl Drop for ActivityWriter {
     fn drop(&mut self) {
-        // A writer dropped with writes still admitted keeps its slot: the grace period must
-        // go on counting them until a completer releases them.
-        let a = self.activity();
-        if a.slot_in_flight(self.slot) == 0 {
-            a.release_slot(self.slot);
-        }
+        self.activity().retire(self.slot);
     }
 }
 
@@ -659,5 +671,131 @@ impl Completer {
             a.end_remote(token);
         }
         r
+    }
+}
+
+/// Claims a writer slot of `state`'s activity log.
+fn claim(state: &super::StateFile) -> Result<(Arc<super::Shared>, u32), super::PersistError> {
+    let shared = Arc::clone(&state.shared);
+    let a = shared
+        .activity
+        .as_ref()
+        .ok_or(super::PersistError::NoActivityLog)?;
+    let slot = a.claim_slot().ok_or(super::PersistError::TooManyWriters {
+        max: a.writer_count() as u32,
+    })?;
+    Ok((shared, slot))
+}
+
+/// [`ActivityWriter`] for a caller that owns its [`Tracker`](crate::tracker::Tracker) by value
+/// (the C ABI): every call is given the tracker [`StateFile::open`](super::StateFile::open)
+/// returned with the state file this writer came from ([`StateFile::writer`](super::StateFile::writer)).
+/// Rust callers use [`ActivityWriter`], which keeps the two together. Not `Sync`, like it.
+#[doc(hidden)]
+pub struct StateFileWriter {
+    shared: Arc<super::Shared>,
+    slot: u32,
+    _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
+}
+
+impl StateFileWriter {
+    fn activity(&self) -> &Activity {
+        self.shared
+            .activity
+            .as_ref()
+            .expect("a writer exists only with an activity log")
+    }
+
+    /// [`ActivityWriter::begin`] on `tracker`.
+    #[inline]
+    pub fn begin(
+        &self,
+        tracker: &crate::tracker::Tracker,
+        offset: u64,
+        len: u64,
+    ) -> Result<Admission, super::PersistError> {
+        self.activity().admit(tracker, self.slot, offset, len)
+    }
+
+    /// [`ActivityWriter::complete`] on `tracker`.
+    #[inline]
+    pub fn complete(
+        &self,
+        tracker: &crate::tracker::Tracker,
+        token: WriteToken,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), crate::TrackerError> {
+        let r = tracker.mark_write(offset, len);
+        self.activity().release(self.slot, token);
+        r
+    }
+
+    /// [`ActivityWriter::complete_discard`] on `tracker`.
+    #[inline]
+    pub fn complete_discard(
+        &self,
+        tracker: &crate::tracker::Tracker,
+        token: WriteToken,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), crate::TrackerError> {
+        let r = tracker.mark_discard(offset, len);
+        self.activity().release(self.slot, token);
+        r
+    }
+}
+
+impl Drop for StateFileWriter {
+    fn drop(&mut self) {
+        self.activity().retire(self.slot);
+    }
+}
+
+impl super::StateFile {
+    /// [`PersistentTracker::writer`](super::PersistentTracker::writer), for the tracker this
+    /// state file was opened with.
+    pub fn writer(&self) -> Result<StateFileWriter, super::PersistError> {
+        let (shared, slot) = claim(self)?;
+        Ok(StateFileWriter {
+            shared,
+            slot,
+            _not_sync: std::marker::PhantomData,
+        })
+    }
+
+    /// Writer handles of this state file that are still alive.
+    pub fn open_writers(&self) -> usize {
+        Arc::strong_count(&self.shared) - 1
+    }
+
+    /// [`ActivityWriter::is_durable`] (`None` without an activity log).
+    pub fn is_durable(&self, ticket: Ticket) -> Option<bool> {
+        self.shared.activity.as_ref().map(|a| a.is_durable(ticket))
+    }
+
+    /// [`Completer::complete`] (or `complete_discard`) on `tracker`, from any thread; without
+    /// an activity log, [`PersistError::NoActivityLog`](super::PersistError::NoActivityLog)
+    /// and nothing is marked.
+    pub fn complete_remote(
+        &self,
+        tracker: &crate::tracker::Tracker,
+        token: WriteToken,
+        offset: u64,
+        len: u64,
+        discard: bool,
+    ) -> Result<(), super::PersistError> {
+        let a = self
+            .shared
+            .activity
+            .as_ref()
+            .ok_or(super::PersistError::NoActivityLog)?;
+        let r = if discard {
+            tracker.mark_discard(offset, len)
+        } else {
+            tracker.mark_write(offset, len)
+        };
+        a.end_remote(token);
+        Ok(r?)
     }
 }

@@ -48,7 +48,7 @@ use al_log::LogRecord;
 use durable::{read_bounded, DirStorage};
 use file::{LogSection, State};
 
-pub use activity::{ActivityWriter, Admission, Completer, Ticket, WriteToken};
+pub use activity::{ActivityWriter, Admission, Completer, StateFileWriter, Ticket, WriteToken};
 pub use durable::{ReadFailure, TrackerStorage};
 
 pub use file::{
