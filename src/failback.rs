@@ -437,7 +437,7 @@ fn check_changes(c: &TrackedChanges, side: Side, disk_size: u64) -> Result<(), F
     match c
         .extents
         .iter()
-        .find(|e| e.checked_end().is_none_or(|end| end > disk_size))
+        .find(|e| !e.checked_end().is_some_and(|end| end <= disk_size))
     {
         Some(e) => Err(FailbackError::ExtentOutOfRange {
             side,
@@ -482,7 +482,7 @@ fn union(b: &[Extent], between: &[Extent], a: &[Extent]) -> Vec<Extent> {
 /// primary's last write to ship; writes after the take go to its next checkpoint).
 ///
 /// The decision:
-/// - [`Original::Gone`]: [`Method::FullCopy`].
+/// - [`Original::Gone`] gives [`Method::FullCopy`].
 /// - else, when the new primary's set does not build on `failover` (see [`Unproven`]), or the
 ///   original is [`Original::Unproven`], or its last committed point (its checkpoint's
 ///   generation and `from_sequence`) is not a point of the store: [`Method::ChecksumResync`].
