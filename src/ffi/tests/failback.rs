@@ -8,6 +8,7 @@ use std::ptr::{null, null_mut};
 use super::*;
 use crate::ffi::replica::store::{blockdelta_store_create, blockdelta_store_free};
 use crate::ffi::replica::PANIC_NEXT;
+use crate::ffi::test_support::RawExtent;
 use crate::stream::encode_to_vec;
 use crate::{EncoderConfig, Tracker, TrackerConfig};
 
@@ -275,13 +276,6 @@ fn failover_plan_and_errors() {
         Some(blockdelta_result::NullParameter)
     );
     // An extent kind C wrote that is no variant: refused before Rust views it as an `Extent`.
-    #[repr(C)]
-    struct RawExtent {
-        offset: u64,
-        len: u64,
-        kind: u32,
-        reserved: u32,
-    }
     let bad_kind = [RawExtent {
         offset: 0,
         len: 4096,
