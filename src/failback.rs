@@ -208,6 +208,7 @@ impl fmt::Display for Unproven {
 
 /// How the original is brought level.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Method {
     /// Ship [`FailbackPlan::extents`], the union of the three sources.
     Delta,
@@ -388,8 +389,9 @@ pub fn failover(store: &Store, point: PointId) -> Result<Failover, FailbackError
     }
 }
 
-/// The failback decision and, for a delta or a full copy, what to ship.
+/// The failback decision and, for a delta or a full copy, what to ship. Made by [`plan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FailbackPlan {
     /// How the original is brought level.
     pub method: Method,
@@ -409,13 +411,15 @@ pub struct FailbackPlan {
     /// A range is a DISCARD only where the new primary's last change was a discard and no
     /// other source lists it as written (see `docs/FAILBACK.md`).
     pub extents: Vec<Extent>,
-    /// Bytes the new primary changed since F.
+    /// Bytes the new primary changed since F (this and the next two: 0 unless
+    /// [`Method::Delta`]).
     pub new_primary_bytes: u64,
     /// Bytes that differ between F and the original's last committed point.
     pub between_bytes: u64,
     /// Bytes the original changed that never reached the replica.
     pub original_bytes: u64,
-    /// Bytes `extents` cover (the union; sources overlap, so at most their sum).
+    /// Bytes `extents` cover: for a delta the union (sources overlap, so at most their sum),
+    /// for a full copy the disk, for a checksum resync 0 (see [`FailbackPlan::resync`]).
     pub total_bytes: u64,
 }
 
