@@ -341,7 +341,7 @@ fn skewed(placement: Placement, writes: u64) {
         let (pt, zipf) = (pt.clone(), zipf.clone());
         handles.push(std::thread::spawn(move || {
             let w = pt.writer().unwrap();
-            let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ (t + 1) * 0x9e37_79b9);
+            let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ ((t + 1) * 0x9e37_79b9));
             let mut queue = VecDeque::new();
             let (mut waited, mut region_writes) = (0u64, HashMap::<u64, u64>::new());
             let mut written = Vec::with_capacity(per_thread as usize);

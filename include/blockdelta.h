@@ -76,6 +76,61 @@
 #define BLOCKDELTA_ENCODE_ZERO_DETECTION 2
 
 /**
+ * `original_state` of `blockdelta_failback_plan_new`: the original's persistent tracker loaded
+ * resumed (`blockdelta_tracker_load` reported no reset); its taken checkpoint and extents are
+ * given.
+ */
+#define BLOCKDELTA_FAILBACK_ORIGINAL_RESUMED 0
+
+/**
+ * `original_state`: the original disk is there but its tracker state was reset (a crash, a
+ * lost or foreign state file): it is compared, not copied. No checkpoint is given.
+ */
+#define BLOCKDELTA_FAILBACK_ORIGINAL_UNPROVEN 1
+
+/**
+ * `original_state`: the original disk is gone: only a full copy rebuilds it.
+ */
+#define BLOCKDELTA_FAILBACK_ORIGINAL_GONE 2
+
+/**
+ * Plan method: ship the plan's extents (the union of the three sources).
+ */
+#define BLOCKDELTA_FAILBACK_DELTA 0
+
+/**
+ * Plan method: compare hash lists of both disks (`blockdelta_failback_plan_resync`).
+ */
+#define BLOCKDELTA_FAILBACK_CHECKSUM_RESYNC 1
+
+/**
+ * Plan method: ship the whole disk (the plan's one extent).
+ */
+#define BLOCKDELTA_FAILBACK_FULL_COPY 2
+
+/**
+ * Why a plan is a checksum resync: it is not (a delta or a full copy).
+ */
+#define BLOCKDELTA_FAILBACK_REASON_NONE 0
+
+/**
+ * Why: the new primary's checkpoint builds neither on the failover point nor on the lineage
+ * the store started there.
+ */
+#define BLOCKDELTA_FAILBACK_REASON_NEW_PRIMARY_NOT_FROM_FAILOVER 1
+
+/**
+ * Why: the original's tracker state was reset (`BLOCKDELTA_FAILBACK_ORIGINAL_UNPROVEN`).
+ */
+#define BLOCKDELTA_FAILBACK_REASON_ORIGINAL_UNTRUSTED 2
+
+/**
+ * Why: the original's last committed point (its checkpoint's generation and
+ * `from_sequence`) is not a point of the store.
+ */
+#define BLOCKDELTA_FAILBACK_REASON_ORIGINAL_NOT_IN_STORE 3
+
+/**
  * Smallest tracking granularity in bytes (`blockdelta_tracker_new`).
  */
 #define BLOCKDELTA_MIN_GRANULARITY 512u
@@ -776,6 +831,32 @@ enum blockdelta_result
    * Resync: two lists cannot be compared (different block sizes or salts).
    */
   BLOCKDELTA_RESULT_RESYNC_LIST_MISMATCH = 503,
+  /**
+   * Failback: the failover point is not a point of the store.
+   */
+  BLOCKDELTA_RESULT_FAILBACK_NO_SUCH_POINT = 600,
+  /**
+   * Failback: a disk's size (a checkpoint's, or a hash list's) is not the failover point's;
+   * failback does not resize.
+   */
+  BLOCKDELTA_RESULT_FAILBACK_DISK_SIZE_MISMATCH = 601,
+  /**
+   * Failback: an extent of a checkpoint reaches past the disk's end.
+   */
+  BLOCKDELTA_RESULT_FAILBACK_EXTENT_OUT_OF_RANGE = 602,
+  /**
+   * Failback: a checkpoint's `sequence` is not above its `from_sequence`.
+   */
+  BLOCKDELTA_RESULT_FAILBACK_INVALID_CHECKPOINT = 603,
+  /**
+   * Failback: the plan is a checksum resync; it has no extents to encode (use
+   * `blockdelta_failback_plan_resync`).
+   */
+  BLOCKDELTA_RESULT_FAILBACK_NEEDS_CHECKSUM_RESYNC = 604,
+  /**
+   * Failback: an encoder configuration names another disk, lineage or size than the plan.
+   */
+  BLOCKDELTA_RESULT_FAILBACK_HEADER_MISMATCH = 605,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1059,6 +1140,11 @@ typedef struct blockdelta_encoder blockdelta_encoder;
 typedef struct blockdelta_extent_list blockdelta_extent_list;
 
 /**
+ * A failback decision and what to ship (opaque). Free with `blockdelta_failback_plan_free`.
+ */
+typedef struct blockdelta_failback_plan blockdelta_failback_plan;
+
+/**
  * A disk's block-hash list (opaque). Free with `blockdelta_hash_list_free`.
  */
 typedef struct blockdelta_hash_list blockdelta_hash_list;
@@ -1218,6 +1304,47 @@ typedef struct blockdelta_point_id {
    */
   uint64_t sequence;
 } blockdelta_point_id;
+
+/**
+ * What `blockdelta_tracker_take` froze. A plain value, owned by the caller.
+ */
+typedef struct blockdelta_checkpoint {
+  /**
+   * The tracker generation (random 128-bit id). A new generation means a full resync.
+   */
+  uint8_t generation[16];
+  /**
+   * This checkpoint's number: 1 for the first take of a generation, then the last number
+   * issued plus one. Unique within a generation: an aborted number is never issued again.
+   */
+  uint64_t sequence;
+  /**
+   * Disk size when the checkpoint was taken.
+   */
+  uint64_t disk_size;
+  /**
+   * Dirty blocks in the set.
+   */
+  uint64_t dirty_blocks;
+  /**
+   * Distinct dirty bytes (clipped at the disk end).
+   */
+  uint64_t dirty_bytes;
+  /**
+   * Number of coalesced extents the cursor will return.
+   */
+  uint64_t extent_count;
+  /**
+   * Tracking granularity in bytes.
+   */
+  uint32_t block_size;
+  /**
+   * The last committed sequence number of this generation (0 if none). A stream for this
+   * checkpoint goes from `from_sequence` to `sequence`; it is correct on a replica at any
+   * point `s` of this generation with `from_sequence <= s < sequence`.
+   */
+  uint64_t from_sequence;
+} blockdelta_checkpoint;
 
 /**
  * The answer to `blockdelta_support_kernel_check`. A fixed value type.
@@ -1474,47 +1601,6 @@ typedef struct blockdelta_plan_vm {
    */
   uint32_t process_server;
 } blockdelta_plan_vm;
-
-/**
- * What `blockdelta_tracker_take` froze. A plain value, owned by the caller.
- */
-typedef struct blockdelta_checkpoint {
-  /**
-   * The tracker generation (random 128-bit id). A new generation means a full resync.
-   */
-  uint8_t generation[16];
-  /**
-   * This checkpoint's number: 1 for the first take of a generation, then the last number
-   * issued plus one. Unique within a generation: an aborted number is never issued again.
-   */
-  uint64_t sequence;
-  /**
-   * Disk size when the checkpoint was taken.
-   */
-  uint64_t disk_size;
-  /**
-   * Dirty blocks in the set.
-   */
-  uint64_t dirty_blocks;
-  /**
-   * Distinct dirty bytes (clipped at the disk end).
-   */
-  uint64_t dirty_bytes;
-  /**
-   * Number of coalesced extents the cursor will return.
-   */
-  uint64_t extent_count;
-  /**
-   * Tracking granularity in bytes.
-   */
-  uint32_t block_size;
-  /**
-   * The last committed sequence number of this generation (0 if none). A stream for this
-   * checkpoint goes from `from_sequence` to `sequence`; it is correct on a replica at any
-   * point `s` of this generation with `from_sequence <= s < sequence`.
-   */
-  uint64_t from_sequence;
-} blockdelta_checkpoint;
 
 /**
  * A resumable position in a taken checkpoint's extents. A plain value: initialise it with
@@ -1957,6 +2043,111 @@ blockdelta_result blockdelta_encoder_last_error(const struct blockdelta_encoder 
  * Never blocks; any thread (each sees its own message).
  */
 blockdelta_result blockdelta_last_error(char *buf, size_t cap, size_t *len_out);
+
+/**
+ * Fails over to point `*point` of the store: the store starts a new lineage there (a rollback
+ * when the point is older than the newest, whose later points stay readable, detached), so
+ * the original can never continue its own lineage into it. `generation_out` (16 bytes) and
+ * `*sequence_out` receive the lineage the new primary's tracker adopts with
+ * `blockdelta_tracker_adopt_lineage(tracker, generation, sequence, NULL, 0)` (its disk is the
+ * point's image). `BLOCKDELTA_RESULT_FAILBACK_NO_SUCH_POINT` for a point the store does not
+ * list (or a detached one). Blocks on file I/O and fsync; any thread.
+ */
+blockdelta_result blockdelta_failback_failover(struct blockdelta_store *store,
+                                               const struct blockdelta_point_id *point,
+                                               uint8_t *generation_out,
+                                               uint64_t *sequence_out);
+
+/**
+ * Plans the failback of the original disk to the new primary that failed over at
+ * `*failover` (a point of `store`):
+ * - `new_primary`: the checkpoint taken (`blockdelta_tracker_take`) on the new primary's
+ *   tracker, and `(new_primary_extents, new_primary_count)` all its extents;
+ * - `original_state`: `BLOCKDELTA_FAILBACK_ORIGINAL_*`; for `_RESUMED`, `original` is the
+ *   checkpoint taken on the original's loaded tracker and `(original_extents,
+ *   original_count)` its extents; for `_UNPROVEN` and `_GONE` they are ignored (NULL, 0).
+ *
+ * Decides (see `blockdelta_failback_plan_info`): a full copy when the original is gone; a
+ * checksum resync when either side cannot prove its lineage; else a delta of the union of the
+ * new primary's extents, the store's difference between the failover point and the
+ * original's last committed point, and the original's extents. Errors: the point is not in
+ * the store (`BLOCKDELTA_RESULT_FAILBACK_NO_SUCH_POINT`), a checkpoint's disk size is not the
+ * point's (`_DISK_SIZE_MISMATCH`), an extent past the end (`_EXTENT_OUT_OF_RANGE`), a
+ * checkpoint not above its base (`_INVALID_CHECKPOINT`), an unknown `original_state` or
+ * extent kind (`BLOCKDELTA_RESULT_INVALID_ARGUMENT`). Everything is copied; on success
+ * `*plan_out` receives a plan the caller frees with `blockdelta_failback_plan_free`. Reads
+ * the store's indexes only (no disk I/O); any thread.
+ */
+blockdelta_result blockdelta_failback_plan_new(const struct blockdelta_store *store,
+                                               const struct blockdelta_point_id *failover,
+                                               const struct blockdelta_checkpoint *new_primary,
+                                               const struct blockdelta_extent *new_primary_extents,
+                                               size_t new_primary_count,
+                                               uint32_t original_state,
+                                               const struct blockdelta_checkpoint *original,
+                                               const struct blockdelta_extent *original_extents,
+                                               size_t original_count,
+                                               struct blockdelta_failback_plan **plan_out);
+
+/**
+ * The plan's method (`BLOCKDELTA_FAILBACK_DELTA`, `_CHECKSUM_RESYNC`, `_FULL_COPY`), why it is
+ * a checksum resync (`BLOCKDELTA_FAILBACK_REASON_*`, `_NONE` otherwise), the bytes of each
+ * source (the new primary's changes, the store's difference, the original's unshipped
+ * changes), the bytes its extents cover (the union), and how many extents it has; each output
+ * NULL to skip.
+ */
+blockdelta_result blockdelta_failback_plan_info(const struct blockdelta_failback_plan *plan,
+                                                uint32_t *method_out,
+                                                uint32_t *reason_out,
+                                                uint64_t *new_primary_bytes_out,
+                                                uint64_t *between_bytes_out,
+                                                uint64_t *original_bytes_out,
+                                                uint64_t *total_bytes_out,
+                                                size_t *extent_count_out);
+
+/**
+ * The stream header the plan's stream must carry, for `blockdelta_encoder_new`: the disk id
+ * (`disk_id_out`, 16 bytes), the new primary's checkpoint lineage (`generation_out`, 16 bytes;
+ * `*from_seq_out`; `*to_seq_out`: once the stream is applied, the original is at this
+ * checkpoint of the new primary's lineage, and the new primary commits it) and the disk size
+ * (`*disk_size_out`). All outputs required. Any thread.
+ */
+blockdelta_result blockdelta_failback_plan_header(const struct blockdelta_failback_plan *plan,
+                                                  uint8_t *disk_id_out,
+                                                  uint8_t *generation_out,
+                                                  uint64_t *from_seq_out,
+                                                  uint64_t *to_seq_out,
+                                                  uint64_t *disk_size_out);
+
+/**
+ * Copies up to `cap` of the plan's extents (ascending, coalesced; WRITE, or DISCARD only where
+ * the new primary discarded and no other source wrote), from index `start` on, into
+ * `extents_out`; `*n_out` receives how many. 0 is returned only at or past the end, whatever
+ * `cap` is: `cap` 0 before the end is `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL`. Give them to
+ * `blockdelta_encoder_set_extents`. A checksum-resync plan has none. Any thread.
+ */
+blockdelta_result blockdelta_failback_plan_extents(const struct blockdelta_failback_plan *plan,
+                                                   size_t start,
+                                                   struct blockdelta_extent *extents_out,
+                                                   size_t cap,
+                                                   size_t *n_out);
+
+/**
+ * The checksum path: compares the original's hash list with the new primary's (same salt and
+ * block size, else `BLOCKDELTA_RESULT_RESYNC_LIST_MISMATCH`; both of the plan's disk size,
+ * else `BLOCKDELTA_RESULT_FAILBACK_DISK_SIZE_MISMATCH`) into a new resync plan at
+ * `*resync_out` (free it with `blockdelta_resync_plan_free`), whose extents are shipped under
+ * the header of `blockdelta_failback_plan_header`. Any method may take it. Any thread.
+ */
+blockdelta_result blockdelta_failback_plan_resync(const struct blockdelta_failback_plan *plan,
+                                                  const struct blockdelta_hash_list *original,
+                                                  const struct blockdelta_hash_list *new_primary,
+                                                  struct blockdelta_resync_plan **resync_out);
+
+/**
+ * Frees a plan; NULL is a no-op.
+ */
+void blockdelta_failback_plan_free(struct blockdelta_failback_plan *plan);
 
 /**
  * Merges the `n_inputs` stream files named by `inputs` (an array of NUL-terminated paths, in

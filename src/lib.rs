@@ -7,6 +7,7 @@
 //!   encrypted deltas.
 //! - [`resync`]: checksum resync when continuity is lost: per-block hashes of both disks,
 //!   compared, and only the differing blocks shipped as a delta stream (`docs/RESYNC.md`).
+//! - [`failback`]: failback without a full copy after a failover (`docs/FAILBACK.md`).
 //! - [`support`]: the replication support matrix as data, with queries and validators.
 //!
 //! The public Rust API is re-exported here; module internals stay private.
@@ -19,6 +20,7 @@
 
 // The C ABI is for C callers: hidden from the Rust docs, and compiled only with `capi` (the
 // Rust modules never import it: C layer -> Rust API -> internals).
+pub mod failback;
 #[cfg(feature = "capi")]
 #[doc(hidden)]
 pub mod ffi;

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use blockdelta::ffi::decoder::*;
 use blockdelta::ffi::encoder::*;
+use blockdelta::ffi::failback::*;
 use blockdelta::ffi::limits::*;
 use blockdelta::ffi::support::*;
 use blockdelta::ffi::tracker::*;
@@ -28,6 +29,16 @@ fn rust_constants() -> BTreeMap<&'static str, i128> {
     rust_values![
         BLOCKDELTA_ENCODE_LZ4,
         BLOCKDELTA_ENCODE_ZERO_DETECTION,
+        BLOCKDELTA_FAILBACK_ORIGINAL_RESUMED,
+        BLOCKDELTA_FAILBACK_ORIGINAL_UNPROVEN,
+        BLOCKDELTA_FAILBACK_ORIGINAL_GONE,
+        BLOCKDELTA_FAILBACK_DELTA,
+        BLOCKDELTA_FAILBACK_CHECKSUM_RESYNC,
+        BLOCKDELTA_FAILBACK_FULL_COPY,
+        BLOCKDELTA_FAILBACK_REASON_NONE,
+        BLOCKDELTA_FAILBACK_REASON_NEW_PRIMARY_NOT_FROM_FAILOVER,
+        BLOCKDELTA_FAILBACK_REASON_ORIGINAL_UNTRUSTED,
+        BLOCKDELTA_FAILBACK_REASON_ORIGINAL_NOT_IN_STORE,
         BLOCKDELTA_RECORD_NEED_MORE,
         BLOCKDELTA_RECORD_HEADER,
         BLOCKDELTA_RECORD_DATA,

@@ -7,6 +7,7 @@
 use std::ffi::c_char;
 use std::ptr::NonNull;
 
+use super::error::record_thread_error;
 use super::result::blockdelta_result;
 use crate::tracker::{Extent, ExtentKind};
 
@@ -150,4 +151,37 @@ pub(crate) unsafe fn free_handle<T>(p: *mut T) {
         // SAFETY: `p` came from `Box::into_raw` and ownership returns exactly once.
         drop(unsafe { Box::from_raw(p) });
     }
+}
+
+/// Copies up to `cap` extents of `src`, from index `start` on, into `extents_out`; `*n_out`
+/// receives how many. 0 is returned only at or past the end, whatever `cap` is: `cap` 0
+/// before the end is `BLOCKDELTA_RESULT_BUFFER_TOO_SMALL`, so a caller looping until 0 never
+/// stops early (as for `blockdelta_tracker_extents`). Shared by the plan types' `_extents`.
+///
+/// # Safety
+/// `(extents_out, cap)` is writable or `(NULL, 0)`; `n_out` is NULL or writable.
+pub(crate) unsafe fn copy_extents_at(
+    src: &[Extent],
+    start: usize,
+    extents_out: *mut Extent,
+    cap: usize,
+    n_out: *mut usize,
+) -> Result<(), blockdelta_result> {
+    let n_out = Out::new(n_out)?;
+    // SAFETY: forwarded contract.
+    let dst = unsafe { out_slice(extents_out, cap)? };
+    let src = src.get(start..).unwrap_or(&[]);
+    if dst.is_empty() && !src.is_empty() {
+        let code = blockdelta_result::BufferTooSmall;
+        record_thread_error(
+            code,
+            &format_args!("cap is 0 with {} extents left", src.len()),
+        );
+        return Err(code);
+    }
+    let n = src.len().min(dst.len());
+    dst[..n].copy_from_slice(&src[..n]);
+    // SAFETY: writable per the contract.
+    unsafe { n_out.write(n) };
+    Ok(())
 }

@@ -19,6 +19,7 @@ mod callbacks;
 pub mod decoder;
 pub mod encoder;
 mod error;
+pub mod failback;
 mod handle;
 pub mod limits;
 pub mod merge;

@@ -2,7 +2,7 @@
 //!
 //! Numbers are stable and never reused: a retired code stays here as a comment.
 //! Ranges: 0-99 general, 100-199 tracker, 200-299 stream, 300-399 support, 400-499 replica store,
-//! 500-599 resync.
+//! 500-599 resync, 600-699 failback.
 
 #[cfg(feature = "capi")]
 use std::ffi::c_char;
@@ -227,6 +227,21 @@ pub enum blockdelta_result {
     ResyncAuthenticationFailed = 502,
     /// Resync: two lists cannot be compared (different block sizes or salts).
     ResyncListMismatch = 503,
+
+    /// Failback: the failover point is not a point of the store.
+    FailbackNoSuchPoint = 600,
+    /// Failback: a disk's size (a checkpoint's, or a hash list's) is not the failover point's;
+    /// failback does not resize.
+    FailbackDiskSizeMismatch = 601,
+    /// Failback: an extent of a checkpoint reaches past the disk's end.
+    FailbackExtentOutOfRange = 602,
+    /// Failback: a checkpoint's `sequence` is not above its `from_sequence`.
+    FailbackInvalidCheckpoint = 603,
+    /// Failback: the plan is a checksum resync; it has no extents to encode (use
+    /// `blockdelta_failback_plan_resync`).
+    FailbackNeedsChecksumResync = 604,
+    /// Failback: an encoder configuration names another disk, lineage or size than the plan.
+    FailbackHeaderMismatch = 605,
 }
 
 impl blockdelta_result {
@@ -329,6 +344,12 @@ impl blockdelta_result {
             ResyncUnsupportedVersion => c"BLOCKDELTA_RESULT_RESYNC_UNSUPPORTED_VERSION",
             ResyncAuthenticationFailed => c"BLOCKDELTA_RESULT_RESYNC_AUTHENTICATION_FAILED",
             ResyncListMismatch => c"BLOCKDELTA_RESULT_RESYNC_LIST_MISMATCH",
+            FailbackNoSuchPoint => c"BLOCKDELTA_RESULT_FAILBACK_NO_SUCH_POINT",
+            FailbackDiskSizeMismatch => c"BLOCKDELTA_RESULT_FAILBACK_DISK_SIZE_MISMATCH",
+            FailbackExtentOutOfRange => c"BLOCKDELTA_RESULT_FAILBACK_EXTENT_OUT_OF_RANGE",
+            FailbackInvalidCheckpoint => c"BLOCKDELTA_RESULT_FAILBACK_INVALID_CHECKPOINT",
+            FailbackNeedsChecksumResync => c"BLOCKDELTA_RESULT_FAILBACK_NEEDS_CHECKSUM_RESYNC",
+            FailbackHeaderMismatch => c"BLOCKDELTA_RESULT_FAILBACK_HEADER_MISMATCH",
         }
     }
 
@@ -429,6 +450,12 @@ impl blockdelta_result {
             ResyncUnsupportedVersion,
             ResyncAuthenticationFailed,
             ResyncListMismatch,
+            FailbackNoSuchPoint,
+            FailbackDiskSizeMismatch,
+            FailbackExtentOutOfRange,
+            FailbackInvalidCheckpoint,
+            FailbackNeedsChecksumResync,
+            FailbackHeaderMismatch,
         ]
     };
 

@@ -9,7 +9,9 @@ use std::fs::File;
 
 use super::callbacks::secret_arg;
 use super::error::{fail_thread, record_thread_error};
-use super::handle::{arg_ref, arg_slice, free_handle, into_handle, out_slice, Out};
+use super::handle::{
+    arg_ref, arg_slice, copy_extents_at, free_handle, into_handle, out_slice, Out,
+};
 use super::panic::{boundary, boundary_value};
 use super::replica::path_arg;
 use super::result::{blockdelta_result, ToResult};
@@ -21,10 +23,10 @@ use crate::tracker::Extent;
 mod tests;
 
 /// A disk's block-hash list (opaque). Free with `blockdelta_hash_list_free`.
-pub struct blockdelta_hash_list(HashList);
+pub struct blockdelta_hash_list(pub(crate) HashList);
 
 /// What a resync must ship (opaque). Free with `blockdelta_resync_plan_free`.
-pub struct blockdelta_resync_plan(ResyncPlan);
+pub struct blockdelta_resync_plan(pub(crate) ResyncPlan);
 
 impl ToResult for ResyncError {
     fn to_result(&self) -> blockdelta_result {
@@ -304,25 +306,9 @@ pub extern "C" fn blockdelta_resync_plan_extents(
     n_out: *mut usize,
 ) -> blockdelta_result {
     boundary(|| {
-        let n_out = Out::new(n_out)?;
-        // SAFETY: a live handle; `(extents_out, cap)` writable or `(NULL, 0)`.
-        let (p, dst) = unsafe { (arg_ref(plan)?, out_slice(extents_out, cap)?) };
-        let src = p.0.extents.get(start..).unwrap_or(&[]);
-        // 0 means the end, whatever `cap` is (as for `blockdelta_tracker_extents`): a caller
-        // looping until 0 must never stop early.
-        if dst.is_empty() && !src.is_empty() {
-            let code = blockdelta_result::BufferTooSmall;
-            record_thread_error(
-                code,
-                &format_args!("cap is 0 with {} extents left", src.len()),
-            );
-            return Err(code);
-        }
-        let n = src.len().min(dst.len());
-        dst[..n].copy_from_slice(&src[..n]);
-        // SAFETY: writable per the contract.
-        unsafe { n_out.write(n) };
-        Ok(())
+        // SAFETY: a live handle; `(extents_out, cap)` writable or `(NULL, 0)`; `n_out` NULL or
+        // writable.
+        unsafe { copy_extents_at(&arg_ref(plan)?.0.extents, start, extents_out, cap, n_out) }
     })
 }
 

@@ -16,6 +16,19 @@ pub(crate) use crate::tracker::Extent;
 pub(crate) use std::ffi::{c_char, c_int, c_void, CStr};
 pub(crate) use std::ptr::{null, null_mut};
 
+/// A `blockdelta_extent` as C lays it out, whose `kind` may be any `uint32_t`: an unknown one
+/// must be refused before Rust views the array as `Extent`s (an invalid enum value would be
+/// undefined behaviour). Pass `array.as_ptr().cast::<Extent>()`.
+#[repr(C)]
+pub(crate) struct RawExtent {
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    pub(crate) kind: u32,
+    pub(crate) reserved: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<RawExtent>() == std::mem::size_of::<Extent>());
+
 pub(crate) const DISK: usize = 64 * 1024;
 /// The size after the stream's RESIZE record; the source holds this much.
 pub(crate) const GROWN: usize = DISK + 8 * 1024;

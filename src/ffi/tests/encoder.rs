@@ -132,17 +132,6 @@ fn encoder_arguments_buffers_and_errors() {
     );
     // An extent kind C wrote that is neither WRITE nor DISCARD: refused before Rust ever views
     // the array as `Extent`s (an invalid enum value would be undefined behaviour).
-    #[repr(C)]
-    struct RawExtent {
-        offset: u64,
-        len: u64,
-        kind: u32,
-        reserved: u32,
-    }
-    assert_eq!(
-        std::mem::size_of::<RawExtent>(),
-        std::mem::size_of::<Extent>()
-    );
     let bad = [
         RawExtent {
             offset: 0,
