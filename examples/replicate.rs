@@ -34,9 +34,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use blockdelta::replica::{Ingest, PointId, Retention, Store, StoreConfig};
 use blockdelta::{
-    Applier, Bookmark, BookmarkKind, CheckpointInfo, DecoderConfig, EncodeCursor, Encoder,
-    EncoderConfig, Extent, FileSource, FileTarget, GenerationId, LoadOutcome, PersistOptions,
-    PersistentTracker, Secret, Tracker, TrackerConfig,
+    ActivityLogConfig, ActivityWriter, Admission, Applier, Bookmark, BookmarkKind, CheckpointInfo,
+    DecoderConfig, EncodeCursor, Encoder, EncoderConfig, Extent, FileSource, FileTarget,
+    GenerationId, LoadOutcome, PersistOptions, PersistentTracker, Secret, Tracker, TrackerConfig,
 };
 
 /// The tracker a checkpoint is taken from: a plain one, or one whose state file records every
@@ -543,6 +543,37 @@ struct Workload {
     zero_filled: AtomicU64,
     discarded: AtomicU64,
     ops: AtomicU64,
+    /// Writes that waited for the activity log (a cold region: one group commit).
+    waited: AtomicU64,
+}
+
+/// Admits a write through the activity log (waiting for a cold region's group commit), runs
+/// `io` (the write itself), and completes it: the mark, as `discard` or a write.
+fn admitted(
+    w: &ActivityWriter,
+    work: &Workload,
+    offset: u64,
+    len: u64,
+    discard: bool,
+    io: impl FnOnce() -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let fail = |e: blockdelta::PersistError| std::io::Error::other(e.to_string());
+    let token = loop {
+        match w.begin(offset, len).map_err(fail)? {
+            Admission::Go(token) => break token,
+            Admission::Wait(ticket) => {
+                work.waited.fetch_add(1, Ordering::Relaxed);
+                w.wait(ticket).map_err(fail)?;
+            }
+        }
+    };
+    io()?;
+    let marked = if discard {
+        w.complete_discard(token, offset, len)
+    } else {
+        w.complete(token, offset, len)
+    };
+    marked.map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// Punches a hole in the source (a discard), keeping its size.
@@ -564,19 +595,20 @@ fn punch_hole(f: &File, offset: u64, len: u64) -> std::io::Result<()> {
     }
 }
 
-/// One writer thread: `ops` writes against the current disk size, marking each on completion.
+/// One writer thread: `ops` writes against the current disk size, each admitted through the
+/// activity log before it is made and marked when it completed.
 fn writer(
     id: u64,
     cycle: u64,
     source: &File,
-    tracker: &Tracker,
+    w: &ActivityWriter,
+    disk: u64,
     work: &Workload,
 ) -> std::io::Result<()> {
     let mut rng = Rng(0xD15C_0000 ^ (id << 32) ^ cycle);
     let mut recent = [0u64; 32];
     let mut buf = vec![0u8; 256 * KIB as usize];
     let text = b"blockdelta replicates this block: the quick brown fox jumps over the lazy dog. ";
-    let disk = tracker.geometry().disk_size;
     let hot = disk / 10;
     for n in 0..OPS_PER_WRITER {
         let r = rng.next();
@@ -595,13 +627,15 @@ fn writer(
         match r % 100 {
             0..=4 => {
                 data.fill(0);
-                source.write_all_at(data, offset)?;
-                tracker.mark_write(offset, len).expect("within the disk");
+                admitted(w, work, offset, len, false, || {
+                    source.write_all_at(data, offset)
+                })?;
                 work.zero_filled.fetch_add(len, Ordering::Relaxed);
             }
             5..=7 => {
-                punch_hole(source, offset, len)?;
-                tracker.mark_discard(offset, len).expect("within the disk");
+                admitted(w, work, offset, len, true, || {
+                    punch_hole(source, offset, len)
+                })?;
                 work.discarded.fetch_add(len, Ordering::Relaxed);
             }
             _ => {
@@ -616,8 +650,9 @@ fn writer(
                         chunk.copy_from_slice(&rng.next().to_le_bytes()[..chunk.len()]);
                     }
                 }
-                source.write_all_at(data, offset)?;
-                tracker.mark_write(offset, len).expect("within the disk");
+                admitted(w, work, offset, len, false, || {
+                    source.write_all_at(data, offset)
+                })?;
                 work.written.fetch_add(len, Ordering::Relaxed);
             }
         }
@@ -723,8 +758,7 @@ fn demo(args: &Args) -> Result<(), Error> {
     // of the agent continues the generation with exactly the blocks not yet shipped.
     let state_path = dir.path().join("disk0.tracker");
     let config = TrackerConfig::new(DEMO_SIZE).capacity(DEMO_GROWN);
-    let (mut pt, outcome) =
-        PersistentTracker::open(&state_path, config, PersistOptions::new(DISK_ID))?;
+    let (mut pt, outcome) = PersistentTracker::open(&state_path, config, demo_options(DISK_ID))?;
     if let LoadOutcome::Reset { reason, .. } = &outcome {
         println!("  tracker state         {reason}: a new generation, every block dirty");
     }
@@ -781,20 +815,26 @@ fn demo(args: &Args) -> Result<(), Error> {
     );
 
     let resize_cycle = u64::from(args.cycles).div_ceil(2);
-    // A clean restart of the agent in the middle of a cycle, before the resize.
+    // A clean restart of the agent in the middle of a cycle, before the resize, and a crash
+    // the cycle after.
     let restart_cycle = (resize_cycle > 2).then_some(2);
+    let crash_cycle = (resize_cycle > 3).then_some(3);
     for cycle in 1..=u64::from(args.cycles) {
         let shipped_before = totals.shipped_bytes;
         let data_before = totals.data_bytes;
         let written_before =
             work.written.load(Ordering::Relaxed) + work.zero_filled.load(Ordering::Relaxed);
         // Writers run while a checkpoint is taken and shipped: the take races real writes.
+        let disk = pt.tracker().geometry().disk_size;
         let handles: Vec<_> = (0..WRITERS as u64)
             .map(|id| {
-                let (source, tracker, work) = (source.clone(), pt.tracker().clone(), work.clone());
-                std::thread::spawn(move || writer(id, cycle, &source, &tracker, &work))
+                let (source, work) = (source.clone(), work.clone());
+                let w = pt.writer()?;
+                Ok(std::thread::spawn(move || {
+                    writer(id, cycle, &source, &w, disk, &work)
+                }))
             })
-            .collect();
+            .collect::<Result<_, Error>>()?;
         std::thread::sleep(Duration::from_millis(20));
         let mid = pipe.ship(
             Track::Saved(&pt),
@@ -816,7 +856,7 @@ fn demo(args: &Args) -> Result<(), Error> {
             pt.close()?;
             let (lineage_gen, lineage_seq) = store.lineage().ok_or("no lineage")?;
             let geometry = TrackerConfig::new(replica_size).capacity(DEMO_GROWN);
-            let opts = PersistOptions::new(DISK_ID).replica_point(lineage_gen, lineage_seq);
+            let opts = demo_options(DISK_ID).replica_point(lineage_gen, lineage_seq);
             let (reopened, outcome) = PersistentTracker::open(&state_path, geometry, opts)?;
             pt = reopened;
             match outcome {
@@ -834,6 +874,49 @@ fn demo(args: &Args) -> Result<(), Error> {
                     return Err(format!("a clean restart did not resume: {other:?}").into())
                 }
             }
+        }
+        if Some(cycle) == crash_cycle {
+            // A crash of the agent after the writers stopped: the tracker is dropped without
+            // close (its state file says "active"), as kill -9 would leave it. The reopen
+            // recovers from the activity log: the generation continues, and the next checkpoint
+            // holds every block changed since the last commit plus at most the log's bound.
+            let newest = store.newest().ok_or("no point")?;
+            let changed = changed_blocks(&store, newest.id, &source, replica_size)?;
+            let bound = demo_log().bound();
+            drop(pt);
+            let t = Instant::now();
+            let (lineage_gen, lineage_seq) = store.lineage().ok_or("no lineage")?;
+            let geometry = TrackerConfig::new(replica_size).capacity(DEMO_GROWN);
+            let opts = demo_options(DISK_ID).replica_point(lineage_gen, lineage_seq);
+            let (reopened, outcome) = PersistentTracker::open(&state_path, geometry, opts)?;
+            pt = reopened;
+            let LoadOutcome::Recovered {
+                committed,
+                dirty_blocks,
+                log_records,
+                ..
+            } = outcome
+            else {
+                return Err(
+                    format!("a crash with an activity log did not recover: {outcome:?}").into(),
+                );
+            };
+            let block = u64::from(pt.tracker().block_size());
+            let excess = (dirty_blocks * block).saturating_sub(changed);
+            if excess > bound {
+                return Err(
+                    format!("the crash resync exceeds the bound: {excess} > {bound}").into(),
+                );
+            }
+            println!(
+                "  crash     tracker dropped without close, recovered in {:.1} ms from {log_records} log records: generation kept, from checkpoint {committed}, {} to resync = {} changed since the last commit + {} excess (bound {}, not the {} disk)",
+                t.elapsed().as_secs_f64() * 1e3,
+                human((dirty_blocks * block) as f64),
+                human(changed as f64),
+                human(excess as f64),
+                human(bound as f64),
+                human(replica_size as f64),
+            );
         }
         if cycle == resize_cycle {
             source.set_len(DEMO_GROWN)?;
@@ -956,6 +1039,19 @@ fn demo(args: &Args) -> Result<(), Error> {
         human(cp.disk_size as f64),
         rollback_time.as_secs_f64()
     );
+    // The activity log since the last open (after the crash), and every write's wait.
+    if let Some(al) = pt.activity_stats() {
+        let ops = work.ops.load(Ordering::Relaxed);
+        let waited = work.waited.load(Ordering::Relaxed);
+        println!(
+            "  activity log          {waited} of {ops} writes ({:.1} %) waited for a group commit; since the crash: {} group commits (fsyncs) activated {} regions ({:.2} per fsync), {} evictions",
+            100.0 * waited as f64 / ops.max(1) as f64,
+            al.group_commits,
+            al.activations,
+            al.activations as f64 / al.group_commits.max(1) as f64,
+            al.evictions
+        );
+    }
     // Shutdown: the state file saves the tracker clean; the next run would continue it.
     pt.close()?;
     println!(
@@ -1003,6 +1099,41 @@ fn demo(args: &Args) -> Result<(), Error> {
     );
     summary(&totals, Some(&work), started.elapsed());
     Ok(())
+}
+
+/// The demo's activity log: 64 regions of 2 MiB (a crash resyncs at most 128 MiB beyond what
+/// changed), so that the run shows evictions and group commits on its small disk.
+fn demo_log() -> ActivityLogConfig {
+    ActivityLogConfig::default()
+        .region_size(2 * MIB)
+        .active_regions(64)
+}
+
+fn demo_options(disk_id: [u8; 16]) -> PersistOptions {
+    PersistOptions::new(disk_id).activity_log(demo_log())
+}
+
+/// Bytes of the 4 KiB blocks of `source` (its first `len` bytes) that differ from `point`.
+fn changed_blocks(store: &Store, point: PointId, source: &File, len: u64) -> Result<u64, Error> {
+    let mut a = vec![0u8; MIB as usize];
+    let mut b = vec![0u8; MIB as usize];
+    let mut changed = 0;
+    let mut off = 0;
+    while off < len {
+        let n = (len - off).min(MIB) as usize;
+        store.read_at(point, off, &mut a[..n])?;
+        source.read_exact_at(&mut b[..n], off)?;
+        for (x, y) in a[..n]
+            .chunks(4 * KIB as usize)
+            .zip(b[..n].chunks(4 * KIB as usize))
+        {
+            if x != y {
+                changed += x.len() as u64;
+            }
+        }
+        off += n as u64;
+    }
+    Ok(changed)
 }
 
 fn summary(t: &Totals, work: Option<&Workload>, elapsed: Duration) {

@@ -147,11 +147,13 @@ impl TrackedChanges {
 /// What is known of the original disk at failback.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Original {
-    /// Its persistent tracker loaded `Resumed` (a clean shutdown): a checkpoint taken from
-    /// it, the changes that never reached the replica, in the lineage it replicated.
+    /// Its persistent tracker loaded `Resumed` (a clean shutdown) or `Recovered` (a crash of
+    /// a run with an activity log): a checkpoint taken from it, the changes that never reached
+    /// the replica (a superset by at most the log's bound after a crash), in the lineage it
+    /// replicated.
     Resumed(TrackedChanges),
-    /// The disk is there but its changes cannot be proven (its state file reset: a crash, a
-    /// torn, lost or foreign file): it is compared, not copied.
+    /// The disk is there but its changes cannot be proven (its state file reset: a crash
+    /// without an activity log, a torn, lost or foreign file): it is compared, not copied.
     Unproven,
     /// The disk is gone (destroyed, or replaced by a blank one): only a full copy rebuilds it.
     Gone,

@@ -35,24 +35,25 @@
 //!   its new lineage and the extents it needs, explicitly.
 //!
 //! ## When to call `mark_write`
-//! Call it when a write completes (its data is readable from the source), and, if the driver
-//! wants crash-safety later, also when it is submitted. A mark made after completion is what makes
+//! Call it when a write completes (its data is readable from the source); for crash safety,
+//! admit the write through an activity log before it is submitted (below). A mark made after completion is what makes
 //! the checkpoint protocol exact: if the mark lands in checkpoint N, the data was already on the
 //! source when N was taken, so reading the source after `take` ships it.
 //!
 //! ## Restart without resync
 //! [`PersistentTracker`] keeps the state in a small checksummed file (`docs/TRACKER.md`): a
 //! clean close and open continue the generation and sequence numbers with exactly the changed
-//! blocks; a crashed run, or any state file that cannot be trusted, is a new generation with
-//! every block dirty, and the open says why ([`ResetReason`]).
+//! blocks; a crashed run without an activity log (below), or any state file that cannot be
+//! trusted, is a new generation with every block dirty, and the open says why
+//! ([`ResetReason`]).
 //!
-//! ## Designed for, not yet built
-//! An activity log, so a crash costs a bounded resync instead of a full one (today a run that did
-//! not close cleanly is never trusted: marks made after the last state write are in no file).
-//! The hook belongs where a leaf word of the live map goes from zero to non-zero (a 32-block
-//! region turning dirty, the `fetch_or` in `LiveMap::mark_word` whose old dirty half is zero):
-//! that rare transition is where a write to a cold region would wait for one small durable
-//! metadata write, while writes to already-hot regions keep the load-only fast path.
+//! ## A crash costs a bounded resync
+//! With an activity log ([`PersistOptions::activity_log`]), a driver admits each write before
+//! submitting it ([`ActivityWriter::begin`]: lock-free on an active region; a cold region waits
+//! for one group commit) and completes it after ([`ActivityWriter::complete`], the ordinary mark
+//! and a release). After a crash the load is [`LoadOutcome::Recovered`]: the same generation, and
+//! the next take holds every block written since the last commit plus at most the log's bound
+//! (`docs/TRACKER.md`, "Activity log"; protocol in `persist/activity.rs`).
 
 mod bitmap;
 mod error;
