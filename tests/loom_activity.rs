@@ -196,9 +196,9 @@ fn a_write_spanning_two_regions_racing_the_eviction_of_one() {
     });
 }
 
-/// Scenario 2: a writer writes twice to region 0 while the group commit evicts twice (region 2,
-/// which the clock takes first because the first write set region 0's use bit, then region 0).
-/// The second write may load the epoch before the first eviction flips it and count itself
+/// Scenario 2: a writer writes twice to region 0 while the group commit evicts twice (regions
+/// 0 and 2, in an order that depends on the use bits the writes set: once the first write set
+/// region 0's, the clock takes region 2 first). The second write may load the epoch before the first eviction flips it and count itself
 /// under that old parity after the first eviction's waits: only the second eviction's second
 /// flip waits for it. With one flip per grace period this scenario fails (see the module doc).
 #[test]
