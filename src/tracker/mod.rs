@@ -80,6 +80,11 @@ pub use persist::{
     TRACKER_STATE_MINOR,
 };
 
+/// The activity log's lock-free half for the loom model (`tests/loom_activity.rs`) only.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use persist::loom_model as loom_activity;
+
 /// Smallest tracking granularity (bytes).
 pub const MIN_GRANULARITY: u32 = 512;
 /// Largest tracking granularity (bytes).

@@ -33,6 +33,10 @@ use crate::sync::{backoff, compiler_fence, fence, AtomicBool, AtomicU64, Orderin
 
 use parking_lot::Mutex;
 
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model;
+
 /// Entry flag: the region is durably active.
 const HOT: u64 = 1;
 /// Entry flag: the region is being evicted (writes to it wait for a re-activation).
@@ -444,7 +448,7 @@ impl Activity {
             j = (j + 1) & self.mask;
             let e = self.table[j].load(Ordering::SeqCst);
             if e >> KEY_SHIFT == 0 {
-                self.table[i].store(0, Ordering::SeqCst);
+                self.set_entry(i, 0);
                 return;
             }
             let k = self.home((e >> KEY_SHIFT) - 1);
@@ -454,7 +458,7 @@ impl Activity {
                 i < k || k <= j
             };
             if !stays {
-                self.table[i].store(e, Ordering::SeqCst);
+                self.set_entry(i, e);
                 i = j;
             }
         }
@@ -466,11 +470,23 @@ impl Activity {
         loop {
             let e = self.table[i].load(Ordering::SeqCst);
             if e >> KEY_SHIFT == 0 {
-                self.table[i].store(((region + 1) << KEY_SHIFT) | HOT, Ordering::SeqCst);
+                self.set_entry(i, ((region + 1) << KEY_SHIFT) | HOT);
                 return;
             }
             i = (i + 1) & self.mask;
         }
+    }
+
+    /// Stores a table entry (group commit only). Under loom it is a swap: loom 0.7 does not
+    /// order a plain store after a concurrent read-modify-write that read the value before it
+    /// (tokio-rs/loom#254), so a writer's `fetch_or(REF)` could seem to undo a move of
+    /// `remove`, which real atomics (and C11) rule out; an RMW-RMW pair loom orders right.
+    #[inline(always)]
+    fn set_entry(&self, i: usize, e: u64) {
+        #[cfg(not(loom))]
+        self.table[i].store(e, Ordering::SeqCst);
+        #[cfg(loom)]
+        self.table[i].swap(e, Ordering::SeqCst);
     }
 
     /// Takes every entry back out (a new log after a state rewrite keeps the set; this is for

@@ -48,6 +48,9 @@ use al_log::LogRecord;
 use durable::{read_bounded, DirStorage};
 use file::{LogSection, State};
 
+#[cfg(loom)]
+#[doc(hidden)]
+pub use activity::loom_model;
 pub use activity::{ActivityWriter, Admission, Completer, StateFileWriter, Ticket, WriteToken};
 pub use durable::{ReadFailure, TrackerStorage};
 
