@@ -3,16 +3,7 @@
 #include <string.h>
 
 #include "blockdelta.h"
-
-static int failures = 0;
-
-#define CHECK(cond)                                                               \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                           \
-        }                                                                         \
-    } while (0)
+#include "check.h"
 
 #define OK(call) CHECK((call) == BLOCKDELTA_RESULT_OK)
 
