@@ -896,3 +896,85 @@ fn kill_9_at_random_moments_loses_no_write_and_resyncs_at_most_the_bound() {
         "only {recovered} of {kills} recovered"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The committed vector of a crashed run with an activity log (`docs/TRACKER.md`), which the
+// fuzz target `tracker_activity` mutates.
+
+const ACTIVE_VECTOR: &str = "tests/vectors/tracker/active.state";
+const ACTIVE_VECTOR_LOG: &str = "tests/vectors/tracker/active.state.al";
+const VECTOR_DISK: u64 = 1 << 20;
+const VECTOR_ID: [u8; 16] = *b"blockdelta-vec-2";
+
+fn vector_config() -> TrackerConfig {
+    TrackerConfig::new(VECTOR_DISK).granularity(BLOCK as u32)
+}
+
+fn vector_options() -> PersistOptions {
+    PersistOptions::new(VECTOR_ID).activity_log(al(2))
+}
+
+/// A run that commits its full sync, writes blocks 1, 50, 100 and 200 (regions 0, 3, 6 and 12
+/// through 2 slots: two evictions), leaves a write to block 201 admitted but not completed, and
+/// crashes.
+fn build_active_vector(path: &Path) {
+    let (pt, _) = PersistentTracker::open(path, vector_config(), vector_options()).unwrap();
+    let (first, _) = blocks_of(&pt);
+    pt.commit(first.generation, first.sequence).unwrap();
+    let w = pt.writer().unwrap();
+    for b in [1u64, 50, 100, 200] {
+        write(&w, b * BLOCK, BLOCK);
+    }
+    assert!(matches!(
+        w.begin(201 * BLOCK, BLOCK).unwrap(),
+        Admission::Go(_)
+    ));
+    drop(w);
+    drop(pt);
+}
+
+#[test]
+fn the_committed_activity_vector_recovers_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("active.state");
+    std::fs::copy(ACTIVE_VECTOR, &path).unwrap();
+    std::fs::copy(ACTIVE_VECTOR_LOG, dir.path().join("active.state.al")).unwrap();
+    let info = PersistentTracker::inspect(&path, 1 << 20).unwrap();
+    assert_eq!(info.kind, blockdelta::tracker::StateKind::Active);
+    let section = info.log.as_ref().unwrap();
+    assert_eq!((section.region_shift, section.slots), (16, 2));
+    let (pt, outcome) = PersistentTracker::open(&path, vector_config(), vector_options()).unwrap();
+    let LoadOutcome::Recovered {
+        committed,
+        issued,
+        log_blocks,
+        log_records,
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!((committed, issued, log_records), (1, 16, 4));
+    // Regions 6 and 12 active at the crash: 32 blocks; blocks 1 and 50 from the evictions.
+    assert_eq!(log_blocks, 32);
+    let (cp, got) = blocks_of(&pt);
+    let want: BTreeSet<u64> = [1u64, 50]
+        .into_iter()
+        .chain(6 * 16..7 * 16)
+        .chain(12 * 16..13 * 16)
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!((cp.sequence, cp.from_sequence), (17, 1));
+    pt.tracker().abort(cp.sequence).unwrap();
+    pt.close().unwrap();
+}
+
+/// Rewrites the committed vector (only after a deliberate format change).
+#[test]
+#[ignore]
+fn regenerate_activity_vector() {
+    let _ = std::fs::remove_file(ACTIVE_VECTOR);
+    let _ = std::fs::remove_file(ACTIVE_VECTOR_LOG);
+    build_active_vector(Path::new(ACTIVE_VECTOR));
+    let _ = std::fs::remove_file(format!("{ACTIVE_VECTOR}.lock"));
+}
