@@ -3253,7 +3253,11 @@ blockdelta_result blockdelta_tracker_abort(const struct blockdelta_tracker *trac
 /**
  * Changes the disk size, up to the capacity given at creation
  * (`BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED` beyond it). Growing marks the new region dirty;
- * shrinking drops tracked blocks past the new end. Control path: no allocation; any thread.
+ * shrinking drops tracked blocks past the new end. Control path; any thread; no allocation for
+ * a tracker from `blockdelta_tracker_new`. A tracker from `blockdelta_tracker_load` then
+ * records the new geometry in its state file (one state write, which allocates and blocks on
+ * file I/O), so that a crash recovers with it (`BLOCKDELTA_RESULT_TRACKER_STATE_IO` if that
+ * write fails: the size changed in memory, the state file is poisoned).
  */
 blockdelta_result blockdelta_tracker_resize(const struct blockdelta_tracker *tracker,
                                             uint64_t new_size);

@@ -537,14 +537,21 @@ pub extern "C" fn blockdelta_tracker_abort(
 
 /// Changes the disk size, up to the capacity given at creation
 /// (`BLOCKDELTA_RESULT_TRACKER_CAPACITY_EXCEEDED` beyond it). Growing marks the new region dirty;
-/// shrinking drops tracked blocks past the new end. Control path: no allocation; any thread.
+/// shrinking drops tracked blocks past the new end. Control path; any thread; no allocation for
+/// a tracker from `blockdelta_tracker_new`. A tracker from `blockdelta_tracker_load` then
+/// records the new geometry in its state file (one state write, which allocates and blocks on
+/// file I/O), so that a crash recovers with it (`BLOCKDELTA_RESULT_TRACKER_STATE_IO` if that
+/// write fails: the size changed in memory, the state file is poisoned).
 #[no_mangle]
 pub extern "C" fn blockdelta_tracker_resize(
     tracker: *const blockdelta_tracker,
     new_size: u64,
 ) -> blockdelta_result {
-    with_tracker(tracker, |t| {
-        t.inner.resize(new_size).map_err(|e| t.last_error.fail(e))
+    with_tracker(tracker, |t| match &t.state {
+        Some(state) => state
+            .resize(&t.inner, new_size)
+            .map_err(|e| t.last_error.fail(e)),
+        None => t.inner.resize(new_size).map_err(|e| t.last_error.fail(e)),
     })
 }
 

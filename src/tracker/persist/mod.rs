@@ -197,6 +197,14 @@ impl PersistentTracker {
         ActivityWriter::new(&self.state, Arc::clone(&self.tracker))
     }
 
+    /// [`Tracker::resize`], then a durable record of the new geometry (one state write), so
+    /// that a crash from here on recovers with it: a crash before the next state write would
+    /// otherwise find the old geometry and reset. Call this rather than the tracker's own
+    /// `resize` when the tracker keeps an activity log. Blocks on file I/O.
+    pub fn resize(&self, new_size: u64) -> Result<(), PersistError> {
+        self.state.resize(&self.tracker, new_size)
+    }
+
     /// Writes one group commit now: every cold region queued by a writer becomes durably
     /// active (one log write, one fsync). For drivers that poll tickets
     /// ([`ActivityWriter::is_durable`]) instead of blocking in [`ActivityWriter::wait`]: call it
@@ -466,6 +474,21 @@ impl StateFile {
         (f.generation, f.committed) = (c.generation, c.committed);
         f.reserved = c.issued;
         drop(c);
+        if let Err(e) = s.write_record(&mut f, tracker) {
+            f.poisoned = true;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// [`PersistentTracker::resize`] on `tracker`.
+    pub fn resize(&self, tracker: &Tracker, new_size: u64) -> Result<(), PersistError> {
+        let s = &self.shared;
+        let mut f = s.file.lock();
+        if f.poisoned {
+            return Err(PersistError::Poisoned);
+        }
+        tracker.resize(new_size)?;
         if let Err(e) = s.write_record(&mut f, tracker) {
             f.poisoned = true;
             return Err(e);
