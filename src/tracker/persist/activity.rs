@@ -63,7 +63,15 @@ impl Slot {
     }
 
     fn in_flight(&self, parity: usize) -> u64 {
+        self.in_flight_with(parity, || {})
+    }
+
+    /// [`Slot::in_flight`], running `between` after the first load (for tests that interleave
+    /// the owner's steps with the evictor's loads; a no-op in production).
+    #[inline(always)]
+    fn in_flight_with(&self, parity: usize, between: impl FnOnce()) -> u64 {
         let begun = self.begun[parity].load(Ordering::Acquire);
+        between();
         let ended = self.ended[parity].load(Ordering::Acquire)
             + self.ended_remote[parity].load(Ordering::Acquire);
         begun.wrapping_sub(ended)
@@ -659,5 +667,29 @@ impl Completer {
             a.end_remote(token);
         }
         r
+    }
+}
+
+#[cfg(all(test, not(loom), not(miri)))]
+mod review_tests {
+    use super::*;
+
+    /// The evictor's read of a slot's count must never see a write in flight as drained.
+    /// W is admitted (parity 0) and in flight. The owner loaded the epoch before a flip, so
+    /// between the evictor's loads it admits X under the same parity (to a region that is not
+    /// a victim) and X completes before W (completions are out of order). Reading `begun`
+    /// first and `ended` second sees 1 - 1 = 0: drained, while W, a write to a victim, is
+    /// still in flight; the victim's bits are then logged without W's mark (a lost write at
+    /// the next crash). Reading the ends first, then `begun`, never undercounts.
+    #[test]
+    fn a_write_in_flight_is_never_read_as_drained() {
+        let a = Activity::new(16, 4, 1);
+        let s = &a.writers[0];
+        s.begun[0].store(1, Ordering::Relaxed); // W begun
+        let n = s.in_flight_with(0, || {
+            s.begun[0].store(2, Ordering::Relaxed); // X begun (stale parity)
+            s.ended[0].store(1, Ordering::Release); // X completed first
+        });
+        assert_ne!(n, 0, "W is in flight but the slot reads as drained");
     }
 }
