@@ -68,12 +68,19 @@ impl Slot {
 
     /// [`Slot::in_flight`], running `between` after the first load (for tests that interleave
     /// the owner's steps with the evictor's loads; a no-op in production).
+    ///
+    /// The ends are read before the begins: every end read was preceded by its begin (an
+    /// acquire of the end sees it), so `begun - ended` never undercounts the writes in flight
+    /// when the ends were read. Read the other way round, a write begun under this parity
+    /// after `begun` was read (an owner that loaded the epoch before a flip) and completed
+    /// before `ended` was read (out of order) would cancel a write still in flight.
     #[inline(always)]
     fn in_flight_with(&self, parity: usize, between: impl FnOnce()) -> u64 {
-        let begun = self.begun[parity].load(Ordering::Acquire);
+        let ended = self.ended_remote[parity]
+            .load(Ordering::Acquire)
+            .wrapping_add(self.ended[parity].load(Ordering::Acquire));
         between();
-        let ended = self.ended[parity].load(Ordering::Acquire)
-            + self.ended_remote[parity].load(Ordering::Acquire);
+        let begun = self.begun[parity].load(Ordering::Acquire);
         begun.wrapping_sub(ended)
     }
 }
