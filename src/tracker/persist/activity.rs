@@ -441,14 +441,6 @@ impl Activity {
             i = (i + 1) & self.mask;
         }
     }
-
-    /// Takes every entry back out (a new log after a state rewrite keeps the set; this is for
-    /// a failed group commit that must let writers of victims retry).
-    pub(crate) fn unflag(&self, region: u64) {
-        if let Some((i, _)) = self.find(region) {
-            self.table[i].fetch_and(!EVICTING, Ordering::SeqCst);
-        }
-    }
 }
 
 /// A write path handle for one I/O thread, from

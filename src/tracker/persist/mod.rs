@@ -619,11 +619,12 @@ impl Shared {
             .and_then(|()| self.storage.sync_log())
         {
             // Never retried as if it were safe: nothing more is admitted through the log.
+            // The victims stay flagged as evicting (their writes are refused as poisoned):
+            // a failed write or fsync does not say the record is not durable, and if it is,
+            // recovery takes the victims as evicted with the bits logged above, so a write
+            // admitted to them from here on would be lost at a crash.
             a.fail();
             f.poisoned = true;
-            for &v in &log.victims {
-                a.unflag(v);
-            }
             return Err(PersistError::Io {
                 op: "write and fsync the activity log of",
                 path: self.path.clone(),
