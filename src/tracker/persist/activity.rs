@@ -279,6 +279,19 @@ impl Activity {
         Ok(Admission::Wait(Ticket(p.batch)))
     }
 
+    /// Admits an empty write (no region): counted like any other, so that its completion
+    /// balances.
+    #[inline]
+    pub(crate) fn begin_empty(&self, slot: u32) -> WriteToken {
+        let parity = (self.epoch.load(Ordering::Acquire) & 1) as usize;
+        let c = &self.writers[slot as usize].begun[parity];
+        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        WriteToken {
+            slot,
+            parity: parity as u8,
+        }
+    }
+
     /// Releases a write admitted by `begin` (the caller marked it first), from its owner.
     #[inline]
     pub(crate) fn end_local(&self, t: WriteToken) {
@@ -533,7 +546,7 @@ impl ActivityWriter {
     /// ticket ([`ActivityWriter::wait`], which writes the group commit itself when no one else
     /// is), then call `begin` again. The write must not be submitted before.
     ///
-    /// `len == 0` is admitted. A range past the disk end is
+    /// `len == 0` is admitted at once (no region). A range past the disk end is
     /// [`TrackerError::OutOfRange`](crate::TrackerError::OutOfRange). After a failed log write
     /// every cold region is [`PersistError::Poisoned`](super::PersistError::Poisoned) (hot ones
     /// still go: their writes are covered).
@@ -554,9 +567,13 @@ impl ActivityWriter {
                 .into())
             }
         };
-        let last = end.max(offset + 1) - 1;
+        if len == 0 {
+            // An empty write touches no block and so no region (at the disk end it would name
+            // one past the last, which a log record must never hold): admitted at once.
+            return Ok(Admission::Go(self.activity().begin_empty(self.slot)));
+        }
         self.activity()
-            .begin(self.slot, offset, last.max(offset))
+            .begin(self.slot, offset, end - 1)
             .map_err(|()| super::PersistError::Poisoned)
     }
 
