@@ -392,6 +392,21 @@ impl Activity {
             self.table[i].fetch_or(EVICTING, Ordering::SeqCst);
             out.push((e >> KEY_SHIFT) - 1);
         }
+        // Writers set use bits again while the hand sweeps: regions in constant use can
+        // escape every sweep. The group commit needs `n` victims (else more regions than the
+        // slots become active: the bound broken and the table overfilled), so the rest are
+        // taken whatever their use bits.
+        for i in 0..size {
+            if out.len() == n {
+                break;
+            }
+            let e = self.table[i].load(Ordering::SeqCst);
+            if e >> KEY_SHIFT == 0 || e & HOT == 0 || e & EVICTING != 0 {
+                continue;
+            }
+            self.table[i].fetch_or(EVICTING, Ordering::SeqCst);
+            out.push((e >> KEY_SHIFT) - 1);
+        }
         self.hand.store(hand as u64, Ordering::Relaxed);
         out.sort_unstable();
     }

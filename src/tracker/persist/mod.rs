@@ -589,11 +589,14 @@ impl Shared {
             return Ok(());
         }
         log.batch.truncate(a.slots);
-        let free = a.slots - log.active.len();
+        let free = a.slots.saturating_sub(log.active.len());
         let need = log.batch.len().saturating_sub(free);
         let mut words = Vec::new();
         if need > 0 {
             a.choose_victims(need, &mut log.victims);
+            // Never more active regions than the slots (the excess bound, the state file's
+            // limit, the table's room): what finds no victim waits for the next batch.
+            log.batch.truncate(free + log.victims.len());
             if a.grace_period().is_err() {
                 a.fail();
                 f.poisoned = true;
