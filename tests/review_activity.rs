@@ -123,8 +123,8 @@ impl TrackerStorage for Store {
 
 /// Opens on `store`, takes and commits the first (full) checkpoint: every block clean.
 fn open_clean(store: &Store, slots: u32) -> PersistentTracker {
-    let (pt, _) = PersistentTracker::open_on(Box::new(store.clone()), config(), options(slots))
-        .unwrap();
+    let (pt, _) =
+        PersistentTracker::open_on(Box::new(store.clone()), config(), options(slots)).unwrap();
     let (cp, _) = blocks_of(&pt);
     pt.commit(cp.generation, cp.sequence).unwrap();
     pt
@@ -158,7 +158,10 @@ fn a_failed_log_fsync_never_reopens_the_victims_to_writes() {
     drop(pt);
     let (pt, outcome) =
         PersistentTracker::open_on(Box::new(store.clone()), config(), options(1)).unwrap();
-    assert!(matches!(outcome, LoadOutcome::Recovered { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, LoadOutcome::Recovered { .. }),
+        "{outcome:?}"
+    );
     let (_, got) = blocks_of(&pt);
     assert!(got.contains(&0));
     assert!(
@@ -314,7 +317,10 @@ fn a_write_spanning_more_regions_than_slots_is_refused_not_livelocked() {
             }
         }
     }
-    assert!(admitted, "100 group commits and the write is still not admitted");
+    assert!(
+        admitted,
+        "100 group commits and the write is still not admitted"
+    );
 }
 
 /// Finding 6 (not fixed, outside the activity log's files). `Tracker::resize` marks a grown
@@ -341,5 +347,78 @@ fn a_shrink_and_grow_before_a_crash_keeps_the_grown_blocks_dirty() {
         "the grown range is clean after the crash: {} of {} blocks dirty",
         got.len(),
         grown.len()
+    );
+}
+
+/// Finding 7. A writer dropped with a write in flight keeps its slot (right: the grace period
+/// must go on counting the write), but nothing ever frees it once a completer has released
+/// the write: the slot is lost for the tracker's life, and after `writers` such drops no
+/// writer can be made (`TooManyWriters`).
+#[test]
+fn a_slot_kept_for_a_write_in_flight_is_freed_once_it_completed() {
+    let store = Store::new();
+    let (pt, _) = PersistentTracker::open_on(
+        Box::new(store.clone()),
+        config(),
+        PersistOptions::new(ID).activity_log(
+            ActivityLogConfig::default()
+                .region_size(REGION)
+                .active_regions(4)
+                .writers(1),
+        ),
+    )
+    .unwrap();
+    let w = pt.writer().unwrap();
+    write(&w, 0, BLOCK);
+    let Admission::Go(t) = w.begin(0, BLOCK).unwrap() else {
+        panic!("region 0 is hot");
+    };
+    let completer = w.completer();
+    drop(w); // the driver's thread ends; the write completes elsewhere
+    completer.complete(t, 0, BLOCK).unwrap();
+    drop(completer);
+    assert!(
+        pt.writer().is_ok(),
+        "the slot of a writer whose writes all completed is never freed"
+    );
+}
+
+/// Finding 8. `log_limit` has no upper bound, but recovery reads at most 1 GiB plus one
+/// record of the log: with a limit above 1 GiB, a log that grew past 1 GiB (the file is never
+/// truncated either) makes the next crash a full reset ("larger than any log").
+#[test]
+fn a_log_limit_above_what_recovery_reads_is_refused_or_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disk.tracker");
+    let opts = PersistOptions::new(ID).activity_log(
+        ActivityLogConfig::default()
+            .region_size(REGION)
+            .active_regions(4)
+            .log_limit(2 << 30),
+    );
+    let (pt, _) = match PersistentTracker::open(&path, config(), opts) {
+        Ok(x) => x,
+        Err(PersistError::BadActivityLog { .. }) => return, // refused: fixed
+        Err(e) => panic!("{e}"),
+    };
+    let (cp, _) = blocks_of(&pt);
+    pt.commit(cp.generation, cp.sequence).unwrap();
+    let w = pt.writer().unwrap();
+    write(&w, 0, BLOCK);
+    drop(w);
+    drop(pt); // crash
+              // The log as a run with this limit leaves it after 1 GiB of group commits (sparse here:
+              // the tail past the current log's records is never read as records of this log).
+    let log = dir.path().join("disk.tracker.al");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len((1 << 30) + (1 << 20))
+        .unwrap();
+    let (_pt, outcome) = PersistentTracker::open(&path, config(), opts).unwrap();
+    assert!(
+        matches!(outcome, LoadOutcome::Recovered { .. }),
+        "a log within its configured limit made the crash a full resync: {outcome:?}"
     );
 }
