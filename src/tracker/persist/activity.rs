@@ -50,6 +50,9 @@ struct Slot {
     ended: [AtomicU64; 2],
     ended_remote: [AtomicU64; 2],
     taken: AtomicBool,
+    /// Its writer was dropped with writes in flight: the slot stays taken until they are
+    /// released, then a new writer may claim it.
+    orphaned: AtomicBool,
 }
 
 impl Slot {
@@ -59,6 +62,7 @@ impl Slot {
             ended: [AtomicU64::new(0), AtomicU64::new(0)],
             ended_remote: [AtomicU64::new(0), AtomicU64::new(0)],
             taken: AtomicBool::new(false),
+            orphaned: AtomicBool::new(false),
         }
     }
 
@@ -217,14 +221,31 @@ impl Activity {
     }
 
     pub(crate) fn claim_slot(&self) -> Option<u32> {
-        self.writers
-            .iter()
-            .position(|s| {
-                s.taken
-                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
+        let free = self.writers.iter().position(|s| {
+            s.taken
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        });
+        // Else a slot whose writer was dropped with writes in flight, once they were all
+        // released (its counts only move through completers then, and only down).
+        free.or_else(|| {
+            (0..self.writers.len()).find(|&i| {
+                let s = &self.writers[i];
+                s.orphaned.load(Ordering::Acquire)
+                    && self.slot_in_flight(i as u32) == 0
+                    && s.orphaned
+                        .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
             })
-            .map(|i| i as u32)
+        })
+        .map(|i| i as u32)
+    }
+
+    /// The writer of `slot` was dropped with writes in flight (see [`Activity::claim_slot`]).
+    pub(crate) fn orphan_slot(&self, slot: u32) {
+        self.writers[slot as usize]
+            .orphaned
+            .store(true, Ordering::Release);
     }
 
     pub(crate) fn writer_count(&self) -> usize {
@@ -656,10 +677,12 @@ impl ActivityWriter {
 impl Drop for ActivityWriter {
     fn drop(&mut self) {
         // A writer dropped with writes still admitted keeps its slot: the grace period must
-        // go on counting them until a completer releases them.
+        // go on counting them until a completer releases them; then `claim_slot` reuses it.
         let a = self.activity();
         if a.slot_in_flight(self.slot) == 0 {
             a.release_slot(self.slot);
+        } else {
+            a.orphan_slot(self.slot);
         }
     }
 }
