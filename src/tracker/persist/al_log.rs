@@ -15,6 +15,8 @@ pub(crate) const MAGIC: &[u8; 8] = b"BDTRKAL1";
 /// Records start at multiples of this (one page: a torn record never reaches its neighbour's
 /// page).
 pub(crate) const RECORD_ALIGN: usize = 4096;
+/// The largest log limit a configuration may set (recovery reads at most this plus one record).
+pub(crate) const MAX_LOG_LIMIT: u64 = 1 << 30;
 /// Bytes before the lists: magic (8), log id (16), number (8), three counts (12), reserved (4).
 const HEAD_LEN: usize = 48;
 

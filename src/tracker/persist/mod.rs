@@ -692,6 +692,11 @@ fn check_log_config(
     if al.writers == 0 || al.writers > 4096 {
         return bad("the writers must number from 1 to 4,096", al.writers.into());
     }
+    if al.log_limit > al_log::MAX_LOG_LIMIT {
+        // Recovery reads at most this much of a log (plus one record): a longer one would
+        // make the next crash a full reset.
+        return bad("the log limit must be at most 1 GiB", al.log_limit);
+    }
     let config = ActivityLogConfig {
         log_limit: al.log_limit.max(al_log::RECORD_ALIGN as u64),
         ..*al
@@ -849,7 +854,7 @@ fn read_log(
         section.slots as usize,
         (section.slots as u64 * limits.words_per_region) as usize,
     ) as u64;
-    let max = (1u64 << 30) + max_record;
+    let max = al_log::MAX_LOG_LIMIT + max_record;
     let log = match storage.read_log(max) {
         Ok(b) => b,
         Err(ReadFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => Vec::new(),

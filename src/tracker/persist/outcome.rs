@@ -56,7 +56,7 @@ pub struct ActivityLogConfig {
     /// Most writer handles at once (1 to 4,096).
     pub writers: u32,
     /// Log bytes after which the state file is rewritten and the log starts over (at least
-    /// one page; a commit does the same).
+    /// one page, at most 1 GiB; a commit does the same).
     pub log_limit: u64,
 }
 
