@@ -582,7 +582,10 @@ impl ActivityWriter {
     /// ticket ([`ActivityWriter::wait`], which writes the group commit itself when no one else
     /// is), then call `begin` again. The write must not be submitted before.
     ///
-    /// `len == 0` is admitted at once (no region). A range past the disk end is
+    /// `len == 0` is admitted at once (no region). A write spanning more regions than
+    /// [`ActivityLogConfig::active_regions`](super::ActivityLogConfig::active_regions) is
+    /// [`PersistError::BadActivityLog`](super::PersistError::BadActivityLog) (it could never
+    /// be admitted). A range past the disk end is
     /// [`TrackerError::OutOfRange`](crate::TrackerError::OutOfRange). After a failed log write
     /// every cold region is [`PersistError::Poisoned`](super::PersistError::Poisoned) (hot ones
     /// still go: their writes are covered).
@@ -603,13 +606,22 @@ impl ActivityWriter {
                 .into())
             }
         };
+        let a = self.activity();
         if len == 0 {
             // An empty write touches no block and so no region (at the disk end it would name
             // one past the last, which a log record must never hold): admitted at once.
-            return Ok(Admission::Go(self.activity().begin_empty(self.slot)));
+            return Ok(Admission::Go(a.begin_empty(self.slot)));
         }
-        self.activity()
-            .begin(self.slot, offset, end - 1)
+        let regions = ((end - 1) >> a.region_shift) - (offset >> a.region_shift) + 1;
+        if regions > a.slots as u64 {
+            // Its regions can never all be active at once: every group commit would evict
+            // what the last one activated for it, forever.
+            return Err(super::PersistError::BadActivityLog {
+                what: "the write spans more regions than the log keeps active",
+                value: regions,
+            });
+        }
+        a.begin(self.slot, offset, end - 1)
             .map_err(|()| super::PersistError::Poisoned)
     }
 
