@@ -422,3 +422,48 @@ fn a_log_limit_above_what_recovery_reads_is_refused_or_recovered() {
         "a log within its configured limit made the crash a full resync: {outcome:?}"
     );
 }
+
+/// Finding 9. A log record's dirty words are checked against the capacity's word count but
+/// not its last word's bits: on a capacity of 1 to 32 blocks past a multiple of 64, bits in
+/// the upper half of the last word reach `LiveMap::merge_word` for a leaf word that does not
+/// exist (the live map has 32 blocks per leaf): an index out of bounds (a panic) on a
+/// one-level map, a write into the summary level on a larger one. A hostile (well-formed,
+/// checksummed) log must give a reset, never a panic.
+#[test]
+fn a_log_record_with_bits_past_the_capacity_is_refused_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disk.tracker");
+    // 16 blocks: one 64 KiB region, one live leaf word.
+    let small = TrackerConfig::new(REGION).granularity(BLOCK as u32);
+    let opts = PersistOptions::new(ID).activity_log(
+        ActivityLogConfig::default()
+            .region_size(REGION)
+            .active_regions(1),
+    );
+    let (pt, _) = PersistentTracker::open(&path, small, opts).unwrap();
+    drop(pt); // crash: the active state names a log with no record yet
+    let info = PersistentTracker::inspect(&path, 1 << 20).unwrap();
+    let log_id = info.log.expect("an active state").log_id;
+    // Record 1: evicts region 0 with word 0's upper 32 bits dirty (blocks 32..63: past the
+    // 16 blocks of the capacity).
+    let mut r = Vec::new();
+    r.extend_from_slice(b"BDTRKAL1");
+    r.extend_from_slice(&log_id);
+    r.extend_from_slice(&1u64.to_le_bytes());
+    for count in [0u32, 1, 1, 0] {
+        r.extend_from_slice(&count.to_le_bytes());
+    }
+    r.extend_from_slice(&0u64.to_le_bytes()); // evicted region 0
+    r.extend_from_slice(&0u64.to_le_bytes()); // word 0
+    r.extend_from_slice(&0xffff_ffff_0000_0000u64.to_le_bytes());
+    let crc = crc32fast::hash(&r);
+    r.extend_from_slice(&crc.to_le_bytes());
+    r.resize(4096, 0);
+    std::fs::write(dir.path().join("disk.tracker.al"), &r).unwrap();
+    let result =
+        std::panic::catch_unwind(|| PersistentTracker::open(&path, small, opts).map(|x| x.1));
+    let outcome = result
+        .expect("a hostile log record panicked the open")
+        .unwrap();
+    assert!(outcome.is_reset(), "{outcome:?}");
+}
