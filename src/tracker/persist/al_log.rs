@@ -71,6 +71,8 @@ pub(crate) struct Limits {
     pub regions: u64,
     pub slots: u64,
     pub words: u64,
+    /// Blocks of the capacity (no dirty bit at or past it: the live map has no leaf there).
+    pub blocks: u64,
     /// 64-block words a region overlaps, at most.
     pub words_per_region: u64,
 }
@@ -139,6 +141,10 @@ pub(crate) fn decode(
         if word >= limits.words {
             return Err(Bad::Invalid("a dirty word past the disk's capacity"));
         }
+        let first = word << 6;
+        if limits.blocks - first < 64 && bits >> (limits.blocks - first) != 0 {
+            return Err(Bad::Invalid("dirty bits past the disk's capacity"));
+        }
         if words.last().is_some_and(|&(prev, _)| prev >= word) {
             return Err(Bad::Invalid("dirty words out of order"));
         }
@@ -201,6 +207,7 @@ mod tests {
             regions: 100,
             slots: 8,
             words: 1600,
+            blocks: 1600 * 64,
             words_per_region: 16,
         }
     }

@@ -845,6 +845,7 @@ fn read_log(
         regions,
         slots: section.slots.into(),
         words: g.capacity.div_ceil(g.block_size.into()).div_ceil(64),
+        blocks: g.capacity.div_ceil(g.block_size.into()),
         words_per_region: blocks_per_region.div_ceil(64) + 1,
     };
     // A log is at most its limit plus one record; the limit is not in the file, so bound it
