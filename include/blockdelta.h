@@ -3441,8 +3441,9 @@ blockdelta_result blockdelta_tracker_complete_discard(const struct blockdelta_tr
  * region queued meanwhile, evicting the least recently used regions when the log is full,
  * after their admitted writes completed).
  *
- * Blocks on file I/O and fsync, and on the completion of admitted writes of regions it
- * evicts: never call it while this thread holds an admitted write that has not completed.
+ * Blocks on file I/O and fsync, and, when it must evict, on the completion of every write
+ * admitted before (of any writer): never call it while this thread holds an admitted write
+ * that only it will complete.
  * After a failed log write: `BLOCKDELTA_RESULT_TRACKER_STATE_POISONED` (the write must not
  * be submitted). No activity log: `BLOCKDELTA_RESULT_TRACKER_NO_ACTIVITY_LOG`. Any thread.
  */

@@ -204,6 +204,46 @@ fn a_commit_drops_what_the_replica_has_from_the_crash_recovery() {
 }
 
 #[test]
+fn a_removed_or_damaged_log_is_never_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disk.tracker");
+    let log = dir.path().join("disk.tracker.al");
+    let crash = || {
+        let (pt, _) = PersistentTracker::open(&path, config(), options(2)).unwrap();
+        let (first, _) = blocks_of(&pt);
+        pt.commit(first.generation, first.sequence).unwrap();
+        let w = pt.writer().unwrap();
+        for r in 0..5 {
+            write(&w, r * REGION, BLOCK);
+        }
+    };
+    crash();
+    std::fs::remove_file(&log).unwrap();
+    let (pt, outcome) = PersistentTracker::open(&path, config(), options(2)).unwrap();
+    assert!(
+        matches!(
+            outcome.reset_reason(),
+            Some(blockdelta::ResetReason::ActivityLog { .. })
+        ),
+        "{outcome:?}"
+    );
+    drop(pt);
+    crash();
+    // Damage in the middle (the second record of four), not a torn tail.
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[4096 + 50] ^= 1; // its activated region
+    std::fs::write(&log, bytes).unwrap();
+    let (_pt, outcome) = PersistentTracker::open(&path, config(), options(2)).unwrap();
+    assert!(
+        matches!(
+            outcome.reset_reason(),
+            Some(blockdelta::ResetReason::ActivityLog { .. })
+        ),
+        "{outcome:?}"
+    );
+}
+
+#[test]
 fn a_clean_close_after_an_activity_log_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("disk.tracker");
@@ -398,6 +438,11 @@ impl TrackerStorage for MemStorage {
         let mut m = self.op()?;
         m.unsynced.push((offset, bytes.to_vec()));
         Ok(())
+    }
+
+    fn create_log(&self) -> io::Result<()> {
+        // A durable call (the file and its directory entry): a crash point like the others.
+        self.op().map(drop)
     }
 
     fn sync_log(&self) -> io::Result<()> {

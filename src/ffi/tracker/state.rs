@@ -29,6 +29,7 @@ impl ToResult for PersistError {
             PersistError::Locked { .. } => blockdelta_result::TrackerStateLocked,
             // The C handle owns its tracker by value: what can share it are writer handles.
             PersistError::StillShared { .. } => blockdelta_result::TrackerWritersRemain,
+            PersistError::WritesInFlight { .. } => blockdelta_result::InvalidArgument,
             PersistError::NoActivityLog => blockdelta_result::TrackerNoActivityLog,
             PersistError::TooManyWriters { .. } => blockdelta_result::TrackerTooManyWriters,
             PersistError::BadActivityLog { .. } => blockdelta_result::TrackerBadActivityLog,

@@ -15,6 +15,8 @@ pub(crate) const MAGIC: &[u8; 8] = b"BDTRKAL1";
 /// Records start at multiples of this (one page: a torn record never reaches its neighbour's
 /// page).
 pub(crate) const RECORD_ALIGN: usize = 4096;
+/// The largest log limit a configuration may set (recovery reads at most this plus one record).
+pub(crate) const MAX_LOG_LIMIT: u64 = 1 << 30;
 /// Bytes before the lists: magic (8), log id (16), number (8), three counts (12), reserved (4).
 const HEAD_LEN: usize = 48;
 
@@ -69,6 +71,8 @@ pub(crate) struct Limits {
     pub regions: u64,
     pub slots: u64,
     pub words: u64,
+    /// Blocks of the capacity (no dirty bit at or past it: the live map has no leaf there).
+    pub blocks: u64,
     /// 64-block words a region overlaps, at most.
     pub words_per_region: u64,
 }
@@ -137,6 +141,10 @@ pub(crate) fn decode(
         if word >= limits.words {
             return Err(Bad::Invalid("a dirty word past the disk's capacity"));
         }
+        let first = word << 6;
+        if limits.blocks - first < 64 && bits >> (limits.blocks - first) != 0 {
+            return Err(Bad::Invalid("dirty bits past the disk's capacity"));
+        }
         if words.last().is_some_and(|&(prev, _)| prev >= word) {
             return Err(Bad::Invalid("dirty words out of order"));
         }
@@ -199,6 +207,7 @@ mod tests {
             regions: 100,
             slots: 8,
             words: 1600,
+            blocks: 1600 * 64,
             words_per_region: 16,
         }
     }

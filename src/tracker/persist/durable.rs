@@ -39,6 +39,10 @@ pub trait TrackerStorage: Send + Sync {
     fn write_log(&self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// Makes every write of the activity log durable.
     fn sync_log(&self) -> io::Result<()>;
+    /// Creates the activity log if it does not exist, durably (its directory entry too),
+    /// before a state file that names a log is written: a state file whose log is missing
+    /// then means damage, never "no records yet".
+    fn create_log(&self) -> io::Result<()>;
 }
 
 /// The state file and its siblings `<path>.lock` and `<path>.al` in a directory.
@@ -110,6 +114,11 @@ impl TrackerStorage for DirStorage {
     fn sync_log(&self) -> io::Result<()> {
         // fdatasync: the record's bytes and the file size that reaches them.
         self.with_log(|f| f.sync_data())
+    }
+
+    fn create_log(&self) -> io::Result<()> {
+        // Opening creates it and syncs the file and its directory.
+        self.with_log(|_| Ok(()))
     }
 }
 

@@ -213,6 +213,15 @@ impl PersistentTracker {
         self.state.flush(&self.tracker)
     }
 
+    /// Waits until `ticket`'s group commit is durable, writing it when no one else is: for a
+    /// thread that admits no writes itself (a driver whose writer threads must not block, or
+    /// whose completions run elsewhere). A thread must not wait here while writes it alone
+    /// can complete are in flight: the group commit may evict, which waits for them.
+    /// ([`ActivityWriter::wait`] refuses that case for its own writes.) Blocks on file I/O.
+    pub fn wait(&self, ticket: Ticket) -> Result<(), PersistError> {
+        self.state.wait(&self.tracker, ticket)
+    }
+
     /// The activity log's counters since open (`None` without one).
     pub fn activity_stats(&self) -> Option<ActivityStats> {
         self.state.activity_stats()
@@ -386,6 +395,16 @@ impl StateFile {
             activity,
             _lock: lock,
         };
+        if shared.activity.is_some() {
+            shared
+                .storage
+                .create_log()
+                .map_err(|source| PersistError::Io {
+                    op: "create the activity log beside",
+                    path: shared.path.clone(),
+                    source,
+                })?;
+        }
         {
             let mut f = shared.file.lock();
             shared.write_record(&mut f, &tracker)?;
@@ -615,11 +634,14 @@ impl Shared {
             return Ok(());
         }
         log.batch.truncate(a.slots);
-        let free = a.slots - log.active.len();
+        let free = a.slots.saturating_sub(log.active.len());
         let need = log.batch.len().saturating_sub(free);
         let mut words = Vec::new();
         if need > 0 {
             a.choose_victims(need, &mut log.victims);
+            // Never more active regions than the slots (the excess bound, the state file's
+            // limit, the table's room): what finds no victim waits for the next batch.
+            log.batch.truncate(free + log.victims.len());
             if a.grace_period().is_err() {
                 a.fail();
                 f.poisoned = true;
@@ -645,11 +667,12 @@ impl Shared {
             .and_then(|()| self.storage.sync_log())
         {
             // Never retried as if it were safe: nothing more is admitted through the log.
+            // The victims stay flagged as evicting (their writes are refused as poisoned):
+            // a failed write or fsync does not say the record is not durable, and if it is,
+            // recovery takes the victims as evicted with the bits logged above, so a write
+            // admitted to them from here on would be lost at a crash.
             a.fail();
             f.poisoned = true;
-            for &v in &log.victims {
-                a.unflag(v);
-            }
             return Err(PersistError::Io {
                 op: "write and fsync the activity log of",
                 path: self.path.clone(),
@@ -713,6 +736,11 @@ fn check_log_config(
     }
     if al.writers == 0 || al.writers > 4096 {
         return bad("the writers must number from 1 to 4,096", al.writers.into());
+    }
+    if al.log_limit > al_log::MAX_LOG_LIMIT {
+        // Recovery reads at most this much of a log (plus one record): a longer one would
+        // make the next crash a full reset.
+        return bad("the log limit must be at most 1 GiB", al.log_limit);
     }
     let config = ActivityLogConfig {
         log_limit: al.log_limit.max(al_log::RECORD_ALIGN as u64),
@@ -862,6 +890,7 @@ fn read_log(
         regions,
         slots: section.slots.into(),
         words: g.capacity.div_ceil(g.block_size.into()).div_ceil(64),
+        blocks: g.capacity.div_ceil(g.block_size.into()),
         words_per_region: blocks_per_region.div_ceil(64) + 1,
     };
     // A log is at most its limit plus one record; the limit is not in the file, so bound it
@@ -871,10 +900,15 @@ fn read_log(
         section.slots as usize,
         (section.slots as u64 * limits.words_per_region) as usize,
     ) as u64;
-    let max = (1u64 << 30) + max_record;
+    let max = al_log::MAX_LOG_LIMIT + max_record;
     let log = match storage.read_log(max) {
         Ok(b) => b,
-        Err(ReadFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(ReadFailure::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+            // It is created before any state file names it: missing means removed.
+            return Err(ResetReason::ActivityLog {
+                what: "the activity log is missing".to_string(),
+            });
+        }
         Err(ReadFailure::Io(e)) => {
             return Err(ResetReason::ActivityLog {
                 what: format!("it cannot be read: {e}"),

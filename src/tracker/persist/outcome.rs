@@ -56,7 +56,7 @@ pub struct ActivityLogConfig {
     /// Most writer handles at once (1 to 4,096).
     pub writers: u32,
     /// Log bytes after which the state file is rewritten and the log starts over (at least
-    /// one page; a commit does the same).
+    /// one page, at most 1 GiB; a commit does the same).
     pub log_limit: u64,
 }
 
@@ -352,6 +352,16 @@ pub enum PersistError {
         /// The most writer handles.
         max: u32,
     },
+    /// [`ActivityWriter::wait`](super::ActivityWriter::wait) while writes this writer admitted
+    /// are still in flight: the group commit it may have to write can evict only after every
+    /// admitted write completed, so a thread that completes its own writes would wait for
+    /// itself. Complete them first, or wait from a thread that completes none
+    /// ([`PersistentTracker::wait`](super::PersistentTracker::wait), or `is_durable` and
+    /// `flush`).
+    WritesInFlight {
+        /// Writes this writer admitted that have not completed.
+        writes: u64,
+    },
     /// The activity log's configuration is out of range.
     BadActivityLog {
         /// What is wrong.
@@ -388,6 +398,10 @@ impl fmt::Display for PersistError {
             PersistError::TooManyWriters { max } => {
                 write!(f, "all {max} writer handles of the activity log are taken")
             }
+            PersistError::WritesInFlight { writes } => write!(
+                f,
+                "{writes} writes this writer admitted are still in flight: waiting could wait for them (complete them first)"
+            ),
             PersistError::BadActivityLog { what, value } => {
                 write!(f, "bad activity log configuration: {what} (got {value})")
             }
