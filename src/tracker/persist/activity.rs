@@ -577,10 +577,9 @@ impl Activity {
 /// thread uses it at a time (move it between threads freely); a completion on another thread
 /// goes through [`ActivityWriter::completer`].
 pub struct ActivityWriter {
-    pub(crate) shared: Arc<super::Shared>,
-    pub(crate) tracker: Arc<crate::tracker::Tracker>,
-    pub(crate) slot: u32,
-    pub(crate) _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
+    /// The slot and the log (not `Sync`, which makes this not `Sync`).
+    w: StateFileWriter,
+    tracker: Arc<crate::tracker::Tracker>,
 }
 
 mod membarrier {
@@ -626,20 +625,10 @@ impl ActivityWriter {
         state: &super::StateFile,
         tracker: Arc<crate::tracker::Tracker>,
     ) -> Result<ActivityWriter, super::PersistError> {
-        let (shared, slot) = claim(state)?;
         Ok(ActivityWriter {
-            shared,
+            w: state.writer()?,
             tracker,
-            slot,
-            _not_sync: std::marker::PhantomData,
         })
-    }
-
-    fn activity(&self) -> &Activity {
-        self.shared
-            .activity
-            .as_ref()
-            .expect("a writer exists only with an activity log")
     }
 
     /// Asks to write `len` bytes at `offset`, **before** the driver submits the write.
@@ -663,7 +652,7 @@ impl ActivityWriter {
     /// still go: their writes are covered).
     #[inline]
     pub fn begin(&self, offset: u64, len: u64) -> Result<Admission, super::PersistError> {
-        self.activity().admit(&self.tracker, self.slot, offset, len)
+        self.w.begin(&self.tracker, offset, len)
     }
 
     /// The write admitted by `begin` completed: marks it in the tracker, then releases it
@@ -678,9 +667,7 @@ impl ActivityWriter {
         offset: u64,
         len: u64,
     ) -> Result<(), crate::TrackerError> {
-        let r = self.tracker.mark_write(offset, len);
-        self.release(token);
-        r
+        self.w.complete(&self.tracker, token, offset, len)
     }
 
     /// [`ActivityWriter::complete`] for a discard (trim) admitted by `begin`.
@@ -691,21 +678,14 @@ impl ActivityWriter {
         offset: u64,
         len: u64,
     ) -> Result<(), crate::TrackerError> {
-        let r = self.tracker.mark_discard(offset, len);
-        self.release(token);
-        r
-    }
-
-    #[inline(always)]
-    fn release(&self, token: WriteToken) {
-        self.activity().release(self.slot, token);
+        self.w.complete_discard(&self.tracker, token, offset, len)
     }
 
     /// A handle that completes this log's writes from any thread (an I/O completion thread):
     /// `Send + Sync + Clone`; one atomic add per completion.
     pub fn completer(&self) -> Completer {
         Completer {
-            shared: Arc::clone(&self.shared),
+            shared: Arc::clone(&self.w.shared),
             tracker: Arc::clone(&self.tracker),
         }
     }
@@ -718,22 +698,17 @@ impl ActivityWriter {
     /// for itself). After a failed log write:
     /// [`PersistError::Poisoned`](super::PersistError::Poisoned).
     pub fn wait(&self, ticket: Ticket) -> Result<(), super::PersistError> {
-        let writes = self.activity().slot_in_flight(self.slot);
-        if writes != 0 && !self.activity().is_durable(ticket) {
+        let a = self.w.activity();
+        let writes = a.slot_in_flight(self.w.slot);
+        if writes != 0 && !a.is_durable(ticket) {
             return Err(super::PersistError::WritesInFlight { writes });
         }
-        self.shared.wait(&self.tracker, ticket)
+        self.w.shared.wait(&self.tracker, ticket)
     }
 
     /// Whether `ticket`'s group commit is durable (a load; for drivers that poll).
     pub fn is_durable(&self, ticket: Ticket) -> bool {
-        self.activity().is_durable(ticket)
-    }
-}
-
-impl Drop for ActivityWriter {
-    fn drop(&mut self) {
-        self.activity().retire(self.slot);
+        self.w.activity().is_durable(ticket)
     }
 }
 
