@@ -138,6 +138,16 @@ fn run_plain(s: &Sides, offs: &[u64]) -> usize {
     offs.len()
 }
 
+/// The completion's mark alone on the tracker that keeps the log (what the mark costs with
+/// persistence on, without the admission).
+fn run_mark_logged(s: &Sides, offs: &[u64]) -> usize {
+    let t = s.pt.tracker();
+    for &o in offs {
+        t.mark_write(black_box(o), BLOCK).unwrap();
+    }
+    offs.len()
+}
+
 fn run_logged(s: &Sides, offs: &[u64]) -> usize {
     for &o in offs {
         match s.writer.begin(black_box(o), BLOCK) {
@@ -154,23 +164,27 @@ fn paired_time(rounds: usize) {
     // Warm both (first marks set the bits; later rounds mark set bits, as a busy disk does).
     run_plain(&s, &offs);
     run_logged(&s, &offs);
-    let mut ratios = Vec::new();
-    let (mut plain_ns, mut logged_ns) = (Vec::new(), Vec::new());
+    run_mark_logged(&s, &offs);
+    let (mut ratios, mut mark_ratios) = (Vec::new(), Vec::new());
+    let (mut plain_ns, mut logged_ns, mut mark_ns) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        let mut t = [0f64; 2];
-        for k in 0..2 {
-            let side = if round % 2 == 0 { k } else { 1 - k };
+        let mut t = [0f64; 3];
+        for k in 0..3 {
+            // Each side first, second and third in turn.
+            let side = (k + round) % 3;
             let start = Instant::now();
-            if side == 0 {
-                run_plain(&s, &offs);
-            } else {
-                run_logged(&s, &offs);
-            }
+            match side {
+                0 => run_plain(&s, &offs),
+                1 => run_logged(&s, &offs),
+                _ => run_mark_logged(&s, &offs),
+            };
             t[side] = start.elapsed().as_secs_f64() * 1e9 / OPS as f64;
         }
         plain_ns.push(t[0]);
         logged_ns.push(t[1]);
+        mark_ns.push(t[2]);
         ratios.push(t[1] / t[0]);
+        mark_ratios.push(t[2] / t[0]);
     }
     let stats = s.pt.activity_stats().unwrap();
     println!(
@@ -207,8 +221,10 @@ fn count_child() {
     let offs = offsets();
     run_plain(&s, &offs);
     run_logged(&s, &offs);
+    run_mark_logged(&s, &offs);
     measured_region(&mut || run_plain(&s, &offs));
     measured_region(&mut || run_logged(&s, &offs));
+    measured_region(&mut || run_mark_logged(&s, &offs));
 }
 
 fn instructions() {

@@ -474,3 +474,7 @@ pub extern "C" fn blockdelta_tracker_activity_stats(
         Ok(())
     })
 }
+
+#[cfg(test)]
+#[path = "../tests/tracker_activity.rs"]
+mod tests;
