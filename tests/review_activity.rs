@@ -8,21 +8,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+#[path = "common/activity.rs"]
+mod common;
+
 use blockdelta::tracker::{ReadFailure, TrackerStorage};
 use blockdelta::{
-    ActivityLogConfig, Admission, Extent, LoadOutcome, PersistError, PersistOptions,
-    PersistentTracker, TrackerConfig,
+    ActivityLogConfig, Admission, LoadOutcome, PersistError, PersistOptions, PersistentTracker,
+    TrackerConfig,
 };
+use common::{blocks_of, config, write, BLOCK, DISK, REGION};
 
 const ID: [u8; 16] = *b"review-activity!";
-const KIB: u64 = 1024;
-const BLOCK: u64 = 4 * KIB;
-const REGION: u64 = 64 * KIB; // 16 blocks
-const DISK: u64 = 64 * REGION; // 4 MiB
-
-fn config() -> TrackerConfig {
-    TrackerConfig::new(DISK).granularity(BLOCK as u32)
-}
 
 fn options(slots: u32) -> PersistOptions {
     PersistOptions::new(ID).activity_log(
@@ -31,34 +27,6 @@ fn options(slots: u32) -> PersistOptions {
             .active_regions(slots)
             .writers(8),
     )
-}
-
-fn write(w: &blockdelta::ActivityWriter, off: u64, len: u64) {
-    loop {
-        match w.begin(off, len).unwrap() {
-            Admission::Go(token) => {
-                w.complete(token, off, len).unwrap();
-                return;
-            }
-            Admission::Wait(ticket) => w.wait(ticket).unwrap(),
-        }
-    }
-}
-
-fn blocks_of(pt: &PersistentTracker) -> (blockdelta::CheckpointInfo, BTreeSet<u64>) {
-    let cp = pt.take().unwrap();
-    let mut cursor = cp.cursor();
-    let mut buf = [Extent::default(); 64];
-    let mut out = BTreeSet::new();
-    loop {
-        let n = pt.tracker().extents(&mut cursor, &mut buf).unwrap();
-        if n == 0 {
-            return (cp, out);
-        }
-        for e in &buf[..n] {
-            out.extend(e.offset / BLOCK..(e.offset + e.len).div_ceil(BLOCK));
-        }
-    }
 }
 
 /// A storage whose log writes reach the "disk" at once (the page cache wrote them back), and

@@ -11,6 +11,8 @@
 //!   admitted since the last durable commit, and over-reports at most the bound.
 //! - Four threads write while a fifth takes and commits; a crash at the end loses nothing.
 
+#[path = "common/activity.rs"]
+mod common;
 #[path = "common/source.rs"]
 mod source;
 
@@ -21,20 +23,13 @@ use std::sync::{Arc, Mutex};
 
 use blockdelta::tracker::{ReadFailure, TrackerStorage};
 use blockdelta::{
-    ActivityLogConfig, Admission, Extent, LoadOutcome, PersistError, PersistOptions,
-    PersistentTracker, TrackerConfig,
+    ActivityLogConfig, Admission, LoadOutcome, PersistError, PersistOptions, PersistentTracker,
+    TrackerConfig,
 };
+use common::{blocks_of, config, write, BLOCK, DISK, REGION};
 use source::Rng;
 
 const ID: [u8; 16] = *b"activity-log-d01";
-const KIB: u64 = 1024;
-const BLOCK: u64 = 4 * KIB;
-const REGION: u64 = 64 * KIB; // 16 blocks
-const DISK: u64 = 64 * REGION; // 4 MiB, 1,024 blocks
-
-fn config() -> TrackerConfig {
-    TrackerConfig::new(DISK).granularity(BLOCK as u32)
-}
 
 fn al(slots: u32) -> ActivityLogConfig {
     ActivityLogConfig::default()
@@ -44,36 +39,6 @@ fn al(slots: u32) -> ActivityLogConfig {
 
 fn options(slots: u32) -> PersistOptions {
     PersistOptions::new(ID).activity_log(al(slots))
-}
-
-/// Admits, "writes" and completes `len` bytes at `off` through `w`, waiting when cold.
-fn write(w: &blockdelta::ActivityWriter, off: u64, len: u64) {
-    loop {
-        match w.begin(off, len).unwrap() {
-            Admission::Go(token) => {
-                w.complete(token, off, len).unwrap();
-                return;
-            }
-            Admission::Wait(ticket) => w.wait(ticket).unwrap(),
-        }
-    }
-}
-
-/// Every block of a take (then aborted or committed by the caller).
-fn blocks_of(pt: &PersistentTracker) -> (blockdelta::CheckpointInfo, BTreeSet<u64>) {
-    let cp = pt.take().unwrap();
-    let mut cursor = cp.cursor();
-    let mut buf = [Extent::default(); 64];
-    let mut out = BTreeSet::new();
-    loop {
-        let n = pt.tracker().extents(&mut cursor, &mut buf).unwrap();
-        if n == 0 {
-            return (cp, out);
-        }
-        for e in &buf[..n] {
-            out.extend(e.offset / BLOCK..(e.offset + e.len).div_ceil(BLOCK));
-        }
-    }
 }
 
 fn range_blocks(off: u64, len: u64) -> impl Iterator<Item = u64> {
