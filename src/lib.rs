@@ -47,7 +47,7 @@ pub use tracker::{
 pub use tracker::{
     CheckpointInfo, Extent, ExtentCursor, ExtentKind, GenerationId, Geometry, Granularity,
     IntervalStats, LoadOutcome, PersistError, PersistOptions, PersistentTracker, ResetReason,
-    Tracker, TrackerConfig, TrackerError, TrackerStats, MAX_SEQUENCE,
+    Tracker, TrackerConfig, TrackerError, TrackerStats, MAX_SEQUENCE, RESIDENT_LIMIT,
 };
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -258,6 +258,7 @@ fn config_from(
         granularity,
         capacity: (capacity != 0).then_some(capacity),
         start_clean: false,
+        resident: None,
     }
 }
 

@@ -527,6 +527,18 @@ pub(crate) struct FrozenMap {
 }
 
 impl FrozenMap {
+    /// Writes every page of the map once (see [`LiveMap::prefault`]). The slices pass through
+    /// `black_box` first, so that the compiler cannot prove the zeros already there and drop
+    /// the writes.
+    pub(crate) fn prefault(&mut self) {
+        for words in [&mut self.words, &mut self.discard] {
+            let words = std::hint::black_box(&mut words[..]);
+            for i in (0..words.len()).step_by(WORDS_PER_PAGE) {
+                words[i] = 0;
+            }
+        }
+    }
+
     pub(crate) fn new(shape: Shape) -> Option<FrozenMap> {
         Some(FrozenMap {
             shape,
@@ -801,7 +813,19 @@ mod discard_tests {
     }
 }
 
+/// Words per 4 KiB page: writing one word per page makes the page resident.
+const WORDS_PER_PAGE: usize = 4096 / 8;
+
 impl LiveMap {
+    /// Writes every page of the map once (before anyone else can see it), so that no mark
+    /// takes a page fault on a page it is the first to touch.
+    pub(crate) fn prefault(&self) {
+        #[cfg(not(loom))]
+        for w in self.words.iter().step_by(WORDS_PER_PAGE) {
+            w.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// The dirty bits of 64-block word `w` (both live leaf words' dirty halves), by loads: a
     /// mark racing it may or may not be seen. Blocks past the map read as clean.
     pub(crate) fn dirty_word(&self, w: usize) -> u64 {

@@ -137,7 +137,17 @@ pub struct TrackerConfig {
     /// new tracker knows nothing about what the replica has: its first checkpoint is a full sync.
     /// Set it only when the replica is known to equal the disk right now.
     pub start_clean: bool,
+    /// Make the bitmaps resident at creation (every page written once), so that no mark ever
+    /// takes a page fault on a page it is the first to touch. `None` (the default): resident
+    /// when the tracker needs at most [`RESIDENT_LIMIT`] (64 MiB, every default granularity);
+    /// above that the untouched pages stay uncommitted, as zero pages cost nothing until
+    /// written, and a first mark in one may fault.
+    pub resident: Option<bool>,
 }
+
+/// The tracker memory up to which bitmaps are made resident by default: 64 MiB
+/// ([`TrackerConfig::resident`]).
+pub const RESIDENT_LIMIT: u64 = 64 << 20;
 
 impl TrackerConfig {
     /// A disk of `disk_size` bytes with 512 B sectors and the default granularity
@@ -149,7 +159,15 @@ impl TrackerConfig {
             granularity: Granularity::Default,
             capacity: None,
             start_clean: false,
+            resident: None,
         }
+    }
+
+    /// Makes the bitmaps resident at creation, or leaves them to be committed on first touch
+    /// (see the field's documentation).
+    pub fn resident(mut self, resident: bool) -> Self {
+        self.resident = Some(resident);
+        self
     }
 
     /// Sets the logical sector size.
@@ -345,6 +363,7 @@ impl Tracker {
             granularity,
             capacity,
             start_clean,
+            resident,
         } = config;
         if sector_size != 512 && sector_size != 4096 {
             return bad("the sector size must be 512 or 4096", sector_size.into());
@@ -401,7 +420,11 @@ impl Tracker {
             bytes: Self::memory_for(capacity, block_size) - Self::fixed_bytes(),
         };
         let live = LiveMap::new(blocks).ok_or_else(oom)?;
-        let frozen = FrozenMap::new(shape).ok_or_else(oom)?;
+        let mut frozen = FrozenMap::new(shape).ok_or_else(oom)?;
+        if resident.unwrap_or(Self::memory_for(capacity, block_size) <= RESIDENT_LIMIT) {
+            live.prefault();
+            frozen.prefault();
+        }
         let tracker = Tracker {
             shift: block_size.trailing_zeros(),
             sector_size,
