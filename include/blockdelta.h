@@ -347,6 +347,25 @@
 #define BLOCKDELTA_TRACKER_START_CLEAN 1
 
 /**
+ * `flags` bit for `blockdelta_tracker_new`: make the bitmaps resident at creation whatever
+ * their size, so that no mark ever takes a page fault. The default does so for trackers of at
+ * most 64 MiB (`BLOCKDELTA_TRACKER_RESIDENT_LIMIT`).
+ */
+#define BLOCKDELTA_TRACKER_RESIDENT 2
+
+/**
+ * `flags` bit for `blockdelta_tracker_new`: leave the bitmaps to be committed page by page on
+ * first write, whatever their size (a first mark into a page may then fault). Not with
+ * `BLOCKDELTA_TRACKER_RESIDENT`.
+ */
+#define BLOCKDELTA_TRACKER_LAZY 4
+
+/**
+ * The tracker memory up to which bitmaps are made resident by default (64 MiB).
+ */
+#define BLOCKDELTA_TRACKER_RESIDENT_LIMIT 67108864
+
+/**
  * `*reason_out` of `blockdelta_tracker_load`: the state file was trusted; the generation and
  * the sequence numbers continue.
  */
@@ -3098,7 +3117,8 @@ blockdelta_result blockdelta_plan_last_error(const struct blockdelta_plan *plan,
  *   for disks whose tracker would need more than `BLOCKDELTA_DEFAULT_MEMORY_BUDGET` at it).
  * - `capacity`: the largest size `blockdelta_tracker_resize` may reach (0 means `disk_size`);
  *   memory is allocated for it now, so a resize never allocates.
- * - `flags`: 0 or `BLOCKDELTA_TRACKER_START_CLEAN`; other bits are `BLOCKDELTA_RESULT_INVALID_ARGUMENT`.
+ * - `flags`: 0 or any of `BLOCKDELTA_TRACKER_START_CLEAN`, and `BLOCKDELTA_TRACKER_RESIDENT` or
+ *   `BLOCKDELTA_TRACKER_LAZY` (not both); other bits are `BLOCKDELTA_RESULT_INVALID_ARGUMENT`.
  *
  * On success `*tracker_out` receives a new tracker owned by the caller (free it with
  * `blockdelta_tracker_free`). On failure nothing is written and `blockdelta_last_error` says

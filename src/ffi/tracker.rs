@@ -51,6 +51,16 @@ pub struct blockdelta_tracker {
 /// `flags` bit for `blockdelta_tracker_new`: start with no dirty block (only when the replica is
 /// known to equal the disk right now). Without it every block starts dirty.
 pub const BLOCKDELTA_TRACKER_START_CLEAN: u32 = 1;
+/// `flags` bit for `blockdelta_tracker_new`: make the bitmaps resident at creation whatever
+/// their size, so that no mark ever takes a page fault. The default does so for trackers of at
+/// most 64 MiB (`BLOCKDELTA_TRACKER_RESIDENT_LIMIT`).
+pub const BLOCKDELTA_TRACKER_RESIDENT: u32 = 2;
+/// `flags` bit for `blockdelta_tracker_new`: leave the bitmaps to be committed page by page on
+/// first write, whatever their size (a first mark into a page may then fault). Not with
+/// `BLOCKDELTA_TRACKER_RESIDENT`.
+pub const BLOCKDELTA_TRACKER_LAZY: u32 = 4;
+/// The tracker memory up to which bitmaps are made resident by default (64 MiB).
+pub const BLOCKDELTA_TRACKER_RESIDENT_LIMIT: u64 = 67_108_864;
 
 /// What `blockdelta_tracker_take` froze. A plain value, owned by the caller.
 #[repr(C)]
@@ -189,7 +199,8 @@ impl From<CheckpointInfo> for blockdelta_checkpoint {
 ///   for disks whose tracker would need more than `BLOCKDELTA_DEFAULT_MEMORY_BUDGET` at it).
 /// - `capacity`: the largest size `blockdelta_tracker_resize` may reach (0 means `disk_size`);
 ///   memory is allocated for it now, so a resize never allocates.
-/// - `flags`: 0 or `BLOCKDELTA_TRACKER_START_CLEAN`; other bits are `BLOCKDELTA_RESULT_INVALID_ARGUMENT`.
+/// - `flags`: 0 or any of `BLOCKDELTA_TRACKER_START_CLEAN`, and `BLOCKDELTA_TRACKER_RESIDENT` or
+///   `BLOCKDELTA_TRACKER_LAZY` (not both); other bits are `BLOCKDELTA_RESULT_INVALID_ARGUMENT`.
 ///
 /// On success `*tracker_out` receives a new tracker owned by the caller (free it with
 /// `blockdelta_tracker_free`). On failure nothing is written and `blockdelta_last_error` says
@@ -206,13 +217,24 @@ pub extern "C" fn blockdelta_tracker_new(
 ) -> blockdelta_result {
     boundary(|| {
         let out = Out::new(tracker_out)?;
-        if flags & !BLOCKDELTA_TRACKER_START_CLEAN != 0 {
+        let known =
+            BLOCKDELTA_TRACKER_START_CLEAN | BLOCKDELTA_TRACKER_RESIDENT | BLOCKDELTA_TRACKER_LAZY;
+        let both = BLOCKDELTA_TRACKER_RESIDENT | BLOCKDELTA_TRACKER_LAZY;
+        if flags & !known != 0 || flags & both == both {
             let code = blockdelta_result::InvalidArgument;
-            record_thread_error(code, &format_args!("unknown tracker flags {flags:#x}"));
+            record_thread_error(
+                code,
+                &format_args!("unknown or conflicting tracker flags {flags:#x}"),
+            );
             return Err(code);
         }
-        let config = config_from(disk_size, sector_size, granularity, memory_budget, capacity)
+        let mut config = config_from(disk_size, sector_size, granularity, memory_budget, capacity)
             .start_clean(flags & BLOCKDELTA_TRACKER_START_CLEAN != 0);
+        if flags & BLOCKDELTA_TRACKER_RESIDENT != 0 {
+            config = config.resident(true);
+        } else if flags & BLOCKDELTA_TRACKER_LAZY != 0 {
+            config = config.resident(false);
+        }
         let inner = Tracker::new(config).map_err(fail_thread)?;
         let handle = into_handle(blockdelta_tracker {
             inner,

@@ -77,6 +77,21 @@ int main(void) {
   CHECK_RC(blockdelta_tracker_new(DISK, 512, BLOCK, 0, 0, 0x80, &t), BLOCKDELTA_RESULT_INVALID_ARGUMENT);
   CHECK_RC(blockdelta_tracker_new(DISK, 512, BLOCK, 0, 0, 0, NULL), BLOCKDELTA_RESULT_NULL_PARAMETER);
   CHECK_RC(blockdelta_tracker_new(DISK, 512, 0, 1024, 0, 0, &t), BLOCKDELTA_RESULT_TRACKER_BUDGET_TOO_SMALL);
+  /* Resident or lazy bitmaps, not both (the default: resident up to the limit). */
+  CHECK_RC(blockdelta_tracker_new(DISK, 512, BLOCK, 0, 0,
+                                  BLOCKDELTA_TRACKER_RESIDENT | BLOCKDELTA_TRACKER_LAZY, &t),
+           BLOCKDELTA_RESULT_INVALID_ARGUMENT);
+  CHECK(t == NULL);
+  CHECK(BLOCKDELTA_TRACKER_RESIDENT_LIMIT == 64ull * 1024 * 1024);
+  CHECK_RC(blockdelta_tracker_new(DISK, 512, BLOCK, 0, 0,
+                                  BLOCKDELTA_TRACKER_START_CLEAN | BLOCKDELTA_TRACKER_LAZY, &t),
+           BLOCKDELTA_RESULT_OK);
+  blockdelta_tracker_free(t);
+  t = NULL;
+  CHECK_RC(blockdelta_tracker_new(DISK, 512, BLOCK, 0, 0, BLOCKDELTA_TRACKER_RESIDENT, &t),
+           BLOCKDELTA_RESULT_OK);
+  blockdelta_tracker_free(t);
+  t = NULL;
 
   /* NULL handles are rejected, NULL frees are no-ops. */
   CHECK_RC(blockdelta_tracker_mark_write(NULL, 0, 1), BLOCKDELTA_RESULT_NULL_PARAMETER);
