@@ -920,7 +920,7 @@ fn demo(args: &Args) -> Result<(), Error> {
         }
         if cycle == resize_cycle {
             source.set_len(DEMO_GROWN)?;
-            pt.tracker().resize(DEMO_GROWN)?;
+            pt.resize(DEMO_GROWN)?; // recorded at once: a crash from here on recovers with it
         }
         // Quiescent: ship the rest with a recovery point and check it byte for byte.
         bookmark_id += 1;
