@@ -14,7 +14,7 @@ use super::error::{Result, StreamError};
 use super::format::*;
 use super::header::{CipherSuite, StreamHeader};
 use super::record::{Bookmark, Codec, EndSummary};
-use super::source::BlockSource;
+use super::source::{BlockSource, Region};
 use crate::tracker::{Extent, ExtentKind, GenerationId};
 
 /// Default largest raw payload per DATA record.
@@ -42,8 +42,15 @@ pub struct EncoderConfig {
     /// Codec to try for DATA records (default [`Codec::Lz4`]); raw is kept when lz4 does not
     /// make the record smaller.
     pub compression: Codec,
-    /// Replace all-zero records by ZERO records (default true).
+    /// Send zeros as ranges, never as data (default true): every run of whole all-zero blocks
+    /// inside a record becomes a ZERO record, and a hole the source reports
+    /// ([`BlockSource::region`]) becomes one ZERO record without being read. So a replica
+    /// written by a target that punches holes for ZERO is as thin as its source, to the block.
     pub zero_detection: bool,
+    /// Send the source's holes as DISCARD records instead of ZERO (default false): for a
+    /// replica meant to be thin on a target whose ZERO allocates. Only holes the source reports;
+    /// zeros found by reading are always ZERO. Needs `zero_detection`.
+    pub holes_as_discard: bool,
     /// Encrypt with AES-256-GCM under a key derived from this secret (default none).
     pub secret: Option<Secret>,
     fixed_crypto: Option<([u8; 32], [u8; 4])>,
@@ -69,6 +76,7 @@ impl EncoderConfig {
             record_size: DEFAULT_RECORD_SIZE,
             compression: Codec::Lz4,
             zero_detection: true,
+            holes_as_discard: false,
             secret: None,
             fixed_crypto: None,
         }
@@ -111,23 +119,305 @@ impl EncodeCursor {
 }
 
 /// Start of the payload of a DATA frame.
-const DATA_PAYLOAD_AT: usize = FRAME_HEADER_LEN + RECORD_HEADER_LEN + DATA_FIELDS_LEN;
+pub(super) const DATA_PAYLOAD_AT: usize = FRAME_HEADER_LEN + RECORD_HEADER_LEN + DATA_FIELDS_LEN;
+
+/// How far ahead of the record being encoded the encoder asks the source to read
+/// ([`BlockSource::will_read`]).
+pub(super) const READ_AHEAD: u64 = 32 << 20;
+/// Ranges closer than this are asked for as one.
+const READ_AHEAD_GAP: u64 = 256 << 10;
+/// Most extents looked at per read-ahead round.
+const READ_AHEAD_EXTENTS: usize = 256;
+
+/// The lz4 scratch of one compressing thread.
+pub(super) struct Lz4Scratch {
+    out: Vec<u8>,
+    table: CompressTable,
+}
+
+impl Lz4Scratch {
+    pub(super) fn new(compression: Codec, record_size: usize) -> Self {
+        if compression == Codec::Lz4 {
+            let table = if record_size >= usize::from(u16::MAX) {
+                CompressTable::large()
+            } else {
+                CompressTable::small()
+            };
+            Lz4Scratch {
+                out: vec![0u8; get_maximum_output_size(record_size)],
+                table,
+            }
+        } else {
+            Lz4Scratch {
+                out: Vec::new(),
+                table: CompressTable::small(),
+            }
+        }
+    }
+}
+
+/// Seals and checksums frames: the stream key, its nonce prefix and the associated-data buffer
+/// (the header frame followed by the frame's signed header).
+#[derive(Clone)]
+pub(super) struct Sealer {
+    key: Option<LessSafeKey>,
+    nonce_prefix: [u8; 4],
+    aad: [u8; HEADER_FRAME_LEN + FRAME_HEADER_SIGNED_LEN],
+}
+
+impl Sealer {
+    pub(super) fn tag_len(&self) -> usize {
+        if self.key.is_some() {
+            TAG_LEN
+        } else {
+            0
+        }
+    }
+
+    /// Fills in the frame header, seals and checksums a frame whose plaintext body
+    /// (`plain_len` bytes) is already at `dst[24..]`; `dst` has room for the tag. Returns the
+    /// frame length.
+    pub(super) fn seal(&mut self, dst: &mut [u8], seq: u64, plain_len: usize) -> Result<usize> {
+        let body_len = plain_len + self.tag_len();
+        let total = FRAME_HEADER_LEN + body_len;
+        put_frame_header(dst, FRAME_TYPE_RECORD, seq, body_len as u32);
+        if let Some(key) = &self.key {
+            self.aad[HEADER_FRAME_LEN..].copy_from_slice(&dst[..FRAME_HEADER_SIGNED_LEN]);
+            crypto::seal(
+                key,
+                self.nonce_prefix,
+                seq,
+                &self.aad,
+                &mut dst[FRAME_HEADER_LEN..total],
+            )?;
+        }
+        let crc = frame_crc(
+            &dst[..FRAME_HEADER_SIGNED_LEN],
+            &dst[FRAME_HEADER_LEN..total],
+        );
+        put_u32(dst, FRAME_HEADER_SIGNED_LEN, crc);
+        Ok(total)
+    }
+}
+
+/// What comes next in an extent list, before reading anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Unit {
+    /// A range record (ZERO or DISCARD) of this many bytes, nothing to read.
+    Range(u16, u64),
+    /// Read this many bytes (at most one record) and encode them.
+    Read(u64),
+}
+
+/// Where the data and holes of the source are (as far as learned), and how far ahead it has
+/// been asked to read. Disk offsets only grow within a stream, so both only move forward.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Planner {
+    /// `start..end` is known to be data (`false`) or a hole (`true`).
+    known: Option<(u64, u64, bool)>,
+    advised_end: u64,
+}
+
+impl Planner {
+    /// The next unit at `offset` with `rem` bytes left in a write extent; `cfg` is
+    /// (record size, zero detection, holes as discard).
+    pub(super) fn unit<S: BlockSource + ?Sized>(
+        &mut self,
+        offset: u64,
+        rem: u64,
+        disk_size: u64,
+        cfg: (usize, bool, bool),
+        source: &mut S,
+    ) -> Result<Unit> {
+        let (record_size, zero_detection, holes_as_discard) = cfg;
+        let n = rem.min(record_size as u64);
+        if !zero_detection {
+            return Ok(Unit::Read(n));
+        }
+        let (end, hole) = match self.known {
+            Some((s, e, hole)) if s <= offset && offset < e => (e, hole),
+            _ => {
+                let end = disk_size.max(offset.saturating_add(1));
+                let r = source
+                    .region(offset, end)
+                    .map_err(|source| StreamError::SourceIo {
+                        offset,
+                        len: rem,
+                        source,
+                    })?;
+                let (len, hole) = match r {
+                    Region::Data(l) => (l, false),
+                    Region::Hole(l) => (l, true),
+                };
+                let e = offset.saturating_add(len.clamp(1, end - offset));
+                self.known = Some((offset, e, hole));
+                (e, hole)
+            }
+        };
+        let left = end - offset;
+        if hole {
+            let rtype = if holes_as_discard {
+                REC_DISCARD
+            } else {
+                REC_ZERO
+            };
+            return Ok(Unit::Range(rtype, rem.min(left)));
+        }
+        Ok(Unit::Read(n.min(left)))
+    }
+
+    /// Asks `source` to read ahead: the write extents from `index` (at disk offset `offset`)
+    /// on, up to [`READ_AHEAD`] bytes of them. Does nothing while at least half that window is
+    /// still ahead.
+    pub(super) fn read_ahead<S: BlockSource + ?Sized>(
+        &mut self,
+        extents: &[Extent],
+        index: usize,
+        offset: u64,
+        source: &mut S,
+    ) {
+        if self.advised_end >= offset.saturating_add(READ_AHEAD / 2) {
+            return;
+        }
+        let mut pending: Option<(u64, u64)> = None;
+        let mut budget = READ_AHEAD;
+        for e in extents[index..].iter().take(READ_AHEAD_EXTENTS) {
+            if e.kind == ExtentKind::Discard || e.len == 0 {
+                continue;
+            }
+            let start = e.offset.max(self.advised_end).max(offset);
+            let end = e.offset.saturating_add(e.len);
+            if start >= end {
+                continue;
+            }
+            let end = end.min(start.saturating_add(budget));
+            pending = match pending {
+                Some((s, pe)) if start <= pe.saturating_add(READ_AHEAD_GAP) => Some((s, end)),
+                Some((s, pe)) => {
+                    source.will_read(s, pe - s);
+                    Some((start, end))
+                }
+                None => Some((start, end)),
+            };
+            budget -= end - start;
+            self.advised_end = end;
+            if budget == 0 {
+                break;
+            }
+        }
+        if let Some((s, e)) = pending {
+            source.will_read(s, e - s);
+        }
+    }
+}
+
+/// The first piece of `buf`, the disk's bytes at `offset`: whether it is all zeros, and its
+/// length. A piece is a run of whole blocks of the disk's `block_size` grid (the first and last
+/// may be partial where `buf` starts or ends off the grid) that are all zero, or all not zero.
+pub(super) fn first_piece(buf: &[u8], offset: u64, block_size: u64) -> (bool, usize) {
+    let bs = block_size as usize;
+    let head = ((block_size - offset % block_size) as usize).min(buf.len());
+    let zero = is_all_zero(&buf[..head]);
+    let mut pos = head;
+    while pos < buf.len() {
+        let end = (pos + bs).min(buf.len());
+        if is_all_zero(&buf[pos..end]) != zero {
+            break;
+        }
+        pos = end;
+    }
+    (zero, pos)
+}
+
+/// Writes a DATA record for `data` (at disk `offset`) at `dst[24..]`, compressed when that
+/// pays; `dst` has room for the raw payload. Returns the plaintext body length.
+pub(super) fn data_record(
+    dst: &mut [u8],
+    offset: u64,
+    data: &[u8],
+    compression: Codec,
+    lz4: &mut Lz4Scratch,
+) -> usize {
+    let n = data.len();
+    let (codec, stored) = match compression {
+        Codec::Lz4 => match compress_into_with_table(data, &mut lz4.out, &mut lz4.table) {
+            Ok(c) if c < n => {
+                dst[DATA_PAYLOAD_AT..DATA_PAYLOAD_AT + c].copy_from_slice(&lz4.out[..c]);
+                (CODEC_LZ4, c)
+            }
+            _ => {
+                dst[DATA_PAYLOAD_AT..DATA_PAYLOAD_AT + n].copy_from_slice(data);
+                (CODEC_RAW, n)
+            }
+        },
+        Codec::Raw => {
+            dst[DATA_PAYLOAD_AT..DATA_PAYLOAD_AT + n].copy_from_slice(data);
+            (CODEC_RAW, n)
+        }
+    };
+    data_fields(dst, offset, n, codec, stored)
+}
+
+/// As [`data_record`] for the `n` raw bytes already at `dst[DATA_PAYLOAD_AT..]`.
+fn data_record_in_place(
+    dst: &mut [u8],
+    offset: u64,
+    n: usize,
+    compression: Codec,
+    lz4: &mut Lz4Scratch,
+) -> usize {
+    let payload = &mut dst[DATA_PAYLOAD_AT..DATA_PAYLOAD_AT + n];
+    let (codec, stored) = match compression {
+        Codec::Lz4 => match compress_into_with_table(payload, &mut lz4.out, &mut lz4.table) {
+            Ok(c) if c < n => {
+                payload[..c].copy_from_slice(&lz4.out[..c]);
+                (CODEC_LZ4, c)
+            }
+            _ => (CODEC_RAW, n),
+        },
+        Codec::Raw => (CODEC_RAW, n),
+    };
+    data_fields(dst, offset, n, codec, stored)
+}
+
+fn data_fields(dst: &mut [u8], offset: u64, n: usize, codec: u8, stored: usize) -> usize {
+    let r = &mut dst[FRAME_HEADER_LEN..];
+    put_record_header(r, REC_DATA, DATA_FIELDS_LEN + stored);
+    let v = &mut r[RECORD_HEADER_LEN..];
+    put_u64(v, 0, offset);
+    put_u32(v, 8, n as u32);
+    put_u32(v, 12, stored as u32);
+    v[16] = codec;
+    v[17..24].fill(0);
+    RECORD_HEADER_LEN + DATA_FIELDS_LEN + stored
+}
+
+/// A record read into the encoder's stage, handed out piece by piece.
+#[derive(Clone, Copy, Debug)]
+struct Staged {
+    offset: u64,
+    len: usize,
+    pos: usize,
+}
 
 /// Encodes one stream. See the module documentation.
 pub struct Encoder {
-    header: StreamHeader,
+    pub(super) header: StreamHeader,
     header_frame: [u8; HEADER_FRAME_LEN],
-    aad: [u8; HEADER_FRAME_LEN + FRAME_HEADER_SIGNED_LEN],
-    key: Option<LessSafeKey>,
-    lz4_out: Vec<u8>,
-    table: CompressTable,
-    record_size: usize,
-    compression: Codec,
-    zero_detection: bool,
+    pub(super) sealer: Sealer,
+    lz4: Lz4Scratch,
+    /// One record read from the source, split into pieces (with zero detection).
+    stage: Vec<u8>,
+    staged: Option<Staged>,
+    pub(super) planner: Planner,
+    pub(super) record_size: usize,
+    pub(super) compression: Codec,
+    pub(super) zero_detection: bool,
+    pub(super) holes_as_discard: bool,
     state: State,
-    seq: u64,
-    size: u64,
-    last_end: u64,
+    pub(super) seq: u64,
+    pub(super) size: u64,
+    pub(super) last_end: u64,
     records: u64,
     bytes: u64,
     chain: crc32fast::Hasher,
@@ -282,26 +572,31 @@ impl Encoder {
             None => None,
         };
         let record_size = config.record_size as usize;
-        let (lz4_out, table) = if config.compression == Codec::Lz4 {
-            let table = if record_size >= usize::from(u16::MAX) {
-                CompressTable::large()
-            } else {
-                CompressTable::small()
-            };
-            (vec![0u8; get_maximum_output_size(record_size)], table)
-        } else {
-            (Vec::new(), CompressTable::small())
-        };
+        if config.holes_as_discard && !config.zero_detection {
+            return Err(StreamError::InvalidArgument {
+                reason: "holes_as_discard needs zero_detection",
+            });
+        }
         Ok(Encoder {
             header,
             header_frame,
-            aad,
-            key,
-            lz4_out,
-            table,
+            sealer: Sealer {
+                key,
+                nonce_prefix,
+                aad,
+            },
+            lz4: Lz4Scratch::new(config.compression, record_size),
+            stage: if config.zero_detection {
+                vec![0u8; record_size]
+            } else {
+                Vec::new()
+            },
+            staged: None,
+            planner: Planner::default(),
             record_size,
             compression: config.compression,
             zero_detection: config.zero_detection,
+            holes_as_discard: config.holes_as_discard,
             state: State::Header,
             seq: 0,
             size: config.disk_size,
@@ -319,7 +614,7 @@ impl Encoder {
 
     /// The largest frame this encoder writes: every `dst` of at least this size is enough.
     pub fn max_frame_len(&self) -> usize {
-        frame_bound(self.record_size as u32, self.key.is_some())
+        frame_bound(self.record_size as u32, self.sealer.key.is_some())
     }
 
     /// True once END has been written.
@@ -358,6 +653,12 @@ impl Encoder {
     /// Encodes the next record of `extents` (resuming at `cursor`) into `dst`, reading the data
     /// from `source`. Returns the frame length, or `None` when the list is exhausted. On error
     /// nothing is consumed: the same call may be retried (e.g. with a larger `dst`).
+    ///
+    /// With zero detection (the default), a record read from the source is sent piece by
+    /// piece: each run of whole all-zero blocks as a ZERO record, each run of other blocks as a
+    /// DATA record; and a hole the source reports is sent as one ZERO record (DISCARD with
+    /// `holes_as_discard`) without being read. The encoder asks the source to read ahead
+    /// ([`BlockSource::will_read`]) up to 32 MiB of extents past the record being encoded.
     pub fn next_frame<S: BlockSource + ?Sized>(
         &mut self,
         extents: &[Extent],
@@ -377,22 +678,6 @@ impl Encoder {
             cursor.done = 0;
             return Ok(None);
         };
-        if e.kind == ExtentKind::Discard {
-            // Nothing to read: one DISCARD record for the rest of the extent.
-            let offset = e
-                .offset
-                .checked_add(done)
-                .ok_or(StreamError::ExtentOutOfRange {
-                    offset: e.offset,
-                    len: e.len,
-                    disk_size: self.size,
-                })?;
-            let total = self.write_range(REC_DISCARD, offset, e.len - done, dst)?;
-            cursor.index = index;
-            cursor.done = e.len;
-            return Ok(Some(total));
-        }
-        let n = (e.len - done).min(self.record_size as u64) as usize;
         let offset = e
             .offset
             .checked_add(done)
@@ -401,46 +686,92 @@ impl Encoder {
                 len: e.len,
                 disk_size: self.size,
             })?;
-        check_range(offset, n as u64, self.last_end, self.size)?;
-        check_room(dst, DATA_PAYLOAD_AT + n + self.tag_len())?;
-        let payload = &mut dst[DATA_PAYLOAD_AT..DATA_PAYLOAD_AT + n];
-        source
-            .read_at(offset, payload)
-            .map_err(|source| StreamError::SourceIo {
-                offset,
-                len: n as u64,
-                source,
-            })?;
-        let plain_len = if self.zero_detection && is_all_zero(payload) {
-            range_record(dst, REC_ZERO, offset, n as u64)
-        } else {
-            let (codec, stored) = match self.compression {
-                Codec::Lz4 => {
-                    match compress_into_with_table(payload, &mut self.lz4_out, &mut self.table) {
-                        Ok(c) if c < n => {
-                            payload[..c].copy_from_slice(&self.lz4_out[..c]);
-                            (CODEC_LZ4, c)
-                        }
-                        _ => (CODEC_RAW, n),
+        let rem = e.len - done;
+        if e.kind == ExtentKind::Discard {
+            // Nothing to read: one DISCARD record for the rest of the extent.
+            let total = self.write_range(REC_DISCARD, offset, rem, dst)?;
+            cursor.index = index;
+            cursor.done = e.len;
+            return Ok(Some(total));
+        }
+        // A record staged by an earlier call, at exactly this position, is used first.
+        let st = match self.staged {
+            Some(st) if st.offset + st.pos as u64 == offset && st.pos < st.len => st,
+            _ => {
+                self.staged = None;
+                self.planner.read_ahead(extents, index, offset, source);
+                let cfg = (self.record_size, self.zero_detection, self.holes_as_discard);
+                let n = match self.planner.unit(offset, rem, self.size, cfg, source)? {
+                    Unit::Range(rtype, len) => {
+                        let total = self.write_range(rtype, offset, len, dst)?;
+                        cursor.index = index;
+                        cursor.done = done + len;
+                        return Ok(Some(total));
                     }
+                    Unit::Read(n) => n as usize,
+                };
+                check_range(offset, n as u64, self.last_end, self.size)?;
+                if !self.zero_detection {
+                    let total = self.read_data_frame(offset, n, source, dst)?;
+                    cursor.index = index;
+                    cursor.done = done + n as u64;
+                    return Ok(Some(total));
                 }
-                Codec::Raw => (CODEC_RAW, n),
-            };
-            let r = &mut dst[FRAME_HEADER_LEN..];
-            put_record_header(r, REC_DATA, DATA_FIELDS_LEN + stored);
-            let v = &mut r[RECORD_HEADER_LEN..];
-            put_u64(v, 0, offset);
-            put_u32(v, 8, n as u32);
-            put_u32(v, 12, stored as u32);
-            v[16] = codec;
-            v[17..24].fill(0);
-            RECORD_HEADER_LEN + DATA_FIELDS_LEN + stored
+                // Room for the whole record as data, checked before reading: a `dst` too
+                // small is refused without touching the source.
+                check_room(dst, DATA_PAYLOAD_AT + n + self.tag_len())?;
+                read_source(source, offset, &mut self.stage[..n])?;
+                let st = Staged {
+                    offset,
+                    len: n,
+                    pos: 0,
+                };
+                self.staged = Some(st);
+                st
+            }
         };
-        let total = self.finish_frame(dst, plain_len, true)?;
-        self.last_end = offset + n as u64;
+        // The next piece of the staged record, within this extent.
+        let avail = (st.len - st.pos).min(usize::try_from(rem).unwrap_or(usize::MAX));
+        let buf = &self.stage[st.pos..st.pos + avail];
+        let (zero, len) = first_piece(buf, offset, u64::from(self.header.block_size));
+        let total = if zero {
+            self.write_range(REC_ZERO, offset, len as u64, dst)?
+        } else {
+            check_range(offset, len as u64, self.last_end, self.size)?;
+            check_room(dst, DATA_PAYLOAD_AT + len + self.tag_len())?;
+            let data = &self.stage[st.pos..st.pos + len];
+            let plain = data_record(dst, offset, data, self.compression, &mut self.lz4);
+            let total = self.finish_frame(dst, plain, true)?;
+            self.last_end = offset + len as u64;
+            total
+        };
+        self.staged = Some(Staged {
+            pos: st.pos + len,
+            ..st
+        });
         cursor.index = index;
-        cursor.done = done + n as u64;
+        cursor.done = done + len as u64;
         Ok(Some(total))
+    }
+
+    /// One DATA frame of the `n` bytes at `offset`, read straight into `dst` (no zero detection).
+    fn read_data_frame<S: BlockSource + ?Sized>(
+        &mut self,
+        offset: u64,
+        n: usize,
+        source: &mut S,
+        dst: &mut [u8],
+    ) -> Result<usize> {
+        check_room(dst, DATA_PAYLOAD_AT + n + self.tag_len())?;
+        read_source(
+            source,
+            offset,
+            &mut dst[DATA_PAYLOAD_AT..DATA_PAYLOAD_AT + n],
+        )?;
+        let plain = data_record_in_place(dst, offset, n, self.compression, &mut self.lz4);
+        let total = self.finish_frame(dst, plain, true)?;
+        self.last_end = offset + n as u64;
+        Ok(total)
     }
 
     /// Writes a ZERO record: `offset..offset+len` reads as zeros on the replica.
@@ -545,11 +876,7 @@ impl Encoder {
     }
 
     fn tag_len(&self) -> usize {
-        if self.key.is_some() {
-            TAG_LEN
-        } else {
-            0
-        }
+        self.sealer.tag_len()
     }
 
     fn require_body(&self) -> Result<()> {
@@ -564,35 +891,40 @@ impl Encoder {
         }
     }
 
-    /// Fills in the frame header, seals and checksums a frame whose plaintext body
-    /// (`plain_len` bytes) is already at `dst[24..]`. The caller checked that `dst` has room.
+    /// Seals and checksums a frame whose plaintext body (`plain_len` bytes) is already at
+    /// `dst[24..]` and counts it. The caller checked that `dst` has room.
     fn finish_frame(&mut self, dst: &mut [u8], plain_len: usize, counted: bool) -> Result<usize> {
-        let body_len = plain_len + self.tag_len();
-        let total = FRAME_HEADER_LEN + body_len;
-        put_frame_header(dst, FRAME_TYPE_RECORD, self.seq, body_len as u32);
-        if let Some(key) = &self.key {
-            self.aad[HEADER_FRAME_LEN..].copy_from_slice(&dst[..FRAME_HEADER_SIGNED_LEN]);
-            crypto::seal(
-                key,
-                self.header.nonce_prefix,
-                self.seq,
-                &self.aad,
-                &mut dst[FRAME_HEADER_LEN..total],
-            )?;
-        }
-        let crc = frame_crc(
-            &dst[..FRAME_HEADER_SIGNED_LEN],
-            &dst[FRAME_HEADER_LEN..total],
-        );
-        put_u32(dst, FRAME_HEADER_SIGNED_LEN, crc);
-        self.seq += 1;
+        let total = self.sealer.seal(dst, self.seq, plain_len)?;
         if counted {
-            self.records += 1;
-            self.bytes += total as u64;
-            self.chain.update(&dst[..FRAME_HEADER_LEN]);
+            self.account(&dst[..total]);
+        } else {
+            self.seq += 1;
         }
         Ok(total)
     }
+
+    /// Counts one record frame, sealed with the current sequence number, into the END totals.
+    pub(super) fn account(&mut self, frame: &[u8]) {
+        self.seq += 1;
+        self.records += 1;
+        self.bytes += frame.len() as u64;
+        self.chain.update(&frame[..FRAME_HEADER_LEN]);
+    }
+}
+
+/// Reads `buf` from `source` at `offset`.
+pub(super) fn read_source<S: BlockSource + ?Sized>(
+    source: &mut S,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<()> {
+    source
+        .read_at(offset, buf)
+        .map_err(|source| StreamError::SourceIo {
+            offset,
+            len: buf.len() as u64,
+            source,
+        })
 }
 
 fn check_room(dst: &[u8], needed: usize) -> Result<()> {

@@ -82,5 +82,5 @@ pub use format::{
 pub use header::{CipherSuite, StreamHeader};
 pub use merge::{merge, MergeError, MergeInput, MergeSummary};
 pub use record::{Bookmark, BookmarkKind, Codec, EndSummary, Record};
-pub use source::{BlockSource, FileSource};
+pub use source::{BlockSource, FileSource, Region};
 pub use target::FileTarget;

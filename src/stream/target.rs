@@ -1,9 +1,17 @@
 //! `FileTarget`: a replica in a regular file or on a block device.
 //!
-//! Positional writes (`pwrite`), so the file offset is untouched. ZERO uses
-//! `fallocate(FALLOC_FL_ZERO_RANGE)` and DISCARD `fallocate(FALLOC_FL_PUNCH_HOLE |
-//! FALLOC_FL_KEEP_SIZE)` on Linux; where the file system or device does not support them (or on
-//! other systems) both fall back to writing zeros, which satisfies both records' meaning.
+//! Positional writes (`pwrite`), so the file offset is untouched. On Linux:
+//! - **Thin (the default).** ZERO and DISCARD both punch a hole
+//!   (`fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`): the range reads as zeros and
+//!   holds no space, so a replica is as thin as the stream (an encoder with zero detection sends
+//!   every all-zero block and every hole of its source as ZERO). On a block device the same
+//!   call writes zeros and unmaps where the device can.
+//! - **Thick** ([`FileTarget::thick`]). ZERO allocates zeros (`FALLOC_FL_ZERO_RANGE`), so the
+//!   replica keeps its space reserved (no out-of-space failure on a later write into the range);
+//!   DISCARD still punches a hole.
+//!
+//! Where the file system or device does not support the call (or on other systems) both fall
+//! back to writing zeros, which satisfies both records' meaning.
 //! RESIZE truncates or extends a regular file; a block device cannot change size, so a RESIZE
 //! to any other size fails with [`std::io::ErrorKind::Unsupported`]. `sync` is `fdatasync`.
 
@@ -19,18 +27,32 @@ const ZERO_CHUNK: usize = 1 << 20;
 pub struct FileTarget {
     file: File,
     block_device: bool,
+    thin: bool,
     zeros: Box<[u8]>,
 }
 
 impl FileTarget {
-    /// Writes to `file`, which must be open for writing.
+    /// Writes to `file`, which must be open for writing; thin (ZERO punches holes).
     pub fn new(file: File) -> io::Result<Self> {
         let block_device = is_block_device(&file)?;
         Ok(FileTarget {
             file,
             block_device,
+            thin: true,
             zeros: vec![0u8; ZERO_CHUNK].into_boxed_slice(),
         })
+    }
+
+    /// Writes to `file`, thick: ZERO allocates zeroed space instead of punching a hole.
+    pub fn thick(file: File) -> io::Result<Self> {
+        let mut t = FileTarget::new(file)?;
+        t.thin = false;
+        Ok(t)
+    }
+
+    /// True when ZERO punches holes (the default), false when it allocates zeros.
+    pub fn is_thin(&self) -> bool {
+        self.thin
     }
 
     /// The file.
@@ -119,7 +141,8 @@ impl ApplyTarget for FileTarget {
     }
 
     fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        if fallocate(&self.file, ZERO_RANGE, offset, len)? {
+        let mode = if self.thin { PUNCH_HOLE } else { ZERO_RANGE };
+        if fallocate(&self.file, mode, offset, len)? {
             return Ok(());
         }
         self.write_zero_bytes(offset, len)
