@@ -40,6 +40,7 @@ pub use stream::{
     EndSummary, Expected, FileSource, FileTarget, MergeError, MergeInput, MergeSummary, Record,
     Secret, StreamError, StreamHeader,
 };
+pub use stream::{ParallelEncoder, Region};
 
 pub use tracker::{
     ActivityLogConfig, ActivityStats, ActivityWriter, Admission, Completer, Ticket, WriteToken,

@@ -405,7 +405,7 @@ pub struct Encoder {
     pub(super) header: StreamHeader,
     header_frame: [u8; HEADER_FRAME_LEN],
     pub(super) sealer: Sealer,
-    lz4: Lz4Scratch,
+    pub(super) lz4: Lz4Scratch,
     /// One record read from the source, split into pieces (with zero detection).
     stage: Vec<u8>,
     staged: Option<Staged>,
@@ -879,7 +879,7 @@ impl Encoder {
         self.sealer.tag_len()
     }
 
-    fn require_body(&self) -> Result<()> {
+    pub(super) fn require_body(&self) -> Result<()> {
         match self.state {
             State::Body => Ok(()),
             State::Header => Err(StreamError::InvalidState {
@@ -927,7 +927,7 @@ pub(super) fn read_source<S: BlockSource + ?Sized>(
         })
 }
 
-fn check_room(dst: &[u8], needed: usize) -> Result<()> {
+pub(super) fn check_room(dst: &[u8], needed: usize) -> Result<()> {
     if dst.len() < needed {
         return Err(StreamError::BufferTooSmall {
             needed,
@@ -963,7 +963,7 @@ fn put_record_header(r: &mut [u8], rtype: u16, value_len: usize) {
 }
 
 /// Writes a ZERO or DISCARD record at `dst[24..]`; returns its plaintext length.
-fn range_record(dst: &mut [u8], rtype: u16, offset: u64, len: u64) -> usize {
+pub(super) fn range_record(dst: &mut [u8], rtype: u16, offset: u64, len: u64) -> usize {
     let r = &mut dst[FRAME_HEADER_LEN..];
     put_record_header(r, rtype, RANGE_FIELDS_LEN);
     put_u64(r, RECORD_HEADER_LEN, offset);

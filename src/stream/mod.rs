@@ -62,6 +62,7 @@ mod error;
 mod format;
 mod header;
 mod merge;
+mod parallel;
 mod record;
 mod source;
 mod target;
@@ -81,6 +82,7 @@ pub use format::{
 };
 pub use header::{CipherSuite, StreamHeader};
 pub use merge::{merge, MergeError, MergeInput, MergeSummary};
+pub use parallel::ParallelEncoder;
 pub use record::{Bookmark, BookmarkKind, Codec, EndSummary, Record};
 pub use source::{BlockSource, FileSource, Region};
 pub use target::FileTarget;

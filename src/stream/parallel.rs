@@ -1,0 +1,647 @@
+//! `ParallelEncoder`: the encoder with every core at work, producing the very bytes
+//! [`Encoder`] produces.
+//!
+//! The caller's thread plans and reads: it walks the extent list, asks the source where its
+//! holes are and to read ahead, reads each record into a job buffer, splits it into pieces
+//! (runs of all-zero blocks and of other blocks) and numbers every frame. Worker threads
+//! compress, seal and checksum whole jobs. Frames come out strictly in stream order. What a
+//! frame holds depends only on the source's bytes and holes, the configuration and its
+//! sequence number, never on which thread built it; so the stream is the same, byte for byte,
+//! for any thread count, and the same as [`Encoder::next_frame`] would write for that list
+//! (with the same salt and nonce prefix; a real stream draws them at random).
+//!
+//! Every buffer is allocated in [`ParallelEncoder::new`]: the jobs (about 2.2x the record size
+//! each, `2 * threads + 1` of them), one lz4 scratch per thread. Producing frames allocates
+//! nothing. Source calls ([`BlockSource`]) happen only on the thread calling
+//! [`ParallelEncoder::next_frame`] / [`ParallelEncoder::next_frames`].
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::encoder::{
+    check_range, check_room, data_record, first_piece, range_record, read_source, Encoder,
+    EncoderConfig, Lz4Scratch, Sealer, Unit, DATA_PAYLOAD_AT,
+};
+use super::error::{Result, StreamError};
+use super::format::*;
+use super::header::StreamHeader;
+use super::record::{Bookmark, Codec, EndSummary};
+use super::source::BlockSource;
+use crate::tracker::{Extent, ExtentKind};
+
+/// Most records (extents or pieces of extents, each read or range) in one job.
+const JOB_RECORDS: usize = 256;
+
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    rtype: u16,
+    offset: u64,
+    len: u64,
+    /// Where a DATA piece's bytes start in the job's data buffer.
+    at: usize,
+}
+
+/// A run of consecutive frames: planned and read by the caller, built by any thread.
+struct Job {
+    /// Order of the job in the stream (jobs are handed out in this order).
+    number: u64,
+    first_seq: u64,
+    data: Box<[u8]>,
+    used: usize,
+    records: usize,
+    pieces: Vec<Piece>,
+    out: Box<[u8]>,
+    /// End of each frame in `out`.
+    ends: Vec<usize>,
+    /// Frames already handed out.
+    taken: usize,
+    error: Option<StreamError>,
+}
+
+impl Job {
+    fn new(record_size: usize, max_pieces: usize, out_len: usize) -> Box<Job> {
+        Box::new(Job {
+            number: 0,
+            first_seq: 0,
+            data: vec![0u8; record_size].into_boxed_slice(),
+            used: 0,
+            records: 0,
+            pieces: Vec::with_capacity(max_pieces),
+            out: vec![0u8; out_len].into_boxed_slice(),
+            ends: Vec::with_capacity(max_pieces),
+            taken: 0,
+            error: None,
+        })
+    }
+
+    fn reset(&mut self, number: u64) {
+        self.number = number;
+        self.used = 0;
+        self.records = 0;
+        self.pieces.clear();
+        self.ends.clear();
+        self.taken = 0;
+        self.error = None;
+    }
+
+    /// Builds every frame of the job into `out`.
+    fn build(&mut self, sealer: &mut Sealer, compression: Codec, lz4: &mut Lz4Scratch) {
+        let mut pos = 0usize;
+        for (i, p) in self.pieces.iter().enumerate() {
+            let dst = &mut self.out[pos..];
+            let plain = if p.rtype == REC_DATA {
+                let data = &self.data[p.at..p.at + p.len as usize];
+                data_record(dst, p.offset, data, compression, lz4)
+            } else {
+                range_record(dst, p.rtype, p.offset, p.len)
+            };
+            match sealer.seal(dst, self.first_seq + i as u64, plain) {
+                Ok(n) => pos += n,
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+            self.ends.push(pos);
+        }
+    }
+}
+
+/// Jobs waiting for a thread, jobs built, and the stop flag; preallocated queues.
+struct Shared {
+    todo: Mutex<(VecDeque<Box<Job>>, bool)>,
+    todo_cv: Condvar,
+    done: Mutex<VecDeque<Box<Job>>>,
+    done_cv: Condvar,
+}
+
+struct Settings {
+    compression: Codec,
+}
+
+fn worker(shared: Arc<Shared>, mut sealer: Sealer, settings: Settings, mut lz4: Lz4Scratch) {
+    loop {
+        let mut job = {
+            let mut todo = shared.todo.lock();
+            loop {
+                if let Some(j) = todo.0.pop_front() {
+                    break j;
+                }
+                if todo.1 {
+                    return;
+                }
+                shared.todo_cv.wait(&mut todo);
+            }
+        };
+        run(&mut job, &mut sealer, settings.compression, &mut lz4);
+        shared.done.lock().push_back(job);
+        shared.done_cv.notify_all();
+    }
+}
+
+/// Builds a job; a panic becomes the job's error (and the encoder's), never a lost job.
+fn run(job: &mut Job, sealer: &mut Sealer, compression: Codec, lz4: &mut Lz4Scratch) {
+    if catch_unwind(AssertUnwindSafe(|| job.build(sealer, compression, lz4))).is_err() {
+        job.error = Some(StreamError::InvalidState {
+            reason: "an encoder thread panicked",
+        });
+    }
+}
+
+/// An [`Encoder`] that compresses, seals and checksums on several threads. See the module
+/// documentation.
+///
+/// Use: [`ParallelEncoder::write_header`], then for each extent list
+/// [`ParallelEncoder::set_extents`] and [`ParallelEncoder::next_frame`] (or
+/// [`ParallelEncoder::next_frames`]) until `None`, then bookmarks and
+/// [`ParallelEncoder::finish`] as with [`Encoder`].
+pub struct ParallelEncoder {
+    enc: Encoder,
+    threads: usize,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    /// Jobs ready to fill.
+    free: Vec<Box<Job>>,
+    /// Built jobs by `number % slots.len()`.
+    slots: Vec<Option<Box<Job>>>,
+    /// Jobs handed to threads and not yet back in `slots`.
+    queued: usize,
+    list: Vec<Extent>,
+    /// Planning position in `list`: extent index and bytes of it planned.
+    plan: (usize, u64),
+    /// End of the last planned record (the order check for planning).
+    plan_end: u64,
+    next_number: u64,
+    next_seq: u64,
+    /// The job whose frames are handed out next.
+    head: u64,
+    /// A planning or read error, returned once every frame before it is out.
+    pending_error: Option<StreamError>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for ParallelEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParallelEncoder")
+            .field("encoder", &self.enc)
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParallelEncoder {
+    /// An encoder for `config` using `threads` threads in all (at least 1): the caller's and
+    /// `threads - 1` workers started now. With 1 it runs entirely on the caller's thread.
+    pub fn new(config: EncoderConfig, threads: usize) -> Result<Self> {
+        if threads == 0 || threads > 1024 {
+            return Err(StreamError::InvalidArgument {
+                reason: "threads must be 1 to 1024",
+            });
+        }
+        let enc = Encoder::new(config)?;
+        let record_size = enc.record_size;
+        let block_size = enc.header.block_size as usize;
+        let max_pieces = record_size.div_ceil(block_size) + 2 * JOB_RECORDS + 2;
+        let frame_overhead = DATA_PAYLOAD_AT + enc.sealer.tag_len();
+        let out_len = record_size + max_pieces * frame_overhead;
+        let jobs = if threads == 1 { 1 } else { 2 * threads + 1 };
+        let free: Vec<Box<Job>> = (0..jobs)
+            .map(|_| Job::new(record_size, max_pieces, out_len))
+            .collect();
+        let shared = Arc::new(Shared {
+            todo: Mutex::new((VecDeque::with_capacity(jobs), false)),
+            todo_cv: Condvar::new(),
+            done: Mutex::new(VecDeque::with_capacity(jobs)),
+            done_cv: Condvar::new(),
+        });
+        let mut workers = Vec::with_capacity(threads - 1);
+        for i in 1..threads {
+            let (for_worker, sealer) = (shared.clone(), enc.sealer.clone());
+            let settings = Settings {
+                compression: enc.compression,
+            };
+            let lz4 = Lz4Scratch::new(enc.compression, record_size);
+            let spawned = std::thread::Builder::new()
+                .name(format!("blockdelta-enc-{i}"))
+                .spawn(move || worker(for_worker, sealer, settings, lz4));
+            match spawned {
+                Ok(h) => workers.push(h),
+                Err(_) => {
+                    stop(&shared, &mut workers);
+                    return Err(StreamError::InvalidState {
+                        reason: "could not start an encoder thread",
+                    });
+                }
+            }
+        }
+        Ok(ParallelEncoder {
+            enc,
+            threads,
+            shared,
+            workers,
+            free,
+            slots: (0..jobs).map(|_| None).collect(),
+            queued: 0,
+            list: Vec::new(),
+            plan: (0, 0),
+            plan_end: 0,
+            next_number: 0,
+            next_seq: 0,
+            head: 0,
+            pending_error: None,
+            failed: false,
+        })
+    }
+
+    /// Threads in all, the caller's included.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The stream header this encoder writes.
+    pub fn header(&self) -> &StreamHeader {
+        self.enc.header()
+    }
+
+    /// The largest frame this encoder writes: every `dst` of at least this size is enough.
+    pub fn max_frame_len(&self) -> usize {
+        self.enc.max_frame_len()
+    }
+
+    /// True once END has been written.
+    pub fn is_finished(&self) -> bool {
+        self.enc.is_finished()
+    }
+
+    /// Writes the stream header frame; must come first.
+    pub fn write_header(&mut self, dst: &mut [u8]) -> Result<usize> {
+        self.enc.write_header(dst)
+    }
+
+    /// Takes the extents to encode next (copied; the capacity is kept for the next list).
+    /// The list must ascend without overlap, after everything already encoded, within the disk
+    /// (checked now, as [`Encoder::check_extents`]). Every frame of the previous list must be
+    /// out.
+    pub fn set_extents(&mut self, extents: &[Extent]) -> Result<()> {
+        self.idle("set_extents")?;
+        self.enc.check_extents(extents)?;
+        self.list.clear();
+        self.list.extend_from_slice(extents);
+        self.plan = (0, 0);
+        self.plan_end = self.enc.last_end;
+        self.next_seq = self.enc.seq;
+        Ok(())
+    }
+
+    /// Copies the next frame of the list into `dst`; `None` once every frame is out. On error
+    /// nothing is consumed (a `dst` too small, or a source read that failed: the same call
+    /// may be retried); an error building a frame poisons the encoder.
+    pub fn next_frame<S: BlockSource + ?Sized>(
+        &mut self,
+        source: &mut S,
+        dst: &mut [u8],
+    ) -> Result<Option<usize>> {
+        if !self.advance(source)? {
+            return Ok(None);
+        }
+        let job = self.head_job();
+        let start = if job.taken == 0 {
+            0
+        } else {
+            job.ends[job.taken - 1]
+        };
+        let frame = &job.out[start..job.ends[job.taken]];
+        check_room(dst, frame.len())?;
+        dst[..frame.len()].copy_from_slice(frame);
+        let n = frame.len();
+        self.hand_out(1);
+        Ok(Some(n))
+    }
+
+    /// The next whole frames of the list (one or more, concatenated), borrowed until the next
+    /// call: no copy. `None` once every frame is out. Errors as [`ParallelEncoder::next_frame`].
+    pub fn next_frames<S: BlockSource + ?Sized>(
+        &mut self,
+        source: &mut S,
+    ) -> Result<Option<&[u8]>> {
+        if !self.advance(source)? {
+            return Ok(None);
+        }
+        let job = self.head_job();
+        let frames = job.ends.len() - job.taken;
+        let start = if job.taken == 0 {
+            0
+        } else {
+            job.ends[job.taken - 1]
+        };
+        let end = job.ends[job.ends.len() - 1];
+        self.hand_out(frames);
+        Ok(Some(&self.head_job().out[start..end]))
+    }
+
+    /// Writes a ZERO record; every frame of the list must be out.
+    pub fn write_zero(&mut self, offset: u64, len: u64, dst: &mut [u8]) -> Result<usize> {
+        self.idle("write_zero")?;
+        self.enc.write_zero(offset, len, dst)
+    }
+
+    /// Writes a DISCARD record; every frame of the list must be out.
+    pub fn write_discard(&mut self, offset: u64, len: u64, dst: &mut [u8]) -> Result<usize> {
+        self.idle("write_discard")?;
+        self.enc.write_discard(offset, len, dst)
+    }
+
+    /// Writes a RESIZE record; every frame of the list must be out.
+    pub fn write_resize(&mut self, new_size: u64, dst: &mut [u8]) -> Result<usize> {
+        self.idle("write_resize")?;
+        self.enc.write_resize(new_size, dst)
+    }
+
+    /// Writes a BOOKMARK record; every frame of the list must be out.
+    pub fn write_bookmark(&mut self, bookmark: &Bookmark<'_>, dst: &mut [u8]) -> Result<usize> {
+        self.idle("write_bookmark")?;
+        self.enc.write_bookmark(bookmark, dst)
+    }
+
+    /// Writes the END record; every frame of the list must be out.
+    pub fn finish(&mut self, dst: &mut [u8]) -> Result<usize> {
+        self.idle("finish")?;
+        self.enc.finish(dst)
+    }
+
+    /// The totals the END record would carry now (frames handed out so far).
+    pub fn summary(&self) -> EndSummary {
+        self.enc.summary()
+    }
+
+    /// An error unless every frame of the list is out.
+    fn idle(&self, _what: &'static str) -> Result<()> {
+        if self.failed {
+            return Err(StreamError::Poisoned);
+        }
+        if self.head != self.next_number || self.pending_error.is_some() || !self.planned_all() {
+            return Err(StreamError::InvalidState {
+                reason: "frames of the extent list are still to come",
+            });
+        }
+        Ok(())
+    }
+
+    fn planned_all(&self) -> bool {
+        let (mut index, done) = self.plan;
+        if index < self.list.len() && done >= self.list[index].len {
+            index += 1;
+        }
+        self.list[index.min(self.list.len())..]
+            .iter()
+            .all(|e| e.len == 0)
+    }
+
+    fn slot(&self, number: u64) -> usize {
+        (number % self.slots.len() as u64) as usize
+    }
+
+    fn head_job(&self) -> &Job {
+        self.slots[self.slot(self.head)]
+            .as_deref()
+            .expect("advance leaves the head job built")
+    }
+
+    /// Counts `frames` frames of the head job as out.
+    fn hand_out(&mut self, frames: usize) {
+        let slot = self.slot(self.head);
+        let job = self.slots[slot].as_mut().expect("the head job is built");
+        for _ in 0..frames {
+            let start = if job.taken == 0 {
+                0
+            } else {
+                job.ends[job.taken - 1]
+            };
+            let frame = &job.out[start..job.ends[job.taken]];
+            let p = job.pieces[job.taken];
+            debug_assert_eq!(get_u64(frame, 8), self.enc.seq);
+            self.enc.account(frame);
+            self.enc.last_end = p.offset + p.len;
+            job.taken += 1;
+        }
+    }
+
+    /// Retires the head job once all its frames are out, keeps the pipeline full, and waits
+    /// until the head job is built. False when every frame of the list is out.
+    fn advance<S: BlockSource + ?Sized>(&mut self, source: &mut S) -> Result<bool> {
+        if self.failed {
+            return Err(StreamError::Poisoned);
+        }
+        self.enc.require_body()?;
+        loop {
+            let slot = self.slot(self.head);
+            if let Some(job) = self.slots[slot].as_ref() {
+                if job.number == self.head && job.taken == job.ends.len() {
+                    let job = self.slots[slot].take().expect("checked");
+                    self.free.push(job);
+                    self.head += 1;
+                    continue;
+                }
+            }
+            self.top_up(source);
+            if self.head == self.next_number {
+                return match self.pending_error.take() {
+                    Some(e) => Err(e),
+                    None => Ok(false),
+                };
+            }
+            self.wait_head();
+            let slot = self.slot(self.head);
+            let job = self.slots[slot]
+                .as_mut()
+                .expect("wait_head leaves it built");
+            if let Some(e) = job.error.take() {
+                self.failed = true;
+                return Err(e);
+            }
+            if job.taken < job.ends.len() {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Fills and hands out jobs while there are free ones and the list has more.
+    fn top_up<S: BlockSource + ?Sized>(&mut self, source: &mut S) {
+        while self.pending_error.is_none() && !self.planned_all() {
+            let Some(mut job) = self.free.pop() else {
+                break;
+            };
+            job.reset(self.next_number);
+            let r = self.fill(&mut job, source);
+            if job.pieces.is_empty() {
+                self.free.push(job);
+            } else {
+                job.first_seq = self.next_seq;
+                self.next_seq += job.pieces.len() as u64;
+                self.next_number += 1;
+                self.dispatch(job);
+            }
+            if let Err(e) = r {
+                self.pending_error = Some(e);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, mut job: Box<Job>) {
+        if self.workers.is_empty() {
+            run(
+                &mut job,
+                &mut self.enc.sealer,
+                self.enc.compression,
+                &mut self.enc.lz4,
+            );
+            let slot = self.slot(job.number);
+            self.slots[slot] = Some(job);
+            return;
+        }
+        self.shared.todo.lock().0.push_back(job);
+        self.shared.todo_cv.notify_one();
+        self.queued += 1;
+    }
+
+    /// Waits until the head job is in its slot, building queued jobs on this thread meanwhile.
+    fn wait_head(&mut self) {
+        loop {
+            let head_slot = self.slot(self.head);
+            if matches!(&self.slots[head_slot], Some(j) if j.number == self.head) {
+                return;
+            }
+            {
+                let mut done = self.shared.done.lock();
+                while let Some(job) = done.pop_front() {
+                    let slot = (job.number % self.slots.len() as u64) as usize;
+                    self.slots[slot] = Some(job);
+                    self.queued -= 1;
+                }
+            }
+            if matches!(&self.slots[head_slot], Some(j) if j.number == self.head) {
+                return;
+            }
+            let own = self.shared.todo.lock().0.pop_front();
+            if let Some(mut job) = own {
+                run(
+                    &mut job,
+                    &mut self.enc.sealer,
+                    self.enc.compression,
+                    &mut self.enc.lz4,
+                );
+                let slot = self.slot(job.number);
+                self.slots[slot] = Some(job);
+                self.queued -= 1;
+                continue;
+            }
+            let mut done = self.shared.done.lock();
+            if done.is_empty() {
+                self.shared.done_cv.wait(&mut done);
+            }
+        }
+    }
+
+    /// Plans the next records of the list into `job` and reads their data.
+    fn fill<S: BlockSource + ?Sized>(&mut self, job: &mut Job, source: &mut S) -> Result<()> {
+        let enc = &mut self.enc;
+        let size = enc.size;
+        let block_size = u64::from(enc.header.block_size);
+        let cfg = (enc.record_size, enc.zero_detection, enc.holes_as_discard);
+        while job.records < JOB_RECORDS {
+            let (mut index, mut done) = self.plan;
+            while index < self.list.len() && done >= self.list[index].len {
+                index += 1;
+                done = 0;
+            }
+            self.plan = (index, done);
+            let Some(e) = self.list.get(index).copied() else {
+                break;
+            };
+            let offset = e
+                .offset
+                .checked_add(done)
+                .ok_or(StreamError::ExtentOutOfRange {
+                    offset: e.offset,
+                    len: e.len,
+                    disk_size: size,
+                })?;
+            let rem = e.len - done;
+            let unit = if e.kind == ExtentKind::Discard {
+                Unit::Range(REC_DISCARD, rem)
+            } else {
+                enc.planner.read_ahead(&self.list, index, offset, source);
+                enc.planner.unit(offset, rem, size, cfg, source)?
+            };
+            match unit {
+                Unit::Range(rtype, len) => {
+                    check_range(offset, len, self.plan_end, size)?;
+                    job.pieces.push(Piece {
+                        rtype,
+                        offset,
+                        len,
+                        at: 0,
+                    });
+                }
+                Unit::Read(n) => {
+                    let n = n as usize;
+                    if job.used + n > job.data.len() {
+                        break;
+                    }
+                    check_range(offset, n as u64, self.plan_end, size)?;
+                    let at = job.used;
+                    read_source(source, offset, &mut job.data[at..at + n])?;
+                    if !cfg.1 {
+                        job.pieces.push(Piece {
+                            rtype: REC_DATA,
+                            offset,
+                            len: n as u64,
+                            at,
+                        });
+                    } else {
+                        let mut pos = 0;
+                        while pos < n {
+                            let o = offset + pos as u64;
+                            let (zero, len) =
+                                first_piece(&job.data[at + pos..at + n], o, block_size);
+                            job.pieces.push(Piece {
+                                rtype: if zero { REC_ZERO } else { REC_DATA },
+                                offset: o,
+                                len: len as u64,
+                                at: at + pos,
+                            });
+                            pos += len;
+                        }
+                    }
+                    job.used += n;
+                }
+            }
+            let len = match unit {
+                Unit::Range(_, l) => l,
+                Unit::Read(n) => n,
+            };
+            self.plan = (index, done + len);
+            self.plan_end = offset + len;
+            job.records += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ParallelEncoder {
+    fn drop(&mut self) {
+        stop(&self.shared, &mut self.workers);
+    }
+}
+
+fn stop(shared: &Shared, workers: &mut Vec<JoinHandle<()>>) {
+    shared.todo.lock().1 = true;
+    shared.todo_cv.notify_all();
+    for w in workers.drain(..) {
+        let _ = w.join();
+    }
+}
