@@ -35,8 +35,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use blockdelta::replica::{Ingest, PointId, Retention, Store, StoreConfig};
 use blockdelta::{
     ActivityLogConfig, ActivityWriter, Admission, Applier, Bookmark, BookmarkKind, CheckpointInfo,
-    DecoderConfig, EncodeCursor, Encoder, EncoderConfig, Extent, FileSource, FileTarget,
-    GenerationId, LoadOutcome, PersistOptions, PersistentTracker, Secret, Tracker, TrackerConfig,
+    DecoderConfig, EncoderConfig, Extent, FileSource, FileTarget, GenerationId, LoadOutcome,
+    ParallelEncoder, PersistOptions, PersistentTracker, Secret, Tracker, TrackerConfig,
 };
 
 /// The tracker a checkpoint is taken from: a plain one, or one whose state file records every
@@ -93,10 +93,14 @@ struct Args {
     replica: Option<PathBuf>,
     secret: String,
     cycles: u32,
+    threads: usize,
 }
 
-const USAGE: &str = "usage: replicate [--cycles N] [--secret TEXT]
-       replicate --source PATH --replica PATH [--secret TEXT]";
+const USAGE: &str = "usage: replicate [--cycles N] [--secret TEXT] [--threads N]
+       replicate --source PATH --replica PATH [--secret TEXT] [--threads N]
+
+--threads: threads encoding (and decoding) each stream, the caller's included; default: every
+core";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -104,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
         replica: None,
         secret: "blockdelta demo secret".into(),
         cycles: 8,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -112,6 +117,12 @@ fn parse_args() -> Result<Args, String> {
             "--source" => a.source = Some(val()?.into()),
             "--replica" => a.replica = Some(val()?.into()),
             "--secret" => a.secret = val()?,
+            "--threads" => {
+                a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?;
+                if !(1..=256).contains(&a.threads) {
+                    return Err("--threads must be 1 to 256".into());
+                }
+            }
             "--cycles" => {
                 a.cycles = val()?.parse().map_err(|e| format!("--cycles: {e}"))?;
                 if a.cycles < 2 {
@@ -134,7 +145,7 @@ fn parse_args() -> Result<Args, String> {
 fn run() -> Result<(), Error> {
     let args = parse_args()?;
     match (&args.source, &args.replica) {
-        (Some(s), Some(r)) => replicate_existing(s, r, &args.secret),
+        (Some(s), Some(r)) => replicate_existing(s, r, &args.secret, args.threads),
         _ => demo(&args),
     }
 }
@@ -209,6 +220,7 @@ struct Pipeline {
     frame: Vec<u8>,
     extents: Vec<Extent>,
     progress: bool,
+    threads: usize,
 }
 
 /// One frame out of the encoder goes straight into the applier: memory stays bounded by one frame
@@ -241,13 +253,16 @@ impl Link<'_, '_> {
 }
 
 impl Pipeline {
-    fn new(disk_id: [u8; 16], secret: &str) -> Self {
+    fn new(disk_id: [u8; 16], secret: &str, threads: usize) -> Self {
         Pipeline {
             disk_id,
             secret: secret.into(),
             frame: Vec::new(),
-            extents: vec![Extent::default(); 1024],
+            // Extents are encoded a batch at a time; the encoder's threads drain at each batch's
+            // end, so batches are large.
+            extents: vec![Extent::default(); 64 * 1024],
             progress: std::io::stderr().is_terminal(),
+            threads,
         }
     }
 
@@ -312,7 +327,7 @@ impl Pipeline {
         );
         cfg.block_size = cp.block_size;
         cfg.secret = Some(Secret::new(self.secret.as_bytes())?);
-        let mut enc = Encoder::new(cfg)?;
+        let mut enc = ParallelEncoder::new(cfg, self.threads)?;
         self.frame.resize(enc.max_frame_len(), 0);
         let secret = Secret::new(self.secret.as_bytes())?;
         let sink = match dest {
@@ -347,11 +362,17 @@ impl Pipeline {
             if k == 0 {
                 break;
             }
-            let batch: Vec<Extent> = self.extents[..k].to_vec();
-            let mut ec = EncodeCursor::default();
-            while timed(&mut link, &mut |dst| {
-                Ok(enc.next_frame(&batch, &mut ec, &mut source, dst)?)
-            })? {}
+            let batch = &self.extents[..k];
+            enc.set_extents(batch)?;
+            loop {
+                let t = Instant::now();
+                let frames = enc.next_frames(&mut source)?;
+                link.totals.encode += t.elapsed();
+                match frames {
+                    Some(frames) => link.send(frames)?,
+                    None => break,
+                }
+            }
             covered += batch.iter().map(|e| e.len).sum::<u64>();
             if self.progress && last_progress.elapsed() > Duration::from_millis(250) {
                 eprint!(
@@ -435,7 +456,12 @@ fn verify(
 // ---------------------------------------------------------------------------------------------
 // --source / --replica: replicate an existing file or block device, read-only on the source.
 
-fn replicate_existing(source_path: &Path, replica_path: &Path, secret: &str) -> Result<(), Error> {
+fn replicate_existing(
+    source_path: &Path,
+    replica_path: &Path,
+    secret: &str,
+    threads: usize,
+) -> Result<(), Error> {
     let source = File::open(source_path)
         .map_err(|e| format!("cannot open source {}: {e}", source_path.display()))?;
     // The replica must exist: this mode never creates or grows files.
@@ -481,7 +507,7 @@ fn replicate_existing(source_path: &Path, replica_path: &Path, secret: &str) -> 
     // A new tracker starts with every block dirty: its first checkpoint is the full sync.
     // The default granularity: 4 KiB, coarser for disks above about 500 GiB.
     let tracker = Tracker::new(TrackerConfig::new(source_size))?;
-    let mut pipe = Pipeline::new(disk_id_from(source_path), secret);
+    let mut pipe = Pipeline::new(disk_id_from(source_path), secret, threads);
     let mut totals = Totals::default();
     let started = Instant::now();
     let bookmark = Bookmark {
@@ -498,6 +524,14 @@ fn replicate_existing(source_path: &Path, replica_path: &Path, secret: &str) -> 
         Some(bookmark),
         &mut totals,
     )?;
+    let synced = started.elapsed();
+    println!(
+        "full sync: {} in {:.2} s ({}), {} threads, before the verification pass",
+        human(source_size as f64),
+        synced.as_secs_f64(),
+        rate(source_size, synced),
+        threads
+    );
     verify(
         source_path,
         &replica,
@@ -762,7 +796,7 @@ fn demo(args: &Args) -> Result<(), Error> {
     if let LoadOutcome::Reset { reason, .. } = &outcome {
         println!("  tracker state         {reason}: a new generation, every block dirty");
     }
-    let mut pipe = Pipeline::new(DISK_ID, &args.secret);
+    let mut pipe = Pipeline::new(DISK_ID, &args.secret, args.threads);
     let mut totals = Totals::default();
     let work = Arc::new(Workload::default());
     let started = Instant::now();
