@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use blockdelta::replica::{Ingest, PointId, Retention, Store, StoreConfig};
 use blockdelta::{
     ActivityLogConfig, ActivityWriter, Admission, Applier, Bookmark, BookmarkKind, CheckpointInfo,
-    DecoderConfig, EncoderConfig, Extent, FileSource, FileTarget, GenerationId, LoadOutcome,
+    Codec, DecoderConfig, EncoderConfig, Extent, FileSource, FileTarget, GenerationId, LoadOutcome,
     ParallelEncoder, PersistOptions, PersistentTracker, Secret, Tracker, TrackerConfig,
 };
 
@@ -94,13 +94,14 @@ struct Args {
     secret: String,
     cycles: u32,
     threads: usize,
+    compression: Codec,
 }
 
-const USAGE: &str = "usage: replicate [--cycles N] [--secret TEXT] [--threads N]
-       replicate --source PATH --replica PATH [--secret TEXT] [--threads N]
+const USAGE: &str = "usage: replicate [--cycles N] [--secret TEXT] [--threads N] [--compression C]
+       replicate --source PATH --replica PATH [--secret TEXT] [--threads N] [--compression C]
 
---threads: threads encoding (and decoding) each stream, the caller's included; default: every
-core";
+--threads N: threads encoding (and decoding) each stream, the caller's included; default: every
+core. --compression lz4|none: default lz4 (every stream is encrypted either way)";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -109,6 +110,7 @@ fn parse_args() -> Result<Args, String> {
         secret: "blockdelta demo secret".into(),
         cycles: 8,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        compression: Codec::Lz4,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -117,6 +119,13 @@ fn parse_args() -> Result<Args, String> {
             "--source" => a.source = Some(val()?.into()),
             "--replica" => a.replica = Some(val()?.into()),
             "--secret" => a.secret = val()?,
+            "--compression" => {
+                a.compression = match val()?.as_str() {
+                    "lz4" => Codec::Lz4,
+                    "none" => Codec::Raw,
+                    other => return Err(format!("--compression: lz4 or none, not {other:?}")),
+                }
+            }
             "--threads" => {
                 a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?;
                 if !(1..=256).contains(&a.threads) {
@@ -145,7 +154,7 @@ fn parse_args() -> Result<Args, String> {
 fn run() -> Result<(), Error> {
     let args = parse_args()?;
     match (&args.source, &args.replica) {
-        (Some(s), Some(r)) => replicate_existing(s, r, &args.secret, args.threads),
+        (Some(s), Some(r)) => replicate_existing(s, r, &args),
         _ => demo(&args),
     }
 }
@@ -221,6 +230,7 @@ struct Pipeline {
     extents: Vec<Extent>,
     progress: bool,
     threads: usize,
+    compression: Codec,
 }
 
 /// One frame out of the encoder goes straight into the applier: memory stays bounded by one frame
@@ -263,6 +273,7 @@ impl Pipeline {
             extents: vec![Extent::default(); 64 * 1024],
             progress: std::io::stderr().is_terminal(),
             threads,
+            compression: Codec::Lz4,
         }
     }
 
@@ -327,6 +338,7 @@ impl Pipeline {
         );
         cfg.block_size = cp.block_size;
         cfg.secret = Some(Secret::new(self.secret.as_bytes())?);
+        cfg.compression = self.compression;
         let mut enc = ParallelEncoder::new(cfg, self.threads)?;
         self.frame.resize(enc.max_frame_len(), 0);
         let secret = Secret::new(self.secret.as_bytes())?;
@@ -456,12 +468,8 @@ fn verify(
 // ---------------------------------------------------------------------------------------------
 // --source / --replica: replicate an existing file or block device, read-only on the source.
 
-fn replicate_existing(
-    source_path: &Path,
-    replica_path: &Path,
-    secret: &str,
-    threads: usize,
-) -> Result<(), Error> {
+fn replicate_existing(source_path: &Path, replica_path: &Path, args: &Args) -> Result<(), Error> {
+    let threads = args.threads;
     let source = File::open(source_path)
         .map_err(|e| format!("cannot open source {}: {e}", source_path.display()))?;
     // The replica must exist: this mode never creates or grows files.
@@ -499,15 +507,21 @@ fn replicate_existing(
     drop(source);
 
     println!(
-        "replicating {} ({}) to {}: full sync, lz4 + AES-256-GCM, then verify",
+        "replicating {} ({}) to {}: full sync, {}AES-256-GCM, then verify",
         source_path.display(),
         human(source_size as f64),
-        replica_path.display()
+        replica_path.display(),
+        if args.compression == Codec::Lz4 {
+            "lz4 + "
+        } else {
+            ""
+        }
     );
     // A new tracker starts with every block dirty: its first checkpoint is the full sync.
     // The default granularity: 4 KiB, coarser for disks above about 500 GiB.
     let tracker = Tracker::new(TrackerConfig::new(source_size))?;
-    let mut pipe = Pipeline::new(disk_id_from(source_path), secret, threads);
+    let mut pipe = Pipeline::new(disk_id_from(source_path), &args.secret, threads);
+    pipe.compression = args.compression;
     let mut totals = Totals::default();
     let started = Instant::now();
     let bookmark = Bookmark {
@@ -797,6 +811,7 @@ fn demo(args: &Args) -> Result<(), Error> {
         println!("  tracker state         {reason}: a new generation, every block dirty");
     }
     let mut pipe = Pipeline::new(DISK_ID, &args.secret, args.threads);
+    pipe.compression = args.compression;
     let mut totals = Totals::default();
     let work = Arc::new(Workload::default());
     let started = Instant::now();

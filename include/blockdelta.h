@@ -1952,6 +1952,26 @@ blockdelta_result blockdelta_encoder_new(const uint8_t *disk_id,
 void blockdelta_encoder_free(struct blockdelta_encoder *encoder);
 
 /**
+ * Makes the encoder use `threads` threads in all (1 to 1024; 1 is the default): the calling
+ * thread plans and reads, and `threads - 1` threads started now compress, seal and checksum.
+ * Only before `blockdelta_encoder_header` (after it: `BLOCKDELTA_RESULT_INVALID_STATE`). The
+ * stream's bytes are the same for every thread count.
+ *
+ * The read callback is still called only on the thread calling `blockdelta_encoder_next`, so a
+ * source that must be read from one thread (an event loop, an SPDK reactor) works unchanged;
+ * the library's threads touch only its own buffers. The library owns these threads (rather
+ * than handing work to the caller's) because they only compute: no I/O, no callback, no
+ * blocking but on each other, joined by `blockdelta_encoder_free`.
+ *
+ * With threads, `blockdelta_encoder_next` reads ahead: it calls the read callback for up to
+ * `2 * threads + 1` jobs (each up to one record size of data) before returning the first
+ * frame, and `blockdelta_encoder_set_extents` drops the frames planned but not yet returned.
+ * Allocates (about `(2 * threads + 1) * 2.2 * record_size`); any thread.
+ */
+blockdelta_result blockdelta_encoder_set_threads(struct blockdelta_encoder *encoder,
+                                                 uint32_t threads);
+
+/**
  * The size a `dst` buffer needs for any frame of this encoder (0 for NULL, and 0 when called
  * from within this encoder's read callback). Never blocks.
  */

@@ -18,7 +18,8 @@ use super::handle::{arg_extents, arg_ref, arg_slice, free_handle, into_handle, o
 use super::panic::{boundary, boundary_value};
 use super::result::blockdelta_result;
 use crate::stream::{
-    Bookmark, BookmarkKind, Codec, EncodeCursor, Encoder, EncoderConfig, StreamError,
+    Bookmark, BookmarkKind, Codec, EncodeCursor, Encoder, EncoderConfig, ParallelEncoder,
+    StreamError,
 };
 use crate::tracker::{Extent, GenerationId};
 
@@ -41,10 +42,29 @@ pub struct blockdelta_encoder {
 }
 
 struct EncoderState {
-    inner: Encoder,
+    inner: Inner,
+    /// The configuration, to rebuild the encoder with threads before its header.
+    config: EncoderConfig,
+    header_written: bool,
     source: CSource,
     extents: Vec<Extent>,
     cursor: EncodeCursor,
+}
+
+/// The encoder on the caller's thread only, or with threads (`blockdelta_encoder_set_threads`).
+enum Inner {
+    Single(Box<Encoder>),
+    Parallel(Box<ParallelEncoder>),
+}
+
+/// Calls the same method on either encoder.
+macro_rules! inner {
+    ($inner:expr, $e:ident => $call:expr) => {
+        match $inner {
+            Inner::Single($e) => $call,
+            Inner::Parallel($e) => $call,
+        }
+    };
 }
 
 /// The encoder's state, or `REENTERED` when a callback of this encoder is running.
@@ -115,10 +135,12 @@ pub extern "C" fn blockdelta_encoder_new(
         };
         cfg.zero_detection = flags & BLOCKDELTA_ENCODE_ZERO_DETECTION != 0;
         cfg.secret = secret;
-        let inner = Encoder::new(cfg).map_err(fail_thread)?;
+        let inner = Inner::Single(Box::new(Encoder::new(cfg.clone()).map_err(fail_thread)?));
         let h = blockdelta_encoder {
             state: RefCell::new(EncoderState {
                 inner,
+                config: cfg,
+                header_written: false,
                 source: CSource {
                     read,
                     ctx: read_ctx,
@@ -141,6 +163,50 @@ pub extern "C" fn blockdelta_encoder_free(encoder: *mut blockdelta_encoder) {
     boundary_value((), || unsafe { free_handle(encoder) })
 }
 
+/// Makes the encoder use `threads` threads in all (1 to 1024; 1 is the default): the calling
+/// thread plans and reads, and `threads - 1` threads started now compress, seal and checksum.
+/// Only before `blockdelta_encoder_header` (after it: `BLOCKDELTA_RESULT_INVALID_STATE`). The
+/// stream's bytes are the same for every thread count.
+///
+/// The read callback is still called only on the thread calling `blockdelta_encoder_next`, so a
+/// source that must be read from one thread (an event loop, an SPDK reactor) works unchanged;
+/// the library's threads touch only its own buffers. The library owns these threads (rather
+/// than handing work to the caller's) because they only compute: no I/O, no callback, no
+/// blocking but on each other, joined by `blockdelta_encoder_free`.
+///
+/// With threads, `blockdelta_encoder_next` reads ahead: it calls the read callback for up to
+/// `2 * threads + 1` jobs (each up to one record size of data) before returning the first
+/// frame, and `blockdelta_encoder_set_extents` drops the frames planned but not yet returned.
+/// Allocates (about `(2 * threads + 1) * 2.2 * record_size`); any thread.
+#[no_mangle]
+pub extern "C" fn blockdelta_encoder_set_threads(
+    encoder: *mut blockdelta_encoder,
+    threads: u32,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: per the contract, a non-NULL handle is live.
+        let enc = unsafe { arg_ref(encoder)? };
+        let mut st = encoder_state(enc)?;
+        if st.header_written {
+            return Err(enc.last_error.fail(StreamError::InvalidState {
+                reason: "set the threads before the stream header",
+            }));
+        }
+        let threads = threads as usize;
+        st.inner = if threads == 1 {
+            Inner::Single(Box::new(
+                Encoder::new(st.config.clone()).map_err(|e| enc.last_error.fail(e))?,
+            ))
+        } else {
+            Inner::Parallel(Box::new(
+                ParallelEncoder::new(st.config.clone(), threads)
+                    .map_err(|e| enc.last_error.fail(e))?,
+            ))
+        };
+        Ok(())
+    })
+}
+
 /// The size a `dst` buffer needs for any frame of this encoder (0 for NULL, and 0 when called
 /// from within this encoder's read callback). Never blocks.
 #[no_mangle]
@@ -149,7 +215,12 @@ pub extern "C" fn blockdelta_encoder_bound(encoder: *const blockdelta_encoder) -
         // SAFETY: `encoder` is NULL or a live handle.
         unsafe { arg_ref(encoder) }
             .ok()
-            .and_then(|e| e.state.try_borrow().ok().map(|s| s.inner.max_frame_len()))
+            .and_then(|e| {
+                e.state
+                    .try_borrow()
+                    .ok()
+                    .map(|s| inner!(&s.inner, x => x.max_frame_len()))
+            })
             .unwrap_or(0)
     })
 }
@@ -212,7 +283,9 @@ pub extern "C" fn blockdelta_encoder_header(
     // SAFETY: forwarded contract.
     unsafe {
         with_encoder(encoder, dst, dst_cap, written_out, |e, d| {
-            e.inner.write_header(d)
+            let n = inner!(&mut e.inner, x => x.write_header(d))?;
+            e.header_written = true;
+            Ok(n)
         })
     }
 }
@@ -242,12 +315,16 @@ pub extern "C" fn blockdelta_encoder_set_extents(
             })?
         };
         let mut st = encoder_state(enc)?;
-        st.inner
-            .check_extents(list)
-            .map_err(|e| enc.last_error.fail(e))?;
-        st.extents.clear();
-        st.extents.extend_from_slice(list);
-        st.cursor = EncodeCursor::default();
+        let st = &mut *st;
+        match &mut st.inner {
+            Inner::Single(x) => {
+                x.check_extents(list).map_err(|e| enc.last_error.fail(e))?;
+                st.extents.clear();
+                st.extents.extend_from_slice(list);
+                st.cursor = EncodeCursor::default();
+            }
+            Inner::Parallel(x) => x.set_extents(list).map_err(|e| enc.last_error.fail(e))?,
+        }
         Ok(())
     })
 }
@@ -271,8 +348,13 @@ pub extern "C" fn blockdelta_encoder_next(
                 source,
                 extents,
                 cursor,
+                ..
             } = e;
-            Ok(inner.next_frame(extents, cursor, source, d)?.unwrap_or(0))
+            let n = match inner {
+                Inner::Single(x) => x.next_frame(extents, cursor, source, d)?,
+                Inner::Parallel(x) => x.next_frame(source, d)?,
+            };
+            Ok(n.unwrap_or(0))
         })
     }
 }
@@ -290,9 +372,13 @@ pub extern "C" fn blockdelta_encoder_zero(
 ) -> blockdelta_result {
     // SAFETY: forwarded contract.
     unsafe {
-        with_encoder(encoder, dst, dst_cap, written_out, |e, d| {
-            e.inner.write_zero(offset, len, d)
-        })
+        with_encoder(
+            encoder,
+            dst,
+            dst_cap,
+            written_out,
+            |e, d| inner!(&mut e.inner, x => x.write_zero(offset, len, d)),
+        )
     }
 }
 
@@ -308,9 +394,13 @@ pub extern "C" fn blockdelta_encoder_discard(
 ) -> blockdelta_result {
     // SAFETY: forwarded contract.
     unsafe {
-        with_encoder(encoder, dst, dst_cap, written_out, |e, d| {
-            e.inner.write_discard(offset, len, d)
-        })
+        with_encoder(
+            encoder,
+            dst,
+            dst_cap,
+            written_out,
+            |e, d| inner!(&mut e.inner, x => x.write_discard(offset, len, d)),
+        )
     }
 }
 
@@ -325,9 +415,13 @@ pub extern "C" fn blockdelta_encoder_resize(
 ) -> blockdelta_result {
     // SAFETY: forwarded contract.
     unsafe {
-        with_encoder(encoder, dst, dst_cap, written_out, |e, d| {
-            e.inner.write_resize(new_size, d)
-        })
+        with_encoder(
+            encoder,
+            dst,
+            dst_cap,
+            written_out,
+            |e, d| inner!(&mut e.inner, x => x.write_resize(new_size, d)),
+        )
     }
 }
 
@@ -362,15 +456,13 @@ pub extern "C" fn blockdelta_encoder_bookmark(
                     std::str::from_utf8(label).map_err(|_| StreamError::InvalidArgument {
                         reason: "bookmark label is not UTF-8",
                     })?;
-                e.inner.write_bookmark(
-                    &Bookmark {
-                        id,
-                        timestamp_ns,
-                        kind,
-                        label,
-                    },
-                    d,
-                )
+                let b = Bookmark {
+                    id,
+                    timestamp_ns,
+                    kind,
+                    label,
+                };
+                inner!(&mut e.inner, x => x.write_bookmark(&b, d))
             })
         }
     })
@@ -393,7 +485,15 @@ pub extern "C" fn blockdelta_encoder_finish(
     written_out: *mut usize,
 ) -> blockdelta_result {
     // SAFETY: forwarded contract.
-    unsafe { with_encoder(encoder, dst, dst_cap, written_out, |e, d| e.inner.finish(d)) }
+    unsafe {
+        with_encoder(
+            encoder,
+            dst,
+            dst_cap,
+            written_out,
+            |e, d| inner!(&mut e.inner, x => x.finish(d)),
+        )
+    }
 }
 
 /// Copies the encoder's last error message (NUL-terminated, truncated to `cap - 1` bytes) into

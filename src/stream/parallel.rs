@@ -282,19 +282,50 @@ impl ParallelEncoder {
         self.enc.write_header(dst)
     }
 
-    /// Takes the extents to encode next (copied; the capacity is kept for the next list).
-    /// The list must ascend without overlap, after everything already encoded, within the disk
-    /// (checked now, as [`Encoder::check_extents`]). Every frame of the previous list must be
-    /// out.
+    /// Takes the extents to encode next (copied; the capacity is kept for the next list),
+    /// replacing any list whose frames are not all out (frames already out stay out; the rest
+    /// of that list is dropped, as with a new cursor on [`Encoder::next_frame`]). The list must
+    /// ascend without overlap, after everything already encoded, within the disk (checked now,
+    /// as [`Encoder::check_extents`]).
     pub fn set_extents(&mut self, extents: &[Extent]) -> Result<()> {
-        self.idle("set_extents")?;
+        if self.failed {
+            return Err(StreamError::Poisoned);
+        }
         self.enc.check_extents(extents)?;
+        self.drop_pipeline();
         self.list.clear();
         self.list.extend_from_slice(extents);
         self.plan = (0, 0);
         self.plan_end = self.enc.last_end;
         self.next_seq = self.enc.seq;
         Ok(())
+    }
+
+    /// Drops every planned frame not yet out: waits for the jobs on other threads.
+    fn drop_pipeline(&mut self) {
+        while self.queued > 0 {
+            let mut done = self.shared.done.lock();
+            while let Some(job) = done.pop_front() {
+                self.free.push(job);
+                self.queued -= 1;
+            }
+            if self.queued > 0 && done.is_empty() {
+                // A queued job nobody has picked up yet: take it back.
+                if let Some(job) = self.shared.todo.lock().0.pop_front() {
+                    self.free.push(job);
+                    self.queued -= 1;
+                    continue;
+                }
+                self.shared.done_cv.wait(&mut done);
+            }
+        }
+        for slot in &mut self.slots {
+            if let Some(job) = slot.take() {
+                self.free.push(job);
+            }
+        }
+        self.head = self.next_number;
+        self.pending_error = None;
     }
 
     /// Copies the next frame of the list into `dst`; `None` once every frame is out. On error
