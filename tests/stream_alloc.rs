@@ -9,7 +9,7 @@ use std::cell::Cell;
 
 use blockdelta::{
     Applier, Bookmark, BookmarkKind, Codec, Decoded, Decoder, DecoderConfig, EncodeCursor, Encoder,
-    EncoderConfig, Extent, GenerationId, Secret,
+    EncoderConfig, Extent, GenerationId, ParallelEncoder, Secret,
 };
 
 struct Counting;
@@ -78,7 +78,7 @@ fn check(codec: Codec, secret: Option<&[u8]>, record_size: u32) {
     cfg.compression = codec;
     cfg.record_size = record_size;
     cfg.secret = secret.map(|s| Secret::new(s).unwrap());
-    let mut enc = Encoder::new(cfg).unwrap();
+    let mut enc = Encoder::new(cfg.clone()).unwrap();
     let mut frame = vec![0u8; enc.max_frame_len()];
     let mut stream = Vec::with_capacity(2 * SIZE);
     let mut cursor = EncodeCursor::default();
@@ -112,6 +112,32 @@ fn check(codec: Codec, secret: Option<&[u8]>, record_size: u32) {
         "encoder allocated ({codec:?}, encrypted {})",
         secret.is_some()
     );
+
+    // The parallel encoder on one thread: the same promise, the same bytes (without a random
+    // salt). `set_extents` copies the list (allocating once per list), before the count.
+    let mut penc = ParallelEncoder::new(cfg, 1).unwrap();
+    let mut pstream = Vec::with_capacity(2 * SIZE);
+    penc.set_extents(&extents).unwrap();
+    let before = allocations();
+    let n = penc.write_header(&mut frame).unwrap();
+    pstream.extend_from_slice(&frame[..n]);
+    while let Some(n) = penc.next_frame(&mut src, &mut frame).unwrap() {
+        pstream.extend_from_slice(&frame[..n]);
+    }
+    let n = penc.write_bookmark(&bookmark, &mut frame).unwrap();
+    pstream.extend_from_slice(&frame[..n]);
+    let n = penc.finish(&mut frame).unwrap();
+    pstream.extend_from_slice(&frame[..n]);
+    assert_eq!(allocations() - before, 0, "parallel encoder allocated");
+    if secret.is_none() {
+        let first = pstream.iter().zip(&stream).position(|(a, b)| a != b);
+        assert!(
+            pstream == stream,
+            "parallel encoder wrote other bytes: {} vs {}, first difference at {first:?}",
+            pstream.len(),
+            stream.len()
+        );
+    }
 
     // The decoder on its own (data handed out borrowed). Its scratch is allocated when the
     // header is accepted: once per stream, before the first record.

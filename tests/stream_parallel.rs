@@ -348,3 +348,59 @@ fn dropping_mid_stream_stops_every_thread() {
     }
     assert!(ParallelEncoder::new(config(9), 0).is_err());
 }
+
+#[test]
+fn a_new_list_replaces_the_frames_not_yet_out() {
+    let data = disk(31);
+    let mut cfg = config(31);
+    cfg.secret = None;
+    cfg.record_size = 65536;
+    let a = [Extent::new(0, 4 << 20)];
+    let b = [Extent::new(5 << 20, 1 << 20)];
+    for k in [1usize, 3, 7, 40] {
+        // The sequential encoder: k frames of `a`, then `b` with a new cursor.
+        let mut enc = Encoder::new(cfg.clone()).unwrap();
+        let mut buf = vec![0u8; enc.max_frame_len()];
+        let mut want = Vec::new();
+        let mut src = data.clone();
+        let n = enc.write_header(&mut buf).unwrap();
+        want.extend_from_slice(&buf[..n]);
+        let mut cursor = EncodeCursor::default();
+        for _ in 0..k {
+            let n = enc
+                .next_frame(&a, &mut cursor, &mut src, &mut buf)
+                .unwrap()
+                .unwrap();
+            want.extend_from_slice(&buf[..n]);
+        }
+        let mut cursor = EncodeCursor::default();
+        while let Some(n) = enc.next_frame(&b, &mut cursor, &mut src, &mut buf).unwrap() {
+            want.extend_from_slice(&buf[..n]);
+        }
+        let n = enc.finish(&mut buf).unwrap();
+        want.extend_from_slice(&buf[..n]);
+        for threads in [1, 2, 4] {
+            let mut enc = ParallelEncoder::new(cfg.clone(), threads).unwrap();
+            let mut got = Vec::new();
+            let n = enc.write_header(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+            enc.set_extents(&a).unwrap();
+            for _ in 0..k {
+                let n = enc.next_frame(&mut src, &mut buf).unwrap().unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            // A list before what is already out is refused, and changes nothing.
+            assert!(matches!(
+                enc.set_extents(&[Extent::new(0, 4096)]),
+                Err(StreamError::ExtentOverlap { .. })
+            ));
+            enc.set_extents(&b).unwrap();
+            while let Some(n) = enc.next_frame(&mut src, &mut buf).unwrap() {
+                got.extend_from_slice(&buf[..n]);
+            }
+            let n = enc.finish(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+            assert!(got == want, "{k} frames, {threads} threads");
+        }
+    }
+}

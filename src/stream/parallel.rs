@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -117,6 +118,9 @@ struct Shared {
     todo_cv: Condvar,
     done: Mutex<VecDeque<Box<Job>>>,
     done_cv: Condvar,
+    /// Workers that have started (`new` waits for all).
+    started: Mutex<usize>,
+    started_cv: Condvar,
 }
 
 struct Settings {
@@ -124,6 +128,14 @@ struct Settings {
 }
 
 fn worker(shared: Arc<Shared>, mut sealer: Sealer, settings: Settings, mut lz4: Lz4Scratch) {
+    {
+        // A wait that returns at once makes this thread's parking data now, so that no
+        // thread allocates once the encoder is built.
+        let mut todo = shared.todo.lock();
+        let _ = shared.todo_cv.wait_for(&mut todo, Duration::ZERO);
+    }
+    *shared.started.lock() += 1;
+    shared.started_cv.notify_all();
     loop {
         let mut job = {
             let mut todo = shared.todo.lock();
@@ -164,7 +176,8 @@ pub struct ParallelEncoder {
     threads: usize,
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
-    /// Jobs ready to fill.
+    /// Jobs ready to fill. Boxed: jobs move between threads and queues as one pointer.
+    #[allow(clippy::vec_box)]
     free: Vec<Box<Job>>,
     /// Built jobs by `number % slots.len()`.
     slots: Vec<Option<Box<Job>>>,
@@ -217,6 +230,8 @@ impl ParallelEncoder {
             todo_cv: Condvar::new(),
             done: Mutex::new(VecDeque::with_capacity(jobs)),
             done_cv: Condvar::new(),
+            started: Mutex::new(0),
+            started_cv: Condvar::new(),
         });
         let mut workers = Vec::with_capacity(threads - 1);
         for i in 1..threads {
@@ -238,6 +253,13 @@ impl ParallelEncoder {
                 }
             }
         }
+        // Every worker running, and this thread's parking data made, before returning.
+        let mut started = shared.started.lock();
+        let _ = shared.started_cv.wait_for(&mut started, Duration::ZERO);
+        while *started < workers.len() {
+            shared.started_cv.wait(&mut started);
+        }
+        drop(started);
         Ok(ParallelEncoder {
             enc,
             threads,
@@ -454,7 +476,9 @@ impl ParallelEncoder {
             };
             let frame = &job.out[start..job.ends[job.taken]];
             let p = job.pieces[job.taken];
-            debug_assert_eq!(get_u64(frame, 8), self.enc.seq);
+            // Numbering is planned ahead; a frame out of step would be refused by every
+            // decoder, so it is a bug here: never hand it out.
+            assert_eq!(get_u64(frame, 8), self.enc.seq, "frame numbering");
             self.enc.account(frame);
             self.enc.last_end = p.offset + p.len;
             job.taken += 1;
@@ -502,6 +526,11 @@ impl ParallelEncoder {
 
     /// Fills and hands out jobs while there are free ones and the list has more.
     fn top_up<S: BlockSource + ?Sized>(&mut self, source: &mut S) {
+        if self.head == self.next_number {
+            // Nothing planned is pending: numbering continues after the last frame out (a
+            // header, bookmark or range record may have been written since the list was set).
+            self.next_seq = self.enc.seq;
+        }
         while self.pending_error.is_none() && !self.planned_all() {
             let Some(mut job) = self.free.pop() else {
                 break;
