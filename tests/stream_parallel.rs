@@ -260,7 +260,7 @@ fn a_failed_read_consumes_nothing_and_a_retry_gives_the_same_stream() {
             holes: true,
             reads: 0,
         };
-        let want = sequential(cfg.clone(), &[list.clone()], &mut src);
+        let want = sequential(cfg.clone(), std::slice::from_ref(&list), &mut src);
         assert!(src.reads < DISK as u64 - (2 << 20) + 1, "the hole was read");
         for fail_at in [0u64, 7 << 19, 4 << 20, DISK as u64 - 1] {
             let mut src = Flaky {
@@ -309,7 +309,7 @@ fn a_small_buffer_is_refused_and_the_frame_kept() {
     cfg.zero_detection = false;
     cfg.compression = Codec::Raw;
     let list = vec![Extent::new(0, 3 << 20)];
-    let want = sequential(cfg.clone(), &[list.clone()], &mut data.clone());
+    let want = sequential(cfg.clone(), std::slice::from_ref(&list), &mut data.clone());
     let mut enc = ParallelEncoder::new(cfg, 2).unwrap();
     let mut buf = vec![0u8; enc.max_frame_len()];
     let mut out = Vec::new();
