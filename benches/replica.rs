@@ -9,7 +9,7 @@
 //!    each round rewrites 1 % of its 4 KiB blocks at random with other real data (the next
 //!    64 MiB of the same walk). A tracker with the default settings (64 KiB) and one at 4 KiB
 //!    mark them; timed from `take` until the new point is durable and listed (encode lz4 +
-//!    AES-256-GCM frame by frame, straight into `Store::ingest`, `finish`), against
+//!    AES-256-GCM by `ParallelEncoder` on every core, straight into `Store::ingest`, `finish`), against
 //!    `rsync -I --inplace --no-whole-file` bringing a copy of the previous image up to date.
 //! 2. `ingest`: a full encrypted lz4 stream of 256 MiB of the image into a new store, against a
 //!    sequential write + fsync of a file of the stream's size (and of the pack's size).
@@ -41,7 +41,7 @@ use blockdelta::replica::{
 };
 use blockdelta::stream::{encode_to_vec, FileSource};
 use blockdelta::{
-    EncodeCursor, Encoder, EncoderConfig, Extent, GenerationId, Secret, Tracker, TrackerConfig,
+    EncoderConfig, Extent, GenerationId, ParallelEncoder, Secret, Tracker, TrackerConfig,
 };
 
 const KIB: u64 = 1 << 10;
@@ -86,7 +86,9 @@ fn ship(tracker: &Tracker, store: &Store, disk: &File, disk_size: u64) -> u64 {
     );
     cfg.block_size = cp.block_size;
     cfg.secret = secret();
-    let mut enc = Encoder::new(cfg).unwrap();
+    // Every core encodes (ParallelEncoder: the same bytes as Encoder).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut enc = ParallelEncoder::new(cfg, threads).unwrap();
     let mut frame = vec![0u8; enc.max_frame_len()];
     let mut source = FileSource::new(disk.try_clone().unwrap());
     let mut ing = store.ingest(secret()).unwrap();
@@ -95,19 +97,16 @@ fn ship(tracker: &Tracker, store: &Store, disk: &File, disk_size: u64) -> u64 {
     ing.push(&frame[..n]).unwrap();
     bytes += n as u64;
     let mut cursor = cp.cursor();
-    let mut ext = vec![Extent::new(0, 0); 4096];
+    let mut ext = vec![Extent::new(0, 0); 64 * 1024];
     loop {
         let k = tracker.extents(&mut cursor, &mut ext).unwrap();
         if k == 0 {
             break;
         }
-        let mut ec = EncodeCursor::default();
-        while let Some(n) = enc
-            .next_frame(&ext[..k], &mut ec, &mut source, &mut frame)
-            .unwrap()
-        {
-            ing.push(&frame[..n]).unwrap();
-            bytes += n as u64;
+        enc.set_extents(&ext[..k]).unwrap();
+        while let Some(frames) = enc.next_frames(&mut source).unwrap() {
+            ing.push(frames).unwrap();
+            bytes += frames.len() as u64;
         }
     }
     let n = enc.finish(&mut frame).unwrap();
