@@ -10,7 +10,8 @@
 //!    64 MiB of the same walk). A tracker with the default settings (64 KiB) and one at 4 KiB
 //!    mark them; timed from `take` until the new point is durable and listed (encode lz4 +
 //!    AES-256-GCM by `ParallelEncoder` on every core, straight into `Store::ingest`,
-//!    `finish`), against `rsync -I --inplace --no-whole-file` bringing a copy of the previous image up to date.
+//!    `finish`), against `rsync -I --inplace --no-whole-file` bringing a copy of the previous
+//!    image up to date.
 //! 2. `ingest`: a full encrypted lz4 stream of 256 MiB of the image into a new store, against a
 //!    sequential write + fsync of a file of the stream's size (and of the pack's size).
 //! 3. `read`: 1 MiB sequential and 4 KiB random `read_at` of a point against `pread` of a
