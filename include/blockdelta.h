@@ -71,9 +71,16 @@
 #define BLOCKDELTA_ENCODE_LZ4 1
 
 /**
- * Encoder flag: send all-zero records as ZERO records.
+ * Encoder flag: send zeros as ZERO records: every run of all-zero blocks, and every hole the
+ * region callback reports (`blockdelta_encoder_set_source_hints`), which is not read.
  */
 #define BLOCKDELTA_ENCODE_ZERO_DETECTION 2
+
+/**
+ * Encoder flag: send the holes the region callback reports as DISCARD instead of ZERO (for
+ * a replica meant to be thin whose ZERO allocates). Needs `BLOCKDELTA_ENCODE_ZERO_DETECTION`.
+ */
+#define BLOCKDELTA_ENCODE_HOLES_AS_DISCARD 4
 
 /**
  * `original_state` of `blockdelta_failback_plan_new`: the original's persistent tracker loaded
@@ -1284,6 +1291,26 @@ typedef struct blockdelta_record {
 typedef int (*blockdelta_read_fn)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
 
 /**
+ * Says what the source holds from `offset` (below `end`): sets `*hole` (true: the bytes read as
+ * zeros and need not be read; when unsure, false) and `*len`, how many bytes of that kind follow
+ * (1 to `end - offset`; fewer than known is fine, the encoder asks again). Returns 0 on success,
+ * non-zero on failure (a positive value is reported as that errno). Called only from within
+ * `blockdelta_encoder_next`, on the calling thread.
+ */
+typedef int (*blockdelta_region_fn)(void *ctx,
+                                    uint64_t offset,
+                                    uint64_t end,
+                                    bool *hole,
+                                    uint64_t *len);
+
+/**
+ * A hint that `offset..offset + len` of the source is read soon (start reading it in the
+ * background if that helps). Called only from within `blockdelta_encoder_next`, on the calling
+ * thread.
+ */
+typedef void (*blockdelta_will_read_fn)(void *ctx, uint64_t offset, uint64_t len);
+
+/**
  * A byte range of a disk: `len` bytes starting at `offset`, written or discarded.
  *
  * Exposed to C as the plain value type `blockdelta_extent` (24 bytes). It grew in 0.2 (from 16
@@ -1950,6 +1977,24 @@ blockdelta_result blockdelta_encoder_new(const uint8_t *disk_id,
  * Frees an encoder; NULL is a no-op. The handle must not be used afterwards. Never blocks.
  */
 void blockdelta_encoder_free(struct blockdelta_encoder *encoder);
+
+/**
+ * Lets the encoder ask the source where its holes are and tell it what it reads soon, through
+ * two optional callbacks called with the `read_ctx` of `blockdelta_encoder_new`, only from
+ * within `blockdelta_encoder_next` on the calling thread (NULL: none, the default).
+ *
+ * - `region`: with `BLOCKDELTA_ENCODE_ZERO_DETECTION`, a hole it reports is sent as one ZERO
+ *   record (DISCARD with `BLOCKDELTA_ENCODE_HOLES_AS_DISCARD`) and never read. An answer of 0
+ *   bytes, or past `end`, fails the call with `BLOCKDELTA_RESULT_STREAM_SOURCE_IO`.
+ * - `will_read`: called for the extents up to 32 MiB ahead of the one being read (nearby ranges
+ *   merged), so that a source can start reading them (e.g. `posix_fadvise(WILLNEED)`, or
+ *   requests sent ahead to an NBD server).
+ *
+ * Set them before the first `blockdelta_encoder_next`. Never blocks; one thread at a time.
+ */
+blockdelta_result blockdelta_encoder_set_source_hints(struct blockdelta_encoder *encoder,
+                                                      blockdelta_region_fn region,
+                                                      blockdelta_will_read_fn will_read);
 
 /**
  * Makes the encoder use `threads` threads in all (1 to 1024; 1 is the default): the calling

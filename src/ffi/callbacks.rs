@@ -10,13 +10,32 @@ use std::io;
 use super::error::fail_thread;
 use super::handle::arg_slice;
 use super::result::blockdelta_result;
-use crate::stream::{ApplyTarget, BlockSource, Secret};
+use crate::stream::{ApplyTarget, BlockSource, Region, Secret};
 
 /// Reads `len` bytes of the source disk at `offset` into `buf`. Returns 0 on success; non-zero
 /// on failure (a positive value is reported as that errno). Called only from within
 /// `blockdelta_encoder_next`, on the calling thread; `buf` is valid only during the call.
 pub type blockdelta_read_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, offset: u64, buf: *mut u8, len: usize) -> c_int>;
+/// Says what the source holds from `offset` (below `end`): sets `*hole` (true: the bytes read as
+/// zeros and need not be read; when unsure, false) and `*len`, how many bytes of that kind follow
+/// (1 to `end - offset`; fewer than known is fine, the encoder asks again). Returns 0 on success,
+/// non-zero on failure (a positive value is reported as that errno). Called only from within
+/// `blockdelta_encoder_next`, on the calling thread.
+pub type blockdelta_region_fn = Option<
+    unsafe extern "C" fn(
+        ctx: *mut c_void,
+        offset: u64,
+        end: u64,
+        hole: *mut bool,
+        len: *mut u64,
+    ) -> c_int,
+>;
+/// A hint that `offset..offset + len` of the source is read soon (start reading it in the
+/// background if that helps). Called only from within `blockdelta_encoder_next`, on the calling
+/// thread.
+pub type blockdelta_will_read_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, offset: u64, len: u64)>;
 /// Writes `len` bytes from `buf` at `offset` of the replica. Returns 0 on success.
 pub type blockdelta_write_fn = Option<
     unsafe extern "C" fn(ctx: *mut c_void, offset: u64, buf: *const u8, len: usize) -> c_int,
@@ -40,6 +59,8 @@ fn callback_error(rc: c_int) -> io::Error {
 
 pub(crate) struct CSource {
     pub(crate) read: unsafe extern "C" fn(*mut c_void, u64, *mut u8, usize) -> c_int,
+    pub(crate) region: blockdelta_region_fn,
+    pub(crate) will_read: blockdelta_will_read_fn,
     pub(crate) ctx: *mut c_void,
 }
 
@@ -48,6 +69,37 @@ impl BlockSource for CSource {
         // SAFETY: the caller of `blockdelta_encoder_new` promised a valid callback and context;
         // `buf` is a live, writable slice for the duration of the call.
         rc(unsafe { (self.read)(self.ctx, offset, buf.as_mut_ptr(), buf.len()) })
+    }
+
+    fn region(&mut self, offset: u64, end: u64) -> io::Result<Region> {
+        let Some(region) = self.region else {
+            return Ok(Region::Data(end.saturating_sub(offset).max(1)));
+        };
+        let (mut hole, mut len) = (false, 0u64);
+        // SAFETY: the caller of `blockdelta_encoder_set_source_hints` promised a valid callback
+        // for the context given at `blockdelta_encoder_new`; both out-pointers are live locals.
+        rc(unsafe { region(self.ctx, offset, end, &mut hole, &mut len) })?;
+        if len == 0 || len > end.saturating_sub(offset) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the region callback answered {len} bytes at {offset} (1 to {} allowed)",
+                    end.saturating_sub(offset)
+                ),
+            ));
+        }
+        Ok(if hole {
+            Region::Hole(len)
+        } else {
+            Region::Data(len)
+        })
+    }
+
+    fn will_read(&mut self, offset: u64, len: u64) {
+        if let Some(f) = self.will_read {
+            // SAFETY: as for `region`.
+            unsafe { f(self.ctx, offset, len) }
+        }
     }
 }
 

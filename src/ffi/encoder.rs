@@ -12,7 +12,10 @@
 use std::cell::{RefCell, RefMut};
 use std::ffi::c_void;
 
-use super::callbacks::{blockdelta_read_fn, id16, secret_arg, CSource, REENTERED};
+use super::callbacks::{
+    blockdelta_read_fn, blockdelta_region_fn, blockdelta_will_read_fn, id16, secret_arg, CSource,
+    REENTERED,
+};
 use super::error::{copy_handle_message, fail_thread, LastError};
 use super::handle::{arg_extents, arg_ref, arg_slice, free_handle, into_handle, out_slice, Out};
 use super::panic::{boundary, boundary_value};
@@ -29,8 +32,12 @@ mod tests;
 
 /// Encoder flag: try lz4 on DATA records (raw is kept when lz4 does not pay).
 pub const BLOCKDELTA_ENCODE_LZ4: u32 = 1;
-/// Encoder flag: send all-zero records as ZERO records.
+/// Encoder flag: send zeros as ZERO records: every run of all-zero blocks, and every hole the
+/// region callback reports (`blockdelta_encoder_set_source_hints`), which is not read.
 pub const BLOCKDELTA_ENCODE_ZERO_DETECTION: u32 = 2;
+/// Encoder flag: send the holes the region callback reports as DISCARD instead of ZERO (for
+/// a replica meant to be thin whose ZERO allocates). Needs `BLOCKDELTA_ENCODE_ZERO_DETECTION`.
+pub const BLOCKDELTA_ENCODE_HOLES_AS_DISCARD: u32 = 4;
 
 /// A stream encoder (opaque). Create with `blockdelta_encoder_new`, free with `blockdelta_encoder_free`.
 ///
@@ -112,7 +119,10 @@ pub extern "C" fn blockdelta_encoder_new(
             )
         };
         let read = read.ok_or(blockdelta_result::NullParameter)?;
-        if flags & !(BLOCKDELTA_ENCODE_LZ4 | BLOCKDELTA_ENCODE_ZERO_DETECTION) != 0 {
+        let known = BLOCKDELTA_ENCODE_LZ4
+            | BLOCKDELTA_ENCODE_ZERO_DETECTION
+            | BLOCKDELTA_ENCODE_HOLES_AS_DISCARD;
+        if flags & !known != 0 {
             return Err(fail_thread(StreamError::InvalidArgument {
                 reason: "unknown encoder flags",
             }));
@@ -134,6 +144,7 @@ pub extern "C" fn blockdelta_encoder_new(
             Codec::Raw
         };
         cfg.zero_detection = flags & BLOCKDELTA_ENCODE_ZERO_DETECTION != 0;
+        cfg.holes_as_discard = flags & BLOCKDELTA_ENCODE_HOLES_AS_DISCARD != 0;
         cfg.secret = secret;
         let inner = Inner::Single(Box::new(Encoder::new(cfg.clone()).map_err(fail_thread)?));
         let h = blockdelta_encoder {
@@ -143,6 +154,8 @@ pub extern "C" fn blockdelta_encoder_new(
                 header_written: false,
                 source: CSource {
                     read,
+                    region: None,
+                    will_read: None,
                     ctx: read_ctx,
                 },
                 extents: Vec::new(),
@@ -161,6 +174,34 @@ pub extern "C" fn blockdelta_encoder_new(
 pub extern "C" fn blockdelta_encoder_free(encoder: *mut blockdelta_encoder) {
     // SAFETY: `encoder` is NULL or a handle from `blockdelta_encoder_new`, freed once.
     boundary_value((), || unsafe { free_handle(encoder) })
+}
+
+/// Lets the encoder ask the source where its holes are and tell it what it reads soon, through
+/// two optional callbacks called with the `read_ctx` of `blockdelta_encoder_new`, only from
+/// within `blockdelta_encoder_next` on the calling thread (NULL: none, the default).
+///
+/// - `region`: with `BLOCKDELTA_ENCODE_ZERO_DETECTION`, a hole it reports is sent as one ZERO
+///   record (DISCARD with `BLOCKDELTA_ENCODE_HOLES_AS_DISCARD`) and never read. An answer of 0
+///   bytes, or past `end`, fails the call with `BLOCKDELTA_RESULT_STREAM_SOURCE_IO`.
+/// - `will_read`: called for the extents up to 32 MiB ahead of the one being read (nearby ranges
+///   merged), so that a source can start reading them (e.g. `posix_fadvise(WILLNEED)`, or
+///   requests sent ahead to an NBD server).
+///
+/// Set them before the first `blockdelta_encoder_next`. Never blocks; one thread at a time.
+#[no_mangle]
+pub extern "C" fn blockdelta_encoder_set_source_hints(
+    encoder: *mut blockdelta_encoder,
+    region: blockdelta_region_fn,
+    will_read: blockdelta_will_read_fn,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: per the contract, a non-NULL handle is live.
+        let enc = unsafe { arg_ref(encoder)? };
+        let mut st = encoder_state(enc)?;
+        st.source.region = region;
+        st.source.will_read = will_read;
+        Ok(())
+    })
 }
 
 /// Makes the encoder use `threads` threads in all (1 to 1024; 1 is the default): the calling

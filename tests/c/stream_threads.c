@@ -3,9 +3,12 @@
  * of text, zeros and random bytes encoded (lz4 + AES-256-GCM) with the read callback checked to
  * run only on the calling thread, applied through callbacks, compared byte for byte; then the
  * same with 1 thread gives a stream of the same length (the bytes differ only by the random
- * salt). set_threads after the header, or with 0 threads, is refused.
+ * salt). The source reports a hole through the region callback: it is never read. Every
+ * source callback runs on the calling thread. set_threads after the header, or with 0 threads,
+ * is refused.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,14 +35,45 @@ static uint8_t replica[DISK_SIZE];
 static uint8_t stream_buf[MAX_STREAM];
 static size_t stream_len;
 static pthread_t caller;
-static unsigned foreign_reads;
+static unsigned foreign_calls, hole_reads, hints;
+
+/* The source's one hole, reported by the region callback: it must never be read. */
+#define HOLE_START (1u << 20)
+#define HOLE_END (3u << 19)
 
 static int read_source(void *ctx, uint64_t offset, uint8_t *buf, size_t len) {
     (void)ctx;
-    if (!pthread_equal(pthread_self(), caller)) foreign_reads++;
+    if (!pthread_equal(pthread_self(), caller)) foreign_calls++;
+    if (offset < HOLE_END && offset + len > HOLE_START) hole_reads++;
     if (offset > DISK_SIZE || len > DISK_SIZE - offset) return 22;
     memcpy(buf, source + offset, len);
     return 0;
+}
+
+static int region(void *ctx, uint64_t offset, uint64_t end, bool *hole, uint64_t *len) {
+    (void)ctx;
+    if (!pthread_equal(pthread_self(), caller)) foreign_calls++;
+    uint64_t stop;
+    if (offset < HOLE_START) {
+        *hole = false;
+        stop = HOLE_START;
+    } else if (offset < HOLE_END) {
+        *hole = true;
+        stop = HOLE_END;
+    } else {
+        *hole = false;
+        stop = DISK_SIZE;
+    }
+    *len = (stop < end ? stop : end) - offset;
+    return 0;
+}
+
+static void will_read(void *ctx, uint64_t offset, uint64_t len) {
+    (void)ctx;
+    (void)offset;
+    (void)len;
+    if (!pthread_equal(pthread_self(), caller)) foreign_calls++;
+    hints++;
 }
 
 static int t_write(void *ctx, uint64_t offset, const uint8_t *buf, size_t len) {
@@ -74,6 +108,7 @@ static int encode(uint32_t threads) {
                                     &enc));
     CHECK_RC(blockdelta_encoder_set_threads(enc, 0), BLOCKDELTA_RESULT_INVALID_ARGUMENT);
     CHECK_OK(blockdelta_encoder_set_threads(enc, threads));
+    CHECK_OK(blockdelta_encoder_set_source_hints(enc, region, will_read));
     size_t bound = blockdelta_encoder_bound(enc), n = 0;
     uint8_t *frame = malloc(bound);
     if (!frame) return 1;
@@ -124,7 +159,7 @@ int main(void) {
     uint32_t x = 2463534242u;
     for (size_t i = 0; i < DISK_SIZE; i++) {
         size_t block = i / 4096;
-        if (block % 5 == 0) source[i] = 0;
+        if (block % 5 == 0 || (i >= HOLE_START && i < HOLE_END)) source[i] = 0;
         else if (block % 5 < 3) source[i] = (uint8_t)text[i % tl];
         else {
             x ^= x << 13;
@@ -135,7 +170,9 @@ int main(void) {
     }
     if (encode(2) || apply()) return 1;
     size_t threaded = stream_len;
-    CHECK(foreign_reads == 0);
+    CHECK(foreign_calls == 0);
+    CHECK(hole_reads == 0);
+    CHECK(hints > 0);
     if (encode(1) || apply()) return 1;
     CHECK(stream_len == threaded);
     if (failures) return 1;
