@@ -38,10 +38,26 @@ fn encoder_arguments_buffers_and_errors() {
     assert_eq!(new(id, 4096, FLAGS, (null(), 5), read, &mut enc), NULL);
     assert_eq!(thread_error(), "a required pointer argument was NULL");
     assert_eq!(
-        new(id, 4096, 4, none, read, &mut enc),
+        new(id, 4096, 8, none, read, &mut enc),
         blockdelta_result::InvalidArgument
     );
     assert_eq!(thread_error(), "invalid argument: unknown encoder flags");
+    assert_eq!(
+        new(
+            id,
+            4096,
+            BLOCKDELTA_ENCODE_HOLES_AS_DISCARD,
+            none,
+            read,
+            &mut enc
+        ),
+        blockdelta_result::InvalidArgument
+    );
+    assert!(
+        thread_error().contains("zero_detection"),
+        "{}",
+        thread_error()
+    );
     assert_eq!(
         new(id, 1000, FLAGS, none, read, &mut enc),
         blockdelta_result::InvalidArgument
@@ -240,4 +256,123 @@ fn encoder_arguments_buffers_and_errors() {
         blockdelta_result::StreamInvalidState
     );
     blockdelta_encoder_free(enc);
+}
+
+/// The source's hole: the region callback reports 16384..32768 (zeros in `source_disk`) as one.
+unsafe extern "C" fn region(
+    ctx: *mut c_void,
+    offset: u64,
+    end: u64,
+    hole: *mut bool,
+    len: *mut u64,
+) -> c_int {
+    let _ = ctx;
+    let (is_hole, stop) = match offset {
+        _ if offset < 16384 => (false, 16384),
+        _ if offset < 32768 => (true, 32768),
+        _ => (false, end),
+    };
+    // SAFETY: the encoder passes two live out-pointers.
+    unsafe {
+        *hole = is_hole;
+        *len = stop.min(end) - offset;
+    }
+    0
+}
+
+unsafe extern "C" fn will_read(ctx: *mut c_void, offset: u64, len: u64) {
+    let _ = (ctx, offset, len);
+    HINTS.with(|h| h.set(h.get() + 1));
+}
+
+thread_local! {
+    static HINTS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+#[test]
+fn source_hints_skip_the_hole_and_threads_give_the_same_replica() {
+    for (threads, flags) in [
+        (1u32, FLAGS),
+        (2, FLAGS),
+        (2, FLAGS | BLOCKDELTA_ENCODE_HOLES_AS_DISCARD),
+    ] {
+        let mut src = new_source();
+        let ctx = (&mut src as *mut Source).cast::<c_void>();
+        let (secret, secret_len) = secret();
+        let mut enc = null_mut();
+        assert_eq!(
+            blockdelta_encoder_new(
+                DISK_ID.as_ptr(),
+                GENERATION.as_ptr(),
+                41,
+                42,
+                DISK as u64,
+                4096,
+                RECORD,
+                flags,
+                secret,
+                secret_len,
+                Some(read_source),
+                ctx,
+                &mut enc,
+            ),
+            OK
+        );
+        assert_eq!(blockdelta_encoder_set_threads(null_mut(), 2), NULL);
+        assert_eq!(
+            blockdelta_encoder_set_threads(enc, 0),
+            blockdelta_result::InvalidArgument
+        );
+        assert_eq!(blockdelta_encoder_set_threads(enc, threads), OK);
+        assert_eq!(
+            blockdelta_encoder_set_source_hints(enc, Some(region), Some(will_read)),
+            OK
+        );
+        let bound = blockdelta_encoder_bound(enc);
+        let mut frame = vec![0u8; bound];
+        let mut stream = Vec::new();
+        let mut n = 0;
+        assert_eq!(
+            blockdelta_encoder_header(enc, frame.as_mut_ptr(), bound, &mut n),
+            OK
+        );
+        stream.extend_from_slice(&frame[..n]);
+        assert_eq!(
+            blockdelta_encoder_set_threads(enc, 3),
+            blockdelta_result::StreamInvalidState
+        );
+        let extents = [Extent::new(0, DISK as u64)];
+        assert_eq!(blockdelta_encoder_set_extents(enc, extents.as_ptr(), 1), OK);
+        HINTS.with(|h| h.set(0));
+        loop {
+            assert_eq!(
+                blockdelta_encoder_next(enc, frame.as_mut_ptr(), bound, &mut n),
+                OK,
+                "{}",
+                thread_error()
+            );
+            if n == 0 {
+                break;
+            }
+            stream.extend_from_slice(&frame[..n]);
+        }
+        assert_eq!(
+            blockdelta_encoder_finish(enc, frame.as_mut_ptr(), bound, &mut n),
+            OK
+        );
+        stream.extend_from_slice(&frame[..n]);
+        blockdelta_encoder_free(enc);
+        // 16 records of 4 KiB, of which the 4 of the hole are never read.
+        assert_eq!(src.reads, 12, "threads {threads}");
+        assert!(HINTS.with(|h| h.get()) > 0);
+        let mut t = Replica::new(DISK);
+        t.disk.fill(0xEE);
+        let app = new_applier(&mut t, true, false);
+        assert_eq!(push_all(app, &stream, stream.len()), OK);
+        assert_eq!(blockdelta_applier_finish(app), OK);
+        blockdelta_applier_free(app);
+        assert!(t.disk[..DISK] == src.disk[..DISK], "threads {threads}");
+        let discards = flags & BLOCKDELTA_ENCODE_HOLES_AS_DISCARD != 0;
+        assert_eq!(t.discards > 0, discards, "threads {threads}");
+    }
 }
