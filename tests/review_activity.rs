@@ -442,3 +442,65 @@ fn a_log_record_with_bits_past_the_capacity_is_refused_not_applied() {
         .unwrap();
     assert!(outcome.is_reset(), "{outcome:?}");
 }
+
+/// Found by the main job (issue 11 session): a block discarded before the state file's
+/// snapshot, written afterwards and then evicted (its region's dirty bits logged), came back
+/// from a crash as a discard, because recovery merged the log's bits like an abort's (keeping
+/// the older state file's kind): the replica kept zeros where the source had data. A logged
+/// block is now always a write (shipping a discarded block's contents is safe).
+#[test]
+fn a_block_written_after_a_discard_and_evicted_is_a_write_after_a_crash() {
+    use blockdelta::{Extent, ExtentKind};
+    let store = Store::new();
+    let pt = open_clean(&store, 1);
+    let w = pt.writer().unwrap();
+    // Block 3 discarded, then a clean close and open: the state file holds it as a discard.
+    loop {
+        match w.begin(3 * BLOCK, BLOCK).unwrap() {
+            Admission::Go(token) => {
+                w.complete_discard(token, 3 * BLOCK, BLOCK).unwrap();
+                break;
+            }
+            Admission::Wait(t) => w.wait(t).unwrap(),
+        }
+    }
+    drop(w);
+    pt.close().unwrap();
+    let (pt, outcome) =
+        PersistentTracker::open_on(Box::new(store.clone()), config(), options(1)).unwrap();
+    assert!(
+        matches!(outcome, LoadOutcome::Resumed { .. }),
+        "{outcome:?}"
+    );
+    let w = pt.writer().unwrap();
+    write(&w, 3 * BLOCK, BLOCK); // block 3 written: region 0 active
+    write(&w, REGION, BLOCK); // region 1 evicts region 0: its bits go to the log
+    drop(w);
+    drop(pt); // crash
+    let (pt, outcome) =
+        PersistentTracker::open_on(Box::new(store.clone()), config(), options(1)).unwrap();
+    assert!(
+        matches!(outcome, LoadOutcome::Recovered { .. }),
+        "{outcome:?}"
+    );
+    let cp = pt.take().unwrap();
+    let mut cursor = cp.cursor();
+    let mut buf = [Extent::default(); 64];
+    let mut kind_of_3 = None;
+    loop {
+        let n = pt.tracker().extents(&mut cursor, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        for e in &buf[..n] {
+            if e.offset <= 3 * BLOCK && 4 * BLOCK <= e.offset + e.len {
+                kind_of_3 = Some(e.kind);
+            }
+        }
+    }
+    assert_eq!(
+        kind_of_3,
+        Some(ExtentKind::Write),
+        "block 3 was written last, but came back as {kind_of_3:?}"
+    );
+}

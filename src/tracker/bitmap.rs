@@ -309,6 +309,19 @@ impl LiveMap {
         }
     }
 
+    /// Marks the blocks of `bits` in the 64 blocks from `64 * w` as written, whatever their
+    /// state (a write's `fetch_or(D | W)` per leaf word): for dirty bits newer than the map's
+    /// (an activity log record replayed over the state file's dirty set), never `merge_word`,
+    /// which keeps the live kind.
+    pub(crate) fn set_word_written(&self, w: usize, bits: u64) {
+        for half in 0..2 {
+            let mask = (bits >> (32 * half)) & LOW;
+            if mask != 0 {
+                self.mark_word(2 * w + half, mask, 0);
+            }
+        }
+    }
+
     /// Sets blocks `first..=last` as written; returns how many of them were clean before. See
     /// [`LiveMap::mark_range`].
     #[inline]

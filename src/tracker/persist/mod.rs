@@ -834,9 +834,13 @@ fn load_into(
     let mut log_records = 0;
     if let (Some(section), Some((records, active))) = (&info.log, &recovered) {
         log_records = records.len() as u64;
+        // A log record's bits are newer than the state file's dirty set: a block discarded
+        // before the snapshot and written since must come back a write (a merge would keep the
+        // snapshot's discard, and the replica would keep zeros). A logged block that was
+        // discarded last is reported as a write too: shipping what the source holds is safe.
         for rec in records {
             for &(w, bits) in &rec.words {
-                tracker.live.merge_word(w as usize, bits, 0);
+                tracker.live.set_word_written(w as usize, bits);
             }
         }
         let per = (1u64 << section.region_shift) / u64::from(current.block_size);
