@@ -335,7 +335,7 @@ fn sparse(rounds: usize) {
     println!("| sparse / dense time | {} |", ratio(&rat));
     let _ = fs::remove_file(&rep);
     let (da, ba) = allocs[0];
-    println!("| replica allocated / source allocated | dense |");
+    println!("| image | replica allocated / source allocated |");
     println!("|---|---|");
     println!(
         "| dense 1 GiB image | {} / {} = {:.4}x |",
