@@ -226,31 +226,19 @@ fn full(rounds: usize) {
     }
     println!("| target | ratio (median, min..max of rounds) |");
     println!("|---|---|");
-    println!(
-        "| lz4+gcm: all threads / one thread (throughput) | {} |",
-        ratio(&per(1, 0))
-    );
-    println!(
-        "| lz4+gcm all threads / cp --sparse=always | {} |",
-        ratio(&per(1, 4))
-    );
-    println!(
-        "| lz4+gcm all threads / cp + sync --data | {} |",
-        ratio(&per(1, 5))
-    );
-    println!("| gcm all threads / one thread | {} |", ratio(&per(3, 2)));
-    println!(
-        "| gcm all threads / cp --sparse=always | {} |",
-        ratio(&per(3, 4))
-    );
-    println!(
-        "| gcm all threads / cp + sync --data | {} |",
-        ratio(&per(3, 5))
-    );
-    println!(
-        "| lz4+gcm all threads / dd conv=fdatasync | {} |",
-        ratio(&per(1, 6))
-    );
+    // (label, subject, reference): the reference's time over the subject's.
+    let targets = [
+        ("lz4+gcm: all threads / one thread (throughput)", 1, 0),
+        ("lz4+gcm all threads / cp --sparse=always", 1, 4),
+        ("lz4+gcm all threads / cp + sync --data", 1, 5),
+        ("lz4+gcm all threads / dd conv=fdatasync", 1, 6),
+        ("gcm all threads / one thread", 3, 2),
+        ("gcm all threads / cp --sparse=always", 3, 4),
+        ("gcm all threads / cp + sync --data", 3, 5),
+    ];
+    for (label, a, b) in targets {
+        println!("| {label} | {} |", ratio(&per(a, b)));
+    }
     let _ = fs::remove_file(&copy);
     let _ = fs::remove_file(&rep);
 }
@@ -484,21 +472,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    println!(
-        "machine: {} cores, {}",
-        cores(),
-        fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(
-                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
-                    .split(':')
-                    .nth(1)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string())
-            )
-            .unwrap_or_default()
-    );
+    println!("{}", real_data::machine());
     if run("full") {
         full(rounds);
     }

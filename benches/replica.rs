@@ -867,21 +867,7 @@ fn main() {
         .filter(|n| args.iter().any(|a| a == n))
         .collect();
     let run = |n: &str| chosen.is_empty() || chosen.contains(&n);
-    println!(
-        "machine: {} cores, {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(
-                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
-                    .split(':')
-                    .nth(1)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string())
-            )
-            .unwrap_or_default()
-    );
+    println!("{}", real_data::machine());
     let _ = KIB;
     if run("points") {
         many_points(7);

@@ -107,3 +107,22 @@ pub fn image_and_pool(dir: &Path) -> (PathBuf, Vec<u8>) {
     }
     (img, fs::read(&pool).unwrap())
 }
+
+/// "machine: N cores, CPU model", as the benches print it first.
+pub fn machine() -> String {
+    format!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+            )
+            .unwrap_or_default()
+    )
+}

@@ -551,21 +551,26 @@ impl ParallelEncoder {
         }
     }
 
-    fn dispatch(&mut self, mut job: Box<Job>) {
+    fn dispatch(&mut self, job: Box<Job>) {
         if self.workers.is_empty() {
-            run(
-                &mut job,
-                &mut self.enc.sealer,
-                self.enc.compression,
-                &mut self.enc.lz4,
-            );
-            let slot = self.slot(job.number);
-            self.slots[slot] = Some(job);
+            self.build_here(job);
             return;
         }
         self.shared.todo.lock().0.push_back(job);
         self.shared.todo_cv.notify_one();
         self.queued += 1;
+    }
+
+    /// Builds `job` on this thread and puts it in its slot.
+    fn build_here(&mut self, mut job: Box<Job>) {
+        run(
+            &mut job,
+            &mut self.enc.sealer,
+            self.enc.compression,
+            &mut self.enc.lz4,
+        );
+        let slot = self.slot(job.number);
+        self.slots[slot] = Some(job);
     }
 
     /// Waits until the head job is in its slot, building queued jobs on this thread meanwhile.
@@ -587,15 +592,8 @@ impl ParallelEncoder {
                 return;
             }
             let own = self.shared.todo.lock().0.pop_front();
-            if let Some(mut job) = own {
-                run(
-                    &mut job,
-                    &mut self.enc.sealer,
-                    self.enc.compression,
-                    &mut self.enc.lz4,
-                );
-                let slot = self.slot(job.number);
-                self.slots[slot] = Some(job);
+            if let Some(job) = own {
+                self.build_here(job);
                 self.queued -= 1;
                 continue;
             }

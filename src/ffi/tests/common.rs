@@ -237,6 +237,11 @@ pub(crate) fn applier_error(app: *const blockdelta_applier) -> String {
 }
 
 pub(crate) fn new_encoder(src: *mut Source) -> *mut blockdelta_encoder {
+    new_encoder_with(src, FLAGS)
+}
+
+/// [`new_encoder`] with these `BLOCKDELTA_ENCODE_*` flags.
+pub(crate) fn new_encoder_with(src: *mut Source, flags: u32) -> *mut blockdelta_encoder {
     let (secret, secret_len) = secret();
     let mut enc = null_mut();
     assert_eq!(
@@ -248,7 +253,7 @@ pub(crate) fn new_encoder(src: *mut Source) -> *mut blockdelta_encoder {
             DISK as u64,
             4096,
             RECORD,
-            FLAGS,
+            flags,
             secret,
             secret_len,
             Some(read_source),

@@ -297,27 +297,7 @@ fn source_hints_skip_the_hole_and_threads_give_the_same_replica() {
         (2, FLAGS | BLOCKDELTA_ENCODE_HOLES_AS_DISCARD),
     ] {
         let mut src = new_source();
-        let ctx = (&mut src as *mut Source).cast::<c_void>();
-        let (secret, secret_len) = secret();
-        let mut enc = null_mut();
-        assert_eq!(
-            blockdelta_encoder_new(
-                DISK_ID.as_ptr(),
-                GENERATION.as_ptr(),
-                41,
-                42,
-                DISK as u64,
-                4096,
-                RECORD,
-                flags,
-                secret,
-                secret_len,
-                Some(read_source),
-                ctx,
-                &mut enc,
-            ),
-            OK
-        );
+        let enc = new_encoder_with(&mut src, flags);
         assert_eq!(blockdelta_encoder_set_threads(null_mut(), 2), NULL);
         assert_eq!(
             blockdelta_encoder_set_threads(enc, 0),
