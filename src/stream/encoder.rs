@@ -718,16 +718,35 @@ impl Encoder {
                     return Ok(Some(total));
                 }
                 // Room for the whole record as data, checked before reading: a `dst` too
-                // small is refused without touching the source.
+                // small is refused without touching the source. The record is read straight
+                // into the frame; only a record of several pieces copies the pieces after the
+                // first to the stage, for the next calls.
                 check_room(dst, DATA_PAYLOAD_AT + n + self.tag_len())?;
-                read_source(source, offset, &mut self.stage[..n])?;
-                let st = Staged {
-                    offset,
-                    len: n,
-                    pos: 0,
+                let payload = DATA_PAYLOAD_AT..DATA_PAYLOAD_AT + n;
+                read_source(source, offset, &mut dst[payload.clone()])?;
+                let block_size = u64::from(self.header.block_size);
+                let (zero, len) = first_piece(&dst[payload], offset, block_size);
+                if len < n {
+                    let rest = &dst[DATA_PAYLOAD_AT + len..DATA_PAYLOAD_AT + n];
+                    self.stage[..n - len].copy_from_slice(rest);
+                    self.staged = Some(Staged {
+                        offset: offset + len as u64,
+                        len: n - len,
+                        pos: 0,
+                    });
+                }
+                let total = if zero {
+                    self.write_range(REC_ZERO, offset, len as u64, dst)?
+                } else {
+                    let plain =
+                        data_record_in_place(dst, offset, len, self.compression, &mut self.lz4);
+                    let total = self.finish_frame(dst, plain, true)?;
+                    self.last_end = offset + len as u64;
+                    total
                 };
-                self.staged = Some(st);
-                st
+                cursor.index = index;
+                cursor.done = done + len as u64;
+                return Ok(Some(total));
             }
         };
         // The next piece of the staged record, within this extent.
