@@ -2008,7 +2008,8 @@ blockdelta_result blockdelta_encoder_set_source_hints(struct blockdelta_encoder 
  * than handing work to the caller's) because they only compute: no I/O, no callback, no
  * blocking but on each other, joined by `blockdelta_encoder_free`.
  *
- * With threads, `blockdelta_encoder_next` reads ahead: it calls the read callback for up to
+ * A list already set with `blockdelta_encoder_set_extents` is kept. With threads,
+ * `blockdelta_encoder_next` reads ahead: it calls the read callback for up to
  * `2 * threads + 1` jobs (each up to one record size of data) before returning the first
  * frame, and `blockdelta_encoder_set_extents` drops the frames planned but not yet returned.
  * Allocates (about `(2 * threads + 1) * 2.2 * record_size`); any thread.

@@ -215,7 +215,8 @@ pub extern "C" fn blockdelta_encoder_set_source_hints(
 /// than handing work to the caller's) because they only compute: no I/O, no callback, no
 /// blocking but on each other, joined by `blockdelta_encoder_free`.
 ///
-/// With threads, `blockdelta_encoder_next` reads ahead: it calls the read callback for up to
+/// A list already set with `blockdelta_encoder_set_extents` is kept. With threads,
+/// `blockdelta_encoder_next` reads ahead: it calls the read callback for up to
 /// `2 * threads + 1` jobs (each up to one record size of data) before returning the first
 /// frame, and `blockdelta_encoder_set_extents` drops the frames planned but not yet returned.
 /// Allocates (about `(2 * threads + 1) * 2.2 * record_size`); any thread.
@@ -234,16 +235,18 @@ pub extern "C" fn blockdelta_encoder_set_threads(
             }));
         }
         let threads = threads as usize;
-        st.inner = if threads == 1 {
-            Inner::Single(Box::new(
-                Encoder::new(st.config.clone()).map_err(|e| enc.last_error.fail(e))?,
-            ))
+        let inner = if threads == 1 {
+            Encoder::new(st.config.clone()).map(|e| Inner::Single(Box::new(e)))
         } else {
-            Inner::Parallel(Box::new(
-                ParallelEncoder::new(st.config.clone(), threads)
-                    .map_err(|e| enc.last_error.fail(e))?,
-            ))
+            // A list set before this call carries over (nothing of it was encoded yet: no
+            // frame comes before the header).
+            ParallelEncoder::new(st.config.clone(), threads).and_then(|mut p| {
+                p.set_extents(&st.extents)?;
+                Ok(Inner::Parallel(Box::new(p)))
+            })
         };
+        st.inner = inner.map_err(|e| enc.last_error.fail(e))?;
+        st.cursor = EncodeCursor::default();
         Ok(())
     })
 }
@@ -358,14 +361,14 @@ pub extern "C" fn blockdelta_encoder_set_extents(
         let mut st = encoder_state(enc)?;
         let st = &mut *st;
         match &mut st.inner {
-            Inner::Single(x) => {
-                x.check_extents(list).map_err(|e| enc.last_error.fail(e))?;
-                st.extents.clear();
-                st.extents.extend_from_slice(list);
-                st.cursor = EncodeCursor::default();
-            }
-            Inner::Parallel(x) => x.set_extents(list).map_err(|e| enc.last_error.fail(e))?,
+            Inner::Single(x) => x.check_extents(list),
+            Inner::Parallel(x) => x.set_extents(list),
         }
+        .map_err(|e| enc.last_error.fail(e))?;
+        // Kept in both modes: `blockdelta_encoder_set_threads` carries the list over.
+        st.extents.clear();
+        st.extents.extend_from_slice(list);
+        st.cursor = EncodeCursor::default();
         Ok(())
     })
 }

@@ -494,13 +494,20 @@ impl ParallelEncoder {
         self.enc.require_body()?;
         loop {
             let slot = self.slot(self.head);
-            if let Some(job) = self.slots[slot].as_ref() {
-                if job.number == self.head && job.taken == job.ends.len() {
-                    let job = self.slots[slot].take().expect("checked");
-                    self.free.push(job);
-                    self.head += 1;
-                    continue;
+            if let Some(job) = self.slots[slot].as_mut().filter(|j| j.number == self.head) {
+                // A job that failed to build (or whose thread panicked) fails the encoder
+                // before any of its frames, never retired as if done.
+                if let Some(e) = job.error.take() {
+                    self.failed = true;
+                    return Err(e);
                 }
+                if job.taken < job.ends.len() {
+                    return Ok(true);
+                }
+                let job = self.slots[slot].take().expect("checked");
+                self.free.push(job);
+                self.head += 1;
+                continue;
             }
             self.top_up(source);
             if self.head == self.next_number {
@@ -510,17 +517,6 @@ impl ParallelEncoder {
                 };
             }
             self.wait_head();
-            let slot = self.slot(self.head);
-            let job = self.slots[slot]
-                .as_mut()
-                .expect("wait_head leaves it built");
-            if let Some(e) = job.error.take() {
-                self.failed = true;
-                return Err(e);
-            }
-            if job.taken < job.ends.len() {
-                return Ok(true);
-            }
         }
     }
 
