@@ -209,18 +209,33 @@ pub(super) enum Unit {
     Read(u64),
 }
 
+/// A run of data or of a hole in the source, as far as learned.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    start: u64,
+    end: u64,
+    hole: bool,
+    /// `end` is the run's true end: the source said the other kind starts there.
+    whole: bool,
+}
+
 /// Where the data and holes of the source are (as far as learned), and how far ahead it has
 /// been asked to read. Disk offsets only grow within a stream, so both only move forward.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Planner {
-    /// `start..end` is known to be data (`false`) or a hole (`true`).
-    known: Option<(u64, u64, bool)>,
+    known: Option<Run>,
     advised_end: u64,
 }
 
 impl Planner {
     /// The next unit at `offset` with `rem` bytes left in a write extent; `cfg` is
     /// (record size, zero detection, holes as discard).
+    ///
+    /// The source's answers are merged while the kind stays the same, until the run is known
+    /// to the extent's end (a hole: one range record for all of it), to the record's end
+    /// (data), or to its true end. So the records depend only on where the source's data and
+    /// holes are, never on how it cuts its answers nor on where earlier questions were asked:
+    /// every encoder, whatever its thread count, cuts the same records.
     pub(super) fn unit<S: BlockSource + ?Sized>(
         &mut self,
         offset: u64,
@@ -234,28 +249,46 @@ impl Planner {
         if !zero_detection {
             return Ok(Unit::Read(n));
         }
-        let (end, hole) = match self.known {
-            Some((s, e, hole)) if s <= offset && offset < e => (e, hole),
+        let disk_end = disk_size.max(offset.saturating_add(1));
+        let mut probe = |at: u64| -> Result<(u64, bool)> {
+            let r = source
+                .region(at, disk_end)
+                .map_err(|source| StreamError::SourceIo {
+                    offset: at,
+                    len: rem,
+                    source,
+                })?;
+            let (len, hole) = match r {
+                Region::Data(l) => (l, false),
+                Region::Hole(l) => (l, true),
+            };
+            Ok((len.clamp(1, disk_end - at), hole))
+        };
+        let mut run = match self.known {
+            Some(r) if r.start <= offset && offset < r.end => r,
             _ => {
-                let end = disk_size.max(offset.saturating_add(1));
-                let r = source
-                    .region(offset, end)
-                    .map_err(|source| StreamError::SourceIo {
-                        offset,
-                        len: rem,
-                        source,
-                    })?;
-                let (len, hole) = match r {
-                    Region::Data(l) => (l, false),
-                    Region::Hole(l) => (l, true),
-                };
-                let e = offset.saturating_add(len.clamp(1, end - offset));
-                self.known = Some((offset, e, hole));
-                (e, hole)
+                let (len, hole) = probe(offset)?;
+                Run {
+                    start: offset,
+                    end: offset + len,
+                    hole,
+                    whole: false,
+                }
             }
         };
-        let left = end - offset;
-        if hole {
+        loop {
+            let limit = offset.saturating_add(if run.hole { rem } else { n });
+            if run.whole || run.end >= limit || run.end >= disk_end {
+                break;
+            }
+            match probe(run.end)? {
+                (len, hole) if hole == run.hole => run.end += len,
+                _ => run.whole = true,
+            }
+        }
+        self.known = Some(run);
+        let left = run.end - offset;
+        if run.hole {
             let rtype = if holes_as_discard {
                 REC_DISCARD
             } else {

@@ -42,6 +42,8 @@ struct Piece {
     rtype: u16,
     offset: u64,
     len: u64,
+    /// End of the record the piece belongs to (a record's pieces are contiguous in `data`).
+    rec_end: u64,
     /// Where a DATA piece's bytes start in the job's data buffer.
     at: usize,
 }
@@ -194,6 +196,9 @@ pub struct ParallelEncoder {
     head: u64,
     /// A planning or read error, returned once every frame before it is out.
     pending_error: Option<StreamError>,
+    /// The rest of a record cut by a replaced list: (disk offset, start in `carry_buf`, length).
+    carry: Option<(u64, usize, usize)>,
+    carry_buf: Box<[u8]>,
     failed: bool,
 }
 
@@ -275,6 +280,8 @@ impl ParallelEncoder {
             next_seq: 0,
             head: 0,
             pending_error: None,
+            carry: None,
+            carry_buf: vec![0u8; record_size].into_boxed_slice(),
             failed: false,
         })
     }
@@ -314,6 +321,7 @@ impl ParallelEncoder {
             return Err(StreamError::Poisoned);
         }
         self.enc.check_extents(extents)?;
+        self.keep_cut_record();
         self.drop_pipeline();
         self.list.clear();
         self.list.extend_from_slice(extents);
@@ -321,6 +329,25 @@ impl ParallelEncoder {
         self.plan_end = self.enc.last_end;
         self.next_seq = self.enc.seq;
         Ok(())
+    }
+
+    /// When the head job's frames are partly out and the record in progress has pieces left,
+    /// keeps that record's remaining bytes for the next list (see `fill`).
+    fn keep_cut_record(&mut self) {
+        let slot = self.slot(self.head);
+        let Some(job) = self.slots[slot].as_ref().filter(|j| j.number == self.head) else {
+            return;
+        };
+        if job.taken == 0 || job.taken >= job.pieces.len() || job.error.is_some() {
+            return;
+        }
+        let (done, next) = (job.pieces[job.taken - 1], job.pieces[job.taken]);
+        if next.offset >= done.rec_end {
+            return; // the record in progress is all out
+        }
+        let len = (done.rec_end - next.offset) as usize;
+        self.carry_buf[..len].copy_from_slice(&job.data[next.at..next.at + len]);
+        self.carry = Some((next.offset, 0, len));
     }
 
     /// Drops every planned frame not yet out: waits for the jobs on other threads.
@@ -625,8 +652,20 @@ impl ParallelEncoder {
                     disk_size: size,
                 })?;
             let rem = e.len - done;
+            // The rest of a record whose first pieces went out before the list was replaced
+            // is used where the new list goes on at its next byte (as `Encoder` uses its stage).
+            let carried = match self.carry {
+                Some(c) if e.kind == ExtentKind::Write && c.0 == offset => Some(c),
+                Some(_) if e.kind == ExtentKind::Write => {
+                    self.carry = None;
+                    None
+                }
+                _ => None,
+            };
             let unit = if e.kind == ExtentKind::Discard {
                 Unit::Range(REC_DISCARD, rem)
+            } else if let Some((_, _, len)) = carried {
+                Unit::Read(rem.min(len as u64))
             } else {
                 enc.planner.read_ahead(&self.list, index, offset, source);
                 enc.planner.unit(offset, rem, size, cfg, source)?
@@ -638,6 +677,7 @@ impl ParallelEncoder {
                         rtype,
                         offset,
                         len,
+                        rec_end: offset + len,
                         at: 0,
                     });
                 }
@@ -648,12 +688,19 @@ impl ParallelEncoder {
                     }
                     check_range(offset, n as u64, self.plan_end, size)?;
                     let at = job.used;
-                    read_source(source, offset, &mut job.data[at..at + n])?;
+                    let rec_end = offset + n as u64;
+                    if let Some((_, pos, len)) = carried {
+                        job.data[at..at + n].copy_from_slice(&self.carry_buf[pos..pos + n]);
+                        self.carry = (n < len).then_some((rec_end, pos + n, len - n));
+                    } else {
+                        read_source(source, offset, &mut job.data[at..at + n])?;
+                    }
                     if !cfg.1 {
                         job.pieces.push(Piece {
                             rtype: REC_DATA,
                             offset,
                             len: n as u64,
+                            rec_end,
                             at,
                         });
                     } else {
@@ -666,6 +713,7 @@ impl ParallelEncoder {
                                 rtype: if zero { REC_ZERO } else { REC_DATA },
                                 offset: o,
                                 len: len as u64,
+                                rec_end,
                                 at: at + pos,
                             });
                             pos += len;
