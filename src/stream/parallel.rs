@@ -703,3 +703,7 @@ fn stop(shared: &Shared, workers: &mut Vec<JoinHandle<()>>) {
         let _ = w.join();
     }
 }
+
+#[cfg(test)]
+#[path = "review_parallel_tests.rs"]
+mod review_tests;
