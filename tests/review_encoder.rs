@@ -227,3 +227,77 @@ fn a_replaced_list_gives_the_same_bytes_for_every_thread_count() {
         assert!(got == want, "{threads} threads: not the bytes of Encoder (nor of 1 thread)");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Finding 5: `holes_as_discard` turns a range the tracker says was WRITTEN (and that the source
+// reads as zeros) into DISCARD, whose contents are unspecified (docs/FORMAT.md: "a replica may
+// punch a hole, issue a discard, or write zeros"). A replica that issues a discard on a device
+// that does not zero on unmap keeps the old bytes where the source reads zeros: the guest's
+// written zeros (e.g. WRITE_ZEROES that the hypervisor turned into a punched hole) are lost.
+// ---------------------------------------------------------------------------------------------
+
+/// A sparse source: 64 KiB..192 KiB is a hole (zeros), reported by `region`.
+struct Sparse(Vec<u8>);
+
+impl BlockSource for Sparse {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        assert!(offset + buf.len() as u64 <= 65536 || offset >= 196_608, "hole read");
+        self.0.as_mut_slice().read_at(offset, buf)
+    }
+    fn region(&mut self, offset: u64, end: u64) -> io::Result<Region> {
+        Ok(if (65536..196_608).contains(&offset) {
+            Region::Hole(196_608.min(end) - offset)
+        } else if offset < 65536 {
+            Region::Data(65536.min(end) - offset)
+        } else {
+            Region::Data(end - offset)
+        })
+    }
+}
+
+/// A replica whose DISCARD unmaps without zeroing (allowed by the format).
+struct UnmapKeeps(Vec<u8>);
+
+impl blockdelta::ApplyTarget for UnmapKeeps {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write_at(offset, data)
+    }
+    fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.0.write_zeroes(offset, len)
+    }
+    fn discard(&mut self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(()) // contents unspecified: the old bytes stay
+    }
+    fn resize(&mut self, new_size: u64) -> io::Result<()> {
+        blockdelta::ApplyTarget::resize(&mut self.0, new_size)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn size(&mut self) -> io::Result<Option<u64>> {
+        Ok(Some(self.0.len() as u64))
+    }
+}
+
+#[test]
+fn holes_as_discard_keeps_written_zeros_zero_on_the_replica() {
+    let mut data: Vec<u8> = (0..DISK).map(|i| (i % 251) as u8 | 1).collect();
+    data[65536..196_608].fill(0);
+    // The tracker says 0..256 KiB was written (the zeros included).
+    let list = [Extent::new(0, 262_144)];
+    for holes_as_discard in [false, true] {
+        let mut c = cfg();
+        c.holes_as_discard = holes_as_discard;
+        let stream = blockdelta::stream::encode_to_vec(c, &list, &mut Sparse(data.clone())).unwrap();
+        // The replica holds the previous point's bytes.
+        let mut a = Applier::new(DecoderConfig::new(), UnmapKeeps(vec![0xEEu8; DISK]));
+        assert_eq!(a.push(&stream).unwrap(), stream.len());
+        a.finish().unwrap();
+        let replica = a.into_target().0;
+        assert!(
+            replica[..262_144] == data[..262_144],
+            "holes_as_discard {holes_as_discard}: the written zeros at 64..192 KiB are not \
+             zeros on the replica (sent as DISCARD: contents unspecified)"
+        );
+    }
+}
