@@ -79,6 +79,8 @@
 /**
  * Encoder flag: send the holes the region callback reports as DISCARD instead of ZERO (for
  * a replica meant to be thin whose ZERO allocates). Needs `BLOCKDELTA_ENCODE_ZERO_DETECTION`.
+ * A DISCARD's contents are unspecified: a target whose discard does not read back zeros keeps
+ * its old bytes where the source reads zeros.
  */
 #define BLOCKDELTA_ENCODE_HOLES_AS_DISCARD 4
 
@@ -1997,7 +1999,7 @@ blockdelta_result blockdelta_encoder_set_source_hints(struct blockdelta_encoder 
                                                       blockdelta_will_read_fn will_read);
 
 /**
- * Makes the encoder use `threads` threads in all (1 to 1024; 1 is the default): the calling
+ * Makes the encoder use `threads` threads in all (1 to 256; 1 is the default): the calling
  * thread plans and reads, and `threads - 1` threads started now compress, seal and checksum.
  * Only before `blockdelta_encoder_header` (after it: `BLOCKDELTA_RESULT_INVALID_STATE`). The
  * stream's bytes are the same for every thread count.
@@ -2012,7 +2014,8 @@ blockdelta_result blockdelta_encoder_set_source_hints(struct blockdelta_encoder 
  * `blockdelta_encoder_next` reads ahead: it calls the read callback for up to
  * `2 * threads + 1` jobs (each up to one record size of data) before returning the first
  * frame, and `blockdelta_encoder_set_extents` drops the frames planned but not yet returned.
- * Allocates (about `(2 * threads + 1) * 2.2 * record_size`); any thread.
+ * Allocates `2 * threads + 1` jobs of `2 * record_size + (record_size / block_size + 514) * 88`
+ * bytes (about 2.2 MiB for 1 MiB records of 4 KiB blocks); any thread.
  */
 blockdelta_result blockdelta_encoder_set_threads(struct blockdelta_encoder *encoder,
                                                  uint32_t threads);

@@ -37,6 +37,8 @@ pub const BLOCKDELTA_ENCODE_LZ4: u32 = 1;
 pub const BLOCKDELTA_ENCODE_ZERO_DETECTION: u32 = 2;
 /// Encoder flag: send the holes the region callback reports as DISCARD instead of ZERO (for
 /// a replica meant to be thin whose ZERO allocates). Needs `BLOCKDELTA_ENCODE_ZERO_DETECTION`.
+/// A DISCARD's contents are unspecified: a target whose discard does not read back zeros keeps
+/// its old bytes where the source reads zeros.
 pub const BLOCKDELTA_ENCODE_HOLES_AS_DISCARD: u32 = 4;
 
 /// A stream encoder (opaque). Create with `blockdelta_encoder_new`, free with `blockdelta_encoder_free`.
@@ -204,7 +206,7 @@ pub extern "C" fn blockdelta_encoder_set_source_hints(
     })
 }
 
-/// Makes the encoder use `threads` threads in all (1 to 1024; 1 is the default): the calling
+/// Makes the encoder use `threads` threads in all (1 to 256; 1 is the default): the calling
 /// thread plans and reads, and `threads - 1` threads started now compress, seal and checksum.
 /// Only before `blockdelta_encoder_header` (after it: `BLOCKDELTA_RESULT_INVALID_STATE`). The
 /// stream's bytes are the same for every thread count.
@@ -219,7 +221,8 @@ pub extern "C" fn blockdelta_encoder_set_source_hints(
 /// `blockdelta_encoder_next` reads ahead: it calls the read callback for up to
 /// `2 * threads + 1` jobs (each up to one record size of data) before returning the first
 /// frame, and `blockdelta_encoder_set_extents` drops the frames planned but not yet returned.
-/// Allocates (about `(2 * threads + 1) * 2.2 * record_size`); any thread.
+/// Allocates `2 * threads + 1` jobs of `2 * record_size + (record_size / block_size + 514) * 88`
+/// bytes (about 2.2 MiB for 1 MiB records of 4 KiB blocks); any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_encoder_set_threads(
     encoder: *mut blockdelta_encoder,

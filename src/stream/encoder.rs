@@ -49,7 +49,11 @@ pub struct EncoderConfig {
     pub zero_detection: bool,
     /// Send the source's holes as DISCARD records instead of ZERO (default false): for a
     /// replica meant to be thin on a target whose ZERO allocates. Only holes the source reports;
-    /// zeros found by reading are always ZERO. Needs `zero_detection`.
+    /// zeros found by reading are always ZERO. Needs `zero_detection`. **A DISCARD's contents
+    /// are unspecified** (`docs/FORMAT.md`): a target whose discard reads back zeros (a punched
+    /// hole, as `FileTarget` does) matches the source, but one whose discard keeps the old bytes
+    /// keeps them where the source reads zeros. Leave it off unless every target zeroes on
+    /// discard, or the hole's contents do not matter to the replica's users.
     pub holes_as_discard: bool,
     /// Encrypt with AES-256-GCM under a key derived from this secret (default none).
     pub secret: Option<Secret>,

@@ -10,8 +10,10 @@
 //! for any thread count, and the same as [`Encoder::next_frame`] would write for that list
 //! (with the same salt and nonce prefix; a real stream draws them at random).
 //!
-//! Every buffer is allocated in [`ParallelEncoder::new`]: the jobs (about 2.2x the record size
-//! each, `2 * threads + 1` of them), one lz4 scratch per thread. Producing frames allocates
+//! Every buffer is allocated in [`ParallelEncoder::new`]: `2 * threads + 1` jobs (1 with one
+//! thread) of `2 * record_size + (record_size / block_size + 514) * 88` bytes each (about
+//! 2.2 MiB for 1 MiB records of 4 KiB blocks, but 11x the record size for 4 KiB records of
+//! 512-byte blocks), a record-size carry buffer, and one lz4 scratch per thread. Producing frames allocates
 //! nothing. Source calls ([`BlockSource`]) happen only on the thread calling
 //! [`ParallelEncoder::next_frame`] / [`ParallelEncoder::next_frames`].
 
@@ -215,9 +217,9 @@ impl ParallelEncoder {
     /// An encoder for `config` using `threads` threads in all (at least 1): the caller's and
     /// `threads - 1` workers started now. With 1 it runs entirely on the caller's thread.
     pub fn new(config: EncoderConfig, threads: usize) -> Result<Self> {
-        if threads == 0 || threads > 1024 {
+        if threads == 0 || threads > 256 {
             return Err(StreamError::InvalidArgument {
-                reason: "threads must be 1 to 1024",
+                reason: "threads must be 1 to 256",
             });
         }
         let enc = Encoder::new(config)?;
@@ -747,3 +749,7 @@ fn stop(shared: &Shared, workers: &mut Vec<JoinHandle<()>>) {
         let _ = w.join();
     }
 }
+
+#[cfg(test)]
+#[path = "review_parallel_tests.rs"]
+mod review_tests;
