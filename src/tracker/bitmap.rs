@@ -1,13 +1,23 @@
 //! The two hierarchical bitmaps behind a tracker.
 //!
 //! [`LiveMap`] is the atomic, lock-free set that `mark_write` sets bits in. [`FrozenMap`] is the
-//! plain set a checkpoint is drained into and read from. Both have the same shape: level 0 holds
-//! one bit per tracked block; every higher level holds one bit per word of the level below,
-//! meaning "that word may be non-zero" (for the live map) or "that word is non-zero" (exact, for
-//! the frozen map). The top level is a single word. (Live leaf words hold 32 blocks with their
-//! kinds, frozen leaf words 64: see below.) Walking from the top visits only words that
-//! hold dirty bits, so draining, iterating and clearing cost time in proportion to the dirty
-//! blocks, not to the disk size (the idea of QEMU's `hbitmap`).
+//! plain set a checkpoint is drained into and read from. Both have the same shape and leaf
+//! layout: level 0 holds 32 blocks per word, their dirty bits in the low half and their kinds
+//! (written bits) in the high half; every higher level holds one bit per word of the level
+//! below, meaning "that word may be non-zero" (for the live map) or "that word is non-zero"
+//! (exact, for the frozen map). The top level is a single word. Walking from the top visits only
+//! words that hold dirty bits, so draining, iterating and clearing cost time in proportion to
+//! the dirty blocks, not to the disk size (the idea of QEMU's `hbitmap`).
+//!
+//! ## Speed on large disks
+//! On a large, sparsely dirty disk every dirty word is a cache miss, and a drain's `swap` is a
+//! full barrier that would make those misses one at a time. So a drain moves each swapped
+//! live word to the same index of the frozen map (the kind in the same cache line as the dirty
+//! bits: one line per word, not three), fetches the summary words under a level-2 word
+//! together, and queues leaves a few deep with their lines prefetched before swapping them
+//! ([`LiveMap::drain_into`]). Extents are read a word at a time, with trailing zeros and ones
+//! ([`FrozenMap::runs_from`]). A mark of one leaf word takes a path without loop or discard mask
+//! ([`LiveMap::mark_range`]).
 //!
 //! ## The concurrency protocol (model-checked in `tests/loom_tracker.rs`)
 //! Every clearing of a live word is a whole-word `swap(0)`, done top-down by the drain. A writer
@@ -21,8 +31,8 @@
 //! ## Discard state (model-checked in `tests/loom_tracker.rs`, `*discard*`, `*abort*`)
 //! The live map keeps each block's kind in the same leaf word as its dirty bit: a live leaf
 //! word covers 32 blocks, the low half their dirty bits (D), the high half their "written" bits
-//! (W). A dirty block is a write with W set and a discard without. The frozen map keeps
-//! separate discard words (single owner, under the control lock). Under races the rules below
+//! (W). A dirty block is a write with W set and a discard without. The frozen map has the same
+//! layout (single owner, under the control lock). Under races the rules below
 //! may let a discard be reported as a write (conservative: the block's data is read and
 //! shipped), never a write as a discard (which would lose the write on the replica).
 //! - A write is one `fetch_or(D | W)` (after a load that skips it when both are set): from
@@ -62,6 +72,7 @@ pub(crate) struct Shape {
 
 impl Shape {
     /// The shape for `blocks` tracked blocks (at least 1), 64 per leaf word.
+    #[cfg(test)]
     pub(crate) fn new(blocks: u64) -> Shape {
         Shape::with_leaves(blocks.max(1).div_ceil(64))
     }
@@ -89,12 +100,6 @@ impl Shape {
             start,
             total,
         }
-    }
-
-    /// Words (all levels) of a map for `blocks` blocks, saturating at `u64::MAX`: total for
-    /// every input, unlike [`Shape::new`], which is only for block counts a tracker accepts.
-    pub(crate) fn words_for(blocks: u64) -> u64 {
-        Shape::words_for_leaves(blocks.max(1).div_ceil(64))
     }
 
     /// Words (all levels) of a map over `leaves` leaf words, saturating at `u64::MAX`.
@@ -216,8 +221,9 @@ impl LiveMap {
         blocks.max(1).div_ceil(LIVE_LEAF_BLOCKS)
     }
 
-    /// Words (all levels) of a live map for `blocks` blocks, saturating (see
-    /// [`Shape::words_for`]).
+    /// Words (all levels) of a live map for `blocks` blocks, saturating at `u64::MAX`: total
+    /// for every input, unlike [`LiveMap::new`], which is only for block counts a tracker
+    /// accepts.
     pub(crate) fn words_for(blocks: u64) -> u64 {
         Shape::words_for_leaves(Self::leaves(blocks))
     }
@@ -228,8 +234,22 @@ impl LiveMap {
     /// Lock-free: per touched leaf word, a load and, only where a bit must change, one
     /// `fetch_or` (a discard also a `fetch_and` of the written bits it covers), then the
     /// summary bits as in [`LiveMap::ensure_ancestors`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn mark_range(&self, first: u64, last: u64, disc: Option<(u64, u64)>) -> u64 {
+        if disc.is_none() && first >> 5 == last >> 5 {
+            // The common case, a write within one leaf word: no loop, no discard mask.
+            return self.mark_word(
+                (first >> 5) as usize,
+                bit_range(first as u32 & 31, last as u32 & 31),
+                0,
+            );
+        }
+        self.mark_words(first, last, disc)
+    }
+
+    /// [`LiveMap::mark_range`] in general: any number of leaf words, discards.
+    #[inline(never)]
+    fn mark_words(&self, first: u64, last: u64, disc: Option<(u64, u64)>) -> u64 {
         let (fw, lw) = ((first >> 5) as usize, (last >> 5) as usize);
         let mut newly = 0;
         for w in fw..=lw {
@@ -296,17 +316,22 @@ impl LiveMap {
     /// a write, safe). The merge never clears a W bit, so it never turns a write into a discard.
     pub(crate) fn merge_word(&self, w: usize, bits: u64, disc: u64) {
         for half in 0..2 {
-            let d = (bits >> (32 * half)) & LOW;
-            if d == 0 {
-                continue;
-            }
-            let written = d & !(disc >> (32 * half));
-            let leaf = 2 * w + half;
-            let word = &self.words[leaf];
-            let live_dirty = word.load(Ordering::Acquire) & LOW;
-            word.fetch_or(d | ((written & !live_dirty) << 32), Ordering::AcqRel);
-            self.ensure_ancestors(leaf);
+            let shift = 32 * half;
+            self.merge_leaf(2 * w + half, (bits >> shift) & LOW, (disc >> shift) & LOW);
         }
+    }
+
+    /// [`LiveMap::merge_word`] for the 32 blocks of live leaf word `leaf`: dirty bits `d`, of
+    /// which `disc` were discards (both in the low half).
+    pub(crate) fn merge_leaf(&self, leaf: usize, d: u64, disc: u64) {
+        if d == 0 {
+            return;
+        }
+        let written = d & !disc;
+        let word = &self.words[leaf];
+        let live_dirty = word.load(Ordering::Acquire) & LOW;
+        word.fetch_or(d | ((written & !live_dirty) << 32), Ordering::AcqRel);
+        self.ensure_ancestors(leaf);
     }
 
     /// Sets blocks `first..=last` as written; returns how many of them were clean before. See
@@ -369,34 +394,150 @@ impl LiveMap {
     /// Moves every set bit into `into` (top-down swaps), dropping blocks at or past
     /// `end_block` (left by writes that raced a shrink). Leaf words are visited in ascending
     /// order, so the drain also counts what it moved: see [`Drained`].
+    ///
+    /// A leaf whose summary bit was taken is not swapped at once but queued ([`DRAIN_QUEUE`]
+    /// deep, first in first out) with its cache lines prefetched: on a large, sparse map every
+    /// leaf is a cache miss, and each `swap` is a full barrier that would otherwise wait for
+    /// them one at a time. The order the protocol needs is kept: every leaf is swapped after
+    /// the summary bit above it, and every taken summary bit's leaf is swapped before the drain
+    /// returns.
     pub(crate) fn drain_into(&self, into: &mut FrozenMap, end_block: u64) -> Drained {
-        let mut d = Drained {
+        let mut d = Drainer {
+            into,
             end_block,
-            ..Drained::default()
+            out: Drained::default(),
+            prev: None,
+            queue: [0; DRAIN_QUEUE],
+            head: 0,
+            queued: 0,
         };
-        self.drain_word(self.shape.top(), 0, into, &mut d);
-        d.flush(into);
-        d
+        self.drain_word(self.shape.top(), 0, &mut d);
+        while d.queued > 0 {
+            d.pop(self);
+        }
+        d.out
     }
 
-    fn drain_word(&self, level: usize, index: usize, into: &mut FrozenMap, d: &mut Drained) {
+    fn drain_word(&self, level: usize, index: usize, d: &mut Drainer<'_>) {
+        if level == 0 {
+            d.push(self, index);
+            return;
+        }
         let word = &self.words[self.shape.at(level, index)];
         if word.load(Ordering::Relaxed) == 0 {
             return;
         }
         let mut bits = word.swap(0, Ordering::AcqRel);
-        if level == 0 {
-            // One swap: the dirty bits and their kinds together.
-            let dirty = bits & LOW;
-            let disc = dirty & !(bits >> 32);
-            d.add_half(index, dirty, disc, into);
-            return;
+        let children = self.shape.len[level - 1];
+        if level == 2 {
+            // The summary words below are swapped one by one: fetch their lines together.
+            let mut b = bits;
+            while b != 0 {
+                let child = (index << 6) | b.trailing_zeros() as usize;
+                b &= b - 1;
+                if child < children {
+                    prefetch(&self.words[self.shape.at(1, child)]);
+                }
+            }
         }
         while bits != 0 {
-            let b = bits.trailing_zeros() as usize;
+            let child = (index << 6) | bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            self.drain_word(level - 1, (index << 6) | b, into, d);
+            if child < children {
+                self.drain_word(level - 1, child, d);
+            }
         }
+    }
+}
+
+/// Leaves a drain holds between taking their summary bit and swapping them, their cache lines
+/// on their way meanwhile.
+const DRAIN_QUEUE: usize = 16;
+
+/// Asks the CPU to start loading the cache line of `p`: a hint, never a fault, no effect on
+/// what the program computes. A no-op where there is no stable prefetch instruction, under loom
+/// and under miri.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // SAFETY: `prefetcht0` is part of SSE, which every x86-64 CPU has; a prefetch never faults
+    // (whatever the address) and changes no memory or register the program can see.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    let _ = p;
+}
+
+/// A drain in progress: the queue of leaves to swap and what has been moved so far.
+struct Drainer<'a> {
+    into: &'a mut FrozenMap,
+    end_block: u64,
+    out: Drained,
+    /// The last non-empty leaf added (index, dirty bits, discard bits), to join runs across
+    /// leaf boundaries.
+    prev: Option<(usize, u64, u64)>,
+    queue: [usize; DRAIN_QUEUE],
+    head: usize,
+    queued: usize,
+}
+
+impl Drainer<'_> {
+    /// Queues leaf `leaf` (its summary bit taken), swapping the oldest queued one if full.
+    #[inline(always)]
+    fn push(&mut self, live: &LiveMap, leaf: usize) {
+        if self.queued == DRAIN_QUEUE {
+            self.pop(live);
+        }
+        prefetch(&live.words[leaf]);
+        self.into.prefetch_leaf(leaf);
+        self.queue[(self.head + self.queued) % DRAIN_QUEUE] = leaf;
+        self.queued += 1;
+    }
+
+    /// Swaps the oldest queued leaf into the frozen map.
+    #[inline(always)]
+    fn pop(&mut self, live: &LiveMap) {
+        let leaf = self.queue[self.head];
+        self.head = (self.head + 1) % DRAIN_QUEUE;
+        self.queued -= 1;
+        let word = &live.words[leaf];
+        if word.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // One swap: the dirty bits and their kinds together.
+        let bits = word.swap(0, Ordering::AcqRel);
+        self.add(leaf, bits);
+    }
+
+    fn add(&mut self, leaf: usize, bits: u64) {
+        let first = (leaf as u64) * LIVE_LEAF_BLOCKS;
+        if first >= self.end_block {
+            return;
+        }
+        let mut dirty = bits & LOW;
+        if self.end_block - first < LIVE_LEAF_BLOCKS {
+            dirty &= (1u64 << (self.end_block - first)) - 1;
+        }
+        if dirty == 0 {
+            return;
+        }
+        let written = (bits >> 32) & dirty;
+        let disc = dirty & !written;
+        self.into.or_leaf(leaf, dirty | (written << 32));
+        self.out.blocks += u64::from(dirty.count_ones());
+        // The lower neighbour of each block (block 0's is block 31 of the previous leaf, if
+        // adjacent).
+        let (carry, carry_disc) = match self.prev {
+            Some((p, pd, pdisc)) if p + 1 == leaf => (pd >> 31, pdisc >> 31),
+            _ => (0, 0),
+        };
+        let below = ((dirty << 1) | carry) & LOW;
+        let below_disc = ((disc << 1) | carry_disc) & LOW;
+        // A run starts at every dirty block whose lower neighbour is clean or of the other kind.
+        let continues = below & !(disc ^ below_disc);
+        self.out.runs += u64::from((dirty & !continues).count_ones());
+        self.prev = Some((leaf, dirty, disc));
     }
 }
 
@@ -454,140 +595,62 @@ impl LiveMap {
 /// same kind (write or discard).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Drained {
-    end_block: u64,
     pub(crate) blocks: u64,
     pub(crate) runs: u64,
-    /// The last non-empty leaf word added (dirty and discard bits), to join runs across word
-    /// boundaries.
-    prev: Option<(usize, u64, u64)>,
-    /// The frozen leaf word being assembled from live leaf words (32 blocks each).
-    pending: Option<(usize, u64, u64)>,
 }
 
-impl Drained {
-    /// Adds live leaf word `live_index` (dirty bits and discard bits in the low 32 bits).
-    /// Live leaves arrive in ascending order; two make one frozen leaf word.
-    fn add_half(&mut self, live_index: usize, dirty: u64, disc: u64, into: &mut FrozenMap) {
-        let index = live_index >> 1;
-        let shift = 32 * (live_index & 1);
-        match &mut self.pending {
-            Some((i, b, dc)) if *i == index => {
-                *b |= dirty << shift;
-                *dc |= disc << shift;
-            }
-            _ => {
-                self.flush(into);
-                self.pending = Some((index, dirty << shift, disc << shift));
-            }
-        }
-    }
-
-    /// Adds the frozen leaf word being assembled, if any.
-    fn flush(&mut self, into: &mut FrozenMap) {
-        if let Some((index, bits, disc)) = self.pending.take() {
-            self.add(index, bits, disc, into);
-        }
-    }
-
-    fn add(&mut self, index: usize, mut bits: u64, disc: u64, into: &mut FrozenMap) {
-        let first = (index as u64) << 6;
-        if first >= self.end_block {
-            return;
-        }
-        if self.end_block - first < 64 {
-            bits &= (1u64 << (self.end_block - first)) - 1;
-        }
-        if bits == 0 {
-            return;
-        }
-        let disc = disc & bits;
-        into.or_word(index, bits);
-        into.discard[index] |= disc;
-        self.blocks += u64::from(bits.count_ones());
-        // The lower neighbour of each bit (bit 0's is bit 63 of the previous word, if adjacent).
-        let (carry_bits, carry_disc) = match self.prev {
-            Some((pw, pb, pd)) if pw + 1 == index => (pb >> 63, pd >> 63),
-            _ => (0, 0),
-        };
-        let below = (bits << 1) | carry_bits;
-        let below_disc = (disc << 1) | carry_disc;
-        // A run starts at every set bit whose lower neighbour is clear or of the other kind.
-        let continues = below & !(disc ^ below_disc);
-        self.runs += u64::from((bits & !continues).count_ones());
-        self.prev = Some((index, bits, disc));
-    }
-}
-
-/// A plain (single-owner) dirty set with exact summaries: the taken checkpoint, with its
-/// discard bits (leaf words only, always a subset of the dirty bits).
+/// A plain (single-owner) dirty set with exact summaries: the taken checkpoint.
+///
+/// Its leaf words have the live map's layout and index (32 blocks: dirty bits low, written
+/// bits high, a written bit only beside a dirty one), so a drain moves a swapped live word to
+/// the same index of one array, and a block's kind sits in the same cache line as its dirty
+/// bit. Summary bits are exact: set exactly over the non-zero words below.
 pub(crate) struct FrozenMap {
     shape: Shape,
     words: Box<[u64]>,
-    discard: Box<[u64]>,
 }
 
 impl FrozenMap {
-    /// Writes every page of the map once (see [`LiveMap::prefault`]). The slices pass through
+    /// Writes every page of the map once (see [`LiveMap::prefault`]). The slice passes through
     /// `black_box` first, so that the compiler cannot prove the zeros already there and drop
     /// the writes.
     pub(crate) fn prefault(&mut self) {
-        for words in [&mut self.words, &mut self.discard] {
-            let words = std::hint::black_box(&mut words[..]);
-            for i in (0..words.len()).step_by(WORDS_PER_PAGE) {
-                words[i] = 0;
-            }
+        let words = std::hint::black_box(&mut self.words[..]);
+        for i in (0..words.len()).step_by(WORDS_PER_PAGE) {
+            words[i] = 0;
         }
     }
 
-    pub(crate) fn new(shape: Shape) -> Option<FrozenMap> {
+    /// The frozen map for `blocks` blocks (the live map's shape).
+    pub(crate) fn new(blocks: u64) -> Option<FrozenMap> {
+        let shape = Shape::with_leaves(LiveMap::leaves(blocks));
         Some(FrozenMap {
             shape,
             words: zeroed_words(shape.words())?,
-            discard: zeroed_words(shape.len[0])?,
         })
     }
 
-    /// Whether block `b` (a set block) was discarded rather than written.
-    pub(crate) fn is_discard(&self, b: u64) -> bool {
-        self.discard.get((b >> 6) as usize).copied().unwrap_or(0) & (1 << (b & 63)) != 0
+    /// Words (all levels) of a frozen map for `blocks` blocks, saturating.
+    pub(crate) fn words_for(blocks: u64) -> u64 {
+        LiveMap::words_for(blocks)
     }
 
-    /// The first block in `pos..limit` whose discard bit differs from `discard`, or `limit`.
-    /// Within a dirty run (`limit` = the run's end) this is where the run's kind changes. Costs
-    /// time in proportion to the words of `pos..limit`, never the rest of the map.
-    pub(crate) fn next_kind_change(&self, pos: u64, limit: u64, discard: bool) -> u64 {
-        if pos >= limit {
-            return limit;
+    /// Starts loading the lines a drain writes for leaf `leaf`: the leaf and its summary word.
+    #[inline(always)]
+    fn prefetch_leaf(&self, leaf: usize) {
+        prefetch(&self.words[leaf]);
+        if self.shape.levels > 1 {
+            prefetch(&self.words[self.shape.at(1, leaf >> 6)]);
         }
-        let flip = if discard { u64::MAX } else { 0 };
-        let last = ((limit - 1) >> 6) as usize;
-        let mut w = (pos >> 6) as usize;
-        if w >= self.discard.len() {
-            return pos;
-        }
-        let mut bits = (self.discard[w] ^ flip) & (u64::MAX << (pos & 63));
-        while bits == 0 {
-            w += 1;
-            if w > last || w >= self.discard.len() {
-                return limit.min((w as u64) << 6);
-            }
-            bits = self.discard[w] ^ flip;
-        }
-        limit.min(((w as u64) << 6) | u64::from(bits.trailing_zeros()))
     }
 
-    /// Discard bits of leaf word `index`.
-    pub(crate) fn discard_leaf(&self, index: usize) -> u64 {
-        self.discard.get(index).copied().unwrap_or(0)
-    }
-
-    /// ORs `bits` into leaf word `index`; returns how many bits were newly set.
-    pub(crate) fn or_word(&mut self, index: usize, bits: u64) -> u64 {
-        let slot = &mut self.words[index];
+    /// ORs `word` (live layout) into leaf `leaf`, setting the summary bits above it.
+    fn or_leaf(&mut self, leaf: usize, word: u64) {
+        let slot = &mut self.words[leaf];
         let old = *slot;
-        *slot |= bits;
-        if old == 0 && bits != 0 {
-            let mut i = index;
+        *slot |= word;
+        if old == 0 && word != 0 {
+            let mut i = leaf;
             for level in 1..self.shape.levels {
                 let p = &mut self.words[self.shape.at(level, i >> 6)];
                 let was = *p;
@@ -598,57 +661,178 @@ impl FrozenMap {
                 i >>= 6;
             }
         }
-        u64::from((bits & !old).count_ones())
     }
 
-    /// Leaf word `index`.
+    /// Dirty and discard bits (32 each) of leaf `leaf`; zeros past the map.
+    #[inline(always)]
+    fn leaf_bits(&self, leaf: usize) -> (u64, u64) {
+        if leaf >= self.shape.len[0] {
+            return (0, 0);
+        }
+        let word = self.words[leaf];
+        let dirty = word & LOW;
+        (dirty, dirty & !(word >> 32))
+    }
+
+    /// Whether block `b` (a set block) was discarded rather than written.
+    #[cfg(test)]
+    pub(crate) fn is_discard(&self, b: u64) -> bool {
+        let (_, disc) = self.leaf_bits((b / LIVE_LEAF_BLOCKS) as usize);
+        disc & (1 << (b % LIVE_LEAF_BLOCKS)) != 0
+    }
+
+    /// Dirty bits of the 64 blocks from `64 * index`.
     pub(crate) fn leaf(&self, index: usize) -> u64 {
-        self.words.get(index).copied().unwrap_or(0)
+        let (lo, _) = self.leaf_bits(2 * index);
+        let (hi, _) = self.leaf_bits(2 * index + 1);
+        lo | (hi << 32)
     }
 
-    /// The first set block at or after `pos`, if any.
-    pub(crate) fn next_set(&self, pos: u64) -> Option<u64> {
-        let mut level = 0;
-        let mut idx = pos;
-        // Climb until a word at some level has a set bit at or after `idx`.
+    /// Discard bits of the 64 blocks from `64 * index`.
+    pub(crate) fn discard_leaf(&self, index: usize) -> u64 {
+        let (_, lo) = self.leaf_bits(2 * index);
+        let (_, hi) = self.leaf_bits(2 * index + 1);
+        lo | (hi << 32)
+    }
+
+    /// The first non-zero leaf at or after `from`, if any: the leaf itself when it is
+    /// non-zero, else a climb up the summaries and a descent.
+    #[inline]
+    fn next_leaf(&self, from: usize) -> Option<usize> {
+        if from >= self.shape.len[0] {
+            return None;
+        }
+        if self.words[from] != 0 {
+            return Some(from);
+        }
+        // `idx` is a child index at `level - 1`.
+        let (mut level, mut idx) = (1, from + 1);
         let found = loop {
-            if level == self.shape.levels {
+            if level >= self.shape.levels {
                 return None;
             }
-            let w = (idx >> 6) as usize;
+            let w = idx >> 6;
             if w >= self.shape.len[level] {
                 return None;
             }
             let bits = self.words[self.shape.at(level, w)] & (u64::MAX << (idx & 63));
             if bits != 0 {
-                break ((w as u64) << 6) | u64::from(bits.trailing_zeros());
+                break (w << 6) | bits.trailing_zeros() as usize;
             }
-            idx = w as u64 + 1;
+            idx = w + 1;
             level += 1;
         };
         // Descend: summaries are exact, so every word reached here is non-zero.
         let mut idx = found;
-        while level > 0 {
+        while level > 1 {
             level -= 1;
-            let bits = self.words[self.shape.at(level, idx as usize)];
+            let bits = self.words[self.shape.at(level, idx)];
             debug_assert_ne!(bits, 0, "frozen summary bit without a set child");
-            idx = (idx << 6) | u64::from(bits.trailing_zeros());
+            idx = (idx << 6) | bits.trailing_zeros() as usize;
         }
         Some(idx)
     }
 
-    /// The first clear block at or after `pos` (may be past the end of the map).
-    pub(crate) fn next_clear(&self, pos: u64) -> u64 {
-        let mut w = (pos >> 6) as usize;
-        let mut bits = !self.leaf(w) & (u64::MAX << (pos & 63));
-        while bits == 0 {
-            w += 1;
-            if w >= self.shape.len[0] {
-                return (w as u64) << 6;
-            }
-            bits = !self.words[w];
+    /// The first set block at or after `pos`, if any.
+    pub(crate) fn next_set(&self, pos: u64) -> Option<u64> {
+        let leaf = (pos / LIVE_LEAF_BLOCKS) as usize;
+        let (dirty, _) = self.leaf_bits(leaf);
+        let here = dirty & (LOW << (pos % LIVE_LEAF_BLOCKS));
+        if here != 0 {
+            return Some((leaf as u64) * LIVE_LEAF_BLOCKS + u64::from(here.trailing_zeros()));
         }
-        ((w as u64) << 6) | u64::from(bits.trailing_zeros())
+        let next = self.next_leaf(leaf + 1)?;
+        let (dirty, _) = self.leaf_bits(next);
+        Some((next as u64) * LIVE_LEAF_BLOCKS + u64::from(dirty.trailing_zeros()))
+    }
+
+    /// The first clear block at or after `pos` (may be past the end of the map).
+    #[cfg(test)]
+    pub(crate) fn next_clear(&self, pos: u64) -> u64 {
+        let mut leaf = (pos / LIVE_LEAF_BLOCKS) as usize;
+        let mut clear = !self.leaf_bits(leaf).0 & LOW & (LOW << (pos % LIVE_LEAF_BLOCKS));
+        while clear == 0 {
+            leaf += 1;
+            clear = !self.leaf_bits(leaf).0 & LOW;
+        }
+        (leaf as u64) * LIVE_LEAF_BLOCKS + u64::from(clear.trailing_zeros())
+    }
+
+    /// Calls `emit(start, end, discard)` for each maximal run of dirty blocks of one kind
+    /// (blocks `start..end`) from block `pos` on (a run that `pos` falls into is reported from
+    /// `pos`), in ascending order, ends clipped at `end_block`. Stops at the first run `emit`
+    /// refuses (returns false) and returns that run's start, the position to resume from;
+    /// returns `end_block` when every run was taken.
+    ///
+    /// A leaf word at a time: the next non-zero leaf through the summaries (the leaf after a
+    /// dirty one is looked at first), then its runs by trailing zeros and ones, a run that
+    /// reaches the leaf's end carried into the next. Costs time in proportion to the runs and
+    /// the non-zero words, never the rest of the map.
+    #[inline]
+    pub(crate) fn runs_from(
+        &self,
+        pos: u64,
+        end_block: u64,
+        mut emit: impl FnMut(u64, u64, bool) -> bool,
+    ) -> u64 {
+        let mut open: Option<(u64, bool)> = None;
+        let mut leaf = (pos / LIVE_LEAF_BLOCKS) as usize;
+        let mut mask = LOW & (LOW << (pos % LIVE_LEAF_BLOCKS));
+        loop {
+            let found = self.next_leaf(leaf);
+            if let Some((s, k)) = open {
+                if found != Some(leaf) {
+                    // The leaf after the run's last one is clean: the run ends there.
+                    if !emit(s, ((leaf as u64) * LIVE_LEAF_BLOCKS).min(end_block), k) {
+                        return s;
+                    }
+                    open = None;
+                }
+            }
+            let Some(l) = found else {
+                return end_block;
+            };
+            let base = (l as u64) * LIVE_LEAF_BLOCKS;
+            if base >= end_block {
+                return match open {
+                    Some((s, k)) if !emit(s, end_block, k) => s,
+                    _ => end_block,
+                };
+            }
+            let word = self.words[l];
+            let dirty = word & mask;
+            mask = LOW;
+            let disc = dirty & !(word >> 32);
+            let mut rest = dirty;
+            leaf = l + 1;
+            if let Some((s, k)) = open {
+                let same = if k { disc } else { dirty & !disc };
+                let n = same.trailing_ones();
+                if n >= 32 {
+                    continue;
+                }
+                if !emit(s, (base + u64::from(n)).min(end_block), k) {
+                    return s;
+                }
+                open = None;
+                rest &= LOW << n;
+            }
+            while rest != 0 {
+                let st = rest.trailing_zeros();
+                let k = (disc >> st) & 1 != 0;
+                let same = if k { disc } else { dirty & !disc };
+                let en = st + (same >> st).trailing_ones();
+                let start = base + u64::from(st);
+                if en >= 32 {
+                    open = Some((start, k));
+                    break;
+                }
+                if !emit(start, (base + u64::from(en)).min(end_block), k) {
+                    return start;
+                }
+                rest &= LOW << en;
+            }
+        }
     }
 
     /// Clears everything, top-down, in time proportional to the set words.
@@ -661,7 +845,6 @@ impl FrozenMap {
         let at = self.shape.at(level, index);
         let mut bits = std::mem::take(&mut self.words[at]);
         if level == 0 {
-            self.discard[index] = 0;
             return;
         }
         while bits != 0 {
@@ -671,13 +854,35 @@ impl FrozenMap {
         }
     }
 
-    /// Calls `f(index, bits)` for every non-zero leaf word, in ascending order.
+    /// Calls `f(leaf, dirty, discard)` for every non-zero leaf (32 blocks from `32 * leaf`),
+    /// in ascending order.
+    pub(crate) fn for_each_leaf(&self, mut f: impl FnMut(usize, u64, u64)) {
+        let mut next = 0;
+        while let Some(l) = self.next_leaf(next) {
+            let (dirty, disc) = self.leaf_bits(l);
+            f(l, dirty, disc);
+            next = l + 1;
+        }
+    }
+
+    /// Calls `f(index, bits)` for every non-zero 64-block word (blocks from `64 * index`), in
+    /// ascending order.
     pub(crate) fn for_each_word(&self, mut f: impl FnMut(usize, u64)) {
-        let mut pos = 0u64;
-        while let Some(b) = self.next_set(pos) {
-            let w = (b >> 6) as usize;
-            f(w, self.words[w]);
-            pos = ((w as u64) + 1) << 6;
+        let mut pending: Option<(usize, u64)> = None;
+        self.for_each_leaf(|leaf, dirty, _| {
+            let (w, shift) = (leaf >> 1, 32 * (leaf & 1));
+            match &mut pending {
+                Some((pw, bits)) if *pw == w => *bits |= dirty << shift,
+                _ => {
+                    if let Some((pw, bits)) = pending.take() {
+                        f(pw, bits);
+                    }
+                    pending = Some((w, dirty << shift));
+                }
+            }
+        });
+        if let Some((pw, bits)) = pending {
+            f(pw, bits);
         }
     }
 }
@@ -700,9 +905,8 @@ mod tests {
 
     #[test]
     fn drain_iterate_clear() {
-        let shape = Shape::new(300_000);
         let live = LiveMap::new(300_000).unwrap();
-        let mut frozen = FrozenMap::new(shape).unwrap();
+        let mut frozen = FrozenMap::new(300_000).unwrap();
         assert_eq!(live.set_range(5, 5), 1);
         assert_eq!(live.set_range(5, 5), 0);
         assert_eq!(live.set_range(60, 200), 141);
@@ -756,7 +960,7 @@ mod snapshot_tests {
             ]
         );
         // Loads only: a take still gets everything.
-        let mut frozen = FrozenMap::new(Shape::new(300_000)).unwrap();
+        let mut frozen = FrozenMap::new(300_000).unwrap();
         assert_eq!(live.drain_into(&mut frozen, 300_000).blocks, 63);
         let mut after = Vec::new();
         live.for_each_dirty_word(|w, d, disc| after.push((w, d, disc)));
@@ -781,9 +985,8 @@ mod discard_tests {
 
     #[test]
     fn discard_bits_survive_a_drain_and_split_runs_by_kind() {
-        let shape = Shape::new(1000);
         let live = LiveMap::new(1000).unwrap();
-        let mut frozen = FrozenMap::new(shape).unwrap();
+        let mut frozen = FrozenMap::new(1000).unwrap();
         live.mark_range(10, 20, None);
         live.mark_range(21, 70, Some((21, 70)));
         live.mark_range(71, 71, None);
@@ -794,19 +997,44 @@ mod discard_tests {
         assert_eq!((d.blocks, d.runs), (62, 5));
         assert!(!frozen.is_discard(20) && frozen.is_discard(21) && frozen.is_discard(29));
         assert!(!frozen.is_discard(30) && frozen.is_discard(63) && frozen.is_discard(64));
-        assert_eq!(frozen.next_kind_change(21, 72, true), 30);
-        assert_eq!(frozen.next_kind_change(31, 72, true), 71);
-        assert_eq!(frozen.next_kind_change(10, 21, false), 21);
-        // A write run stops at its limit, without looking at the rest of the map.
-        assert_eq!(frozen.next_kind_change(71, 72, false), 72);
-        assert_eq!(frozen.next_kind_change(10, 15, false), 15);
-        assert_eq!(frozen.next_kind_change(40, 40, true), 40);
+        let runs = |pos, end| {
+            let mut v = Vec::new();
+            let next = frozen.runs_from(pos, end, |s, e, k| {
+                v.push((s, e, k));
+                true
+            });
+            (v, next)
+        };
+        let (w, d) = (false, true);
+        let all = vec![
+            (10, 21, w),
+            (21, 30, d),
+            (30, 31, w),
+            (31, 71, d),
+            (71, 72, w),
+        ];
+        assert_eq!(runs(0, 1000), (all.clone(), 1000));
+        // From inside a run (across a leaf boundary), and clipped at an end.
+        assert_eq!(runs(40, 1000), (vec![(40, 71, d), (71, 72, w)], 1000));
+        assert_eq!(
+            runs(12, 50).0,
+            vec![(12, 21, w), (21, 30, d), (30, 31, w), (31, 50, d)]
+        );
+        // A refused run is where the next call resumes.
+        let mut taken = Vec::new();
+        let next = frozen.runs_from(0, 1000, |s, e, k| {
+            taken.len() < 3 && {
+                taken.push((s, e, k));
+                true
+            }
+        });
+        assert_eq!((taken.as_slice(), next), (&all[..3], 31));
         assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         // Abort: merged back where no later mark touched the block.
         live.mark_range(40, 40, None);
         frozen.for_each_word(|w, bits| live.merge_word(w, bits, frozen.discard_leaf(w)));
         frozen.clear();
-        assert!(frozen.discard.iter().all(|&w| w == 0));
+        assert!(frozen.words.iter().all(|&w| w == 0));
         let d = live.drain_into(&mut frozen, 1000);
         assert_eq!(d.blocks, 62);
         assert!(frozen.is_discard(39) && !frozen.is_discard(40) && frozen.is_discard(41));
