@@ -351,12 +351,15 @@ impl LiveMap {
     /// drain has just emptied is only a stale summary bit: the next drain looks at a zero word.
     #[inline(always)]
     fn ensure_ancestors(&self, index: usize) {
-        // The common case, all set: independent loads the CPU overlaps, one branch.
+        // The common case, all set: independent loads the CPU overlaps, one branch. The slice
+        // is copied out of `self` first: an acquire load would otherwise make the compiler
+        // reload its pointer and length at every level.
+        let words = &self.words[..];
         let (mut i, mut missing) = (index, false);
         for &start in &self.shape.start[1..self.shape.levels] {
             let bit = 1u64 << (i & 63);
             i >>= 6;
-            missing |= self.words[start + i].load(Ordering::Acquire) & bit == 0;
+            missing |= words[start + i].load(Ordering::Acquire) & bit == 0;
         }
         if missing {
             self.set_ancestors(index);
@@ -764,10 +767,12 @@ impl FrozenMap {
     /// refuses (returns false) and returns that run's start, the position to resume from;
     /// returns `end_block` when every run was taken.
     ///
-    /// A leaf word at a time: the next non-zero leaf through the summaries (the leaf after a
-    /// dirty one is looked at first), then its runs by trailing zeros and ones, a run that
-    /// reaches the leaf's end carried into the next. Costs time in proportion to the runs and
-    /// the non-zero words, never the rest of the map.
+    /// A leaf word at a time, the non-zero leaves found through the summaries a few ahead
+    /// ([`Scout`]) with their lines prefetched. In a leaf, the first and the last block of
+    /// every run are two masks computed at once; the k-th run is the k-th set bit of each, so
+    /// runs come out of two independent trailing-zero counts, without a chain of dependent
+    /// shifts. A run that reaches the leaf's last block stays open into the next leaf. Costs
+    /// time in proportion to the runs and the non-zero words, never the rest of the map.
     #[inline]
     pub(crate) fn runs_from(
         &self,
@@ -776,14 +781,16 @@ impl FrozenMap {
         mut emit: impl FnMut(u64, u64, bool) -> bool,
     ) -> u64 {
         let mut open: Option<(u64, bool)> = None;
-        let mut leaf = (pos / LIVE_LEAF_BLOCKS) as usize;
+        // The leaf after the last one read: where an open run must continue.
+        let mut expected = (pos / LIVE_LEAF_BLOCKS) as usize;
         let mut mask = LOW & (LOW << (pos % LIVE_LEAF_BLOCKS));
+        let mut scout = Scout::new(self, expected);
         loop {
-            let found = self.next_leaf(leaf);
+            let found = scout.next(self);
             if let Some((s, k)) = open {
-                if found != Some(leaf) {
+                if found != Some(expected) {
                     // The leaf after the run's last one is clean: the run ends there.
-                    if !emit(s, ((leaf as u64) * LIVE_LEAF_BLOCKS).min(end_block), k) {
+                    if !emit(s, ((expected as u64) * LIVE_LEAF_BLOCKS).min(end_block), k) {
                         return s;
                     }
                     open = None;
@@ -799,38 +806,47 @@ impl FrozenMap {
                     _ => end_block,
                 };
             }
+            expected = l + 1;
             let word = self.words[l];
             let dirty = word & mask;
             mask = LOW;
             let disc = dirty & !(word >> 32);
-            let mut rest = dirty;
-            leaf = l + 1;
+            // Same kind as the block below / above (within the leaf).
+            let same_below = (dirty << 1) & !(disc ^ (disc << 1));
+            let same_above = (dirty >> 1) & !(disc ^ (disc >> 1));
+            let mut firsts = dirty & !same_below;
+            let mut lasts = dirty & !same_above;
             if let Some((s, k)) = open {
-                let same = if k { disc } else { dirty & !disc };
-                let n = same.trailing_ones();
-                if n >= 32 {
-                    continue;
-                }
-                if !emit(s, (base + u64::from(n)).min(end_block), k) {
+                if dirty & 1 != 0 && (disc & 1 != 0) == k {
+                    // The open run goes on into this leaf, up to its first last block.
+                    firsts &= !1;
+                    let e = lasts.trailing_zeros();
+                    lasts &= lasts - 1;
+                    if e == 31 {
+                        continue;
+                    }
+                    if !emit(s, (base + u64::from(e) + 1).min(end_block), k) {
+                        return s;
+                    }
+                } else if !emit(s, base.min(end_block), k) {
                     return s;
                 }
                 open = None;
-                rest &= LOW << n;
             }
-            while rest != 0 {
-                let st = rest.trailing_zeros();
-                let k = (disc >> st) & 1 != 0;
-                let same = if k { disc } else { dirty & !disc };
-                let en = st + (same >> st).trailing_ones();
-                let start = base + u64::from(st);
-                if en >= 32 {
+            while firsts != 0 {
+                let f = firsts.trailing_zeros();
+                let e = lasts.trailing_zeros();
+                firsts &= firsts - 1;
+                lasts &= lasts - 1;
+                let start = base + u64::from(f);
+                let k = (disc >> f) & 1 != 0;
+                if e == 31 {
                     open = Some((start, k));
                     break;
                 }
-                if !emit(start, (base + u64::from(en)).min(end_block), k) {
+                if !emit(start, (base + u64::from(e) + 1).min(end_block), k) {
                     return start;
                 }
-                rest &= LOW << en;
             }
         }
     }
@@ -884,6 +900,62 @@ impl FrozenMap {
         if let Some((pw, bits)) = pending {
             f(pw, bits);
         }
+    }
+}
+
+/// Leaves a reader looks ahead for ([`Scout`]).
+const SCOUT_AHEAD: usize = 8;
+
+/// Finds a frozen map's non-zero leaves in order, [`SCOUT_AHEAD`] ahead of the reader, and
+/// prefetches each as it is found: on a large, sparse map each leaf is a cache miss, and these
+/// overlap instead of coming one at a time.
+struct Scout {
+    ring: [usize; SCOUT_AHEAD],
+    head: usize,
+    queued: usize,
+    /// Where the search for the next leaf resumes; `None` once the map is exhausted.
+    from: Option<usize>,
+}
+
+impl Scout {
+    fn new(map: &FrozenMap, from: usize) -> Scout {
+        let mut s = Scout {
+            ring: [0; SCOUT_AHEAD],
+            head: 0,
+            queued: 0,
+            from: Some(from),
+        };
+        s.fill(map);
+        s
+    }
+
+    #[inline(always)]
+    fn fill(&mut self, map: &FrozenMap) {
+        while self.queued < SCOUT_AHEAD {
+            let Some(from) = self.from else { return };
+            match map.next_leaf(from) {
+                Some(l) => {
+                    prefetch(&map.words[l]);
+                    self.ring[(self.head + self.queued) % SCOUT_AHEAD] = l;
+                    self.queued += 1;
+                    self.from = Some(l + 1);
+                }
+                None => self.from = None,
+            }
+        }
+    }
+
+    /// The next non-zero leaf, if any.
+    #[inline(always)]
+    fn next(&mut self, map: &FrozenMap) -> Option<usize> {
+        if self.queued == 0 {
+            return None;
+        }
+        let l = self.ring[self.head];
+        self.head = (self.head + 1) % SCOUT_AHEAD;
+        self.queued -= 1;
+        self.fill(map);
+        Some(l)
     }
 }
 
