@@ -850,7 +850,7 @@ impl FrozenMap {
         let mut mask = LOW & (LOW << (pos % LIVE_LEAF_BLOCKS));
         let mut scout = Scout::new(self, expected);
         loop {
-            let found = scout.next(self, expected);
+            let found = scout.next(self);
             if let Some((s, k)) = open {
                 if found != Some(expected) {
                     // The leaf after the run's last one is clean: the run ends there.
@@ -1009,30 +1009,17 @@ impl Scout {
         }
     }
 
-    /// The first non-zero leaf at or after `at`, if any: `at` itself when it is non-zero
-    /// (a dense map: no look-ahead needed), else the next one found ahead.
+    /// The next non-zero leaf, if any.
     #[inline(always)]
-    fn next(&mut self, map: &FrozenMap, at: usize) -> Option<usize> {
-        if at < map.shape.len[0] && map.words[at] != 0 {
-            return Some(at);
+    fn next(&mut self, map: &FrozenMap) -> Option<usize> {
+        if self.queued == 0 {
+            return None;
         }
-        loop {
-            if self.queued == 0 {
-                // Restart the search at `at` (the look-ahead fell behind a dense stretch).
-                self.from = self.from.map(|f| f.max(at));
-                self.fill(map);
-                if self.queued == 0 {
-                    return None;
-                }
-            }
-            let l = self.ring[self.head];
-            self.head = (self.head + 1) % SCOUT_AHEAD;
-            self.queued -= 1;
-            if l >= at {
-                self.fill(map);
-                return Some(l);
-            }
-        }
+        let l = self.ring[self.head];
+        self.head = (self.head + 1) % SCOUT_AHEAD;
+        self.queued -= 1;
+        self.fill(map);
+        Some(l)
     }
 }
 
