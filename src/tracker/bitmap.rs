@@ -590,7 +590,7 @@ impl Drainer<'_> {
         }
         let written = (bits >> 32) & dirty;
         let disc = dirty & !written;
-        self.into.or_leaf(leaf, dirty | (written << 32));
+        self.into.push_leaf(leaf, dirty | (written << 32));
         self.out.blocks += u64::from(dirty.count_ones());
         // The lower neighbour of each block (block 0's is block 31 of the previous leaf, if
         // adjacent).
@@ -665,15 +665,32 @@ pub(crate) struct Drained {
     pub(crate) runs: u64,
 }
 
-/// A plain (single-owner) dirty set with exact summaries: the taken checkpoint.
+/// A plain (single-owner) dirty set: the taken checkpoint, in one of two forms.
 ///
-/// Its leaf words have the live map's layout and index (32 blocks: dirty bits low, written
-/// bits high, a written bit only beside a dirty one), so a drain moves a swapped live word to
-/// the same index of one array, and a block's kind sits in the same cache line as its dirty
-/// bit. Summary bits are exact: set exactly over the non-zero words below.
+/// Its leaf words have the live map's layout (32 blocks: dirty bits low, written bits high, a
+/// written bit only beside a dirty one), so a block's kind sits beside its dirty bit.
+/// - **Listed** (a sparse take): the non-zero leaves in ascending order, as (index, word)
+///   pairs in `list`, while they fit (one pair per 64 leaf words: about 1.6 % of the map).
+///   A drain writes it and a reader reads it front to back, so neither touches a random
+///   page of a map of hundreds of MiB for each dirty word (a TLB miss and a cache miss each).
+/// - **Spilled** (a denser take): the leaf words at their own index of `words`, with summary
+///   levels above that are exact (set exactly over the non-zero words below).
+///
+/// Outside a take the map is empty: nothing listed, `words` all zero.
 pub(crate) struct FrozenMap {
     shape: Shape,
     words: Box<[u64]>,
+    /// (leaf index, leaf word) pairs, `2 * capacity` words.
+    list: Box<[u64]>,
+    /// Pairs in `list`.
+    listed: usize,
+    /// Whether the set is in `words` (and `listed` is 0).
+    spilled: bool,
+}
+
+/// Pairs a frozen map for `leaves` leaf words can list: one per 64 leaves.
+fn list_capacity(leaves: u64) -> u64 {
+    leaves.div_ceil(64)
 }
 
 impl FrozenMap {
@@ -681,30 +698,107 @@ impl FrozenMap {
     /// `black_box` first, so that the compiler cannot prove the zeros already there and drop
     /// the writes.
     pub(crate) fn prefault(&mut self) {
-        advise_huge_pages(&self.words);
-        let words = std::hint::black_box(&mut self.words[..]);
-        for i in (0..words.len()).step_by(WORDS_PER_PAGE) {
-            words[i] = 0;
+        for words in [&mut self.words, &mut self.list] {
+            advise_huge_pages(words);
+            let words = std::hint::black_box(&mut words[..]);
+            for i in (0..words.len()).step_by(WORDS_PER_PAGE) {
+                words[i] = 0;
+            }
         }
     }
 
     /// The frozen map for `blocks` blocks (the live map's shape).
     pub(crate) fn new(blocks: u64) -> Option<FrozenMap> {
-        let shape = Shape::with_leaves(LiveMap::leaves(blocks));
+        let leaves = LiveMap::leaves(blocks);
+        let shape = Shape::with_leaves(leaves);
         Some(FrozenMap {
             shape,
             words: zeroed_words(shape.words())?,
+            list: zeroed_words(2 * list_capacity(leaves) as usize)?,
+            listed: 0,
+            spilled: false,
         })
     }
 
-    /// Words (all levels) of a frozen map for `blocks` blocks, saturating.
+    /// Words of a frozen map for `blocks` blocks (all levels and the list), saturating.
     pub(crate) fn words_for(blocks: u64) -> u64 {
         LiveMap::words_for(blocks)
+            .saturating_add(list_capacity(LiveMap::leaves(blocks)).saturating_mul(2))
     }
 
-    /// Starts loading the lines a drain writes for leaf `leaf`: the leaf and its summary word.
+    /// Adds leaf `leaf` (non-zero, live layout) to an empty-or-listed map, leaves arriving in
+    /// ascending order: listed while there is room, else the list is spilled into `words` and
+    /// the leaf goes there too.
+    #[inline(always)]
+    fn push_leaf(&mut self, leaf: usize, word: u64) {
+        if !self.spilled {
+            if 2 * self.listed < self.list.len() {
+                self.list[2 * self.listed] = leaf as u64;
+                self.list[2 * self.listed + 1] = word;
+                self.listed += 1;
+                return;
+            }
+            self.spill();
+        }
+        self.or_leaf(leaf, word);
+    }
+
+    /// Moves the listed leaves to their places in `words`.
+    #[cold]
+    fn spill(&mut self) {
+        for i in 0..self.listed {
+            self.or_leaf(self.list[2 * i] as usize, self.list[2 * i + 1]);
+        }
+        self.listed = 0;
+        self.spilled = true;
+    }
+
+    /// The (index, word) pairs listed.
+    fn listed(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.list[..2 * self.listed]
+            .chunks_exact(2)
+            .map(|p| (p[0] as usize, p[1]))
+    }
+
+    /// The position in the list of the first pair with a leaf index at or after `from`.
+    fn list_position(&self, from: usize) -> usize {
+        let (mut lo, mut hi) = (0, self.listed);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if (self.list[2 * mid] as usize) < from {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Leaf word `leaf` (zero past the map).
+    #[inline(always)]
+    fn leaf_word(&self, leaf: usize) -> u64 {
+        if self.spilled {
+            return if leaf < self.shape.len[0] {
+                self.words[leaf]
+            } else {
+                0
+            };
+        }
+        let i = self.list_position(leaf);
+        if i < self.listed && self.list[2 * i] as usize == leaf {
+            self.list[2 * i + 1]
+        } else {
+            0
+        }
+    }
+
+    /// Starts loading the lines a drain writes for leaf `leaf` in a spilled map: the leaf and
+    /// its summary word.
     #[inline(always)]
     fn prefetch_leaf(&self, leaf: usize) {
+        if !self.spilled {
+            return;
+        }
         prefetch(&self.words[leaf]);
         if self.shape.levels > 1 {
             prefetch(&self.words[self.shape.at(1, leaf >> 6)]);
@@ -733,10 +827,7 @@ impl FrozenMap {
     /// Dirty and discard bits (32 each) of leaf `leaf`; zeros past the map.
     #[inline(always)]
     fn leaf_bits(&self, leaf: usize) -> (u64, u64) {
-        if leaf >= self.shape.len[0] {
-            return (0, 0);
-        }
-        let word = self.words[leaf];
+        let word = self.leaf_word(leaf);
         let dirty = word & LOW;
         (dirty, dirty & !(word >> 32))
     }
@@ -766,6 +857,10 @@ impl FrozenMap {
     /// non-zero, else a climb up the summaries and a descent.
     #[inline]
     fn next_leaf(&self, from: usize) -> Option<usize> {
+        if !self.spilled {
+            let i = self.list_position(from);
+            return (i < self.listed).then(|| self.list[2 * i] as usize);
+        }
         if from >= self.shape.len[0] {
             return None;
         }
@@ -848,11 +943,11 @@ impl FrozenMap {
         // The leaf after the last one read: where an open run must continue.
         let mut expected = (pos / LIVE_LEAF_BLOCKS) as usize;
         let mut mask = LOW & (LOW << (pos % LIVE_LEAF_BLOCKS));
-        let mut scout = Scout::new(self, expected);
+        let mut source = Leaves::new(self, expected);
         loop {
-            let found = scout.next(self);
+            let found = source.next(self);
             if let Some((s, k)) = open {
-                if found != Some(expected) {
+                if found.map(|(l, _)| l) != Some(expected) {
                     // The leaf after the run's last one is clean: the run ends there.
                     if !emit(s, ((expected as u64) * LIVE_LEAF_BLOCKS).min(end_block), k) {
                         return s;
@@ -860,7 +955,7 @@ impl FrozenMap {
                     open = None;
                 }
             }
-            let Some(l) = found else {
+            let Some((l, word)) = found else {
                 return end_block;
             };
             let base = (l as u64) * LIVE_LEAF_BLOCKS;
@@ -871,7 +966,6 @@ impl FrozenMap {
                 };
             }
             expected = l + 1;
-            let word = self.words[l];
             let dirty = word & mask;
             mask = LOW;
             let disc = dirty & !(word >> 32);
@@ -917,8 +1011,12 @@ impl FrozenMap {
 
     /// Clears everything, top-down, in time proportional to the set words.
     pub(crate) fn clear(&mut self) {
-        let top = self.shape.top();
-        self.clear_word(top, 0);
+        if self.spilled {
+            let top = self.shape.top();
+            self.clear_word(top, 0);
+            self.spilled = false;
+        }
+        self.listed = 0;
     }
 
     fn clear_word(&mut self, level: usize, index: usize) {
@@ -937,6 +1035,13 @@ impl FrozenMap {
     /// Calls `f(leaf, dirty, discard)` for every non-zero leaf (32 blocks from `32 * leaf`),
     /// in ascending order.
     pub(crate) fn for_each_leaf(&self, mut f: impl FnMut(usize, u64, u64)) {
+        if !self.spilled {
+            for (l, word) in self.listed() {
+                let dirty = word & LOW;
+                f(l, dirty, dirty & !(word >> 32));
+            }
+            return;
+        }
         let mut next = 0;
         while let Some(l) = self.next_leaf(next) {
             let (dirty, disc) = self.leaf_bits(l);
@@ -963,6 +1068,38 @@ impl FrozenMap {
         });
         if let Some((pw, bits)) = pending {
             f(pw, bits);
+        }
+    }
+}
+
+/// A frozen map's non-zero leaves, (index, word) in ascending order, from a given leaf on:
+/// read front to back from the list, or found through the summaries of a spilled map.
+enum Leaves {
+    Listed(usize),
+    Spilled(Scout),
+}
+
+impl Leaves {
+    fn new(map: &FrozenMap, from: usize) -> Leaves {
+        if map.spilled {
+            Leaves::Spilled(Scout::new(map, from))
+        } else {
+            Leaves::Listed(map.list_position(from))
+        }
+    }
+
+    #[inline(always)]
+    fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64)> {
+        match self {
+            Leaves::Listed(i) => {
+                if *i >= map.listed {
+                    return None;
+                }
+                let pair = (map.list[2 * *i] as usize, map.list[2 * *i + 1]);
+                *i += 1;
+                Some(pair)
+            }
+            Leaves::Spilled(scout) => scout.next(map).map(|l| (l, map.words[l])),
         }
     }
 }
