@@ -10,13 +10,16 @@
 //! the dirty blocks, not to the disk size (the idea of QEMU's `hbitmap`).
 //!
 //! ## Speed on large disks
-//! On a large, sparsely dirty disk every dirty word is a cache miss, and a drain's `swap` is a
-//! full barrier that would make those misses one at a time. So a drain moves each swapped
-//! live word to the same index of the frozen map (the kind in the same cache line as the dirty
-//! bits: one line per word, not three), fetches the summary words under a level-2 word
-//! together, and queues leaves a few deep with their lines prefetched before swapping them
-//! ([`LiveMap::drain_into`]). Extents are read a word at a time, with trailing zeros and ones
-//! ([`FrozenMap::runs_from`]). A mark of one leaf word takes a path without loop or discard mask
+//! On a large, sparsely dirty disk every dirty word is a cache miss and, with 4 KiB pages, a
+//! TLB miss, and a drain's `swap` is a full barrier that would make those misses one at a
+//! time. So a drain fetches the summary words under a level-2 word together and queues leaves
+//! a few deep with their lines prefetched before swapping them ([`LiveMap::drain_into`]); a
+//! sparse take is written as a list of (leaf, word) pairs front to back, and read back the
+//! same way, instead of into a map as large as the live one (a dense take spills into that
+//! map, where a word keeps its kind in the same cache line: [`FrozenMap`]). Extents come out
+//! of masks of the first and last block of every run ([`FrozenMap::runs_from`]). Maps made
+//! resident are backed by huge pages where the kernel has them. A mark of one leaf word takes
+//! a path without loop or discard mask, and an unrolled check of the summaries above it
 //! ([`LiveMap::mark_range`]).
 //!
 //! ## The concurrency protocol (model-checked in `tests/loom_tracker.rs`)
