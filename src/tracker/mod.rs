@@ -353,8 +353,9 @@ struct Control {
 }
 
 impl Tracker {
-    /// Builds a tracker, allocating its bitmaps now (live and frozen dirty maps, live and frozen
-    /// discard maps). Fails with a message naming the bad value.
+    /// Builds a tracker, allocating its bitmaps now (the live and the frozen map, each with the
+    /// blocks' dirty and written bits, and the frozen map's list for sparse takes). Fails with
+    /// a message naming the bad value.
     pub fn new(config: TrackerConfig) -> Result<Tracker, TrackerError> {
         let bad = |what, value| Err(TrackerError::InvalidGeometry { what, value });
         let TrackerConfig {
@@ -454,7 +455,8 @@ impl Tracker {
     /// Bytes of tracker memory for a disk of `capacity` bytes at `block_size` granularity:
     /// the live map (two bits per block, dirty and written, in the same word) and the frozen
     /// map of the same layout (the taken blocks and their kinds), with their summary levels,
-    /// plus the fixed part.
+    /// the frozen map's list for sparse takes (a 16-byte pair per 4,096 blocks), plus the
+    /// fixed part.
     ///
     /// Total for every input: a `block_size` of 0 is taken as 1, and a figure that does not fit
     /// 64 bits saturates at `u64::MAX` (no such tracker can be built anyway).
@@ -894,7 +896,8 @@ impl Tracker {
         self.control.lock().generation
     }
 
-    /// Bytes of memory this tracker holds (dirty maps with summaries, discard maps, counters).
+    /// Bytes of memory this tracker holds (both maps with their summaries, the list for sparse
+    /// takes, counters).
     pub fn memory_usage(&self) -> u64 {
         Self::memory_for(self.capacity, self.block_size())
     }
