@@ -1319,6 +1319,85 @@ mod discard_tests {
     }
 }
 
+#[cfg(all(test, not(loom)))]
+mod list_tests {
+    use super::*;
+
+    /// The blocks' (dirty, discarded) state after marks applied in order, as runs.
+    fn reference_runs(state: &[Option<bool>]) -> Vec<(u64, u64, bool)> {
+        let mut runs = Vec::new();
+        let mut b = 0;
+        while b < state.len() {
+            let Some(k) = state[b] else {
+                b += 1;
+                continue;
+            };
+            let s = b;
+            while b < state.len() && state[b] == Some(k) {
+                b += 1;
+            }
+            runs.push((s as u64, b as u64, k));
+        }
+        runs
+    }
+
+    #[test]
+    fn a_listed_and_a_spilled_take_read_the_same_runs() {
+        const BLOCKS: u64 = 20_000; // 625 leaves: room for 5 listed ones
+        for marks in [1, 40] {
+            let live = LiveMap::new(BLOCKS).unwrap();
+            let mut frozen = FrozenMap::new(BLOCKS).unwrap();
+            let mut state = vec![None; BLOCKS as usize];
+            let mut x = 12_345u64 + marks;
+            for _ in 0..marks {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let first = (x >> 33) % (BLOCKS - 100);
+                let last = first + (x >> 20) % 90;
+                let disc = (x >> 10) & 1 == 1;
+                live.mark_range(first, last, disc.then_some((first, last)));
+                for b in first..=last {
+                    state[b as usize] = Some(disc);
+                }
+            }
+            let want = reference_runs(&state);
+            let d = live.drain_into(&mut frozen, BLOCKS);
+            assert_eq!(frozen.spilled, marks > 1, "{marks} marks");
+            assert_eq!(d.runs, want.len() as u64);
+            assert_eq!(d.blocks, state.iter().flatten().count() as u64);
+            let mut got = Vec::new();
+            let next = frozen.runs_from(0, BLOCKS, |s, e, k| {
+                got.push((s, e, k));
+                true
+            });
+            assert_eq!((got, next), (want.clone(), BLOCKS));
+            // From the middle of every run: the rest of that run first.
+            for &(s, e, k) in &want {
+                let mid = (s + e) / 2;
+                let mut first = None;
+                let next = frozen.runs_from(mid, BLOCKS, |a, b, kind| {
+                    first = Some((a, b, kind));
+                    false
+                });
+                assert_eq!((first, next), (Some((mid, e, k)), mid));
+            }
+            let mut leaves = Vec::new();
+            frozen.for_each_leaf(|l, dirty, disc| leaves.push((l, dirty, disc)));
+            assert_eq!(
+                leaves
+                    .iter()
+                    .map(|&(_, d, _)| u64::from(d.count_ones()))
+                    .sum::<u64>(),
+                d.blocks
+            );
+            frozen.clear();
+            assert!(frozen.words.iter().all(|&w| w == 0) && frozen.listed == 0);
+            assert_eq!(frozen.next_set(0), None);
+        }
+    }
+}
+
 /// Words per 4 KiB page: writing one word per page makes the page resident.
 const WORDS_PER_PAGE: usize = 4096 / 8;
 
