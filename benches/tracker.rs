@@ -8,7 +8,9 @@
 //!   extent (through the cursor, 1,024 at a time), on 1, 4, 16 and 64 TiB disks at 64 KiB
 //!   granularity with 0.01 %, 1 % and 50 % of the blocks dirty, each block independently
 //!   (uniformly spread, see `random_dirty`); `flat` is the same take on a flat
-//!   `Mutex<Vec<u64>>` bitmap with the same dirty blocks (see `flat_take_iterate`).
+//!   `Mutex<Vec<u64>>` bitmap with the same dirty blocks (see `flat_take_iterate`);
+//!   `tracker_resident` (16 and 64 TiB at 0.01 %) the tracker made resident, where by default
+//!   it is committed lazily.
 //!
 //! `cargo bench --bench tracker -- --instructions` counts the instructions of one 4 KiB
 //! `mark_write` instead (callgrind, when valgrind is installed), as a second opinion.
@@ -305,45 +307,50 @@ fn bench_take(c: &mut Criterion) {
         for (name, per_million) in TAKE_FRACTIONS {
             // The same dirty blocks in both.
             let bits = random_dirty(blocks, per_million, per_million ^ blocks);
-            let t = Tracker::new(
-                TrackerConfig::new(disk)
-                    .granularity(GRAN as u32)
-                    .start_clean(true),
-            )
-            .unwrap();
             let mut dirty_bytes = 0;
-            for_each_run(&bits, |s, e| {
-                t.mark_write(s * GRAN, (e - s) * GRAN).unwrap();
-                dirty_bytes += (e - s) * GRAN;
-            });
+            for_each_run(&bits, |s, e| dirty_bytes += (e - s) * GRAN);
             let m = MutexBitmap {
                 shift: GRAN.trailing_zeros(),
                 spare: Mutex::new(vec![0; bits.len()]),
-                bits: Mutex::new(bits),
+                bits: Mutex::new(bits.clone()),
             };
-
-            g.bench_function(BenchmarkId::new("tracker", name), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let start = Instant::now();
-                        let info = t.take().unwrap();
-                        let mut cursor = info.cursor();
-                        let mut bytes = 0;
-                        loop {
-                            let n = t.extents(&mut cursor, &mut out).unwrap();
-                            if n == 0 {
-                                break;
+            // The default configuration; where that is lazily committed (16 and 64 TiB), also
+            // resident (`TrackerConfig::resident`: prefaulted, on huge pages where the kernel
+            // has them), at 0.01 %.
+            let config = TrackerConfig::new(disk)
+                .granularity(GRAN as u32)
+                .start_clean(true);
+            let lazy = Tracker::memory_for(disk, GRAN as u32) > blockdelta::RESIDENT_LIMIT;
+            let mut variants = vec![("tracker", config)];
+            if lazy && per_million == 100 {
+                variants.push(("tracker_resident", config.resident(true)));
+            }
+            for (label, config) in variants {
+                let t = Tracker::new(config).unwrap();
+                for_each_run(&bits, |s, e| t.mark_write(s * GRAN, (e - s) * GRAN).unwrap());
+                g.bench_function(BenchmarkId::new(label, name), |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let start = Instant::now();
+                            let info = t.take().unwrap();
+                            let mut cursor = info.cursor();
+                            let mut bytes = 0;
+                            loop {
+                                let n = t.extents(&mut cursor, &mut out).unwrap();
+                                if n == 0 {
+                                    break;
+                                }
+                                bytes += out[..n].iter().map(|e| e.len).sum::<u64>();
                             }
-                            bytes += out[..n].iter().map(|e| e.len).sum::<u64>();
+                            total += start.elapsed();
+                            assert_eq!(bytes, dirty_bytes);
+                            t.abort(info.sequence).unwrap(); // untimed: restores the dirty set
                         }
-                        total += start.elapsed();
-                        assert_eq!(bytes, dirty_bytes);
-                        t.abort(info.sequence).unwrap(); // untimed: restores the dirty set
-                    }
-                    total
-                })
-            });
+                        total
+                    })
+                });
+            }
             g.bench_function(BenchmarkId::new("flat", name), |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
