@@ -327,7 +327,9 @@ fn bench_take(c: &mut Criterion) {
             }
             for (label, config) in variants {
                 let t = Tracker::new(config).unwrap();
-                for_each_run(&bits, |s, e| t.mark_write(s * GRAN, (e - s) * GRAN).unwrap());
+                for_each_run(&bits, |s, e| {
+                    t.mark_write(s * GRAN, (e - s) * GRAN).unwrap()
+                });
                 g.bench_function(BenchmarkId::new(label, name), |b| {
                     b.iter_custom(|iters| {
                         let mut total = Duration::ZERO;
