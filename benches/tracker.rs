@@ -3,16 +3,28 @@
 //! - `mark_write/*`: one call for a 4 KiB or 64 KiB write at a random 4 KiB-aligned offset of a
 //!   1 TiB disk at 64 KiB granularity, on one thread and on two threads at once. `rewrite` hits
 //!   blocks that are already dirty (the common steady state); `first_write` hits clean blocks.
-//! - `take_iterate/*`: take a checkpoint of a 4 TiB disk at 64 KiB granularity with 0.01 %, 1 %
-//!   and 50 % of its blocks dirty, and read every extent through the cursor.
-//! - `mutex_vec/*`: the same operations on a plain `Mutex<Vec<u64>>` bitmap, for the ratio.
+//! - `mutex_vec_*`: `mark_write` on a plain `Mutex<Vec<u64>>` bitmap, for the ratio.
+//! - `take_iterate_64KiB/<disk>/{tracker,flat}/<fraction>`: take a checkpoint and read every
+//!   extent (through the cursor, 1,024 at a time), on 1, 4, 16 and 64 TiB disks at 64 KiB
+//!   granularity with 0.01 %, 1 % and 50 % of the blocks dirty, each block independently
+//!   (uniformly spread, see `random_dirty`); `flat` is the same take on a flat
+//!   `Mutex<Vec<u64>>` bitmap with the same dirty blocks (see `flat_take_iterate`);
+//!   `tracker_resident` (16 and 64 TiB at 0.01 %) the tracker made resident, where by default
+//!   it is committed lazily.
+//!
+//! `cargo bench --bench tracker -- --instructions` counts the instructions of one 4 KiB
+//! `mark_write` instead (callgrind, when valgrind is installed), as a second opinion.
 
 use std::hint::black_box;
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "common/callgrind.rs"]
+mod callgrind;
+
 use blockdelta::{Extent, Tracker, TrackerConfig};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use callgrind::{dump_total, measured_region, run_counted, valgrind_available};
+use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 
 const KIB: u64 = 1024;
 const TIB: u64 = 1 << 40;
@@ -58,37 +70,6 @@ impl MutexBitmap {
         for b in first..=last {
             bits[(b >> 6) as usize] |= 1 << (b & 63);
         }
-    }
-    /// Swaps in the spare bitmap and scans the taken one into extents.
-    fn take_iterate(&self, out: &mut [Extent]) -> u64 {
-        let mut taken = self.spare.lock().unwrap();
-        std::mem::swap(&mut *taken, &mut *self.bits.lock().unwrap());
-        let mut total = 0u64;
-        let mut n = 0;
-        let mut run: Option<(u64, u64)> = None;
-        for (w, &word) in taken.iter().enumerate() {
-            if word == 0 && run.is_none() {
-                continue;
-            }
-            for bit in 0..64u64 {
-                let b = (w as u64) * 64 + bit;
-                match (word >> bit & 1 != 0, run) {
-                    (true, None) => run = Some((b, b + 1)),
-                    (true, Some((s, _))) => run = Some((s, b + 1)),
-                    (false, Some((s, e))) => {
-                        out[n % out.len()] = Extent::new(s << self.shift, (e - s) << self.shift);
-                        n += 1;
-                        total += (e - s) << self.shift;
-                        run = None;
-                    }
-                    (false, None) => {}
-                }
-            }
-        }
-        if let Some((s, e)) = run {
-            total += (e - s) << self.shift;
-        }
-        total
     }
     /// Puts the taken set back (untimed, to restore the dirty state between iterations).
     fn restore(&self) {
@@ -185,68 +166,266 @@ fn two_threads(iters: u64, offs: &[u64], f: impl Fn(u64) + Sync) -> Duration {
     })
 }
 
-fn bench_take(c: &mut Criterion) {
-    let disk = 4 * TIB;
-    let blocks = disk / GRAN;
-    let mut g = c.benchmark_group("take_iterate_4TiB_64KiB");
-    g.sample_size(10)
-        .measurement_time(Duration::from_secs(4))
-        .warm_up_time(Duration::from_secs(1));
-    let mut out = vec![Extent::default(); 1024];
-    for (name, per_million) in [("0.01pct", 100u64), ("1pct", 10_000), ("50pct", 500_000)] {
-        let t = Tracker::new(
-            TrackerConfig::new(disk)
-                .granularity(GRAN as u32)
-                .start_clean(true),
-        )
-        .unwrap();
-        let m = MutexBitmap::new(disk, GRAN);
-        // Each block dirty with probability `per_million` / 10^6.
-        let mut r = Rng(per_million);
-        for b in 0..blocks {
-            if r.next() % 1_000_000 < per_million {
-                t.mark_write(b * GRAN, GRAN).unwrap();
-                m.mark(b * GRAN, GRAN);
+/// The take + iterate matrix: every disk size at 64 KiB granularity, each dirty fraction.
+const TAKE_DISKS: [(&str, u64); 4] = [
+    ("1TiB", TIB),
+    ("4TiB", 4 * TIB),
+    ("16TiB", 16 * TIB),
+    ("64TiB", 64 * TIB),
+];
+/// Dirty fractions in parts per million: 0.01 %, 1 %, 50 %.
+const TAKE_FRACTIONS: [(&str, u64); 3] = [("0.01pct", 100), ("1pct", 10_000), ("50pct", 500_000)];
+
+/// A flat bitmap with each of `blocks` blocks dirty independently with probability
+/// `per_million` / 10^6 (uniformly spread, no clustering): at 50 % a random word per 64
+/// blocks, below it geometric gaps between dirty blocks (the same distribution, drawn in time
+/// proportional to the dirty blocks).
+fn random_dirty(blocks: u64, per_million: u64, seed: u64) -> Vec<u64> {
+    let mut bits = vec![0u64; blocks.div_ceil(64) as usize];
+    let mut r = Rng(seed);
+    if per_million == 500_000 {
+        for w in bits.iter_mut() {
+            *w = r.next();
+        }
+        if blocks % 64 != 0 {
+            *bits.last_mut().unwrap() &= (1 << (blocks % 64)) - 1;
+        }
+        return bits;
+    }
+    let ln_q = (1.0 - per_million as f64 / 1e6).ln();
+    let mut b = 0u64;
+    loop {
+        // Uniform in (0, 1]: the gap before the next dirty block is geometric.
+        let u = ((r.next() >> 11) + 1) as f64 / (1u64 << 53) as f64;
+        b += (u.ln() / ln_q) as u64;
+        if b >= blocks {
+            return bits;
+        }
+        bits[(b >> 6) as usize] |= 1 << (b & 63);
+        b += 1;
+    }
+}
+
+/// Calls `f(first, end)` for every run of set bits of `bits` (blocks `first..end`).
+fn for_each_run(bits: &[u64], mut f: impl FnMut(u64, u64)) {
+    let mut open: Option<u64> = None;
+    for (w, &word) in bits.iter().enumerate() {
+        let base = (w as u64) << 6;
+        let mut rest = word;
+        if let Some(s) = open {
+            let ones = rest.trailing_ones();
+            if ones == 64 {
+                continue;
+            }
+            f(s, base + u64::from(ones));
+            open = None;
+            rest &= u64::MAX.checked_shl(ones).unwrap_or(0);
+        }
+        while rest != 0 {
+            let s = rest.trailing_zeros();
+            let after = !rest & (u64::MAX << s);
+            if after == 0 {
+                open = Some(base + u64::from(s));
+                break;
+            }
+            let e = after.trailing_zeros();
+            f(base + u64::from(s), base + u64::from(e));
+            rest &= u64::MAX << e;
+        }
+    }
+    if let Some(s) = open {
+        f(s, (bits.len() as u64) << 6);
+    }
+}
+
+/// The flat baseline's take + iterate: swap the live `Vec<u64>` for the (clean) spare under
+/// the mutex, then scan every word of the taken one, turning runs into extents a word at a
+/// time (trailing zeros and ones, a cache line of zero words skipped with one test), into the
+/// same 1,024-extent batch the tracker fills. What it leaves out favours it: no discard
+/// kinds, and clearing the taken map (a `memset` of the whole map before it can be the spare
+/// again) is not timed.
+fn flat_take_iterate(m: &MutexBitmap, out: &mut [Extent]) -> u64 {
+    let mut taken = m.spare.lock().unwrap();
+    std::mem::swap(&mut *taken, &mut *m.bits.lock().unwrap());
+    let shift = m.shift;
+    let mut bytes = 0u64;
+    let mut n = 0;
+    let mut emit = |s: u64, e: u64| {
+        out[n] = Extent::new(s << shift, (e - s) << shift);
+        n += 1;
+        if n == out.len() {
+            bytes += out.iter().map(|e| e.len).sum::<u64>();
+            n = 0;
+        }
+    };
+    let mut open: Option<u64> = None;
+    let lines = taken.chunks(8);
+    for (l, line) in lines.enumerate() {
+        if open.is_none() && line.iter().fold(0, |a, &w| a | w) == 0 {
+            continue;
+        }
+        for (i, &word) in line.iter().enumerate() {
+            let base = ((l * 8 + i) as u64) << 6;
+            let mut rest = word;
+            if let Some(s) = open {
+                let ones = rest.trailing_ones();
+                if ones == 64 {
+                    continue;
+                }
+                emit(s, base + u64::from(ones));
+                open = None;
+                rest &= u64::MAX.checked_shl(ones).unwrap_or(0);
+            }
+            while rest != 0 {
+                let s = rest.trailing_zeros();
+                let after = !rest & (u64::MAX << s);
+                if after == 0 {
+                    open = Some(base + u64::from(s));
+                    break;
+                }
+                let e = after.trailing_zeros();
+                emit(base + u64::from(s), base + u64::from(e));
+                rest &= u64::MAX << e;
             }
         }
-
-        g.bench_function(BenchmarkId::new("tracker", name), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let info = t.take().unwrap();
-                    let mut cursor = info.cursor();
-                    let mut bytes = 0;
-                    loop {
-                        let n = t.extents(&mut cursor, &mut out).unwrap();
-                        if n == 0 {
-                            break;
-                        }
-                        bytes += out[..n].iter().map(|e| e.len).sum::<u64>();
-                    }
-                    total += start.elapsed();
-                    assert_eq!(bytes, info.dirty_bytes);
-                    t.abort(info.sequence).unwrap(); // untimed: restores the dirty set
-                }
-                total
-            })
-        });
-        g.bench_function(BenchmarkId::new("mutex_vec", name), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    black_box(m.take_iterate(&mut out));
-                    total += start.elapsed();
-                    m.restore();
-                }
-                total
-            })
-        });
     }
-    g.finish();
+    if let Some(s) = open {
+        emit(s, (taken.len() as u64) << 6);
+    }
+    bytes + out[..n].iter().map(|e| e.len).sum::<u64>()
+}
+
+fn bench_take(c: &mut Criterion) {
+    let mut out = vec![Extent::default(); 1024];
+    for (disk_name, disk) in TAKE_DISKS {
+        let blocks = disk / GRAN;
+        let mut g = c.benchmark_group(format!("take_iterate_64KiB/{disk_name}"));
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .measurement_time(Duration::from_secs(4))
+            .warm_up_time(Duration::from_secs(1));
+        for (name, per_million) in TAKE_FRACTIONS {
+            // The same dirty blocks in both.
+            let bits = random_dirty(blocks, per_million, per_million ^ blocks);
+            let mut dirty_bytes = 0;
+            for_each_run(&bits, |s, e| dirty_bytes += (e - s) * GRAN);
+            let m = MutexBitmap {
+                shift: GRAN.trailing_zeros(),
+                spare: Mutex::new(vec![0; bits.len()]),
+                bits: Mutex::new(bits.clone()),
+            };
+            // The default configuration; where that is lazily committed (16 and 64 TiB), also
+            // resident (`TrackerConfig::resident`: prefaulted, on huge pages where the kernel
+            // has them), at 0.01 %.
+            let config = TrackerConfig::new(disk)
+                .granularity(GRAN as u32)
+                .start_clean(true);
+            let lazy = Tracker::memory_for(disk, GRAN as u32) > blockdelta::RESIDENT_LIMIT;
+            let mut variants = vec![("tracker", config)];
+            if lazy && per_million == 100 {
+                variants.push(("tracker_resident", config.resident(true)));
+            }
+            for (label, config) in variants {
+                let t = Tracker::new(config).unwrap();
+                for_each_run(&bits, |s, e| {
+                    t.mark_write(s * GRAN, (e - s) * GRAN).unwrap()
+                });
+                g.bench_function(BenchmarkId::new(label, name), |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let start = Instant::now();
+                            let info = t.take().unwrap();
+                            let mut cursor = info.cursor();
+                            let mut bytes = 0;
+                            loop {
+                                let n = t.extents(&mut cursor, &mut out).unwrap();
+                                if n == 0 {
+                                    break;
+                                }
+                                bytes += out[..n].iter().map(|e| e.len).sum::<u64>();
+                            }
+                            total += start.elapsed();
+                            assert_eq!(bytes, dirty_bytes);
+                            t.abort(info.sequence).unwrap(); // untimed: restores the dirty set
+                        }
+                        total
+                    })
+                });
+            }
+            g.bench_function(BenchmarkId::new("flat", name), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        let bytes = flat_take_iterate(&m, &mut out);
+                        total += start.elapsed();
+                        assert_eq!(bytes, dirty_bytes);
+                        m.restore(); // untimed: the dirty set back, the spare clean
+                    }
+                    total
+                })
+            });
+        }
+        g.finish();
+    }
 }
 
 criterion_group!(benches, bench_mark, bench_take);
-criterion_main!(benches);
+
+/// Marks per callgrind-counted region.
+const COUNTED_MARKS: usize = 1 << 20;
+
+/// `-- --instructions`: the instructions of one 4 KiB `mark_write` (callgrind; the bench
+/// re-runs itself under valgrind with `--count-mark`), on a dirty block and on a clean one.
+/// Anything else: the criterion benches.
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--count-mark") {
+        count_mark();
+    } else if args.iter().any(|a| a == "--instructions") {
+        instructions();
+    } else {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+}
+
+/// Under callgrind: 2^20 marks of 4 KiB on dirty blocks, then as many on clean blocks.
+fn count_mark() {
+    let disk = TIB;
+    let offs = offsets(COUNTED_MARKS, disk, 4 * KIB, 4 * KIB);
+    let run = |t: &Tracker| {
+        for &o in &offs {
+            t.mark_write(black_box(o), 4 * KIB).unwrap();
+        }
+        offs.len()
+    };
+    let dirty = Tracker::new(TrackerConfig::new(disk).granularity(GRAN as u32)).unwrap();
+    run(&dirty);
+    measured_region(&mut || run(&dirty));
+    let clean = Tracker::new(
+        TrackerConfig::new(disk)
+            .granularity(GRAN as u32)
+            .start_clean(true),
+    )
+    .unwrap();
+    measured_region(&mut || run(&clean));
+}
+
+fn instructions() {
+    if !valgrind_available() {
+        println!("instructions: skipped, valgrind is not installed (apt-get install valgrind)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("blockdelta-tracker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("mark.out");
+    run_counted(&out, &["--count-mark"]);
+    let per =
+        |i: usize| dump_total(&dir.join(format!("mark.out.{i}"))) as f64 / COUNTED_MARKS as f64;
+    println!("instructions per 4 KiB mark_write, 1 TiB disk at 64 KiB (callgrind)");
+    println!("  rewrite (block already dirty): {:.1}", per(1));
+    println!("  first write (clean block):     {:.1}", per(2));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -691,7 +691,9 @@ fn concurrent_round(slots: u32, flat: Option<u64>) {
                 let end = clock.fetch_add(1, Ordering::SeqCst);
                 completed.push((o / BLOCK, start, end));
             };
-            while !stop.load(Ordering::Relaxed) {
+            // At least 300 writes each, however slow the machine (a loaded one made too few
+            // for the check below to mean anything).
+            while !stop.load(Ordering::Relaxed) || completed.len() < 300 {
                 // Hot-skewed: most writes in a few regions, some anywhere.
                 let region = match flat {
                     Some(n) => rng.below(n),

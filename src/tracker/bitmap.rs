@@ -1,13 +1,26 @@
 //! The two hierarchical bitmaps behind a tracker.
 //!
 //! [`LiveMap`] is the atomic, lock-free set that `mark_write` sets bits in. [`FrozenMap`] is the
-//! plain set a checkpoint is drained into and read from. Both have the same shape: level 0 holds
-//! one bit per tracked block; every higher level holds one bit per word of the level below,
-//! meaning "that word may be non-zero" (for the live map) or "that word is non-zero" (exact, for
-//! the frozen map). The top level is a single word. (Live leaf words hold 32 blocks with their
-//! kinds, frozen leaf words 64: see below.) Walking from the top visits only words that
-//! hold dirty bits, so draining, iterating and clearing cost time in proportion to the dirty
-//! blocks, not to the disk size (the idea of QEMU's `hbitmap`).
+//! plain set a checkpoint is drained into and read from. Both have the same shape and leaf
+//! layout: level 0 holds 32 blocks per word, their dirty bits in the low half and their kinds
+//! (written bits) in the high half; every higher level holds one bit per word of the level
+//! below, meaning "that word may be non-zero" (for the live map) or "that word is non-zero"
+//! (exact, for the frozen map). The top level is a single word. Walking from the top visits only
+//! words that hold dirty bits, so draining, iterating and clearing cost time in proportion to
+//! the dirty blocks, not to the disk size (the idea of QEMU's `hbitmap`).
+//!
+//! ## Speed on large disks
+//! On a large, sparsely dirty disk every dirty word is a cache miss and, with 4 KiB pages, a
+//! TLB miss, and a drain's `swap` is a full barrier that would make those misses one at a
+//! time. So a drain fetches the summary words under a level-2 word together and queues leaves
+//! a few deep with their lines prefetched before swapping them ([`LiveMap::drain_into`]); a
+//! sparse take is written as a list of (leaf, word) pairs front to back, and read back the
+//! same way, instead of into a map as large as the live one (a dense take spills into that
+//! map, where a word keeps its kind in the same cache line: [`FrozenMap`]). Extents come out
+//! of masks of the first and last block of every run ([`FrozenMap::runs_from`]). Maps made
+//! resident are backed by huge pages where the kernel has them. A mark of one leaf word takes
+//! a path without loop or discard mask, and an unrolled check of the summaries above it
+//! ([`LiveMap::mark_range`]).
 //!
 //! ## The concurrency protocol (model-checked in `tests/loom_tracker.rs`)
 //! Every clearing of a live word is a whole-word `swap(0)`, done top-down by the drain. A writer
@@ -21,8 +34,8 @@
 //! ## Discard state (model-checked in `tests/loom_tracker.rs`, `*discard*`, `*abort*`)
 //! The live map keeps each block's kind in the same leaf word as its dirty bit: a live leaf
 //! word covers 32 blocks, the low half their dirty bits (D), the high half their "written" bits
-//! (W). A dirty block is a write with W set and a discard without. The frozen map keeps
-//! separate discard words (single owner, under the control lock). Under races the rules below
+//! (W). A dirty block is a write with W set and a discard without. The frozen map has the same
+//! layout (single owner, under the control lock). Under races the rules below
 //! may let a discard be reported as a write (conservative: the block's data is read and
 //! shipped), never a write as a discard (which would lose the write on the replica).
 //! - A write is one `fetch_or(D | W)` (after a load that skips it when both are set): from
@@ -62,6 +75,7 @@ pub(crate) struct Shape {
 
 impl Shape {
     /// The shape for `blocks` tracked blocks (at least 1), 64 per leaf word.
+    #[cfg(test)]
     pub(crate) fn new(blocks: u64) -> Shape {
         Shape::with_leaves(blocks.max(1).div_ceil(64))
     }
@@ -89,12 +103,6 @@ impl Shape {
             start,
             total,
         }
-    }
-
-    /// Words (all levels) of a map for `blocks` blocks, saturating at `u64::MAX`: total for
-    /// every input, unlike [`Shape::new`], which is only for block counts a tracker accepts.
-    pub(crate) fn words_for(blocks: u64) -> u64 {
-        Shape::words_for_leaves(blocks.max(1).div_ceil(64))
     }
 
     /// Words (all levels) of a map over `leaves` leaf words, saturating at `u64::MAX`.
@@ -216,8 +224,9 @@ impl LiveMap {
         blocks.max(1).div_ceil(LIVE_LEAF_BLOCKS)
     }
 
-    /// Words (all levels) of a live map for `blocks` blocks, saturating (see
-    /// [`Shape::words_for`]).
+    /// Words (all levels) of a live map for `blocks` blocks, saturating at `u64::MAX`: total
+    /// for every input, unlike [`LiveMap::new`], which is only for block counts a tracker
+    /// accepts.
     pub(crate) fn words_for(blocks: u64) -> u64 {
         Shape::words_for_leaves(Self::leaves(blocks))
     }
@@ -228,8 +237,22 @@ impl LiveMap {
     /// Lock-free: per touched leaf word, a load and, only where a bit must change, one
     /// `fetch_or` (a discard also a `fetch_and` of the written bits it covers), then the
     /// summary bits as in [`LiveMap::ensure_ancestors`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn mark_range(&self, first: u64, last: u64, disc: Option<(u64, u64)>) -> u64 {
+        if disc.is_none() && first >> 5 == last >> 5 {
+            // The common case, a write within one leaf word: no loop, no discard mask.
+            return self.mark_word(
+                (first >> 5) as usize,
+                bit_range(first as u32 & 31, last as u32 & 31),
+                0,
+            );
+        }
+        self.mark_words(first, last, disc)
+    }
+
+    /// [`LiveMap::mark_range`] in general: any number of leaf words, discards.
+    #[inline(never)]
+    fn mark_words(&self, first: u64, last: u64, disc: Option<(u64, u64)>) -> u64 {
         let (fw, lw) = ((first >> 5) as usize, (last >> 5) as usize);
         let mut newly = 0;
         for w in fw..=lw {
@@ -296,16 +319,8 @@ impl LiveMap {
     /// a write, safe). The merge never clears a W bit, so it never turns a write into a discard.
     pub(crate) fn merge_word(&self, w: usize, bits: u64, disc: u64) {
         for half in 0..2 {
-            let d = (bits >> (32 * half)) & LOW;
-            if d == 0 {
-                continue;
-            }
-            let written = d & !(disc >> (32 * half));
-            let leaf = 2 * w + half;
-            let word = &self.words[leaf];
-            let live_dirty = word.load(Ordering::Acquire) & LOW;
-            word.fetch_or(d | ((written & !live_dirty) << 32), Ordering::AcqRel);
-            self.ensure_ancestors(leaf);
+            let shift = 32 * half;
+            self.merge_leaf(2 * w + half, (bits >> shift) & LOW, (disc >> shift) & LOW);
         }
     }
 
@@ -320,6 +335,19 @@ impl LiveMap {
                 self.mark_word(2 * w + half, mask, 0);
             }
         }
+    }
+
+    /// [`LiveMap::merge_word`] for the 32 blocks of live leaf word `leaf`: dirty bits `d`, of
+    /// which `disc` were discards (both in the low half).
+    pub(crate) fn merge_leaf(&self, leaf: usize, d: u64, disc: u64) {
+        if d == 0 {
+            return;
+        }
+        let written = d & !disc;
+        let word = &self.words[leaf];
+        let live_dirty = word.load(Ordering::Acquire) & LOW;
+        word.fetch_or(d | ((written & !live_dirty) << 32), Ordering::AcqRel);
+        self.ensure_ancestors(leaf);
     }
 
     /// Sets blocks `first..=last` as written; returns how many of them were clean before. See
@@ -339,16 +367,37 @@ impl LiveMap {
     /// drain has just emptied is only a stale summary bit: the next drain looks at a zero word.
     #[inline(always)]
     fn ensure_ancestors(&self, index: usize) {
-        // The common case, all set: independent loads the CPU overlaps, one branch.
-        let (mut i, mut missing) = (index, false);
-        for &start in &self.shape.start[1..self.shape.levels] {
-            let bit = 1u64 << (i & 63);
-            i >>= 6;
-            missing |= self.words[start + i].load(Ordering::Acquire) & bit == 0;
-        }
-        if missing {
+        // The common case, all set: independent loads the CPU overlaps, one branch. The
+        // level count picks a loop of known length (unrolled by the compiler).
+        let all_set = match self.shape.levels {
+            1 => true,
+            2 => self.summaries_set::<1>(index),
+            3 => self.summaries_set::<2>(index),
+            4 => self.summaries_set::<3>(index),
+            5 => self.summaries_set::<4>(index),
+            6 => self.summaries_set::<5>(index),
+            7 => self.summaries_set::<6>(index),
+            _ => self.summaries_set::<7>(index),
+        };
+        if !all_set {
             self.set_ancestors(index);
         }
+    }
+
+    /// Whether the `N` summary bits above leaf word `index` are all set (`N` is the map's
+    /// level count minus one). The slice is copied out of `self` first: an acquire load would
+    /// otherwise make the compiler reload its pointer and length at every level.
+    #[inline(always)]
+    fn summaries_set<const N: usize>(&self, index: usize) -> bool {
+        let words = &self.words[..];
+        let start = &self.shape.start;
+        let (mut i, mut all) = (index, 1);
+        for level in 1..=N {
+            let bit = i & 63;
+            i >>= 6;
+            all &= words[start[level] + i].load(Ordering::Acquire) >> bit;
+        }
+        all & 1 != 0
     }
 
     /// The summary bits above leaf word `index`, each set where a load finds it clear.
@@ -382,34 +431,195 @@ impl LiveMap {
     /// Moves every set bit into `into` (top-down swaps), dropping blocks at or past
     /// `end_block` (left by writes that raced a shrink). Leaf words are visited in ascending
     /// order, so the drain also counts what it moved: see [`Drained`].
+    ///
+    /// A leaf whose summary bit was taken is not swapped at once but queued ([`DRAIN_QUEUE`]
+    /// deep, first in first out) with its cache lines prefetched: on a large, sparse map every
+    /// leaf is a cache miss, and each `swap` is a full barrier that would otherwise wait for
+    /// them one at a time. The order the protocol needs is kept: every leaf is swapped after
+    /// the summary bit above it, and every taken summary bit's leaf is swapped before the drain
+    /// returns.
     pub(crate) fn drain_into(&self, into: &mut FrozenMap, end_block: u64) -> Drained {
-        let mut d = Drained {
-            end_block,
-            ..Drained::default()
-        };
-        self.drain_word(self.shape.top(), 0, into, &mut d);
-        d.flush(into);
-        d
+        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+        if std::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU has the one feature the callee is compiled for (checked above).
+            return unsafe { self.drain_into_popcnt(into, end_block) };
+        }
+        self.drain_into_any(into, end_block)
     }
 
-    fn drain_word(&self, level: usize, index: usize, into: &mut FrozenMap, d: &mut Drained) {
+    /// [`LiveMap::drain_into`] compiled with the `popcnt` instruction (the drain counts the
+    /// blocks and runs of every word: without it, each count is a dozen instructions).
+    ///
+    /// # Safety
+    /// The CPU must have `popcnt`.
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    #[target_feature(enable = "popcnt")]
+    unsafe fn drain_into_popcnt(&self, into: &mut FrozenMap, end_block: u64) -> Drained {
+        self.drain_into_any(into, end_block)
+    }
+
+    #[inline(always)]
+    fn drain_into_any(&self, into: &mut FrozenMap, end_block: u64) -> Drained {
+        let mut d = Drainer {
+            into,
+            end_block,
+            out: Drained::default(),
+            prev: None,
+            queue: [0; DRAIN_QUEUE],
+            head: 0,
+            queued: 0,
+        };
+        // Depth first from the top, without recursion (so that all of it is compiled into
+        // `drain_into_popcnt`): at each level the word's index and its bits not yet visited.
+        let top = self.shape.top();
+        if top == 0 {
+            d.push(self, 0);
+        } else {
+            let mut index = [0usize; MAX_LEVELS];
+            let mut rest = [0u64; MAX_LEVELS];
+            let mut level = top;
+            rest[top] = self.take_summary(top, 0);
+            loop {
+                if rest[level] == 0 {
+                    if level == top {
+                        break;
+                    }
+                    level += 1;
+                    continue;
+                }
+                let child = (index[level] << 6) | rest[level].trailing_zeros() as usize;
+                rest[level] &= rest[level] - 1;
+                if child >= self.shape.len[level - 1] {
+                    continue;
+                }
+                if level == 1 {
+                    d.push(self, child);
+                } else {
+                    level -= 1;
+                    index[level] = child;
+                    rest[level] = self.take_summary(level, child);
+                }
+            }
+        }
+        while d.queued > 0 {
+            d.pop(self);
+        }
+        d.out
+    }
+
+    /// Swaps summary word `index` of `level` (at least 1) to zero and returns its bits; at
+    /// level 2 it first starts loading the summary words under it, which the drain swaps
+    /// one by one next.
+    #[inline(always)]
+    fn take_summary(&self, level: usize, index: usize) -> u64 {
         let word = &self.words[self.shape.at(level, index)];
+        if word.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let bits = word.swap(0, Ordering::AcqRel);
+        if level == 2 {
+            let mut b = bits;
+            while b != 0 {
+                let child = (index << 6) | b.trailing_zeros() as usize;
+                b &= b - 1;
+                if child < self.shape.len[1] {
+                    prefetch(&self.words[self.shape.at(1, child)]);
+                }
+            }
+        }
+        bits
+    }
+}
+
+/// Leaves a drain holds between taking their summary bit and swapping them, their cache lines
+/// on their way meanwhile.
+const DRAIN_QUEUE: usize = 16;
+
+/// Asks the CPU to start loading the cache line of `p`: a hint, never a fault, no effect on
+/// what the program computes. A no-op where there is no stable prefetch instruction, under loom
+/// and under miri.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // SAFETY: `prefetcht0` is part of SSE, which every x86-64 CPU has; a prefetch never faults
+    // (whatever the address) and changes no memory or register the program can see.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    let _ = p;
+}
+
+/// A drain in progress: the queue of leaves to swap and what has been moved so far.
+struct Drainer<'a> {
+    into: &'a mut FrozenMap,
+    end_block: u64,
+    out: Drained,
+    /// The last non-empty leaf added (index, dirty bits, discard bits), to join runs across
+    /// leaf boundaries.
+    prev: Option<(usize, u64, u64)>,
+    queue: [usize; DRAIN_QUEUE],
+    head: usize,
+    queued: usize,
+}
+
+impl Drainer<'_> {
+    /// Queues leaf `leaf` (its summary bit taken), swapping the oldest queued one if full.
+    #[inline(always)]
+    fn push(&mut self, live: &LiveMap, leaf: usize) {
+        if self.queued == DRAIN_QUEUE {
+            self.pop(live);
+        }
+        prefetch(&live.words[leaf]);
+        self.into.prefetch_leaf(leaf);
+        self.queue[(self.head + self.queued) % DRAIN_QUEUE] = leaf;
+        self.queued += 1;
+    }
+
+    /// Swaps the oldest queued leaf into the frozen map.
+    #[inline(always)]
+    fn pop(&mut self, live: &LiveMap) {
+        let leaf = self.queue[self.head];
+        self.head = (self.head + 1) % DRAIN_QUEUE;
+        self.queued -= 1;
+        let word = &live.words[leaf];
         if word.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let mut bits = word.swap(0, Ordering::AcqRel);
-        if level == 0 {
-            // One swap: the dirty bits and their kinds together.
-            let dirty = bits & LOW;
-            let disc = dirty & !(bits >> 32);
-            d.add_half(index, dirty, disc, into);
+        // One swap: the dirty bits and their kinds together.
+        let bits = word.swap(0, Ordering::AcqRel);
+        self.add(leaf, bits);
+    }
+
+    #[inline(always)]
+    fn add(&mut self, leaf: usize, bits: u64) {
+        let first = (leaf as u64) * LIVE_LEAF_BLOCKS;
+        if first >= self.end_block {
             return;
         }
-        while bits != 0 {
-            let b = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            self.drain_word(level - 1, (index << 6) | b, into, d);
+        let mut dirty = bits & LOW;
+        if self.end_block - first < LIVE_LEAF_BLOCKS {
+            dirty &= (1u64 << (self.end_block - first)) - 1;
         }
+        if dirty == 0 {
+            return;
+        }
+        let written = (bits >> 32) & dirty;
+        let disc = dirty & !written;
+        self.into.push_leaf(leaf, dirty | (written << 32));
+        self.out.blocks += u64::from(dirty.count_ones());
+        // The lower neighbour of each block (block 0's is block 31 of the previous leaf, if
+        // adjacent).
+        let (carry, carry_disc) = match self.prev {
+            Some((p, pd, pdisc)) if p + 1 == leaf => (pd >> 31, pdisc >> 31),
+            _ => (0, 0),
+        };
+        let below = ((dirty << 1) | carry) & LOW;
+        let below_disc = ((disc << 1) | carry_disc) & LOW;
+        // A run starts at every dirty block whose lower neighbour is clean or of the other kind.
+        let continues = below & !(disc ^ below_disc);
+        self.out.runs += u64::from((dirty & !continues).count_ones());
+        self.prev = Some((leaf, dirty, disc));
     }
 }
 
@@ -467,84 +677,47 @@ impl LiveMap {
 /// same kind (write or discard).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Drained {
-    end_block: u64,
     pub(crate) blocks: u64,
     pub(crate) runs: u64,
-    /// The last non-empty leaf word added (dirty and discard bits), to join runs across word
-    /// boundaries.
-    prev: Option<(usize, u64, u64)>,
-    /// The frozen leaf word being assembled from live leaf words (32 blocks each).
-    pending: Option<(usize, u64, u64)>,
 }
 
-impl Drained {
-    /// Adds live leaf word `live_index` (dirty bits and discard bits in the low 32 bits).
-    /// Live leaves arrive in ascending order; two make one frozen leaf word.
-    fn add_half(&mut self, live_index: usize, dirty: u64, disc: u64, into: &mut FrozenMap) {
-        let index = live_index >> 1;
-        let shift = 32 * (live_index & 1);
-        match &mut self.pending {
-            Some((i, b, dc)) if *i == index => {
-                *b |= dirty << shift;
-                *dc |= disc << shift;
-            }
-            _ => {
-                self.flush(into);
-                self.pending = Some((index, dirty << shift, disc << shift));
-            }
-        }
-    }
-
-    /// Adds the frozen leaf word being assembled, if any.
-    fn flush(&mut self, into: &mut FrozenMap) {
-        if let Some((index, bits, disc)) = self.pending.take() {
-            self.add(index, bits, disc, into);
-        }
-    }
-
-    fn add(&mut self, index: usize, mut bits: u64, disc: u64, into: &mut FrozenMap) {
-        let first = (index as u64) << 6;
-        if first >= self.end_block {
-            return;
-        }
-        if self.end_block - first < 64 {
-            bits &= (1u64 << (self.end_block - first)) - 1;
-        }
-        if bits == 0 {
-            return;
-        }
-        let disc = disc & bits;
-        into.or_word(index, bits);
-        into.discard[index] |= disc;
-        self.blocks += u64::from(bits.count_ones());
-        // The lower neighbour of each bit (bit 0's is bit 63 of the previous word, if adjacent).
-        let (carry_bits, carry_disc) = match self.prev {
-            Some((pw, pb, pd)) if pw + 1 == index => (pb >> 63, pd >> 63),
-            _ => (0, 0),
-        };
-        let below = (bits << 1) | carry_bits;
-        let below_disc = (disc << 1) | carry_disc;
-        // A run starts at every set bit whose lower neighbour is clear or of the other kind.
-        let continues = below & !(disc ^ below_disc);
-        self.runs += u64::from((bits & !continues).count_ones());
-        self.prev = Some((index, bits, disc));
-    }
-}
-
-/// A plain (single-owner) dirty set with exact summaries: the taken checkpoint, with its
-/// discard bits (leaf words only, always a subset of the dirty bits).
+/// A plain (single-owner) dirty set: the taken checkpoint, in one of two forms.
+///
+/// Its leaf words have the live map's layout (32 blocks: dirty bits low, written bits high, a
+/// written bit only beside a dirty one), so a block's kind sits beside its dirty bit.
+/// - **Listed** (a sparse take): the non-zero leaves in ascending order, as (index, word)
+///   pairs in `list`, while they fit (one pair per 128 leaf words: 0.8 % of the memory).
+///   A drain writes it and a reader reads it front to back, so neither touches a random
+///   page of a map of hundreds of MiB for each dirty word (a TLB miss and a cache miss each).
+/// - **Spilled** (a denser take): the leaf words at their own index of `words`, with summary
+///   levels above that are exact (set exactly over the non-zero words below).
+///
+/// Outside a take the map is empty: nothing listed, `words` all zero.
 pub(crate) struct FrozenMap {
     shape: Shape,
     words: Box<[u64]>,
-    discard: Box<[u64]>,
+    /// (leaf index, leaf word) pairs, `2 * capacity` words.
+    list: Box<[u64]>,
+    /// Pairs in `list`.
+    listed: usize,
+    /// Whether the set is in `words` (and `listed` is 0).
+    spilled: bool,
+}
+
+/// Pairs a frozen map for `leaves` leaf words can list: one per 128 leaves (0.8 % of the
+/// map's memory; room for a take of about 0.025 % of the blocks spread at random, one dirty
+/// block per leaf).
+fn list_capacity(leaves: u64) -> u64 {
+    leaves.div_ceil(128)
 }
 
 impl FrozenMap {
-    /// Writes every page of the map once (see [`LiveMap::prefault`]). The slices pass through
+    /// Writes every page of the map once (see [`LiveMap::prefault`]). The slice passes through
     /// `black_box` first, so that the compiler cannot prove the zeros already there and drop
     /// the writes.
     pub(crate) fn prefault(&mut self) {
-        for words in [&mut self.words, &mut self.discard] {
+        for words in [&mut self.words, &mut self.list] {
+            advise_huge_pages(words);
             let words = std::hint::black_box(&mut words[..]);
             for i in (0..words.len()).step_by(WORDS_PER_PAGE) {
                 words[i] = 0;
@@ -552,55 +725,111 @@ impl FrozenMap {
         }
     }
 
-    pub(crate) fn new(shape: Shape) -> Option<FrozenMap> {
+    /// The frozen map for `blocks` blocks (the live map's shape).
+    pub(crate) fn new(blocks: u64) -> Option<FrozenMap> {
+        let leaves = LiveMap::leaves(blocks);
+        let shape = Shape::with_leaves(leaves);
         Some(FrozenMap {
             shape,
             words: zeroed_words(shape.words())?,
-            discard: zeroed_words(shape.len[0])?,
+            list: zeroed_words(2 * list_capacity(leaves) as usize)?,
+            listed: 0,
+            spilled: false,
         })
     }
 
-    /// Whether block `b` (a set block) was discarded rather than written.
-    pub(crate) fn is_discard(&self, b: u64) -> bool {
-        self.discard.get((b >> 6) as usize).copied().unwrap_or(0) & (1 << (b & 63)) != 0
+    /// Words of a frozen map for `blocks` blocks (all levels and the list), saturating.
+    pub(crate) fn words_for(blocks: u64) -> u64 {
+        LiveMap::words_for(blocks)
+            .saturating_add(list_capacity(LiveMap::leaves(blocks)).saturating_mul(2))
     }
 
-    /// The first block in `pos..limit` whose discard bit differs from `discard`, or `limit`.
-    /// Within a dirty run (`limit` = the run's end) this is where the run's kind changes. Costs
-    /// time in proportion to the words of `pos..limit`, never the rest of the map.
-    pub(crate) fn next_kind_change(&self, pos: u64, limit: u64, discard: bool) -> u64 {
-        if pos >= limit {
-            return limit;
-        }
-        let flip = if discard { u64::MAX } else { 0 };
-        let last = ((limit - 1) >> 6) as usize;
-        let mut w = (pos >> 6) as usize;
-        if w >= self.discard.len() {
-            return pos;
-        }
-        let mut bits = (self.discard[w] ^ flip) & (u64::MAX << (pos & 63));
-        while bits == 0 {
-            w += 1;
-            if w > last || w >= self.discard.len() {
-                return limit.min((w as u64) << 6);
+    /// Adds leaf `leaf` (non-zero, live layout) to an empty-or-listed map, leaves arriving in
+    /// ascending order: listed while there is room, else the list is spilled into `words` and
+    /// the leaf goes there too.
+    #[inline(always)]
+    fn push_leaf(&mut self, leaf: usize, word: u64) {
+        if !self.spilled {
+            if 2 * self.listed < self.list.len() {
+                self.list[2 * self.listed] = leaf as u64;
+                self.list[2 * self.listed + 1] = word;
+                self.listed += 1;
+                return;
             }
-            bits = self.discard[w] ^ flip;
+            self.spill();
         }
-        limit.min(((w as u64) << 6) | u64::from(bits.trailing_zeros()))
+        self.or_leaf(leaf, word);
     }
 
-    /// Discard bits of leaf word `index`.
-    pub(crate) fn discard_leaf(&self, index: usize) -> u64 {
-        self.discard.get(index).copied().unwrap_or(0)
+    /// Moves the listed leaves to their places in `words`.
+    #[cold]
+    fn spill(&mut self) {
+        for i in 0..self.listed {
+            self.or_leaf(self.list[2 * i] as usize, self.list[2 * i + 1]);
+        }
+        self.listed = 0;
+        self.spilled = true;
     }
 
-    /// ORs `bits` into leaf word `index`; returns how many bits were newly set.
-    pub(crate) fn or_word(&mut self, index: usize, bits: u64) -> u64 {
-        let slot = &mut self.words[index];
+    /// The (index, word) pairs listed.
+    fn listed(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.list[..2 * self.listed]
+            .chunks_exact(2)
+            .map(|p| (p[0] as usize, p[1]))
+    }
+
+    /// The position in the list of the first pair with a leaf index at or after `from`.
+    fn list_position(&self, from: usize) -> usize {
+        let (mut lo, mut hi) = (0, self.listed);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if (self.list[2 * mid] as usize) < from {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Leaf word `leaf` (zero past the map).
+    #[inline(always)]
+    fn leaf_word(&self, leaf: usize) -> u64 {
+        if self.spilled {
+            return if leaf < self.shape.len[0] {
+                self.words[leaf]
+            } else {
+                0
+            };
+        }
+        let i = self.list_position(leaf);
+        if i < self.listed && self.list[2 * i] as usize == leaf {
+            self.list[2 * i + 1]
+        } else {
+            0
+        }
+    }
+
+    /// Starts loading the lines a drain writes for leaf `leaf` in a spilled map: the leaf and
+    /// its summary word.
+    #[inline(always)]
+    fn prefetch_leaf(&self, leaf: usize) {
+        if !self.spilled {
+            return;
+        }
+        prefetch(&self.words[leaf]);
+        if self.shape.levels > 1 {
+            prefetch(&self.words[self.shape.at(1, leaf >> 6)]);
+        }
+    }
+
+    /// ORs `word` (live layout) into leaf `leaf`, setting the summary bits above it.
+    fn or_leaf(&mut self, leaf: usize, word: u64) {
+        let slot = &mut self.words[leaf];
         let old = *slot;
-        *slot |= bits;
-        if old == 0 && bits != 0 {
-            let mut i = index;
+        *slot |= word;
+        if old == 0 && word != 0 {
+            let mut i = leaf;
             for level in 1..self.shape.levels {
                 let p = &mut self.words[self.shape.at(level, i >> 6)];
                 let was = *p;
@@ -611,70 +840,207 @@ impl FrozenMap {
                 i >>= 6;
             }
         }
-        u64::from((bits & !old).count_ones())
     }
 
-    /// Leaf word `index`.
+    /// Dirty and discard bits (32 each) of leaf `leaf`; zeros past the map.
+    #[inline(always)]
+    fn leaf_bits(&self, leaf: usize) -> (u64, u64) {
+        let word = self.leaf_word(leaf);
+        let dirty = word & LOW;
+        (dirty, dirty & !(word >> 32))
+    }
+
+    /// Whether block `b` (a set block) was discarded rather than written.
+    #[cfg(test)]
+    pub(crate) fn is_discard(&self, b: u64) -> bool {
+        let (_, disc) = self.leaf_bits((b / LIVE_LEAF_BLOCKS) as usize);
+        disc & (1 << (b % LIVE_LEAF_BLOCKS)) != 0
+    }
+
+    /// Dirty bits of the 64 blocks from `64 * index`.
     pub(crate) fn leaf(&self, index: usize) -> u64 {
-        self.words.get(index).copied().unwrap_or(0)
+        let (lo, _) = self.leaf_bits(2 * index);
+        let (hi, _) = self.leaf_bits(2 * index + 1);
+        lo | (hi << 32)
     }
 
-    /// The first set block at or after `pos`, if any.
-    pub(crate) fn next_set(&self, pos: u64) -> Option<u64> {
-        let mut level = 0;
-        let mut idx = pos;
-        // Climb until a word at some level has a set bit at or after `idx`.
+    /// Discard bits of the 64 blocks from `64 * index`.
+    pub(crate) fn discard_leaf(&self, index: usize) -> u64 {
+        let (_, lo) = self.leaf_bits(2 * index);
+        let (_, hi) = self.leaf_bits(2 * index + 1);
+        lo | (hi << 32)
+    }
+
+    /// The first non-zero leaf at or after `from`, if any: the leaf itself when it is
+    /// non-zero, else a climb up the summaries and a descent.
+    #[inline]
+    fn next_leaf(&self, from: usize) -> Option<usize> {
+        if !self.spilled {
+            let i = self.list_position(from);
+            return (i < self.listed).then(|| self.list[2 * i] as usize);
+        }
+        if from >= self.shape.len[0] {
+            return None;
+        }
+        if self.words[from] != 0 {
+            return Some(from);
+        }
+        // `idx` is a child index at `level - 1`.
+        let (mut level, mut idx) = (1, from + 1);
         let found = loop {
-            if level == self.shape.levels {
+            if level >= self.shape.levels {
                 return None;
             }
-            let w = (idx >> 6) as usize;
+            let w = idx >> 6;
             if w >= self.shape.len[level] {
                 return None;
             }
             let bits = self.words[self.shape.at(level, w)] & (u64::MAX << (idx & 63));
             if bits != 0 {
-                break ((w as u64) << 6) | u64::from(bits.trailing_zeros());
+                break (w << 6) | bits.trailing_zeros() as usize;
             }
-            idx = w as u64 + 1;
+            idx = w + 1;
             level += 1;
         };
         // Descend: summaries are exact, so every word reached here is non-zero.
         let mut idx = found;
-        while level > 0 {
+        while level > 1 {
             level -= 1;
-            let bits = self.words[self.shape.at(level, idx as usize)];
+            let bits = self.words[self.shape.at(level, idx)];
             debug_assert_ne!(bits, 0, "frozen summary bit without a set child");
-            idx = (idx << 6) | u64::from(bits.trailing_zeros());
+            idx = (idx << 6) | bits.trailing_zeros() as usize;
         }
         Some(idx)
     }
 
-    /// The first clear block at or after `pos` (may be past the end of the map).
-    pub(crate) fn next_clear(&self, pos: u64) -> u64 {
-        let mut w = (pos >> 6) as usize;
-        let mut bits = !self.leaf(w) & (u64::MAX << (pos & 63));
-        while bits == 0 {
-            w += 1;
-            if w >= self.shape.len[0] {
-                return (w as u64) << 6;
-            }
-            bits = !self.words[w];
+    /// The first set block at or after `pos`, if any.
+    pub(crate) fn next_set(&self, pos: u64) -> Option<u64> {
+        let leaf = (pos / LIVE_LEAF_BLOCKS) as usize;
+        let (dirty, _) = self.leaf_bits(leaf);
+        let here = dirty & (LOW << (pos % LIVE_LEAF_BLOCKS));
+        if here != 0 {
+            return Some((leaf as u64) * LIVE_LEAF_BLOCKS + u64::from(here.trailing_zeros()));
         }
-        ((w as u64) << 6) | u64::from(bits.trailing_zeros())
+        let next = self.next_leaf(leaf + 1)?;
+        let (dirty, _) = self.leaf_bits(next);
+        Some((next as u64) * LIVE_LEAF_BLOCKS + u64::from(dirty.trailing_zeros()))
+    }
+
+    /// The first clear block at or after `pos` (may be past the end of the map).
+    #[cfg(test)]
+    pub(crate) fn next_clear(&self, pos: u64) -> u64 {
+        let mut leaf = (pos / LIVE_LEAF_BLOCKS) as usize;
+        let mut clear = !self.leaf_bits(leaf).0 & LOW & (LOW << (pos % LIVE_LEAF_BLOCKS));
+        while clear == 0 {
+            leaf += 1;
+            clear = !self.leaf_bits(leaf).0 & LOW;
+        }
+        (leaf as u64) * LIVE_LEAF_BLOCKS + u64::from(clear.trailing_zeros())
+    }
+
+    /// Calls `emit(start, end, discard)` for each maximal run of dirty blocks of one kind
+    /// (blocks `start..end`) from block `pos` on (a run that `pos` falls into is reported from
+    /// `pos`), in ascending order, ends clipped at `end_block`. Stops at the first run `emit`
+    /// refuses (returns false) and returns that run's start, the position to resume from;
+    /// returns `end_block` when every run was taken.
+    ///
+    /// A leaf word at a time, the non-zero leaves found through the summaries a few ahead
+    /// ([`Scout`]) with their lines prefetched. In a leaf, the first and the last block of
+    /// every run are two masks computed at once; the k-th run is the k-th set bit of each, so
+    /// runs come out of two independent trailing-zero counts, without a chain of dependent
+    /// shifts. A run that reaches the leaf's last block stays open into the next leaf. Costs
+    /// time in proportion to the runs and the non-zero words, never the rest of the map.
+    #[inline]
+    pub(crate) fn runs_from(
+        &self,
+        pos: u64,
+        end_block: u64,
+        mut emit: impl FnMut(u64, u64, bool) -> bool,
+    ) -> u64 {
+        let mut open: Option<(u64, bool)> = None;
+        // The leaf after the last one read: where an open run must continue.
+        let mut expected = (pos / LIVE_LEAF_BLOCKS) as usize;
+        let mut mask = LOW & (LOW << (pos % LIVE_LEAF_BLOCKS));
+        let mut source = Leaves::new(self, expected);
+        loop {
+            let found = source.next(self);
+            if let Some((s, k)) = open {
+                if found.map(|(l, _)| l) != Some(expected) {
+                    // The leaf after the run's last one is clean: the run ends there.
+                    if !emit(s, ((expected as u64) * LIVE_LEAF_BLOCKS).min(end_block), k) {
+                        return s;
+                    }
+                    open = None;
+                }
+            }
+            let Some((l, word)) = found else {
+                return end_block;
+            };
+            let base = (l as u64) * LIVE_LEAF_BLOCKS;
+            if base >= end_block {
+                return match open {
+                    Some((s, k)) if !emit(s, end_block, k) => s,
+                    _ => end_block,
+                };
+            }
+            expected = l + 1;
+            let dirty = word & mask;
+            mask = LOW;
+            let disc = dirty & !(word >> 32);
+            // Same kind as the block below / above (within the leaf).
+            let same_below = (dirty << 1) & !(disc ^ (disc << 1));
+            let same_above = (dirty >> 1) & !(disc ^ (disc >> 1));
+            let mut firsts = dirty & !same_below;
+            let mut lasts = dirty & !same_above;
+            if let Some((s, k)) = open {
+                if dirty & 1 != 0 && (disc & 1 != 0) == k {
+                    // The open run goes on into this leaf, up to its first last block.
+                    firsts &= !1;
+                    let e = lasts.trailing_zeros();
+                    lasts &= lasts - 1;
+                    if e == 31 {
+                        continue;
+                    }
+                    if !emit(s, (base + u64::from(e) + 1).min(end_block), k) {
+                        return s;
+                    }
+                } else if !emit(s, base.min(end_block), k) {
+                    return s;
+                }
+                open = None;
+            }
+            while firsts != 0 {
+                let f = firsts.trailing_zeros();
+                let e = lasts.trailing_zeros();
+                firsts &= firsts - 1;
+                lasts &= lasts - 1;
+                let start = base + u64::from(f);
+                let k = (disc >> f) & 1 != 0;
+                if e == 31 {
+                    open = Some((start, k));
+                    break;
+                }
+                if !emit(start, (base + u64::from(e) + 1).min(end_block), k) {
+                    return start;
+                }
+            }
+        }
     }
 
     /// Clears everything, top-down, in time proportional to the set words.
     pub(crate) fn clear(&mut self) {
-        let top = self.shape.top();
-        self.clear_word(top, 0);
+        if self.spilled {
+            let top = self.shape.top();
+            self.clear_word(top, 0);
+            self.spilled = false;
+        }
+        self.listed = 0;
     }
 
     fn clear_word(&mut self, level: usize, index: usize) {
         let at = self.shape.at(level, index);
         let mut bits = std::mem::take(&mut self.words[at]);
         if level == 0 {
-            self.discard[index] = 0;
             return;
         }
         while bits != 0 {
@@ -684,14 +1050,131 @@ impl FrozenMap {
         }
     }
 
-    /// Calls `f(index, bits)` for every non-zero leaf word, in ascending order.
-    pub(crate) fn for_each_word(&self, mut f: impl FnMut(usize, u64)) {
-        let mut pos = 0u64;
-        while let Some(b) = self.next_set(pos) {
-            let w = (b >> 6) as usize;
-            f(w, self.words[w]);
-            pos = ((w as u64) + 1) << 6;
+    /// Calls `f(leaf, dirty, discard)` for every non-zero leaf (32 blocks from `32 * leaf`),
+    /// in ascending order.
+    pub(crate) fn for_each_leaf(&self, mut f: impl FnMut(usize, u64, u64)) {
+        if !self.spilled {
+            for (l, word) in self.listed() {
+                let dirty = word & LOW;
+                f(l, dirty, dirty & !(word >> 32));
+            }
+            return;
         }
+        let mut next = 0;
+        while let Some(l) = self.next_leaf(next) {
+            let (dirty, disc) = self.leaf_bits(l);
+            f(l, dirty, disc);
+            next = l + 1;
+        }
+    }
+
+    /// Calls `f(index, bits)` for every non-zero 64-block word (blocks from `64 * index`), in
+    /// ascending order.
+    pub(crate) fn for_each_word(&self, mut f: impl FnMut(usize, u64)) {
+        let mut pending: Option<(usize, u64)> = None;
+        self.for_each_leaf(|leaf, dirty, _| {
+            let (w, shift) = (leaf >> 1, 32 * (leaf & 1));
+            match &mut pending {
+                Some((pw, bits)) if *pw == w => *bits |= dirty << shift,
+                _ => {
+                    if let Some((pw, bits)) = pending.take() {
+                        f(pw, bits);
+                    }
+                    pending = Some((w, dirty << shift));
+                }
+            }
+        });
+        if let Some((pw, bits)) = pending {
+            f(pw, bits);
+        }
+    }
+}
+
+/// A frozen map's non-zero leaves, (index, word) in ascending order, from a given leaf on:
+/// read front to back from the list, or found through the summaries of a spilled map.
+enum Leaves {
+    Listed(usize),
+    Spilled(Scout),
+}
+
+impl Leaves {
+    fn new(map: &FrozenMap, from: usize) -> Leaves {
+        if map.spilled {
+            Leaves::Spilled(Scout::new(map, from))
+        } else {
+            Leaves::Listed(map.list_position(from))
+        }
+    }
+
+    #[inline(always)]
+    fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64)> {
+        match self {
+            Leaves::Listed(i) => {
+                if *i >= map.listed {
+                    return None;
+                }
+                let pair = (map.list[2 * *i] as usize, map.list[2 * *i + 1]);
+                *i += 1;
+                Some(pair)
+            }
+            Leaves::Spilled(scout) => scout.next(map).map(|l| (l, map.words[l])),
+        }
+    }
+}
+
+/// Leaves a reader looks ahead for ([`Scout`]).
+const SCOUT_AHEAD: usize = 16;
+
+/// Finds a frozen map's non-zero leaves in order, [`SCOUT_AHEAD`] ahead of the reader, and
+/// prefetches each as it is found: on a large, sparse map each leaf is a cache miss, and these
+/// overlap instead of coming one at a time.
+struct Scout {
+    ring: [usize; SCOUT_AHEAD],
+    head: usize,
+    queued: usize,
+    /// Where the search for the next leaf resumes; `None` once the map is exhausted.
+    from: Option<usize>,
+}
+
+impl Scout {
+    fn new(map: &FrozenMap, from: usize) -> Scout {
+        let mut s = Scout {
+            ring: [0; SCOUT_AHEAD],
+            head: 0,
+            queued: 0,
+            from: Some(from),
+        };
+        s.fill(map);
+        s
+    }
+
+    #[inline(always)]
+    fn fill(&mut self, map: &FrozenMap) {
+        while self.queued < SCOUT_AHEAD {
+            let Some(from) = self.from else { return };
+            match map.next_leaf(from) {
+                Some(l) => {
+                    prefetch(&map.words[l]);
+                    self.ring[(self.head + self.queued) % SCOUT_AHEAD] = l;
+                    self.queued += 1;
+                    self.from = Some(l + 1);
+                }
+                None => self.from = None,
+            }
+        }
+    }
+
+    /// The next non-zero leaf, if any.
+    #[inline(always)]
+    fn next(&mut self, map: &FrozenMap) -> Option<usize> {
+        if self.queued == 0 {
+            return None;
+        }
+        let l = self.ring[self.head];
+        self.head = (self.head + 1) % SCOUT_AHEAD;
+        self.queued -= 1;
+        self.fill(map);
+        Some(l)
     }
 }
 
@@ -713,9 +1196,8 @@ mod tests {
 
     #[test]
     fn drain_iterate_clear() {
-        let shape = Shape::new(300_000);
         let live = LiveMap::new(300_000).unwrap();
-        let mut frozen = FrozenMap::new(shape).unwrap();
+        let mut frozen = FrozenMap::new(300_000).unwrap();
         assert_eq!(live.set_range(5, 5), 1);
         assert_eq!(live.set_range(5, 5), 0);
         assert_eq!(live.set_range(60, 200), 141);
@@ -769,7 +1251,7 @@ mod snapshot_tests {
             ]
         );
         // Loads only: a take still gets everything.
-        let mut frozen = FrozenMap::new(Shape::new(300_000)).unwrap();
+        let mut frozen = FrozenMap::new(300_000).unwrap();
         assert_eq!(live.drain_into(&mut frozen, 300_000).blocks, 63);
         let mut after = Vec::new();
         live.for_each_dirty_word(|w, d, disc| after.push((w, d, disc)));
@@ -794,9 +1276,8 @@ mod discard_tests {
 
     #[test]
     fn discard_bits_survive_a_drain_and_split_runs_by_kind() {
-        let shape = Shape::new(1000);
         let live = LiveMap::new(1000).unwrap();
-        let mut frozen = FrozenMap::new(shape).unwrap();
+        let mut frozen = FrozenMap::new(1000).unwrap();
         live.mark_range(10, 20, None);
         live.mark_range(21, 70, Some((21, 70)));
         live.mark_range(71, 71, None);
@@ -807,32 +1288,160 @@ mod discard_tests {
         assert_eq!((d.blocks, d.runs), (62, 5));
         assert!(!frozen.is_discard(20) && frozen.is_discard(21) && frozen.is_discard(29));
         assert!(!frozen.is_discard(30) && frozen.is_discard(63) && frozen.is_discard(64));
-        assert_eq!(frozen.next_kind_change(21, 72, true), 30);
-        assert_eq!(frozen.next_kind_change(31, 72, true), 71);
-        assert_eq!(frozen.next_kind_change(10, 21, false), 21);
-        // A write run stops at its limit, without looking at the rest of the map.
-        assert_eq!(frozen.next_kind_change(71, 72, false), 72);
-        assert_eq!(frozen.next_kind_change(10, 15, false), 15);
-        assert_eq!(frozen.next_kind_change(40, 40, true), 40);
+        let runs = |pos, end| {
+            let mut v = Vec::new();
+            let next = frozen.runs_from(pos, end, |s, e, k| {
+                v.push((s, e, k));
+                true
+            });
+            (v, next)
+        };
+        let (w, d) = (false, true);
+        let all = vec![
+            (10, 21, w),
+            (21, 30, d),
+            (30, 31, w),
+            (31, 71, d),
+            (71, 72, w),
+        ];
+        assert_eq!(runs(0, 1000), (all.clone(), 1000));
+        // From inside a run (across a leaf boundary), and clipped at an end.
+        assert_eq!(runs(40, 1000), (vec![(40, 71, d), (71, 72, w)], 1000));
+        assert_eq!(
+            runs(12, 50).0,
+            vec![(12, 21, w), (21, 30, d), (30, 31, w), (31, 50, d)]
+        );
+        // A refused run is where the next call resumes.
+        let mut taken = Vec::new();
+        let next = frozen.runs_from(0, 1000, |s, e, k| {
+            taken.len() < 3 && {
+                taken.push((s, e, k));
+                true
+            }
+        });
+        assert_eq!((taken.as_slice(), next), (&all[..3], 31));
         assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         // Abort: merged back where no later mark touched the block.
         live.mark_range(40, 40, None);
         frozen.for_each_word(|w, bits| live.merge_word(w, bits, frozen.discard_leaf(w)));
         frozen.clear();
-        assert!(frozen.discard.iter().all(|&w| w == 0));
+        assert!(frozen.words.iter().all(|&w| w == 0));
         let d = live.drain_into(&mut frozen, 1000);
         assert_eq!(d.blocks, 62);
         assert!(frozen.is_discard(39) && !frozen.is_discard(40) && frozen.is_discard(41));
     }
 }
 
+#[cfg(all(test, not(loom)))]
+mod list_tests {
+    use super::*;
+
+    /// The blocks' (dirty, discarded) state after marks applied in order, as runs.
+    fn reference_runs(state: &[Option<bool>]) -> Vec<(u64, u64, bool)> {
+        let mut runs = Vec::new();
+        let mut b = 0;
+        while b < state.len() {
+            let Some(k) = state[b] else {
+                b += 1;
+                continue;
+            };
+            let s = b;
+            while b < state.len() && state[b] == Some(k) {
+                b += 1;
+            }
+            runs.push((s as u64, b as u64, k));
+        }
+        runs
+    }
+
+    #[test]
+    fn a_listed_and_a_spilled_take_read_the_same_runs() {
+        const BLOCKS: u64 = 20_000; // 625 leaves: room for 5 listed ones
+        for marks in [1, 40] {
+            let live = LiveMap::new(BLOCKS).unwrap();
+            let mut frozen = FrozenMap::new(BLOCKS).unwrap();
+            let mut state = vec![None; BLOCKS as usize];
+            let mut x = 12_345u64 + marks;
+            for _ in 0..marks {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let first = (x >> 33) % (BLOCKS - 100);
+                let last = first + (x >> 20) % 90;
+                let disc = (x >> 10) & 1 == 1;
+                live.mark_range(first, last, disc.then_some((first, last)));
+                for b in first..=last {
+                    state[b as usize] = Some(disc);
+                }
+            }
+            let want = reference_runs(&state);
+            let d = live.drain_into(&mut frozen, BLOCKS);
+            assert_eq!(frozen.spilled, marks > 1, "{marks} marks");
+            assert_eq!(d.runs, want.len() as u64);
+            assert_eq!(d.blocks, state.iter().flatten().count() as u64);
+            let mut got = Vec::new();
+            let next = frozen.runs_from(0, BLOCKS, |s, e, k| {
+                got.push((s, e, k));
+                true
+            });
+            assert_eq!((got, next), (want.clone(), BLOCKS));
+            // From the middle of every run: the rest of that run first.
+            for &(s, e, k) in &want {
+                let mid = (s + e) / 2;
+                let mut first = None;
+                let next = frozen.runs_from(mid, BLOCKS, |a, b, kind| {
+                    first = Some((a, b, kind));
+                    false
+                });
+                assert_eq!((first, next), (Some((mid, e, k)), mid));
+            }
+            let mut leaves = Vec::new();
+            frozen.for_each_leaf(|l, dirty, disc| leaves.push((l, dirty, disc)));
+            assert_eq!(
+                leaves
+                    .iter()
+                    .map(|&(_, d, _)| u64::from(d.count_ones()))
+                    .sum::<u64>(),
+                d.blocks
+            );
+            frozen.clear();
+            assert!(frozen.words.iter().all(|&w| w == 0) && frozen.listed == 0);
+            assert_eq!(frozen.next_set(0), None);
+        }
+    }
+}
+
 /// Words per 4 KiB page: writing one word per page makes the page resident.
 const WORDS_PER_PAGE: usize = 4096 / 8;
+
+/// Asks the kernel to back the 2 MiB-aligned part of `words` with transparent huge pages,
+/// before a prefault makes it resident: a map of hundreds of MiB read at random by a drain
+/// then costs a few hundred TLB entries instead of one per 4 KiB, and a page walk at nearly
+/// every dirty word. Only for maps made resident anyway (the memory is the same); a lazily
+/// committed map keeps 4 KiB pages, so that a sparse one stays resident only where written.
+/// A hint: where the kernel has no huge pages to give (or THP is off), nothing changes.
+fn advise_huge_pages<T>(words: &[T]) {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = words.as_ptr() as usize;
+        let end = start + std::mem::size_of_val(words);
+        let (lo, hi) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+        if lo < hi {
+            // SAFETY: the range lies inside `words`, memory this process owns; MADV_HUGEPAGE
+            // changes how the kernel backs it, never its contents.
+            unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
+    let _ = words;
+}
 
 impl LiveMap {
     /// Writes every page of the map once (before anyone else can see it), so that no mark
     /// takes a page fault on a page it is the first to touch.
     pub(crate) fn prefault(&self) {
+        advise_huge_pages(&self.words);
         #[cfg(not(loom))]
         for w in self.words.iter().step_by(WORDS_PER_PAGE) {
             w.store(0, Ordering::Relaxed);

@@ -66,7 +66,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use bitmap::{FrozenMap, LiveMap, Shape};
+use bitmap::{FrozenMap, LiveMap};
 use stats::{Counters, Totals};
 
 pub use error::TrackerError;
@@ -353,8 +353,9 @@ struct Control {
 }
 
 impl Tracker {
-    /// Builds a tracker, allocating its bitmaps now (live and frozen dirty maps, live and frozen
-    /// discard maps). Fails with a message naming the bad value.
+    /// Builds a tracker, allocating its bitmaps now (the live and the frozen map, each with the
+    /// blocks' dirty and written bits, and the frozen map's list for sparse takes). Fails with
+    /// a message naming the bad value.
     pub fn new(config: TrackerConfig) -> Result<Tracker, TrackerError> {
         let bad = |what, value| Err(TrackerError::InvalidGeometry { what, value });
         let TrackerConfig {
@@ -415,12 +416,11 @@ impl Tracker {
         if blocks > MAX_BLOCKS {
             return bad("capacity / granularity must be at most 2^40 blocks", blocks);
         }
-        let shape = Shape::new(blocks);
         let oom = || TrackerError::OutOfMemory {
             bytes: Self::memory_for(capacity, block_size) - Self::fixed_bytes(),
         };
         let live = LiveMap::new(blocks).ok_or_else(oom)?;
-        let mut frozen = FrozenMap::new(shape).ok_or_else(oom)?;
+        let mut frozen = FrozenMap::new(blocks).ok_or_else(oom)?;
         if resident.unwrap_or(Self::memory_for(capacity, block_size) <= RESIDENT_LIMIT) {
             live.prefault();
             frozen.prefault();
@@ -454,7 +454,8 @@ impl Tracker {
 
     /// Bytes of tracker memory for a disk of `capacity` bytes at `block_size` granularity:
     /// the live map (two bits per block, dirty and written, in the same word) and the frozen
-    /// bitmap with their summary levels, the frozen discard bits (one per block), plus the
+    /// map of the same layout (the taken blocks and their kinds), with their summary levels,
+    /// the frozen map's list for sparse takes (a 16-byte pair per 4,096 blocks), plus the
     /// fixed part.
     ///
     /// Total for every input: a `block_size` of 0 is taken as 1, and a figure that does not fit
@@ -462,8 +463,7 @@ impl Tracker {
     pub fn memory_for(capacity: u64, block_size: u32) -> u64 {
         let blocks = capacity.div_ceil(u64::from(block_size.max(1)));
         LiveMap::words_for(blocks)
-            .saturating_add(Shape::words_for(blocks))
-            .saturating_add(blocks.max(1).div_ceil(64))
+            .saturating_add(FrozenMap::words_for(blocks))
             .saturating_mul(8)
             .saturating_add(Self::fixed_bytes())
     }
@@ -755,33 +755,29 @@ impl Tracker {
         let c = self.control.lock();
         let p = Self::check_pending(&c, cursor.sequence, Some(cursor.generation))?;
         let end_block = p.disk_size.div_ceil(self.block_size().into());
-        let mut n = 0;
-        let mut pos = cursor.next_block;
+        let pos = cursor.next_block;
         if out.is_empty() {
             return match c.frozen.next_set(pos).filter(|&b| b < end_block) {
                 Some(_) => Err(TrackerError::EmptyExtentBuffer { next_block: pos }),
                 None => Ok(0),
             };
         }
-        while n < out.len() {
-            let Some(start) = c.frozen.next_set(pos).filter(|&b| b < end_block) else {
-                pos = end_block;
-                break;
+        let (shift, disk_size) = (self.shift, p.disk_size);
+        let mut n = 0;
+        cursor.next_block = c.frozen.runs_from(pos, end_block, |start, stop, discard| {
+            let Some(slot) = out.get_mut(n) else {
+                return false;
             };
-            let discard = c.frozen.is_discard(start);
-            let run_end = c.frozen.next_clear(start).min(end_block);
-            let stop = c.frozen.next_kind_change(start, run_end, discard);
-            let offset = start << self.shift;
-            let end = (stop << self.shift).min(p.disk_size);
-            out[n] = if discard {
+            let offset = start << shift;
+            let end = (stop << shift).min(disk_size);
+            *slot = if discard {
                 Extent::discard(offset, end - offset)
             } else {
                 Extent::new(offset, end - offset)
             };
             n += 1;
-            pos = stop;
-        }
-        cursor.next_block = pos;
+            true
+        });
         Ok(n)
     }
 
@@ -840,14 +836,8 @@ impl Tracker {
             return;
         }
         let live = &self.live;
-        let frozen = &c.frozen;
-        frozen.for_each_word(|w, bits| {
-            let disc = if keep_discards {
-                frozen.discard_leaf(w)
-            } else {
-                0
-            };
-            live.merge_word(w, bits, disc)
+        c.frozen.for_each_leaf(|leaf, dirty, disc| {
+            live.merge_leaf(leaf, dirty, if keep_discards { disc } else { 0 })
         });
         c.frozen.clear();
         c.aborts += 1;
@@ -906,7 +896,8 @@ impl Tracker {
         self.control.lock().generation
     }
 
-    /// Bytes of memory this tracker holds (dirty maps with summaries, discard maps, counters).
+    /// Bytes of memory this tracker holds (both maps with their summaries, the list for sparse
+    /// takes, counters).
     pub fn memory_usage(&self) -> u64 {
         Self::memory_for(self.capacity, self.block_size())
     }
