@@ -1123,7 +1123,7 @@ fn parse_header_frame(frame: &[u8]) -> Result<StreamHeader> {
 
 /// Makes `v` at least `len` bytes long. Scratch is always fully written before it is read, so
 /// its old contents never matter; zeroed memory keeps it safe code.
-fn grow_zeroed(v: &mut Vec<u8>, len: usize) {
+pub(crate) fn grow_zeroed(v: &mut Vec<u8>, len: usize) {
     if v.len() < len {
         *v = vec![0u8; len];
     }

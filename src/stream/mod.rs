@@ -62,6 +62,7 @@ mod error;
 mod format;
 mod header;
 mod merge;
+mod parallel_apply;
 mod record;
 mod source;
 mod target;
@@ -81,6 +82,7 @@ pub use format::{
 };
 pub use header::{CipherSuite, StreamHeader};
 pub use merge::{merge, MergeError, MergeInput, MergeSummary};
+pub use parallel_apply::{ParallelApplier, MAX_APPLY_THREADS};
 pub use record::{Bookmark, BookmarkKind, Codec, EndSummary, Record};
 pub use source::{BlockSource, FileSource};
 pub use target::FileTarget;
