@@ -21,12 +21,16 @@
 //! - the same input gives the same error variant as [`Applier`], and the target receives the
 //!   same calls in the same order (`tests/stream_parallel_apply.rs` checks both on every
 //!   single-byte corruption and truncation of streams);
-//! - memory is bounded: `2 * threads` jobs, each of one frame of the stream's declared record size
-//!   (plus an lz4 buffer of the record size for an lz4 stream, and the header frame for an
-//!   encrypted one), allocated once at the header: about `2 * threads * 2` MiB for 1 MiB lz4
-//!   records, 8 MiB at `threads = 2`. Applying a frame allocates nothing (as for the decoder, a
-//!   frame above the declared record size, which only a later writer's optional record type can
-//!   be, grows its job's buffer once).
+//! - memory is bounded, allocated once at the header: a pool of jobs, each a buffer of one frame
+//!   of the stream's declared record size, plus an lz4 buffer of the record size for an lz4
+//!   stream and a copy of the header frame for an encrypted one. Two jobs per thread, and more
+//!   for small records, up to 1 MiB of frames per job pair (at most 16 times two jobs per
+//!   thread): about `2 * threads` MiB of frames, as much again of lz4 buffers. With 1 MiB lz4
+//!   records, 4 jobs of 2 MiB at `threads = 2` (8 MiB); with 64 KiB records, 60 jobs of 128 KiB
+//!   (7.7 MiB). Applying a frame allocates nothing (as for the decoder, a frame above the
+//!   declared record size, which only a later writer's optional record type can be, grows its
+//!   job's buffer once). The sequential decoder inside keeps its own scratch (about one record
+//!   of each kind the stream needs) from the header on, unused after it.
 //!
 //! `threads = 1` is [`Applier`] itself: no thread, no pool, no copy.
 
@@ -44,7 +48,9 @@ use super::decoder::{
 };
 use super::encoder::frame_bound;
 use super::error::{Result, StreamError};
-use super::format::{FEATURE_REQUIRED_LZ4, FRAME_HEADER_LEN, FRAME_HEADER_SIGNED_LEN};
+use super::format::{
+    FEATURE_REQUIRED_LZ4, FRAME_HEADER_LEN, FRAME_HEADER_SIGNED_LEN, MAX_RECORD_PAYLOAD,
+};
 use super::header::StreamHeader;
 use super::record::EndSummary;
 
@@ -365,6 +371,10 @@ struct Queue {
     done: Vec<Option<Box<Job>>>,
     started: usize,
     stop: bool,
+    /// Workers waiting for `work`, and whether the caller waits for `done`: a condition
+    /// variable is signalled only when someone waits on it (a signal is a system call).
+    idle_workers: usize,
+    caller_waits: bool,
 }
 
 /// One frame and its scratch.
@@ -447,9 +457,15 @@ fn worker(shared: Arc<Shared>) {
                 q = lock(&shared.queue);
                 let slot = (job.seq % q.done.len() as u64) as usize;
                 q.done[slot] = Some(job);
-                shared.done.notify_one();
+                if q.caller_waits {
+                    shared.done.notify_one();
+                }
             }
-            None => q = wait(&shared.work, q),
+            None => {
+                q.idle_workers += 1;
+                q = wait(&shared.work, q);
+                q.idle_workers -= 1;
+            }
         }
     }
 }
@@ -465,7 +481,10 @@ impl Pipeline {
         let frame_cap = frame_bound(header.max_record_payload, key.is_some());
         let lz4 = header.required_features & FEATURE_REQUIRED_LZ4 != 0;
         let header_frame = decoder.header_frame();
-        let slots = 2 * threads;
+        // Two jobs per thread, and more for small records: about two 1 MiB frames' worth per
+        // thread in all, so that short frames do not make the threads wait for each other.
+        let per_thread = (MAX_RECORD_PAYLOAD / frame_cap).clamp(1, 16);
+        let slots = 2 * threads * per_thread;
         let free: Vec<Box<Job>> = (0..slots)
             .map(|_| {
                 let mut aad = Vec::new();
@@ -492,6 +511,8 @@ impl Pipeline {
                 done: (0..slots).map(|_| None).collect(),
                 started: 0,
                 stop: false,
+                idle_workers: 0,
+                caller_waits: false,
             }),
             work: Condvar::new(),
             done: Condvar::new(),
@@ -540,8 +561,11 @@ impl Pipeline {
         job.offset = offset;
         job.outcome = Outcome::Pending;
         self.next_seq += 1;
-        lock(&self.shared.queue).todo.push_back(job);
-        self.shared.work.notify_one();
+        let mut q = lock(&self.shared.queue);
+        q.todo.push_back(job);
+        if q.idle_workers > 0 {
+            self.shared.work.notify_one();
+        }
         true
     }
 
@@ -565,7 +589,7 @@ impl Pipeline {
                     let s = (job.seq % self.slots as u64) as usize;
                     q.done[s] = Some(job);
                 }
-                None => q = wait(&self.shared.done, q),
+                None => q = self.wait_done(q),
             }
         }
     }
@@ -647,6 +671,14 @@ impl Pipeline {
         }
     }
 
+    /// Waits until a worker has finished a job.
+    fn wait_done<'a>(&self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
+        q.caller_waits = true;
+        let mut q = wait(&self.shared.done, q);
+        q.caller_waits = false;
+        q
+    }
+
     /// Takes every job back without applying it: queued ones at once, the others when their
     /// worker is done with them.
     fn discard(&mut self) {
@@ -663,7 +695,7 @@ impl Pipeline {
             if self.free.len() == self.slots {
                 break;
             }
-            q = wait(&self.shared.done, q);
+            q = self.wait_done(q);
         }
         self.next_apply = self.next_seq;
     }
