@@ -343,7 +343,7 @@ struct Pipeline {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     /// Jobs not in flight; every job is here, in the queue or in a worker's hands.
-    free: Vec<Box<Job>>,
+    free: Vec<Job>,
     slots: usize,
     /// Sequence number of the next frame accepted.
     next_seq: u64,
@@ -366,9 +366,9 @@ struct Shared {
 
 struct Queue {
     /// Jobs to decode, in stream order (capacity: every job).
-    todo: VecDeque<Box<Job>>,
+    todo: VecDeque<Job>,
     /// Decoded jobs, at `seq % slots` (at most `slots` consecutive frames are in flight).
-    done: Vec<Option<Box<Job>>>,
+    done: Vec<Option<Job>>,
     started: usize,
     stop: bool,
     /// Workers waiting for `work`, and whether the caller waits for `done`: a condition
@@ -485,14 +485,14 @@ impl Pipeline {
         // thread in all, so that short frames do not make the threads wait for each other.
         let per_thread = (MAX_RECORD_PAYLOAD / frame_cap).clamp(1, 16);
         let slots = 2 * threads * per_thread;
-        let free: Vec<Box<Job>> = (0..slots)
+        let free: Vec<Job> = (0..slots)
             .map(|_| {
                 let mut aad = Vec::new();
                 if key.is_some() {
                     aad = vec![0u8; header_frame.len() + FRAME_HEADER_SIGNED_LEN];
                     aad[..header_frame.len()].copy_from_slice(header_frame);
                 }
-                Box::new(Job {
+                Job {
                     seq: 0,
                     offset: 0,
                     len: 0,
@@ -500,7 +500,7 @@ impl Pipeline {
                     aad,
                     decomp: if lz4 { vec![0u8; payload] } else { Vec::new() },
                     outcome: Outcome::Pending,
-                })
+                }
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -571,7 +571,7 @@ impl Pipeline {
 
     /// The job of frame `seq` once decoded; with `wait`, waits for it, decoding queued jobs
     /// on this thread meanwhile.
-    fn take(&self, seq: u64, wait_for_it: bool) -> Option<Box<Job>> {
+    fn take(&self, seq: u64, wait_for_it: bool) -> Option<Job> {
         let slot = (seq % self.slots as u64) as usize;
         let mut q = lock(&self.shared.queue);
         loop {
