@@ -67,7 +67,8 @@ pub const MAX_APPLY_THREADS: usize = 64;
 /// `finish` flushes, and returns as [`Applier::finish`] does.
 ///
 /// ```
-/// use blockdelta::{encode_to_vec, DecoderConfig, EncoderConfig, Extent, GenerationId, ParallelApplier};
+/// use blockdelta::stream::encode_to_vec;
+/// use blockdelta::{DecoderConfig, EncoderConfig, Extent, GenerationId, ParallelApplier};
 ///
 /// # fn main() -> Result<(), blockdelta::StreamError> {
 /// let disk = vec![5u8; 1 << 20];
