@@ -128,6 +128,17 @@ struct Kind {
     disk_size: u64,
 }
 
+impl Kind {
+    fn lz4(encrypted: bool, record_size: u32, disk_size: u64) -> Kind {
+        Kind {
+            codec: Codec::Lz4,
+            encrypted,
+            record_size,
+            disk_size,
+        }
+    }
+}
+
 /// A source disk: runs of text-like bytes, random bytes and zeros.
 fn source(rng: &mut Rng, size: usize) -> Vec<u8> {
     let mut d = vec![0u8; size];
@@ -603,12 +614,7 @@ fn truncated_reordered_dropped_and_duplicated_frames_fail_as_in_the_sequential_a
 #[test]
 fn random_corruptions_of_a_larger_stream_fail_as_in_the_sequential_applier() {
     let mut rng = Rng(0xf00d);
-    for kind in [false, true].map(|encrypted| Kind {
-        codec: Codec::Lz4,
-        encrypted,
-        record_size: 16 << 10,
-        disk_size: 1 << 20,
-    }) {
+    for kind in [false, true].map(|encrypted| Kind::lz4(encrypted, 16 << 10, 1 << 20)) {
         let s = stream(11, kind);
         assert!(frames(&s).len() > 20);
         for round in 0..60 {
@@ -626,12 +632,7 @@ fn random_corruptions_of_a_larger_stream_fail_as_in_the_sequential_applier() {
 
 #[test]
 fn a_failing_target_call_stops_both_appliers_at_that_call() {
-    let kind = Kind {
-        codec: Codec::Lz4,
-        encrypted: true,
-        record_size: 4096,
-        disk_size: 256 << 10,
-    };
+    let kind = Kind::lz4(true, 4096, 256 << 10);
     let s = stream(21, kind);
     let calls = run(Engine::new(None, true, target_for(kind)), &s, || 0, true)
         .log
@@ -675,12 +676,7 @@ fn a_failing_target_call_stops_both_appliers_at_that_call() {
 
 #[test]
 fn dropping_a_parallel_applier_mid_stream_joins_its_threads() {
-    let kind = Kind {
-        codec: Codec::Lz4,
-        encrypted: true,
-        record_size: 64 << 10,
-        disk_size: 4 << 20,
-    };
+    let kind = Kind::lz4(true, 64 << 10, 4 << 20);
     let s = stream(1, kind);
     let (tx, rx) = mpsc::channel();
     let s2 = s.clone();
@@ -706,12 +702,7 @@ fn dropping_a_parallel_applier_mid_stream_joins_its_threads() {
 
 #[test]
 fn the_thread_count_is_fixed_at_the_first_push() {
-    let kind = Kind {
-        codec: Codec::Lz4,
-        encrypted: false,
-        record_size: 4096,
-        disk_size: 64 << 10,
-    };
+    let kind = Kind::lz4(false, 4096, 64 << 10);
     let s = stream(2, kind);
     let mut a = ParallelApplier::new(config(false), target_for(kind), 0);
     assert_eq!(a.threads(), 1);

@@ -562,17 +562,6 @@ pub(crate) enum Verified {
         len: u64,
         codec: Result<Codec>,
     },
-    Zero {
-        offset: u64,
-        len: u64,
-    },
-    Discard {
-        offset: u64,
-        len: u64,
-    },
-    Resize {
-        new_size: u64,
-    },
     /// A BOOKMARK; its label (not yet checked for UTF-8) ends the record.
     Bookmark {
         id: u64,
@@ -581,9 +570,8 @@ pub(crate) enum Verified {
     },
     /// END with the totals it states.
     End(EndSummary),
-    Skipped {
-        record_type: u16,
-    },
+    /// A record without bytes: ZERO, DISCARD, RESIZE or a skipped one.
+    Plain(Record<'static>),
 }
 
 /// The checks and decoding of a whole record frame that need no position in the stream: CRC32,
@@ -726,11 +714,11 @@ fn parse_record(header: &StreamHeader, rec: &[u8], decomp: &mut [u8]) -> Result<
             if len == 0 {
                 return Err(malformed("empty range"));
             }
-            if rtype == REC_ZERO {
-                Verified::Zero { offset, len }
+            Verified::Plain(if rtype == REC_ZERO {
+                Record::Zero { offset, len }
             } else {
-                Verified::Discard { offset, len }
-            }
+                Record::Discard { offset, len }
+            })
         }
         REC_RESIZE => {
             if v.len() != RESIZE_FIELDS_LEN {
@@ -738,7 +726,7 @@ fn parse_record(header: &StreamHeader, rec: &[u8], decomp: &mut [u8]) -> Result<
             }
             let new_size = get_u64(v, 0);
             super::header::check_disk_size("RESIZE record", new_size)?;
-            Verified::Resize { new_size }
+            Verified::Plain(Record::Resize { new_size })
         }
         REC_BOOKMARK => {
             if v.len() < BOOKMARK_FIELDS_LEN {
@@ -781,7 +769,7 @@ fn parse_record(header: &StreamHeader, rec: &[u8], decomp: &mut [u8]) -> Result<
         t if t & MUST_UNDERSTAND != 0 => {
             return Err(StreamError::UnknownRequiredRecord { record_type: t })
         }
-        t => Verified::Skipped { record_type: t },
+        t => Verified::Plain(Record::Skipped { record_type: t }),
     })
 }
 
@@ -841,18 +829,16 @@ impl Position {
                     codec,
                 }
             }
-            Verified::Zero { offset, len } | Verified::Discard { offset, len } => {
+            Verified::Plain(
+                record @ (Record::Zero { offset, len } | Record::Discard { offset, len }),
+            ) => {
                 check_range(offset, len, self.last_end, self.size)?;
                 self.last_end = offset + len;
-                if matches!(verified, Verified::Zero { .. }) {
-                    Record::Zero { offset, len }
-                } else {
-                    Record::Discard { offset, len }
-                }
+                record
             }
-            Verified::Resize { new_size } => {
+            Verified::Plain(record @ Record::Resize { new_size }) => {
                 self.size = new_size;
-                Record::Resize { new_size }
+                record
             }
             Verified::Bookmark {
                 id,
@@ -901,7 +887,7 @@ impl Position {
                 self.next_seq += 1;
                 return Ok(Record::End(computed));
             }
-            Verified::Skipped { record_type } => Record::Skipped { record_type },
+            Verified::Plain(record) => record,
         };
         self.next_seq += 1;
         self.records += 1;

@@ -253,7 +253,7 @@ impl<T: ApplyTarget> ParallelApplier<T> {
         // Trailing data is reported once: by the push that applied END, else here.
         let was_finished = self.inner.is_finished();
         let r = pipe
-            .apply_all(&mut self.inner)
+            .apply_in_order(&mut self.inner, true)
             .and_then(|()| match pipe.end_at {
                 Some(end) if !was_finished && (self.accepted > end || self.tail > 0) => {
                     Err(pipe.trailing(self.accepted, end, self.tail))
@@ -301,7 +301,7 @@ impl<T: ApplyTarget> ParallelApplier<T> {
             return Ok(used);
         };
         loop {
-            pipe.apply_ready(&mut self.inner)?;
+            pipe.apply_in_order(&mut self.inner, false)?;
             let rest = &input[used..];
             match pipe.end_at {
                 Some(end) if self.accepted > end || !rest.is_empty() => {
@@ -325,7 +325,7 @@ impl<T: ApplyTarget> ParallelApplier<T> {
                 }
                 Err(error) => {
                     // The frames before this one come first: their errors, or END.
-                    pipe.apply_all(&mut self.inner)?;
+                    pipe.apply_in_order(&mut self.inner, true)?;
                     if let Some(end) = pipe.end_at {
                         return Err(pipe.trailing(self.accepted, end, rest.len()));
                     }
@@ -643,21 +643,14 @@ impl Pipeline {
         Ok(true)
     }
 
-    /// Applies the frames already decoded, in order, without waiting.
-    fn apply_ready<T: ApplyTarget>(
+    /// Applies the frames in flight, in order, up to END or the first one not decoded yet
+    /// (with `wait`: waiting for each, so up to END or the last one).
+    fn apply_in_order<T: ApplyTarget>(
         &mut self,
         inner: &mut Applier<T>,
+        wait_for_them: bool,
     ) -> std::result::Result<(), Failure> {
-        while self.apply_next(inner, false)? {}
-        Ok(())
-    }
-
-    /// Applies every frame in flight (up to END), waiting for them.
-    fn apply_all<T: ApplyTarget>(
-        &mut self,
-        inner: &mut Applier<T>,
-    ) -> std::result::Result<(), Failure> {
-        while self.apply_next(inner, true)? {}
+        while self.apply_next(inner, wait_for_them)? {}
         Ok(())
     }
 
