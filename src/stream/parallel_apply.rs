@@ -23,11 +23,10 @@
 //!   single-byte corruption and truncation of streams);
 //! - memory is bounded, allocated once at the header: a pool of jobs, each a buffer of one frame
 //!   of the stream's declared record size, plus an lz4 buffer of the record size for an lz4
-//!   stream and a copy of the header frame for an encrypted one. Two jobs per thread, and more
-//!   for small records, up to 1 MiB of frames per job pair (at most 16 times two jobs per
-//!   thread): about `2 * threads` MiB of frames, as much again of lz4 buffers. With 1 MiB lz4
-//!   records, 4 jobs of 2 MiB at `threads = 2` (8 MiB); with 64 KiB records, 60 jobs of 128 KiB
-//!   (7.7 MiB). Applying a frame allocates nothing (as for the decoder, a frame above the
+//!   stream and a copy of the header frame for an encrypted one. Two jobs per thread, up to
+//!   eight for records below 256 KiB (at most about 1 MiB of frames per two jobs): with 1 MiB lz4
+//!   records, 4 jobs of 2 MiB at `threads = 2` (8 MiB); with 64 KiB lz4 records, 16 jobs of
+//!   128 KiB (2 MiB). Applying a frame allocates nothing (as for the decoder, a frame above the
 //!   declared record size, which only a later writer's optional record type can be, grows its
 //!   job's buffer once). The sequential decoder inside keeps its own scratch (about one record
 //!   of each kind the stream needs) from the header on, unused after it.
@@ -482,9 +481,10 @@ impl Pipeline {
         let frame_cap = frame_bound(header.max_record_payload, key.is_some());
         let lz4 = header.required_features & FEATURE_REQUIRED_LZ4 != 0;
         let header_frame = decoder.header_frame();
-        // Two jobs per thread, and more for small records: about two 1 MiB frames' worth per
-        // thread in all, so that short frames do not make the threads wait for each other.
-        let per_thread = (MAX_RECORD_PAYLOAD / frame_cap).clamp(1, 16);
+        // Two jobs per thread, and up to four times more for records below 256 KiB, so that
+        // short frames do not make the threads wait for each other (a larger pool measured no
+        // better: the jobs' buffers then fall out of the caches between the threads).
+        let per_thread = (MAX_RECORD_PAYLOAD / frame_cap).clamp(1, 4);
         let slots = 2 * threads * per_thread;
         let free: Vec<Job> = (0..slots)
             .map(|_| {
