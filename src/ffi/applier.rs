@@ -213,8 +213,9 @@ pub extern "C" fn blockdelta_applier_finish(
 /// that the applier starts when the stream header is accepted and stops in
 /// `blockdelta_applier_free` (CRC32, AES-256-GCM and lz4 run there; every target callback still
 /// runs on the thread calling `blockdelta_applier_push` or `blockdelta_applier_finish`, in stream
-/// order). 1 (the default) decodes on the calling thread only. Memory: `2 * threads` buffers of
-/// one frame (plus one record for lz4 streams), about `4 * threads` MiB for 1 MiB records.
+/// order). 1 (the default) decodes on the calling thread only. Memory, allocated when the
+/// header is accepted: two buffers of one frame per thread (up to eight for records below
+/// 256 KiB), each with one record of lz4 scratch for lz4 streams: at most about 4 MiB per thread.
 ///
 /// Only before the first `blockdelta_applier_push` (`BLOCKDELTA_RESULT_STREAM_INVALID_STATE`
 /// after); `threads` 1 to 64 (`BLOCKDELTA_RESULT_INVALID_ARGUMENT` otherwise). Never blocks; one
