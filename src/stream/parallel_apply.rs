@@ -309,10 +309,14 @@ impl<T: ApplyTarget> ParallelApplier<T> {
                 _ => {}
             }
             if rest.is_empty() {
+                pipe.wake();
                 return Ok(used);
             }
             match frame_len(rest, false) {
-                Ok(FrameLen::NeedMore(_)) => return Ok(used),
+                Ok(FrameLen::NeedMore(_)) => {
+                    pipe.wake();
+                    return Ok(used);
+                }
                 Ok(FrameLen::Whole(total)) => {
                     if !pipe.dispatch(&rest[..total], self.accepted) {
                         // The pool is in flight: apply the oldest job (decoding meanwhile).
@@ -345,6 +349,8 @@ struct Pipeline {
     /// Jobs not in flight; every job is here, in the queue or in a worker's hands.
     free: Vec<Job>,
     slots: usize,
+    /// Queued frames for which an idle worker is woken.
+    wake_at: usize,
     /// Sequence number of the next frame accepted.
     next_seq: u64,
     /// Sequence number of the oldest frame accepted and not yet applied.
@@ -543,6 +549,8 @@ impl Pipeline {
             workers,
             free,
             slots,
+            // About 256 KiB of frames (a thread's wake-up costs some microseconds).
+            wake_at: ((256 << 10) / frame_cap).clamp(1, slots / threads),
             next_seq: 1,
             next_apply: 1,
             end_at: None,
@@ -564,10 +572,20 @@ impl Pipeline {
         self.next_seq += 1;
         let mut q = lock(&self.shared.queue);
         q.todo.push_back(job);
-        if q.idle_workers > 0 {
+        // Waking a thread costs about as much as decoding a small frame: an idle worker is woken
+        // for a few queued frames at a time (and at the end of a push, by `wake`).
+        if q.idle_workers > 0 && q.todo.len() >= self.wake_at {
             self.shared.work.notify_one();
         }
         true
+    }
+
+    /// Wakes an idle worker if frames are queued: before the caller's thread goes away.
+    fn wake(&self) {
+        let q = lock(&self.shared.queue);
+        if q.idle_workers > 0 && !q.todo.is_empty() {
+            self.shared.work.notify_all();
+        }
     }
 
     /// The job of frame `seq` once decoded; with `wait`, waits for it, decoding queued jobs
