@@ -5,6 +5,12 @@
 //! decompression to the exact declared length. Nothing of a frame that fails is returned, so an
 //! applier never writes unverified data. After any error the decoder is poisoned.
 //!
+//! A record frame's checks come in two halves, in `docs/FORMAT.md`'s order: [`verify_record`]
+//! needs nothing but the frame, the header and the key (framing aside: [`frame_len`]), and
+//! `Position::accept` needs what came before (extent order and bounds, RESIZE, END totals).
+//! The decoder runs both per frame; the parallel applier runs the first on its decode threads
+//! and the second in stream order ([`Decoder::accept_verified`]).
+//!
 //! `Decoder::new` allocates nothing. Scratch is allocated once per stream, when its header is
 //! accepted, and only what the stream needs: a copy of the header frame (the associated data of
 //! every sealed frame, at most about 4 KiB) and, sized by the record size its header declares,
