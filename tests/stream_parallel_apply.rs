@@ -704,7 +704,10 @@ fn dropping_a_parallel_applier_mid_stream_joins_its_threads() {
 fn the_thread_count_is_fixed_at_the_first_push() {
     let kind = Kind::lz4(false, 4096, 64 << 10);
     let s = stream(2, kind);
+    // It can move to another thread with its target (its workers go with it).
+    fn send<T: Send>(_: &T) {}
     let mut a = ParallelApplier::new(config(false), target_for(kind), 0);
+    send(&a);
     assert_eq!(a.threads(), 1);
     assert!(matches!(
         a.set_threads(0),
