@@ -32,6 +32,11 @@
 //!   of each kind the stream needs) from the header on, unused after it.
 //!
 //! `threads = 1` is [`Applier`] itself: no thread, no pool, no copy.
+//!
+//! The queue uses std's `Mutex` and `Condvar` rather than parking_lot's: on Linux they are a
+//! futex each and never allocate, while parking_lot's global wait table grows (allocates) as new
+//! threads first park, which would break the no-allocation-per-frame rule at a worker's first
+//! wait.
 
 use std::any::Any;
 use std::collections::VecDeque;
