@@ -1806,7 +1806,9 @@ blockdelta_result blockdelta_applier_new(uint64_t size,
                                          struct blockdelta_applier **applier_out);
 
 /**
- * Frees an applier; NULL is a no-op. Never blocks. Not from within its own callbacks.
+ * Frees an applier; NULL is a no-op. With decode threads (`blockdelta_applier_set_threads`) it
+ * stops and joins them, waiting for the frame each may be decoding; otherwise never blocks. Not
+ * from within its own callbacks.
  */
 void blockdelta_applier_free(struct blockdelta_applier *applier);
 
@@ -1822,15 +1824,23 @@ blockdelta_result blockdelta_applier_expect(struct blockdelta_applier *applier,
 
 /**
  * Verifies and applies every whole frame at the start of `(input, input_len)` (caller-owned,
- * read only); `*consumed_out` receives the bytes used. Keep the rest and call again with it
- * followed by more input. A frame is written only after it is fully verified; after an error the
- * applier refuses further input, except that bytes after a verified END give
- * `BLOCKDELTA_RESULT_STREAM_TRAILING_DATA` and leave the applier finished.
+ * read only, copied before the call returns); `*consumed_out` receives the bytes used. Keep the
+ * rest and call again with it followed by more input. A frame is written only after it is fully
+ * verified; after an error the applier refuses further input, except that bytes after a
+ * verified END give `BLOCKDELTA_RESULT_STREAM_TRAILING_DATA` and leave the applier finished.
+ *
+ * With 2 or more threads (`blockdelta_applier_set_threads`), the consumed frames are accepted
+ * into the decode pipeline and may not be applied yet when the call returns: the error of a
+ * frame may then be returned by a later push or by `blockdelta_applier_finish` (never after
+ * anything behind that frame was written), and the call blocks while the pipeline is full,
+ * applying frames meanwhile.
  *
  * The one exception to "outputs only on success": `*consumed_out` is also written when the call
- * fails (with any code but `NULL_PARAMETER`, `PANIC` and `REENTERED`): the bytes before the
- * failing frame, which were verified and applied. Blocks only inside the target callbacks; one
- * thread at a time; a callback calling it on the same applier gets `BLOCKDELTA_RESULT_REENTERED`.
+ * fails (with any code but `NULL_PARAMETER`, `PANIC` and `REENTERED`): the bytes of this input
+ * before the failing frame, which were verified and applied (0 when the failing frame came with
+ * an earlier push). Blocks inside the target callbacks (called on this thread) and waiting for
+ * the decode threads; one thread at a time; a callback calling it on the same applier gets
+ * `BLOCKDELTA_RESULT_REENTERED`.
  */
 blockdelta_result blockdelta_applier_push(struct blockdelta_applier *applier,
                                           const uint8_t *input,
@@ -1840,9 +1850,30 @@ blockdelta_result blockdelta_applier_push(struct blockdelta_applier *applier,
 /**
  * Call at the end of input: OK when END was verified and the target synced (the replica is at
  * the stream's to_seq; `blockdelta_applier_header` says which stream it was, to commit exactly
- * that checkpoint); `BLOCKDELTA_RESULT_STREAM_TRUNCATED` if END never came. Never blocks.
+ * that checkpoint); `BLOCKDELTA_RESULT_STREAM_TRUNCATED` if END never came. With 2 or more
+ * threads it first applies every frame pushed (calling the target callbacks on this thread,
+ * and blocking until the decode threads are done with them), so it may return the error of a
+ * frame pushed earlier; with one thread it never blocks. A callback calling it on the same
+ * applier gets `BLOCKDELTA_RESULT_REENTERED`.
  */
 blockdelta_result blockdelta_applier_finish(const struct blockdelta_applier *applier);
+
+/**
+ * Decodes the stream on `threads` threads: the calling thread and `threads - 1` decode threads
+ * that the applier starts when the stream header is accepted and stops in
+ * `blockdelta_applier_free` (CRC32, AES-256-GCM and lz4 run there; every target callback still
+ * runs on the thread calling `blockdelta_applier_push` or `blockdelta_applier_finish`, in stream
+ * order). 1 (the default) decodes on the calling thread only. Memory, allocated when the
+ * header is accepted: two buffers of one frame per thread (up to eight for records below
+ * 256 KiB), each with one record of lz4 scratch for lz4 streams: at most about 4 MiB per thread.
+ *
+ * Only before the first `blockdelta_applier_push` (`BLOCKDELTA_RESULT_STREAM_INVALID_STATE`
+ * after); `threads` 1 to 64 (`BLOCKDELTA_RESULT_INVALID_ARGUMENT` otherwise). Never blocks; one
+ * thread at a time; a callback calling it on the same applier gets
+ * `BLOCKDELTA_RESULT_REENTERED`.
+ */
+blockdelta_result blockdelta_applier_set_threads(struct blockdelta_applier *applier,
+                                                 uint32_t threads);
 
 /**
  * Copies the header of the stream the applier accepted, as `blockdelta_decoder_header`:

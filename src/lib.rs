@@ -37,8 +37,8 @@ mod sync;
 pub use stream::{
     merge, Applied, Applier, ApplyTarget, BlockSource, Bookmark, BookmarkKind, CipherSuite, Codec,
     Decoded, Decoder, DecoderCheckpoint, DecoderConfig, EncodeCursor, Encoder, EncoderConfig,
-    EndSummary, Expected, FileSource, FileTarget, MergeError, MergeInput, MergeSummary, Record,
-    Secret, StreamError, StreamHeader,
+    EndSummary, Expected, FileSource, FileTarget, MergeError, MergeInput, MergeSummary,
+    ParallelApplier, Record, Secret, StreamError, StreamHeader,
 };
 pub use stream::{ParallelEncoder, Region};
 

@@ -86,7 +86,7 @@ const DISK: u64 = 3 << 20;
 #[ignore]
 fn probe() {
     for seed in 1..120u64 {
-        let mut r = Rng(seed * 7919 | 1);
+        let mut r = Rng((seed * 7919) | 1);
         let mut data = vec![0u8; DISK as usize + (3 << 20)];
         let mut at = 0usize;
         while at < data.len() {

@@ -2,14 +2,16 @@
 //! accepted a stream's header (which allocates that stream's scratch) or been resumed from a
 //! checkpoint (the same scratch), producing and consuming frames allocates nothing. A counting
 //! global allocator (per thread, so parallel tests do not disturb each other) proves it for every
-//! codec and with encryption.
+//! codec and with encryption. The parallel applier decodes on worker threads: for it the count
+//! is global (all threads), which holds because this binary has one test.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use blockdelta::{
     Applier, Bookmark, BookmarkKind, Codec, Decoded, Decoder, DecoderConfig, EncodeCursor, Encoder,
-    EncoderConfig, Extent, GenerationId, ParallelEncoder, Secret,
+    EncoderConfig, Extent, GenerationId, ParallelApplier, ParallelEncoder, Secret,
 };
 
 struct Counting;
@@ -18,11 +20,15 @@ thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
+/// Allocations on every thread.
+static ALL_THREADS: AtomicU64 = AtomicU64::new(0);
+
 // SAFETY: forwards to the system allocator; counting touches only a const-initialised
-// thread-local `Cell`, which never allocates.
+// thread-local `Cell`, which never allocates, and an atomic.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        ALL_THREADS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
@@ -32,6 +38,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        ALL_THREADS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -237,6 +244,30 @@ fn check(codec: Codec, secret: Option<&[u8]>, record_size: u32) {
     );
     assert!(app.into_target() == replica);
     assert!(replica[..SIZE / 2] == src[..SIZE / 2]);
+
+    // The parallel applier, on every thread: accepting the header allocates its job pool and
+    // starts its workers; after that, pushing (in pieces, the unconsumed tail pushed again),
+    // decoding on the workers, applying, flushing and finishing allocate nothing.
+    let header = 24 + u32::from_le_bytes(stream[16..20].try_into().unwrap()) as usize;
+    for threads in [2, 4] {
+        let mut app = ParallelApplier::new(dcfg(secret), vec![0u8; SIZE], threads);
+        assert_eq!(app.push(&stream[..header]).unwrap(), header);
+        let before = ALL_THREADS.load(Ordering::Relaxed);
+        let (mut at, mut end) = (header, header);
+        while at < stream.len() {
+            end = (end + 300_000).min(stream.len());
+            at += app.push(&stream[at..end]).unwrap();
+        }
+        app.flush().unwrap();
+        app.finish().unwrap();
+        assert_eq!(
+            ALL_THREADS.load(Ordering::Relaxed) - before,
+            0,
+            "parallel applier allocated ({codec:?}, encrypted {}, threads {threads})",
+            secret.is_some()
+        );
+        assert!(app.into_target() == replica);
+    }
 }
 
 #[test]

@@ -8,15 +8,17 @@
 //!   lz4 payloads get past the checksum and reach the record checks and the lz4 decoder.
 //!
 //! Invariants checked beyond "never panics": no write reaches outside the disk size in force,
-//! and a mutated *encrypted* stream that is accepted whole produced exactly the original replica.
+//! a mutated *encrypted* stream that is accepted whole produced exactly the original replica,
+//! and (when not decrypting in place) a `ParallelApplier` with 2 threads fed the same chunks
+//! fails with the same error variant, or succeeds, leaving exactly the same replica.
 #![no_main]
 
 use std::io;
 use std::sync::OnceLock;
 
 use blockdelta::{
-    Applier, ApplyTarget, Codec, DecoderConfig, EncoderConfig, Extent, GenerationId, Secret,
-    StreamError,
+    Applier, ApplyTarget, Codec, DecoderConfig, EncoderConfig, Extent, GenerationId,
+    ParallelApplier, Secret, StreamError,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -116,20 +118,53 @@ fn valid() -> &'static [(Vec<u8>, Vec<u8>); 2] {
     })
 }
 
-/// Applies `stream` in chunks; returns whether it was accepted whole, and the replica.
-fn apply(stream: &[u8], secret: bool, chunk: usize, in_place: bool) -> (bool, Vec<u8>) {
-    let mut owned = stream.to_vec();
+fn config(secret: bool) -> DecoderConfig {
     let mut cfg = DecoderConfig::new();
     if secret {
         cfg.secret = Some(Secret::new(SECRET).unwrap());
     }
-    let mut app = Applier::new(
-        cfg,
-        Checked {
-            buf: vec![0xEE; SIZE as usize],
-            size: SIZE,
-        },
-    );
+    cfg
+}
+
+fn fresh() -> Checked {
+    Checked {
+        buf: vec![0xEE; SIZE as usize],
+        size: SIZE,
+    }
+}
+
+/// The variant name of an error.
+fn variant(e: &StreamError) -> String {
+    format!("{e:?}")
+        .split([' ', '{'])
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// As `apply` (not in place) with a `ParallelApplier` of 2 threads: the first error's variant
+/// (of push, flush or finish), and the replica.
+fn apply_parallel(stream: &[u8], secret: bool, chunk: usize) -> (Result<(), String>, Vec<u8>) {
+    let mut app = ParallelApplier::new(config(secret), fresh(), 2);
+    let (mut start, mut end) = (0, 0);
+    loop {
+        end = (end + chunk).min(stream.len());
+        match app.push(&stream[start..end]) {
+            Ok(used) => start += used,
+            Err(e) => return (Err(variant(&e)), app.into_target().buf),
+        }
+        if end == stream.len() {
+            break;
+        }
+    }
+    let r = app.flush().and_then(|()| app.finish()).map(drop);
+    (r.map_err(|e| variant(&e)), app.into_target().buf)
+}
+
+/// Applies `stream` in chunks; returns whether it was accepted whole, and the replica.
+fn apply(stream: &[u8], secret: bool, chunk: usize, in_place: bool) -> (bool, Vec<u8>) {
+    let mut owned = stream.to_vec();
+    let mut app = Applier::new(config(secret), fresh());
     // Feed a window that grows by `chunk` bytes per call, as from a socket.
     let (mut start, mut end) = (0, 0);
     loop {
@@ -146,15 +181,32 @@ fn apply(stream: &[u8], secret: bool, chunk: usize, in_place: bool) -> (bool, Ve
                     !matches!(e, StreamError::TargetIo { .. }),
                     "target refused an operation: {e}"
                 );
-                return (false, app.into_target().buf);
+                let replica = app.into_target().buf;
+                if !in_place {
+                    let (r, par) = apply_parallel(stream, secret, chunk);
+                    assert_eq!(r, Err(variant(&e)), "the parallel applier disagrees");
+                    assert!(par == replica, "the parallel applier wrote otherwise");
+                }
+                return (false, replica);
             }
         }
         if end == stream.len() {
             break;
         }
     }
-    let ok = start == stream.len() && app.finish().is_ok();
-    (ok, app.into_target().buf)
+    let finish = app.finish();
+    let ok = start == stream.len() && finish.is_ok();
+    let replica = app.into_target().buf;
+    if !in_place {
+        let (r, par) = apply_parallel(stream, secret, chunk);
+        assert_eq!(
+            r,
+            finish.map(drop).map_err(|e| variant(&e)),
+            "the parallel applier disagrees"
+        );
+        assert!(par == replica, "the parallel applier wrote otherwise");
+    }
+    (ok, replica)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,12 @@
 //!
 //! A single-threaded object: one thread at a time may call a given handle. No function here
 //! blocks except by calling the target callbacks, which must not call back into the same
-//! applier (`BLOCKDELTA_RESULT_REENTERED`).
+//! applier (`BLOCKDELTA_RESULT_REENTERED`), and, after `blockdelta_applier_set_threads` with 2 or
+//! more, by waiting for its decode threads. The callbacks always run on the thread that calls
+//! `blockdelta_applier_push` or `blockdelta_applier_finish`, never on a library thread.
+//!
+//! The handle holds a [`ParallelApplier`]: with one thread (the default) it is the sequential
+//! [`Applier`](crate::Applier) itself.
 
 // C-style signatures with many plain arguments are the ABI (naming and pointer-contract lints are
 // allowed for the whole C layer in `ffi/mod.rs`).
@@ -21,7 +26,7 @@ use super::error::{copy_handle_message, fail_thread, LastError};
 use super::handle::{arg_ref, arg_slice, free_handle, into_handle, Out};
 use super::panic::{boundary, boundary_value};
 use super::result::blockdelta_result;
-use crate::stream::{Applier, DecoderConfig, StreamError};
+use crate::stream::{DecoderConfig, ParallelApplier, StreamError};
 
 #[cfg(test)]
 #[path = "tests/applier_guards.rs"]
@@ -35,12 +40,14 @@ mod tests;
 /// The applier sits in a `RefCell`: a target callback that calls back into the same applier gets
 /// `BLOCKDELTA_RESULT_REENTERED` and no second `&mut` to it is ever made.
 pub struct blockdelta_applier {
-    inner: RefCell<Applier<CTarget>>,
+    inner: RefCell<ParallelApplier<CTarget>>,
     last_error: LastError,
 }
 
 /// The applier, or `REENTERED` when a callback of this applier is running.
-fn applier_mut(a: &blockdelta_applier) -> Result<RefMut<'_, Applier<CTarget>>, blockdelta_result> {
+fn applier_mut(
+    a: &blockdelta_applier,
+) -> Result<RefMut<'_, ParallelApplier<CTarget>>, blockdelta_result> {
     a.inner.try_borrow_mut().map_err(|_| {
         a.last_error
             .record(blockdelta_result::Reentered, &REENTERED)
@@ -102,7 +109,7 @@ pub extern "C" fn blockdelta_applier_new(
         let mut cfg = DecoderConfig::new();
         cfg.secret = secret;
         let h = blockdelta_applier {
-            inner: RefCell::new(Applier::new(cfg, target)),
+            inner: RefCell::new(ParallelApplier::new(cfg, target, 1)),
             last_error: LastError::new(),
         };
         // SAFETY: checked non-NULL, writable per the contract.
@@ -111,7 +118,9 @@ pub extern "C" fn blockdelta_applier_new(
     })
 }
 
-/// Frees an applier; NULL is a no-op. Never blocks. Not from within its own callbacks.
+/// Frees an applier; NULL is a no-op. With decode threads (`blockdelta_applier_set_threads`) it
+/// stops and joins them, waiting for the frame each may be decoding; otherwise never blocks. Not
+/// from within its own callbacks.
 #[no_mangle]
 pub extern "C" fn blockdelta_applier_free(applier: *mut blockdelta_applier) {
     // SAFETY: NULL or a handle from `blockdelta_applier_new`, freed once.
@@ -139,15 +148,23 @@ pub extern "C" fn blockdelta_applier_expect(
 }
 
 /// Verifies and applies every whole frame at the start of `(input, input_len)` (caller-owned,
-/// read only); `*consumed_out` receives the bytes used. Keep the rest and call again with it
-/// followed by more input. A frame is written only after it is fully verified; after an error the
-/// applier refuses further input, except that bytes after a verified END give
-/// `BLOCKDELTA_RESULT_STREAM_TRAILING_DATA` and leave the applier finished.
+/// read only, copied before the call returns); `*consumed_out` receives the bytes used. Keep the
+/// rest and call again with it followed by more input. A frame is written only after it is fully
+/// verified; after an error the applier refuses further input, except that bytes after a
+/// verified END give `BLOCKDELTA_RESULT_STREAM_TRAILING_DATA` and leave the applier finished.
+///
+/// With 2 or more threads (`blockdelta_applier_set_threads`), the consumed frames are accepted
+/// into the decode pipeline and may not be applied yet when the call returns: the error of a
+/// frame may then be returned by a later push or by `blockdelta_applier_finish` (never after
+/// anything behind that frame was written), and the call blocks while the pipeline is full,
+/// applying frames meanwhile.
 ///
 /// The one exception to "outputs only on success": `*consumed_out` is also written when the call
-/// fails (with any code but `NULL_PARAMETER`, `PANIC` and `REENTERED`): the bytes before the
-/// failing frame, which were verified and applied. Blocks only inside the target callbacks; one
-/// thread at a time; a callback calling it on the same applier gets `BLOCKDELTA_RESULT_REENTERED`.
+/// fails (with any code but `NULL_PARAMETER`, `PANIC` and `REENTERED`): the bytes of this input
+/// before the failing frame, which were verified and applied (0 when the failing frame came with
+/// an earlier push). Blocks inside the target callbacks (called on this thread) and waiting for
+/// the decode threads; one thread at a time; a callback calling it on the same applier gets
+/// `BLOCKDELTA_RESULT_REENTERED`.
 #[no_mangle]
 pub extern "C" fn blockdelta_applier_push(
     applier: *mut blockdelta_applier,
@@ -174,21 +191,54 @@ pub extern "C" fn blockdelta_applier_push(
 
 /// Call at the end of input: OK when END was verified and the target synced (the replica is at
 /// the stream's to_seq; `blockdelta_applier_header` says which stream it was, to commit exactly
-/// that checkpoint); `BLOCKDELTA_RESULT_STREAM_TRUNCATED` if END never came. Never blocks.
+/// that checkpoint); `BLOCKDELTA_RESULT_STREAM_TRUNCATED` if END never came. With 2 or more
+/// threads it first applies every frame pushed (calling the target callbacks on this thread,
+/// and blocking until the decode threads are done with them), so it may return the error of a
+/// frame pushed earlier; with one thread it never blocks. A callback calling it on the same
+/// applier gets `BLOCKDELTA_RESULT_REENTERED`.
 #[no_mangle]
 pub extern "C" fn blockdelta_applier_finish(
     applier: *const blockdelta_applier,
 ) -> blockdelta_result {
     boundary(|| {
-        // SAFETY: a live handle or NULL.
+        // SAFETY: a live handle or NULL; only a shared reference is made (the applier is in a
+        // `RefCell`).
         let a = unsafe { arg_ref(applier)? };
-        let r = applier_ref(a)?.finish();
+        let r = applier_mut(a)?.finish();
         r.map(|_| ()).map_err(|e| a.last_error.fail(e))
     })
 }
 
+/// Decodes the stream on `threads` threads: the calling thread and `threads - 1` decode threads
+/// that the applier starts when the stream header is accepted and stops in
+/// `blockdelta_applier_free` (CRC32, AES-256-GCM and lz4 run there; every target callback still
+/// runs on the thread calling `blockdelta_applier_push` or `blockdelta_applier_finish`, in stream
+/// order). 1 (the default) decodes on the calling thread only. Memory, allocated when the
+/// header is accepted: two buffers of one frame per thread (up to eight for records below
+/// 256 KiB), each with one record of lz4 scratch for lz4 streams: at most about 4 MiB per thread.
+///
+/// Only before the first `blockdelta_applier_push` (`BLOCKDELTA_RESULT_STREAM_INVALID_STATE`
+/// after); `threads` 1 to 64 (`BLOCKDELTA_RESULT_INVALID_ARGUMENT` otherwise). Never blocks; one
+/// thread at a time; a callback calling it on the same applier gets
+/// `BLOCKDELTA_RESULT_REENTERED`.
+#[no_mangle]
+pub extern "C" fn blockdelta_applier_set_threads(
+    applier: *mut blockdelta_applier,
+    threads: u32,
+) -> blockdelta_result {
+    boundary(|| {
+        // SAFETY: a live handle or NULL; only a shared reference is made.
+        let a = unsafe { arg_ref(applier)? };
+        let threads = usize::try_from(threads).unwrap_or(usize::MAX);
+        let r = applier_mut(a)?.set_threads(threads);
+        r.map_err(|e| a.last_error.fail(e))
+    })
+}
+
 /// The applier, read-only, or `REENTERED` when one of its callbacks is running.
-fn applier_ref(a: &blockdelta_applier) -> Result<Ref<'_, Applier<CTarget>>, blockdelta_result> {
+fn applier_ref(
+    a: &blockdelta_applier,
+) -> Result<Ref<'_, ParallelApplier<CTarget>>, blockdelta_result> {
     a.inner.try_borrow().map_err(|_| {
         a.last_error
             .record(blockdelta_result::Reentered, &REENTERED)

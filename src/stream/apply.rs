@@ -14,7 +14,7 @@
 
 use std::io::{self, Read};
 
-use super::decoder::{Decoded, Decoder, DecoderConfig, Expected};
+use super::decoder::{Decoded, Decoder, DecoderConfig, Expected, Verified};
 use super::error::{Result, StreamError};
 use super::header::StreamHeader;
 use super::record::{EndSummary, Record};
@@ -246,6 +246,48 @@ impl<T: ApplyTarget> Applier<T> {
         }
         let r = self.push_inner_mut(input);
         self.settle(r)
+    }
+
+    /// The decoder (the parallel applier reads the accepted header and key from it).
+    pub(crate) fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// True after an error other than trailing data after END.
+    pub(crate) fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Reports an error found outside [`Applier::push`] (by the parallel applier): it poisons
+    /// the applier as a push error would (trailing data after END excepted).
+    pub(crate) fn refuse(&mut self, e: StreamError) -> StreamError {
+        self.settle(Err(e)).err().unwrap_or(StreamError::Poisoned)
+    }
+
+    /// The parallel applier's ordered stage: the ordered checks of a frame whose pure checks ran
+    /// on a decode thread ([`Decoder::accept_verified`]), then the record is applied exactly as
+    /// [`Applier::push`] applies it. Any error poisons the applier.
+    pub(crate) fn apply_verified(
+        &mut self,
+        frame: &[u8],
+        verified: Result<Verified>,
+        rec: &[u8],
+        decomp: &[u8],
+    ) -> Result<()> {
+        if self.failed {
+            return Err(StreamError::Poisoned);
+        }
+        let r = self
+            .decoder
+            .accept_verified(frame, verified, rec, decomp)
+            .and_then(|record| {
+                let d = Decoded::Record {
+                    record,
+                    consumed: frame.len(),
+                };
+                apply_decoded(&mut self.target, &mut self.sizes, &mut self.applied, d)
+            });
+        self.settle(r).map(drop)
     }
 
     fn settle(&mut self, r: Result<usize>) -> Result<usize> {

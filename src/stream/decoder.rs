@@ -5,6 +5,12 @@
 //! decompression to the exact declared length. Nothing of a frame that fails is returned, so an
 //! applier never writes unverified data. After any error the decoder is poisoned.
 //!
+//! A record frame's checks come in two halves, in `docs/FORMAT.md`'s order: [`verify_record`]
+//! needs nothing but the frame, the header and the key (framing aside: [`frame_len`]), and
+//! `Position::accept` needs what came before (extent order and bounds, RESIZE, END totals).
+//! The decoder runs both per frame; the parallel applier runs the first on its decode threads
+//! and the second in stream order ([`Decoder::accept_verified`]).
+//!
 //! `Decoder::new` allocates nothing. Scratch is allocated once per stream, when its header is
 //! accepted, and only what the stream needs: a copy of the header frame (the associated data of
 //! every sealed frame, at most about 4 KiB) and, sized by the record size its header declares,
@@ -100,7 +106,7 @@ pub enum Decoded<'a> {
 }
 
 /// Input bytes, read-only or owned by the caller for in-place decryption.
-enum Input<'a> {
+pub(crate) enum Input<'a> {
     Shared(&'a [u8]),
     Mut(&'a mut [u8]),
 }
@@ -151,13 +157,7 @@ pub struct Decoder {
     plain: Vec<u8>,
     /// Decompressed lz4 DATA; sized at the header.
     decomp: Vec<u8>,
-    next_seq: u64,
-    size: u64,
-    last_end: u64,
-    records: u64,
-    bytes: u64,
-    chain: crc32fast::Hasher,
-    end: Option<EndSummary>,
+    pos: Position,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -165,7 +165,7 @@ impl std::fmt::Debug for Decoder {
         f.debug_struct("Decoder")
             .field("state", &self.state)
             .field("header", &self.header)
-            .field("next_seq", &self.next_seq)
+            .field("next_seq", &self.pos.next_seq)
             .finish_non_exhaustive()
     }
 }
@@ -184,13 +184,7 @@ impl Decoder {
             aad_header_len: 0,
             plain: Vec::new(),
             decomp: Vec::new(),
-            next_seq: 0,
-            size: 0,
-            last_end: 0,
-            records: 0,
-            bytes: 0,
-            chain: crc32fast::Hasher::new(),
-            end: None,
+            pos: Position::new(),
         }
     }
 
@@ -212,7 +206,7 @@ impl Decoder {
 
     /// The disk size in force (header size, changed by RESIZE records).
     pub fn disk_size(&self) -> u64 {
-        self.size
+        self.pos.size
     }
 
     /// True once a verified END record has been returned.
@@ -223,12 +217,12 @@ impl Decoder {
     /// Call at the end of input: the END totals if the stream was complete, `Truncated` if it
     /// stopped before END, or `Poisoned` after an earlier error.
     pub fn finish(&self) -> Result<EndSummary> {
-        match (self.state, self.end) {
+        match (self.state, self.pos.end) {
             (State::Ended, Some(end)) => Ok(end),
             (State::Failed, _) => Err(StreamError::Poisoned),
             _ => Err(StreamError::Truncated {
-                frames: self.next_seq,
-                bytes: self.bytes,
+                frames: self.pos.next_seq,
+                bytes: self.pos.bytes,
             }),
         }
     }
@@ -245,12 +239,12 @@ impl Decoder {
         Some(DecoderCheckpoint {
             header_frame: self.aad[..self.aad_header_len].to_vec(),
             header,
-            next_seq: self.next_seq,
-            size: self.size,
-            last_end: self.last_end,
-            records: self.records,
-            bytes: self.bytes,
-            chain: self.chain.clone().finalize(),
+            next_seq: self.pos.next_seq,
+            size: self.pos.size,
+            last_end: self.pos.last_end,
+            records: self.pos.records,
+            bytes: self.pos.bytes,
+            chain: self.pos.chain.clone().finalize(),
         })
     }
 
@@ -275,14 +269,14 @@ impl Decoder {
                 })
             }
         }
-        d.next_seq = checkpoint.next_seq;
-        d.size = checkpoint.size;
-        d.last_end = checkpoint.last_end;
-        d.records = checkpoint.records;
-        d.bytes = checkpoint.bytes;
+        d.pos.next_seq = checkpoint.next_seq;
+        d.pos.size = checkpoint.size;
+        d.pos.last_end = checkpoint.last_end;
+        d.pos.records = checkpoint.records;
+        d.pos.bytes = checkpoint.bytes;
         // The running CRC's state is its `finalize` value; the length only matters to `combine`.
         let hashed = checkpoint.next_seq.saturating_mul(FRAME_HEADER_LEN as u64);
-        d.chain = crc32fast::Hasher::new_with_initial_len(checkpoint.chain, hashed);
+        d.pos.chain = crc32fast::Hasher::new_with_initial_len(checkpoint.chain, hashed);
         Ok(d)
     }
 
@@ -317,96 +311,109 @@ impl Decoder {
     }
 
     fn next_inner<'a>(&'a mut self, state: State, input: Input<'a>) -> Result<Decoded<'a>> {
-        let view = input.view();
-        if view.len() < FRAME_HEADER_LEN {
-            if view.len() >= 4 && view[..4] != FRAME_MAGIC {
-                return Err(StreamError::BadMagic { what: "frame" });
+        let total = match frame_len(input.view(), state == State::Header)? {
+            FrameLen::Whole(total) => total,
+            FrameLen::NeedMore(needed) => {
+                self.state = state;
+                return Ok(Decoded::NeedMore { needed });
             }
-            self.state = state;
-            return Ok(Decoded::NeedMore {
-                needed: FRAME_HEADER_LEN,
-            });
+        };
+        if state == State::Header {
+            let frame = &input.view()[..total];
+            check_frame(frame, self.pos.next_seq)?;
+            return match frame[4] {
+                FRAME_TYPE_HEADER => {
+                    let header = self.accept_header(frame)?;
+                    Ok(Decoded::Header {
+                        header,
+                        consumed: total,
+                    })
+                }
+                FRAME_TYPE_RECORD => Err(StreamError::UnexpectedFrame {
+                    reason: "a record frame came before the stream header",
+                }),
+                _ => Err(StreamError::MalformedFrame {
+                    reason: "unknown frame type",
+                }),
+            };
         }
         let mut fh = [0u8; FRAME_HEADER_LEN];
-        fh.copy_from_slice(&view[..FRAME_HEADER_LEN]);
-        let fh = &fh;
-        if fh[..4] != FRAME_MAGIC {
-            return Err(StreamError::BadMagic { what: "frame" });
-        }
-        let frame_type = fh[4];
-        let seq = get_u64(fh, 8);
-        let body_len = get_u32(fh, 16) as usize;
-        if state == State::Header && frame_type == FRAME_TYPE_RECORD {
-            // Checked before the length limit: a stream without its header says so, whatever
-            // the first frame's length.
-            return Err(StreamError::UnexpectedFrame {
-                reason: "the stream does not start with a header frame",
-            });
-        }
-        let max = if state == State::Header {
-            MAX_HEADER_LEN
+        fh.copy_from_slice(&input.view()[..FRAME_HEADER_LEN]);
+        // Split the borrows: the record may point into `plain` or `decomp` while the position
+        // is updated.
+        let Decoder {
+            header,
+            key,
+            aad,
+            plain,
+            decomp,
+            pos,
+            state: new_state,
+            ..
+        } = self;
+        let header = header.as_ref().ok_or(StreamError::InvalidState {
+            reason: "no header",
+        })?;
+        let seq = pos.next_seq;
+        let frame = input.into_range(0..total);
+        let (verified, rec) = verify_record(header, key.as_ref(), aad, seq, frame, plain, decomp)?;
+        let record = pos.accept(&fh, total, verified, rec, decomp)?;
+        *new_state = if matches!(record, Record::End(_)) {
+            State::Ended
         } else {
-            MAX_RECORD_BODY
+            State::Body
         };
-        if body_len > max {
-            return Err(StreamError::OversizedLength {
-                what: "frame body length",
-                len: body_len as u64,
-                max: max as u64,
-            });
-        }
-        let total = FRAME_HEADER_LEN + body_len;
-        if view.len() < total {
-            self.state = state;
-            return Ok(Decoded::NeedMore { needed: total });
-        }
-        let body = &view[FRAME_HEADER_LEN..total];
-        let stored = get_u32(fh, FRAME_HEADER_SIGNED_LEN);
-        let computed = frame_crc(&fh[..FRAME_HEADER_SIGNED_LEN], body);
-        if stored != computed {
-            return Err(StreamError::ChecksumMismatch {
-                seq,
-                stored,
-                computed,
-            });
-        }
-        if fh[5] != 0 || get_u16(fh, 6) != 0 {
-            return Err(StreamError::MalformedFrame {
-                reason: "reserved frame header bits are set",
-            });
-        }
-        if seq != self.next_seq {
-            return Err(StreamError::FrameOutOfOrder {
-                expected: self.next_seq,
-                found: seq,
-            });
-        }
-        match (state, frame_type) {
-            (State::Header, FRAME_TYPE_HEADER) => {
-                let header = self.accept_header(&view[..total])?;
-                Ok(Decoded::Header {
-                    header,
-                    consumed: total,
+        Ok(Decoded::Record {
+            record,
+            consumed: total,
+        })
+    }
+
+    /// A copy of the stream's key (none for an unencrypted stream or before the header), for the
+    /// parallel applier's decode threads.
+    pub(crate) fn stream_key(&self) -> Option<LessSafeKey> {
+        self.key.clone()
+    }
+
+    /// The accepted header frame (empty before the header): the start of every sealed frame's
+    /// associated data.
+    pub(crate) fn header_frame(&self) -> &[u8] {
+        &self.aad[..self.aad_header_len]
+    }
+
+    /// The ordered half of decoding a record frame whose other half, [`verify_record`], ran
+    /// elsewhere (a decode thread of the parallel applier): `frame` is the whole frame as
+    /// received (its 24-byte frame header is what counts), `verified` what `verify_record`
+    /// returned for it (an error is taken as this frame's error), `rec` and `decomp` the
+    /// plaintext record and decompression buffer it returned them in. Any error poisons the
+    /// decoder, as in [`Decoder::next`].
+    pub(crate) fn accept_verified<'a>(
+        &mut self,
+        frame: &[u8],
+        verified: Result<Verified>,
+        rec: &'a [u8],
+        decomp: &'a [u8],
+    ) -> Result<Record<'a>> {
+        match self.state {
+            State::Body => {}
+            State::Failed => return Err(StreamError::Poisoned),
+            State::Ended => return Err(StreamError::TrailingData { len: frame.len() }),
+            State::Header => {
+                return Err(StreamError::InvalidState {
+                    reason: "a record before the stream header",
                 })
             }
-            (State::Header, FRAME_TYPE_RECORD) => Err(StreamError::UnexpectedFrame {
-                reason: "a record frame came before the stream header",
-            }),
-            (_, FRAME_TYPE_HEADER) => Err(StreamError::UnexpectedFrame {
-                reason: "a second stream header",
-            }),
-            (_, FRAME_TYPE_RECORD) => {
-                let record =
-                    self.accept_record(fh, input.into_range(FRAME_HEADER_LEN..total), seq)?;
-                Ok(Decoded::Record {
-                    record,
-                    consumed: total,
-                })
-            }
-            _ => Err(StreamError::MalformedFrame {
-                reason: "unknown frame type",
-            }),
         }
+        self.state = State::Failed;
+        let record = self
+            .pos
+            .accept(frame, frame.len(), verified?, rec, decomp)?;
+        self.state = if matches!(record, Record::End(_)) {
+            State::Ended
+        } else {
+            State::Body
+        };
+        Ok(record)
     }
 
     fn accept_header(&mut self, frame: &[u8]) -> Result<StreamHeader> {
@@ -460,244 +467,438 @@ impl Decoder {
         self.aad.extend_from_slice(frame);
         self.aad.resize(frame.len() + FRAME_HEADER_SIGNED_LEN, 0);
         self.aad_header_len = frame.len();
-        self.chain.update(&frame[..FRAME_HEADER_LEN]);
-        self.bytes = frame.len() as u64;
-        self.next_seq = 1;
-        self.size = h.disk_size;
+        self.pos.chain.update(&frame[..FRAME_HEADER_LEN]);
+        self.pos.bytes = frame.len() as u64;
+        self.pos.next_seq = 1;
+        self.pos.size = h.disk_size;
         self.header = Some(h);
         self.state = State::Body;
         Ok(h)
     }
+}
 
-    fn accept_record<'a>(&'a mut self, fh: &[u8], body: Input<'a>, seq: u64) -> Result<Record<'a>> {
-        let body_len = body.len();
-        // Split the borrows: the record may point into `plain` or `decomp` while the counters
-        // are updated.
-        let Decoder {
-            key,
-            aad,
-            aad_header_len,
-            plain,
-            decomp,
-            header,
-            next_seq,
-            size,
-            last_end,
-            records,
-            bytes,
-            chain,
-            end,
-            state,
-            ..
-        } = self;
-        let header = header.as_ref().ok_or(StreamError::InvalidState {
-            reason: "no header",
-        })?;
-        let rec: &'a [u8] = match (key, body) {
-            (Some(key), body) => {
-                let aad = &mut aad[..*aad_header_len + FRAME_HEADER_SIGNED_LEN];
-                aad[*aad_header_len..].copy_from_slice(&fh[..FRAME_HEADER_SIGNED_LEN]);
-                let buf: &'a mut [u8] = match body {
-                    Input::Mut(b) => b,
-                    Input::Shared(b) => {
-                        // Only a frame above the declared record size (an optional record type
-                        // of a later writer) can need more than the header provided for.
-                        grow_zeroed(plain, b.len());
-                        let buf = &mut plain[..b.len()];
-                        buf.copy_from_slice(b);
-                        buf
-                    }
-                };
-                let n = crypto::open(key, header.nonce_prefix, seq, aad, buf)?;
-                &buf[..n]
-            }
-            (None, Input::Shared(b)) => b,
-            (None, Input::Mut(b)) => b,
-        };
-        if rec.len() < RECORD_HEADER_LEN {
+/// How much of a frame's input is there: see [`frame_len`].
+pub(crate) enum FrameLen {
+    /// The whole frame, this many bytes long, is at the start of the input.
+    Whole(usize),
+    /// The input must be at least this long for the frame to be whole.
+    NeedMore(usize),
+}
+
+/// The framing checks that need only the 24-byte frame header (magic, a record frame where the
+/// header is due, the body length limit) and the frame's length. `header` says whether the stream
+/// header frame is due (else a record frame). The first checks of every frame, in
+/// `docs/FORMAT.md`'s order; the decoder and the parallel applier's splitter both use it.
+pub(crate) fn frame_len(view: &[u8], header: bool) -> Result<FrameLen> {
+    if view.len() < FRAME_HEADER_LEN {
+        if view.len() >= 4 && view[..4] != FRAME_MAGIC {
+            return Err(StreamError::BadMagic { what: "frame" });
+        }
+        return Ok(FrameLen::NeedMore(FRAME_HEADER_LEN));
+    }
+    if view[..4] != FRAME_MAGIC {
+        return Err(StreamError::BadMagic { what: "frame" });
+    }
+    let body_len = get_u32(view, 16) as usize;
+    if header && view[4] == FRAME_TYPE_RECORD {
+        // Checked before the length limit: a stream without its header says so, whatever
+        // the first frame's length.
+        return Err(StreamError::UnexpectedFrame {
+            reason: "the stream does not start with a header frame",
+        });
+    }
+    let max = if header {
+        MAX_HEADER_LEN
+    } else {
+        MAX_RECORD_BODY
+    };
+    if body_len > max {
+        return Err(StreamError::OversizedLength {
+            what: "frame body length",
+            len: body_len as u64,
+            max: max as u64,
+        });
+    }
+    let total = FRAME_HEADER_LEN + body_len;
+    Ok(if view.len() < total {
+        FrameLen::NeedMore(total)
+    } else {
+        FrameLen::Whole(total)
+    })
+}
+
+/// The checks of a whole frame that follow the framing: CRC32, reserved bits, sequence number.
+fn check_frame(frame: &[u8], expected_seq: u64) -> Result<()> {
+    let seq = get_u64(frame, 8);
+    let stored = get_u32(frame, FRAME_HEADER_SIGNED_LEN);
+    let computed = frame_crc(
+        &frame[..FRAME_HEADER_SIGNED_LEN],
+        &frame[FRAME_HEADER_LEN..],
+    );
+    if stored != computed {
+        return Err(StreamError::ChecksumMismatch {
+            seq,
+            stored,
+            computed,
+        });
+    }
+    if frame[5] != 0 || get_u16(frame, 6) != 0 {
+        return Err(StreamError::MalformedFrame {
+            reason: "reserved frame header bits are set",
+        });
+    }
+    if seq != expected_seq {
+        return Err(StreamError::FrameOutOfOrder {
+            expected: expected_seq,
+            found: seq,
+        });
+    }
+    Ok(())
+}
+
+/// A record frame after every check that needs no position in the stream ([`verify_record`]).
+/// Bytes stay where `verify_record` left them: a raw DATA payload and a bookmark label in the
+/// plaintext record it returns, lz4 DATA decompressed at the start of its `decomp` buffer.
+#[derive(Debug)]
+pub(crate) enum Verified {
+    /// DATA of `len` bytes at `offset`. `codec` is the outcome of the checks and decoding that
+    /// follow the extent check in the format's order: reported only once the extent is checked.
+    Data {
+        offset: u64,
+        len: u64,
+        codec: Result<Codec>,
+    },
+    /// A BOOKMARK; its label (not yet checked for UTF-8) ends the record.
+    Bookmark {
+        id: u64,
+        timestamp_ns: u64,
+        kind: BookmarkKind,
+    },
+    /// END with the totals it states.
+    End(EndSummary),
+    /// A record without bytes: ZERO, DISCARD, RESIZE or a skipped one.
+    Plain(Record<'static>),
+}
+
+/// The checks and decoding of a whole record frame that need no position in the stream: CRC32,
+/// reserved bits, the sequence number `seq` it must carry, frame type, AES-GCM open (with `key`,
+/// and `aad`: the header frame followed by room for a signed frame header), record fields and
+/// lz4 decompression into `decomp`. Pure: it reads nothing of the decoder's position, so the
+/// parallel applier's decode threads run it on frames out of order; [`Position::accept`] does
+/// the rest in stream order. Returns what the record holds and the plaintext record, which
+/// borrows `frame` (unencrypted, or opened in place) or `plain` (an encrypted shared frame is
+/// copied there to be opened).
+pub(crate) fn verify_record<'a>(
+    header: &StreamHeader,
+    key: Option<&LessSafeKey>,
+    aad: &mut [u8],
+    seq: u64,
+    frame: Input<'a>,
+    plain: &'a mut Vec<u8>,
+    decomp: &mut [u8],
+) -> Result<(Verified, &'a [u8])> {
+    let view = frame.view();
+    check_frame(view, seq)?;
+    let total = view.len();
+    match view[4] {
+        FRAME_TYPE_RECORD => {}
+        FRAME_TYPE_HEADER => {
+            return Err(StreamError::UnexpectedFrame {
+                reason: "a second stream header",
+            })
+        }
+        _ => {
             return Err(StreamError::MalformedFrame {
-                reason: "frame body shorter than a record header",
-            });
+                reason: "unknown frame type",
+            })
         }
-        let rtype = get_u16(rec, 0);
-        let malformed = |reason| StreamError::MalformedRecord {
-            record_type: rtype,
-            reason,
-        };
-        if get_u16(rec, 2) != 0 {
-            return Err(malformed("reserved record header bits are set"));
+    }
+    let mut fh = [0u8; FRAME_HEADER_SIGNED_LEN];
+    fh.copy_from_slice(&view[..FRAME_HEADER_SIGNED_LEN]);
+    let body = frame.into_range(FRAME_HEADER_LEN..total);
+    let rec: &'a [u8] = match (key, body) {
+        (Some(key), body) => {
+            let header_len = aad.len() - FRAME_HEADER_SIGNED_LEN;
+            aad[header_len..].copy_from_slice(&fh);
+            let buf: &'a mut [u8] = match body {
+                Input::Mut(b) => b,
+                Input::Shared(b) => {
+                    // Only a frame above the declared record size (an optional record type
+                    // of a later writer) can need more than the header provided for.
+                    grow_zeroed(plain, b.len());
+                    let buf = &mut plain[..b.len()];
+                    buf.copy_from_slice(b);
+                    buf
+                }
+            };
+            let n = crypto::open(key, header.nonce_prefix, seq, aad, buf)?;
+            &buf[..n]
         }
-        let value_len = get_u32(rec, 4) as usize;
-        let v = &rec[RECORD_HEADER_LEN..];
-        if value_len != v.len() {
-            return Err(malformed("record length disagrees with the frame length"));
-        }
-        let record = match rtype {
-            REC_DATA => {
-                if v.len() < DATA_FIELDS_LEN {
-                    return Err(malformed("DATA record shorter than its fields"));
-                }
-                let offset = get_u64(v, 0);
-                let raw_len = get_u32(v, 8) as usize;
-                let stored_len = get_u32(v, 12) as usize;
-                let codec = v[16];
-                if v[17..24] != [0u8; 7] {
-                    return Err(malformed("reserved DATA fields are not zero"));
-                }
-                if raw_len > header.max_record_payload as usize {
-                    return Err(StreamError::OversizedLength {
-                        what: "DATA raw length",
-                        len: raw_len as u64,
-                        max: header.max_record_payload.into(),
-                    });
-                }
-                if raw_len == 0 {
-                    return Err(malformed("empty DATA record"));
-                }
-                let payload = &v[DATA_FIELDS_LEN..];
-                if stored_len != payload.len() {
-                    return Err(malformed("stored length disagrees with the record length"));
-                }
-                check_range(offset, raw_len as u64, *last_end, *size)?;
-                let (data, codec): (&'a [u8], Codec) = match codec {
-                    CODEC_RAW => {
-                        if stored_len != raw_len {
-                            return Err(malformed(
-                                "raw DATA stored length differs from its raw length",
-                            ));
-                        }
-                        (payload, Codec::Raw)
+        (None, Input::Shared(b)) => b,
+        (None, Input::Mut(b)) => b,
+    };
+    Ok((parse_record(header, rec, decomp)?, rec))
+}
+
+/// The record fields of a plaintext record (see [`verify_record`]).
+fn parse_record(header: &StreamHeader, rec: &[u8], decomp: &mut [u8]) -> Result<Verified> {
+    if rec.len() < RECORD_HEADER_LEN {
+        return Err(StreamError::MalformedFrame {
+            reason: "frame body shorter than a record header",
+        });
+    }
+    let rtype = get_u16(rec, 0);
+    let malformed = |reason| StreamError::MalformedRecord {
+        record_type: rtype,
+        reason,
+    };
+    if get_u16(rec, 2) != 0 {
+        return Err(malformed("reserved record header bits are set"));
+    }
+    let value_len = get_u32(rec, 4) as usize;
+    let v = &rec[RECORD_HEADER_LEN..];
+    if value_len != v.len() {
+        return Err(malformed("record length disagrees with the frame length"));
+    }
+    Ok(match rtype {
+        REC_DATA => {
+            if v.len() < DATA_FIELDS_LEN {
+                return Err(malformed("DATA record shorter than its fields"));
+            }
+            let offset = get_u64(v, 0);
+            let raw_len = get_u32(v, 8) as usize;
+            let stored_len = get_u32(v, 12) as usize;
+            let codec = v[16];
+            if v[17..24] != [0u8; 7] {
+                return Err(malformed("reserved DATA fields are not zero"));
+            }
+            if raw_len > header.max_record_payload as usize {
+                return Err(StreamError::OversizedLength {
+                    what: "DATA raw length",
+                    len: raw_len as u64,
+                    max: header.max_record_payload.into(),
+                });
+            }
+            if raw_len == 0 {
+                return Err(malformed("empty DATA record"));
+            }
+            let payload = &v[DATA_FIELDS_LEN..];
+            if stored_len != payload.len() {
+                return Err(malformed("stored length disagrees with the record length"));
+            }
+            // What follows comes after the extent check in the format's order: its outcome is
+            // kept for `Position::accept` to report once the extent is checked.
+            let codec = match codec {
+                CODEC_RAW if stored_len != raw_len => Err(malformed(
+                    "raw DATA stored length differs from its raw length",
+                )),
+                CODEC_RAW => Ok(Codec::Raw),
+                CODEC_LZ4 if header.required_features & FEATURE_REQUIRED_LZ4 == 0 => Err(
+                    malformed("lz4 DATA in a stream that did not declare the lz4 feature"),
+                ),
+                CODEC_LZ4 => {
+                    let out = &mut decomp[..raw_len];
+                    match lz4_flex::block::decompress_into(payload, out) {
+                        Ok(n) if n == raw_len => Ok(Codec::Lz4),
+                        _ => Err(StreamError::DecompressFailed { offset }),
                     }
-                    CODEC_LZ4 => {
-                        if header.required_features & FEATURE_REQUIRED_LZ4 == 0 {
-                            return Err(malformed(
-                                "lz4 DATA in a stream that did not declare the lz4 feature",
-                            ));
-                        }
-                        let out = &mut decomp[..raw_len];
-                        match lz4_flex::block::decompress_into(payload, out) {
-                            Ok(n) if n == raw_len => {}
-                            _ => return Err(StreamError::DecompressFailed { offset }),
-                        }
-                        (&decomp[..raw_len], Codec::Lz4)
-                    }
-                    codec => return Err(StreamError::UnknownCodec { codec }),
+                }
+                codec => Err(StreamError::UnknownCodec { codec }),
+            };
+            Verified::Data {
+                offset,
+                len: raw_len as u64,
+                codec,
+            }
+        }
+        REC_ZERO | REC_DISCARD => {
+            if v.len() != RANGE_FIELDS_LEN {
+                return Err(malformed("ZERO/DISCARD record must be 16 bytes"));
+            }
+            let offset = get_u64(v, 0);
+            let len = get_u64(v, 8);
+            if len == 0 {
+                return Err(malformed("empty range"));
+            }
+            Verified::Plain(if rtype == REC_ZERO {
+                Record::Zero { offset, len }
+            } else {
+                Record::Discard { offset, len }
+            })
+        }
+        REC_RESIZE => {
+            if v.len() != RESIZE_FIELDS_LEN {
+                return Err(malformed("RESIZE record must be 8 bytes"));
+            }
+            let new_size = get_u64(v, 0);
+            super::header::check_disk_size("RESIZE record", new_size)?;
+            Verified::Plain(Record::Resize { new_size })
+        }
+        REC_BOOKMARK => {
+            if v.len() < BOOKMARK_FIELDS_LEN {
+                return Err(malformed("BOOKMARK record shorter than its fields"));
+            }
+            let kind = BookmarkKind::from_code(v[16]).ok_or(malformed("unknown bookmark kind"))?;
+            if v[17] != 0 || get_u32(v, 20) != 0 {
+                return Err(malformed("reserved BOOKMARK fields are not zero"));
+            }
+            let label_len = usize::from(get_u16(v, 18));
+            if label_len > MAX_LABEL_LEN {
+                return Err(StreamError::OversizedLength {
+                    what: "bookmark label",
+                    len: label_len as u64,
+                    max: MAX_LABEL_LEN as u64,
+                });
+            }
+            if label_len != v.len() - BOOKMARK_FIELDS_LEN {
+                return Err(malformed("label length disagrees with the record length"));
+            }
+            Verified::Bookmark {
+                id: get_u64(v, 0),
+                timestamp_ns: get_u64(v, 8),
+                kind,
+            }
+        }
+        REC_END => {
+            if v.len() != END_FIELDS_LEN {
+                return Err(malformed("END record must be 24 bytes"));
+            }
+            if get_u32(v, 20) != 0 {
+                return Err(malformed("reserved END fields are not zero"));
+            }
+            Verified::End(EndSummary {
+                records: get_u64(v, 0),
+                bytes: get_u64(v, 8),
+                checksum: get_u32(v, 16),
+            })
+        }
+        t if t & MUST_UNDERSTAND != 0 => {
+            return Err(StreamError::UnknownRequiredRecord { record_type: t })
+        }
+        t => Verified::Plain(Record::Skipped { record_type: t }),
+    })
+}
+
+/// A decoder's position in its stream: what the checks of a record frame need besides the frame
+/// (next sequence number, disk size in force, end of the last extent) and the END totals so far.
+#[derive(Clone, Debug)]
+struct Position {
+    next_seq: u64,
+    size: u64,
+    last_end: u64,
+    records: u64,
+    bytes: u64,
+    chain: crc32fast::Hasher,
+    end: Option<EndSummary>,
+}
+
+impl Position {
+    fn new() -> Self {
+        Position {
+            next_seq: 0,
+            size: 0,
+            last_end: 0,
+            records: 0,
+            bytes: 0,
+            chain: crc32fast::Hasher::new(),
+            end: None,
+        }
+    }
+
+    /// The checks of a [`verify_record`]ed frame that depend on the frames before it, in stream
+    /// order: extent order and bounds, RESIZE, END totals; then the record with its bytes
+    /// (`rec` and `decomp` as `verify_record` left them), and the position moves past the frame
+    /// (`fh` its frame header, `total` its length).
+    fn accept<'a>(
+        &mut self,
+        fh: &[u8],
+        total: usize,
+        verified: Verified,
+        rec: &'a [u8],
+        decomp: &'a [u8],
+    ) -> Result<Record<'a>> {
+        let record = match verified {
+            Verified::Data { offset, len, codec } => {
+                check_range(offset, len, self.last_end, self.size)?;
+                let codec = codec?;
+                let data = match codec {
+                    Codec::Raw => rec.get(RECORD_HEADER_LEN + DATA_FIELDS_LEN..),
+                    Codec::Lz4 => decomp.get(..len as usize),
                 };
-                *last_end = offset + raw_len as u64;
+                let data = data.ok_or(StreamError::InvalidState {
+                    reason: "verified DATA is not where verify_record left it",
+                })?;
+                self.last_end = offset + len;
                 Record::Data {
                     offset,
                     data,
                     codec,
                 }
             }
-            REC_ZERO | REC_DISCARD => {
-                if v.len() != RANGE_FIELDS_LEN {
-                    return Err(malformed("ZERO/DISCARD record must be 16 bytes"));
-                }
-                let offset = get_u64(v, 0);
-                let len = get_u64(v, 8);
-                if len == 0 {
-                    return Err(malformed("empty range"));
-                }
-                check_range(offset, len, *last_end, *size)?;
-                *last_end = offset + len;
-                if rtype == REC_ZERO {
-                    Record::Zero { offset, len }
-                } else {
-                    Record::Discard { offset, len }
-                }
+            Verified::Plain(
+                record @ (Record::Zero { offset, len } | Record::Discard { offset, len }),
+            ) => {
+                check_range(offset, len, self.last_end, self.size)?;
+                self.last_end = offset + len;
+                record
             }
-            REC_RESIZE => {
-                if v.len() != RESIZE_FIELDS_LEN {
-                    return Err(malformed("RESIZE record must be 8 bytes"));
-                }
-                let new_size = get_u64(v, 0);
-                super::header::check_disk_size("RESIZE record", new_size)?;
-                *size = new_size;
-                Record::Resize { new_size }
+            Verified::Plain(record @ Record::Resize { new_size }) => {
+                self.size = new_size;
+                record
             }
-            REC_BOOKMARK => {
-                if v.len() < BOOKMARK_FIELDS_LEN {
-                    return Err(malformed("BOOKMARK record shorter than its fields"));
-                }
-                let kind =
-                    BookmarkKind::from_code(v[16]).ok_or(malformed("unknown bookmark kind"))?;
-                if v[17] != 0 || get_u32(v, 20) != 0 {
-                    return Err(malformed("reserved BOOKMARK fields are not zero"));
-                }
-                let label_len = usize::from(get_u16(v, 18));
-                if label_len > MAX_LABEL_LEN {
-                    return Err(StreamError::OversizedLength {
-                        what: "bookmark label",
-                        len: label_len as u64,
-                        max: MAX_LABEL_LEN as u64,
-                    });
-                }
-                if label_len != v.len() - BOOKMARK_FIELDS_LEN {
-                    return Err(malformed("label length disagrees with the record length"));
-                }
-                let label = std::str::from_utf8(&v[BOOKMARK_FIELDS_LEN..])
-                    .map_err(|_| malformed("bookmark label is not UTF-8"))?;
+            Verified::Bookmark {
+                id,
+                timestamp_ns,
+                kind,
+            } => {
+                let label = rec
+                    .get(RECORD_HEADER_LEN + BOOKMARK_FIELDS_LEN..)
+                    .and_then(|l| std::str::from_utf8(l).ok())
+                    .ok_or(StreamError::MalformedRecord {
+                        record_type: REC_BOOKMARK,
+                        reason: "bookmark label is not UTF-8",
+                    })?;
                 Record::Bookmark(Bookmark {
-                    id: get_u64(v, 0),
-                    timestamp_ns: get_u64(v, 8),
+                    id,
+                    timestamp_ns,
                     kind,
                     label,
                 })
             }
-            REC_END => {
-                if v.len() != END_FIELDS_LEN {
-                    return Err(malformed("END record must be 24 bytes"));
-                }
-                if get_u32(v, 20) != 0 {
-                    return Err(malformed("reserved END fields are not zero"));
-                }
+            Verified::End(stored) => {
                 let computed = EndSummary {
-                    records: *records,
-                    bytes: *bytes,
-                    checksum: chain.clone().finalize(),
+                    records: self.records,
+                    bytes: self.bytes,
+                    checksum: self.chain.clone().finalize(),
                 };
-                let stored = EndSummary {
-                    records: get_u64(v, 0),
-                    bytes: get_u64(v, 8),
-                    checksum: get_u32(v, 16),
-                };
-                if stored.records != computed.records {
-                    return Err(StreamError::EndMismatch {
-                        what: "record count",
-                        stored: stored.records,
-                        computed: computed.records,
-                    });
+                let totals = [
+                    ("record count", stored.records, computed.records),
+                    ("byte count", stored.bytes, computed.bytes),
+                    (
+                        "stream checksum",
+                        stored.checksum.into(),
+                        computed.checksum.into(),
+                    ),
+                ];
+                for (what, stored, computed) in totals {
+                    if stored != computed {
+                        return Err(StreamError::EndMismatch {
+                            what,
+                            stored,
+                            computed,
+                        });
+                    }
                 }
-                if stored.bytes != computed.bytes {
-                    return Err(StreamError::EndMismatch {
-                        what: "byte count",
-                        stored: stored.bytes,
-                        computed: computed.bytes,
-                    });
-                }
-                if stored.checksum != computed.checksum {
-                    return Err(StreamError::EndMismatch {
-                        what: "stream checksum",
-                        stored: stored.checksum.into(),
-                        computed: computed.checksum.into(),
-                    });
-                }
-                *end = Some(computed);
-                *state = State::Ended;
-                *next_seq += 1;
+                self.end = Some(computed);
+                self.next_seq += 1;
                 return Ok(Record::End(computed));
             }
-            t if t & MUST_UNDERSTAND != 0 => {
-                return Err(StreamError::UnknownRequiredRecord { record_type: t })
-            }
-            t => Record::Skipped { record_type: t },
+            Verified::Plain(record) => record,
         };
-        *state = State::Body;
-        *next_seq += 1;
-        *records += 1;
-        *bytes += (FRAME_HEADER_LEN + body_len) as u64;
-        chain.update(&fh[..FRAME_HEADER_LEN]);
+        self.next_seq += 1;
+        self.records += 1;
+        self.bytes += total as u64;
+        self.chain.update(&fh[..FRAME_HEADER_LEN]);
         Ok(record)
     }
 }
@@ -914,7 +1115,7 @@ fn parse_header_frame(frame: &[u8]) -> Result<StreamHeader> {
 
 /// Makes `v` at least `len` bytes long. Scratch is always fully written before it is read, so
 /// its old contents never matter; zeroed memory keeps it safe code.
-fn grow_zeroed(v: &mut Vec<u8>, len: usize) {
+pub(crate) fn grow_zeroed(v: &mut Vec<u8>, len: usize) {
     if v.len() < len {
         *v = vec![0u8; len];
     }

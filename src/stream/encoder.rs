@@ -736,6 +736,14 @@ impl Encoder {
             Some(st) if st.offset + st.pos as u64 == offset && st.pos < st.len => st,
             _ => {
                 self.staged = None;
+                // The record this position starts, checked whole before the source is asked
+                // anything (a hole or data run ends at the disk's end, and would cut it).
+                check_range(
+                    offset,
+                    rem.min(self.record_size as u64),
+                    self.last_end,
+                    self.size,
+                )?;
                 self.planner.read_ahead(extents, index, offset, source);
                 let cfg = (self.record_size, self.zero_detection, self.holes_as_discard);
                 let n = match self.planner.unit(offset, rem, self.size, cfg, source)? {

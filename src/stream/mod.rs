@@ -63,6 +63,7 @@ mod format;
 mod header;
 mod merge;
 mod parallel;
+mod parallel_apply;
 mod record;
 mod source;
 mod target;
@@ -83,6 +84,7 @@ pub use format::{
 pub use header::{CipherSuite, StreamHeader};
 pub use merge::{merge, MergeError, MergeInput, MergeSummary};
 pub use parallel::ParallelEncoder;
+pub use parallel_apply::{ParallelApplier, MAX_APPLY_THREADS};
 pub use record::{Bookmark, BookmarkKind, Codec, EndSummary, Record};
 pub use source::{BlockSource, FileSource, Region};
 pub use target::FileTarget;

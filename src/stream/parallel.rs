@@ -669,6 +669,8 @@ impl ParallelEncoder {
             } else if let Some((_, _, len)) = carried {
                 Unit::Read(rem.min(len as u64))
             } else {
+                // The record this position starts, checked whole first (as `Encoder` does).
+                check_range(offset, rem.min(cfg.0 as u64), self.plan_end, size)?;
                 enc.planner.read_ahead(&self.list, index, offset, source);
                 enc.planner.unit(offset, rem, size, cfg, source)?
             };

@@ -563,3 +563,62 @@ fn a_failed_push_reports_what_it_consumed() {
     assert_eq!(consumed, stream.len() - end_len);
     blockdelta_applier_free(app);
 }
+
+#[test]
+fn set_threads_before_the_first_push_decodes_on_threads_and_calls_back_on_the_callers() {
+    let mut src = new_source();
+    let stream = encode(&mut src);
+    let expected = expected_replica(&src.disk);
+    // The rules: 1 to 64, before the first push only; NULL handle.
+    assert_eq!(
+        blockdelta_applier_set_threads(null_mut(), 2),
+        blockdelta_result::NullParameter
+    );
+    let mut t = Replica::new(DISK);
+    let app = new_applier(&mut t, true, true);
+    for bad in [0, 65, u32::MAX] {
+        assert_eq!(
+            blockdelta_applier_set_threads(app, bad),
+            blockdelta_result::InvalidArgument,
+            "{bad}"
+        );
+    }
+    assert_eq!(blockdelta_applier_set_threads(app, 2), OK);
+    let mut consumed = 0;
+    assert_eq!(blockdelta_applier_push(app, null(), 0, &mut consumed), OK);
+    assert_eq!(
+        blockdelta_applier_set_threads(app, 3),
+        blockdelta_result::StreamInvalidState
+    );
+    assert!(
+        applier_error(app).contains("first push"),
+        "{}",
+        applier_error(app)
+    );
+    // Applied exactly as with one thread, in pieces as from a socket.
+    assert_eq!(push_all(app, &stream, 3000), OK);
+    assert!(t.disk == expected);
+    let mut to = 0;
+    let r = blockdelta_applier_header(app, null_mut(), null_mut(), null_mut(), &mut to, null_mut());
+    assert_eq!((r, to), (OK, 42));
+    blockdelta_applier_free(app);
+
+    // A flipped bit in the last DATA frame: the frames before it are written, nothing of it
+    // nor after it, and the error surfaces by finish at the latest.
+    let mut bad = stream.clone();
+    let at = bad.len() - 100;
+    bad[at] ^= 1;
+    let mut one = Replica::new(DISK);
+    let app1 = new_applier(&mut one, true, true);
+    let r1 = push_all(app1, &bad, usize::MAX);
+    let mut two = Replica::new(DISK);
+    let app2 = new_applier(&mut two, true, true);
+    assert_eq!(blockdelta_applier_set_threads(app2, 2), OK);
+    let r2 = push_all(app2, &bad, usize::MAX);
+    assert_ne!(r1, OK);
+    assert_eq!(r1, r2);
+    assert_eq!(calls(&one), calls(&two));
+    assert!(one.disk == two.disk);
+    blockdelta_applier_free(app1);
+    blockdelta_applier_free(app2);
+}
