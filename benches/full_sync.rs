@@ -6,7 +6,8 @@
 //!
 //! A sync here is what `replicate --source --replica` does without its verification pass:
 //! `ParallelEncoder` reading a `FileSource` (lz4 + AES-256-GCM, or AES-256-GCM alone) straight
-//! into `ParallelApplier` writing a new thin `FileTarget`, ending with its `fdatasync`.
+//! into `ParallelApplier` writing a new thin `FileTarget`, ending with its `fdatasync`; both
+//! with the same thread count (one thread: the sequential encoder and applier's work).
 //!
 //! 1. `full`: the 1 GiB real-data image (the files under /usr, cached under the target
 //!    directory), page cache warm, into a new file: every thread against one thread, and
@@ -31,8 +32,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use blockdelta::{
-    Applier, BlockSource, Codec, DecoderConfig, EncoderConfig, Extent, FileSource, FileTarget,
-    GenerationId, ParallelEncoder, Region, Secret,
+    BlockSource, Codec, DecoderConfig, EncoderConfig, Extent, FileSource, FileTarget, GenerationId,
+    ParallelApplier, ParallelEncoder, Region, Secret,
 };
 
 #[path = "common/real_data.rs"]
@@ -88,7 +89,8 @@ fn new_replica(path: &Path, size: u64) -> File {
 
 /// One full sync of `source` into a new `replica`; the time from opening to the target's
 /// final sync.
-fn sync(source: &Path, replica: &Path, threads: usize, codec: Codec) -> Duration {
+fn sync(source: &Path, replica: &Path, threads: (usize, usize), codec: Codec) -> Duration {
+    let (enc_threads, apply_threads) = threads;
     let size = fs::metadata(source).unwrap().len();
     let target = new_replica(replica, size);
     let t = Instant::now();
@@ -96,11 +98,12 @@ fn sync(source: &Path, replica: &Path, threads: usize, codec: Codec) -> Duration
     let mut cfg = EncoderConfig::new(*b"full-sync-bench!", GenerationId([1; 16]), 0, 1, size);
     cfg.compression = codec;
     cfg.secret = Some(Secret::new(SECRET).unwrap());
-    let mut enc = ParallelEncoder::new(cfg, threads).unwrap();
+    let mut enc = ParallelEncoder::new(cfg, enc_threads).unwrap();
     let mut frame = vec![0u8; enc.max_frame_len()];
-    let mut applier = Applier::new(
+    let mut applier = ParallelApplier::new(
         DecoderConfig::new().with_secret(Secret::new(SECRET).unwrap()),
         FileTarget::new(target).unwrap(),
+        apply_threads,
     );
     let n = enc.write_header(&mut frame).unwrap();
     applier.push(&frame[..n]).unwrap();
@@ -155,6 +158,8 @@ fn full(rounds: usize) {
         "cp --sparse=always",
         "cp + sync --data",
         "dd bs=1M conv=fdatasync",
+        "lz4+gcm all threads, sequential applier",
+        "gcm all threads, sequential applier",
     ];
     let mut t: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
     println!("full sync of the 1 GiB real-data image, {n} cores, {rounds} rounds");
@@ -169,10 +174,12 @@ fn full(rounds: usize) {
             let copy_s = copy.to_str().unwrap();
             let img_s = img.to_str().unwrap();
             r[i] = match i {
-                0 => sync(&img, &rep, 1, Codec::Lz4),
-                1 => sync(&img, &rep, n, Codec::Lz4),
-                2 => sync(&img, &rep, 1, Codec::Raw),
-                3 => sync(&img, &rep, n, Codec::Raw),
+                0 => sync(&img, &rep, (1, 1), Codec::Lz4),
+                1 => sync(&img, &rep, (n, n), Codec::Lz4),
+                2 => sync(&img, &rep, (1, 1), Codec::Raw),
+                3 => sync(&img, &rep, (n, n), Codec::Raw),
+                7 => sync(&img, &rep, (n, 1), Codec::Lz4),
+                8 => sync(&img, &rep, (n, 1), Codec::Raw),
                 4 => {
                     let _ = fs::remove_file(&copy);
                     command(&["cp", "--sparse=always", img_s, copy_s])
@@ -182,7 +189,7 @@ fn full(rounds: usize) {
                     command(&["cp", "--sparse=always", img_s, copy_s])
                         + command(&["sync", "--data", copy_s])
                 }
-                _ => {
+                6 => {
                     let _ = fs::remove_file(&copy);
                     command(&[
                         "dd",
@@ -193,9 +200,10 @@ fn full(rounds: usize) {
                         "status=none",
                     ])
                 }
+                _ => unreachable!(),
             }
             .as_secs_f64();
-            if i < 4 {
+            if i < 4 || i > 6 {
                 same(&img, &rep);
             }
         }
@@ -235,6 +243,17 @@ fn full(rounds: usize) {
         ("gcm all threads / one thread", 3, 2),
         ("gcm all threads / cp --sparse=always", 3, 4),
         ("gcm all threads / cp + sync --data", 3, 5),
+        ("lz4+gcm all threads, sequential applier / one thread", 7, 0),
+        (
+            "lz4+gcm all threads, sequential applier / cp --sparse=always",
+            7,
+            4,
+        ),
+        (
+            "gcm all threads, sequential applier / cp --sparse=always",
+            8,
+            4,
+        ),
     ];
     for (label, a, b) in targets {
         println!("| {label} | {} |", ratio(&per(a, b)));
@@ -299,9 +318,9 @@ fn sparse(rounds: usize) {
     let (mut dense, mut thin, mut rat) = (Vec::new(), Vec::new(), Vec::new());
     let mut allocs = Vec::new();
     for round in 0..rounds {
-        let a = sync(&img, &rep, n, Codec::Lz4).as_secs_f64();
+        let a = sync(&img, &rep, (n, n), Codec::Lz4).as_secs_f64();
         let dense_alloc = allocated(&rep);
-        let b = sync(&big, &rep, n, Codec::Lz4).as_secs_f64();
+        let b = sync(&big, &rep, (n, n), Codec::Lz4).as_secs_f64();
         let big_alloc = allocated(&rep);
         if round == 0 {
             same(&big, &rep);
@@ -337,7 +356,7 @@ fn sparse(rounds: usize) {
         human(allocated(&big)),
         ba as f64 / allocated(&big) as f64
     );
-    sync(&holey, &rep, n, Codec::Lz4);
+    sync(&holey, &rep, (n, n), Codec::Lz4);
     same(&holey, &rep);
     println!(
         "| 64 MiB export, 49 % of its 4 KiB blocks holes | {} / {} = {:.4}x |",

@@ -34,9 +34,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use blockdelta::replica::{Ingest, PointId, Retention, Store, StoreConfig};
 use blockdelta::{
-    ActivityLogConfig, ActivityWriter, Admission, Applier, Bookmark, BookmarkKind, CheckpointInfo,
-    Codec, DecoderConfig, EncoderConfig, Extent, FileSource, FileTarget, GenerationId, LoadOutcome,
-    ParallelEncoder, PersistOptions, PersistentTracker, Secret, Tracker, TrackerConfig,
+    ActivityLogConfig, ActivityWriter, Admission, Bookmark, BookmarkKind, CheckpointInfo, Codec,
+    DecoderConfig, EncoderConfig, Extent, FileSource, FileTarget, GenerationId, LoadOutcome,
+    ParallelApplier, ParallelEncoder, PersistOptions, PersistentTracker, Secret, Tracker,
+    TrackerConfig,
 };
 
 /// The tracker a checkpoint is taken from: a plain one, or one whose state file records every
@@ -218,7 +219,7 @@ enum Dest<'a> {
 }
 
 enum Sink<'a> {
-    File(Box<Applier<FileTarget>>),
+    File(Box<ParallelApplier<FileTarget>>),
     Store(Box<Ingest<'a>>),
 }
 
@@ -343,9 +344,10 @@ impl Pipeline {
         self.frame.resize(enc.max_frame_len(), 0);
         let secret = Secret::new(self.secret.as_bytes())?;
         let sink = match dest {
-            Dest::File(replica) => Sink::File(Box::new(Applier::new(
+            Dest::File(replica) => Sink::File(Box::new(ParallelApplier::new(
                 DecoderConfig::new().with_secret(secret),
                 FileTarget::new(replica.try_clone()?)?,
+                self.threads,
             ))),
             Dest::Store(store) => Sink::Store(Box::new(store.ingest(Some(secret))?)),
         };
@@ -405,7 +407,7 @@ impl Pipeline {
         let t = Instant::now();
         // What the replica applied, as it reports it: the stream it verified and made durable.
         let (generation, to_seq) = match link.sink {
-            Sink::File(applier) => {
+            Sink::File(mut applier) => {
                 applier.finish()?;
                 let h = applier
                     .header()
