@@ -128,8 +128,9 @@ pub(super) const DATA_PAYLOAD_AT: usize = FRAME_HEADER_LEN + RECORD_HEADER_LEN +
 /// How far ahead of the record being encoded the encoder asks the source to read
 /// ([`BlockSource::will_read`]).
 pub(super) const READ_AHEAD: u64 = 32 << 20;
-/// Ranges closer than this are asked for as one.
-const READ_AHEAD_GAP: u64 = 256 << 10;
+/// Ranges closer than this are asked for as one (farther apart, the bytes between would be
+/// read for nothing: with 256 KiB, a warm 1 % incremental read 4x its time in gaps).
+const READ_AHEAD_GAP: u64 = 32 << 10;
 /// Most extents looked at per read-ahead round.
 const READ_AHEAD_EXTENTS: usize = 256;
 
