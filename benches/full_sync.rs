@@ -203,7 +203,7 @@ fn full(rounds: usize) {
                 _ => unreachable!(),
             }
             .as_secs_f64();
-            if i < 4 || i > 6 {
+            if !(4..=6).contains(&i) {
                 same(&img, &rep);
             }
         }
