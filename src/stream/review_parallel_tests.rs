@@ -14,6 +14,10 @@ use crate::tracker::GenerationId;
 /// job's first frame then fails the numbering assert in `hand_out`: a panic, not the
 /// encoder's error.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "8 MiB through miri takes many minutes; this path has no unsafe code"
+)]
 fn a_job_that_failed_behind_the_head_is_an_error_not_a_skipped_job() {
     const DISK: u64 = 8 << 20;
     let mut cfg = EncoderConfig::new(*b"review-parallel1", GenerationId([5; 16]), 1, 2, DISK);
