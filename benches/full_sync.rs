@@ -19,7 +19,9 @@
 //! 3. `cold`: an incremental encode (1 % of the image's 4 KiB blocks rewritten at random with
 //!    other real data) with the source's pages dropped (`posix_fadvise(DONTNEED)`) against the
 //!    same encode with them cached; and cold without read-ahead (a source that ignores the
-//!    hints), for what read-ahead buys.
+//!    hints), for what read-ahead buys. Beside them, the device's floor: the same blocks read
+//!    with `O_DIRECT` by 64 threads at once (no page cache, as many reads in flight as the
+//!    device takes), the least time any cold encode of them can take.
 //!
 //! Arguments: any of the section names to run only those (all by default).
 
@@ -395,6 +397,42 @@ impl BlockSource for NoHints {
     }
 }
 
+/// Threads of the device-floor read: enough to keep a virtio or NVMe queue full.
+const FLOOR_THREADS: usize = 64;
+
+/// The device's floor for reading `extents` of `path` cold: every extent read with `O_DIRECT`
+/// (bypassing the page cache) by [`FLOOR_THREADS`] threads taking extents in turn, so that as
+/// many reads are in flight as the device takes. The time.
+fn device_floor(path: &Path, extents: &[Extent]) -> Duration {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .unwrap();
+    let longest = extents.iter().map(|e| e.len).max().unwrap_or(0) as usize;
+    let next = AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..FLOOR_THREADS {
+            s.spawn(|| {
+                // O_DIRECT needs a buffer aligned to the logical block size: 4 KiB covers it.
+                let mut raw = vec![0u8; longest + 4096];
+                let skip = raw.as_ptr().align_offset(4096);
+                let buf = &mut raw[skip..skip + longest];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(e) = extents.get(i) else { break };
+                    f.read_exact_at(&mut buf[..e.len as usize], e.offset)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    t.elapsed()
+}
+
 /// Encodes `extents` of `source` (frames dropped); the time.
 fn encode(source: &mut dyn BlockSource, extents: &[Extent], threads: usize) -> Duration {
     let t = Instant::now();
@@ -426,6 +464,7 @@ fn cold(rounds: usize) {
     let blocks = IMAGE / 4096;
     let (mut warm_t, mut cold_t, mut nohint_t, mut rat, mut rat_nohint) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut floor_t, mut rat_floor, mut floor_warm) = (Vec::new(), Vec::new(), Vec::new());
     let f = OpenOptions::new().write(true).open(&disk).unwrap();
     let mut r = Rng(0xC01D);
     println!(
@@ -452,14 +491,19 @@ fn cold(rounds: usize) {
         let c = encode(&mut open(), &extents, n).as_secs_f64();
         drop_pages(&disk);
         let nh = encode(&mut NoHints(open()), &extents, n).as_secs_f64();
+        let fl = device_floor(&disk, &extents).as_secs_f64();
         let w = encode(&mut open(), &extents, n).as_secs_f64();
         println!(
-            "  round {round}: {} extents, warm {:.1} ms, cold {:.1} ms, cold without read-ahead {:.1} ms",
+            "  round {round}: {} extents, warm {:.1} ms, cold {:.1} ms, cold without read-ahead {:.1} ms, device floor {:.1} ms",
             extents.len(),
             w * 1e3,
             c * 1e3,
-            nh * 1e3
+            nh * 1e3,
+            fl * 1e3
         );
+        floor_t.push(fl);
+        rat_floor.push(c / fl);
+        floor_warm.push(fl / w);
         warm_t.push(w);
         cold_t.push(c);
         nohint_t.push(nh);
@@ -471,7 +515,13 @@ fn cold(rounds: usize) {
     println!("| warm | {} |", show(&warm_t, "", 1e3));
     println!("| cold, read-ahead | {} |", show(&cold_t, "", 1e3));
     println!("| cold, no read-ahead | {} |", show(&nohint_t, "", 1e3));
+    println!(
+        "| device floor ({FLOOR_THREADS} threads of O_DIRECT reads) | {} |",
+        show(&floor_t, "", 1e3)
+    );
     println!("| cold / warm | {} |", ratio(&rat));
+    println!("| cold / device floor | {} |", ratio(&rat_floor));
+    println!("| device floor / warm | {} |", ratio(&floor_warm));
     println!(
         "| cold without read-ahead / warm | {} |",
         ratio(&rat_nohint)

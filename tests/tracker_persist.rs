@@ -604,19 +604,9 @@ fn set_hash(extents: &[Extent]) -> u64 {
     h
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// The child: open, then forever: random marks, a take logged as `gen seq hash` (the consumer
 /// that saw that set), then commit, abort or leave it pending; every few takes a clean close

@@ -127,11 +127,7 @@ struct Shared {
     started_cv: Condvar,
 }
 
-struct Settings {
-    compression: Codec,
-}
-
-fn worker(shared: Arc<Shared>, mut sealer: Sealer, settings: Settings, mut lz4: Lz4Scratch) {
+fn worker(shared: Arc<Shared>, mut sealer: Sealer, compression: Codec, mut lz4: Lz4Scratch) {
     {
         // A wait that returns at once makes this thread's parking data now, so that no
         // thread allocates once the encoder is built.
@@ -153,7 +149,7 @@ fn worker(shared: Arc<Shared>, mut sealer: Sealer, settings: Settings, mut lz4: 
                 shared.todo_cv.wait(&mut todo);
             }
         };
-        run(&mut job, &mut sealer, settings.compression, &mut lz4);
+        run(&mut job, &mut sealer, compression, &mut lz4);
         shared.done.lock().push_back(job);
         shared.done_cv.notify_all();
     }
@@ -242,14 +238,12 @@ impl ParallelEncoder {
         });
         let mut workers = Vec::with_capacity(threads - 1);
         for i in 1..threads {
-            let (for_worker, sealer) = (shared.clone(), enc.sealer.clone());
-            let settings = Settings {
-                compression: enc.compression,
-            };
+            let (for_worker, sealer, compression) =
+                (shared.clone(), enc.sealer.clone(), enc.compression);
             let lz4 = Lz4Scratch::new(enc.compression, record_size);
             let spawned = std::thread::Builder::new()
                 .name(format!("blockdelta-enc-{i}"))
-                .spawn(move || worker(for_worker, sealer, settings, lz4));
+                .spawn(move || worker(for_worker, sealer, compression, lz4));
             match spawned {
                 Ok(h) => workers.push(h),
                 Err(_) => {
