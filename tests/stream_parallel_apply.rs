@@ -738,3 +738,79 @@ fn the_thread_count_is_fixed_at_the_first_push() {
     ));
     assert!(a.finish().is_ok());
 }
+
+/// `apply_from` reads a stream from an `io::Read` (here one that returns odd-sized pieces) and
+/// ends where `Applier::apply_from` ends: the same calls and bytes, the same END totals, and on a
+/// damaged stream the same error with the same calls made before it.
+#[test]
+fn apply_from_a_reader_matches_the_sequential_applier() {
+    /// A reader handing out at most `step` bytes per read.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+    impl io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+    let mut checked = 0;
+    for kind in kinds(64 << 10, 4 << 20) {
+        let good = stream(7 + u64::from(kind.encrypted), kind);
+        let mut bad = good.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 0x40;
+        for (input, damaged) in [(&good, false), (&bad, true)] {
+            let mut seq = Applier::new(config(kind.encrypted), target_for(kind));
+            let want = seq.apply_from(&input[..]).map_err(|e| variant(&e));
+            assert_eq!(want.is_err(), damaged, "{kind:?}: {want:?}");
+            let want_target = seq.into_target();
+            for (threads, step) in [(2, 4096), (4, 100_003), (2, usize::MAX)] {
+                let mut par =
+                    ParallelApplier::new(config(kind.encrypted), target_for(kind), threads);
+                let got = par
+                    .apply_from(Trickle { data: input, step })
+                    .map_err(|e| variant(&e));
+                assert_eq!(got, want, "{kind:?} threads {threads} step {step}");
+                let t = par.into_target();
+                assert_eq!(t.off_thread, 0);
+                assert_eq!(
+                    t.log, want_target.log,
+                    "{kind:?} threads {threads} step {step}"
+                );
+                assert!(
+                    t.disk == want_target.disk,
+                    "{kind:?} threads {threads}: disk differs"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 24);
+}
+
+/// A read error comes back as `SourceIo`, and nothing after the frames already read is applied.
+#[test]
+fn apply_from_reports_a_read_error() {
+    struct Broken<'a>(&'a [u8]);
+    impl io::Read for Broken<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("the disk went away"));
+            }
+            let n = buf.len().min(self.0.len()).min(10_000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let kind = kinds(64 << 10, 4 << 20)[3];
+    let s = stream(11, kind);
+    let mut par = ParallelApplier::new(config(true), target_for(kind), 2);
+    let err = par.apply_from(Broken(&s[..s.len() / 2])).unwrap_err();
+    assert!(matches!(err, StreamError::SourceIo { .. }), "{err:?}");
+    assert!(par.applied().is_none());
+}

@@ -283,6 +283,31 @@ impl<T: ApplyTarget> ParallelApplier<T> {
         self.inner.finish()
     }
 
+    /// Reads the whole stream from `reader` and applies it; returns the END totals, as
+    /// [`Applier::apply_from`]. Allocates one buffer of twice a frame's maximum size (a read
+    /// fills it while whole frames are handed to the pipeline). A read error is
+    /// [`StreamError::SourceIo`] and poisons nothing already applied.
+    pub fn apply_from<R: std::io::Read>(&mut self, mut reader: R) -> Result<EndSummary> {
+        let mut buf = vec![0u8; 2 * (2 * (1 << 20) + 4096)];
+        let mut filled = 0;
+        loop {
+            let n = reader
+                .read(&mut buf[filled..])
+                .map_err(|source| StreamError::SourceIo {
+                    offset: 0,
+                    len: 0,
+                    source,
+                })?;
+            filled += n;
+            let used = self.push(&buf[..filled])?;
+            buf.copy_within(used..filled, 0);
+            filled -= used;
+            if n == 0 {
+                return self.finish();
+            }
+        }
+    }
+
     fn push_frames(&mut self, input: &[u8]) -> std::result::Result<usize, Failure> {
         let mut used = 0;
         if self.pipe.is_none() {
