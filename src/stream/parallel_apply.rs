@@ -285,8 +285,8 @@ impl<T: ApplyTarget> ParallelApplier<T> {
 
     /// Reads the whole stream from `reader` and applies it; returns the END totals, as
     /// [`Applier::apply_from`]. Allocates one buffer of twice a frame's maximum size (a read
-    /// fills it while whole frames are handed to the pipeline). A read error is
-    /// [`StreamError::SourceIo`] and poisons nothing already applied.
+    /// fills it while whole frames are handed to the pipeline). A read error is returned as
+    /// [`StreamError::SourceIo`], with the stream unfinished.
     pub fn apply_from<R: std::io::Read>(&mut self, mut reader: R) -> Result<EndSummary> {
         let mut buf = vec![0u8; 2 * (2 * (1 << 20) + 4096)];
         let mut filled = 0;
