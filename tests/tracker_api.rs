@@ -572,3 +572,86 @@ fn mark_all_resize_and_lost_continuity_turn_discards_into_writes() {
     t.lose_continuity();
     assert_eq!(take_all(&t).1, vec![Extent::new(0, MIB)]);
 }
+
+/// A cursor may be set to any block ("set `next_block` to resume there"): reading from there
+/// returns every dirty block at or after it, whether the block is dirty, clean, inside a clean
+/// stretch of the map or past the end. Before 0.4, a cursor set inside a clean stretch skipped
+/// the first dirty blocks after it when they sat within the same 32 blocks of the next dirty
+/// word as the cursor within its own (block 33 was lost from a cursor at block 20).
+#[test]
+fn a_cursor_set_to_any_block_reads_every_dirty_block_after_it() {
+    const GRAN: u64 = 4 * KIB;
+    let t = clean(16 * MIB, GRAN as u32);
+    t.mark_write(33 * GRAN, GRAN).unwrap();
+    t.mark_write(70 * GRAN, 2 * GRAN).unwrap();
+    let info = t.take().unwrap();
+    let mut cursor = info.cursor();
+    cursor.next_block = 20;
+    let mut out = [Extent::default(); 4];
+    let n = t.extents(&mut cursor, &mut out).unwrap();
+    assert_eq!(
+        &out[..n],
+        &[
+            Extent::new(33 * GRAN, GRAN),
+            Extent::new(70 * GRAN, 2 * GRAN)
+        ]
+    );
+    t.abort(info.sequence).unwrap();
+
+    // Random dirty sets, writes and discards, from random positions, in random batch sizes.
+    let blocks = 16 * MIB / GRAN;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for round in 0..40 {
+        let t = clean(16 * MIB, GRAN as u32);
+        // None: clean; Some(true): discarded; Some(false): written.
+        let mut state = vec![None; blocks as usize];
+        let marks = [3, 30, 300, 3000][round % 4];
+        for _ in 0..marks {
+            let first = rand(blocks);
+            let len = (1 + rand(40)).min(blocks - first);
+            let discard = rand(4) == 0;
+            if discard {
+                t.mark_discard(first * GRAN, len * GRAN).unwrap();
+            } else {
+                t.mark_write(first * GRAN, len * GRAN).unwrap();
+            }
+            for b in first..first + len {
+                state[b as usize] = Some(discard);
+            }
+        }
+        let info = t.take().unwrap();
+        for _ in 0..20 {
+            let from = rand(blocks + 100);
+            let mut cursor = info.cursor();
+            cursor.next_block = from;
+            let mut got = vec![None; blocks as usize];
+            let mut buf = vec![Extent::default(); 1 + rand(5) as usize];
+            loop {
+                let n = t.extents(&mut cursor, &mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                for e in &buf[..n] {
+                    for b in e.offset / GRAN..(e.offset + e.len) / GRAN {
+                        assert_eq!(got[b as usize], None, "block {b} returned twice");
+                        got[b as usize] = Some(e.kind == blockdelta::ExtentKind::Discard);
+                    }
+                }
+            }
+            for b in 0..blocks {
+                let want = if b >= from { state[b as usize] } else { None };
+                assert_eq!(
+                    got[b as usize], want,
+                    "round {round}: block {b} from {from}"
+                );
+            }
+        }
+        t.abort(info.sequence).unwrap();
+    }
+}

@@ -702,6 +702,8 @@ pub(crate) struct FrozenMap {
     listed: usize,
     /// Whether the set is in `words` (and `listed` is 0).
     spilled: bool,
+    /// Non-zero leaf words in `words` (while spilled).
+    spilled_leaves: usize,
 }
 
 /// Pairs a frozen map for `leaves` leaf words can list: one per 128 leaves (0.8 % of the
@@ -735,6 +737,7 @@ impl FrozenMap {
             list: zeroed_words(2 * list_capacity(leaves) as usize)?,
             listed: 0,
             spilled: false,
+            spilled_leaves: 0,
         })
     }
 
@@ -829,6 +832,7 @@ impl FrozenMap {
         let old = *slot;
         *slot |= word;
         if old == 0 && word != 0 {
+            self.spilled_leaves += 1;
             let mut i = leaf;
             for level in 1..self.shape.levels {
                 let p = &mut self.words[self.shape.at(level, i >> 6)];
@@ -944,11 +948,13 @@ impl FrozenMap {
     /// refuses (returns false) and returns that run's start, the position to resume from;
     /// returns `end_block` when every run was taken.
     ///
-    /// A leaf word at a time, the non-zero leaves found through the summaries a few ahead
-    /// ([`Scout`]) with their lines prefetched. In a leaf, the first and the last block of
-    /// every run are two masks computed at once; the k-th run is the k-th set bit of each, so
+    /// 64 blocks at a time: the two leaf words of a pair merged into one dirty mask and one
+    /// discard mask ([`Pairs`]: read front to back from the list, found through the summaries a
+    /// few ahead with their lines prefetched, or, in a dense map, read word after word). The
+    /// first and the last block of every run are two masks computed at once (for a pair of
+    /// writes only, from the dirty mask alone); the k-th run is the k-th set bit of each, so
     /// runs come out of two independent trailing-zero counts, without a chain of dependent
-    /// shifts. A run that reaches the leaf's last block stays open into the next leaf. Costs
+    /// shifts. A run that reaches the pair's last block stays open into the next pair. Costs
     /// time in proportion to the runs and the non-zero words, never the rest of the map.
     #[inline]
     pub(crate) fn runs_from(
@@ -958,47 +964,53 @@ impl FrozenMap {
         mut emit: impl FnMut(u64, u64, bool) -> bool,
     ) -> u64 {
         let mut open: Option<(u64, bool)> = None;
-        // The leaf after the last one read: where an open run must continue.
-        let mut expected = (pos / LIVE_LEAF_BLOCKS) as usize;
-        let mut mask = LOW & (LOW << (pos % LIVE_LEAF_BLOCKS));
-        let mut source = Leaves::new(self, expected);
+        // The pair after the last one read: where an open run must continue.
+        let mut expected = (pos / 64) as usize;
+        // The blocks of `pos`'s own pair before `pos` are not read; any later pair is read
+        // whole (the pair of `pos` may be clean, and the first pair found a later one).
+        let (first, mask) = (expected, u64::MAX << (pos % 64));
+        let mut source = Pairs::new(self, expected);
         loop {
             let found = source.next(self);
             if let Some((s, k)) = open {
-                if found.map(|(l, _)| l) != Some(expected) {
-                    // The leaf after the run's last one is clean: the run ends there.
-                    if !emit(s, ((expected as u64) * LIVE_LEAF_BLOCKS).min(end_block), k) {
+                if found.map(|(p, _, _)| p) != Some(expected) {
+                    // The pair after the run's last one is clean: the run ends there.
+                    if !emit(s, ((expected as u64) * 64).min(end_block), k) {
                         return s;
                     }
                     open = None;
                 }
             }
-            let Some((l, word)) = found else {
+            let Some((p, lo, hi)) = found else {
                 return end_block;
             };
-            let base = (l as u64) * LIVE_LEAF_BLOCKS;
+            let base = (p as u64) * 64;
             if base >= end_block {
                 return match open {
                     Some((s, k)) if !emit(s, end_block, k) => s,
                     _ => end_block,
                 };
             }
-            expected = l + 1;
-            let dirty = word & mask;
-            mask = LOW;
-            let disc = dirty & !(word >> 32);
-            // Same kind as the block below / above (within the leaf).
-            let same_below = (dirty << 1) & !(disc ^ (disc << 1));
-            let same_above = (dirty >> 1) & !(disc ^ (disc >> 1));
-            let mut firsts = dirty & !same_below;
-            let mut lasts = dirty & !same_above;
+            expected = p + 1;
+            // Dirty bits: lo's low half, then hi's (its written half shifted out).
+            let dirty = (lo & LOW) | (hi << 32);
+            let dirty = if p == first { dirty & mask } else { dirty };
+            let disc = dirty & !((lo >> 32) | (hi & !LOW));
+            let (mut firsts, mut lasts) = if disc == 0 {
+                (dirty & !(dirty << 1), dirty & !(dirty >> 1))
+            } else {
+                // Same kind as the block below / above (within the pair).
+                let same_below = (dirty << 1) & !(disc ^ (disc << 1));
+                let same_above = (dirty >> 1) & !(disc ^ (disc >> 1));
+                (dirty & !same_below, dirty & !same_above)
+            };
             if let Some((s, k)) = open {
                 if dirty & 1 != 0 && (disc & 1 != 0) == k {
-                    // The open run goes on into this leaf, up to its first last block.
+                    // The open run goes on into this pair, up to its first last block.
                     firsts &= !1;
                     let e = lasts.trailing_zeros();
                     lasts &= lasts - 1;
-                    if e == 31 {
+                    if e == 63 {
                         continue;
                     }
                     if !emit(s, (base + u64::from(e) + 1).min(end_block), k) {
@@ -1015,8 +1027,11 @@ impl FrozenMap {
                 firsts &= firsts - 1;
                 lasts &= lasts - 1;
                 let start = base + u64::from(f);
+                if start >= end_block {
+                    return end_block;
+                }
                 let k = (disc >> f) & 1 != 0;
-                if e == 31 {
+                if e == 63 {
                     open = Some((start, k));
                     break;
                 }
@@ -1033,6 +1048,7 @@ impl FrozenMap {
             let top = self.shape.top();
             self.clear_word(top, 0);
             self.spilled = false;
+            self.spilled_leaves = 0;
         }
         self.listed = 0;
     }
@@ -1090,34 +1106,74 @@ impl FrozenMap {
     }
 }
 
-/// A frozen map's non-zero leaves, (index, word) in ascending order, from a given leaf on:
-/// read front to back from the list, or found through the summaries of a spilled map.
-enum Leaves {
+/// A frozen map's non-zero pairs of leaf words (64 blocks from `64 * p`), (p, low leaf, high
+/// leaf) in ascending order, from a given pair on: read front to back from the list, found
+/// through the summaries of a sparsely spilled map, or read word after word from a densely
+/// spilled one.
+enum Pairs {
     Listed(usize),
     Spilled(Scout),
+    Dense(usize),
 }
 
-impl Leaves {
-    fn new(map: &FrozenMap, from: usize) -> Leaves {
-        if map.spilled {
-            Leaves::Spilled(Scout::new(map, from))
+/// A spilled map with at least one non-zero leaf per this many leaves is read word after word:
+/// one in 8 is one per cache line on average, where the summaries would skip nothing and a
+/// plain sequential scan lets the hardware prefetcher run ahead.
+const DENSE_ONE_IN: usize = 8;
+
+impl Pairs {
+    fn new(map: &FrozenMap, pair: usize) -> Pairs {
+        let from = pair.saturating_mul(2);
+        if !map.spilled {
+            Pairs::Listed(map.list_position(from))
+        } else if map.spilled_leaves.saturating_mul(DENSE_ONE_IN) >= map.shape.len[0] {
+            Pairs::Dense(pair)
         } else {
-            Leaves::Listed(map.list_position(from))
+            Pairs::Spilled(Scout::new(map, from))
         }
     }
 
     #[inline(always)]
-    fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64)> {
+    fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64, u64)> {
         match self {
-            Leaves::Listed(i) => {
+            Pairs::Listed(i) => {
+                let at = |i: usize| (map.list[2 * i] as usize, map.list[2 * i + 1]);
                 if *i >= map.listed {
                     return None;
                 }
-                let pair = (map.list[2 * *i] as usize, map.list[2 * *i + 1]);
+                let (l, w) = at(*i);
                 *i += 1;
-                Some(pair)
+                if l % 2 == 1 {
+                    return Some((l / 2, 0, w));
+                }
+                if *i < map.listed && at(*i).0 == l + 1 {
+                    *i += 1;
+                    return Some((l / 2, w, map.list[2 * *i - 1]));
+                }
+                Some((l / 2, w, 0))
             }
-            Leaves::Spilled(scout) => scout.next(map).map(|l| (l, map.words[l])),
+            Pairs::Spilled(scout) => {
+                let l = scout.next(map)?;
+                if l % 2 == 1 {
+                    return Some((l / 2, 0, map.words[l]));
+                }
+                if scout.peek() == Some(l + 1) {
+                    scout.next(map);
+                    return Some((l / 2, map.words[l], map.words[l + 1]));
+                }
+                Some((l / 2, map.words[l], 0))
+            }
+            Pairs::Dense(p) => {
+                let leaves = &map.words[..map.shape.len[0]];
+                while let Some(&lo) = leaves.get(2 * *p) {
+                    let hi = leaves.get(2 * *p + 1).copied().unwrap_or(0);
+                    *p += 1;
+                    if lo | hi != 0 {
+                        return Some((*p - 1, lo, hi));
+                    }
+                }
+                None
+            }
         }
     }
 }
@@ -1162,6 +1218,12 @@ impl Scout {
                 None => self.from = None,
             }
         }
+    }
+
+    /// The leaf `next` returns next, if any.
+    #[inline(always)]
+    fn peek(&self) -> Option<usize> {
+        (self.queued > 0).then(|| self.ring[self.head])
     }
 
     /// The next non-zero leaf, if any.
@@ -1352,6 +1414,102 @@ mod list_tests {
             runs.push((s as u64, b as u64, k));
         }
         runs
+    }
+
+    /// The runs of `want` (whole-map runs) seen from block `pos`, clipped at `end`.
+    fn clipped(want: &[(u64, u64, bool)], pos: u64, end: u64) -> Vec<(u64, u64, bool)> {
+        want.iter()
+            .map(|&(s, e, k)| (s.max(pos), e.min(end), k))
+            .filter(|&(s, e, _)| s < e)
+            .collect()
+    }
+
+    /// Every way of reading a take (listed, spilled and found through the summaries, spilled
+    /// and read word after word), from random positions to random ends, taking a random number
+    /// of runs per call and resuming where the call stopped, gives the reference runs: runs
+    /// split where the kind changes and nowhere else, across leaf words and pairs of them.
+    #[test]
+    fn runs_from_reads_the_reference_runs_from_any_position_in_any_steps() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n.max(1)
+        };
+        // (blocks, marks, longest mark)
+        let cases = [
+            (20_000u64, 1u64, 60u64),
+            (20_000, 3, 30),
+            (20_000, 40, 90),
+            (200_000, 300, 90),
+            (20_000, 2_000, 40),
+            (5_000, 3_000, 8),
+            (4_099, 600, 200),
+            (64, 20, 5),
+            (65, 30, 3),
+        ];
+        let mut forms = std::collections::BTreeSet::new();
+        for (blocks, marks, longest) in cases {
+            let live = LiveMap::new(blocks).unwrap();
+            let mut frozen = FrozenMap::new(blocks).unwrap();
+            let mut state = vec![None; blocks as usize];
+            for _ in 0..marks {
+                let first = rand(blocks);
+                let last = (first + rand(longest)).min(blocks - 1);
+                let disc = rand(3) == 0;
+                live.mark_range(first, last, disc.then_some((first, last)));
+                for b in first..=last {
+                    state[b as usize] = Some(disc);
+                }
+            }
+            let want = reference_runs(&state);
+            live.drain_into(&mut frozen, blocks);
+            let form = match Pairs::new(&frozen, 0) {
+                Pairs::Listed(_) => "listed",
+                Pairs::Spilled(_) => "spilled",
+                Pairs::Dense(_) => "dense",
+            };
+            forms.insert(form);
+            for trial in 0..300 {
+                let (pos, end) = if trial == 0 {
+                    (0, blocks)
+                } else {
+                    let pos = rand(blocks + 70);
+                    (pos, (pos + rand(blocks + 70)).min(blocks))
+                };
+                let expect = clipped(&want, pos, end);
+                let mut got = Vec::new();
+                let mut at = pos;
+                let mut calls = 0;
+                loop {
+                    let budget = if trial % 2 == 0 {
+                        usize::MAX
+                    } else {
+                        rand(4) as usize
+                    };
+                    let mut taken = 0;
+                    let next = frozen.runs_from(at, end, |s, e, k| {
+                        if taken == budget {
+                            return false;
+                        }
+                        taken += 1;
+                        got.push((s, e, k));
+                        true
+                    });
+                    calls += 1;
+                    assert!(calls < 100_000, "no progress");
+                    if next >= end || (taken == 0 && next == at && budget > 0) {
+                        assert!(next >= end || end <= at, "stopped early at {next}");
+                        break;
+                    }
+                    at = next;
+                }
+                assert_eq!(got, expect, "{form}: {blocks} blocks from {pos} to {end}");
+            }
+            frozen.clear();
+        }
+        assert_eq!(forms.len(), 3, "every form of a take read: {forms:?}");
     }
 
     #[test]
