@@ -1429,6 +1429,7 @@ mod list_tests {
     /// of runs per call and resuming where the call stopped, gives the reference runs: runs
     /// split where the kind changes and nowhere else, across leaf words and pairs of them.
     #[test]
+    #[cfg_attr(miri, ignore)] // thousands of reads of 200,000-block maps; no unsafe code on the path
     fn runs_from_reads_the_reference_runs_from_any_position_in_any_steps() {
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut rand = move |n: u64| {
