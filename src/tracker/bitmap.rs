@@ -948,69 +948,91 @@ impl FrozenMap {
     /// refuses (returns false) and returns that run's start, the position to resume from;
     /// returns `end_block` when every run was taken.
     ///
-    /// 64 blocks at a time: the two leaf words of a pair merged into one dirty mask and one
-    /// discard mask ([`Pairs`]: read front to back from the list, found through the summaries a
-    /// few ahead with their lines prefetched, or, in a dense map, read word after word). The
-    /// first and the last block of every run are two masks computed at once (for a pair of
-    /// writes only, from the dirty mask alone); the k-th run is the k-th set bit of each, so
-    /// runs come out of two independent trailing-zero counts, without a chain of dependent
-    /// shifts. A run that reaches the pair's last block stays open into the next pair. Costs
-    /// time in proportion to the runs and the non-zero words, never the rest of the map.
+    /// A unit of blocks at a time: a leaf word (32 blocks) read front to back from the list or
+    /// found through the summaries a few ahead with its line prefetched ([`Leaves`]), or, in a
+    /// dense map, two leaf words read word after word and merged into one 64-block unit
+    /// ([`DensePairs`]: half the per-unit work where nearly every word holds dirty blocks, and
+    /// more than it saves where few do). In a unit, the first and the last block of every run
+    /// are two masks computed at once (for a unit of writes only, from the dirty mask alone);
+    /// the k-th run is the k-th set bit of each, so runs come out of two independent
+    /// trailing-zero counts, without a chain of dependent shifts. A run that reaches the unit's
+    /// last block stays open into the next unit. Costs time in proportion to the runs and the
+    /// non-zero words, never the rest of the map.
     #[inline]
     pub(crate) fn runs_from(
         &self,
         pos: u64,
         end_block: u64,
+        emit: impl FnMut(u64, u64, bool) -> bool,
+    ) -> u64 {
+        if self.spilled && self.spilled_leaves.saturating_mul(DENSE_ONE_IN) >= self.shape.len[0] {
+            let source = DensePairs((pos / 64) as usize);
+            self.runs_of(source, pos, end_block, emit)
+        } else {
+            let source = Leaves::new(self, (pos / LIVE_LEAF_BLOCKS) as usize);
+            self.runs_of(source, pos, end_block, emit)
+        }
+    }
+
+    /// [`FrozenMap::runs_from`] over the units of `source` (`U::BITS` blocks each).
+    #[inline(always)]
+    fn runs_of<U: Units>(
+        &self,
+        mut source: U,
+        pos: u64,
+        end_block: u64,
         mut emit: impl FnMut(u64, u64, bool) -> bool,
     ) -> u64 {
+        let bits = u64::from(U::BITS);
+        let top = U::BITS - 1;
         let mut open: Option<(u64, bool)> = None;
-        // The pair after the last one read: where an open run must continue.
-        let mut expected = (pos / 64) as usize;
-        // The blocks of `pos`'s own pair before `pos` are not read; any later pair is read
-        // whole (the pair of `pos` may be clean, and the first pair found a later one).
-        let (first, mask) = (expected, u64::MAX << (pos % 64));
-        let mut source = Pairs::new(self, expected);
+        // The unit after the last one read: where an open run must continue.
+        let mut expected = (pos / bits) as usize;
+        // The blocks of `pos`'s own unit before `pos` are not read; any later unit is read
+        // whole (the unit of `pos` may be clean, and the first unit found a later one).
+        let (first, mask) = (expected, u64::MAX << (pos % bits));
         loop {
             let found = source.next(self);
             if let Some((s, k)) = open {
-                if found.map(|(p, _, _)| p) != Some(expected) {
-                    // The pair after the run's last one is clean: the run ends there.
-                    if !emit(s, ((expected as u64) * 64).min(end_block), k) {
+                if found.map(|(u, _, _)| u) != Some(expected) {
+                    // The unit after the run's last one is clean: the run ends there.
+                    if !emit(s, ((expected as u64) * bits).min(end_block), k) {
                         return s;
                     }
                     open = None;
                 }
             }
-            let Some((p, lo, hi)) = found else {
+            let Some((u, dirty, disc)) = found else {
                 return end_block;
             };
-            let base = (p as u64) * 64;
+            let base = (u as u64) * bits;
             if base >= end_block {
                 return match open {
                     Some((s, k)) if !emit(s, end_block, k) => s,
                     _ => end_block,
                 };
             }
-            expected = p + 1;
-            // Dirty bits: lo's low half, then hi's (its written half shifted out).
-            let dirty = (lo & LOW) | (hi << 32);
-            let dirty = if p == first { dirty & mask } else { dirty };
-            let disc = dirty & !((lo >> 32) | (hi & !LOW));
+            expected = u + 1;
+            let (dirty, disc) = if u == first {
+                (dirty & mask, disc & mask)
+            } else {
+                (dirty, disc)
+            };
             let (mut firsts, mut lasts) = if disc == 0 {
                 (dirty & !(dirty << 1), dirty & !(dirty >> 1))
             } else {
-                // Same kind as the block below / above (within the pair).
+                // Same kind as the block below / above (within the unit).
                 let same_below = (dirty << 1) & !(disc ^ (disc << 1));
                 let same_above = (dirty >> 1) & !(disc ^ (disc >> 1));
                 (dirty & !same_below, dirty & !same_above)
             };
             if let Some((s, k)) = open {
                 if dirty & 1 != 0 && (disc & 1 != 0) == k {
-                    // The open run goes on into this pair, up to its first last block.
+                    // The open run goes on into this unit, up to its first last block.
                     firsts &= !1;
                     let e = lasts.trailing_zeros();
                     lasts &= lasts - 1;
-                    if e == 63 {
+                    if e == top {
                         continue;
                     }
                     if !emit(s, (base + u64::from(e) + 1).min(end_block), k) {
@@ -1031,7 +1053,7 @@ impl FrozenMap {
                     return end_block;
                 }
                 let k = (disc >> f) & 1 != 0;
-                if e == 63 {
+                if e == top {
                     open = Some((start, k));
                     break;
                 }
@@ -1106,75 +1128,79 @@ impl FrozenMap {
     }
 }
 
-/// A frozen map's non-zero pairs of leaf words (64 blocks from `64 * p`), (p, low leaf, high
-/// leaf) in ascending order, from a given pair on: read front to back from the list, found
-/// through the summaries of a sparsely spilled map, or read word after word from a densely
-/// spilled one.
-enum Pairs {
-    Listed(usize),
-    Spilled(Scout),
-    Dense(usize),
+/// Where [`FrozenMap::runs_from`] finds the units of blocks it reads runs from: each
+/// non-zero unit, in ascending order, as (index, dirty bits, discard bits), bit `i` for block
+/// `BITS * index + i`.
+trait Units {
+    const BITS: u32;
+    fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64, u64)>;
 }
 
-/// A spilled map with at least one non-zero leaf per this many leaves is read word after word:
-/// one in 8 is one per cache line on average, where the summaries would skip nothing and a
-/// plain sequential scan lets the hardware prefetcher run ahead.
-const DENSE_ONE_IN: usize = 8;
+/// A frozen map's non-zero leaves (32 blocks each) from a given leaf on: read front to back
+/// from the list, or found through the summaries of a spilled map.
+enum Leaves {
+    Listed(usize),
+    Spilled(Scout),
+}
 
-impl Pairs {
-    fn new(map: &FrozenMap, pair: usize) -> Pairs {
-        let from = pair.saturating_mul(2);
-        if !map.spilled {
-            Pairs::Listed(map.list_position(from))
-        } else if map.spilled_leaves.saturating_mul(DENSE_ONE_IN) >= map.shape.len[0] {
-            Pairs::Dense(pair)
+impl Leaves {
+    fn new(map: &FrozenMap, from: usize) -> Leaves {
+        if map.spilled {
+            Leaves::Spilled(Scout::new(map, from))
         } else {
-            Pairs::Spilled(Scout::new(map, from))
+            Leaves::Listed(map.list_position(from))
         }
     }
+}
+
+impl Units for Leaves {
+    const BITS: u32 = LIVE_LEAF_BLOCKS as u32;
 
     #[inline(always)]
     fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64, u64)> {
-        match self {
-            Pairs::Listed(i) => {
-                let at = |i: usize| (map.list[2 * i] as usize, map.list[2 * i + 1]);
+        let (l, word) = match self {
+            Leaves::Listed(i) => {
                 if *i >= map.listed {
                     return None;
                 }
-                let (l, w) = at(*i);
+                let pair = (map.list[2 * *i] as usize, map.list[2 * *i + 1]);
                 *i += 1;
-                if l % 2 == 1 {
-                    return Some((l / 2, 0, w));
-                }
-                if *i < map.listed && at(*i).0 == l + 1 {
-                    *i += 1;
-                    return Some((l / 2, w, map.list[2 * *i - 1]));
-                }
-                Some((l / 2, w, 0))
+                pair
             }
-            Pairs::Spilled(scout) => {
+            Leaves::Spilled(scout) => {
                 let l = scout.next(map)?;
-                if l % 2 == 1 {
-                    return Some((l / 2, 0, map.words[l]));
-                }
-                if scout.peek() == Some(l + 1) {
-                    scout.next(map);
-                    return Some((l / 2, map.words[l], map.words[l + 1]));
-                }
-                Some((l / 2, map.words[l], 0))
+                (l, map.words[l])
             }
-            Pairs::Dense(p) => {
-                let leaves = &map.words[..map.shape.len[0]];
-                while let Some(&lo) = leaves.get(2 * *p) {
-                    let hi = leaves.get(2 * *p + 1).copied().unwrap_or(0);
-                    *p += 1;
-                    if lo | hi != 0 {
-                        return Some((*p - 1, lo, hi));
-                    }
-                }
-                None
+        };
+        let dirty = word & LOW;
+        Some((l, dirty, dirty & !(word >> 32)))
+    }
+}
+
+/// A spilled map with at least one non-zero leaf in this many is read as [`DensePairs`]: one
+/// in 2 is a block dirty in about 2 % of the disk, where the summaries skip almost nothing.
+const DENSE_ONE_IN: usize = 2;
+
+/// A densely spilled frozen map's non-zero pairs of leaf words (64 blocks from `64 * p`),
+/// read word after word from a given pair on, the two leaves merged into one mask.
+struct DensePairs(usize);
+
+impl Units for DensePairs {
+    const BITS: u32 = 64;
+
+    #[inline(always)]
+    fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64, u64)> {
+        let leaves = &map.words[..map.shape.len[0]];
+        while let Some(&lo) = leaves.get(2 * self.0) {
+            let hi = leaves.get(2 * self.0 + 1).copied().unwrap_or(0);
+            self.0 += 1;
+            if lo | hi != 0 {
+                // Dirty bits: lo's low half, then hi's (its written half shifted out).
+                let dirty = (lo & LOW) | (hi << 32);
+                return Some((self.0 - 1, dirty, dirty & !((lo >> 32) | (hi & !LOW))));
             }
         }
+        None
     }
 }
 
@@ -1218,12 +1244,6 @@ impl Scout {
                 None => self.from = None,
             }
         }
-    }
-
-    /// The leaf `next` returns next, if any.
-    #[inline(always)]
-    fn peek(&self) -> Option<usize> {
-        (self.queued > 0).then(|| self.ring[self.head])
     }
 
     /// The next non-zero leaf, if any.
@@ -1466,10 +1486,12 @@ mod list_tests {
             }
             let want = reference_runs(&state);
             live.drain_into(&mut frozen, blocks);
-            let form = match Pairs::new(&frozen, 0) {
-                Pairs::Listed(_) => "listed",
-                Pairs::Spilled(_) => "spilled",
-                Pairs::Dense(_) => "dense",
+            let form = if !frozen.spilled {
+                "listed"
+            } else if frozen.spilled_leaves * DENSE_ONE_IN >= frozen.shape.len[0] {
+                "dense"
+            } else {
+                "spilled"
             };
             forms.insert(form);
             for trial in 0..300 {
