@@ -17,7 +17,9 @@
 //! sparse take is written as a list of (leaf, word) pairs front to back, and read back the
 //! same way, instead of into a map as large as the live one (a dense take spills into that
 //! map, where a word keeps its kind in the same cache line: [`FrozenMap`]). Extents come out
-//! of masks of the first and last block of every run ([`FrozenMap::runs_from`]). Maps made
+//! of masks of the first and last block of every run ([`FrozenMap::runs_from`]), a leaf word
+//! at a time, or two at a time as one 64-block mask where at least half the words of a take
+//! hold dirty blocks. Maps made
 //! resident are backed by huge pages where the kernel has them. A mark of one leaf word takes
 //! a path without loop or discard mask, and an unrolled check of the summaries above it
 //! ([`LiveMap::mark_range`]).
