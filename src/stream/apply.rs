@@ -327,25 +327,9 @@ impl<T: ApplyTarget> Applier<T> {
 
     /// Reads the whole stream from `reader` and applies it; returns the END totals.
     /// Allocates one buffer of a frame's maximum size.
-    pub fn apply_from<R: Read>(&mut self, mut reader: R) -> Result<EndSummary> {
-        let mut buf = vec![0u8; 2 * (1 << 20) + 4096];
-        let mut filled = 0;
-        loop {
-            let n = reader
-                .read(&mut buf[filled..])
-                .map_err(|source| StreamError::SourceIo {
-                    offset: 0,
-                    len: 0,
-                    source,
-                })?;
-            filled += n;
-            let used = self.push_in_place(&mut buf[..filled])?;
-            buf.copy_within(used..filled, 0);
-            filled -= used;
-            if n == 0 {
-                return self.finish();
-            }
-        }
+    pub fn apply_from<R: Read>(&mut self, reader: R) -> Result<EndSummary> {
+        pump(reader, MAX_FRAME_BUFFER, |input| self.push_in_place(input))?;
+        self.finish()
     }
 
     /// Call at the end of input: the END totals once END was verified and the target synced
@@ -359,6 +343,37 @@ impl<T: ApplyTarget> Applier<T> {
             return Err(StreamError::Poisoned);
         }
         self.decoder.finish()
+    }
+}
+
+/// Bytes that hold any one frame: a 1 MiB record's largest frame, with room to spare.
+pub(super) const MAX_FRAME_BUFFER: usize = 2 * (1 << 20) + 4096;
+
+/// Reads `reader` to its end into a buffer of `size` bytes, handing what it holds to `push`,
+/// which returns how many bytes it took from the front (the rest is kept for the next read).
+/// A read error is [`StreamError::SourceIo`]; an error of `push` is returned as it is.
+pub(super) fn pump<R: Read>(
+    mut reader: R,
+    size: usize,
+    mut push: impl FnMut(&mut [u8]) -> Result<usize>,
+) -> Result<()> {
+    let mut buf = vec![0u8; size];
+    let mut filled = 0;
+    loop {
+        let n = reader
+            .read(&mut buf[filled..])
+            .map_err(|source| StreamError::SourceIo {
+                offset: 0,
+                len: 0,
+                source,
+            })?;
+        filled += n;
+        let used = push(&mut buf[..filled])?;
+        buf.copy_within(used..filled, 0);
+        filled -= used;
+        if n == 0 {
+            return Ok(());
+        }
     }
 }
 

@@ -46,7 +46,7 @@ use std::thread::JoinHandle;
 
 use ring::aead::LessSafeKey;
 
-use super::apply::{Applied, Applier, ApplyTarget};
+use super::apply::{pump, Applied, Applier, ApplyTarget, MAX_FRAME_BUFFER};
 use super::decoder::{
     frame_len, grow_zeroed, verify_record, DecoderConfig, Expected, FrameLen, Input, Verified,
 };
@@ -287,25 +287,9 @@ impl<T: ApplyTarget> ParallelApplier<T> {
     /// [`Applier::apply_from`]. Allocates one buffer of twice a frame's maximum size (a read
     /// fills it while whole frames are handed to the pipeline). A read error is returned as
     /// [`StreamError::SourceIo`], with the stream unfinished.
-    pub fn apply_from<R: std::io::Read>(&mut self, mut reader: R) -> Result<EndSummary> {
-        let mut buf = vec![0u8; 2 * (2 * (1 << 20) + 4096)];
-        let mut filled = 0;
-        loop {
-            let n = reader
-                .read(&mut buf[filled..])
-                .map_err(|source| StreamError::SourceIo {
-                    offset: 0,
-                    len: 0,
-                    source,
-                })?;
-            filled += n;
-            let used = self.push(&buf[..filled])?;
-            buf.copy_within(used..filled, 0);
-            filled -= used;
-            if n == 0 {
-                return self.finish();
-            }
-        }
+    pub fn apply_from<R: std::io::Read>(&mut self, reader: R) -> Result<EndSummary> {
+        pump(reader, 2 * MAX_FRAME_BUFFER, |input| self.push(input))?;
+        self.finish()
     }
 
     fn push_frames(&mut self, input: &[u8]) -> std::result::Result<usize, Failure> {
