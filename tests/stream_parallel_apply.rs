@@ -792,6 +792,35 @@ fn apply_from_a_reader_matches_the_sequential_applier() {
     assert_eq!(checked, 24);
 }
 
+/// A read interrupted by a signal (`EINTR`) is retried, by both appliers.
+#[test]
+fn apply_from_retries_an_interrupted_read() {
+    struct Interrupting<'a> {
+        data: &'a [u8],
+        calls: usize,
+    }
+    impl io::Read for Interrupting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 2 == 1 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.data.len()).min(70_000);
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+    let kind = kinds(64 << 10, 4 << 20)[3];
+    let s = stream(13, kind);
+    let mut seq = Applier::new(config(true), target_for(kind));
+    let want = seq.apply_from(Interrupting { data: &s, calls: 0 }).unwrap();
+    let mut par = ParallelApplier::new(config(true), target_for(kind), 2);
+    let got = par.apply_from(Interrupting { data: &s, calls: 0 }).unwrap();
+    assert_eq!(got, want);
+    assert_eq!(par.into_target().log, seq.into_target().log);
+}
+
 /// A read error comes back as `SourceIo`, and nothing after the frames already read is applied.
 #[test]
 fn apply_from_reports_a_read_error() {

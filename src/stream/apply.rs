@@ -351,7 +351,8 @@ pub(super) const MAX_FRAME_BUFFER: usize = 2 * (1 << 20) + 4096;
 
 /// Reads `reader` to its end into a buffer of `size` bytes, handing what it holds to `push`,
 /// which returns how many bytes it took from the front (the rest is kept for the next read).
-/// A read error is [`StreamError::SourceIo`]; an error of `push` is returned as it is.
+/// A read interrupted by a signal is retried; any other read error is
+/// [`StreamError::SourceIo`]; an error of `push` is returned as it is.
 pub(super) fn pump<R: Read>(
     mut reader: R,
     size: usize,
@@ -360,13 +361,17 @@ pub(super) fn pump<R: Read>(
     let mut buf = vec![0u8; size];
     let mut filled = 0;
     loop {
-        let n = reader
-            .read(&mut buf[filled..])
-            .map_err(|source| StreamError::SourceIo {
-                offset: 0,
-                len: 0,
-                source,
-            })?;
+        let n = match reader.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(StreamError::SourceIo {
+                    offset: 0,
+                    len: 0,
+                    source,
+                })
+            }
+        };
         filled += n;
         let used = push(&mut buf[..filled])?;
         buf.copy_within(used..filled, 0);

@@ -285,8 +285,10 @@ impl<T: ApplyTarget> ParallelApplier<T> {
 
     /// Reads the whole stream from `reader` and applies it; returns the END totals, as
     /// [`Applier::apply_from`]. Allocates one buffer of twice a frame's maximum size (a read
-    /// fills it while whole frames are handed to the pipeline). A read error is returned as
-    /// [`StreamError::SourceIo`], with the stream unfinished.
+    /// fills it while whole frames are handed to the pipeline). A read interrupted by a signal
+    /// is retried; any other read error is returned as [`StreamError::SourceIo`] at once, with
+    /// frames read before it possibly still in the pipeline: [`ParallelApplier::flush`] applies
+    /// them (the sequential applier has applied them already).
     pub fn apply_from<R: std::io::Read>(&mut self, reader: R) -> Result<EndSummary> {
         pump(reader, 2 * MAX_FRAME_BUFFER, |input| self.push(input))?;
         self.finish()

@@ -18,7 +18,7 @@
 //! same way, instead of into a map as large as the live one (a dense take spills into that
 //! map, where a word keeps its kind in the same cache line: [`FrozenMap`]). Extents come out
 //! of masks of the first and last block of every run ([`FrozenMap::runs_from`]), a leaf word
-//! at a time, or two at a time as one 64-block mask where at least half the words of a take
+//! at a time, or two at a time as one 64-block mask where at least half the map's leaf words
 //! hold dirty blocks. Maps made
 //! resident are backed by huge pages where the kernel has them. A mark of one leaf word takes
 //! a path without loop or discard mask, and an unrolled check of the summaries above it
@@ -968,7 +968,10 @@ impl FrozenMap {
         emit: impl FnMut(u64, u64, bool) -> bool,
     ) -> u64 {
         if self.spilled && self.spilled_leaves.saturating_mul(DENSE_ONE_IN) >= self.shape.len[0] {
-            let source = DensePairs((pos / 64) as usize);
+            let source = DensePairs {
+                next: (pos / 64) as usize,
+                end: end_block.div_ceil(64) as usize,
+            };
             self.runs_of(source, pos, end_block, emit)
         } else {
             let source = Leaves::new(self, (pos / LIVE_LEAF_BLOCKS) as usize);
@@ -1184,8 +1187,12 @@ impl Units for Leaves {
 const DENSE_ONE_IN: usize = 2;
 
 /// A densely spilled frozen map's non-zero pairs of leaf words (64 blocks from `64 * p`),
-/// read word after word from a given pair on, the two leaves merged into one mask.
-struct DensePairs(usize);
+/// read word after word from pair `next` up to (not including) pair `end`, the two leaves
+/// merged into one mask.
+struct DensePairs {
+    next: usize,
+    end: usize,
+}
 
 impl Units for DensePairs {
     const BITS: u32 = 64;
@@ -1193,13 +1200,14 @@ impl Units for DensePairs {
     #[inline(always)]
     fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64, u64)> {
         let leaves = &map.words[..map.shape.len[0]];
-        while let Some(&lo) = leaves.get(2 * self.0) {
-            let hi = leaves.get(2 * self.0 + 1).copied().unwrap_or(0);
-            self.0 += 1;
+        while self.next < self.end {
+            let &lo = leaves.get(2 * self.next)?;
+            let hi = leaves.get(2 * self.next + 1).copied().unwrap_or(0);
+            self.next += 1;
             if lo | hi != 0 {
                 // Dirty bits: lo's low half, then hi's (its written half shifted out).
                 let dirty = (lo & LOW) | (hi << 32);
-                return Some((self.0 - 1, dirty, dirty & !((lo >> 32) | (hi & !LOW))));
+                return Some((self.next - 1, dirty, dirty & !((lo >> 32) | (hi & !LOW))));
             }
         }
         None
@@ -1497,11 +1505,14 @@ mod list_tests {
             };
             forms.insert(form);
             for trial in 0..300 {
-                let (pos, end) = if trial == 0 {
-                    (0, blocks)
-                } else {
-                    let pos = rand(blocks + 70);
-                    (pos, (pos + rand(blocks + 70)).min(blocks))
+                let (pos, end) = match trial {
+                    0 => (0, blocks),
+                    // An end anywhere, also before the start.
+                    t if t % 5 == 0 => (rand(blocks + 70), rand(blocks + 1)),
+                    _ => {
+                        let pos = rand(blocks + 70);
+                        (pos, (pos + rand(blocks + 70)).min(blocks))
+                    }
                 };
                 let expect = clipped(&want, pos, end);
                 let mut got = Vec::new();
@@ -1524,10 +1535,17 @@ mod list_tests {
                     });
                     calls += 1;
                     assert!(calls < 100_000, "no progress");
-                    if next >= end || (taken == 0 && next == at && budget > 0) {
-                        assert!(next >= end || end <= at, "stopped early at {next}");
+                    if next == end {
+                        // Every run was taken: the reader says so by returning the end.
                         break;
                     }
+                    // Else a run was refused: the reader returns its start, where the next
+                    // call resumes (and reports it again).
+                    assert_eq!(taken, budget, "{form}: stopped at {next} with runs left");
+                    assert!(
+                        next >= at && next < end,
+                        "{form}: resume at {next}, {at}..{end}"
+                    );
                     at = next;
                 }
                 assert_eq!(got, expect, "{form}: {blocks} blocks from {pos} to {end}");
