@@ -959,7 +959,8 @@ impl FrozenMap {
     /// the k-th run is the k-th set bit of each, so runs come out of two independent
     /// trailing-zero counts, without a chain of dependent shifts. A run that reaches the unit's
     /// last block stays open into the next unit. Costs time in proportion to the runs and the
-    /// non-zero words, never the rest of the map.
+    /// non-zero words, never the rest of the map (a dense take also reads its clean words up to
+    /// `end_block`: fewer than its non-zero ones).
     #[inline]
     pub(crate) fn runs_from(
         &self,
