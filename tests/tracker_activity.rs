@@ -981,7 +981,11 @@ fn kill_9_at_random_moments_loses_no_write_and_resyncs_at_most_the_bound() {
         // Either way the block would be shipped next without any crash.
         let mut need = differing.clone();
         if let Ok(line) = std::fs::read_to_string(dir.join("last-take")) {
-            need.extend(line.split(' ').skip(1).filter_map(|x| x.parse::<u64>().ok()));
+            need.extend(
+                line.split(' ')
+                    .skip(1)
+                    .filter_map(|x| x.parse::<u64>().ok()),
+            );
         }
         let excess = blocks.difference(&need).count() as u64;
         if !first_sync && cp.from_sequence > 0 {
