@@ -6,40 +6,39 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use blockdelta::{Extent, GenerationId, Tracker, TrackerConfig};
 
 struct Counting;
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    // Per thread: the two tests run at once, and one global count reset by one test in the
+    // middle of the other's region lost the other's allocations (CI saw a tracker's
+    // construction counted as 0).
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
 }
 
-fn counting() -> bool {
-    COUNTING.try_with(Cell::get).unwrap_or(false)
+/// Counts one allocation if this thread is counting.
+fn count() {
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+    }
 }
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: defers every operation to the system allocator; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::SeqCst);
-        }
+        count();
         // SAFETY: forwarded contract.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::SeqCst);
-        }
+        count();
         // SAFETY: forwarded contract.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::SeqCst);
-        }
+        count();
         // SAFETY: forwarded contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -53,11 +52,11 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn counted<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    ALLOCS.store(0, Ordering::SeqCst);
+    ALLOCS.with(|n| n.set(0));
     COUNTING.with(|c| c.set(true));
     let r = f();
     COUNTING.with(|c| c.set(false));
-    (r, ALLOCS.load(Ordering::SeqCst))
+    (r, ALLOCS.with(Cell::get))
 }
 
 #[test]
