@@ -842,6 +842,17 @@ enum blockdelta_result
    */
   BLOCKDELTA_RESULT_REPLICA_STORAGE_FULL = 415,
   /**
+   * Replica store: another writer committed to the store first (two writers at once, or a
+   * lease on object storage taken over); nothing of this change was committed and the handle
+   * is poisoned: free it and open the store again.
+   */
+  BLOCKDELTA_RESULT_REPLICA_CONFLICT = 416,
+  /**
+   * Replica store: the URL's scheme names a backend this build does not have (`s3://` and
+   * `az://` need the cargo feature `object-store`), or none at all.
+   */
+  BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_SCHEME = 417,
+  /**
    * Resync: a hash list is damaged or forged (checksum, magic, reserved bytes, counts,
    * run map, length; see the last error message).
    */

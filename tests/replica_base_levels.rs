@@ -115,7 +115,13 @@ fn a_fold_writes_a_fraction_of_the_base_and_every_point_reads_back() {
     drop(store);
     let store = Store::open(&path).unwrap();
     check(&store);
-    assert_eq!(store.stats().bytes, stats.bytes);
+    // Reopening for writing commits one small fence record (which may move the checkpoint).
+    let reopened = store.stats().bytes;
+    assert!(
+        reopened.abs_diff(stats.bytes) <= 64 << 10,
+        "{reopened} bytes after the reopen, {} before",
+        stats.bytes
+    );
     assert_eq!(store.stats().live_data_bytes, stats.live_data_bytes);
     // Compaction gives back the space of data only hidden levels still referenced.
     store.compact().unwrap();

@@ -216,6 +216,13 @@ pub enum blockdelta_result {
     /// Replica store: the file system (or object store) ran out of space while writing; the
     /// stream or change was refused, nothing visible changed and the store stays usable.
     ReplicaStorageFull = 415,
+    /// Replica store: another writer committed to the store first (two writers at once, or a
+    /// lease on object storage taken over); nothing of this change was committed and the handle
+    /// is poisoned: free it and open the store again.
+    ReplicaConflict = 416,
+    /// Replica store: the URL's scheme names a backend this build does not have (`s3://` and
+    /// `az://` need the cargo feature `object-store`), or none at all.
+    ReplicaUnsupportedScheme = 417,
 
     /// Resync: a hash list is damaged or forged (checksum, magic, reserved bytes, counts,
     /// run map, length; see the last error message).
@@ -340,6 +347,8 @@ impl blockdelta_result {
             ReplicaResumeMismatch => c"BLOCKDELTA_RESULT_REPLICA_RESUME_MISMATCH",
             ReplicaChecksumMismatch => c"BLOCKDELTA_RESULT_REPLICA_CHECKSUM_MISMATCH",
             ReplicaStorageFull => c"BLOCKDELTA_RESULT_REPLICA_STORAGE_FULL",
+            ReplicaConflict => c"BLOCKDELTA_RESULT_REPLICA_CONFLICT",
+            ReplicaUnsupportedScheme => c"BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_SCHEME",
             ResyncInvalidList => c"BLOCKDELTA_RESULT_RESYNC_INVALID_LIST",
             ResyncUnsupportedVersion => c"BLOCKDELTA_RESULT_RESYNC_UNSUPPORTED_VERSION",
             ResyncAuthenticationFailed => c"BLOCKDELTA_RESULT_RESYNC_AUTHENTICATION_FAILED",
@@ -446,6 +455,8 @@ impl blockdelta_result {
             ReplicaResumeMismatch,
             ReplicaChecksumMismatch,
             ReplicaStorageFull,
+            ReplicaConflict,
+            ReplicaUnsupportedScheme,
             ResyncInvalidList,
             ResyncUnsupportedVersion,
             ResyncAuthenticationFailed,

@@ -99,6 +99,20 @@ pub enum ReplicaError {
         /// What the store was writing.
         op: &'static str,
     },
+    /// Another writer committed to the store first (two processes wrote one store at once,
+    /// or a writer's lease on object storage was taken over). Nothing of this handle's change
+    /// was committed; the handle is poisoned: open the store again to see the other writer's
+    /// state.
+    Conflict {
+        /// The store's location.
+        path: String,
+    },
+    /// The URL's scheme names a backend this build does not have (`s3://` and `az://` need
+    /// the cargo feature `object-store`), or no backend at all.
+    UnsupportedScheme {
+        /// The scheme (never the rest of the URL, which may hold credentials).
+        scheme: String,
+    },
     /// Data read back from the store failed its checksum.
     ChecksumMismatch {
         /// Which object.
@@ -141,6 +155,14 @@ impl fmt::Display for ReplicaError {
             ReplicaError::StorageFull { op } => {
                 write!(f, "out of space while {op}; nothing visible changed")
             }
+            ReplicaError::Conflict { path } => write!(
+                f,
+                "another writer committed to store {path} first; nothing of this change was committed"
+            ),
+            ReplicaError::UnsupportedScheme { scheme } => write!(
+                f,
+                "this build has no store backend for URL scheme {scheme:?} (s3 and az need the cargo feature object-store)"
+            ),
             ReplicaError::ChecksumMismatch { object, offset } => {
                 write!(f, "checksum mismatch in store object {object} at offset {offset}")
             }

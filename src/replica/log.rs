@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::hash::Hash;
 
 use super::error::{corrupt, io_err, Result};
-use super::format::{open_sealed, put_head, R, W};
+use super::format::{open_sealed, put_head, MANIFEST_MAGIC, R, W};
 use super::manifest::{
     get_bundle, get_level, get_pack, get_point, get_scalars, object_name, put_bundle, put_level,
     put_pack, put_point, put_scalars, Manifest, BUNDLE_BYTES, LEVEL_BYTES, PACK_BYTES, POINT_MIN,
@@ -234,6 +234,45 @@ pub(crate) fn apply_record(m: &mut Manifest, b: &[u8], name: &str, counter: u64)
     Ok(())
 }
 
+/// True when record `name` starts with the manifest's magic: a checkpoint record.
+fn is_checkpoint_record(storage: &dyn Storage, name: &str) -> Result<bool> {
+    let mut head = [0u8; 8];
+    storage
+        .get_range(name, 0, &mut head)
+        .map_err(io_err("reading a log record"))?;
+    Ok(&head == MANIFEST_MAGIC)
+}
+
+/// Applies checkpoint record `name` (commit `counter`: the whole manifest after it) to `m`,
+/// the state after the commit before it.
+fn apply_checkpoint_record(m: &mut Manifest, b: &[u8], name: &str, counter: u64) -> Result<()> {
+    let next = Manifest::decode(b).map_err(|e| match e {
+        super::error::ReplicaError::Corrupt { reason, .. } => corrupt(name, reason),
+        super::error::ReplicaError::UnsupportedVersion { version, .. } => {
+            super::error::ReplicaError::UnsupportedVersion {
+                object: name.to_string(),
+                version,
+            }
+        }
+        e => e,
+    })?;
+    if next.counter != counter || m.counter.checked_add(1) != Some(counter) {
+        return Err(corrupt(
+            name,
+            format!(
+                "holds commit {}, expected {}",
+                next.counter,
+                m.counter.saturating_add(1)
+            ),
+        ));
+    }
+    if next.store_id != m.store_id || next.disk_id != m.disk_id {
+        return Err(corrupt(name, "belongs to another store"));
+    }
+    *m = next;
+    Ok(())
+}
+
 /// The manifest log after the checkpoint: records `log-<checkpoint + 1>` to `log-<m.counter>`.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct LogState {
@@ -280,16 +319,21 @@ pub(crate) fn replay_log(
         let size = storage
             .size(&name)
             .map_err(io_err("reading a log record's size"))?;
-        // A commit writes a record only while the records since the checkpoint stay within
-        // this budget (`Store::commit`), so no record is larger.
-        if size > checkpoint_len.max(LOG_MIN_BYTES) {
+        // A commit writes a change record only while the records since the checkpoint stay
+        // within this budget (`Store::commit`), so no change record is larger; a checkpoint
+        // record (the whole manifest) is as large as the manifest is.
+        if size > checkpoint_len.max(LOG_MIN_BYTES) && !is_checkpoint_record(storage, &name)? {
             return Err(corrupt(&name, format!("{size} bytes is not a log record")));
         }
         let mut b = vec![0u8; size as usize];
         storage
             .get_range(&name, 0, &mut b)
             .map_err(io_err("reading a log record"))?;
-        apply_record(m, &b, &name, c)?;
+        if b.starts_with(MANIFEST_MAGIC) {
+            apply_checkpoint_record(m, &b, &name, c)?;
+        } else {
+            apply_record(m, &b, &name, c)?;
+        }
         state.records += 1;
         state.bytes += size;
     }

@@ -8,7 +8,7 @@ pub(crate) const MANIFEST_OBJECT: &str = "MANIFEST";
 
 /// Bound on the manifest's counters and a pack's data length: a hostile manifest's values
 /// beyond it would overflow the arithmetic done with them.
-const MAX_COUNTER: u64 = 1 << 62;
+pub(crate) const MAX_COUNTER: u64 = 1 << 62;
 
 /// Base levels a manifest may list (the store keeps at most [`BASE_LEVELS`]).
 const MAX_LEVELS: usize = 1024;

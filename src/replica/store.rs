@@ -331,6 +331,10 @@ impl View {
     }
 }
 
+/// How far each writer's first commit moves the next object id ([`Store::fence`]): more ids
+/// than one operation of an earlier writer allocates before its next commit fails.
+const FENCE_GAP: u64 = 1 << 24;
+
 /// A replica store for one disk. See the [module documentation](super).
 pub struct Store {
     pub(crate) storage: Box<dyn Storage>,
@@ -507,8 +511,28 @@ impl Store {
             v: RwLock::new(view),
             clock: None,
         };
+        store.fence()?;
         store.collect_garbage()?;
         Ok(store)
+    }
+
+    /// The first commit of every writer: moves `next_object` up by [`FENCE_GAP`], so that the
+    /// objects this writer creates never share a name with those of an earlier writer that
+    /// is still running unaware that it lost the store (a lease taken over on object
+    /// storage), and claims the next counter, so that such a writer's next commit fails with
+    /// [`ReplicaError::Conflict`]. Only after it may garbage collection drop objects and
+    /// uploads the manifest does not reference: none of them can be committed any more.
+    fn fence(&self) -> Result<()> {
+        let mut w = self.writer()?;
+        let mut m = w.m.clone();
+        m.next_object = m
+            .next_object
+            .checked_add(FENCE_GAP)
+            .filter(|&n| n <= super::manifest::MAX_COUNTER)
+            .ok_or_else(|| ReplicaError::InvalidArgument {
+                reason: "the store ran out of object ids".into(),
+            })?;
+        self.commit(&mut w, m)
     }
 
     /// Deletes every object and upload the manifest does not reference.
@@ -975,11 +999,16 @@ impl Store {
         Ok(w)
     }
 
-    /// Commits `m` as the next manifest: one small create-only log record naming what changed
-    /// (most commits), or a new checkpoint of the whole manifest once the records since the
-    /// last one add up to its size or number [`LOG_MAX_RECORDS`]; the records it replaces are
-    /// deleted after it. On failure the store is poisoned (the commit may or may not be
-    /// durable, which only reopening can tell), except for a clean [`ReplicaError::StorageFull`].
+    /// Commits `m` as the next manifest. Every commit claims its counter with a create-only
+    /// log record `log-<counter>`, so that of two writers racing on one store (a lease on
+    /// object storage taken over, a writer that skipped the lock) exactly one commits each
+    /// counter and the other gets [`ReplicaError::Conflict`] with nothing changed. The record
+    /// names what changed (most commits), or holds the whole manifest once the records since
+    /// the last checkpoint add up to its size or number [`LOG_MAX_RECORDS`]; such a commit
+    /// then moves the checkpoint (the manifest object, replaced only if it is still the one
+    /// this writer last wrote) and deletes the records it covers. On failure the store is
+    /// poisoned (the commit may or may not be durable, which only reopening can tell), except
+    /// for a clean [`ReplicaError::StorageFull`] and a conflict (nothing committed).
     pub(crate) fn commit(&self, w: &mut Writer, m: Manifest) -> Result<()> {
         self.commit_as(w, m, true)
     }
@@ -1001,11 +1030,7 @@ impl Store {
             if let Some(rec) = encode_record(&w.m, &m) {
                 let len = rec.len() as u64;
                 if w.log.bytes + len <= budget {
-                    if let Err(e) = self.storage.put(&log_name(m.counter), &rec) {
-                        // Ids the change allocated may name objects already written.
-                        w.m.next_object = w.m.next_object.max(m.next_object);
-                        return Err(failed(w, "committing a manifest log record", e));
-                    }
+                    self.claim(w, &m, &rec, "committing a manifest log record")?;
                     w.log.records += 1;
                     w.log.bytes += len;
                     w.m = m;
@@ -1014,29 +1039,51 @@ impl Store {
             }
         }
         let bytes = m.encode();
+        self.claim(w, &m, &bytes, "committing a manifest checkpoint record")?;
+        let counter = m.counter;
+        w.m = m;
+        w.log.records += 1;
+        w.log.bytes += bytes.len() as u64;
+        // Committed, whatever happens next: the caller goes on as after any commit (its view
+        // of the change made). Moving the checkpoint and deleting the records it covers only
+        // make later opens cheaper; a failure there poisons, so that the caller's next durable
+        // call is refused (a conflict here means another writer took the store over after
+        // this commit: it replays this record).
         match self.storage.swap_manifest(w.version, &bytes) {
             Ok(v) => {
                 let replaced: Vec<String> =
-                    (w.log.checkpoint + 1..m.counter).map(log_name).collect();
+                    (w.log.checkpoint + 1..=counter).map(log_name).collect();
                 w.version = Some(v);
                 w.log = LogState {
-                    checkpoint: m.counter,
+                    checkpoint: counter,
                     checkpoint_len: bytes.len() as u64,
                     records: 0,
                     bytes: 0,
                 };
-                w.m = m;
-                // Committed, whatever happens next: the caller goes on as after any commit
-                // (its view of the change made), and a failed deletion only poisons, so that
-                // the caller's next durable call is refused (`delete_objects` checks).
                 if self.storage.delete_many(&replaced).is_err() {
                     w.poisoned = true;
                 }
-                Ok(())
             }
+            Err(_) => w.poisoned = true,
+        }
+        Ok(())
+    }
+
+    /// Writes record `log-<m.counter>` (create-only): the commit point of `m`. Fails with
+    /// [`ReplicaError::Conflict`] (and poisons) when another writer committed that counter.
+    fn claim(&self, w: &mut Writer, m: &Manifest, rec: &[u8], op: &'static str) -> Result<()> {
+        match self.storage.put(&log_name(m.counter), rec) {
+            Ok(()) => Ok(()),
             Err(e) => {
+                // Ids the change allocated may name objects already written.
                 w.m.next_object = w.m.next_object.max(m.next_object);
-                Err(failed(w, "committing the manifest", e))
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    w.poisoned = true;
+                    return Err(ReplicaError::Conflict {
+                        path: self.location.clone(),
+                    });
+                }
+                Err(failed(w, op, e))
             }
         }
     }

@@ -99,6 +99,8 @@ impl ToResult for ReplicaError {
             ReplicaError::ResumeMismatch { .. } => R::ReplicaResumeMismatch,
             ReplicaError::ChecksumMismatch { .. } => R::ReplicaChecksumMismatch,
             ReplicaError::StorageFull { .. } => R::ReplicaStorageFull,
+            ReplicaError::Conflict { .. } => R::ReplicaConflict,
+            ReplicaError::UnsupportedScheme { .. } => R::ReplicaUnsupportedScheme,
             // `ReplicaError` is non-exhaustive only for other crates; a new variant must get
             // its code here.
         }

@@ -1,0 +1,236 @@
+//! Two writers on one store at once: what happens on object storage when a writer's lease is
+//! taken over while it still runs (or, locally, when a process skips the lock). Every commit
+//! claims its counter with a create-only log record, and a writer's first commit (at open)
+//! claims one and moves the object ids on, so exactly one writer commits each change: the
+//! other gets `ReplicaError::Conflict`, changes nothing, and its objects never share a name
+//! with the winner's. Checked here on a local directory whose lock is bypassed.
+
+#[path = "common/source.rs"]
+mod source;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use blockdelta::replica::{
+    DirStorage, ManifestVersion, PointId, ReplicaError, Storage, Store, StoreConfig, Upload,
+};
+use source::{Rng, Source};
+
+const DISK_ID: [u8; 16] = *b"replica-writers!";
+
+/// Runs once, before a log record is written.
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// A directory storage whose writer lock always succeeds, as a lease that was taken over
+/// while its old holder still runs; `hook` runs before the next log record is written.
+struct NoLock(DirStorage, Mutex<Option<Hook>>);
+
+impl Storage for NoLock {
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        if name.starts_with("log-") {
+            let hook = self.1.lock().unwrap().take();
+            if let Some(h) = hook {
+                h();
+            }
+        }
+        self.0.put(name, data)
+    }
+    fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0.get_range(name, offset, buf)
+    }
+    fn size(&self, name: &str) -> io::Result<u64> {
+        self.0.size(name)
+    }
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        self.0.list(prefix)
+    }
+    fn delete(&self, name: &str) -> io::Result<()> {
+        self.0.delete(name)
+    }
+    fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>> {
+        self.0.upload(name)
+    }
+    fn resume_upload(&self, name: &str, len: u64) -> io::Result<Box<dyn Upload>> {
+        self.0.resume_upload(name, len)
+    }
+    fn abort_upload(&self, name: &str) -> io::Result<()> {
+        self.0.abort_upload(name)
+    }
+    fn uploads(&self) -> io::Result<Vec<String>> {
+        self.0.uploads()
+    }
+    fn read_manifest(&self) -> io::Result<Option<(Vec<u8>, u64)>> {
+        self.0.read_manifest()
+    }
+    fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64> {
+        self.0.swap_manifest(expected, data)
+    }
+    fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>> {
+        Ok(Box::new(()))
+    }
+}
+
+fn no_lock(path: &Path, hook: Option<Hook>) -> Box<NoLock> {
+    Box::new(NoLock(DirStorage::new(path).unwrap(), Mutex::new(hook)))
+}
+
+fn open(path: &Path) -> Result<Store, ReplicaError> {
+    Store::open_in(no_lock(path, None), path.display().to_string())
+}
+
+fn create(path: &Path) -> Store {
+    Store::create_in(
+        no_lock(path, None),
+        path.display().to_string(),
+        StoreConfig::new(DISK_ID),
+    )
+    .unwrap()
+}
+
+fn ingest(store: &Store, src: &Source, to: u64) -> Result<PointId, ReplicaError> {
+    let mut ing = store.ingest(None)?;
+    ing.push(&src.stream(to, 64 << 10))?;
+    Ok(ing.finish()?.point.id)
+}
+
+fn objects(path: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(path.join("objects"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn check(path: &Path, oracle: &HashMap<PointId, Vec<u8>>) {
+    let store = Store::open(path).unwrap();
+    let mut listed: Vec<PointId> = store.points().iter().map(|p| p.id).collect();
+    let mut want: Vec<PointId> = oracle.keys().copied().collect();
+    listed.sort_by_key(|p| p.sequence);
+    want.sort_by_key(|p| p.sequence);
+    assert_eq!(listed, want);
+    for (id, disk) in oracle {
+        let mut b = vec![0u8; disk.len()];
+        store.read_at(*id, 0, &mut b).unwrap();
+        assert!(&b == disk, "point {}", id.sequence);
+    }
+}
+
+/// A writer that lost the store to a second one fails its next commit, whether a change
+/// record or a checkpoint, with `Conflict`; nothing it wrote becomes visible, and the winner's
+/// points all read back.
+#[test]
+fn of_two_writers_exactly_one_commits_and_the_other_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut rng = Rng(5);
+    let mut src = Source::new(DISK_ID, 4 << 20, 4096);
+    let mut oracle = HashMap::new();
+    let old = create(&path);
+    src.write(&mut rng, 0, 1 << 20);
+    let a = ingest(&old, &src, 1).unwrap();
+    src.commit(1);
+    oracle.insert(a, src.disk.clone());
+
+    // A second writer takes the store over while the first still runs.
+    let new = open(&path).unwrap();
+    src.write(&mut rng, 8192, 64 << 10);
+    let before = objects(&path);
+    match ingest(&old, &src, 2) {
+        Err(ReplicaError::Conflict { .. }) => {}
+        other => panic!("the old writer's commit: {other:?}"),
+    }
+    // Poisoned: it refuses further changes, a checkpoint included.
+    assert!(matches!(old.checkpoint(), Err(ReplicaError::Poisoned)));
+    // What it wrote (its pack and layer) is garbage nobody references; the winner's next
+    // open collects it.
+    let leftover: Vec<String> = objects(&path)
+        .into_iter()
+        .filter(|o| !before.contains(o))
+        .collect();
+    assert!(!leftover.is_empty());
+
+    // The winner commits the same change, and more.
+    let b = ingest(&new, &src, 2).unwrap();
+    src.commit(2);
+    oracle.insert(b, src.disk.clone());
+    // Its objects never share a name with the loser's (a shared name would have failed the
+    // create-only writes): the loser's are all still there, beside new ones of the winner.
+    let after = objects(&path);
+    assert!(leftover.iter().all(|o| after.contains(o)));
+    let winners = after
+        .iter()
+        .filter(|o| !o.starts_with("log-") && !before.contains(o) && !leftover.contains(o))
+        .count();
+    assert!(winners >= 2, "{after:?}");
+    drop(old);
+
+    // A third writer takes over from the second; the second's checkpoint (a whole-manifest
+    // commit) is refused and moves nothing.
+    let third = open(&path).unwrap();
+    let manifest = std::fs::read(path.join("MANIFEST")).unwrap();
+    assert!(matches!(
+        new.checkpoint(),
+        Err(ReplicaError::Conflict { .. })
+    ));
+    assert_eq!(std::fs::read(path.join("MANIFEST")).unwrap(), manifest);
+    src.write(&mut rng, 1 << 20, 4096);
+    let c = ingest(&third, &src, 3).unwrap();
+    src.commit(3);
+    oracle.insert(c, src.disk.clone());
+    third.checkpoint().unwrap();
+    drop((new, third));
+
+    check(&path, &oracle);
+    // The reopen collected the loser's objects.
+    let after = objects(&path);
+    assert!(leftover.iter().all(|o| !after.contains(o)), "{after:?}");
+}
+
+/// A writer that commits while a second one opens (between the second's replay of the log and
+/// its first commit) wins; the second's open fails with `Conflict` and changes nothing.
+#[test]
+fn a_commit_racing_an_open_makes_the_open_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut rng = Rng(9);
+    let mut src = Source::new(DISK_ID, 1 << 20, 4096);
+    let mut oracle = HashMap::new();
+    let first = Arc::new(create(&path));
+    src.write(&mut rng, 0, 8192);
+    let a = ingest(&first, &src, 1).unwrap();
+    src.commit(1);
+    oracle.insert(a, src.disk.clone());
+
+    // The racing commit lands between the second writer's replay of the log and its fence:
+    // played by a storage that lets the first writer commit when the fence is written.
+    src.write(&mut rng, 4096, 8192);
+    let stream = src.stream(2, 64 << 10);
+    let won = Arc::new(Mutex::new(None));
+    let (f, w) = (first.clone(), won.clone());
+    let race: Hook = Box::new(move || {
+        let mut ing = f.ingest(None).unwrap();
+        ing.push(&stream).unwrap();
+        *w.lock().unwrap() = Some(ing.finish().unwrap().point.id);
+    });
+    let objects_before = objects(&path);
+    match Store::open_in(no_lock(&path, Some(race)), path.display().to_string()) {
+        Err(ReplicaError::Conflict { .. }) => {}
+        other => panic!("the second open: {other:?}"),
+    }
+    let b = won.lock().unwrap().take().expect("the race ran");
+    src.commit(2);
+    oracle.insert(b, src.disk.clone());
+    // The failed open deleted nothing (its garbage collection never ran).
+    let now = objects(&path);
+    assert!(objects_before.iter().all(|o| now.contains(o)));
+    // The first writer goes on.
+    src.write(&mut rng, 0, 4096);
+    let c = ingest(&first, &src, 3).unwrap();
+    src.commit(3);
+    oracle.insert(c, src.disk.clone());
+    drop(first);
+    check(&path, &oracle);
+}
