@@ -58,6 +58,8 @@ mod ingest;
 mod log;
 mod manifest;
 mod map;
+#[cfg(feature = "object-store")]
+mod object;
 mod pack;
 mod storage;
 mod store;
@@ -66,9 +68,12 @@ pub use error::{ReplicaError, Result};
 pub use format::{STORE_FORMAT_MAJOR, STORE_FORMAT_MINOR};
 pub use ingest::{Ingest, Ingested, PendingIngest, RESUME_EVERY};
 pub use manifest::Retention;
+#[cfg(feature = "object-store")]
+pub use object::{ObjectConfig, ObjectStorage, RequestCounts};
 pub use storage::{
     manifest_conflict, DirStorage, ManifestConflict, ManifestVersion, Storage, Upload,
 };
 pub use store::{
-    now_ns, Expired, ExpiryReason, PointId, PointInfo, Rollback, Store, StoreConfig, StoreStats,
+    now_ns, storage_for_url, Expired, ExpiryReason, PointId, PointInfo, Rollback, Store,
+    StoreConfig, StoreStats,
 };

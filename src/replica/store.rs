@@ -331,6 +331,56 @@ impl View {
     }
 }
 
+/// The directory a `file://` URL or a plain path names.
+fn local_dir(url: &str) -> Option<&str> {
+    match url.split_once("://") {
+        None => Some(url),
+        Some(("file", path)) => Some(path),
+        Some(_) => None,
+    }
+}
+
+/// The storage a store URL names, and how errors name it (never with credentials).
+pub fn storage_for_url(url: &str, options: &[(&str, &str)]) -> Result<(Box<dyn Storage>, String)> {
+    if let Some(dir) = local_dir(url) {
+        if dir.is_empty() {
+            return Err(ReplicaError::InvalidArgument {
+                reason: "an empty store path".into(),
+            });
+        }
+        if let Some((k, _)) = options.first() {
+            return Err(ReplicaError::InvalidArgument {
+                reason: format!("a local store takes no options (got {k:?})"),
+            });
+        }
+        let s = DirStorage::new(dir).map_err(io_err("opening the store directory"))?;
+        return Ok((Box::new(s), dir.to_string()));
+    }
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    match scheme {
+        #[cfg(feature = "object-store")]
+        "s3" | "az" | "azure" => {
+            let s = super::object::ObjectStorage::from_url(url, options).map_err(|e| {
+                if e.kind() == io::ErrorKind::InvalidInput {
+                    ReplicaError::InvalidArgument {
+                        reason: e.to_string(),
+                    }
+                } else {
+                    ReplicaError::Io {
+                        op: "connecting to the object store",
+                        source: e,
+                    }
+                }
+            })?;
+            let location = s.location().to_string();
+            Ok((Box::new(s), location))
+        }
+        _ => Err(ReplicaError::UnsupportedScheme {
+            scheme: scheme.to_string(),
+        }),
+    }
+}
+
 /// How far each writer's first commit moves the next object id ([`Store::fence`]): more ids
 /// than one operation of an earlier writer allocates before its next commit fails.
 const FENCE_GAP: u64 = 1 << 24;
@@ -411,6 +461,28 @@ impl Store {
             store_id,
             Some(time_ns),
         )
+    }
+
+    /// Creates a new store at `url`: `file:///path` (or a plain path) for a local directory,
+    /// `s3://bucket/prefix` or `az://container/prefix` for object storage (cargo feature
+    /// `object-store`; without it they are [`ReplicaError::UnsupportedScheme`]). `options`
+    /// configure an object store (see `ObjectStorage::from_url`); a local directory takes
+    /// none.
+    pub fn create_url(url: &str, options: &[(&str, &str)], config: StoreConfig) -> Result<Store> {
+        let (storage, location) = storage_for_url(url, options)?;
+        Self::create_in(storage, location, config)
+    }
+
+    /// Opens the store at `url` for writing, recovering from any crash (see
+    /// [`Store::create_url`] for the URLs).
+    pub fn open_url(url: &str, options: &[(&str, &str)]) -> Result<Store> {
+        let (storage, location) = storage_for_url(url, options)?;
+        if let Some(dir) = local_dir(url) {
+            if !Path::new(dir).join("MANIFEST").exists() {
+                return Err(ReplicaError::NotFound { path: location });
+            }
+        }
+        Self::open_in(storage, location)
     }
 
     /// Creates a store on any [`Storage`]; `location` names it in errors.

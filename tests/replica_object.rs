@@ -1,0 +1,299 @@
+//! The replica store on real object storage servers: S3 (moto) and Azure Blob (Azurite),
+//! started on localhost by `.ci/object-servers start` (CI does it; locally run it and source
+//! the env file it prints). Only with the cargo feature `object-store`:
+//!
+//! ```text
+//! .ci/object-servers start && . "$(.ci/object-servers dir)/env"
+//! cargo test --features object-store --test replica_object
+//! ```
+#![cfg(feature = "object-store")]
+
+#[path = "common/source.rs"]
+mod source;
+
+use std::collections::HashMap;
+use std::io;
+
+use blockdelta::replica::{
+    ObjectStorage, PointId, ReplicaError, Retention, Storage, Store, StoreConfig,
+};
+use source::{Rng, Source};
+
+const DISK_ID: [u8; 16] = *b"object-store-dsk";
+
+fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| {
+        panic!(
+            "{key} is not set: start the test servers with `.ci/object-servers start` and \
+             source the env file it prints"
+        )
+    })
+}
+
+/// A URL (under a prefix no other test uses) and its options, for each server.
+fn backends(test: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let unique = format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        blockdelta::GenerationId::random().0[0]
+    );
+    vec![
+        (
+            format!("s3://{}/{unique}", env("BLOCKDELTA_TEST_S3_BUCKET")),
+            vec![
+                ("endpoint".into(), env("BLOCKDELTA_TEST_S3_ENDPOINT")),
+                ("allow_http".into(), "true".into()),
+                ("part_size".into(), (5u64 << 20).to_string()),
+                ("parallel".into(), "4".into()),
+            ],
+        ),
+        (
+            format!("az://{}/{unique}", env("BLOCKDELTA_TEST_AZURE_CONTAINER")),
+            vec![
+                ("use_emulator".into(), "true".into()),
+                ("part_size".into(), (5u64 << 20).to_string()),
+                ("parallel".into(), "4".into()),
+            ],
+        ),
+    ]
+}
+
+fn opts(o: &[(String, String)]) -> Vec<(&str, &str)> {
+    o.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+fn ingest(store: &Store, src: &Source, to: u64) -> PointId {
+    let mut ing = store.ingest(None).unwrap();
+    for chunk in src.stream(to, 1 << 20).chunks(3 << 20) {
+        ing.push(chunk).unwrap();
+    }
+    ing.finish().unwrap().point.id
+}
+
+fn check(store: &Store, oracle: &HashMap<PointId, Vec<u8>>) {
+    let points = store.points();
+    assert_eq!(points.len(), oracle.len());
+    for p in points {
+        let want = &oracle[&p.id];
+        let mut b = vec![0u8; want.len()];
+        store.read_at(p.id, 0, &mut b).unwrap();
+        assert!(&b == want, "point {}", p.id.sequence);
+    }
+}
+
+/// The whole life of a store on each server: a full stream large enough to go out as
+/// multipart parts, incremental points, every point read back byte for byte, a reopen (the
+/// log replayed), retention, a checkpoint, and a reopen again.
+#[test]
+fn a_store_on_object_storage_keeps_every_point_across_reopens() {
+    for (url, o) in backends("life") {
+        let o = opts(&o);
+        let t = std::time::Instant::now();
+        let mut rng = Rng(3);
+        let mut src = Source::new(DISK_ID, 24 << 20, 4096);
+        let mut oracle = HashMap::new();
+        src.write(&mut rng, 0, 24 << 20);
+        let store = Store::create_url(&url, &o, StoreConfig::new(DISK_ID)).unwrap();
+        let p = ingest(&store, &src, 1);
+        src.commit(1);
+        oracle.insert(p, src.disk.clone());
+        for to in 2..6 {
+            src.churn(&mut rng, 20);
+            let p = ingest(&store, &src, to);
+            src.commit(to);
+            oracle.insert(p, src.disk.clone());
+        }
+        check(&store, &oracle);
+        drop(store);
+
+        let store = Store::open_url(&url, &o).unwrap();
+        check(&store, &oracle);
+        store
+            .set_retention(Retention {
+                max_points: Some(3),
+                ..Retention::default()
+            })
+            .unwrap();
+        let expired = store.retain(blockdelta::replica::now_ns()).unwrap();
+        assert_eq!(expired.len(), 2, "{url}");
+        for e in &expired {
+            oracle.remove(&e.point.id);
+        }
+        store.checkpoint().unwrap();
+        check(&store, &oracle);
+        drop(store);
+        let store = Store::open_url(&url, &o).unwrap();
+        check(&store, &oracle);
+        store.scrub().unwrap();
+        eprintln!("{url}: {:?}", t.elapsed());
+    }
+}
+
+/// A second writer is refused while the first holds the lease, and gets the store once the
+/// first closed it.
+#[test]
+fn the_lease_keeps_a_second_writer_out() {
+    for (url, o) in backends("lease") {
+        let o = opts(&o);
+        let first = Store::create_url(&url, &o, StoreConfig::new(DISK_ID)).unwrap();
+        match Store::open_url(&url, &o) {
+            Err(ReplicaError::Locked { path }) => assert_eq!(path, url),
+            other => panic!("{url}: second writer: {other:?}"),
+        }
+        drop(first);
+        Store::open_url(&url, &o).unwrap();
+    }
+}
+
+/// Two handles race to replace the manifest from the same version: exactly one wins, the
+/// other gets a conflict and the manifest holds the winner's bytes.
+#[test]
+fn of_two_racing_manifest_swaps_exactly_one_wins() {
+    for (url, o) in backends("race") {
+        let o = opts(&o);
+        for round in 0..5u64 {
+            let a = ObjectStorage::from_url(&url, &o).unwrap();
+            let b = ObjectStorage::from_url(&url, &o).unwrap();
+            let manifest = |counter: u64, tag: u8| {
+                let mut m = vec![tag; 64];
+                m[16..24].copy_from_slice(&counter.to_le_bytes());
+                m
+            };
+            if round == 0 {
+                a.swap_manifest(None, &manifest(1, 0)).unwrap();
+            }
+            let (_, v) = a.read_manifest().unwrap().unwrap();
+            let (_, vb) = b.read_manifest().unwrap().unwrap();
+            assert_eq!(v, vb);
+            let (ma, mb) = (manifest(v + 1, 1), manifest(v + 1, 2));
+            let (ra, rb) = std::thread::scope(|s| {
+                let ta = s.spawn(|| a.swap_manifest(Some(v), &ma));
+                let tb = s.spawn(|| b.swap_manifest(Some(v), &mb));
+                (ta.join().unwrap(), tb.join().unwrap())
+            });
+            assert!(ra.is_ok() != rb.is_ok(), "{url}: {ra:?} {rb:?}");
+            let (now, _) = a.read_manifest().unwrap().unwrap();
+            assert_eq!(now, if ra.is_ok() { ma } else { mb });
+            let lost = if ra.is_ok() { rb } else { ra }.unwrap_err();
+            assert!(lost
+                .get_ref()
+                .is_some_and(|e| e.is::<blockdelta::replica::ManifestConflict>()));
+        }
+    }
+}
+
+/// Objects are create-only; a put delivered twice (the first answer lost) is not an error,
+/// a different object under the same name is; reads past the end and of missing objects are
+/// distinct errors.
+#[test]
+fn puts_are_create_only_and_reads_are_checked() {
+    for (url, o) in backends("objects") {
+        let s = ObjectStorage::from_url(&url, &opts(&o)).unwrap();
+        s.put("a", b"hello").unwrap();
+        s.put("a", b"hello").unwrap();
+        assert_eq!(
+            s.put("a", b"other").unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        let mut b = [0u8; 5];
+        s.get_range("a", 0, &mut b).unwrap();
+        assert_eq!(&b, b"hello");
+        let mut b = [0u8; 4];
+        s.get_range("a", 2, &mut b[..3]).unwrap();
+        assert_eq!(&b[..3], b"llo");
+        assert_eq!(
+            s.get_range("a", 2, &mut b).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        assert_eq!(
+            s.get_range("missing", 0, &mut b).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(s.size("a").unwrap(), 5);
+        assert_eq!(s.list("").unwrap(), vec!["a".to_string()]);
+        s.delete("a").unwrap();
+        s.delete("a").unwrap();
+        assert!(s.list("").unwrap().is_empty());
+        assert_eq!(
+            s.put("../x", b"").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
+}
+
+/// An upload dropped without completing (a crash) resumes at the length of any earlier
+/// sync, whether that fell inside a part or on a part boundary, and completes into exactly
+/// the bytes appended.
+#[test]
+fn an_upload_resumes_at_any_synced_length() {
+    for (url, o) in backends("upload") {
+        let s = ObjectStorage::from_url(&url, &opts(&o)).unwrap();
+        let mut rng = Rng(7);
+        let mut data = vec![0u8; 23 << 20];
+        rng.fill(&mut data);
+        // Syncs at 3 MiB (inside the first part), 10 MiB (exactly two parts) and 17.5 MiB.
+        let syncs = [3u64 << 20, 10 << 20, (35 << 20) / 2];
+        for (i, &resume_at) in syncs.iter().enumerate() {
+            let name = format!("pack-{i}");
+            let mut up = s.upload(&name).unwrap();
+            let mut at = 0u64;
+            for &sy in &syncs {
+                up.append(&data[at as usize..sy as usize]).unwrap();
+                up.sync().unwrap();
+                at = sy;
+            }
+            up.append(&data[at as usize..(20 << 20)]).unwrap();
+            drop(up); // a crash: not completed
+            assert!(s.uploads().unwrap().contains(&name));
+            let mut up = s.resume_upload(&name, resume_at).unwrap();
+            assert_eq!(up.len(), resume_at);
+            up.append(&data[resume_at as usize..]).unwrap();
+            up.complete().unwrap();
+            let mut back = vec![0u8; data.len()];
+            s.get_range(&name, 0, &mut back).unwrap();
+            assert!(back == data, "{url}: resumed at {resume_at}");
+            assert!(!s.uploads().unwrap().contains(&name));
+        }
+        // Past the last sync cannot be resumed.
+        let mut up = s.upload("pack-x").unwrap();
+        up.append(&data[..1 << 20]).unwrap();
+        up.sync().unwrap();
+        drop(up);
+        assert!(s.resume_upload("pack-x", 2 << 20).is_err());
+        s.abort_upload("pack-x").unwrap();
+        assert!(s.uploads().unwrap().is_empty());
+    }
+}
+
+/// Errors name the store by scheme, bucket and prefix, never by a credential passed as an
+/// option.
+#[test]
+fn credentials_never_appear_in_errors() {
+    let secret = "SECRETKEYxyz123456789";
+    let (url, _) = &backends("creds")[1];
+    let o = [
+        ("account_name", "devstoreaccount1"),
+        ("access_key", "U0VDUkVUS0VZeHl6MTIzNDU2Nzg5"), // base64 of the secret
+        ("use_emulator", "true"),
+        ("retry_max", "0"),
+    ];
+    let e = Store::create_url(url, &o, StoreConfig::new(DISK_ID)).unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains("U0VDUkVUS0VZeHl6MTIzNDU2Nzg5") && !text.contains(secret));
+    let sas = [
+        ("sas_token", "sv=2020&sig=SECRETSIG"),
+        ("use_emulator", "true"),
+    ];
+    if let Err(e) = Store::create_url(url, &sas, StoreConfig::new(DISK_ID)) {
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("SECRETSIG"), "{text}");
+    }
+    let bad = [("secret_access_key_typo", "SECRETVALUE")];
+    let e =
+        Store::create_url(&backends("creds")[0].0, &bad, StoreConfig::new(DISK_ID)).unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert!(
+        text.contains("secret_access_key_typo") && !text.contains("SECRETVALUE"),
+        "{text}"
+    );
+}
