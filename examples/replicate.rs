@@ -96,13 +96,23 @@ struct Args {
     cycles: u32,
     threads: usize,
     compression: Codec,
+    /// Where the demo's replica store lives (default: a temporary directory).
+    store: Option<String>,
+    /// `KEY=VALUE` options for an object store.
+    store_options: Vec<(String, String)>,
 }
 
 const USAGE: &str = "usage: replicate [--cycles N] [--secret TEXT] [--threads N] [--compression C]
+                 [--store URL [--store-option KEY=VALUE ...]]
        replicate --source PATH --replica PATH [--secret TEXT] [--threads N] [--compression C]
 
 --threads N: threads encoding (and decoding) each stream, the caller's included; default: every
-core. --compression lz4|none: default lz4 (every stream is encrypted either way)";
+core. --compression lz4|none: default lz4 (every stream is encrypted either way).
+--store URL: where the replica store is created (it must not exist yet): file:///path,
+s3://bucket/prefix or az://container/prefix (those two need a build with the cargo feature
+object-store); default: a temporary directory. --store-option KEY=VALUE configures an object
+store (endpoint, region, part_size, ...); what is not given comes from the AWS_* and AZURE_*
+environment variables.";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -112,6 +122,8 @@ fn parse_args() -> Result<Args, String> {
         cycles: 8,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         compression: Codec::Lz4,
+        store: None,
+        store_options: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -133,6 +145,14 @@ fn parse_args() -> Result<Args, String> {
                     return Err("--threads must be 1 to 256".into());
                 }
             }
+            "--store" => a.store = Some(val()?),
+            "--store-option" => {
+                let kv = val()?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or(format!("--store-option takes KEY=VALUE, not {kv:?}"))?;
+                a.store_options.push((k.to_string(), v.to_string()));
+            }
             "--cycles" => {
                 a.cycles = val()?.parse().map_err(|e| format!("--cycles: {e}"))?;
                 if a.cycles < 2 {
@@ -148,6 +168,14 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.source.is_some() != a.replica.is_some() {
         return Err(format!("--source and --replica go together\n{USAGE}"));
+    }
+    if a.source.is_some() && a.store.is_some() {
+        return Err(format!(
+            "--store is for the demo, not with --source\n{USAGE}"
+        ));
+    }
+    if a.store.is_none() && !a.store_options.is_empty() {
+        return Err(format!("--store-option needs --store\n{USAGE}"));
     }
     Ok(a)
 }
@@ -787,18 +815,29 @@ fn demo(args: &Args) -> Result<(), Error> {
         max_points: Some(6),
         ..Retention::default()
     };
-    let store = Store::create(
-        dir.path().join("store"),
-        StoreConfig {
-            disk_id: DISK_ID,
-            retention,
-        },
-    )?;
+    let config = StoreConfig {
+        disk_id: DISK_ID,
+        retention,
+    };
+    let (store, location) = match &args.store {
+        None => {
+            let path = dir.path().join("store");
+            (Store::create(&path, config)?, path.display().to_string())
+        }
+        Some(url) => {
+            let options: Vec<(&str, &str)> = args
+                .store_options
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            (Store::create_url(url, &options, config)?, url.clone())
+        }
+    };
     println!(
-        "blockdelta {}: replicating a sparse {} image into a replica store in {} ({} cycles, {} writer threads, lz4 + AES-256-GCM, at most {} points kept)",
+        "blockdelta {}: replicating a sparse {} image into a replica store at {} ({} cycles, {} writer threads, lz4 + AES-256-GCM, at most {} points kept)",
         blockdelta::VERSION,
         human(DEMO_SIZE as f64),
-        dir.path().display(),
+        location,
         args.cycles,
         WRITERS,
         retention.max_points.unwrap_or(0),

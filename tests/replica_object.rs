@@ -64,10 +64,21 @@ fn opts(o: &[(String, String)]) -> Vec<(&str, &str)> {
 
 fn ingest(store: &Store, src: &Source, to: u64) -> PointId {
     let mut ing = store.ingest(None).unwrap();
-    for chunk in src.stream(to, 1 << 20).chunks(3 << 20) {
+    let stream = src.stream(to, 1 << 20);
+    for chunk in stream.chunks(3 << 20) {
         ing.push(chunk).unwrap();
     }
-    ing.finish().unwrap().point.id
+    let done = ing.finish().unwrap();
+    // The requests a point costs are bounded: a few small objects, the commit, and one
+    // per 5 MiB part of its pack.
+    let parts = (stream.len() as u64).div_ceil(5 << 20);
+    assert!(
+        done.requests >= 2 && done.requests <= 8 + parts,
+        "{} requests for a {}-byte stream",
+        done.requests,
+        stream.len()
+    );
+    done.point.id
 }
 
 fn check(store: &Store, oracle: &HashMap<PointId, Vec<u8>>) {
@@ -90,15 +101,15 @@ fn a_store_on_object_storage_keeps_every_point_across_reopens() {
         let o = opts(&o);
         let t = std::time::Instant::now();
         let mut rng = Rng(3);
-        let mut src = Source::new(DISK_ID, 24 << 20, 4096);
+        let mut src = Source::new(DISK_ID, 12 << 20, 4096);
         let mut oracle = HashMap::new();
-        src.write(&mut rng, 0, 24 << 20);
+        src.write(&mut rng, 0, 12 << 20);
         let store = Store::create_url(&url, &o, StoreConfig::new(DISK_ID)).unwrap();
         let p = ingest(&store, &src, 1);
         src.commit(1);
         oracle.insert(p, src.disk.clone());
         for to in 2..6 {
-            src.churn(&mut rng, 20);
+            src.churn(&mut rng, 8);
             let p = ingest(&store, &src, to);
             src.commit(to);
             oracle.insert(p, src.disk.clone());

@@ -35,6 +35,10 @@ pub struct Ingested {
     pub point: PointInfo,
     /// Points expired early during the ingest to stay under the byte cap.
     pub expired: Vec<super::store::Expired>,
+    /// Requests the store's storage sent from the start of the ingest to its commit (object
+    /// storage; 0 on a local directory): about `4 + pack bytes / part size` for a stream
+    /// that needs no resume point (`docs/REPLICA.md`).
+    pub requests: u64,
 }
 
 /// One stream being ingested. See the [module documentation](self).
@@ -65,6 +69,8 @@ struct Sink<'s> {
     saved_at: u64,
     /// Save a resume point each time the pack grew by this much.
     save_every: u64,
+    /// The storage's request count when the ingest started.
+    requests_at_start: u64,
 }
 
 /// A resume point is saved (pack synced, state written, manifest committed) each time this
@@ -102,6 +108,7 @@ impl Store {
             carry: Vec::new(),
             state: State::Open,
             s: Sink {
+                requests_at_start: self.storage.requests(),
                 store: self,
                 pack_id,
                 pack: None,
@@ -210,6 +217,7 @@ impl Store {
                 carry: Vec::new(),
                 state: State::Open,
                 s: Sink {
+                    requests_at_start: self.storage.requests(),
                     store: self,
                     pack_id: p.pack,
                     pack: Some(pack),
@@ -591,6 +599,11 @@ impl Ingest<'_> {
         Ok(Ingested {
             point,
             expired: std::mem::take(&mut s.expired),
+            requests: s
+                .store
+                .storage
+                .requests()
+                .saturating_sub(s.requests_at_start),
         })
     }
 }

@@ -61,6 +61,7 @@ mod map;
 #[cfg(feature = "object-store")]
 mod object;
 mod pack;
+mod read;
 mod storage;
 mod store;
 
@@ -71,7 +72,7 @@ pub use manifest::Retention;
 #[cfg(feature = "object-store")]
 pub use object::{ObjectConfig, ObjectStorage, RequestCounts};
 pub use storage::{
-    manifest_conflict, DirStorage, ManifestConflict, ManifestVersion, Storage, Upload,
+    manifest_conflict, DirStorage, ManifestConflict, ManifestVersion, RangeRead, Storage, Upload,
 };
 pub use store::{
     now_ns, storage_for_url, Expired, ExpiryReason, PointId, PointInfo, Rollback, Store,

@@ -42,12 +42,14 @@ use bytes::Bytes;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
-    BackoffConfig, ClientOptions, Error as OsError, ObjectStore, ObjectStoreExt, PutMode,
+    BackoffConfig, ClientConfigKey, Error as OsError, ObjectStore, ObjectStoreExt, PutMode,
     PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
 use parking_lot::Mutex;
 
-use super::storage::{manifest_conflict, manifest_version, ManifestVersion, Storage, Upload};
+use super::storage::{
+    manifest_conflict, manifest_version, ManifestVersion, RangeRead, Storage, Upload,
+};
 
 /// Settings of an [`ObjectStorage`], besides the service's own (endpoint, credentials), which
 /// `object_store` reads from the options and the environment.
@@ -231,9 +233,16 @@ impl ObjectStorage {
             max_retries: config.retry_max,
             retry_timeout: config.retry_timeout,
         };
-        let client = ClientOptions::new()
-            .with_timeout(config.request_timeout)
-            .with_connect_timeout(Duration::from_secs(10));
+        // Timeouts as configuration keys: `with_client_options` would replace the client
+        // settings read from the environment (AWS_ALLOW_HTTP, proxies, ...). The caller's
+        // options come after, so `timeout` and `connect_timeout` there win.
+        let timeouts = [
+            (
+                ClientConfigKey::Timeout,
+                format!("{}s", config.request_timeout.as_secs()),
+            ),
+            (ClientConfigKey::ConnectTimeout, "10s".to_string()),
+        ];
         let location = if prefix.is_empty() {
             format!("{scheme}://{bucket}")
         } else {
@@ -256,8 +265,10 @@ impl ObjectStorage {
             "s3" => {
                 let mut b = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
-                    .with_retry(retry)
-                    .with_client_options(client);
+                    .with_retry(retry);
+                for (k, v) in timeouts {
+                    b = b.with_config(object_store::aws::AmazonS3ConfigKey::Client(k), v);
+                }
                 for (k, v) in service {
                     let key = k.parse().map_err(|_| unknown(k))?;
                     b = b.with_config(key, v);
@@ -268,8 +279,10 @@ impl ObjectStorage {
             "az" | "azure" => {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
                     .with_container_name(bucket)
-                    .with_retry(retry)
-                    .with_client_options(client);
+                    .with_retry(retry);
+                for (k, v) in timeouts {
+                    b = b.with_config(object_store::azure::AzureConfigKey::Client(k), v);
+                }
                 for (k, v) in service {
                     let key = k.parse().map_err(|_| unknown(k))?;
                     b = b.with_config(key, v);
@@ -497,68 +510,112 @@ impl Storage for ObjectStorage {
     }
 
     fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let mut one = [RangeRead { name, offset, buf }];
+        self.get_ranges(&mut one).map_err(|(_, e)| e)
+    }
+
+    fn get_ranges(&self, reads: &mut [RangeRead<'_>]) -> Result<(), (usize, io::Error)> {
         let s = &self.s;
-        let path = s.object(name)?;
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let len = buf.len() as u64;
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| invalid("range past 2^64".into()))?;
-        // Large reads go out as parallel ranged GETs of a part's size each.
+        // Every read cut into pieces of at most a part's size, fetched `parallel` at once.
         let piece = s.config.part_size as u64;
-        let ranges: Vec<std::ops::Range<u64>> = (offset..end)
-            .step_by(piece as usize)
-            .map(|a| a..(a + piece).min(end))
-            .collect();
-        let store = s.store.clone();
-        let parallel = s.config.parallel;
-        for _ in &ranges {
+        let mut jobs: Vec<(usize, Path, std::ops::Range<u64>)> = Vec::new();
+        for (i, r) in reads.iter().enumerate() {
+            let path = s.object(r.name).map_err(|e| (i, e))?;
+            let end = r
+                .offset
+                .checked_add(r.buf.len() as u64)
+                .ok_or_else(|| (i, invalid("range past 2^64".into())))?;
+            let mut a = r.offset;
+            while a < end {
+                let b = (a + piece).min(end);
+                jobs.push((i, path.clone(), a..b));
+                a = b;
+            }
+        }
+        for _ in &jobs {
             Counters::add(&s.counters.gets);
         }
-        let got = s.run(async move {
-            let mut out = Vec::with_capacity(ranges.len());
-            let mut set = tokio::task::JoinSet::new();
-            let mut next = 0usize;
-            let mut done: Vec<Option<Bytes>> = vec![None; ranges.len()];
-            while next < ranges.len() || !set.is_empty() {
-                while next < ranges.len() && set.len() < parallel {
-                    let (st, p, r, i) = (store.clone(), path.clone(), ranges[next].clone(), next);
-                    set.spawn(async move { (i, st.get_range(&p, r).await) });
-                    next += 1;
+        let store = s.store.clone();
+        let parallel = s.config.parallel;
+        let specs: Vec<(usize, Path, std::ops::Range<u64>)> = jobs.clone();
+        let got = s
+            .run(async move {
+                let mut done: Vec<Option<Result<Bytes, OsError>>> = Vec::new();
+                done.resize_with(specs.len(), || None);
+                let mut set = tokio::task::JoinSet::new();
+                let mut next = 0usize;
+                while next < specs.len() || !set.is_empty() {
+                    while next < specs.len() && set.len() < parallel {
+                        let (st, (_, p, r)) = (store.clone(), specs[next].clone());
+                        let k = next;
+                        set.spawn(async move { (k, st.get_range(&p, r).await) });
+                        next += 1;
+                    }
+                    if let Some(j) = set.join_next().await {
+                        match j {
+                            Ok((k, r)) => {
+                                let failed = r.is_err();
+                                done[k] = Some(r);
+                                if failed {
+                                    set.abort_all();
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                set.abort_all();
+                                return Err(e);
+                            }
+                        }
+                    }
                 }
-                if let Some(j) = set.join_next().await {
-                    let (i, r) = j.map_err(|e| OsError::JoinError { source: e })?;
-                    done[i] = Some(r?);
+                Ok(done)
+            })
+            .map_err(|e| (0, e))?
+            .map_err(|e| (0, io::Error::other(format!("a read task failed: {e}"))))?;
+        let mut filled = vec![0usize; reads.len()];
+        for ((i, _, range), r) in jobs.into_iter().zip(got) {
+            let name = reads[i].name;
+            let bytes = match r {
+                Some(Ok(b)) => b,
+                Some(Err(OsError::NotFound { .. })) => {
+                    return Err((
+                        i,
+                        io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("object {}/{name} does not exist", s.location),
+                        ),
+                    ))
                 }
+                Some(Err(e)) => return Err((i, s.err("reading", name, e))),
+                None => continue, // not fetched: an earlier piece failed
+            };
+            let at = (range.start - reads[i].offset) as usize;
+            let want = (range.end - range.start) as usize;
+            if bytes.len() != want {
+                return Err((
+                    i,
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("object {}/{name} ends before {}", s.location, range.end),
+                    ),
+                ));
             }
-            out.extend(done.into_iter().map(|b| b.unwrap_or_default()));
-            Ok::<_, OsError>(out)
-        })?;
-        let pieces = match got {
-            Ok(p) => p,
-            Err(OsError::NotFound { .. }) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("object {}/{name} does not exist", s.location),
-                ))
-            }
-            Err(e) => return Err(s.err("reading", name, e)),
-        };
-        let mut at = 0usize;
-        for p in pieces {
-            let n = p.len().min(buf.len() - at);
-            buf[at..at + n].copy_from_slice(&p[..n]);
-            at += n;
+            reads[i].buf[at..at + want].copy_from_slice(&bytes);
+            filled[i] += want;
         }
-        if at != buf.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("object {}/{name} ends before {end}", s.location),
-            ));
+        match filled
+            .iter()
+            .zip(reads.iter())
+            .position(|(f, r)| *f != r.buf.len())
+        {
+            Some(i) => Err((i, io::Error::other("a ranged read was not completed"))),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn merge_gap(&self) -> u64 {
+        // A request costs about what a megabyte of transfer does on a typical link.
+        1 << 20
     }
 
     fn size(&self, name: &str) -> io::Result<u64> {
@@ -627,8 +684,10 @@ impl Storage for ObjectStorage {
 
     fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>> {
         check_name(name)?;
-        // A new upload replaces any unfinished one of that name.
-        self.abort_upload(name)?;
+        // A new upload replaces any unfinished one of that name: its first sync overwrites
+        // the state, and aborting drops every tail of the name. (The store never reuses a
+        // name, and an upload that never syncs sends nothing but its parts and completion;
+        // an older upload's leftovers stay listed in `uploads`, where the store drops them.)
         Ok(Box::new(ObjectUpload::new(self.s.clone(), name, None)))
     }
 
@@ -674,7 +733,7 @@ impl Storage for ObjectStorage {
         up.parts = parts.into_iter().map(|(end, id)| (end, Some(id))).collect();
         up.buf = buf;
         up.len = len;
-        up.synced = len;
+        up.stored = true;
         Ok(Box::new(up))
     }
 
@@ -776,6 +835,10 @@ impl Storage for ObjectStorage {
 
     fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>> {
         Lease::take(self.s.clone()).map(|l| Box::new(l) as Box<dyn Send + Sync>)
+    }
+
+    fn requests(&self) -> u64 {
+        self.s.counters.snapshot().total()
     }
 }
 
@@ -879,10 +942,11 @@ struct ObjectUpload {
     /// Bytes after the last part.
     buf: Vec<u8>,
     len: u64,
-    /// The length at the last sync (the tail of which is kept).
-    synced: u64,
     /// A part upload failed: every later call fails.
     broken: bool,
+    /// A state object or tails may exist (a sync happened, or the upload was resumed): they
+    /// are deleted once the upload completes.
+    stored: bool,
 }
 
 impl ObjectUpload {
@@ -895,8 +959,8 @@ impl ObjectUpload {
             parts: Vec::new(),
             flying: VecDeque::new(),
             len: 0,
-            synced: 0,
             broken: false,
+            stored: false,
         }
     }
 
@@ -1064,8 +1128,11 @@ impl Upload for ObjectUpload {
             }
         }
         // The upload's state and tails are no longer needed.
-        drop_tails(&s, &self.name, None)?;
-        s.delete_path(&s.path(&format!("uploads/{}", self.name)), &self.name)
+        if self.stored {
+            drop_tails(&s, &self.name, None)?;
+            s.delete_path(&s.path(&format!("uploads/{}", self.name)), &self.name)?;
+        }
+        Ok(())
     }
 }
 
@@ -1096,7 +1163,7 @@ impl ObjectUpload {
             &self.name,
         )
         .map_err(|e| s.err("writing the state of upload", &self.name, e))?;
-        self.synced = len;
+        self.stored = true;
         Ok(())
     }
 }

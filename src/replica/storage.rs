@@ -23,6 +23,18 @@ use std::path::{Path, PathBuf};
 /// still the current one. `None` means "no manifest exists".
 pub type ManifestVersion = Option<u64>;
 
+/// One range of a batch read ([`Storage::get_ranges`]): `buf.len()` bytes of object `name` at
+/// `offset`.
+#[derive(Debug)]
+pub struct RangeRead<'a> {
+    /// The object.
+    pub name: &'a str,
+    /// Where in it.
+    pub offset: u64,
+    /// Filled with exactly its length of bytes.
+    pub buf: &'a mut [u8],
+}
+
 /// A sequential, resumable upload of one large object.
 pub trait Upload: Send {
     /// Appends `data`. Not durable until [`Upload::sync`].
@@ -47,6 +59,21 @@ pub trait Storage: Send + Sync {
     fn put(&self, name: &str, data: &[u8]) -> io::Result<()>;
     /// Reads exactly `buf.len()` bytes of object `name` at `offset`.
     fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Reads every range of `reads` as [`Storage::get_range`] would, in any order or at once
+    /// (object storage sends them in parallel). On failure, the index of a failed range and
+    /// its error; the buffers' contents are then unspecified.
+    fn get_ranges(&self, reads: &mut [RangeRead<'_>]) -> Result<(), (usize, io::Error)> {
+        for (i, r) in reads.iter_mut().enumerate() {
+            self.get_range(r.name, r.offset, r.buf)
+                .map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+    /// Bytes between two needed ranges of one object below which a reader fetches the gap
+    /// too rather than send a second request. 0 (the default) merges only ranges that touch.
+    fn merge_gap(&self) -> u64 {
+        0
+    }
     /// The size of object `name`.
     fn size(&self, name: &str) -> io::Result<u64>;
     /// The names of all objects starting with `prefix`, in no particular order.
@@ -76,6 +103,11 @@ pub trait Storage: Send + Sync {
     /// Takes the exclusive writer lock for the life of the returned guard, or fails with
     /// [`io::ErrorKind::WouldBlock`] when another process holds it.
     fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>>;
+    /// Requests sent to the storage service so far, retries not counted (object storage);
+    /// 0 where nothing is counted (a local directory).
+    fn requests(&self) -> u64 {
+        0
+    }
 }
 
 /// The error inside [`Storage::swap_manifest`]'s `io::Error` when another writer committed

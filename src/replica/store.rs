@@ -177,7 +177,7 @@ pub(crate) struct View {
     /// Layer numbers no point can see any more (discarded branches).
     dead: Vec<(u32, u32)>,
     /// Pack id -> where it is and its data length.
-    packs: HashMap<u64, PackRec>,
+    pub(crate) packs: HashMap<u64, PackRec>,
     /// Packs the base's level objects reference (runs later levels or the oldest point may
     /// hide): they stay until the base is written as one level again.
     base_refs: HashSet<u64>,
@@ -793,23 +793,40 @@ impl Store {
                 disk_size: p.disk_size,
             });
         }
-        let mut err = None;
-        let mut scratch = Vec::new();
-        v.resolve(p, offset, offset + len, &mut |s, e, run| {
-            if err.is_some() {
-                return;
-            }
-            let dst = &mut buf[(s - offset) as usize..(e - offset) as usize];
-            match run {
-                Some(r) if r.kind == RunKind::Data => {
-                    if let Err(e) = self.read_pack(&v, &r, dst, &mut scratch) {
-                        err = Some(e);
-                    }
-                }
-                _ => dst.fill(0),
-            }
+        // The pieces in order, zeros filled at once, data read in batches of about
+        // `BATCH_BYTES` (one storage call each: parallel requests on object storage).
+        let mut data: Vec<(u64, u64, Run)> = Vec::new();
+        v.resolve(p, offset, offset + len, &mut |s, e, run| match run {
+            Some(r) if r.kind == RunKind::Data => data.push((s, e, r)),
+            _ => buf[(s - offset) as usize..(e - offset) as usize].fill(0),
         });
-        err.map_or(Ok(()), Err)
+        let mut rest: &mut [u8] = buf;
+        let mut rest_at = offset;
+        let mut batch: Vec<(Run, &mut [u8])> = Vec::new();
+        let mut batch_bytes = 0u64;
+        for (s, e, r) in data {
+            // Large runs are cut so that a batch stays bounded.
+            let mut pos = s;
+            while pos < e {
+                let n = (e - pos).min(super::read::BATCH_BYTES);
+                let (_, tail) = std::mem::take(&mut rest).split_at_mut((pos - rest_at) as usize);
+                let (dst, after) = tail.split_at_mut(n as usize);
+                rest = after;
+                rest_at = pos + n;
+                batch.push((r.slice(pos, pos + n), dst));
+                batch_bytes += n;
+                pos += n;
+                if batch_bytes >= super::read::BATCH_BYTES {
+                    self.read_runs(&v, &mut batch)?;
+                    batch.clear();
+                    batch_bytes = 0;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.read_runs(&v, &mut batch)?;
+        }
+        Ok(())
     }
 
     /// Reads the bytes of DATA run `r` into `dst` (same length), verifying the 4 KiB chunks
@@ -1889,7 +1906,7 @@ pub(crate) fn remove_dead_bundles(m: &mut Manifest, old: &mut Vec<String>) {
 
 /// Checks each 4 KiB chunk of `data` (the last may be short) against the little-endian CRC-32s
 /// that start `crcs`; `at` is where `data` lies in `object`, for the error.
-fn verify_chunks(data: &[u8], crcs: &[u8], object: &str, at: u64) -> Result<()> {
+pub(crate) fn verify_chunks(data: &[u8], crcs: &[u8], object: &str, at: u64) -> Result<()> {
     for (k, chunk) in data.chunks(CHUNK as usize).enumerate() {
         let want = u32::from_le_bytes(crcs[k * 4..k * 4 + 4].try_into().expect("4"));
         if crc32fast::hash(chunk) != want {
@@ -2025,7 +2042,7 @@ pub(crate) fn store_bytes(w: &Writer, v: &View) -> u64 {
 
 /// Maps a read error of an immutable object: a read past its end means the object is shorter
 /// than the manifest says (truncated), which is corruption, not an I/O failure.
-fn short_object<'a>(
+pub(crate) fn short_object<'a>(
     name: &'a str,
     op: &'static str,
 ) -> impl FnOnce(io::Error) -> ReplicaError + 'a {
