@@ -2508,6 +2508,46 @@ blockdelta_result blockdelta_store_create(const char *dir,
 blockdelta_result blockdelta_store_open(const char *dir, struct blockdelta_store **store_out);
 
 /**
+ * Creates a new, empty store at `url` (NUL-terminated UTF-8): `file:///path` or a plain path
+ * for a local directory (as `blockdelta_store_create`), `s3://bucket/prefix` or
+ * `az://container/prefix` for object storage. `n_options` key/value pairs (`keys[i]`,
+ * `values[i]`: NUL-terminated UTF-8; both arrays may be NULL when `n_options` is 0) configure
+ * an object store: `endpoint`, `region`, `access_key_id`, `secret_access_key`,
+ * `allow_http`, ... for S3; `account_name`, `access_key`, `sas_token`, `use_emulator`, ...
+ * for Azure (the `object_store` crate's keys), and `part_size`, `parallel`,
+ * `lease_seconds`, `retry_max`, `retry_timeout_seconds`, `request_timeout_seconds`; what
+ * they leave unset comes from the `AWS_*` / `AZURE_*` environment. A local directory takes
+ * no options. The symbols are the same in every build: a scheme whose backend this library
+ * was built without (the cargo feature `object-store`) is
+ * `BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_SCHEME`; an unknown option key or a malformed URL is
+ * `BLOCKDELTA_RESULT_REPLICA_INVALID_ARGUMENT`. Error messages name the store by scheme,
+ * bucket and prefix, never a credential. Otherwise as `blockdelta_store_create`. Blocks on
+ * I/O (HTTP requests to object storage); any thread, but not one that runs an async runtime
+ * of its own (`BLOCKDELTA_RESULT_REPLICA_IO`).
+ */
+blockdelta_result blockdelta_store_create_url(const char *url,
+                                              const char *const *keys,
+                                              const char *const *values,
+                                              size_t n_options,
+                                              const uint8_t *disk_id,
+                                              struct blockdelta_store **store_out);
+
+/**
+ * Opens the store at `url` for writing, recovering from any crash; URL and options as
+ * `blockdelta_store_create_url`, results as `blockdelta_store_open`. On object storage the
+ * writer lock is a lease renewed in the background while the handle lives; a second writer
+ * gets `BLOCKDELTA_RESULT_REPLICA_LOCKED` until it is freed or expires (`lease_seconds`,
+ * default 60). Should two writers still run at once (a lease expired while its holder was
+ * stalled), exactly one commits each change: the other gets
+ * `BLOCKDELTA_RESULT_REPLICA_CONFLICT` and changes nothing.
+ */
+blockdelta_result blockdelta_store_open_url(const char *url,
+                                            const char *const *keys,
+                                            const char *const *values,
+                                            size_t n_options,
+                                            struct blockdelta_store **store_out);
+
+/**
  * Frees a store handle; NULL is a no-op. No other call on this handle may be running or
  * follow. The store's files are closed and its lock released now, or, when ingests started
  * on it are still alive, when the last of them is freed. Lists taken from it stay valid.

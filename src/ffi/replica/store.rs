@@ -107,6 +107,123 @@ pub extern "C" fn blockdelta_store_open(
     })
 }
 
+/// A NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `p` is NULL or NUL-terminated, and lives for `'a`.
+unsafe fn utf8_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, blockdelta_result> {
+    if p.is_null() {
+        return Err(blockdelta_result::NullParameter);
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| {
+            let code = blockdelta_result::InvalidArgument;
+            crate::ffi::error::record_thread_error(code, &format!("{what} is not valid UTF-8"));
+            code
+        })
+}
+
+/// The `(key, value)` options of a URL open: two arrays of `n` NUL-terminated UTF-8 strings
+/// (both may be NULL when `n` is 0).
+///
+/// # Safety
+/// `keys` and `values` are NULL or valid for `n` reads of NULL or NUL-terminated strings.
+unsafe fn options_arg<'a>(
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    n: usize,
+) -> Result<Vec<(&'a str, &'a str)>, blockdelta_result> {
+    // SAFETY: per the caller's contract.
+    let (keys, values) = unsafe {
+        (
+            crate::ffi::handle::arg_slice(keys, n)?,
+            crate::ffi::handle::arg_slice(values, n)?,
+        )
+    };
+    keys.iter()
+        .zip(values)
+        // SAFETY: each element is NULL or NUL-terminated per the contract.
+        .map(|(&k, &v)| unsafe {
+            Ok((
+                utf8_arg(k, "an option key")?,
+                utf8_arg(v, "an option value")?,
+            ))
+        })
+        .collect()
+}
+
+/// Creates a new, empty store at `url` (NUL-terminated UTF-8): `file:///path` or a plain path
+/// for a local directory (as `blockdelta_store_create`), `s3://bucket/prefix` or
+/// `az://container/prefix` for object storage. `n_options` key/value pairs (`keys[i]`,
+/// `values[i]`: NUL-terminated UTF-8; both arrays may be NULL when `n_options` is 0) configure
+/// an object store: `endpoint`, `region`, `access_key_id`, `secret_access_key`,
+/// `allow_http`, ... for S3; `account_name`, `access_key`, `sas_token`, `use_emulator`, ...
+/// for Azure (the `object_store` crate's keys), and `part_size`, `parallel`,
+/// `lease_seconds`, `retry_max`, `retry_timeout_seconds`, `request_timeout_seconds`; what
+/// they leave unset comes from the `AWS_*` / `AZURE_*` environment. A local directory takes
+/// no options. The symbols are the same in every build: a scheme whose backend this library
+/// was built without (the cargo feature `object-store`) is
+/// `BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_SCHEME`; an unknown option key or a malformed URL is
+/// `BLOCKDELTA_RESULT_REPLICA_INVALID_ARGUMENT`. Error messages name the store by scheme,
+/// bucket and prefix, never a credential. Otherwise as `blockdelta_store_create`. Blocks on
+/// I/O (HTTP requests to object storage); any thread, but not one that runs an async runtime
+/// of its own (`BLOCKDELTA_RESULT_REPLICA_IO`).
+#[no_mangle]
+pub extern "C" fn blockdelta_store_create_url(
+    url: *const c_char,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    n_options: usize,
+    disk_id: *const u8,
+    store_out: *mut *mut blockdelta_store,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(store_out)?;
+        // SAFETY: per the documented contract of each argument.
+        let (url, options, disk_id) = unsafe {
+            (
+                utf8_arg(url, "the URL")?,
+                options_arg(keys, values, n_options)?,
+                id16(disk_id)?.ok_or(blockdelta_result::NullParameter)?,
+            )
+        };
+        new_handle(
+            Store::create_url(url, &options, StoreConfig::new(disk_id)),
+            out,
+        )
+    })
+}
+
+/// Opens the store at `url` for writing, recovering from any crash; URL and options as
+/// `blockdelta_store_create_url`, results as `blockdelta_store_open`. On object storage the
+/// writer lock is a lease renewed in the background while the handle lives; a second writer
+/// gets `BLOCKDELTA_RESULT_REPLICA_LOCKED` until it is freed or expires (`lease_seconds`,
+/// default 60). Should two writers still run at once (a lease expired while its holder was
+/// stalled), exactly one commits each change: the other gets
+/// `BLOCKDELTA_RESULT_REPLICA_CONFLICT` and changes nothing.
+#[no_mangle]
+pub extern "C" fn blockdelta_store_open_url(
+    url: *const c_char,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    n_options: usize,
+    store_out: *mut *mut blockdelta_store,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(store_out)?;
+        // SAFETY: per the documented contract of each argument.
+        let (url, options) = unsafe {
+            (
+                utf8_arg(url, "the URL")?,
+                options_arg(keys, values, n_options)?,
+            )
+        };
+        new_handle(Store::open_url(url, &options), out)
+    })
+}
+
 /// Frees a store handle; NULL is a no-op. No other call on this handle may be running or
 /// follow. The store's files are closed and its lock released now, or, when ingests started
 /// on it are still alive, when the last of them is freed. Lists taken from it stay valid.
