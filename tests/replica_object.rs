@@ -8,6 +8,8 @@
 //! ```
 #![cfg(feature = "object-store")]
 
+#[path = "common/recovered.rs"]
+mod recovered;
 #[path = "common/source.rs"]
 mod source;
 
@@ -15,7 +17,8 @@ use std::collections::HashMap;
 use std::io;
 
 use blockdelta::replica::{
-    ObjectStorage, PointId, ReplicaError, Retention, Storage, Store, StoreConfig,
+    ManifestVersion, ObjectStorage, PointId, RangeRead, ReplicaError, Retention, Storage, Store,
+    StoreConfig, Upload,
 };
 use source::{Rng, Source};
 
@@ -307,4 +310,330 @@ fn credentials_never_appear_in_errors() {
         text.contains("secret_access_key_typo") && !text.contains("SECRETVALUE"),
         "{text}"
     );
+}
+
+// ---- faults: 5xx answers, lost answers, duplicate deliveries, crashes ---------------------
+
+/// What happens at the chosen call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// Not carried out; an error as after a 5xx the retries did not get past.
+    Refused,
+    /// Carried out, but its answer lost (a timeout): an error.
+    Lost,
+    /// Carried out twice (a retry after a lost answer): the second answer is returned. Only
+    /// for calls that are requests a service may see twice (not an append, which is the
+    /// caller's data, not a request).
+    Duplicate,
+    /// The process dies there: the call is carried out or not (by the call number's parity),
+    /// then every call fails.
+    Crash,
+}
+
+#[derive(Default)]
+struct Plan {
+    calls: u64,
+    at: Option<(u64, Fault)>,
+    dead: bool,
+    trace: Vec<String>,
+}
+
+/// An `ObjectStorage` with a fault at one numbered call (every call that sends requests).
+#[derive(Clone)]
+struct Faulty {
+    inner: std::sync::Arc<ObjectStorage>,
+    plan: std::sync::Arc<std::sync::Mutex<Plan>>,
+}
+
+fn fault_err(what: &str) -> io::Error {
+    io::Error::other(format!("injected: {what}"))
+}
+
+impl Faulty {
+    /// Runs call `what`: `f` (with `again` telling a duplicate delivery) under the plan.
+    fn call<T>(&self, what: &str, mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        let fault = {
+            let mut p = self.plan.lock().unwrap();
+            if p.dead {
+                return Err(fault_err("crashed"));
+            }
+            p.calls += 1;
+            p.trace.push(what.to_string());
+            match p.at {
+                Some((n, f)) if n == p.calls => {
+                    if f == Fault::Crash {
+                        p.dead = true;
+                    }
+                    Some((n, f))
+                }
+                _ => None,
+            }
+        };
+        match fault {
+            None => f(),
+            Some((_, Fault::Refused)) => Err(fault_err("503 Slow Down")),
+            Some((_, Fault::Lost)) => {
+                let _ = f();
+                Err(fault_err("timeout"))
+            }
+            Some((_, Fault::Duplicate)) if what == "append" => f(),
+            Some((_, Fault::Duplicate)) => {
+                let _ = f();
+                f()
+            }
+            Some((n, Fault::Crash)) => {
+                if n % 2 == 0 {
+                    let _ = f();
+                }
+                Err(fault_err("crashed"))
+            }
+        }
+    }
+}
+
+struct FaultyUpload {
+    inner: Box<dyn Upload>,
+    s: Faulty,
+}
+
+impl Upload for FaultyUpload {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        let inner = &mut self.inner;
+        self.s.call("append", || inner.append(data))
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        let inner = &mut self.inner;
+        self.s.call("sync", || inner.sync())
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn complete(self: Box<Self>) -> io::Result<()> {
+        let FaultyUpload { inner, s } = *self;
+        let mut inner = Some(inner);
+        s.call("complete", || match inner.take() {
+            Some(u) => u.complete(),
+            // A second delivery of a completion: the object exists.
+            None => Ok(()),
+        })
+    }
+}
+
+impl Storage for Faulty {
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.call(&format!("put {name}"), || self.inner.put(name, data))
+    }
+    fn get_range(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        if self.plan.lock().unwrap().dead {
+            return Err(fault_err("crashed"));
+        }
+        self.inner.get_range(name, offset, buf)
+    }
+    fn get_ranges(&self, reads: &mut [RangeRead<'_>]) -> Result<(), (usize, io::Error)> {
+        if self.plan.lock().unwrap().dead {
+            return Err((0, fault_err("crashed")));
+        }
+        self.inner.get_ranges(reads)
+    }
+    fn merge_gap(&self) -> u64 {
+        self.inner.merge_gap()
+    }
+    fn size(&self, name: &str) -> io::Result<u64> {
+        self.inner.size(name)
+    }
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, name: &str) -> io::Result<()> {
+        self.call(&format!("delete {name}"), || self.inner.delete(name))
+    }
+    fn delete_many(&self, names: &[String]) -> io::Result<()> {
+        self.call("delete_many", || self.inner.delete_many(names))
+    }
+    fn upload(&self, name: &str) -> io::Result<Box<dyn Upload>> {
+        let inner = self.inner.upload(name)?;
+        Ok(Box::new(FaultyUpload {
+            inner,
+            s: self.clone(),
+        }))
+    }
+    fn resume_upload(&self, name: &str, len: u64) -> io::Result<Box<dyn Upload>> {
+        let inner = self.inner.resume_upload(name, len)?;
+        Ok(Box::new(FaultyUpload {
+            inner,
+            s: self.clone(),
+        }))
+    }
+    fn abort_upload(&self, name: &str) -> io::Result<()> {
+        self.call(&format!("abort {name}"), || self.inner.abort_upload(name))
+    }
+    fn uploads(&self) -> io::Result<Vec<String>> {
+        self.inner.uploads()
+    }
+    fn read_manifest(&self) -> io::Result<Option<(Vec<u8>, u64)>> {
+        self.inner.read_manifest()
+    }
+    fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64> {
+        self.call("swap_manifest", || self.inner.swap_manifest(expected, data))
+    }
+    fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>> {
+        self.inner.lock_writer()
+    }
+    fn requests(&self) -> u64 {
+        Storage::requests(&*self.inner)
+    }
+}
+
+#[derive(Default)]
+struct Outcome {
+    acked: Vec<PointId>,
+    maybe_removed: std::collections::HashSet<PointId>,
+    oracle: HashMap<PointId, Vec<u8>>,
+}
+
+/// Ingests (some cut and resumed, resume points every 96 KiB), retention and a compaction,
+/// until the first error.
+fn fault_scenario(storage: Faulty, url: &str, out: &mut Outcome) -> Result<(), ReplicaError> {
+    let mut rng = Rng(77);
+    let mut src = Source::new(DISK_ID, 640 << 10, 4096);
+    src.churn(&mut rng, 30);
+    let store = Store::create_in(Box::new(storage), url.into(), StoreConfig::new(DISK_ID))?;
+    for round in 0..6u64 {
+        let ops = 1 + rng.below(20) as usize;
+        src.churn(&mut rng, ops);
+        let to = src.seq + 1;
+        let stream = src.stream(to, 65536);
+        out.oracle.insert(
+            PointId {
+                generation: src.generation,
+                sequence: to,
+            },
+            src.disk.clone(),
+        );
+        let mut ing = store.ingest(None)?;
+        ing.set_resume_interval(96 << 10);
+        let id = if round % 3 == 1 {
+            ing.push(&stream[..stream.len() / 2])?;
+            let offset = ing.suspend()?;
+            let hlen = 24 + u32::from_le_bytes(stream[16..20].try_into().unwrap()) as usize;
+            let (mut ing, from) = store.resume_ingest(None, &stream[..hlen])?;
+            assert_eq!(from, offset);
+            ing.push(&stream[from as usize..])?;
+            ing.finish()?.point.id
+        } else {
+            for c in stream.chunks(40_000) {
+                ing.push(c)?;
+            }
+            ing.finish()?.point.id
+        };
+        out.acked.push(id);
+        src.commit(to);
+        if round == 3 {
+            store.set_retention(Retention {
+                max_points: Some(2),
+                ..Retention::default()
+            })?;
+            out.maybe_removed
+                .extend(store.points().iter().map(|p| p.id));
+            store.retain(0)?;
+            store.compact()?;
+        }
+    }
+    store.checkpoint()?;
+    Ok(())
+}
+
+/// A fault at calls spread over the whole scenario, of each kind: after it, a reopen (a new
+/// process: a new storage handle) lists every acknowledged point, every listed point reads
+/// back byte for byte, a cut stream resumes or is dropped cleanly, and the store takes the
+/// next stream. A duplicate delivery is no error at all.
+#[test]
+fn faults_at_any_request_lose_nothing_acknowledged() {
+    for (url, o) in backends("faults") {
+        let o = opts(&o);
+        let storage = |prefix: &str| ObjectStorage::from_url(&format!("{url}/{prefix}"), &o);
+        let clean = Faulty {
+            inner: std::sync::Arc::new(storage("clean").unwrap()),
+            plan: Default::default(),
+        };
+        let mut out = Outcome::default();
+        fault_scenario(clean.clone(), &url, &mut out).unwrap();
+        let total = clean.plan.lock().unwrap().calls;
+        assert!(total > 40, "{url}: {total} calls");
+        // Calls spread evenly over the scenario, the first and the last included, each kind
+        // of fault at different ones (a server in Python is slow: CI's time is bounded).
+        const PICKS: u64 = 6;
+        for (k, fault) in [Fault::Refused, Fault::Lost, Fault::Duplicate, Fault::Crash]
+            .into_iter()
+            .enumerate()
+        {
+            for i in 0..PICKS {
+                let n = (1 + i * (total - 1) / (PICKS - 1) + k as u64).min(total);
+                let prefix = format!("{fault:?}-{n}");
+                let s = Faulty {
+                    inner: std::sync::Arc::new(storage(&prefix).unwrap()),
+                    plan: std::sync::Arc::new(std::sync::Mutex::new(Plan {
+                        at: Some((n, fault)),
+                        ..Plan::default()
+                    })),
+                };
+                let mut out = Outcome::default();
+                let r = fault_scenario(s.clone(), &url, &mut out);
+                let what = format!(
+                    "{url}: {fault:?} at call {n} ({})",
+                    s.plan
+                        .lock()
+                        .unwrap()
+                        .trace
+                        .get(n as usize - 1)
+                        .map_or("", |t| t)
+                );
+                if fault == Fault::Duplicate {
+                    r.unwrap_or_else(|e| panic!("{what}: a duplicate delivery failed: {e}"));
+                }
+                // A new process opens the store.
+                let store = match Store::open_in(Box::new(storage(&prefix).unwrap()), url.clone()) {
+                    Ok(s) => s,
+                    Err(ReplicaError::NotFound { .. }) => {
+                        assert!(out.acked.is_empty(), "{what}: store lost after acks");
+                        continue;
+                    }
+                    Err(e) => panic!("{what}: reopen failed: {e}"),
+                };
+                recovered::check_points_survived(
+                    &store,
+                    &out.acked,
+                    &out.maybe_removed,
+                    &out.oracle,
+                    &what,
+                );
+                store
+                    .scrub()
+                    .unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
+                // The next stream goes in (a cut one is dropped first) and reads back.
+                if store.pending_ingest().unwrap().is_some() {
+                    store.discard_pending().unwrap();
+                }
+                let (mut src, from) = match (store.lineage(), store.newest()) {
+                    (Some((g, s)), Some(head)) => (
+                        Source::from_image(DISK_ID, out.oracle[&head.id].clone(), g, s, 4096),
+                        s,
+                    ),
+                    _ => (Source::new(DISK_ID, 128 << 10, 4096), 0),
+                };
+                let mut rng = Rng(5);
+                src.churn(&mut rng, 5);
+                let mut ing = store.ingest(None).unwrap();
+                ing.push(&src.stream(from + 1, 65536)).unwrap();
+                let id = ing
+                    .finish()
+                    .unwrap_or_else(|e| panic!("{what}: next stream refused: {e}"))
+                    .point
+                    .id;
+                let mut got = vec![0u8; src.disk.len()];
+                store.read_at(id, 0, &mut got).unwrap();
+                assert!(got == src.disk, "{what}: the next point differs");
+            }
+        }
+    }
 }

@@ -316,8 +316,8 @@ impl ObjectStorage {
         &self.s.location
     }
 
-    /// Requests sent so far.
-    pub fn requests(&self) -> RequestCounts {
+    /// Requests sent so far, by kind.
+    pub fn request_counts(&self) -> RequestCounts {
         self.s.counters.snapshot()
     }
 }
