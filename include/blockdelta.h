@@ -853,6 +853,11 @@ enum blockdelta_result
    */
   BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_SCHEME = 417,
   /**
+   * Replica store: the store was opened read-only (`blockdelta_store_open_read_only_url`)
+   * and refuses every change.
+   */
+  BLOCKDELTA_RESULT_REPLICA_READ_ONLY = 418,
+  /**
    * Resync: a hash list is damaged or forged (checksum, magic, reserved bytes, counts,
    * run map, length; see the last error message).
    */
@@ -2546,6 +2551,20 @@ blockdelta_result blockdelta_store_open_url(const char *url,
                                             const char *const *values,
                                             size_t n_options,
                                             struct blockdelta_store **store_out);
+
+/**
+ * Opens the store at `url` for reading only (URL and options as
+ * `blockdelta_store_create_url`), from any process or node while a writer may run elsewhere:
+ * no lock or lease is taken and nothing is written. Every change is refused with
+ * `BLOCKDELTA_RESULT_REPLICA_READ_ONLY`. The handle sees the points committed when it was
+ * opened; open again to see newer ones. A point the writer has since expired may fail to read
+ * (`BLOCKDELTA_RESULT_REPLICA_IO`).
+ */
+blockdelta_result blockdelta_store_open_read_only_url(const char *url,
+                                                      const char *const *keys,
+                                                      const char *const *values,
+                                                      size_t n_options,
+                                                      struct blockdelta_store **store_out);
 
 /**
  * Frees a store handle; NULL is a no-op. No other call on this handle may be running or

@@ -139,6 +139,10 @@ fn a_store_on_object_storage_keeps_every_point_across_reopens() {
         let store = Store::open_url(&url, &o).unwrap();
         check(&store, &oracle);
         store.scrub().unwrap();
+        // Another node reads every point beside the writer, and changes nothing.
+        let reader = Store::open_url_read_only(&url, &o).unwrap();
+        check(&reader, &oracle);
+        assert!(matches!(reader.checkpoint(), Err(ReplicaError::ReadOnly)));
         eprintln!("{url}: {:?}", t.elapsed());
     }
 }

@@ -234,3 +234,60 @@ fn a_commit_racing_an_open_makes_the_open_fail_cleanly() {
     drop(first);
     check(&path, &oracle);
 }
+
+/// A reader opens the store while its writer runs (no lock taken, nothing written): it reads
+/// every point committed when it opened, refuses every change with `ReadOnly`, and sees newer
+/// points once opened again.
+#[test]
+fn a_read_only_handle_reads_beside_the_writer_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut rng = Rng(21);
+    let mut src = Source::new(DISK_ID, 1 << 20, 4096);
+    let mut oracle = HashMap::new();
+    let writer = Store::create(&path, StoreConfig::new(DISK_ID)).unwrap();
+    for to in 1..4 {
+        src.churn(&mut rng, 10);
+        let p = ingest(&writer, &src, to).unwrap();
+        src.commit(to);
+        oracle.insert(p, src.disk.clone());
+    }
+    let url = format!("file://{}", path.display());
+    let before = objects(&path);
+    let manifest = std::fs::read(path.join("MANIFEST")).unwrap();
+    let reader = Store::open_url_read_only(&url, &[]).unwrap();
+    assert_eq!(reader.points().len(), 3);
+    for (id, disk) in &oracle {
+        let mut b = vec![0u8; disk.len()];
+        reader.read_at(*id, 0, &mut b).unwrap();
+        assert!(&b == disk);
+    }
+    reader.scrub().unwrap();
+    let ro =
+        |r: Result<(), ReplicaError>| assert!(matches!(r, Err(ReplicaError::ReadOnly)), "{r:?}");
+    ro(reader.ingest(None).map(|_| ()));
+    ro(reader.retain(0).map(|_| ()));
+    ro(reader.checkpoint());
+    ro(reader.compact().map(|_| ()));
+    ro(reader.discard_pending());
+    ro(reader.set_retention(Default::default()));
+    ro(reader.rollback(*oracle.keys().next().unwrap()).map(|_| ()));
+    // Nothing was written.
+    assert_eq!(objects(&path), before);
+    assert_eq!(std::fs::read(path.join("MANIFEST")).unwrap(), manifest);
+    // The writer goes on; the reader keeps its snapshot until opened again.
+    src.churn(&mut rng, 10);
+    let p = ingest(&writer, &src, 4).unwrap();
+    src.commit(4);
+    oracle.insert(p, src.disk.clone());
+    assert_eq!(reader.points().len(), 3);
+    let reader = Store::open_url_read_only(&url, &[]).unwrap();
+    assert_eq!(reader.points().len(), 4);
+    let mut b = vec![0u8; 1 << 20];
+    reader.read_at(p, 0, &mut b).unwrap();
+    assert!(b == oracle[&p]);
+    assert!(matches!(
+        Store::open_url_read_only(&format!("file://{}/none", dir.path().display()), &[]),
+        Err(ReplicaError::NotFound { .. })
+    ));
+}

@@ -223,6 +223,9 @@ pub enum blockdelta_result {
     /// Replica store: the URL's scheme names a backend this build does not have (`s3://` and
     /// `az://` need the cargo feature `object-store`), or none at all.
     ReplicaUnsupportedScheme = 417,
+    /// Replica store: the store was opened read-only (`blockdelta_store_open_read_only_url`)
+    /// and refuses every change.
+    ReplicaReadOnly = 418,
 
     /// Resync: a hash list is damaged or forged (checksum, magic, reserved bytes, counts,
     /// run map, length; see the last error message).
@@ -349,6 +352,7 @@ impl blockdelta_result {
             ReplicaStorageFull => c"BLOCKDELTA_RESULT_REPLICA_STORAGE_FULL",
             ReplicaConflict => c"BLOCKDELTA_RESULT_REPLICA_CONFLICT",
             ReplicaUnsupportedScheme => c"BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_SCHEME",
+            ReplicaReadOnly => c"BLOCKDELTA_RESULT_REPLICA_READ_ONLY",
             ResyncInvalidList => c"BLOCKDELTA_RESULT_RESYNC_INVALID_LIST",
             ResyncUnsupportedVersion => c"BLOCKDELTA_RESULT_RESYNC_UNSUPPORTED_VERSION",
             ResyncAuthenticationFailed => c"BLOCKDELTA_RESULT_RESYNC_AUTHENTICATION_FAILED",
@@ -457,6 +461,7 @@ impl blockdelta_result {
             ReplicaStorageFull,
             ReplicaConflict,
             ReplicaUnsupportedScheme,
+            ReplicaReadOnly,
             ResyncInvalidList,
             ResyncUnsupportedVersion,
             ResyncAuthenticationFailed,

@@ -107,6 +107,8 @@ pub enum ReplicaError {
         /// The store's location.
         path: String,
     },
+    /// The store was opened read-only: it refuses every change.
+    ReadOnly,
     /// The URL's scheme names a backend this build does not have (`s3://` and `az://` need
     /// the cargo feature `object-store`), or no backend at all.
     UnsupportedScheme {
@@ -159,6 +161,7 @@ impl fmt::Display for ReplicaError {
                 f,
                 "another writer committed to store {path} first; nothing of this change was committed"
             ),
+            ReplicaError::ReadOnly => f.write_str("the store was opened read-only"),
             ReplicaError::UnsupportedScheme { scheme } => write!(
                 f,
                 "this build has no store backend for URL scheme {scheme:?} (s3 and az need the cargo feature object-store)"

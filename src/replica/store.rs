@@ -145,6 +145,8 @@ pub(crate) struct Writer {
     pub pending_bytes: (u64, u64),
     pub poisoned: bool,
     pub ingesting: bool,
+    /// Opened with [`Store::open_read_only_in`]: every change is refused.
+    pub read_only: bool,
 }
 
 #[derive(Debug)]
@@ -546,6 +548,7 @@ impl Store {
                 log,
                 pending_bytes: (0, 0),
                 poisoned: false,
+                read_only: false,
                 ingesting: false,
             }),
             v: RwLock::new(view),
@@ -578,6 +581,7 @@ impl Store {
                 log,
                 pending_bytes,
                 poisoned: false,
+                read_only: false,
                 ingesting: false,
             }),
             v: RwLock::new(view),
@@ -586,6 +590,51 @@ impl Store {
         store.fence()?;
         store.collect_garbage()?;
         Ok(store)
+    }
+
+    /// Opens the store on `storage` for reading only, from any process or node, while a
+    /// writer may be running elsewhere: no lock or lease is taken, nothing is written or
+    /// collected, and every change is refused with [`ReplicaError::ReadOnly`]. The handle
+    /// sees the points committed when it was opened (open again to see newer ones); a point
+    /// the writer has since expired may fail to read (its objects deleted) with an I/O error.
+    pub fn open_read_only_in(storage: Box<dyn Storage>, location: String) -> Result<Store> {
+        let (bytes, version) = storage
+            .read_manifest()
+            .map_err(io_err("reading the manifest"))?
+            .ok_or_else(|| ReplicaError::NotFound {
+                path: location.clone(),
+            })?;
+        let mut m = Manifest::decode(&bytes)?;
+        let log = replay_log(&*storage, &mut m, bytes.len() as u64)?;
+        let view = load_view(&*storage, &m)?;
+        let pending_bytes = pending_bytes(&*storage, &m);
+        Ok(Store {
+            storage,
+            _lock: Box::new(()),
+            location,
+            w: Mutex::new(Writer {
+                m,
+                version: Some(version),
+                log,
+                pending_bytes,
+                poisoned: false,
+                ingesting: false,
+                read_only: true,
+            }),
+            v: RwLock::new(view),
+            clock: None,
+        })
+    }
+
+    /// [`Store::open_read_only_in`] on the store at `url` (see [`Store::create_url`]).
+    pub fn open_url_read_only(url: &str, options: &[(&str, &str)]) -> Result<Store> {
+        let (storage, location) = storage_for_url(url, options)?;
+        if let Some(dir) = local_dir(url) {
+            if !Path::new(dir).join("MANIFEST").exists() {
+                return Err(ReplicaError::NotFound { path: location });
+            }
+        }
+        Self::open_read_only_in(storage, location)
     }
 
     /// The first commit of every writer: moves `next_object` up by [`FENCE_GAP`], so that the
@@ -1082,6 +1131,9 @@ impl Store {
 
     pub(crate) fn writer(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
         let w = self.w.lock();
+        if w.read_only {
+            return Err(ReplicaError::ReadOnly);
+        }
         if w.poisoned {
             return Err(ReplicaError::Poisoned);
         }
@@ -1113,6 +1165,9 @@ impl Store {
     }
 
     fn commit_inner(&self, w: &mut Writer, mut m: Manifest, log: bool) -> Result<()> {
+        if w.read_only {
+            return Err(ReplicaError::ReadOnly);
+        }
         m.counter = w.m.counter + 1;
         let budget = w.log.checkpoint_len.max(LOG_MIN_BYTES);
         if log && w.log.records < LOG_MAX_RECORDS {

@@ -391,6 +391,18 @@ static int urls(void) {
   const char *keys[] = {"part_size"}, *values[] = {"8388608"};
   r = blockdelta_store_open_url(url, keys, values, 1, &s);
   if (r != BLOCKDELTA_RESULT_REPLICA_INVALID_ARGUMENT) return fail("an option for a directory", r);
+  /* A reader beside a writer: no lock taken, every change refused. */
+  blockdelta_store *w = NULL, *ro = NULL;
+  CHECK("store_open_url (writer)", blockdelta_store_open_url(url, NULL, NULL, 0, &w));
+  CHECK("store_open_read_only_url", blockdelta_store_open_read_only_url(url, NULL, NULL, 0, &ro));
+  blockdelta_ingest *ing = NULL;
+  r = blockdelta_store_ingest_begin(ro, NULL, 0, &ing);
+  if (r != BLOCKDELTA_RESULT_REPLICA_READ_ONLY) return fail("an ingest on a read-only store", r);
+  EXPECT("no ingest on failure", ing == NULL);
+  r = blockdelta_store_checkpoint(ro);
+  if (r != BLOCKDELTA_RESULT_REPLICA_READ_ONLY) return fail("a checkpoint on a read-only store", r);
+  blockdelta_store_free(ro);
+  blockdelta_store_free(w);
   r = blockdelta_store_open_url("s3://bucket/prefix", keys, values, 1, &s);
   if (r != BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_SCHEME) return fail("s3 without the feature", r);
   r = blockdelta_store_create_url("az://container/prefix", NULL, NULL, 0, disk_id, &s);

@@ -101,6 +101,7 @@ impl ToResult for ReplicaError {
             ReplicaError::StorageFull { .. } => R::ReplicaStorageFull,
             ReplicaError::Conflict { .. } => R::ReplicaConflict,
             ReplicaError::UnsupportedScheme { .. } => R::ReplicaUnsupportedScheme,
+            ReplicaError::ReadOnly => R::ReplicaReadOnly,
             // `ReplicaError` is non-exhaustive only for other crates; a new variant must get
             // its code here.
         }

@@ -224,6 +224,33 @@ pub extern "C" fn blockdelta_store_open_url(
     })
 }
 
+/// Opens the store at `url` for reading only (URL and options as
+/// `blockdelta_store_create_url`), from any process or node while a writer may run elsewhere:
+/// no lock or lease is taken and nothing is written. Every change is refused with
+/// `BLOCKDELTA_RESULT_REPLICA_READ_ONLY`. The handle sees the points committed when it was
+/// opened; open again to see newer ones. A point the writer has since expired may fail to read
+/// (`BLOCKDELTA_RESULT_REPLICA_IO`).
+#[no_mangle]
+pub extern "C" fn blockdelta_store_open_read_only_url(
+    url: *const c_char,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    n_options: usize,
+    store_out: *mut *mut blockdelta_store,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(store_out)?;
+        // SAFETY: per the documented contract of each argument.
+        let (url, options) = unsafe {
+            (
+                utf8_arg(url, "the URL")?,
+                options_arg(keys, values, n_options)?,
+            )
+        };
+        new_handle(Store::open_url_read_only(url, &options), out)
+    })
+}
+
 /// Frees a store handle; NULL is a no-op. No other call on this handle may be running or
 /// follow. The store's files are closed and its lock released now, or, when ingests started
 /// on it are still alive, when the last of them is freed. Lists taken from it stay valid.
