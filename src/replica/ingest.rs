@@ -36,8 +36,8 @@ pub struct Ingested {
     /// Points expired early during the ingest to stay under the byte cap.
     pub expired: Vec<super::store::Expired>,
     /// Requests the store's storage sent from the start of the ingest to its commit (object
-    /// storage; 0 on a local directory): about `4 + pack bytes / part size` for a stream
-    /// that needs no resume point (`docs/REPLICA.md`).
+    /// storage; 0 on a local directory): at most `10 + pack bytes / part size` for a stream
+    /// that needs no resume point (4 when its pack is smaller than a part).
     pub requests: u64,
 }
 

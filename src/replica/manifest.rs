@@ -562,6 +562,16 @@ pub(crate) fn bundle_name(id: u64) -> String {
     object_name("bundle", id)
 }
 
+/// The id an object name `<kind>-<16 hex>` carries (as [`object_name`] writes it), if it is
+/// one.
+pub(crate) fn object_id(name: &str) -> Option<u64> {
+    let (_, hex) = name.rsplit_once('-')?;
+    if hex.len() != 16 || !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
 pub(crate) fn object_name(kind: &str, id: u64) -> String {
     format!("{kind}-{id:016x}")
 }

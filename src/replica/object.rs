@@ -134,7 +134,8 @@ impl Counters {
 
 /// What every request needs: the service, its runtime, the prefix and the counters.
 struct Shared {
-    rt: tokio::runtime::Runtime,
+    /// `None` only while dropping.
+    rt: Option<tokio::runtime::Runtime>,
     store: Arc<dyn ObjectStore>,
     multipart: Arc<dyn MultipartStore>,
     /// The prefix, without a trailing `/` (empty: the bucket's root).
@@ -299,7 +300,7 @@ impl ObjectStorage {
             .build()?;
         Ok(ObjectStorage {
             s: Arc::new(Shared {
-                rt,
+                rt: Some(rt),
                 store,
                 multipart,
                 prefix: prefix.to_string(),
@@ -354,7 +355,23 @@ fn redact(text: &str) -> String {
     out
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its tasks and panics inside another runtime's task;
+        // a background shutdown does neither.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 impl Shared {
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt
+            .as_ref()
+            .expect("the runtime lives as long as the storage")
+    }
+
     fn path(&self, rel: &str) -> Path {
         if self.prefix.is_empty() {
             Path::from(rel)
@@ -368,15 +385,19 @@ impl Shared {
         Ok(self.path(&format!("objects/{name}")))
     }
 
-    /// Runs `f` to completion on the storage's runtime.
-    fn run<T>(&self, f: impl std::future::Future<Output = T>) -> io::Result<T> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(io::Error::other(
-                "object storage called from inside an async runtime: call the store from \
-                 a blocking thread (tokio::task::spawn_blocking)",
-            ));
-        }
-        Ok(self.rt.block_on(f))
+    /// Runs `f` to completion on the storage's runtime, this thread waiting for it (any
+    /// thread: one of `spawn_blocking` included; a task of another async runtime would block
+    /// its worker, so async callers use `spawn_blocking`).
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> io::Result<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.rt().spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv()
+            .map_err(|_| io::Error::other("the object store's runtime stopped"))
     }
 
     /// An `object_store` error as an `io::Error` whose kind a caller acts on, naming the
@@ -734,6 +755,7 @@ impl Storage for ObjectStorage {
         up.buf = buf;
         up.len = len;
         up.stored = true;
+        up.synced = len;
         Ok(Box::new(up))
     }
 
@@ -768,6 +790,18 @@ impl Storage for ObjectStorage {
             }
         }
         Ok(all)
+    }
+
+    fn manifest_version(&self) -> io::Result<Option<u64>> {
+        let s = &self.s;
+        Counters::add(&s.counters.gets);
+        let store = s.store.clone();
+        let path = s.path("MANIFEST");
+        match s.run(async move { store.get_range(&path, 0..24).await })? {
+            Ok(b) => Ok(Some(manifest_version(&b))),
+            Err(OsError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(s.err("reading", "MANIFEST", e)),
+        }
     }
 
     fn read_manifest(&self) -> io::Result<Option<(Vec<u8>, u64)>> {
@@ -944,9 +978,11 @@ struct ObjectUpload {
     len: u64,
     /// A part upload failed: every later call fails.
     broken: bool,
-    /// A state object or tails may exist (a sync happened, or the upload was resumed): they
-    /// are deleted once the upload completes.
+    /// A state object or tails may exist (a multipart upload was started, a sync happened,
+    /// or the upload was resumed): they are deleted once the upload completes.
     stored: bool,
+    /// The length at the last sync.
+    synced: u64,
 }
 
 impl ObjectUpload {
@@ -961,6 +997,7 @@ impl ObjectUpload {
             len: 0,
             broken: false,
             stored: false,
+            synced: 0,
         }
     }
 
@@ -986,6 +1023,9 @@ impl ObjectUpload {
             .run(async move { mp.create_multipart(&path).await })?
             .map_err(|e| s.err("starting the upload of", &self.name, e))?;
         self.id = Some(id.clone());
+        // Recorded at once, so that `uploads` lists it and an abort (or the store's garbage
+        // collection after a crash) finds its parts even if it never syncs.
+        self.write_state()?;
         Ok(id)
     }
 
@@ -1003,8 +1043,9 @@ impl ObjectUpload {
         Counters::add(&s.counters.multipart);
         let mp = s.multipart.clone();
         let path = s.object(&self.name)?;
-        let task =
-            s.rt.spawn(async move { mp.put_part(&path, &id, idx, PutPayload::from(data)).await });
+        let task = s
+            .rt()
+            .spawn(async move { mp.put_part(&path, &id, idx, PutPayload::from(data)).await });
         self.flying.push_back((idx, task));
         self.buf = Vec::with_capacity(self.s.config.part_size);
         Ok(())
@@ -1114,18 +1155,11 @@ impl Upload for ObjectUpload {
             Counters::add(&s.counters.multipart);
             let mp = s.multipart.clone();
             let p = path.clone();
-            let done = s.run(async move { mp.complete_multipart(&p, &id, parts).await })?;
-            if let Err(e) = done {
-                // A retried completion whose first attempt landed finds no upload: the
-                // object of the right size tells.
-                let st = s.store.clone();
-                let p = path.clone();
-                Counters::add(&s.counters.gets);
-                match s.run(async move { st.head(&p).await })? {
-                    Ok(m) if m.size == self.len => {}
-                    _ => return Err(s.err("completing the upload of", &self.name, e)),
-                }
-            }
+            // (A completion whose answer was lost fails here, even if it took effect: the
+            // store then fails the ingest, and the sender sends the stream again. An object
+            // of the right size is no proof that it holds these parts.)
+            s.run(async move { mp.complete_multipart(&p, &id, parts).await })?
+                .map_err(|e| s.err("completing the upload of", &self.name, e))?;
         }
         // The upload's state and tails are no longer needed.
         if self.stored {
@@ -1151,10 +1185,22 @@ impl ObjectUpload {
             )
             .map_err(|e| s.err("writing the tail of", &self.name, e))?;
         }
+        self.write_state_at(len)?;
+        self.synced = len;
+        Ok(())
+    }
+
+    /// Writes the state object: the multipart id, the parts, and `len` (the last sync).
+    fn write_state_at(&mut self, len: u64) -> io::Result<()> {
+        let s = self.s.clone();
         let state = UploadState {
             id: self.id.clone().unwrap_or_default(),
             len,
-            parts: self.part_ids(),
+            parts: self
+                .part_ids()
+                .into_iter()
+                .filter(|(end, _)| *end <= len)
+                .collect(),
         };
         s.put_mode(
             &s.path(&format!("uploads/{}", self.name)),
@@ -1165,6 +1211,12 @@ impl ObjectUpload {
         .map_err(|e| s.err("writing the state of upload", &self.name, e))?;
         self.stored = true;
         Ok(())
+    }
+
+    /// The state as of the last sync (0 before any).
+    fn write_state(&mut self) -> io::Result<()> {
+        let synced = if self.stored { self.synced } else { 0 };
+        self.write_state_at(synced)
     }
 }
 
@@ -1258,7 +1310,7 @@ impl Lease {
         let etag = Arc::new(Mutex::new(etag));
         let renew = {
             let (store, etag, path) = (s.store.clone(), etag.clone(), path.clone());
-            s.rt.spawn(async move {
+            s.rt().spawn(async move {
                 loop {
                     tokio::time::sleep(ttl / 3).await;
                     let expires = super::store::now_ns().saturating_add(ttl.as_nanos() as u64);

@@ -69,7 +69,12 @@ impl Store {
             let mut cur: Option<(u64, u64)> = None;
             for (s, e) in ranges {
                 cur = match cur {
-                    Some((cs, ce)) if s <= ce.saturating_add(gap) => Some((cs, ce.max(e))),
+                    // Merged while the gap is small and the merged range stays bounded.
+                    Some((cs, ce))
+                        if s <= ce.saturating_add(gap) && e.max(ce) - cs <= BATCH_BYTES + gap =>
+                    {
+                        Some((cs, ce.max(e)))
+                    }
                     Some((cs, ce)) => {
                         merged.push((name, cs, vec![0u8; (ce - cs) as usize]));
                         Some((s, e))

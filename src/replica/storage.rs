@@ -96,6 +96,11 @@ pub trait Storage: Send + Sync {
     fn uploads(&self) -> io::Result<Vec<String>>;
     /// The current manifest and its version, or `None` if there is none.
     fn read_manifest(&self) -> io::Result<Option<(Vec<u8>, u64)>>;
+    /// The current manifest's version only (its commit counter), or `None` if there is none:
+    /// a small read where [`Storage::read_manifest`] reads the whole manifest.
+    fn manifest_version(&self) -> io::Result<Option<u64>> {
+        Ok(self.read_manifest()?.map(|(_, v)| v))
+    }
     /// Replaces the manifest with `data` if its version is still `expected`, durably, and
     /// returns the new version. When another writer committed first, nothing changes and the
     /// error (kind [`io::ErrorKind::Other`]) holds a [`ManifestConflict`].
@@ -298,7 +303,11 @@ impl Storage for DirStorage {
                 format!("object {name} exists"),
             ));
         }
-        let tmp = self.uploads.join(format!("put.{name}"));
+        // (Unique: two writers on one store, one of them past the lock, never share it.)
+        let tmp = self.uploads.join(format!(
+            "put.{name}.{:016x}",
+            u64::from_le_bytes(crate::GenerationId::random().0[..8].try_into().expect("8"))
+        ));
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -447,6 +456,17 @@ impl Storage for DirStorage {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    fn manifest_version(&self) -> io::Result<Option<u64>> {
+        let f = match File::open(self.root.join(MANIFEST)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut head = [0u8; 24];
+        let n = f.read_at(&mut head, 0)?;
+        Ok(Some(manifest_version(&head[..n])))
     }
 
     fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64> {

@@ -10,7 +10,9 @@ use parking_lot::{Mutex, RwLock};
 
 use super::error::{corrupt, hex, io_err, ReplicaError, Result};
 use super::format::{decode_layer, encode_layer, layer_object_len, pack_object_len, CHUNK};
-use super::log::{encode_record, log_name, replay_log, LogState, LOG_MAX_RECORDS, LOG_MIN_BYTES};
+use super::log::{
+    encode_record, log_counter, log_name, replay_log, LogState, LOG_MAX_RECORDS, LOG_MIN_BYTES,
+};
 use super::manifest::{
     bundle_name, layer_name, pack_name, resume_name, BaseLevel, Manifest, PackRec, PointRec,
     Retention, BASE_LEVELS,
@@ -646,9 +648,12 @@ impl Store {
     fn fence(&self) -> Result<()> {
         let mut w = self.writer()?;
         let mut m = w.m.clone();
+        // A random part makes every writer's fence record its own: two writers fencing the
+        // same state never write the same bytes (which a retried put would take as its own).
+        let jitter = u64::from(u16::from_le_bytes([random16()[0], random16()[1]]));
         m.next_object = m
             .next_object
-            .checked_add(FENCE_GAP)
+            .checked_add(FENCE_GAP + jitter)
             .filter(|&n| n <= super::manifest::MAX_COUNTER)
             .ok_or_else(|| ReplicaError::InvalidArgument {
                 reason: "the store ran out of object ids".into(),
@@ -687,14 +692,32 @@ impl Store {
             keep.insert(resume_name(p.resume));
             keep_upload = Some(pack_name(p.pack));
         }
+        // Only what this writer's state accounts for may go: records up to its counter,
+        // objects and uploads below its next id. A writer that took the store over after this
+        // one's fence (this one stalled) commits later counters and, past its own fence,
+        // higher ids: nothing of it is touched, and its next record tells this writer to stop.
+        let (counter, next) = (w.m.counter, w.m.next_object);
+        let ours = |name: &str| match log_counter(name) {
+            Some(c) => c <= counter,
+            None => super::manifest::object_id(name).map_or(true, |id| id < next),
+        };
         let objects = self.storage.list("").map_err(io_err("listing objects"))?;
-        for o in objects.iter().filter(|o| !keep.contains(*o)) {
+        if objects.contains(&log_name(counter + 1)) {
+            w.poisoned = true;
+            return Err(ReplicaError::Conflict {
+                path: self.location.clone(),
+            });
+        }
+        for o in objects.iter().filter(|o| !keep.contains(*o) && ours(o)) {
             self.storage
                 .delete(o)
                 .map_err(io_err("deleting an unreferenced object"))?;
         }
         let uploads = self.storage.uploads().map_err(io_err("listing uploads"))?;
-        for u in uploads.iter().filter(|u| Some(*u) != keep_upload.as_ref()) {
+        for u in uploads
+            .iter()
+            .filter(|u| Some(*u) != keep_upload.as_ref() && ours(u))
+        {
             self.storage
                 .abort_upload(u)
                 .map_err(io_err("dropping an unfinished upload"))?;
@@ -1214,10 +1237,32 @@ impl Store {
     }
 
     /// Writes record `log-<m.counter>` (create-only): the commit point of `m`. Fails with
-    /// [`ReplicaError::Conflict`] (and poisons) when another writer committed that counter.
+    /// [`ReplicaError::Conflict`] (and poisons) when another writer committed that counter,
+    /// or when the checkpoint has already moved past it: records are deleted once a
+    /// checkpoint covers them, so a stale writer's create-only put of a counter that was
+    /// committed and then collected succeeds, and only the checkpoint tells it.
     fn claim(&self, w: &mut Writer, m: &Manifest, rec: &[u8], op: &'static str) -> Result<()> {
         match self.storage.put(&log_name(m.counter), rec) {
-            Ok(()) => Ok(()),
+            Ok(()) => match self.storage.manifest_version() {
+                Ok(Some(v)) if v >= m.counter => {
+                    w.m.next_object = w.m.next_object.max(m.next_object);
+                    w.poisoned = true;
+                    // The record is below the checkpoint: replay ignores it, the next open
+                    // collects it.
+                    Err(ReplicaError::Conflict {
+                        path: self.location.clone(),
+                    })
+                }
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    w.m.next_object = w.m.next_object.max(m.next_object);
+                    w.poisoned = true;
+                    Err(ReplicaError::Io {
+                        op: "checking the manifest after a commit",
+                        source: e,
+                    })
+                }
+            },
             Err(e) => {
                 // Ids the change allocated may name objects already written.
                 w.m.next_object = w.m.next_object.max(m.next_object);

@@ -131,12 +131,13 @@ impl CrashStorage {
     }
 
     /// Whether a scenario that reached its end (`Ok`) despite the crash may: only when the
-    /// crash hit a deletion after a commit, which the store never reports as the change
-    /// failing (it poisons itself; the next call, if any, is refused).
+    /// crash hit what follows a commit (the deletions after it, or the manifest swap after a
+    /// checkpoint record), which the store never reports as the change failing (it poisons
+    /// itself; the next call, if any, is refused).
     pub fn ok_after_crash(&self) -> bool {
         self.trace()
             .last()
-            .is_some_and(|t| t.starts_with("delete "))
+            .is_some_and(|t| t.starts_with("delete ") || t == "swap manifest")
     }
 
     pub fn crashed(&self) -> bool {

@@ -168,8 +168,8 @@ unsafe fn options_arg<'a>(
 /// `BLOCKDELTA_RESULT_REPLICA_UNSUPPORTED_SCHEME`; an unknown option key or a malformed URL is
 /// `BLOCKDELTA_RESULT_REPLICA_INVALID_ARGUMENT`. Error messages name the store by scheme,
 /// bucket and prefix, never a credential. Otherwise as `blockdelta_store_create`. Blocks on
-/// I/O (HTTP requests to object storage); any thread, but not one that runs an async runtime
-/// of its own (`BLOCKDELTA_RESULT_REPLICA_IO`).
+/// I/O (HTTP requests to object storage, which run on the store's own threads while the
+/// calling thread waits); any thread.
 #[no_mangle]
 pub extern "C" fn blockdelta_store_create_url(
     url: *const c_char,
