@@ -48,7 +48,7 @@ use object_store::{
 use parking_lot::Mutex;
 
 use super::storage::{
-    manifest_conflict, manifest_version, ManifestVersion, RangeRead, Storage, Upload,
+    check_name, manifest_conflict, manifest_version, ManifestVersion, RangeRead, Storage, Upload,
 };
 
 /// Settings of an [`ObjectStorage`], besides the service's own (endpoint, credentials), which
@@ -506,22 +506,6 @@ impl Shared {
             .filter_map(|p| p.filename().map(str::to_string))
             .collect();
         Ok((objects, dirs))
-    }
-}
-
-/// Object names are flat: ASCII letters, digits, `-`, `_` and `.`, not starting with `.` (as
-/// on a local directory).
-fn check_name(name: &str) -> io::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!("invalid object name {name:?}")))
     }
 }
 

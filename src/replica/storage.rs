@@ -258,7 +258,7 @@ impl DirStorage {
 }
 
 /// Object names are flat: ASCII letters, digits, `-`, `_` and `.`, not starting with `.`.
-fn check_name(name: &str) -> io::Result<()> {
+pub(crate) fn check_name(name: &str) -> io::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')

@@ -563,32 +563,7 @@ impl Store {
     /// deleted, and so are unfinished uploads other than a resumable ingest's.
     pub fn open_in(storage: Box<dyn Storage>, location: String) -> Result<Store> {
         let lock = lock(&*storage, &location)?;
-        let (bytes, version) = storage
-            .read_manifest()
-            .map_err(io_err("reading the manifest"))?
-            .ok_or_else(|| ReplicaError::NotFound {
-                path: location.clone(),
-            })?;
-        let mut m = Manifest::decode(&bytes)?;
-        let log = replay_log(&*storage, &mut m, bytes.len() as u64)?;
-        let view = load_view(&*storage, &m)?;
-        let pending_bytes = pending_bytes(&*storage, &m);
-        let store = Store {
-            storage,
-            _lock: lock,
-            location,
-            w: Mutex::new(Writer {
-                m,
-                version: Some(version),
-                log,
-                pending_bytes,
-                poisoned: false,
-                read_only: false,
-                ingesting: false,
-            }),
-            v: RwLock::new(view),
-            clock: None,
-        };
+        let store = Self::load(storage, location, lock, false)?;
         store.fence()?;
         store.collect_garbage()?;
         Ok(store)
@@ -600,6 +575,16 @@ impl Store {
     /// sees the points committed when it was opened (open again to see newer ones); a point
     /// the writer has since expired may fail to read (its objects deleted) with an I/O error.
     pub fn open_read_only_in(storage: Box<dyn Storage>, location: String) -> Result<Store> {
+        Self::load(storage, location, Box::new(()), true)
+    }
+
+    /// The store as its manifest and log say (the log replayed, the view built).
+    fn load(
+        storage: Box<dyn Storage>,
+        location: String,
+        lock: Box<dyn Send + Sync>,
+        read_only: bool,
+    ) -> Result<Store> {
         let (bytes, version) = storage
             .read_manifest()
             .map_err(io_err("reading the manifest"))?
@@ -612,7 +597,7 @@ impl Store {
         let pending_bytes = pending_bytes(&*storage, &m);
         Ok(Store {
             storage,
-            _lock: Box::new(()),
+            _lock: lock,
             location,
             w: Mutex::new(Writer {
                 m,
@@ -621,7 +606,7 @@ impl Store {
                 pending_bytes,
                 poisoned: false,
                 ingesting: false,
-                read_only: true,
+                read_only,
             }),
             v: RwLock::new(view),
             clock: None,

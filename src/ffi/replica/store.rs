@@ -154,6 +154,43 @@ unsafe fn options_arg<'a>(
         .collect()
 }
 
+/// Why a URL entry point failed before or in the store call.
+enum UrlArg {
+    Code(blockdelta_result),
+    Store(ReplicaError),
+}
+
+impl From<ReplicaError> for UrlArg {
+    fn from(e: ReplicaError) -> Self {
+        UrlArg::Store(e)
+    }
+}
+
+/// The shared body of the URL entry points: reads the URL and options, runs `open` inside the
+/// panic boundary and hands out a new handle.
+///
+/// # Safety
+/// As each entry point documents: `url` NUL-terminated, `keys`/`values` valid for `n` reads.
+unsafe fn with_url(
+    url: *const c_char,
+    keys: *const *const c_char,
+    values: *const *const c_char,
+    n: usize,
+    store_out: *mut *mut blockdelta_store,
+    open: impl FnOnce(&str, &[(&str, &str)]) -> Result<Store, UrlArg>,
+) -> blockdelta_result {
+    boundary(|| {
+        let out = Out::new(store_out)?;
+        // SAFETY: per the caller's contract.
+        let (url, options) = unsafe { (utf8_arg(url, "the URL")?, options_arg(keys, values, n)?) };
+        match open(url, &options) {
+            Ok(s) => new_handle(Ok(s), out),
+            Err(UrlArg::Store(e)) => new_handle(Err(e), out),
+            Err(UrlArg::Code(c)) => Err(c),
+        }
+    })
+}
+
 /// Creates a new, empty store at `url` (NUL-terminated UTF-8): `file:///path` or a plain path
 /// for a local directory (as `blockdelta_store_create`), `s3://bucket/prefix` or
 /// `az://container/prefix` for object storage. `n_options` key/value pairs (`keys[i]`,
@@ -179,21 +216,15 @@ pub extern "C" fn blockdelta_store_create_url(
     disk_id: *const u8,
     store_out: *mut *mut blockdelta_store,
 ) -> blockdelta_result {
-    boundary(|| {
-        let out = Out::new(store_out)?;
-        // SAFETY: per the documented contract of each argument.
-        let (url, options, disk_id) = unsafe {
-            (
-                utf8_arg(url, "the URL")?,
-                options_arg(keys, values, n_options)?,
-                id16(disk_id)?.ok_or(blockdelta_result::NullParameter)?,
-            )
-        };
-        new_handle(
-            Store::create_url(url, &options, StoreConfig::new(disk_id)),
-            out,
-        )
-    })
+    // SAFETY: per the documented contract of each argument.
+    unsafe {
+        with_url(url, keys, values, n_options, store_out, |url, o| {
+            // SAFETY: `disk_id` is NULL or 16 readable bytes.
+            let id = id16(disk_id).map_err(UrlArg::Code)?;
+            let id = id.ok_or(UrlArg::Code(blockdelta_result::NullParameter))?;
+            Store::create_url(url, o, StoreConfig::new(id)).map_err(UrlArg::Store)
+        })
+    }
 }
 
 /// Opens the store at `url` for writing, recovering from any crash; URL and options as
@@ -211,17 +242,12 @@ pub extern "C" fn blockdelta_store_open_url(
     n_options: usize,
     store_out: *mut *mut blockdelta_store,
 ) -> blockdelta_result {
-    boundary(|| {
-        let out = Out::new(store_out)?;
-        // SAFETY: per the documented contract of each argument.
-        let (url, options) = unsafe {
-            (
-                utf8_arg(url, "the URL")?,
-                options_arg(keys, values, n_options)?,
-            )
-        };
-        new_handle(Store::open_url(url, &options), out)
-    })
+    // SAFETY: per the documented contract of each argument.
+    unsafe {
+        with_url(url, keys, values, n_options, store_out, |url, o| {
+            Ok(Store::open_url(url, o)?)
+        })
+    }
 }
 
 /// Opens the store at `url` for reading only (URL and options as
@@ -238,17 +264,12 @@ pub extern "C" fn blockdelta_store_open_read_only_url(
     n_options: usize,
     store_out: *mut *mut blockdelta_store,
 ) -> blockdelta_result {
-    boundary(|| {
-        let out = Out::new(store_out)?;
-        // SAFETY: per the documented contract of each argument.
-        let (url, options) = unsafe {
-            (
-                utf8_arg(url, "the URL")?,
-                options_arg(keys, values, n_options)?,
-            )
-        };
-        new_handle(Store::open_url_read_only(url, &options), out)
-    })
+    // SAFETY: per the documented contract of each argument.
+    unsafe {
+        with_url(url, keys, values, n_options, store_out, |url, o| {
+            Ok(Store::open_url_read_only(url, o)?)
+        })
+    }
 }
 
 /// Frees a store handle; NULL is a no-op. No other call on this handle may be running or
