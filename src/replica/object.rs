@@ -434,13 +434,7 @@ impl Shared {
         }
     }
 
-    fn put_mode(
-        &self,
-        path: &Path,
-        data: Bytes,
-        mode: PutMode,
-        what: &str,
-    ) -> Result<Option<String>, OsError> {
+    fn put_mode(&self, path: &Path, data: Bytes, mode: PutMode) -> Result<Option<String>, OsError> {
         Counters::add(&self.counters.puts);
         let store = self.store.clone();
         let p = path.clone();
@@ -448,7 +442,6 @@ impl Shared {
             mode,
             ..PutOptions::default()
         };
-        let _ = what; // (errors are named by the caller)
         self.run(async move { store.put_opts(&p, PutPayload::from(data), opts).await })
             .map_err(|e| OsError::Generic {
                 store: "blockdelta",
@@ -460,7 +453,7 @@ impl Shared {
     /// Creates object `name` (create-only).
     fn put_create(&self, name: &str, data: Bytes) -> io::Result<()> {
         let path = self.object(name)?;
-        match self.put_mode(&path, data.clone(), PutMode::Create, name) {
+        match self.put_mode(&path, data.clone(), PutMode::Create) {
             Ok(_) => Ok(()),
             Err(OsError::AlreadyExists { .. }) | Err(OsError::Precondition { .. }) => {
                 // Either another writer's object, or ours from an attempt whose answer was
@@ -542,7 +535,9 @@ impl Storage for ObjectStorage {
         }
         let store = s.store.clone();
         let parallel = s.config.parallel;
-        let specs: Vec<(usize, Path, std::ops::Range<u64>)> = jobs.clone();
+        let ranges: Vec<(usize, std::ops::Range<u64>)> =
+            jobs.iter().map(|(i, _, r)| (*i, r.clone())).collect();
+        let specs = jobs;
         let got = s
             .run(async move {
                 let mut done: Vec<Option<Result<Bytes, OsError>>> = Vec::new();
@@ -578,7 +573,7 @@ impl Storage for ObjectStorage {
             .map_err(|e| (0, e))?
             .map_err(|e| (0, io::Error::other(format!("a read task failed: {e}"))))?;
         let mut filled = vec![0usize; reads.len()];
-        for ((i, _, range), r) in jobs.into_iter().zip(got) {
+        for ((i, range), r) in ranges.into_iter().zip(got) {
             let name = reads[i].name;
             let bytes = match r {
                 Some(Ok(b)) => b,
@@ -827,7 +822,7 @@ impl Storage for ObjectStorage {
             }
         };
         let new_version = manifest_version(data);
-        match s.put_mode(&path, Bytes::copy_from_slice(data), mode, "MANIFEST") {
+        match s.put_mode(&path, Bytes::copy_from_slice(data), mode) {
             Ok(etag) => {
                 *self.manifest.lock() = Some((new_version, etag));
                 Ok(new_version)
@@ -1161,13 +1156,8 @@ impl ObjectUpload {
         let len = self.len;
         if !self.buf.is_empty() {
             let tail = s.path(&format!("tails/{}/{len:016x}", self.name));
-            s.put_mode(
-                &tail,
-                Bytes::copy_from_slice(&self.buf),
-                PutMode::Overwrite,
-                &self.name,
-            )
-            .map_err(|e| s.err("writing the tail of", &self.name, e))?;
+            s.put_mode(&tail, Bytes::copy_from_slice(&self.buf), PutMode::Overwrite)
+                .map_err(|e| s.err("writing the tail of", &self.name, e))?;
         }
         self.write_state_at(len)?;
         self.synced = len;
@@ -1190,7 +1180,6 @@ impl ObjectUpload {
             &s.path(&format!("uploads/{}", self.name)),
             Bytes::from(state.encode()),
             PutMode::Overwrite,
-            &self.name,
         )
         .map_err(|e| s.err("writing the state of upload", &self.name, e))?;
         self.stored = true;
@@ -1223,7 +1212,6 @@ const LEASE_MAGIC: &[u8; 8] = b"BDLEASE1";
 struct Lease {
     s: Arc<Shared>,
     owner: [u8; 16],
-    etag: Arc<Mutex<Option<String>>>,
     renew: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -1248,7 +1236,7 @@ impl Lease {
         let ttl = s.config.lease;
         let path = s.path("LOCK");
         let expires = super::store::now_ns().saturating_add(ttl.as_nanos() as u64);
-        let etag = match s.put_mode(&path, lease_bytes(&owner, expires), PutMode::Create, "LOCK") {
+        let etag = match s.put_mode(&path, lease_bytes(&owner, expires), PutMode::Create) {
             Ok(etag) => etag,
             Err(OsError::AlreadyExists { .. } | OsError::Precondition { .. }) => {
                 let (b, etag) = s.get_bytes(&path, "LOCK")?.ok_or_else(|| {
@@ -1274,7 +1262,7 @@ impl Lease {
                     e_tag: etag,
                     version: None,
                 });
-                match s.put_mode(&path, lease_bytes(&owner, expires), mode, "LOCK") {
+                match s.put_mode(&path, lease_bytes(&owner, expires), mode) {
                     Ok(etag) => etag,
                     Err(
                         OsError::Precondition { .. }
@@ -1322,7 +1310,6 @@ impl Lease {
         Ok(Lease {
             s,
             owner,
-            etag,
             renew: Some(renew),
         })
     }
@@ -1340,7 +1327,6 @@ impl Drop for Lease {
                 let _ = self.s.delete_path(&path, "LOCK");
             }
         }
-        let _ = &self.etag;
     }
 }
 

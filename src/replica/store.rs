@@ -385,6 +385,18 @@ pub fn storage_for_url(url: &str, options: &[(&str, &str)]) -> Result<(Box<dyn S
     }
 }
 
+/// [`storage_for_url`] for a store that must exist: a local directory without a manifest is
+/// [`ReplicaError::NotFound`] before anything is created or locked there.
+fn existing_store(url: &str, options: &[(&str, &str)]) -> Result<(Box<dyn Storage>, String)> {
+    let (storage, location) = storage_for_url(url, options)?;
+    if let Some(dir) = local_dir(url) {
+        if !Path::new(dir).join("MANIFEST").exists() {
+            return Err(ReplicaError::NotFound { path: location });
+        }
+    }
+    Ok((storage, location))
+}
+
 /// How far each writer's first commit moves the next object id ([`Store::fence`]): more ids
 /// than one operation of an earlier writer allocates before its next commit fails.
 const FENCE_GAP: u64 = 1 << 24;
@@ -480,12 +492,7 @@ impl Store {
     /// Opens the store at `url` for writing, recovering from any crash (see
     /// [`Store::create_url`] for the URLs).
     pub fn open_url(url: &str, options: &[(&str, &str)]) -> Result<Store> {
-        let (storage, location) = storage_for_url(url, options)?;
-        if let Some(dir) = local_dir(url) {
-            if !Path::new(dir).join("MANIFEST").exists() {
-                return Err(ReplicaError::NotFound { path: location });
-            }
-        }
+        let (storage, location) = existing_store(url, options)?;
         Self::open_in(storage, location)
     }
 
@@ -615,12 +622,7 @@ impl Store {
 
     /// [`Store::open_read_only_in`] on the store at `url` (see [`Store::create_url`]).
     pub fn open_url_read_only(url: &str, options: &[(&str, &str)]) -> Result<Store> {
-        let (storage, location) = storage_for_url(url, options)?;
-        if let Some(dir) = local_dir(url) {
-            if !Path::new(dir).join("MANIFEST").exists() {
-                return Err(ReplicaError::NotFound { path: location });
-            }
-        }
+        let (storage, location) = existing_store(url, options)?;
         Self::open_read_only_in(storage, location)
     }
 
@@ -635,7 +637,8 @@ impl Store {
         let mut m = w.m.clone();
         // A random part makes every writer's fence record its own: two writers fencing the
         // same state never write the same bytes (which a retried put would take as its own).
-        let jitter = u64::from(u16::from_le_bytes([random16()[0], random16()[1]]));
+        let r = random16();
+        let jitter = u64::from(u16::from_le_bytes([r[0], r[1]]));
         m.next_object = m
             .next_object
             .checked_add(FENCE_GAP + jitter)
