@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::io;
 
 use blockdelta::replica::{
-    ManifestVersion, ObjectStorage, PointId, RangeRead, ReplicaError, Retention, Storage, Store,
-    StoreConfig, Upload,
+    ManifestVersion, ObjectStorage, Piece, PieceSink, PointId, RangeRead, ReplicaError, Retention,
+    Storage, Store, StoreConfig, Upload,
 };
 use source::{Rng, Source};
 
@@ -438,6 +438,19 @@ impl Storage for Faulty {
             return Err((0, fault_err("crashed")));
         }
         self.inner.get_ranges(reads)
+    }
+    fn get_pieces(
+        &self,
+        pieces: &[Piece<'_>],
+        sink: &mut PieceSink<'_>,
+    ) -> Result<(), (usize, io::Error)> {
+        if self.plan.lock().unwrap().dead {
+            return Err((0, fault_err("crashed")));
+        }
+        self.inner.get_pieces(pieces, sink)
+    }
+    fn piece_size(&self) -> u64 {
+        self.inner.piece_size()
     }
     fn merge_gap(&self) -> u64 {
         self.inner.merge_gap()

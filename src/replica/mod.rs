@@ -72,7 +72,8 @@ pub use manifest::Retention;
 #[cfg(feature = "object-store")]
 pub use object::{ObjectConfig, ObjectStorage, RequestCounts};
 pub use storage::{
-    manifest_conflict, DirStorage, ManifestConflict, ManifestVersion, RangeRead, Storage, Upload,
+    manifest_conflict, DirStorage, ManifestConflict, ManifestVersion, Piece, PieceSink, RangeRead,
+    Storage, Upload,
 };
 pub use store::{
     now_ns, storage_for_url, Expired, ExpiryReason, PointId, PointInfo, Rollback, Store,

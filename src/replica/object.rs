@@ -48,7 +48,8 @@ use object_store::{
 use parking_lot::Mutex;
 
 use super::storage::{
-    check_name, manifest_conflict, manifest_version, ManifestVersion, RangeRead, Storage, Upload,
+    check_name, manifest_conflict, manifest_version, ManifestVersion, Piece, PieceSink, RangeRead,
+    Storage, Upload,
 };
 
 /// Settings of an [`ObjectStorage`], besides the service's own (endpoint, credentials), which
@@ -611,6 +612,107 @@ impl Storage for ObjectStorage {
             Some(i) => Err((i, io::Error::other("a ranged read was not completed"))),
             None => Ok(()),
         }
+    }
+
+    fn get_pieces(
+        &self,
+        pieces: &[Piece<'_>],
+        sink: &mut PieceSink<'_>,
+    ) -> Result<(), (usize, io::Error)> {
+        let s = &self.s;
+        if pieces.is_empty() {
+            return Ok(());
+        }
+        let mut specs = Vec::with_capacity(pieces.len());
+        for (i, p) in pieces.iter().enumerate() {
+            let path = s.object(p.name).map_err(|e| (i, e))?;
+            let end = p
+                .offset
+                .checked_add(p.len)
+                .ok_or_else(|| (i, invalid("range past 2^64".into())))?;
+            specs.push((path, p.offset..end));
+            Counters::add(&s.counters.gets);
+        }
+        // `parallel` requests in flight; answers wait in the channel until the sink took them,
+        // at most `parallel` more of them (a permit per answer not yet consumed).
+        let parallel = s.config.parallel;
+        let permits = Arc::new(tokio::sync::Semaphore::new(2 * parallel));
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Bytes, OsError>)>();
+        let store = s.store.clone();
+        let gate = permits.clone();
+        s.rt().spawn(async move {
+            let mut set = tokio::task::JoinSet::new();
+            let mut next = 0usize;
+            loop {
+                while next < specs.len() && set.len() < parallel {
+                    match gate.acquire().await {
+                        Ok(p) => p.forget(),
+                        Err(_) => return, // the reader stopped
+                    }
+                    let (st, (p, r)) = (store.clone(), specs[next].clone());
+                    let k = next;
+                    set.spawn(async move { (k, st.get_range(&p, r).await) });
+                    next += 1;
+                }
+                let Some(j) = set.join_next().await else {
+                    return;
+                };
+                let (k, r) = match j {
+                    Ok(v) => v,
+                    Err(e) => (usize::MAX, Err(OsError::JoinError { source: e })),
+                };
+                let failed = r.is_err();
+                if tx.send((k, r)).is_err() || failed {
+                    set.abort_all();
+                    return;
+                }
+            }
+        });
+        let result = (|| {
+            for _ in 0..pieces.len() {
+                let (k, r) = rx
+                    .recv()
+                    .map_err(|_| (0, io::Error::other("the object store's runtime stopped")))?;
+                let name = pieces.get(k).map_or("?", |p| p.name);
+                let bytes = match r {
+                    Ok(b) => b,
+                    Err(OsError::NotFound { .. }) => {
+                        return Err((
+                            k,
+                            io::Error::new(
+                                io::ErrorKind::NotFound,
+                                format!("object {}/{name} does not exist", s.location),
+                            ),
+                        ))
+                    }
+                    Err(e) => return Err((k.min(pieces.len() - 1), s.err("reading", name, e))),
+                };
+                if bytes.len() as u64 != pieces[k].len {
+                    return Err((
+                        k,
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "object {}/{name} ends before {}",
+                                s.location,
+                                pieces[k].offset + pieces[k].len
+                            ),
+                        ),
+                    ));
+                }
+                sink(k, &bytes).map_err(|e| (k, e))?;
+                drop(bytes);
+                permits.add_permits(1);
+            }
+            Ok(())
+        })();
+        // A reader that stops early stops the fetching task too.
+        permits.close();
+        result
+    }
+
+    fn piece_size(&self) -> u64 {
+        self.s.config.part_size as u64
     }
 
     fn merge_gap(&self) -> u64 {

@@ -1,38 +1,63 @@
-//! Batched reads of pack data: the byte ranges a read needs (its runs' 4 KiB chunks and their
-//! checksums) are merged per object where they touch, or lie closer than the storage's
-//! [`Storage::merge_gap`], and fetched in one [`Storage::get_ranges`] call, which object
-//! storage sends as parallel ranged GETs. A local directory merges only touching ranges, so
-//! its reads stay exactly what they were (fewer of them).
+//! Batched, streamed reads of pack data. The byte ranges a read needs (its runs' 4 KiB chunks
+//! and their checksums) are merged per object where they touch, or lie closer than the
+//! storage's [`Storage::merge_gap`]. The data is cut into pieces of about
+//! [`Storage::piece_size`], each ending on a chunk boundary, and streamed with
+//! [`Storage::get_pieces`] (object storage: parallel ranged GETs). Each piece is verified chunk
+//! by chunk as it arrives and handed straight to the caller, so the only copy is the one into
+//! the caller's buffer or file, and verification overlaps the fetches still in flight. The
+//! checksums come first: in the same stream for a read of a few pieces (one round trip), in a
+//! small batch of their own before a larger read (so that no data piece waits in memory).
 
-use std::collections::BTreeMap;
+use std::io;
 
-use super::error::{corrupt, Result};
+use super::error::{corrupt, ReplicaError, Result};
 use super::format::CHUNK;
 use super::map::Run;
-use super::storage::RangeRead;
+use super::storage::{Piece, RangeRead};
 use super::store::{pack_object, short_object, verify_chunks, Store, View};
 
-/// Data (chunk-aligned) a batch fetches at most, besides merged gaps and checksums.
-pub(crate) const BATCH_BYTES: u64 = 32 << 20;
+/// Data a read hands to one [`Store::read_runs`] call at most, so that its checksums and its
+/// piece list stay small (about 1 MiB of checksums per GiB).
+pub(crate) const BATCH_BYTES: u64 = 1 << 30;
 
-/// What one run needs: object, and where its chunks and checksums lie in it.
+/// What one run needs.
 struct Need {
     name: String,
+    /// The chunk-aligned object range holding the run (the pack's last chunk may be short).
     data: (u64, u64),
+    /// Where the checksums of those chunks lie in the object.
     crcs: (u64, u64),
-    /// Offset of the run's first byte within its first chunk.
-    skip: usize,
-    /// Object offset of the first chunk (for error messages).
-    at: u64,
+    /// Object offset of the run's first byte, and its length.
+    run: (u64, u64),
+    /// Where the run's first byte goes (the caller's position: a disk offset).
+    pos: u64,
+}
+
+/// The needs of one piece: the piece, and the index range (into the sorted needs) of the
+/// needs that may overlap it.
+struct PieceNeeds {
+    name_of: usize,
+    offset: u64,
+    len: u64,
+    needs: (usize, usize),
 }
 
 impl Store {
-    /// Reads the bytes of every DATA run of `reads` into its buffer (same length), verifying
-    /// the 4 KiB chunks they lie in; all in one batch of storage reads.
-    pub(crate) fn read_runs(&self, v: &View, reads: &mut [(Run, &mut [u8])]) -> Result<()> {
-        let mut needs = Vec::with_capacity(reads.len());
-        for (r, dst) in reads.iter() {
-            debug_assert_eq!(r.len, dst.len() as u64);
+    /// Reads the DATA runs `runs` (each with the position its first byte goes to), verifying
+    /// every 4 KiB chunk they lie in, and hands their bytes to `out(position, bytes)`: in
+    /// pieces, each byte exactly once, in any order. Fails on the first error of a fetch, of
+    /// a checksum, or of `out`.
+    pub(crate) fn read_runs(
+        &self,
+        v: &View,
+        runs: &[(u64, Run)],
+        out: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut needs = Vec::with_capacity(runs.len());
+        for &(pos, r) in runs {
             let loc = *v.packs.get(&r.pack).ok_or_else(|| {
                 corrupt(
                     &super::manifest::pack_name(r.pack),
@@ -42,78 +67,221 @@ impl Store {
             let (name, base) = pack_object(&loc);
             let c0 = r.pack_off / CHUNK;
             let c1 = (r.pack_off + r.len).div_ceil(CHUNK);
-            let from = c0 * CHUNK;
-            let to = (c1 * CHUNK).min(loc.data_len);
             let crc_at = base + loc.data_len;
             needs.push(Need {
                 name,
-                data: (base + from, base + to),
+                data: (base + c0 * CHUNK, base + (c1 * CHUNK).min(loc.data_len)),
                 crcs: (crc_at + c0 * 4, crc_at + c1 * 4),
-                skip: (r.pack_off - from) as usize,
-                at: base + from,
+                run: (base + r.pack_off, r.len),
+                pos,
             });
         }
-        // Merge the ranges of each object.
+        // Sorted by object, then by where their data starts.
+        needs.sort_unstable_by(|a, b| (&a.name, a.data.0).cmp(&(&b.name, b.data.0)));
         let gap = self.storage.merge_gap();
-        let mut by_object: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
-        for n in &needs {
-            let e = by_object.entry(n.name.as_str()).or_default();
-            e.push(n.data);
-            e.push(n.crcs);
-        }
-        let mut merged: Vec<(&str, u64, Vec<u8>)> = Vec::new();
-        let mut index: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-        for (name, mut ranges) in by_object {
-            ranges.sort_unstable();
-            let first = merged.len();
-            let mut cur: Option<(u64, u64)> = None;
-            for (s, e) in ranges {
-                cur = match cur {
-                    // Merged while the gap is small and the merged range stays bounded.
-                    Some((cs, ce))
-                        if s <= ce.saturating_add(gap) && e.max(ce) - cs <= BATCH_BYTES + gap =>
-                    {
-                        Some((cs, ce.max(e)))
-                    }
-                    Some((cs, ce)) => {
-                        merged.push((name, cs, vec![0u8; (ce - cs) as usize]));
-                        Some((s, e))
-                    }
-                    None => Some((s, e)),
-                };
-            }
-            if let Some((cs, ce)) = cur {
-                merged.push((name, cs, vec![0u8; (ce - cs) as usize]));
-            }
-            index.insert(name, (first, merged.len()));
-        }
+        let piece = self.storage.piece_size().max(2 * CHUNK);
+
+        // The checksums: merged per object, fetched in one batch.
+        let mut crc_ranges: Vec<(usize, u64, u64)> = Vec::new(); // first need of the object, start, end
+        let mut crc_of = Vec::with_capacity(needs.len()); // need -> index in crc_ranges
         {
-            let mut batch: Vec<RangeRead<'_>> = merged
-                .iter_mut()
-                .map(|(name, offset, buf)| RangeRead {
-                    name,
-                    offset: *offset,
+            let mut by_object: Vec<(usize, u64, u64, usize)> = needs
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (self::first_of(&needs, i), n.crcs.0, n.crcs.1, i))
+                .collect();
+            by_object.sort_unstable();
+            crc_of.resize(needs.len(), 0usize);
+            for (obj, s, e, i) in by_object {
+                match crc_ranges.last_mut() {
+                    // Merged while the gap is small and the range stays within a piece.
+                    Some(last)
+                        if last.0 == obj
+                            && s <= last.2.saturating_add(gap)
+                            && e.max(last.2) - last.1 <= piece =>
+                    {
+                        last.2 = last.2.max(e)
+                    }
+                    _ => crc_ranges.push((obj, s, e)),
+                }
+                crc_of[i] = crc_ranges.len() - 1;
+            }
+        }
+        // The data: merged ranges cut into pieces that end on chunk boundaries.
+        // For each need, the largest end among it and the needs before it in its object:
+        // the needs overlapping a position are found by binary search.
+        let mut max_end = Vec::with_capacity(needs.len());
+        for (i, n) in needs.iter().enumerate() {
+            let prev = if i > 0 && needs[i - 1].name == n.name {
+                max_end[i - 1]
+            } else {
+                (0, i)
+            };
+            max_end.push(if n.data.1 > prev.0 {
+                (n.data.1, i)
+            } else {
+                prev
+            });
+        }
+        let mut pieces: Vec<PieceNeeds> = Vec::new();
+        let mut i = 0;
+        while i < needs.len() {
+            // One merged range: needs[i..j].
+            let (cs, mut ce) = needs[i].data;
+            let mut j = i + 1;
+            while j < needs.len()
+                && needs[j].name == needs[i].name
+                && needs[j].data.0 <= ce.saturating_add(gap)
+            {
+                ce = ce.max(needs[j].data.1);
+                j += 1;
+            }
+            let mut at = cs;
+            while at < ce {
+                let mut cut = at.saturating_add(piece);
+                if cut >= ce {
+                    cut = ce;
+                } else {
+                    // The need covering `cut` with the largest end (all needs covering a
+                    // position are of one pack, so they agree on where chunks start).
+                    let k = i + needs[i..j].partition_point(|n| n.data.0 < cut);
+                    if k > i {
+                        let (end, c) = max_end[k - 1];
+                        if end > cut {
+                            cut -= (cut - needs[c].data.0) % CHUNK;
+                        }
+                    }
+                }
+                let lo = i + max_end[i..j].partition_point(|m| m.0 <= at);
+                let hi = i + needs[i..j].partition_point(|n| n.data.0 < cut);
+                pieces.push(PieceNeeds {
+                    name_of: i,
+                    offset: at,
+                    len: cut - at,
+                    needs: (lo, hi),
+                });
+                at = cut;
+            }
+            i = j;
+        }
+        // A read of a few pieces asks for its checksums and its data at once (one round trip:
+        // a piece that arrives before the checksums waits in memory, a few pieces at most); a
+        // larger one fetches the checksums first, so that nothing waits.
+        let data_bytes: u64 = pieces.iter().map(|p| p.len).sum();
+        let together = data_bytes <= 4 * piece;
+        let mut crc_bufs: Vec<Vec<u8>> = crc_ranges
+            .iter()
+            .map(|&(_, s, e)| vec![0u8; (e - s) as usize])
+            .collect();
+        if !together {
+            let mut batch: Vec<RangeRead<'_>> = crc_ranges
+                .iter()
+                .zip(crc_bufs.iter_mut())
+                .map(|(&(obj, s, _), buf)| RangeRead {
+                    name: &needs[obj].name,
+                    offset: s,
                     buf: buf.as_mut_slice(),
                 })
                 .collect();
             if let Err((i, e)) = self.storage.get_ranges(&mut batch) {
                 let name = batch[i].name.to_string();
-                return Err(short_object(&name, "reading a pack")(e));
+                return Err(short_object(&name, "reading a pack's checksums")(e));
             }
         }
-        // Each run's chunks and checksums, out of the merged buffers.
-        let find = |name: &str, (s, e): (u64, u64)| -> &[u8] {
-            let (a, b) = index[name];
-            let i = a + merged[a..b].partition_point(|m| m.1 + m.2.len() as u64 <= s);
-            let m = &merged[i];
-            &m.2[(s - m.1) as usize..(e - m.1) as usize]
+        let nc = if together { crc_ranges.len() } else { 0 };
+        let list: Vec<Piece<'_>> = crc_ranges[..nc]
+            .iter()
+            .map(|&(obj, s, e)| Piece {
+                name: &needs[obj].name,
+                offset: s,
+                len: e - s,
+            })
+            .chain(pieces.iter().map(|p| Piece {
+                name: &needs[p.name_of].name,
+                offset: p.offset,
+                len: p.len,
+            }))
+            .collect();
+
+        // Each data piece, once the checksums are in: every chunk of every need in it
+        // verified, the needs' bytes handed out.
+        let mut handed = vec![0u64; needs.len()];
+        let mut process = |crc_bufs: &[Vec<u8>], k: usize, bytes: &[u8]| -> Result<()> {
+            let p = &pieces[k];
+            let (ps, pe) = (p.offset, p.offset + p.len);
+            for (ni, n) in needs[p.needs.0..p.needs.1].iter().enumerate() {
+                let ni = p.needs.0 + ni;
+                let (a, b) = (ps.max(n.data.0), pe.min(n.data.1));
+                if a >= b {
+                    continue;
+                }
+                let (_, cs, _) = crc_ranges[crc_of[ni]];
+                let c = (n.crcs.0 - cs) as usize + ((a - n.data.0) / CHUNK) as usize * 4;
+                verify_chunks(
+                    &bytes[(a - ps) as usize..(b - ps) as usize],
+                    &crc_bufs[crc_of[ni]][c..],
+                    &n.name,
+                    a,
+                )?;
+                let (x0, x1) = (a.max(n.run.0), b.min(n.run.0 + n.run.1));
+                if x0 < x1 {
+                    out(
+                        n.pos + (x0 - n.run.0),
+                        &bytes[(x0 - ps) as usize..(x1 - ps) as usize],
+                    )?;
+                    handed[ni] += x1 - x0;
+                }
+            }
+            Ok(())
         };
-        for (n, (_, dst)) in needs.iter().zip(reads.iter_mut()) {
-            let data = find(&n.name, n.data);
-            let crcs = find(&n.name, n.crcs);
-            verify_chunks(data, crcs, &n.name, n.at)?;
-            dst.copy_from_slice(&data[n.skip..n.skip + dst.len()]);
+        let mut crcs_missing = nc;
+        let mut waiting: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut failure: Option<ReplicaError> = None;
+        let mut sink = |k: usize, bytes: &[u8]| -> io::Result<()> {
+            let r = if k < nc {
+                crc_bufs[k].copy_from_slice(bytes);
+                crcs_missing -= 1;
+                if crcs_missing == 0 {
+                    waiting
+                        .drain(..)
+                        .try_for_each(|(d, b)| process(&crc_bufs, d, &b))
+                } else {
+                    Ok(())
+                }
+            } else if crcs_missing == 0 {
+                process(&crc_bufs, k - nc, bytes)
+            } else {
+                waiting.push((k - nc, bytes.to_vec()));
+                Ok(())
+            };
+            r.map_err(|e| {
+                failure = Some(e);
+                io::Error::other("stopped")
+            })
+        };
+        let fetched = self.storage.get_pieces(&list, &mut sink);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Err((k, e)) = fetched {
+            let name = list.get(k).map_or("?", |p| p.name).to_string();
+            let what = if k < nc {
+                "reading a pack's checksums"
+            } else {
+                "reading a pack"
+            };
+            return Err(short_object(&name, what)(e));
+        }
+        // Every byte of every run was handed out (a storage that skipped a piece would
+        // otherwise leave a hole).
+        if let Some(i) = (0..needs.len()).find(|&i| handed[i] != needs[i].run.1) {
+            return Err(corrupt(&needs[i].name, "a read did not return every piece"));
         }
         Ok(())
     }
+}
+
+/// The index of the first need of need `i`'s object (needs are sorted by object).
+fn first_of(needs: &[Need], i: usize) -> usize {
+    needs[..i].partition_point(|n| n.name < needs[i].name)
 }

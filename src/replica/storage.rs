@@ -35,6 +35,21 @@ pub struct RangeRead<'a> {
     pub buf: &'a mut [u8],
 }
 
+/// One piece of a streamed read ([`Storage::get_pieces`]): `len` bytes of object `name` at
+/// `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct Piece<'a> {
+    /// The object.
+    pub name: &'a str,
+    /// Where in it.
+    pub offset: u64,
+    /// How many bytes.
+    pub len: u64,
+}
+
+/// Receives the bytes of piece `index` of a streamed read; an error stops the read.
+pub type PieceSink<'s> = dyn FnMut(usize, &[u8]) -> io::Result<()> + 's;
+
 /// A sequential, resumable upload of one large object.
 pub trait Upload: Send {
     /// Appends `data`. Not durable until [`Upload::sync`].
@@ -68,6 +83,31 @@ pub trait Storage: Send + Sync {
                 .map_err(|e| (i, e))?;
         }
         Ok(())
+    }
+    /// Fetches every piece of `pieces` and hands its bytes to `sink` with its index, each
+    /// exactly once, in any order, as it arrives (object storage fetches several at once and
+    /// keeps a bounded number of answers waiting for the sink). Stops at the first failure: a
+    /// fetch's, or the sink's (returned as is), with the index of its piece.
+    fn get_pieces(
+        &self,
+        pieces: &[Piece<'_>],
+        sink: &mut PieceSink<'_>,
+    ) -> Result<(), (usize, io::Error)> {
+        let mut buf = Vec::new();
+        for (i, p) in pieces.iter().enumerate() {
+            let len =
+                usize::try_from(p.len).map_err(|_| (i, io::Error::other("piece too large")))?;
+            buf.resize(len, 0);
+            self.get_range(p.name, p.offset, &mut buf)
+                .map_err(|e| (i, e))?;
+            sink(i, &buf).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+    /// The size of the pieces a streamed read asks for (a reader may cut a little shorter to
+    /// end on a chunk boundary).
+    fn piece_size(&self) -> u64 {
+        4 << 20
     }
     /// Bytes between two needed ranges of one object below which a reader fetches the gap
     /// too rather than send a second request. 0 (the default) merges only ranges that touch.

@@ -853,85 +853,53 @@ impl Store {
                 disk_size: p.disk_size,
             });
         }
-        // The pieces in order, zeros filled at once, data read in batches of about
-        // `BATCH_BYTES` (one storage call each: parallel requests on object storage).
-        let mut data: Vec<(u64, u64, Run)> = Vec::new();
+        // Zeros filled at once; the data runs streamed in batches of about `BATCH_BYTES`.
+        let mut data: Vec<(u64, Run)> = Vec::new();
         v.resolve(p, offset, offset + len, &mut |s, e, run| match run {
-            Some(r) if r.kind == RunKind::Data => data.push((s, e, r)),
+            Some(r) if r.kind == RunKind::Data => data.push((s, r.slice(s, e))),
             _ => buf[(s - offset) as usize..(e - offset) as usize].fill(0),
         });
-        let mut rest: &mut [u8] = buf;
-        let mut rest_at = offset;
-        let mut batch: Vec<(Run, &mut [u8])> = Vec::new();
+        self.read_batched(&v, &data, &mut |pos, bytes| {
+            let at = (pos - offset) as usize;
+            buf[at..at + bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        })
+    }
+
+    /// [`Store::read_runs`] over `data` (runs with their disk positions), in batches of about
+    /// `BATCH_BYTES`, large runs cut.
+    fn read_batched(
+        &self,
+        v: &View,
+        data: &[(u64, Run)],
+        out: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut batch: Vec<(u64, Run)> = Vec::new();
         let mut batch_bytes = 0u64;
-        for (s, e, r) in data {
-            // Large runs are cut so that a batch stays bounded.
+        for &(s, r) in data {
             let mut pos = s;
-            while pos < e {
-                let n = (e - pos).min(super::read::BATCH_BYTES);
-                let (_, tail) = std::mem::take(&mut rest).split_at_mut((pos - rest_at) as usize);
-                let (dst, after) = tail.split_at_mut(n as usize);
-                rest = after;
-                rest_at = pos + n;
-                batch.push((r.slice(pos, pos + n), dst));
+            while pos < s + r.len {
+                let n = (s + r.len - pos).min(super::read::BATCH_BYTES - batch_bytes);
+                batch.push((pos, r.slice(pos, pos + n)));
                 batch_bytes += n;
                 pos += n;
                 if batch_bytes >= super::read::BATCH_BYTES {
-                    self.read_runs(&v, &mut batch)?;
+                    self.read_runs(v, &batch, out)?;
                     batch.clear();
                     batch_bytes = 0;
                 }
             }
         }
-        if !batch.is_empty() {
-            self.read_runs(&v, &mut batch)?;
-        }
-        Ok(())
+        self.read_runs(v, &batch, out)
     }
 
     /// Reads the bytes of DATA run `r` into `dst` (same length), verifying the 4 KiB chunks
     /// they lie in.
-    fn read_pack(&self, v: &View, r: &Run, dst: &mut [u8], scratch: &mut Vec<u8>) -> Result<()> {
-        let loc = *v
-            .packs
-            .get(&r.pack)
-            .ok_or_else(|| corrupt(&pack_name(r.pack), "pack not in the manifest"))?;
-        let (name, base) = pack_object(&loc);
-        let data_len = loc.data_len;
-        let c0 = r.pack_off / CHUNK;
-        let c1 = (r.pack_off + r.len).div_ceil(CHUNK);
-        let from = c0 * CHUNK;
-        let to = (c1 * CHUNK).min(data_len);
-        // The checksums of the chunks read (on the stack up to 1 MiB of data).
-        let mut crc_stack = [0u8; 1024];
-        let mut crc_heap = Vec::new();
-        let crcs: &mut [u8] = if (c1 - c0) * 4 <= crc_stack.len() as u64 {
-            &mut crc_stack[..((c1 - c0) * 4) as usize]
-        } else {
-            crc_heap.resize(((c1 - c0) * 4) as usize, 0);
-            &mut crc_heap
-        };
-        self.storage
-            .get_range(&name, base + data_len + c0 * 4, crcs)
-            .map_err(short_object(&name, "reading a pack's checksums"))?;
-        // Whole chunks go straight into `dst`; a run that starts or ends inside a chunk is read
-        // through `scratch`.
-        let direct = r.pack_off == from && r.pack_off + r.len == to;
-        let data: &mut [u8] = if direct {
-            dst
-        } else {
-            scratch.resize((to - from) as usize, 0);
-            scratch
-        };
-        self.storage
-            .get_range(&name, base + from, data)
-            .map_err(short_object(&name, "reading a pack"))?;
-        verify_chunks(data, crcs, &name, base + from)?;
-        if !direct {
-            let at = (r.pack_off - from) as usize;
-            dst.copy_from_slice(&scratch[at..at + dst.len()]);
-        }
-        Ok(())
+    fn read_pack(&self, v: &View, r: &Run, dst: &mut [u8]) -> Result<()> {
+        self.read_runs(v, &[(0, *r)], &mut |pos, bytes| {
+            dst[pos as usize..pos as usize + bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        })
     }
 
     /// The runs of `point` over the whole disk, in order: `(start, end, kind)` where kind is
@@ -958,24 +926,17 @@ impl Store {
             Some(s) if s == size => {}
             _ => target.resize(size).map_err(tio)?,
         }
-        let mut buf = Vec::new();
-        let mut scratch = Vec::new();
+        let mut data: Vec<(u64, Run)> = Vec::new();
         for (s, e, r) in self.layout(&v, p) {
             match r {
-                Some(r) if r.kind == RunKind::Data => {
-                    let mut pos = s;
-                    while pos < e {
-                        let n = (e - pos).min(1 << 20);
-                        buf.resize(n as usize, 0);
-                        self.read_pack(&v, &r.slice(pos, pos + n), &mut buf, &mut scratch)?;
-                        target.write_at(pos, &buf).map_err(tio)?;
-                        pos += n;
-                    }
-                }
+                Some(r) if r.kind == RunKind::Data => data.push((s, r.slice(s, e))),
                 Some(r) if r.kind == RunKind::Discard => target.discard(s, e - s).map_err(tio)?,
                 _ => target.write_zeroes(s, e - s).map_err(tio)?,
             }
         }
+        self.read_batched(&v, &data, &mut |pos, bytes| {
+            target.write_at(pos, bytes).map_err(tio)
+        })?;
         target.sync().map_err(tio)?;
         Ok(size)
     }
@@ -996,20 +957,17 @@ impl Store {
             .open(path.as_ref())
             .map_err(tio)?;
         f.set_len(p.disk_size).map_err(tio)?;
-        let mut buf = Vec::new();
-        let mut scratch = Vec::new();
-        for (s, e, r) in self.layout(&v, p) {
-            if let Some(r) = r.filter(|r| r.kind == RunKind::Data) {
-                let mut pos = s;
-                while pos < e {
-                    let n = (e - pos).min(1 << 20);
-                    buf.resize(n as usize, 0);
-                    self.read_pack(&v, &r.slice(pos, pos + n), &mut buf, &mut scratch)?;
-                    f.write_all_at(&buf, pos).map_err(tio)?;
-                    pos += n;
-                }
-            }
-        }
+        let data: Vec<(u64, Run)> = self
+            .layout(&v, p)
+            .into_iter()
+            .filter_map(|(s, e, r)| {
+                r.filter(|r| r.kind == RunKind::Data)
+                    .map(|r| (s, r.slice(s, e)))
+            })
+            .collect();
+        self.read_batched(&v, &data, &mut |pos, bytes| {
+            f.write_all_at(bytes, pos).map_err(tio)
+        })?;
         f.sync_all().map_err(tio)?;
         Ok(p.disk_size)
     }
@@ -1725,7 +1683,6 @@ impl Store {
             new_runs.insert(0, v.slots[0].runs.to_vec());
         }
         let mut buf = Vec::new();
-        let mut scratch = Vec::new();
         for &(_, _, si, ri) in &refs {
             let r = v.slots[si].runs[ri];
             let mut pos = r.start;
@@ -1733,7 +1690,7 @@ impl Store {
             while pos < r.end() {
                 let n = (r.end() - pos).min(1 << 20);
                 buf.resize(n as usize, 0);
-                self.read_pack(&v, &r.slice(pos, pos + n), &mut buf, &mut scratch)?;
+                self.read_pack(&v, &r.slice(pos, pos + n), &mut buf)?;
                 let res = (|| {
                     if first_at.is_none() {
                         pw.align(r.start % CHUNK)?;
