@@ -652,14 +652,20 @@ impl Store {
     /// Deletes every object and upload the manifest does not reference.
     fn collect_garbage(&self) -> Result<()> {
         let mut w = self.w.lock();
-        // A resume point whose upload is gone (a crash after the pack was completed, before the
-        // point was committed) cannot be resumed: drop it; the sender re-sends the stream.
+        let mut objects = self.storage.list("").map_err(io_err("listing objects"))?;
+        // A resume point whose upload was completed (a crash after the pack was completed,
+        // before the point was committed) cannot be resumed: drop it; the sender re-sends the
+        // stream. On object storage the upload's state may outlive the completion (a crash
+        // before it was deleted), so a pack object that exists counts as completed too.
         if let Some(p) = w.m.pending {
             let uploads = self.storage.uploads().map_err(io_err("listing uploads"))?;
-            if !uploads.contains(&pack_name(p.pack)) {
+            let name = pack_name(p.pack);
+            if !uploads.contains(&name) || objects.contains(&name) {
                 let mut m = w.m.clone();
                 m.pending = None;
                 self.commit(&mut w, m)?;
+                // Listed again: the checks below look past this commit.
+                objects = self.storage.list("").map_err(io_err("listing objects"))?;
             }
         }
         let mut keep: HashSet<String> = HashSet::new();
@@ -689,7 +695,6 @@ impl Store {
             Some(c) => c <= counter,
             None => super::manifest::object_id(name).map_or(true, |id| id < next),
         };
-        let objects = self.storage.list("").map_err(io_err("listing objects"))?;
         if objects.contains(&log_name(counter + 1)) {
             w.poisoned = true;
             return Err(ReplicaError::Conflict {
