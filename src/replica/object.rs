@@ -335,10 +335,28 @@ fn install_crypto_provider() {
 
 /// `text` with the query string of every URL in it cut off (a SAS token, a presigned URL's
 /// signature).
+/// An error's message and its sources' (a timeout or a refused connection is often only in a
+/// source), each once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !text.contains(&m) {
+            text.push_str(": ");
+            text.push_str(&m);
+        }
+        cur = c.source();
+    }
+    text
+}
+
 fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_query = false;
+    let mut prev = ' ';
     for c in text.chars() {
+        let before = std::mem::replace(&mut prev, c);
         if in_query {
             if c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ',') {
                 in_query = false;
@@ -346,7 +364,9 @@ fn redact(text: &str) -> String {
             }
             continue;
         }
-        if c == '?' {
+        // A query string follows a URL's path; `<?xml ... "1.0"?>` in a quoted answer is not
+        // one.
+        if c == '?' && !matches!(before, '<' | '"') {
             out.push_str("?<redacted>");
             in_query = true;
             continue;
@@ -415,7 +435,7 @@ impl Shared {
         };
         io::Error::new(
             kind,
-            format!("{op} {}/{what}: {}", self.location, redact(&e.to_string())),
+            format!("{op} {}/{what}: {}", self.location, redact(&chain(&e))),
         )
     }
 
@@ -1338,7 +1358,8 @@ impl Lease {
         let ttl = s.config.lease;
         let path = s.path("LOCK");
         let expires = super::store::now_ns().saturating_add(ttl.as_nanos() as u64);
-        let etag = match s.put_mode(&path, lease_bytes(&owner, expires), PutMode::Create) {
+        let mine = lease_bytes(&owner, expires);
+        let etag = match s.put_mode(&path, mine.clone(), PutMode::Create) {
             Ok(etag) => etag,
             Err(OsError::AlreadyExists { .. } | OsError::Precondition { .. }) => {
                 let (b, etag) = s.get_bytes(&path, "LOCK")?.ok_or_else(|| {
@@ -1347,6 +1368,11 @@ impl Lease {
                         format!("{} is being locked by another writer", s.location),
                     )
                 })?;
+                if b == mine {
+                    // Our own create: it landed, its answer was lost, and the retry was
+                    // refused.
+                    return Ok(Lease::hold(s, owner, etag));
+                }
                 // A lease this build cannot read counts as expired.
                 let held_until = lease_expiry(&b).unwrap_or(0);
                 let now = super::store::now_ns();
@@ -1364,56 +1390,82 @@ impl Lease {
                     e_tag: etag,
                     version: None,
                 });
-                match s.put_mode(&path, lease_bytes(&owner, expires), mode) {
+                match s.put_mode(&path, mine.clone(), mode) {
                     Ok(etag) => etag,
                     Err(
                         OsError::Precondition { .. }
                         | OsError::AlreadyExists { .. }
                         | OsError::NotFound { .. },
-                    ) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::WouldBlock,
-                            format!("{} was just locked by another writer", s.location),
-                        ))
-                    }
+                    ) => match s.get_bytes(&path, "LOCK")? {
+                        // Our own takeover, its answer lost.
+                        Some((b, etag)) if b == mine => etag,
+                        _ => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::WouldBlock,
+                                format!("{} was just locked by another writer", s.location),
+                            ))
+                        }
+                    },
                     Err(e) => return Err(s.err("taking over the lease of", "LOCK", e)),
                 }
             }
             Err(e) => return Err(s.err("taking the lease of", "LOCK", e)),
         };
-        let etag = Arc::new(Mutex::new(etag));
+        Ok(Lease::hold(s, owner, etag))
+    }
+
+    /// The lease just taken (`etag`: its version), renewed every third of its length.
+    fn hold(s: Arc<Shared>, owner: [u8; 16], etag: Option<String>) -> Lease {
+        let ttl = s.config.lease;
         let renew = {
-            let (store, etag, path) = (s.store.clone(), etag.clone(), path.clone());
+            let (store, path) = (s.store.clone(), s.path("LOCK"));
             s.rt().spawn(async move {
+                let mut etag = etag;
                 loop {
                     tokio::time::sleep(ttl / 3).await;
                     let expires = super::store::now_ns().saturating_add(ttl.as_nanos() as u64);
-                    let current = etag.lock().clone();
+                    let mine = lease_bytes(&owner, expires);
                     let opts = PutOptions {
                         mode: PutMode::Update(UpdateVersion {
-                            e_tag: current,
+                            e_tag: etag.clone(),
                             version: None,
                         }),
                         ..PutOptions::default()
                     };
                     match store
-                        .put_opts(&path, PutPayload::from(lease_bytes(&owner, expires)), opts)
+                        .put_opts(&path, PutPayload::from(mine.clone()), opts)
                         .await
                     {
-                        Ok(r) => *etag.lock() = r.e_tag,
-                        // Taken over: the fence makes this writer's next commit fail.
-                        Err(OsError::Precondition { .. } | OsError::NotFound { .. }) => return,
+                        Ok(r) => etag = r.e_tag,
+                        // Taken over (the fence makes this writer's next commit fail), or our
+                        // own renewal whose answer was lost and whose retry was refused: the
+                        // lease's bytes tell.
+                        Err(OsError::Precondition { .. } | OsError::NotFound { .. }) => {
+                            match store.get(&path).await {
+                                Ok(got) => {
+                                    let e = got.meta.e_tag.clone();
+                                    match got.bytes().await {
+                                        Ok(b) if b == mine => etag = e,
+                                        Ok(_) => return,
+                                        // Unknown: ask again at the next round.
+                                        Err(_) => {}
+                                    }
+                                }
+                                Err(OsError::NotFound { .. }) => return,
+                                Err(_) => {}
+                            }
+                        }
                         // Transient: try again at the next round.
                         Err(_) => {}
                     }
                 }
             })
         };
-        Ok(Lease {
+        Lease {
             s,
             owner,
             renew: Some(renew),
-        })
+        }
     }
 }
 
@@ -1443,6 +1495,10 @@ mod tests {
             "GET http://h/c/o?<redacted> failed"
         );
         assert_eq!(redact("no url"), "no url");
+        assert_eq!(
+            redact("answer <?xml version=\"1.0\"?><Error>"),
+            "answer <?xml version=\"1.0\"?><Error>"
+        );
         assert_eq!(
             redact("url \"http://a?x=SECRET\" and http://b?y=SECRET2"),
             "url \"http://a?<redacted>\" and http://b?<redacted>"
