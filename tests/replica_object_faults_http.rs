@@ -820,3 +820,75 @@ fn a_lost_answer_to_a_lease_renewal_keeps_the_lease() {
         drop(first);
     }
 }
+
+/// A writer whose lease renewals all fail stops writing before its lease can end (a sixth of
+/// the lease early), so that it never writes beside a writer that took the store over: its
+/// next ingest fails with an error that names the lease, and no write of it reaches the
+/// server any more. Another writer then opens the store once the lease ended and finds
+/// every point the first one committed; the first one's drop leaves the new lease alone.
+#[test]
+fn a_writer_whose_lease_lapses_writes_nothing_more() {
+    for s3 in [true, false] {
+        let proxy = FaultProxy::start(&upstream(s3), 8);
+        let t = Target::new(
+            s3,
+            "lease-lapse",
+            &proxy,
+            &[
+                ("lease_seconds", "3"),
+                ("retry_max", "1"),
+                ("retry_timeout_seconds", "1"),
+            ],
+        );
+        let what = format!("{}: lease lapse", backend(s3));
+        let mut r = Replica::new(2 * MIB, 41);
+        let first = t.create();
+        r.ingest(&first).unwrap();
+        // From now on every renewal fails; the lease was last renewed at most a second ago.
+        proxy.set_rules(vec![Rule::new(Fault::SlowDown, When::Always, |r| {
+            is_lease(r) && is_if_match(r)
+        })]);
+        std::thread::sleep(std::time::Duration::from_millis(3200));
+        // Any write but the lease's from here on is seen (and failed) by this rule.
+        proxy.add_rule(Rule::new(Fault::InternalError, When::Always, |r| {
+            !is_lease(r) && !matches!(r.method.as_str(), "GET" | "HEAD")
+        }));
+        r.churn();
+        let id = r.next_id();
+        let e = r
+            .ingest(&first)
+            .expect_err("an ingest after the lease lapsed");
+        t.assert_clear(&e, &what, &["lease", "reopen"]);
+        assert_eq!(
+            proxy.injected().of(Fault::InternalError),
+            (0, 0),
+            "{what}: a write was sent after the lease lapsed"
+        );
+        assert!(proxy.injected().of(Fault::SlowDown).1 >= 1, "{what}");
+        proxy.clear_rules();
+        // A second writer gets in once the lease ended (by its clock), and finds every
+        // committed point.
+        let t0 = std::time::Instant::now();
+        let second = loop {
+            match Store::open_url(&t.url, &t.opts()) {
+                Ok(s) => break s,
+                Err(ReplicaError::Locked { .. }) if t0.elapsed().as_secs() < 20 => {
+                    std::thread::sleep(std::time::Duration::from_millis(250))
+                }
+                Err(e) => panic!("{what}: open after the lapse: {e}"),
+            }
+        };
+        r.settle(&second, id, &what);
+        r.check(&second, &what);
+        // The first writer's drop gives up nothing of the second's lease.
+        drop(first);
+        match Store::open_url(&t.url, &t.opts()) {
+            Err(ReplicaError::Locked { .. }) => {}
+            Ok(_) => panic!("{what}: a third writer got in beside the second"),
+            Err(e) => panic!("{what}: {e}"),
+        }
+        r.churn();
+        r.ingest(&second).unwrap();
+        r.check(&second, &what);
+    }
+}

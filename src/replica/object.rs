@@ -29,6 +29,12 @@
 //! - **Retries** with exponential backoff and jitter on throttling (429, 503 SlowDown), 5xx,
 //!   timeouts of idempotent requests and connection errors are `object_store`'s; they give up
 //!   after `retry_max` attempts or `retry_timeout`, and the call fails: never a silent gap.
+//! - **Reads** ([`Storage::get_pieces`]) are ranged GETs of about `part_size`, `parallel` at
+//!   once; each piece goes to the reader as it arrives (it verifies and copies it while the
+//!   others are in flight), at most `parallel` more answers waiting for it.
+//! - **The writer's lease** (`LOCK`, see `lock_writer`) is renewed every third of
+//!   `lease_seconds`; a writer whose renewals failed for five sixths of it sends no write
+//!   any more, so it never writes beside a writer that took the store over.
 //! - **Credentials** never appear in errors: messages name the store by scheme, bucket and
 //!   prefix, and the query string of any URL quoted from the server is cut off.
 
@@ -145,6 +151,16 @@ struct Shared {
     location: String,
     config: ObjectConfig,
     counters: Counters,
+    /// The writer's lease while this handle holds one (see [`Shared::writable`]).
+    held: Arc<Mutex<Option<Held>>>,
+}
+
+/// The lease a writer holds: until when its writes are allowed, and the lease object's
+/// version and owner id (for renewals and the release).
+struct Held {
+    until: std::time::Instant,
+    etag: Option<String>,
+    owner: [u8; 16],
 }
 
 /// The replica store's [`Storage`] on S3 or Azure Blob. See the module documentation.
@@ -308,6 +324,7 @@ impl ObjectStorage {
                 location,
                 config,
                 counters: Counters::default(),
+                held: Arc::new(Mutex::new(None)),
             }),
             manifest: Mutex::new(None),
         })
@@ -333,8 +350,6 @@ fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// `text` with the query string of every URL in it cut off (a SAS token, a presigned URL's
-/// signature).
 /// An error's message and its sources' (a timeout or a refused connection is often only in a
 /// source), each once.
 fn chain(e: &dyn std::error::Error) -> String {
@@ -351,6 +366,8 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// `text` with the query string of every URL in it cut off (a SAS token, a presigned URL's
+/// signature).
 fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_query = false;
@@ -455,6 +472,22 @@ impl Shared {
         }
     }
 
+    /// Refuses every write of a writer whose lease was not renewed in time: the lease lasts
+    /// `lease` from when its last renewal was sent, by the other writers' clocks, so the
+    /// writer stops a sixth of it earlier (clock drift, a slow answer). Another writer may
+    /// then take the store over; this handle must not write beside it. A handle that holds
+    /// no lease (read-only, or a storage used without the store) is not limited.
+    fn writable(&self) -> io::Result<()> {
+        match &*self.held.lock() {
+            Some(h) if std::time::Instant::now() >= h.until => Err(io::Error::other(format!(
+                "the writer's lease of {} was not renewed in time (another writer may take \
+                 the store over): this handle writes nothing more; reopen the store",
+                self.location
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn put_mode(&self, path: &Path, data: Bytes, mode: PutMode) -> Result<Option<String>, OsError> {
         Counters::add(&self.counters.puts);
         let store = self.store.clone();
@@ -473,6 +506,7 @@ impl Shared {
 
     /// Creates object `name` (create-only).
     fn put_create(&self, name: &str, data: Bytes) -> io::Result<()> {
+        self.writable()?;
         let path = self.object(name)?;
         match self.put_mode(&path, data.clone(), PutMode::Create) {
             Ok(_) => Ok(()),
@@ -492,6 +526,7 @@ impl Shared {
     }
 
     fn delete_path(&self, path: &Path, what: &str) -> io::Result<()> {
+        self.writable()?;
         Counters::add(&self.counters.deletes);
         let store = self.store.clone();
         let p = path.clone();
@@ -769,6 +804,7 @@ impl Storage for ObjectStorage {
             .iter()
             .map(|n| s.object(n))
             .collect::<io::Result<Vec<Path>>>()?;
+        s.writable()?;
         for _ in &paths {
             Counters::add(&s.counters.deletes);
         }
@@ -863,6 +899,7 @@ impl Storage for ObjectStorage {
     fn abort_upload(&self, name: &str) -> io::Result<()> {
         check_name(name)?;
         let s = &self.s;
+        s.writable()?;
         if let Some(state) = UploadState::read(s, name)? {
             if !state.id.is_empty() {
                 Counters::add(&s.counters.multipart);
@@ -922,6 +959,7 @@ impl Storage for ObjectStorage {
 
     fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64> {
         let s = &self.s;
+        s.writable()?;
         let path = s.path("MANIFEST");
         let mode = match expected {
             None => PutMode::Create,
@@ -1117,6 +1155,7 @@ impl ObjectUpload {
             return Ok(id.clone());
         }
         let s = &self.s;
+        s.writable()?;
         Counters::add(&s.counters.multipart);
         let mp = s.multipart.clone();
         let path = s.object(&self.name)?;
@@ -1141,6 +1180,7 @@ impl ObjectUpload {
         let end = self.len;
         self.parts.push((end, None));
         let s = &self.s;
+        s.writable()?;
         Counters::add(&s.counters.multipart);
         let mp = s.multipart.clone();
         let path = s.object(&self.name)?;
@@ -1253,6 +1293,7 @@ impl Upload for ObjectUpload {
                     content_id: pid.clone().unwrap_or_default(),
                 })
                 .collect();
+            s.writable()?;
             Counters::add(&s.counters.multipart);
             let mp = s.multipart.clone();
             let p = path.clone();
@@ -1276,6 +1317,7 @@ impl ObjectUpload {
         self.wait_all()?;
         let s = self.s.clone();
         let len = self.len;
+        s.writable()?;
         if !self.buf.is_empty() {
             let tail = s.path(&format!("tails/{}/{len:016x}", self.name));
             s.put_mode(&tail, Bytes::copy_from_slice(&self.buf), PutMode::Overwrite)
@@ -1298,6 +1340,7 @@ impl ObjectUpload {
                 .filter(|(end, _)| *end <= len)
                 .collect(),
         };
+        s.writable()?;
         s.put_mode(
             &s.path(&format!("uploads/{}", self.name)),
             Bytes::from(state.encode()),
@@ -1329,11 +1372,14 @@ const LEASE_MAGIC: &[u8; 8] = b"BDLEASE1";
 /// The writer's lease: object `LOCK` holding an owner id and an expiry time, created
 /// create-only, renewed with If-Match every third of its length by a task on the storage's
 /// runtime, and taken over (If-Match on the expired one's ETag) once it expired by this
-/// machine's clock. It keeps well-behaved writers apart; what makes two writers at once safe
-/// is the store's fence and create-only commits, not the lease.
+/// machine's clock. A writer whose renewals failed for five sixths of the lease writes
+/// nothing more ([`Shared::writable`]); a lost answer to its own create, takeover or renewal
+/// is recognised by the lease's bytes; it is released by an expired lease written If-Match
+/// its last version, so a lease another writer took is never touched. It keeps writers apart;
+/// what keeps the store safe even if two write at once (a writer paused past its lease) is
+/// the store's fence and create-only commits, not the lease.
 struct Lease {
     s: Arc<Shared>,
-    owner: [u8; 16],
     renew: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -1357,6 +1403,7 @@ impl Lease {
         let owner = crate::GenerationId::random().0;
         let ttl = s.config.lease;
         let path = s.path("LOCK");
+        let sent = std::time::Instant::now();
         let expires = super::store::now_ns().saturating_add(ttl.as_nanos() as u64);
         let mine = lease_bytes(&owner, expires);
         let etag = match s.put_mode(&path, mine.clone(), PutMode::Create) {
@@ -1371,7 +1418,7 @@ impl Lease {
                 if b == mine {
                     // Our own create: it landed, its answer was lost, and the retry was
                     // refused.
-                    return Ok(Lease::hold(s, owner, etag));
+                    return Ok(Lease::hold(s, owner, etag, sent));
                 }
                 // A lease this build cannot read counts as expired.
                 let held_until = lease_expiry(&b).unwrap_or(0);
@@ -1411,32 +1458,60 @@ impl Lease {
             }
             Err(e) => return Err(s.err("taking the lease of", "LOCK", e)),
         };
-        Ok(Lease::hold(s, owner, etag))
+        Ok(Lease::hold(s, owner, etag, sent))
     }
 
-    /// The lease just taken (`etag`: its version), renewed every third of its length.
-    fn hold(s: Arc<Shared>, owner: [u8; 16], etag: Option<String>) -> Lease {
+    /// The lease just taken (`etag`: its version; its create or takeover was sent at
+    /// `sent`), renewed every third of its length.
+    fn hold(
+        s: Arc<Shared>,
+        owner: [u8; 16],
+        etag: Option<String>,
+        sent: std::time::Instant,
+    ) -> Lease {
         let ttl = s.config.lease;
+        // Writes stop a sixth of the lease before it ends.
+        let valid = ttl - ttl / 6;
+        *s.held.lock() = Some(Held {
+            until: sent + valid,
+            etag,
+            owner,
+        });
         let renew = {
-            let (store, path) = (s.store.clone(), s.path("LOCK"));
+            let (store, path, held) = (s.store.clone(), s.path("LOCK"), s.held.clone());
             s.rt().spawn(async move {
-                let mut etag = etag;
+                // Lost: writes are refused from now on.
+                let lost = || {
+                    if let Some(h) = held.lock().as_mut() {
+                        h.until = std::time::Instant::now();
+                    }
+                };
                 loop {
                     tokio::time::sleep(ttl / 3).await;
+                    let sent = std::time::Instant::now();
                     let expires = super::store::now_ns().saturating_add(ttl.as_nanos() as u64);
                     let mine = lease_bytes(&owner, expires);
+                    let Some(etag) = held.lock().as_ref().map(|h| h.etag.clone()) else {
+                        return;
+                    };
                     let opts = PutOptions {
                         mode: PutMode::Update(UpdateVersion {
-                            e_tag: etag.clone(),
+                            e_tag: etag,
                             version: None,
                         }),
                         ..PutOptions::default()
+                    };
+                    let renewed = |e: Option<String>| {
+                        if let Some(h) = held.lock().as_mut() {
+                            h.until = sent + valid;
+                            h.etag = e;
+                        }
                     };
                     match store
                         .put_opts(&path, PutPayload::from(mine.clone()), opts)
                         .await
                     {
-                        Ok(r) => etag = r.e_tag,
+                        Ok(r) => renewed(r.e_tag),
                         // Taken over (the fence makes this writer's next commit fail), or our
                         // own renewal whose answer was lost and whose retry was refused: the
                         // lease's bytes tell.
@@ -1445,13 +1520,13 @@ impl Lease {
                                 Ok(got) => {
                                     let e = got.meta.e_tag.clone();
                                     match got.bytes().await {
-                                        Ok(b) if b == mine => etag = e,
-                                        Ok(_) => return,
+                                        Ok(b) if b == mine => renewed(e),
+                                        Ok(_) => return lost(),
                                         // Unknown: ask again at the next round.
                                         Err(_) => {}
                                     }
                                 }
-                                Err(OsError::NotFound { .. }) => return,
+                                Err(OsError::NotFound { .. }) => return lost(),
                                 Err(_) => {}
                             }
                         }
@@ -1463,7 +1538,6 @@ impl Lease {
         };
         Lease {
             s,
-            owner,
             renew: Some(renew),
         }
     }
@@ -1474,11 +1548,18 @@ impl Drop for Lease {
         if let Some(t) = self.renew.take() {
             t.abort();
         }
-        // Give the lease up if it is still ours (by its bytes; a failure leaves it to expire).
-        let path = self.s.path("LOCK");
-        if let Ok(Some((b, _))) = self.s.get_bytes(&path, "LOCK") {
-            if b.len() == 32 && b[8..24] == self.owner {
-                let _ = self.s.delete_path(&path, "LOCK");
+        // Give the lease up if it is still ours: replaced by an expired lease, If-Match the
+        // version this writer last wrote, so that a lease another writer took meanwhile (or a
+        // renewal still in flight) is never touched. A failure leaves it to expire.
+        if let Some(h) = self.s.held.lock().take() {
+            if let Some(etag) = h.etag {
+                let mode = PutMode::Update(UpdateVersion {
+                    e_tag: Some(etag),
+                    version: None,
+                });
+                let _ = self
+                    .s
+                    .put_mode(&self.s.path("LOCK"), lease_bytes(&h.owner, 0), mode);
             }
         }
     }
