@@ -584,3 +584,24 @@ fn bundle_bytes(dir: &std::path::Path) -> u64 {
 fn now() -> u64 {
     blockdelta::replica::now_ns()
 }
+
+/// A slip such as `s3:bucket/prefix` (for `s3://`) is refused, not taken for a local
+/// directory of that name: the replica would land on the local disk.
+#[test]
+fn a_scheme_without_slashes_is_refused_not_taken_for_a_directory() {
+    for url in [
+        "s3:bucket/p",
+        "az:container/p",
+        "file:/tmp/x",
+        "https:host/p",
+    ] {
+        match Store::create_url(url, &[], StoreConfig::new(*b"url-slip-disk-id")) {
+            Err(ReplicaError::InvalidArgument { reason }) => {
+                assert!(reason.contains("://"), "{url}: {reason}")
+            }
+            Err(e) => panic!("{url}: {e}"),
+            Ok(_) => panic!("{url}: a store was created"),
+        }
+        assert!(!std::path::Path::new(url).exists(), "{url}");
+    }
+}

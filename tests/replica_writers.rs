@@ -29,8 +29,14 @@ type Won = Arc<Mutex<Option<(PointId, Vec<u8>)>>>;
 /// A directory storage whose writer lock always succeeds, as a lease that was taken over
 /// while its old holder still runs. Its puts are as on object storage: an existing object with
 /// the same bytes is success (a retried put whose first answer was lost). Hooks run once:
-/// `1` before the next log record is written, `2` before the log is next listed.
-struct NoLock(DirStorage, Mutex<Option<Hook>>, Mutex<Option<Hook>>);
+/// `1` before the next log record is written, `2` before the log is next listed, `3` before
+/// the manifest is next swapped.
+struct NoLock(
+    DirStorage,
+    Mutex<Option<Hook>>,
+    Mutex<Option<Hook>>,
+    Arc<Mutex<Option<Hook>>>,
+);
 
 fn run_hook(h: &Mutex<Option<Hook>>) {
     let hook = h.lock().unwrap().take();
@@ -88,6 +94,7 @@ impl Storage for NoLock {
         self.0.read_manifest()
     }
     fn swap_manifest(&self, expected: ManifestVersion, data: &[u8]) -> io::Result<u64> {
+        run_hook(&self.3);
         self.0.swap_manifest(expected, data)
     }
     fn lock_writer(&self) -> io::Result<Box<dyn Send + Sync>> {
@@ -100,6 +107,7 @@ fn no_lock(path: &Path, hook: Option<Hook>) -> Box<NoLock> {
         DirStorage::new(path).unwrap(),
         Mutex::new(hook),
         Mutex::new(None),
+        Arc::new(Mutex::new(None)),
     ))
 }
 
@@ -396,5 +404,56 @@ fn two_writers_fencing_the_same_state_never_both_succeed() {
     let (p, d) = won.lock().unwrap().take().expect("the race ran");
     oracle.insert(p, d);
     drop(second.lock().unwrap().take());
+    check(&path, &oracle);
+}
+
+/// A writer that lost the store after claiming its checkpoint record swaps the manifest late,
+/// after the new writer opened (and replayed that record): the manifest then holds an older
+/// state than the new writer's. The new writer's own checkpoints must go on over it, not
+/// poison it; the old writer's next commit gets `Conflict`; every point reads back. (Found by
+/// review: the new writer was poisoned at its first checkpoint.)
+#[test]
+fn a_late_checkpoint_swap_of_the_old_writer_leaves_the_new_one_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut rng = Rng(8);
+    let mut src = Source::new(DISK_ID, 1 << 20, 4096);
+    let mut oracle = HashMap::new();
+    drop(create(&path));
+    let swap_hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
+    let st = Box::new(NoLock(
+        DirStorage::new(&path).unwrap(),
+        Mutex::new(None),
+        Mutex::new(None),
+        swap_hook.clone(),
+    ));
+    let old = Store::open_in(st, path.display().to_string()).unwrap();
+    for to in 1..3 {
+        src.write(&mut rng, 0, 64 << 10);
+        let p = ingest(&old, &src, to).unwrap();
+        src.commit(to);
+        oracle.insert(p, src.disk.clone());
+    }
+    // The second writer opens between the old one's checkpoint record and its swap.
+    let new: Arc<Mutex<Option<Store>>> = Arc::new(Mutex::new(None));
+    let (n, p) = (new.clone(), path.clone());
+    *swap_hook.lock().unwrap() = Some(Box::new(move || {
+        *n.lock().unwrap() = Some(open(&p).unwrap());
+    }));
+    old.checkpoint().unwrap();
+    let new = new.lock().unwrap().take().expect("the hook ran");
+    src.write(&mut rng, 0, 64 << 10);
+    assert!(matches!(
+        ingest(&old, &src, 3),
+        Err(ReplicaError::Conflict { .. })
+    ));
+    for to in 3..6 {
+        src.write(&mut rng, (to - 2) * (64 << 10), 64 << 10);
+        let p = ingest(&new, &src, to).unwrap();
+        src.commit(to);
+        oracle.insert(p, src.disk.clone());
+        new.checkpoint().unwrap();
+    }
+    drop((old, new));
     check(&path, &oracle);
 }

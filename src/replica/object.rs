@@ -216,8 +216,16 @@ impl ObjectStorage {
         if bucket.is_empty() {
             return Err(invalid(format!("{scheme}:// URL without a bucket")));
         }
-        if !prefix.is_empty() {
-            Path::parse(prefix).map_err(|_| invalid(format!("invalid prefix {prefix:?}")))?;
+        // The prefix must name its objects as written: `object_store` percent-encodes what
+        // it does not allow in a path (`%`, `~`, `#`, ...) and drops empty segments, so
+        // another tool, or a URL written the other way, would look elsewhere.
+        if !prefix.is_empty()
+            && (Path::parse(prefix).is_err() || Path::from(prefix).as_ref() != prefix)
+        {
+            return Err(invalid(format!(
+                "invalid prefix {prefix:?}: no character object_store would percent-encode \
+                 (% ~ # \\ ...), no empty, . or .. segment"
+            )));
         }
         let mut config = ObjectConfig::default();
         let mut service: Vec<(&str, &str)> = Vec::new();
@@ -1584,6 +1592,19 @@ mod tests {
             redact("url \"http://a?x=SECRET\" and http://b?y=SECRET2"),
             "url \"http://a?<redacted>\" and http://b?<redacted>"
         );
+    }
+
+    #[test]
+    fn prefixes_name_their_objects_as_written() {
+        for ok in ["p", "a/b/c", "disk-1_x.y", "tenant=1/disk"] {
+            let r = ObjectStorage::from_url(&format!("s3://bucket/{ok}"), &[("region", "x")]);
+            assert!(r.is_ok(), "{ok}: {:?}", r.err());
+        }
+        for bad in ["a%b", "a~b", "a//b", "a/./b", "a/../b", "a#b", "a\\b"] {
+            let e = ObjectStorage::from_url(&format!("s3://bucket/{bad}"), &[]).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad}");
+            assert!(e.to_string().contains("invalid prefix"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::manifest::{
     Retention, BASE_LEVELS,
 };
 use super::map::{find_run, overlay, subtract, union_ranges, Index, Run, RunKind};
-use super::storage::{DirStorage, Storage};
+use super::storage::{DirStorage, ManifestConflict, ManifestVersion, Storage};
 use crate::stream::{ApplyTarget, BookmarkKind};
 use crate::tracker::{Extent, GenerationId};
 
@@ -346,6 +346,17 @@ fn local_dir(url: &str) -> Option<&str> {
 
 /// The storage a store URL names, and how errors name it (never with credentials).
 pub fn storage_for_url(url: &str, options: &[(&str, &str)]) -> Result<(Box<dyn Storage>, String)> {
+    // `s3:bucket/prefix` (a slip for `s3://`) would otherwise be a local directory of that
+    // name, and the replica would land on the local disk.
+    if let Some((scheme, _)) = url.split_once(':') {
+        if !url.contains("://")
+            && ["s3", "az", "azure", "gs", "file", "http", "https"].contains(&scheme)
+        {
+            return Err(ReplicaError::InvalidArgument {
+                reason: format!("{url:?} is not a store URL: write {scheme}://…"),
+            });
+        }
+    }
     if let Some(dir) = local_dir(url) {
         if dir.is_empty() {
             return Err(ReplicaError::InvalidArgument {
@@ -1167,7 +1178,7 @@ impl Store {
         // make later opens cheaper; a failure there poisons, so that the caller's next durable
         // call is refused (a conflict here means another writer took the store over after
         // this commit: it replays this record).
-        match self.storage.swap_manifest(w.version, &bytes) {
+        match self.swap_checkpoint(w.version, counter, &bytes) {
             Ok(v) => {
                 let replaced: Vec<String> =
                     (w.log.checkpoint + 1..=counter).map(log_name).collect();
@@ -1185,6 +1196,34 @@ impl Store {
             Err(_) => w.poisoned = true,
         }
         Ok(())
+    }
+
+    /// Replaces the manifest (last seen at `expected`) by the checkpoint of `counter`, whose
+    /// record this writer claimed. A manifest changed meanwhile to an older state than the
+    /// checkpoint is replaced all the same: only a writer that lost the store to this one
+    /// writes such a swap (its checkpoint record was claimed before this writer's fence, so
+    /// this writer replayed it), and a checkpoint is only a shortcut past records this
+    /// writer's state already holds. A manifest at or past `counter` is another writer's
+    /// progress: the conflict stands.
+    fn swap_checkpoint(
+        &self,
+        mut expected: ManifestVersion,
+        counter: u64,
+        bytes: &[u8],
+    ) -> io::Result<u64> {
+        let mut tries = 0;
+        loop {
+            match self.storage.swap_manifest(expected, bytes) {
+                Err(e) if tries < 3 && e.get_ref().is_some_and(|i| i.is::<ManifestConflict>()) => {
+                    tries += 1;
+                    match self.storage.manifest_version()? {
+                        Some(v) if v < counter && Some(v) != expected => expected = Some(v),
+                        _ => return Err(e),
+                    }
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Writes record `log-<m.counter>` (create-only): the commit point of `m`. Fails with
