@@ -21,7 +21,7 @@
 //!    committed), and then the ingest fails clearly, the point is absent, and the stream sent
 //!    again after a reopen goes in.
 //! 3. **A persistent outage** (503 for every request from the `k`th request of an ingest on,
-//!    for `k` spread over the ingest, with `retry_max` 2): the ingest fails with an error that
+//!    for every `k` of the ingest, with `retry_max` 2): the ingest fails with an error that
 //!    names the store and the status and no credential, reads and opens fail likewise, the
 //!    store refuses every later change (poisoned); once the outage ends, a reopened store
 //!    lists exactly the points committed before (the failed one only if it is whole), each
@@ -595,10 +595,10 @@ fn outage(s3: bool) {
     let total = proxy.requests().0 - before;
     assert!(total >= 8, "{what}: {total} requests per ingest");
 
-    const PICKS: u64 = 6;
+    // An outage from every request of the ingest on.
     let (mut failures, mut landed) = (0, 0);
-    for i in 0..PICKS {
-        let k = 1 + i * (total - 1) / (PICKS - 1);
+    for k in 1..=total {
+        let i = k - 1;
         let what = format!("{what}: outage from request {k} of {total}");
         r.churn();
         r.rewrite(5 * MIB + 300_000);
@@ -666,7 +666,12 @@ fn outage(s3: bool) {
     }
     r.check(&store, &what);
     drop(store);
-    assert!(failures >= PICKS - 1, "{what}: {failures} ingests failed");
+    // Only the requests after the commit point (the check after the claim, a checkpoint's
+    // swap and deletes) leave the ingest itself successful.
+    assert!(
+        failures >= total / 2,
+        "{what}: {failures} of {total} ingests failed"
+    );
     let (reads, writes) = proxy.injected().of(Fault::SlowDown);
     assert!(reads > 0 && writes > 0, "{what}");
     eprintln!(
