@@ -33,6 +33,8 @@
 //! - the store accepts the next stream (the parent ingests checkpoint `newest + 1` itself,
 //!   exactly as the child would have, and reads it back).
 
+#[path = "common/kill_oracle.rs"]
+mod kill_oracle;
 #[path = "common/source.rs"]
 mod source;
 
@@ -44,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use blockdelta::replica::{ReplicaError, Retention, Store, StoreConfig};
 use blockdelta::GenerationId;
+use kill_oracle::{env_u64, hex, read_acks, sha256, Oracle};
 use source::{Rng, Source};
 
 const DISK_ID: [u8; 16] = *b"kill-9-test-disk";
@@ -54,17 +57,6 @@ const MAX_POINTS: u64 = 4;
 const CHILD_DIR: &str = "BLOCKDELTA_KILL_CHILD_DIR";
 const CHILD_LOG: &str = "BLOCKDELTA_KILL_CHILD_LOG";
 const CHILD_SEED: &str = "BLOCKDELTA_KILL_CHILD_SEED";
-
-fn sha256(b: &[u8]) -> [u8; 32] {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .try_into()
-        .unwrap()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// `len` bytes for checkpoint `k` at disk offset `off`: a random 64-byte pattern, each 64-byte
 /// piece stamped with `k` and its offset (cheap to generate, and misplaced data shows).
@@ -210,63 +202,9 @@ fn kill_child_entry() {
     child(Path::new(&dir), Path::new(&log), seed);
 }
 
-/// The source at every checkpoint up to the newest the store reached, recomputed from the seed.
-struct Oracle {
-    seed: u64,
-    /// The source at checkpoint `frontier.seq`.
-    frontier: Source,
-    /// Per checkpoint (index = sequence): SHA-256 and size of the image.
-    hashes: Vec<([u8; 32], u64)>,
-}
-
-impl Oracle {
-    fn new(seed: u64) -> Self {
-        let frontier = source_at(seed, 0);
-        let h = (sha256(&frontier.disk), frontier.size());
-        Oracle {
-            seed,
-            frontier,
-            hashes: vec![h],
-        }
-    }
-
-    fn advance_to(&mut self, s: u64) {
-        while self.frontier.seq < s {
-            let k = self.frontier.seq + 1;
-            step(&mut self.frontier, self.seed, k);
-            self.hashes
-                .push((sha256(&self.frontier.disk), self.frontier.size()));
-            self.frontier.commit(k);
-        }
-    }
-
-    fn at(&mut self, s: u64) -> ([u8; 32], u64) {
-        self.advance_to(s);
-        self.hashes[s as usize]
-    }
-}
-
-/// Complete lines of the ack log: (sequence, hash).
-fn read_acks(log: &Path) -> Vec<(u64, String)> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut out = Vec::new();
-    // A line without its newline was being written when the child died: not acknowledged.
-    let complete = match text.rfind('\n') {
-        Some(i) => &text[..=i],
-        None => "",
-    };
-    for line in complete.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        assert_eq!(f.len(), 3, "bad ack line {line:?}");
-        assert_eq!(f[0], hex(&GEN.0), "ack of a foreign generation");
-        out.push((f[1].parse().unwrap(), f[2].to_string()));
-    }
-    out
-}
-
 /// Opens the store after a kill and checks everything; returns the newest checkpoint.
 fn check(dir: &Path, log: &Path, oracle: &mut Oracle, rng: &mut Rng, what: &str) -> u64 {
-    let acks = read_acks(log);
+    let acks = read_acks(log, GEN);
     let store = match Store::open(dir) {
         Ok(s) => s,
         Err(ReplicaError::NotFound { .. }) => {
@@ -346,13 +284,6 @@ fn check(dir: &Path, log: &Path, oracle: &mut Oracle, rng: &mut Rng, what: &str)
     k
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[test]
 fn kill_9_at_random_moments_loses_nothing_acknowledged() {
     let kills = env_u64("BLOCKDELTA_KILLS", 150);
@@ -362,7 +293,7 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
     let log = tmp.path().join("acks");
     let exe = std::env::current_exe().unwrap();
     let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
-    let mut oracle = Oracle::new(seed);
+    let mut oracle = Oracle::new(seed, source_at(seed, 0), step);
     let start = Instant::now();
     let mut newest = 0;
     let mut progressed = 0;
@@ -400,7 +331,7 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
             progressed += 1;
         }
     }
-    let acks = read_acks(&log).len();
+    let acks = read_acks(&log, GEN).len();
     eprintln!(
         "{kills} kills in {:.1} s: the child advanced in {progressed} runs, {acks} acks, \
          newest checkpoint {newest}",

@@ -57,6 +57,8 @@
 //! invisible; a bucket's lifecycle rule for incomplete multipart uploads reclaims it.
 #![cfg(feature = "object-store")]
 
+#[path = "common/kill_oracle.rs"]
+mod kill_oracle;
 #[path = "common/source.rs"]
 mod source;
 
@@ -71,6 +73,7 @@ use blockdelta::replica::{
     Ingested, ObjectStorage, ReplicaError, Retention, Storage, Store, StoreConfig,
 };
 use blockdelta::GenerationId;
+use kill_oracle::{env_u64, hex, read_acks, sha256, Oracle};
 use source::{Rng, Source};
 
 const DISK_ID: [u8; 16] = *b"kill-9-objstore1";
@@ -127,17 +130,6 @@ fn url(kind: &str) -> String {
 
 fn opts(o: &[(String, String)]) -> Vec<(&str, &str)> {
     o.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
-fn sha256(b: &[u8]) -> [u8; 32] {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .try_into()
-        .unwrap()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn now_ms() -> u64 {
@@ -394,66 +386,12 @@ fn kill_child_entry() {
     child(&url, &kind, Path::new(&log), Path::new(&stages), seed);
 }
 
-/// The source at every checkpoint up to the newest the store reached, recomputed from the seed.
-struct Oracle {
-    seed: u64,
-    /// The source at checkpoint `frontier.seq`.
-    frontier: Source,
-    /// Per checkpoint (index = sequence): SHA-256 and size of the image.
-    hashes: Vec<([u8; 32], u64)>,
-}
-
-impl Oracle {
-    fn new(seed: u64) -> Self {
-        let frontier = source_at(seed, 0);
-        let h = (sha256(&frontier.disk), frontier.size());
-        Oracle {
-            seed,
-            frontier,
-            hashes: vec![h],
-        }
-    }
-
-    fn advance_to(&mut self, s: u64) {
-        while self.frontier.seq < s {
-            let k = self.frontier.seq + 1;
-            step(&mut self.frontier, self.seed, k);
-            self.hashes
-                .push((sha256(&self.frontier.disk), self.frontier.size()));
-            self.frontier.commit(k);
-        }
-    }
-
-    fn at(&mut self, s: u64) -> ([u8; 32], u64) {
-        self.advance_to(s);
-        self.hashes[s as usize]
-    }
-
-    /// The source with checkpoint `s + 1`'s changes applied, and that checkpoint's stream.
-    fn next_stream(&mut self, s: u64) -> Vec<u8> {
-        self.advance_to(s);
-        let mut next = self.frontier.clone();
-        step(&mut next, self.seed, s + 1);
-        next.stream(s + 1, record_size(self.seed, s + 1))
-    }
-}
-
-/// Complete lines of the ack log: (sequence, hash).
-fn read_acks(log: &Path) -> Vec<(u64, String)> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut out = Vec::new();
-    // A line without its newline was being written when the child died: not acknowledged.
-    let complete = match text.rfind('\n') {
-        Some(i) => &text[..=i],
-        None => "",
-    };
-    for line in complete.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        assert_eq!(f.len(), 3, "bad ack line {line:?}");
-        assert_eq!(f[0], hex(&GEN.0), "ack of a foreign generation");
-        out.push((f[1].parse().unwrap(), f[2].to_string()));
-    }
-    out
+/// The source with checkpoint `s + 1`'s changes applied, and that checkpoint's stream.
+fn next_stream(oracle: &mut Oracle, s: u64) -> Vec<u8> {
+    oracle.advance_to(s);
+    let mut next = oracle.frontier.clone();
+    step(&mut next, oracle.seed, s + 1);
+    next.stream(s + 1, record_size(oracle.seed, s + 1))
 }
 
 /// The child's stage lines: (ms since epoch, stage words).
@@ -530,7 +468,7 @@ fn check(
     tally: &mut Tally,
     what: &str,
 ) -> (u64, bool) {
-    let acks = read_acks(log);
+    let acks = read_acks(log, GEN);
     let max_ack = acks
         .iter()
         .map(|a| a.0)
@@ -573,7 +511,7 @@ fn check(
     let points = store.points();
     let newest = points.last().map_or(0, |p| p.id.sequence);
     // Checkpoint `newest + 1`'s stream: the cut one, or the next.
-    let stream = oracle.next_stream(newest);
+    let stream = next_stream(oracle, newest);
     match &pending {
         None => assert_eq!(
             counted,
@@ -680,13 +618,6 @@ fn check(
     (k, false)
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn kill_9_on(kind: &str) {
     let kills = env_u64("BLOCKDELTA_OBJECT_KILLS", 8);
     let seed = env_u64("BLOCKDELTA_KILL_SEED", 0x6f62_6a6b);
@@ -699,7 +630,7 @@ fn kill_9_on(kind: &str) {
     let stages = tmp.path().join("stages");
     let exe = std::env::current_exe().unwrap();
     let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
-    let mut oracle = Oracle::new(seed);
+    let mut oracle = Oracle::new(seed, source_at(seed, 0), step);
     let mut tally = Tally::default();
     let mut parent_acks = Vec::new();
     let start = Instant::now();
@@ -811,7 +742,7 @@ fn kill_9_on(kind: &str) {
             progressed += 1;
         }
     }
-    let acks = read_acks(&log).len();
+    let acks = read_acks(&log, GEN).len();
     // Leave nothing behind on the shared servers (but the small manifest).
     let names: Vec<String> = storage.list("").unwrap();
     storage.delete_many(&names).unwrap();
