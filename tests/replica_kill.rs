@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use blockdelta::replica::{ReplicaError, Retention, Store, StoreConfig};
 use blockdelta::GenerationId;
-use kill_oracle::{env_u64, hex, read_acks, sha256, Oracle};
+use kill_oracle::{check_points, env_u64, hex, read_acks, sha256, Oracle};
 use source::{Rng, Source};
 
 const DISK_ID: [u8; 16] = *b"kill-9-test-disk";
@@ -221,56 +221,7 @@ fn check(dir: &Path, log: &Path, oracle: &mut Oracle, rng: &mut Rng, what: &str)
         leftovers.is_empty(),
         "{what}: uploads left after open: {leftovers:?}"
     );
-    let points = store.points();
-    let newest = points.last().map_or(0, |p| p.id.sequence);
-    let max_ack = acks.iter().map(|a| a.0).max().unwrap_or(0);
-    assert!(
-        newest >= max_ack,
-        "{what}: newest point {newest} is older than ack {max_ack}"
-    );
-    assert_eq!(
-        store.lineage(),
-        (newest > 0).then_some((GEN, newest)),
-        "{what}: lineage"
-    );
-    for (seq, h) in &acks {
-        assert_eq!(
-            *h,
-            hex(&oracle.at(*seq).0),
-            "{what}: the child acked {seq} with another image than the oracle's"
-        );
-        if seq + MAX_POINTS > newest {
-            assert!(
-                points.iter().any(|p| p.id.sequence == *seq),
-                "{what}: acknowledged point {seq} lost (newest {newest})"
-            );
-        }
-    }
-    for (i, p) in points.iter().enumerate() {
-        assert_eq!(p.id.generation, GEN);
-        assert!(!p.detached);
-        if i > 0 {
-            assert_eq!(
-                p.id.sequence,
-                points[i - 1].id.sequence + 1,
-                "{what}: listed points are not contiguous"
-            );
-        }
-        let (h, size) = oracle.at(p.id.sequence);
-        assert_eq!(p.disk_size, size, "{what}: size of point {}", p.id.sequence);
-        let mut got = vec![0u8; size as usize];
-        store
-            .read_at(p.id, 0, &mut got)
-            .unwrap_or_else(|e| panic!("{what}: read {}: {e}", p.id.sequence));
-        assert!(
-            sha256(&got) == h,
-            "{what}: point {} differs from the source at that checkpoint",
-            p.id.sequence
-        );
-    }
-    store
-        .scrub()
-        .unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
+    let newest = check_points(&store, oracle, &acks, &[], GEN, MAX_POINTS, what);
     // The next stream goes in, exactly as the child would have sent it.
     oracle.advance_to(newest);
     let mut next = oracle.frontier.clone();

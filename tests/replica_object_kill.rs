@@ -73,7 +73,7 @@ use blockdelta::replica::{
     Ingested, ObjectStorage, ReplicaError, Retention, Storage, Store, StoreConfig,
 };
 use blockdelta::GenerationId;
-use kill_oracle::{env_u64, hex, read_acks, sha256, Oracle};
+use kill_oracle::{check_points, env_u64, hex, read_acks, sha256, Oracle};
 use source::{Rng, Source};
 
 const DISK_ID: [u8; 16] = *b"kill-9-objstore1";
@@ -534,58 +534,11 @@ fn check(
     }
 
     // Every acknowledged point that retention keeps is listed; every listed point reads back.
-    assert!(
-        newest >= max_ack,
-        "{what}: newest point {newest} is older than ack {max_ack}"
-    );
+    let checked = check_points(&store, oracle, &acks, parent_acks, GEN, MAX_POINTS, what);
+    assert_eq!(checked, newest);
     if newest > max_ack {
         tally.event("a point was committed but not acknowledged");
     }
-    assert_eq!(
-        store.lineage(),
-        (newest > 0).then_some((GEN, newest)),
-        "{what}: lineage"
-    );
-    for (seq, h) in &acks {
-        assert_eq!(
-            *h,
-            hex(&oracle.at(*seq).0),
-            "{what}: the child acked {seq} with another image than the oracle's"
-        );
-    }
-    for seq in acks.iter().map(|a| a.0).chain(parent_acks.iter().copied()) {
-        if seq + MAX_POINTS > newest {
-            assert!(
-                points.iter().any(|p| p.id.sequence == seq),
-                "{what}: acknowledged point {seq} lost (newest {newest})"
-            );
-        }
-    }
-    for (i, p) in points.iter().enumerate() {
-        assert_eq!(p.id.generation, GEN);
-        assert!(!p.detached);
-        if i > 0 {
-            assert_eq!(
-                p.id.sequence,
-                points[i - 1].id.sequence + 1,
-                "{what}: listed points are not contiguous"
-            );
-        }
-        let (h, size) = oracle.at(p.id.sequence);
-        assert_eq!(p.disk_size, size, "{what}: size of point {}", p.id.sequence);
-        let mut got = vec![0u8; size as usize];
-        store
-            .read_at(p.id, 0, &mut got)
-            .unwrap_or_else(|e| panic!("{what}: read {}: {e}", p.id.sequence));
-        assert!(
-            sha256(&got) == h,
-            "{what}: point {} differs from the source at that checkpoint",
-            p.id.sequence
-        );
-    }
-    store
-        .scrub()
-        .unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
 
     // The next stream goes in: a cut one resumed (by the next child, if `leave_cut`).
     let k = newest + 1;

@@ -84,3 +84,79 @@ impl Oracle {
         self.hashes[s as usize]
     }
 }
+
+/// The points of `store`, reopened after a kill, against the oracle; returns the newest
+/// checkpoint listed. Every ack (the child's `acks`, with their hashes, and `more_acks`) is
+/// listed unless retention (keeping `keep` points) could have removed it, and the child's
+/// hashes are the oracle's; the newest point is at least the newest ack and is the lineage;
+/// the points are contiguous, of generation `gen`, attached, and each reads back whole with
+/// the size and SHA-256 of the source at its checkpoint; scrub passes.
+#[allow(clippy::too_many_arguments)]
+pub fn check_points(
+    store: &blockdelta::replica::Store,
+    oracle: &mut Oracle,
+    acks: &[(u64, String)],
+    more_acks: &[u64],
+    gen: GenerationId,
+    keep: u64,
+    what: &str,
+) -> u64 {
+    let points = store.points();
+    let newest = points.last().map_or(0, |p| p.id.sequence);
+    let max_ack = acks
+        .iter()
+        .map(|a| a.0)
+        .chain(more_acks.iter().copied())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        newest >= max_ack,
+        "{what}: newest point {newest} is older than ack {max_ack}"
+    );
+    assert_eq!(
+        store.lineage(),
+        (newest > 0).then_some((gen, newest)),
+        "{what}: lineage"
+    );
+    for (seq, h) in acks {
+        assert_eq!(
+            *h,
+            hex(&oracle.at(*seq).0),
+            "{what}: the child acked {seq} with another image than the oracle's"
+        );
+    }
+    for seq in acks.iter().map(|a| a.0).chain(more_acks.iter().copied()) {
+        if seq + keep > newest {
+            assert!(
+                points.iter().any(|p| p.id.sequence == seq),
+                "{what}: acknowledged point {seq} lost (newest {newest})"
+            );
+        }
+    }
+    for (i, p) in points.iter().enumerate() {
+        assert_eq!(p.id.generation, gen);
+        assert!(!p.detached);
+        if i > 0 {
+            assert_eq!(
+                p.id.sequence,
+                points[i - 1].id.sequence + 1,
+                "{what}: listed points are not contiguous"
+            );
+        }
+        let (h, size) = oracle.at(p.id.sequence);
+        assert_eq!(p.disk_size, size, "{what}: size of point {}", p.id.sequence);
+        let mut got = vec![0u8; size as usize];
+        store
+            .read_at(p.id, 0, &mut got)
+            .unwrap_or_else(|e| panic!("{what}: read {}: {e}", p.id.sequence));
+        assert!(
+            sha256(&got) == h,
+            "{what}: point {} differs from the source at that checkpoint",
+            p.id.sequence
+        );
+    }
+    store
+        .scrub()
+        .unwrap_or_else(|e| panic!("{what}: scrub: {e}"));
+    newest
+}
