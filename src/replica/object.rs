@@ -34,7 +34,9 @@
 //!   others are in flight), at most `parallel` more answers waiting for it.
 //! - **The writer's lease** (`LOCK`, see `lock_writer`) is renewed every third of
 //!   `lease_seconds`; a writer whose renewals failed for five sixths of it sends no write
-//!   any more, so it never writes beside a writer that took the store over.
+//!   any more and cuts off the writes in flight, retries included, so it does not write
+//!   beside a writer that took the store over (a request already sent has the last sixth of
+//!   the lease to reach the service).
 //! - **Credentials** never appear in errors: messages name the store by scheme, bucket and
 //!   prefix, and the query string of any URL quoted from the server is cut off.
 
@@ -239,7 +241,9 @@ impl ObjectStorage {
                     config.part_size = n as usize;
                 }
                 "parallel" => config.parallel = parse_num(k, v)?.clamp(1, 256) as usize,
-                "lease_seconds" => config.lease = Duration::from_secs(parse_num(k, v)?.max(3)),
+                "lease_seconds" => {
+                    config.lease = Duration::from_secs(parse_num(k, v)?.clamp(3, 86_400))
+                }
                 "retry_max" => config.retry_max = parse_num(k, v)? as usize,
                 "retry_timeout_seconds" => {
                     config.retry_timeout = Duration::from_secs(parse_num(k, v)?.max(1))
@@ -446,6 +450,38 @@ impl Shared {
             .map_err(|_| io::Error::other("the object store's runtime stopped"))
     }
 
+    /// [`Shared::run`] for a write: refused if the writer's lease is no longer safe
+    /// ([`Shared::writable`]), and cut off, retries included, when it stops being safe (the
+    /// request is dropped; one already sent has the last sixth of the lease to reach the
+    /// service before another writer may take over).
+    fn run_write<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> io::Result<T> {
+        self.writable()?;
+        match self.deadline() {
+            None => self.run(f),
+            Some(until) => self
+                .run(async move {
+                    tokio::time::timeout_at(tokio::time::Instant::from_std(until), f).await
+                })?
+                .map_err(|_| self.lapsed()),
+        }
+    }
+
+    /// Until when this handle's writes are safe: `None` without a lease.
+    fn deadline(&self) -> Option<std::time::Instant> {
+        self.held.lock().as_ref().map(|h| h.until)
+    }
+
+    fn lapsed(&self) -> io::Error {
+        io::Error::other(format!(
+            "the writer's lease of {} was not renewed in time (another writer may take the \
+             store over): this handle writes nothing more; reopen the store",
+            self.location
+        ))
+    }
+
     /// An `object_store` error as an `io::Error` whose kind a caller acts on, naming the
     /// store and the object but no credentials.
     fn err(&self, op: &str, what: &str, e: OsError) -> io::Error {
@@ -486,12 +522,8 @@ impl Shared {
     /// then take the store over; this handle must not write beside it. A handle that holds
     /// no lease (read-only, or a storage used without the store) is not limited.
     fn writable(&self) -> io::Result<()> {
-        match &*self.held.lock() {
-            Some(h) if std::time::Instant::now() >= h.until => Err(io::Error::other(format!(
-                "the writer's lease of {} was not renewed in time (another writer may take \
-                 the store over): this handle writes nothing more; reopen the store",
-                self.location
-            ))),
+        match self.deadline() {
+            Some(until) if std::time::Instant::now() >= until => Err(self.lapsed()),
             _ => Ok(()),
         }
     }
@@ -504,7 +536,7 @@ impl Shared {
             mode,
             ..PutOptions::default()
         };
-        self.run(async move { store.put_opts(&p, PutPayload::from(data), opts).await })
+        self.run_write(async move { store.put_opts(&p, PutPayload::from(data), opts).await })
             .map_err(|e| OsError::Generic {
                 store: "blockdelta",
                 source: Box::new(e),
@@ -538,7 +570,7 @@ impl Shared {
         Counters::add(&self.counters.deletes);
         let store = self.store.clone();
         let p = path.clone();
-        match self.run(async move { store.delete(&p).await })? {
+        match self.run_write(async move { store.delete(&p).await })? {
             Ok(()) | Err(OsError::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err("deleting", what, e)),
         }
@@ -818,7 +850,7 @@ impl Storage for ObjectStorage {
         }
         let store = s.store.clone();
         let parallel = s.config.parallel;
-        let r = s.run(async move {
+        let r = s.run_write(async move {
             let mut set = tokio::task::JoinSet::new();
             let mut it = paths.into_iter();
             let mut first_err = None;
@@ -914,7 +946,7 @@ impl Storage for ObjectStorage {
                 let mp = s.multipart.clone();
                 let path = s.object(name)?;
                 let id = state.id.clone();
-                match s.run(async move { mp.abort_multipart(&path, &id).await })? {
+                match s.run_write(async move { mp.abort_multipart(&path, &id).await })? {
                     Ok(()) | Err(OsError::NotFound { .. }) => {}
                     Err(e) => return Err(s.err("aborting the upload of", name, e)),
                 }
@@ -1168,7 +1200,7 @@ impl ObjectUpload {
         let mp = s.multipart.clone();
         let path = s.object(&self.name)?;
         let id = s
-            .run(async move { mp.create_multipart(&path).await })?
+            .run_write(async move { mp.create_multipart(&path).await })?
             .map_err(|e| s.err("starting the upload of", &self.name, e))?;
         self.id = Some(id.clone());
         // Recorded at once, so that `uploads` lists it and an abort (or the store's garbage
@@ -1192,9 +1224,22 @@ impl ObjectUpload {
         Counters::add(&s.counters.multipart);
         let mp = s.multipart.clone();
         let path = s.object(&self.name)?;
-        let task = s
-            .rt()
-            .spawn(async move { mp.put_part(&path, &id, idx, PutPayload::from(data)).await });
+        // Cut off, retries included, once the lease is no longer safe (see `run_write`).
+        let until = s.deadline();
+        let task = s.rt().spawn(async move {
+            let put = mp.put_part(&path, &id, idx, PutPayload::from(data));
+            match until {
+                None => put.await,
+                Some(u) => tokio::time::timeout_at(tokio::time::Instant::from_std(u), put)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(OsError::Generic {
+                            store: "blockdelta",
+                            source: "the writer's lease was not renewed in time".into(),
+                        })
+                    }),
+            }
+        });
         self.flying.push_back((idx, task));
         self.buf = Vec::with_capacity(self.s.config.part_size);
         Ok(())
@@ -1308,7 +1353,7 @@ impl Upload for ObjectUpload {
             // (A completion whose answer was lost fails here, even if it took effect: the
             // store then fails the ingest, and the sender sends the stream again. An object
             // of the right size is no proof that it holds these parts.)
-            s.run(async move { mp.complete_multipart(&p, &id, parts).await })?
+            s.run_write(async move { mp.complete_multipart(&p, &id, parts).await })?
                 .map_err(|e| s.err("completing the upload of", &self.name, e))?;
         }
         // The upload's state and tails are no longer needed.
@@ -1509,9 +1554,9 @@ impl Lease {
                         }),
                         ..PutOptions::default()
                     };
-                    let renewed = |e: Option<String>| {
+                    let renewed = |e: Option<String>, until: std::time::Instant| {
                         if let Some(h) = held.lock().as_mut() {
-                            h.until = sent + valid;
+                            h.until = until;
                             h.etag = e;
                         }
                     };
@@ -1519,16 +1564,23 @@ impl Lease {
                         .put_opts(&path, PutPayload::from(mine.clone()), opts)
                         .await
                     {
-                        Ok(r) => renewed(r.e_tag),
+                        Ok(r) => renewed(r.e_tag, sent + valid),
                         // Taken over (the fence makes this writer's next commit fail), or our
-                        // own renewal whose answer was lost and whose retry was refused: the
-                        // lease's bytes tell.
+                        // own renewal (this round's, or an earlier one's) whose answer was
+                        // lost: the lease's owner tells, and its expiry how long it holds.
                         Err(OsError::Precondition { .. } | OsError::NotFound { .. }) => {
                             match store.get(&path).await {
                                 Ok(got) => {
                                     let e = got.meta.e_tag.clone();
                                     match got.bytes().await {
-                                        Ok(b) if b == mine => renewed(e),
+                                        Ok(b) if b.len() == 32 && b[8..24] == owner => {
+                                            let left = lease_expiry(&b)
+                                                .unwrap_or(0)
+                                                .saturating_sub(super::store::now_ns());
+                                            let left =
+                                                Duration::from_nanos(left).saturating_sub(ttl / 6);
+                                            renewed(e, std::time::Instant::now() + left)
+                                        }
                                         Ok(_) => return lost(),
                                         // Unknown: ask again at the next round.
                                         Err(_) => {}
@@ -1557,17 +1609,25 @@ impl Drop for Lease {
             t.abort();
         }
         // Give the lease up if it is still ours: replaced by an expired lease, If-Match the
-        // version this writer last wrote, so that a lease another writer took meanwhile (or a
-        // renewal still in flight) is never touched. A failure leaves it to expire.
-        if let Some(h) = self.s.held.lock().take() {
-            if let Some(etag) = h.etag {
-                let mode = PutMode::Update(UpdateVersion {
-                    e_tag: Some(etag),
-                    version: None,
-                });
-                let _ = self
-                    .s
-                    .put_mode(&self.s.path("LOCK"), lease_bytes(&h.owner, 0), mode);
+        // version this writer last wrote (or, if a renewal still in flight landed after that,
+        // the version read back with this writer's owner id), so that a lease another writer
+        // took meanwhile is never touched. A failure leaves it to expire.
+        let Some(h) = self.s.held.lock().take() else {
+            return;
+        };
+        let path = self.s.path("LOCK");
+        let release = |etag: Option<String>| {
+            let mode = PutMode::Update(UpdateVersion {
+                e_tag: etag,
+                version: None,
+            });
+            self.s.put_mode(&path, lease_bytes(&h.owner, 0), mode)
+        };
+        if let Err(OsError::Precondition { .. }) = release(h.etag.clone()) {
+            if let Ok(Some((b, etag))) = self.s.get_bytes(&path, "LOCK") {
+                if b.len() == 32 && b[8..24] == h.owner && lease_expiry(&b) != Some(0) {
+                    let _ = release(etag);
+                }
             }
         }
     }

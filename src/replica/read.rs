@@ -1,6 +1,7 @@
 //! Batched, streamed reads of pack data. The byte ranges a read needs (its runs' 4 KiB chunks
 //! and their checksums) are merged per object where they touch, or lie closer than the
-//! storage's [`Storage::merge_gap`]. The data is cut into pieces of about
+//! storage's [`Storage::merge_gap`] (checksums only within one pack's table: between two
+//! packs' tables in a bundle lies data). The data is cut into pieces of about
 //! [`Storage::piece_size`], each ending on a chunk boundary, and streamed with
 //! [`Storage::get_pieces`] (object storage: parallel ranged GETs). Each piece is verified chunk
 //! by chunk as it arrives and handed straight to the caller, so the only copy is the one into
@@ -25,8 +26,10 @@ struct Need {
     name: String,
     /// The chunk-aligned object range holding the run (the pack's last chunk may be short).
     data: (u64, u64),
-    /// Where the checksums of those chunks lie in the object.
+    /// Where the checksums of those chunks lie in the object, and where the pack's table of
+    /// checksums starts.
     crcs: (u64, u64),
+    table: u64,
     /// Object offset of the run's first byte, and its length.
     run: (u64, u64),
     /// Where the run's first byte goes (the caller's position: a disk offset).
@@ -72,6 +75,7 @@ impl Store {
                 name,
                 data: (base + c0 * CHUNK, base + (c1 * CHUNK).min(loc.data_len)),
                 crcs: (crc_at + c0 * 4, crc_at + c1 * 4),
+                table: crc_at,
                 run: (base + r.pack_off, r.len),
                 pos,
             });
@@ -85,25 +89,28 @@ impl Store {
         let mut crc_ranges: Vec<(usize, u64, u64)> = Vec::new(); // first need of the object, start, end
         let mut crc_of = Vec::with_capacity(needs.len()); // need -> index in crc_ranges
         {
-            let mut by_object: Vec<(usize, u64, u64, usize)> = needs
+            let mut by_table: Vec<(usize, u64, u64, u64, usize)> = needs
                 .iter()
                 .enumerate()
-                .map(|(i, n)| (self::first_of(&needs, i), n.crcs.0, n.crcs.1, i))
+                .map(|(i, n)| (self::first_of(&needs, i), n.table, n.crcs.0, n.crcs.1, i))
                 .collect();
-            by_object.sort_unstable();
+            by_table.sort_unstable();
             crc_of.resize(needs.len(), 0usize);
-            for (obj, s, e, i) in by_object {
+            let mut last_table = None;
+            for (obj, table, s, e, i) in by_table {
                 match crc_ranges.last_mut() {
-                    // Merged while the gap is small and the range stays within a piece.
+                    // Merged within one pack's table only (what lies between is checksums
+                    // too, a 1024th of the data skipped): between two packs' tables in a
+                    // bundle lies the next pack's data, which would be fetched twice and held
+                    // as checksums.
                     Some(last)
-                        if last.0 == obj
-                            && s <= last.2.saturating_add(gap)
-                            && e.max(last.2) - last.1 <= piece =>
+                        if last_table == Some((obj, table)) && e.max(last.2) - last.1 <= piece =>
                     {
                         last.2 = last.2.max(e)
                     }
                     _ => crc_ranges.push((obj, s, e)),
                 }
+                last_table = Some((obj, table));
                 crc_of[i] = crc_ranges.len() - 1;
             }
         }
