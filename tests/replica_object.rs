@@ -687,3 +687,49 @@ fn a_store_works_from_spawn_blocking_of_another_runtime() {
         done.unwrap();
     }
 }
+
+/// Many ingest nodes, one bucket: writers of different disks, each under its own prefix of
+/// the same bucket or container, ingest at the same time (threads with their own handles, as
+/// separate process servers would); then any node reads any point of any disk, read-only,
+/// beside writers that keep going.
+#[test]
+fn writers_of_different_disks_share_a_bucket_and_any_node_reads_any_point() {
+    for (url, o) in backends("nodes") {
+        let disks: Vec<(String, Source, Vec<(PointId, Vec<u8>)>)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..3u64)
+                .map(|d| {
+                    let (url, o) = (format!("{url}/disk{d}"), o.clone());
+                    sc.spawn(move || {
+                        let o = opts(&o);
+                        let mut rng = Rng(100 + d);
+                        let mut src = Source::new(DISK_ID, 2 << 20, 4096);
+                        src.write(&mut rng, 0, 2 << 20);
+                        let store = Store::create_url(&url, &o, StoreConfig::new(DISK_ID)).unwrap();
+                        let mut points = Vec::new();
+                        for to in 1..4 {
+                            let p = ingest(&store, &src, to);
+                            src.commit(to);
+                            points.push((p, src.disk.clone()));
+                            src.churn(&mut rng, 6);
+                        }
+                        (url, src, points)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let o = opts(&o);
+        // A writer goes on beside the readers.
+        let (first_url, first_src, _) = &disks[0];
+        let writer = Store::open_url(first_url, &o).unwrap();
+        ingest(&writer, first_src, 4);
+        for (url, _, points) in &disks {
+            let reader = Store::open_url_read_only(url, &o).unwrap();
+            for (id, disk) in points {
+                let mut b = vec![0u8; disk.len()];
+                reader.read_at(*id, 0, &mut b).unwrap();
+                assert!(&b == disk, "{url}: point {}", id.sequence);
+            }
+        }
+    }
+}
