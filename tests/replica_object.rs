@@ -688,6 +688,9 @@ fn a_store_works_from_spawn_blocking_of_another_runtime() {
     }
 }
 
+/// A node's store: its URL, its source, and its points with the disk each holds.
+type Node = (String, Source, Vec<(PointId, Vec<u8>)>);
+
 /// Many ingest nodes, one bucket: writers of different disks, each under its own prefix of
 /// the same bucket or container, ingest at the same time (threads with their own handles, as
 /// separate process servers would); then any node reads any point of any disk, read-only,
@@ -695,7 +698,7 @@ fn a_store_works_from_spawn_blocking_of_another_runtime() {
 #[test]
 fn writers_of_different_disks_share_a_bucket_and_any_node_reads_any_point() {
     for (url, o) in backends("nodes") {
-        let disks: Vec<(String, Source, Vec<(PointId, Vec<u8>)>)> = std::thread::scope(|sc| {
+        let disks: Vec<Node> = std::thread::scope(|sc| {
             let handles: Vec<_> = (0..3u64)
                 .map(|d| {
                     let (url, o) = (format!("{url}/disk{d}"), o.clone());

@@ -23,10 +23,10 @@
 //! - **Uploads** are multipart: parts of `part_size` bytes (default 16 MiB, all the same size
 //!   but the last, as S3 and R2 want) go out as soon as they fill, up to `parallel` at once,
 //!   so pack data stays under `(parallel + 1) * part_size` (a whole ingest: under
-//!   `(parallel + 2) * part_size + 8 MiB`, `tests/replica_object_memory.rs`). `sync` waits for them and writes the
-//!   bytes after the last whole part as a small tail object, then the state object (the
-//!   multipart id and every part's id); `resume_upload` rebuilds the upload from those, at
-//!   the length of any earlier sync too (tails are kept until the upload ends).
+//!   `(parallel + 2) * part_size + 8 MiB`, `tests/replica_object_memory.rs`). `sync` waits
+//!   for them and writes the bytes after the last whole part as a small tail object, then the
+//!   state object (the multipart id and every part's id); `resume_upload` rebuilds the upload
+//!   from those, at the length of any earlier sync too (tails are kept until the upload ends).
 //! - **Retries** with exponential backoff and jitter on throttling (429, 503 SlowDown), 5xx,
 //!   timeouts of idempotent requests and connection errors are `object_store`'s; they give up
 //!   after `retry_max` attempts or `retry_timeout`, and the call fails: never a silent gap.
