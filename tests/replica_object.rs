@@ -579,13 +579,22 @@ fn faults_at_any_request_lose_nothing_acknowledged() {
         assert!(total > 40, "{url}: {total} calls");
         // Calls spread evenly over the scenario, the first and the last included, each kind
         // of fault at different ones (a server in Python is slow: CI's time is bounded).
-        const PICKS: u64 = 6;
+        // `BLOCKDELTA_OBJECT_FAULT_PICKS=all` injects each kind at every call instead.
+        let picks: u64 = match std::env::var("BLOCKDELTA_OBJECT_FAULT_PICKS").as_deref() {
+            Ok("all") => total,
+            Ok(n) => n.parse::<u64>().expect("a number or all").clamp(2, total),
+            Err(_) => 6,
+        };
         for (k, fault) in [Fault::Refused, Fault::Lost, Fault::Duplicate, Fault::Crash]
             .into_iter()
             .enumerate()
         {
-            for i in 0..PICKS {
-                let n = (1 + i * (total - 1) / (PICKS - 1) + k as u64).min(total);
+            for i in 0..picks {
+                let n = if picks == total {
+                    i + 1
+                } else {
+                    (1 + i * (total - 1) / (picks - 1) + k as u64).min(total)
+                };
                 let prefix = format!("{fault:?}-{n}");
                 let s = Faulty {
                     inner: std::sync::Arc::new(storage(&prefix).unwrap()),
