@@ -871,6 +871,10 @@ fn a_writer_whose_lease_lapses_writes_nothing_more() {
         );
         assert!(proxy.injected().of(Fault::SlowDown).1 >= 1, "{what}");
         proxy.clear_rules();
+        // The service is back, and the first writer's renewal task (every second) would now
+        // succeed: a lapse is final, so it must not take the lease back. (It did: CI caught
+        // the second writer `Locked` out for the whole wait when a renewal slipped in first.)
+        std::thread::sleep(std::time::Duration::from_millis(1500));
         // A second writer gets in once the lease ended (by its clock), and finds every
         // committed point.
         let t0 = std::time::Instant::now();

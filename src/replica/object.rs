@@ -1545,8 +1545,21 @@ impl Lease {
                         h.until = std::time::Instant::now();
                     }
                 };
+                // Whether this handle's writes are still safe. A lapse is final: the handle
+                // has told its caller it writes nothing more, so a renewal that lands later
+                // (sent before the lapse, or the service back afterwards) must not make it
+                // writable again: it would hold the lease against the writer it told to take
+                // over, and write again after saying it would not.
+                let live = || {
+                    held.lock()
+                        .as_ref()
+                        .is_some_and(|h| std::time::Instant::now() < h.until)
+                };
                 loop {
                     tokio::time::sleep(ttl / 3).await;
+                    if !live() {
+                        return;
+                    }
                     let sent = std::time::Instant::now();
                     let expires = super::store::now_ns().saturating_add(ttl.as_nanos() as u64);
                     let mine = lease_bytes(&owner, expires);
@@ -1560,9 +1573,13 @@ impl Lease {
                         }),
                         ..PutOptions::default()
                     };
+                    // The lease's new version is kept either way (the release writes over
+                    // it); its new expiry only while the handle has not lapsed.
                     let renewed = |e: Option<String>, until: std::time::Instant| {
                         if let Some(h) = held.lock().as_mut() {
-                            h.until = until;
+                            if std::time::Instant::now() < h.until {
+                                h.until = until;
+                            }
                             h.etag = e;
                         }
                     };
