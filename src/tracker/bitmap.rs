@@ -856,6 +856,7 @@ impl FrozenMap {
     }
 
     /// ORs `word` (live layout) into leaf `leaf`, setting the summary bits above it.
+    #[inline(always)]
     fn or_leaf(&mut self, leaf: usize, word: u64) {
         let slot = &mut self.words[leaf];
         let old = *slot;
