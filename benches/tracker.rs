@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 #[path = "common/callgrind.rs"]
 mod callgrind;
 
-use blockdelta::{Extent, Tracker, TrackerConfig};
+use blockdelta::{CheckpointInfo, Extent, Tracker, TrackerConfig};
 use callgrind::{dump_total, measured_region, run_counted, valgrind_available};
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 
@@ -81,6 +81,14 @@ impl MutexBitmap {
         let mut bits = self.bits.lock().unwrap();
         for b in first..=last {
             bits[(b >> 6) as usize] |= 1 << (b & 63);
+        }
+    }
+    /// The baseline holding the dirty blocks `bits` (at 64 KiB granularity).
+    fn with_bits(bits: &[u64]) -> Self {
+        MutexBitmap {
+            shift: GRAN.trailing_zeros(),
+            spare: Mutex::new(vec![0; bits.len()]),
+            bits: Mutex::new(bits.to_vec()),
         }
     }
     /// Puts the taken set back (untimed, to restore the dirty state between iterations).
@@ -218,6 +226,15 @@ fn random_dirty(blocks: u64, per_million: u64, seed: u64) -> Vec<u64> {
     }
 }
 
+/// The dirty blocks of one cell of the take matrix (`random_dirty`, seeded by the cell) and
+/// the bytes they cover at 64 KiB.
+fn dirty_set(blocks: u64, per_million: u64) -> (Vec<u64>, u64) {
+    let bits = random_dirty(blocks, per_million, per_million ^ blocks);
+    let mut dirty_bytes = 0;
+    for_each_run(&bits, |s, e| dirty_bytes += (e - s) * GRAN);
+    (bits, dirty_bytes)
+}
+
 /// Calls `f(first, end)` for every run of set bits of `bits` (blocks `first..end`).
 fn for_each_run(bits: &[u64], mut f: impl FnMut(u64, u64)) {
     let mut open: Option<u64> = None;
@@ -341,14 +358,8 @@ fn bench_take(c: &mut Criterion) {
             .warm_up_time(Duration::from_secs(1));
         for (name, per_million) in TAKE_FRACTIONS {
             // The same dirty blocks in both.
-            let bits = random_dirty(blocks, per_million, per_million ^ blocks);
-            let mut dirty_bytes = 0;
-            for_each_run(&bits, |s, e| dirty_bytes += (e - s) * GRAN);
-            let m = MutexBitmap {
-                shift: GRAN.trailing_zeros(),
-                spare: Mutex::new(vec![0; bits.len()]),
-                bits: Mutex::new(bits.clone()),
-            };
+            let (bits, dirty_bytes) = dirty_set(blocks, per_million);
+            let m = MutexBitmap::with_bits(&bits);
             // The default configuration; where that is lazily committed (16 and 64 TiB), also
             // resident (`TrackerConfig::resident`: prefaulted, on huge pages where the kernel
             // has them), at 0.01 %.
@@ -371,15 +382,7 @@ fn bench_take(c: &mut Criterion) {
                         for _ in 0..iters {
                             let start = Instant::now();
                             let info = t.take().unwrap();
-                            let mut cursor = info.cursor();
-                            let mut bytes = 0;
-                            loop {
-                                let n = t.extents(&mut cursor, &mut out).unwrap();
-                                if n == 0 {
-                                    break;
-                                }
-                                bytes += out[..n].iter().map(|e| e.len).sum::<u64>();
-                            }
+                            let bytes = read_extents(&t, &info, &mut out);
                             total += start.elapsed();
                             assert_eq!(bytes, dirty_bytes);
                             t.abort(info.sequence).unwrap(); // untimed: restores the dirty set
@@ -496,9 +499,7 @@ fn bench_iterate_bound(c: &mut Criterion) {
             .warm_up_time(Duration::from_secs(1));
         for (name, per_million) in TAKE_FRACTIONS {
             // The same dirty blocks as the take matrix.
-            let bits = random_dirty(blocks, per_million, per_million ^ blocks);
-            let mut dirty_bytes = 0;
-            for_each_run(&bits, |s, e| dirty_bytes += (e - s) * GRAN);
+            let (bits, dirty_bytes) = dirty_set(blocks, per_million);
             let leaves = two_bit_leaves(&bits);
             let shift = GRAN.trailing_zeros();
             g.bench_function(BenchmarkId::new("two_bit_pairs", name), |b| {
@@ -507,11 +508,7 @@ fn bench_iterate_bound(c: &mut Criterion) {
                     assert_eq!(bytes, dirty_bytes);
                 })
             });
-            let m = MutexBitmap {
-                shift,
-                spare: Mutex::new(vec![0; bits.len()]),
-                bits: Mutex::new(bits.clone()),
-            };
+            let m = MutexBitmap::with_bits(&bits);
             bench_flat(&mut g, name, &m, &mut out, dirty_bytes);
         }
         g.finish();
@@ -540,6 +537,20 @@ fn main() {
     }
 }
 
+/// Reads every extent of the checkpoint `info` through its cursor, `out.len()` at a time;
+/// the bytes they cover.
+fn read_extents(t: &Tracker, info: &CheckpointInfo, out: &mut [Extent]) -> u64 {
+    let mut cursor = info.cursor();
+    let mut bytes = 0;
+    loop {
+        let n = t.extents(&mut cursor, out).unwrap();
+        if n == 0 {
+            return bytes;
+        }
+        bytes += out[..n].iter().map(|e| e.len).sum::<u64>();
+    }
+}
+
 /// `-- --take-apart`: `take()` and the reading of its extents timed apart (where the time
 /// of a take + iterate goes), beside the flat scan on the same blocks; the minimum of 30
 /// rounds of each, every round checking that all the dirty bytes were read.
@@ -549,14 +560,8 @@ fn take_apart() {
     let mut out = vec![Extent::default(); 1024];
     println!("take and read apart, 1 TiB at 64 KiB, minimum of 30 rounds");
     for (name, per_million) in [("1pct", 10_000), ("50pct", 500_000)] {
-        let bits = random_dirty(blocks, per_million, per_million ^ blocks);
-        let mut dirty_bytes = 0;
-        for_each_run(&bits, |s, e| dirty_bytes += (e - s) * GRAN);
-        let m = MutexBitmap {
-            shift: GRAN.trailing_zeros(),
-            spare: Mutex::new(vec![0; bits.len()]),
-            bits: Mutex::new(bits.clone()),
-        };
+        let (bits, dirty_bytes) = dirty_set(blocks, per_million);
+        let m = MutexBitmap::with_bits(&bits);
         let t = Tracker::new(
             TrackerConfig::new(disk)
                 .granularity(GRAN as u32)
@@ -572,15 +577,7 @@ fn take_apart() {
             let info = t.take().unwrap();
             take = take.min(start.elapsed());
             let start = Instant::now();
-            let mut cursor = info.cursor();
-            let mut bytes = 0;
-            loop {
-                let n = t.extents(&mut cursor, &mut out).unwrap();
-                if n == 0 {
-                    break;
-                }
-                bytes += out[..n].iter().map(|e| e.len).sum::<u64>();
-            }
+            let bytes = read_extents(&t, &info, &mut out);
             read = read.min(start.elapsed());
             assert_eq!(bytes, dirty_bytes);
             t.abort(info.sequence).unwrap();
