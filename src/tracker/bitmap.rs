@@ -298,17 +298,19 @@ impl LiveMap {
         let set = mask | ((mask & !dmask) << 32);
         let clear = dmask << 32;
         let word = &self.words[w];
-        let mut cur = word.load(Ordering::Acquire);
+        let mut cur = word.load(Ordering::Relaxed);
         let mut newly = 0;
         if cur & set != set {
-            let old = word.fetch_or(set, Ordering::AcqRel);
+            let old = word.fetch_or(set, Ordering::Relaxed);
             newly = u64::from((mask & !old).count_ones());
+            if old == 0 {
+                self.raise(w);
+            }
             cur = old | set;
         }
         if cur & clear != 0 {
-            word.fetch_and(!clear, Ordering::AcqRel);
+            word.fetch_and(!clear, Ordering::Relaxed);
         }
-        self.ensure_ancestors(w);
         newly
     }
 
@@ -349,9 +351,10 @@ impl LiveMap {
         }
         let written = d & !disc;
         let word = &self.words[leaf];
-        let live_dirty = word.load(Ordering::Acquire) & LOW;
-        word.fetch_or(d | ((written & !live_dirty) << 32), Ordering::AcqRel);
-        self.ensure_ancestors(leaf);
+        let live_dirty = word.load(Ordering::Relaxed) & LOW;
+        if word.fetch_or(d | ((written & !live_dirty) << 32), Ordering::Relaxed) == 0 {
+            self.raise(leaf);
+        }
     }
 
     /// Sets blocks `first..=last` as written; returns how many of them were clean before. See
@@ -361,59 +364,24 @@ impl LiveMap {
         self.mark_range(first, last, None)
     }
 
-    /// Makes sure every summary bit above leaf word `index` is set before the mark returns: a
-    /// load per level, and a read-modify-write only where the bit is clear.
+    /// Sets the summary bits above leaf word `index`, which this writer made non-zero: at each
+    /// level one `fetch_or`, going on up only while it was the one that made the summary word
+    /// non-zero.
     ///
-    /// A writer must not leave this to the writer that made a word non-zero: that one may still
-    /// be on its way up, and a take that starts after this mark returned would then miss the
-    /// word, although the mark completed before it (`tests/loom_tracker.rs`,
-    /// `a_mark_completed_before_a_take_is_in_it_*`). A bit set here over a word a concurrent
-    /// drain has just emptied is only a stale summary bit: the next drain looks at a zero word.
-    #[inline(always)]
-    fn ensure_ancestors(&self, index: usize) {
-        // The common case, all set: independent loads the CPU overlaps, one branch. The
-        // level count picks a loop of known length (unrolled by the compiler).
-        let all_set = match self.shape.levels {
-            1 => true,
-            2 => self.summaries_set::<1>(index),
-            3 => self.summaries_set::<2>(index),
-            4 => self.summaries_set::<3>(index),
-            5 => self.summaries_set::<4>(index),
-            6 => self.summaries_set::<5>(index),
-            7 => self.summaries_set::<6>(index),
-            _ => self.summaries_set::<7>(index),
-        };
-        if !all_set {
-            self.set_ancestors(index);
-        }
-    }
-
-    /// Whether the `N` summary bits above leaf word `index` are all set (`N` is the map's
-    /// level count minus one). The slice is copied out of `self` first: an acquire load would
-    /// otherwise make the compiler reload its pointer and length at every level.
-    #[inline(always)]
-    fn summaries_set<const N: usize>(&self, index: usize) -> bool {
-        let words = &self.words[..];
-        let start = &self.shape.start;
-        let (mut i, mut all) = (index, 1);
-        for level in 1..=N {
-            let bit = i & 63;
-            i >>= 6;
-            all &= words[start[level] + i].load(Ordering::Acquire) >> bit;
-        }
-        all & 1 != 0
-    }
-
-    /// The summary bits above leaf word `index`, each set where a load finds it clear.
-    #[cold]
-    fn set_ancestors(&self, mut index: usize) {
+    /// Where a word was already non-zero, the writer that made it so sets (or has set) the
+    /// bits above it. That writer may still be on its way up when this mark returns, but no
+    /// take reads the map before it is done: a take waits for every writer still marking in
+    /// the map it takes (see [`super::epoch`]), so that every non-zero word it finds has its
+    /// whole chain of summary bits set. A stale summary bit (over a word a shrink cleared)
+    /// also stops the climb: the word above it is non-zero, so its own chain was set.
+    #[inline(never)]
+    fn raise(&self, mut index: usize) {
         for &start in &self.shape.start[1..self.shape.levels] {
-            let parent = &self.words[start + (index >> 6)];
             let bit = 1u64 << (index & 63);
-            if parent.load(Ordering::Acquire) & bit == 0 {
-                parent.fetch_or(bit, Ordering::AcqRel);
-            }
             index >>= 6;
+            if self.words[start + index].fetch_or(bit, Ordering::Relaxed) != 0 {
+                return;
+            }
         }
     }
 
@@ -432,137 +400,166 @@ impl LiveMap {
         }
     }
 
-    /// Moves every set bit into `into` (top-down swaps), dropping blocks at or past
-    /// `end_block` (left by writes that raced a shrink). Leaf words are visited in ascending
-    /// order, so the drain also counts what it moved: see [`Drained`].
-    ///
-    /// A leaf whose summary bit was taken is not swapped at once but queued ([`DRAIN_QUEUE`]
-    /// deep, first in first out) with its cache lines prefetched: on a large, sparse map every
-    /// leaf is a cache miss, and each `swap` is a full barrier that would otherwise wait for
-    /// them one at a time. The order the protocol needs is kept: every leaf is swapped after
-    /// the summary bit above it, and every taken summary bit's leaf is swapped before the drain
-    /// returns.
-    pub(crate) fn drain_into(&self, into: &mut FrozenMap, end_block: u64) -> Drained {
+    /// The take's walk of a map no one marks in any more (its writers were waited for, see
+    /// [`super::epoch`]; the caller is its only user): drops the blocks at or past `end_block`
+    /// (left by writes that raced a shrink), clears every summary bit over a word left zero
+    /// (a shrink's, or one past the map), so that the summaries are exact as the reader needs
+    /// them, and counts what is left ([`Drained`]). Loads, and stores only where something
+    /// changes; time in proportion to the words the summaries point at, not the disk.
+    pub(crate) fn settle(&self, end_block: u64) -> Drained {
         #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
         if std::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU has the one feature the callee is compiled for (checked above).
-            return unsafe { self.drain_into_popcnt(into, end_block) };
+            return unsafe { self.settle_popcnt(end_block) };
         }
-        self.drain_into_any(into, end_block)
+        self.settle_any(end_block)
     }
 
-    /// [`LiveMap::drain_into`] compiled with the `popcnt` instruction (the drain counts the
-    /// blocks and runs of every word: without it, each count is a dozen instructions).
+    /// [`LiveMap::settle`] compiled with the `popcnt` instruction (it counts the blocks and
+    /// runs of every word: without it, each count is a dozen instructions).
     ///
     /// # Safety
     /// The CPU must have `popcnt`.
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     #[target_feature(enable = "popcnt")]
-    unsafe fn drain_into_popcnt(&self, into: &mut FrozenMap, end_block: u64) -> Drained {
-        self.drain_into_any(into, end_block)
+    unsafe fn settle_popcnt(&self, end_block: u64) -> Drained {
+        self.settle_any(end_block)
     }
 
     #[inline(always)]
-    fn drain_into_any(&self, into: &mut FrozenMap, end_block: u64) -> Drained {
-        let mut d = Drainer {
-            into,
-            end_block,
-            out: Drained::default(),
-            prev: None,
-            queue: [0; DRAIN_QUEUE],
-            head: 0,
-            queued: 0,
-        };
-        // Depth first from the top, without recursion (so that all of it is compiled into
-        // `drain_into_popcnt`): at each level the word's index and its bits not yet visited.
+    fn load(&self, i: usize) -> u64 {
+        self.words[i].load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    fn settle_any(&self, end_block: u64) -> Drained {
+        let mut count = RunCount::default();
         let top = self.shape.top();
         if top == 0 {
-            d.push(self, 0);
-        } else {
-            let mut index = [0usize; MAX_LEVELS];
-            let mut rest = [0u64; MAX_LEVELS];
-            let mut level = top;
-            rest[top] = self.take_summary(top, 0);
-            loop {
-                if rest[level] == 0 {
-                    if level == top {
-                        break;
-                    }
-                    level += 1;
-                    continue;
+            self.settle_leaf(0, end_block, &mut count);
+            return count.out;
+        }
+        // Depth first from the top, without recursion (so that all of it is compiled into
+        // `settle_popcnt`): at each level the word's index, its bits not yet visited, and the
+        // bits of its children found non-zero (the word's exact value, stored when it is done).
+        let mut index = [0usize; MAX_LEVELS];
+        let mut rest = [0u64; MAX_LEVELS];
+        let mut kept = [0u64; MAX_LEVELS];
+        let mut level = top;
+        rest[top] = self.load(self.shape.at(top, 0));
+        loop {
+            if rest[level] == 0 {
+                let at = self.shape.at(level, index[level]);
+                if self.load(at) != kept[level] {
+                    self.words[at].store(kept[level], Ordering::Relaxed);
                 }
-                let child = (index[level] << 6) | rest[level].trailing_zeros() as usize;
-                rest[level] &= rest[level] - 1;
-                if child >= self.shape.len[level - 1] {
-                    continue;
+                if level == top {
+                    break;
                 }
-                if level == 1 {
-                    if rest[1].count_ones() >= DENSE_GROUP {
-                        // A dense group: its leaves lie within a few cache lines, which the
-                        // hardware prefetcher brings in: swapped in order, without the queue
-                        // (emptied first, so that leaves still arrive in ascending order).
-                        while d.queued > 0 {
-                            d.pop(self);
-                        }
-                        d.take_leaf(self, child);
-                        let mut b = rest[1];
-                        rest[1] = 0;
-                        while b != 0 {
-                            let leaf = (index[1] << 6) | b.trailing_zeros() as usize;
-                            b &= b - 1;
-                            if leaf < self.shape.len[0] {
-                                d.take_leaf(self, leaf);
-                            }
-                        }
-                    } else {
-                        d.push(self, child);
+                let (nonzero, me) = (kept[level] != 0, index[level]);
+                level += 1;
+                kept[level] |= u64::from(nonzero) << (me & 63);
+                continue;
+            }
+            let child = (index[level] << 6) | rest[level].trailing_zeros() as usize;
+            rest[level] &= rest[level] - 1;
+            if child >= self.shape.len[level - 1] {
+                continue;
+            }
+            if level == 1 {
+                if self.settle_leaf(child, end_block, &mut count) {
+                    kept[1] |= 1 << (child & 63);
+                }
+                continue;
+            }
+            level -= 1;
+            index[level] = child;
+            kept[level] = 0;
+            let bits = self.load(self.shape.at(level, child));
+            rest[level] = bits;
+            // Start loading the words under it, which the walk reads next: on a large, sparse
+            // map each is a cache miss, and these overlap instead of coming one at a time (a
+            // dense group's leaves share a few lines, which the hardware prefetcher brings in).
+            if level == 2 || (level == 1 && bits.count_ones() < SPARSE_GROUP) {
+                let mut b = bits;
+                while b != 0 {
+                    let c = (child << 6) | b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    if c < self.shape.len[level - 1] {
+                        prefetch(&self.words[self.shape.at(level - 1, c)]);
                     }
-                } else {
-                    level -= 1;
-                    index[level] = child;
-                    rest[level] = self.take_summary(level, child);
                 }
             }
         }
-        while d.queued > 0 {
-            d.pop(self);
-        }
-        d.out
+        count.out
     }
 
-    /// Swaps summary word `index` of `level` (at least 1) to zero and returns its bits; at
-    /// level 2 it first starts loading the summary words under it, which the drain swaps
-    /// one by one next.
+    /// [`LiveMap::settle`] for leaf `leaf`: clipped at `end_block`, counted; whether it is
+    /// non-zero after.
     #[inline(always)]
-    fn take_summary(&self, level: usize, index: usize) -> u64 {
-        let word = &self.words[self.shape.at(level, index)];
-        if word.load(Ordering::Relaxed) == 0 {
-            return 0;
+    fn settle_leaf(&self, leaf: usize, end_block: u64, count: &mut RunCount) -> bool {
+        let word = self.load(leaf);
+        if word == 0 {
+            return false;
         }
-        let bits = word.swap(0, Ordering::AcqRel);
-        if level == 2 {
-            let mut b = bits;
-            while b != 0 {
-                let child = (index << 6) | b.trailing_zeros() as usize;
-                b &= b - 1;
-                if child < self.shape.len[1] {
-                    prefetch(&self.words[self.shape.at(1, child)]);
-                }
+        let first = (leaf as u64) * LIVE_LEAF_BLOCKS;
+        let mut dirty = word & LOW;
+        if first >= end_block {
+            dirty = 0;
+        } else if end_block - first < LIVE_LEAF_BLOCKS {
+            dirty &= (1u64 << (end_block - first)) - 1;
+        }
+        let written = (word >> 32) & dirty;
+        let exact = dirty | (written << 32);
+        if exact != word {
+            self.words[leaf].store(exact, Ordering::Relaxed);
+        }
+        if dirty == 0 {
+            return false;
+        }
+        count.add(leaf, dirty, dirty & !written);
+        true
+    }
+
+    /// Clears a settled map (exact summaries), top-down, in time proportional to its set words.
+    pub(crate) fn clear_settled(&self) {
+        self.clear_word(self.shape.top(), 0);
+    }
+
+    fn clear_word(&self, level: usize, index: usize) {
+        let at = self.shape.at(level, index);
+        let mut bits = self.load(at);
+        if bits == 0 {
+            return;
+        }
+        self.words[at].store(0, Ordering::Relaxed);
+        if level == 0 {
+            return;
+        }
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let child = (index << 6) | b;
+            if child < self.shape.len[level - 1] {
+                self.clear_word(level - 1, child);
             }
         }
-        bits
+    }
+
+    /// The settled map (see [`LiveMap::settle`]) as a checkpoint to read, `leaves` of its leaf
+    /// words non-zero.
+    pub(crate) fn frozen(&self, leaves: usize) -> FrozenMap<'_> {
+        FrozenMap {
+            shape: &self.shape,
+            words: &self.words,
+            leaves,
+        }
     }
 }
 
-/// Leaves a drain holds between taking their summary bit and swapping them, their cache lines
-/// on their way meanwhile.
-const DRAIN_QUEUE: usize = 16;
-
-/// Leaves under one level-1 summary word (besides the first) from which a drain swaps them
-/// in order instead of queueing them: they then share a few cache lines and a page, which the
-/// hardware prefetcher brings in (at 50 % dirty this took a 1 TiB take from 5.3 to 3.8 ms).
-/// Under loom, 1, so that the model checks both ways on its small maps.
-const DENSE_GROUP: u32 = if cfg!(loom) { 1 } else { 8 };
+/// A level-1 summary word with fewer set bits than this has its leaves prefetched by the
+/// take's walk; more share a few cache lines, which the hardware prefetcher brings in.
+const SPARSE_GROUP: u32 = 8;
 
 /// Asks the CPU to start loading the cache line of `p`: a hint, never a fault, no effect on
 /// what the program computes. A no-op where there is no stable prefetch instruction, under loom
@@ -579,84 +576,43 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// A drain in progress: the queue of leaves to swap and what has been moved so far.
-struct Drainer<'a> {
-    into: &'a mut FrozenMap,
-    end_block: u64,
+/// Counts a take's blocks and runs from its non-zero leaves, given in ascending order.
+#[derive(Default)]
+struct RunCount {
     out: Drained,
-    /// The last non-empty leaf added (index, dirty bits, discard bits), to join runs across
-    /// leaf boundaries.
-    prev: Option<(usize, u64, u64)>,
-    queue: [usize; DRAIN_QUEUE],
-    head: usize,
-    queued: usize,
+    /// The last leaf added (index + 1, 0 for none), its dirty and discard bits, to join runs
+    /// across leaf boundaries.
+    prev: (usize, u64, u64),
 }
 
-impl Drainer<'_> {
-    /// Queues leaf `leaf` (its summary bit taken), swapping the oldest queued one if full.
+impl RunCount {
     #[inline(always)]
-    fn push(&mut self, live: &LiveMap, leaf: usize) {
-        if self.queued == DRAIN_QUEUE {
-            self.pop(live);
-        }
-        prefetch(&live.words[leaf]);
-        self.into.prefetch_leaf(leaf);
-        self.queue[(self.head + self.queued) % DRAIN_QUEUE] = leaf;
-        self.queued += 1;
-    }
-
-    /// Swaps the oldest queued leaf into the frozen map.
-    #[inline(always)]
-    fn pop(&mut self, live: &LiveMap) {
-        let leaf = self.queue[self.head];
-        self.head = (self.head + 1) % DRAIN_QUEUE;
-        self.queued -= 1;
-        self.take_leaf(live, leaf);
-    }
-
-    /// Swaps leaf `leaf` (its summary bit taken) into the frozen map.
-    #[inline(always)]
-    fn take_leaf(&mut self, live: &LiveMap, leaf: usize) {
-        let word = &live.words[leaf];
-        if word.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        // One swap: the dirty bits and their kinds together.
-        let bits = word.swap(0, Ordering::AcqRel);
-        self.add(leaf, bits);
-    }
-
-    #[inline(always)]
-    fn add(&mut self, leaf: usize, bits: u64) {
-        let first = (leaf as u64) * LIVE_LEAF_BLOCKS;
-        if first >= self.end_block {
-            return;
-        }
-        let mut dirty = bits & LOW;
-        if self.end_block - first < LIVE_LEAF_BLOCKS {
-            dirty &= (1u64 << (self.end_block - first)) - 1;
-        }
-        if dirty == 0 {
-            return;
-        }
-        let written = (bits >> 32) & dirty;
-        let disc = dirty & !written;
-        self.into.push_leaf(leaf, dirty | (written << 32));
+    fn add(&mut self, leaf: usize, dirty: u64, disc: u64) {
         self.out.blocks += u64::from(dirty.count_ones());
+        self.out.leaves += 1;
         // The lower neighbour of each block (block 0's is block 31 of the previous leaf, if
         // adjacent). Without a branch: whether the previous leaf is adjacent is close to a coin
         // toss in a take of a few percent, and a mispredicted branch per leaf cost more than
         // the rest of this function.
-        let (p, pd, pdisc) = self.prev.unwrap_or((usize::MAX, 0, 0));
-        let adjacent = u64::from(p.wrapping_add(1) == leaf);
+        let (p, pd, pdisc) = self.prev;
+        let adjacent = u64::from(p == leaf);
         let (carry, carry_disc) = ((pd >> 31) & adjacent, (pdisc >> 31) & adjacent);
         let below = ((dirty << 1) | carry) & LOW;
         let below_disc = ((disc << 1) | carry_disc) & LOW;
         // A run starts at every dirty block whose lower neighbour is clean or of the other kind.
         let continues = below & !(disc ^ below_disc);
         self.out.runs += u64::from((dirty & !continues).count_ones());
-        self.prev = Some((leaf, dirty, disc));
+        self.prev = (leaf + 1, dirty, disc);
     }
+}
+
+/// What a take holds: blocks, maximal runs of consecutive blocks of the same kind (write or
+/// discard), and non-zero leaf words.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Drained {
+    pub(crate) blocks: u64,
+    pub(crate) runs: u64,
+    pub(crate) leaves: usize,
 }
 
 impl LiveMap {
@@ -709,170 +665,34 @@ impl LiveMap {
     }
 }
 
-/// What a drain moved into a frozen map: blocks, and maximal runs of consecutive blocks of the
-/// same kind (write or discard).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Drained {
-    pub(crate) blocks: u64,
-    pub(crate) runs: u64,
-}
-
-/// A plain (single-owner) dirty set: the taken checkpoint, in one of two forms.
+/// The taken checkpoint: a map no one marks in any more, settled ([`LiveMap::settle`]: exact
+/// summaries, nothing past the end), read in place. It is the map writers marked in until the
+/// take, not a copy: the take swaps which of the tracker's two maps is live.
 ///
-/// Its leaf words have the live map's layout (32 blocks: dirty bits low, written bits high, a
-/// written bit only beside a dirty one), so a block's kind sits beside its dirty bit.
-/// - **Listed** (a sparse take): the non-zero leaves in ascending order, as (index, word)
-///   pairs in `list`, while they fit (one pair per 128 leaf words: 0.8 % of the memory).
-///   A drain writes it and a reader reads it front to back, so neither touches a random
-///   page of a map of hundreds of MiB for each dirty word (a TLB miss and a cache miss each).
-/// - **Spilled** (a denser take): the leaf words at their own index of `words`, with summary
-///   levels above that are exact (set exactly over the non-zero words below).
-///
-/// Outside a take the map is empty: nothing listed, `words` all zero.
-pub(crate) struct FrozenMap {
-    shape: Shape,
-    words: Box<[u64]>,
-    /// (leaf index, leaf word) pairs, `2 * capacity` words.
-    list: Box<[u64]>,
-    /// Pairs in `list`.
-    listed: usize,
-    /// Whether the set is in `words` (and `listed` is 0).
-    spilled: bool,
-    /// Non-zero leaf words in `words` (while spilled).
-    spilled_leaves: usize,
+/// Its leaf words have the live layout (32 blocks: dirty bits low, written bits high, a
+/// written bit only beside a dirty one), so a block's kind sits beside its dirty bit. Its
+/// atomics are read with relaxed loads (plain loads on the CPUs here): its only user holds the
+/// control lock, and the take waited for every writer that marked in it.
+pub(crate) struct FrozenMap<'a> {
+    shape: &'a Shape,
+    words: &'a [AtomicU64],
+    /// Non-zero leaf words.
+    leaves: usize,
 }
 
-/// Pairs a frozen map for `leaves` leaf words can list: one per 128 leaves (0.8 % of the
-/// map's memory; room for a take of about 0.025 % of the blocks spread at random, one dirty
-/// block per leaf).
-fn list_capacity(leaves: u64) -> u64 {
-    leaves.div_ceil(128)
-}
-
-impl FrozenMap {
-    /// Writes every page of the map once (see [`LiveMap::prefault`]). The slice passes through
-    /// `black_box` first, so that the compiler cannot prove the zeros already there and drop
-    /// the writes.
-    pub(crate) fn prefault(&mut self) {
-        for words in [&mut self.words, &mut self.list] {
-            advise_huge_pages(words);
-            let words = std::hint::black_box(&mut words[..]);
-            for i in (0..words.len()).step_by(WORDS_PER_PAGE) {
-                words[i] = 0;
-            }
-        }
-    }
-
-    /// The frozen map for `blocks` blocks (the live map's shape).
-    pub(crate) fn new(blocks: u64) -> Option<FrozenMap> {
-        let leaves = LiveMap::leaves(blocks);
-        let shape = Shape::with_leaves(leaves);
-        Some(FrozenMap {
-            shape,
-            words: zeroed_words(shape.words())?,
-            list: zeroed_words(2 * list_capacity(leaves) as usize)?,
-            listed: 0,
-            spilled: false,
-            spilled_leaves: 0,
-        })
-    }
-
-    /// Words of a frozen map for `blocks` blocks (all levels and the list), saturating.
-    pub(crate) fn words_for(blocks: u64) -> u64 {
-        LiveMap::words_for(blocks)
-            .saturating_add(list_capacity(LiveMap::leaves(blocks)).saturating_mul(2))
-    }
-
-    /// Adds leaf `leaf` (non-zero, live layout) to an empty-or-listed map, leaves arriving in
-    /// ascending order: listed while there is room, else the list is spilled into `words` and
-    /// the leaf goes there too.
+impl FrozenMap<'_> {
     #[inline(always)]
-    fn push_leaf(&mut self, leaf: usize, word: u64) {
-        if !self.spilled {
-            if 2 * self.listed < self.list.len() {
-                self.list[2 * self.listed] = leaf as u64;
-                self.list[2 * self.listed + 1] = word;
-                self.listed += 1;
-                return;
-            }
-            self.spill();
-        }
-        self.or_leaf(leaf, word);
-    }
-
-    /// Moves the listed leaves to their places in `words`.
-    #[cold]
-    fn spill(&mut self) {
-        for i in 0..self.listed {
-            self.or_leaf(self.list[2 * i] as usize, self.list[2 * i + 1]);
-        }
-        self.listed = 0;
-        self.spilled = true;
-    }
-
-    /// The position in the list of the first pair with a leaf index at or after `from`.
-    fn list_position(&self, from: usize) -> usize {
-        let (mut lo, mut hi) = (0, self.listed);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if (self.list[2 * mid] as usize) < from {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+    fn w(&self, i: usize) -> u64 {
+        self.words[i].load(Ordering::Relaxed)
     }
 
     /// Leaf word `leaf` (zero past the map).
     #[inline(always)]
     fn leaf_word(&self, leaf: usize) -> u64 {
-        if self.spilled {
-            return if leaf < self.shape.len[0] {
-                self.words[leaf]
-            } else {
-                0
-            };
-        }
-        let i = self.list_position(leaf);
-        if i < self.listed && self.list[2 * i] as usize == leaf {
-            self.list[2 * i + 1]
+        if leaf < self.shape.len[0] {
+            self.w(leaf)
         } else {
             0
-        }
-    }
-
-    /// Starts loading the lines a drain writes for leaf `leaf` in a spilled map: the leaf and
-    /// its summary word.
-    #[inline(always)]
-    fn prefetch_leaf(&self, leaf: usize) {
-        if !self.spilled {
-            return;
-        }
-        prefetch(&self.words[leaf]);
-        if self.shape.levels > 1 {
-            prefetch(&self.words[self.shape.at(1, leaf >> 6)]);
-        }
-    }
-
-    /// ORs `word` (live layout) into leaf `leaf`, setting the summary bits above it.
-    #[inline(always)]
-    fn or_leaf(&mut self, leaf: usize, word: u64) {
-        let slot = &mut self.words[leaf];
-        let old = *slot;
-        *slot |= word;
-        if old == 0 && word != 0 {
-            self.spilled_leaves += 1;
-            let mut i = leaf;
-            for level in 1..self.shape.levels {
-                let p = &mut self.words[self.shape.at(level, i >> 6)];
-                let was = *p;
-                *p |= 1 << (i & 63);
-                if was != 0 {
-                    break;
-                }
-                i >>= 6;
-            }
         }
     }
 
@@ -905,25 +725,13 @@ impl FrozenMap {
         lo | (hi << 32)
     }
 
-    /// The first non-zero leaf at or after `from`, if any: the leaf itself when it is
-    /// non-zero, else a climb up the summaries and a descent.
-    #[inline]
-    fn next_leaf(&self, from: usize) -> Option<usize> {
-        if !self.spilled {
-            let i = self.list_position(from);
-            return (i < self.listed).then(|| self.list[2 * i] as usize);
-        }
-        self.next_word(0, from)
-    }
-
-    /// In a spilled map (exact summaries): the first non-zero word of `level` at or after
-    /// `from`, if any: the word itself when it is non-zero, else a climb up the summaries and
-    /// a descent.
+    /// The first non-zero word of `level` at or after `from`, if any: the word itself when it
+    /// is non-zero, else a climb up the summaries and a descent.
     fn next_word(&self, level: usize, from: usize) -> Option<usize> {
         if level >= self.shape.levels || from >= self.shape.len[level] {
             return None;
         }
-        if self.words[self.shape.at(level, from)] != 0 {
+        if self.w(self.shape.at(level, from)) != 0 {
             return Some(from);
         }
         // `idx` is a child index at `up - 1`.
@@ -936,7 +744,7 @@ impl FrozenMap {
             if w >= self.shape.len[up] {
                 return None;
             }
-            let bits = self.words[self.shape.at(up, w)] & (u64::MAX << (idx & 63));
+            let bits = self.w(self.shape.at(up, w)) & (u64::MAX << (idx & 63));
             if bits != 0 {
                 break (w << 6) | bits.trailing_zeros() as usize;
             }
@@ -946,7 +754,7 @@ impl FrozenMap {
         // Descend: summaries are exact, so every word reached here is non-zero.
         let (mut at, mut idx) = (up - 1, found);
         while at > level {
-            let bits = self.words[self.shape.at(at, idx)];
+            let bits = self.w(self.shape.at(at, idx));
             debug_assert_ne!(bits, 0, "frozen summary bit without a set child");
             idx = (idx << 6) | bits.trailing_zeros() as usize;
             at -= 1;
@@ -962,7 +770,7 @@ impl FrozenMap {
         if here != 0 {
             return Some((leaf as u64) * LIVE_LEAF_BLOCKS + u64::from(here.trailing_zeros()));
         }
-        let next = self.next_leaf(leaf + 1)?;
+        let next = self.next_word(0, leaf + 1)?;
         let (dirty, _) = self.leaf_bits(next);
         Some((next as u64) * LIVE_LEAF_BLOCKS + u64::from(dirty.trailing_zeros()))
     }
@@ -985,17 +793,17 @@ impl FrozenMap {
     /// refuses (returns false) and returns that run's start, the position to resume from;
     /// returns `end_block` when every run was taken.
     ///
-    /// A unit of blocks at a time: a leaf word (32 blocks) read front to back from the list or
-    /// found through the summaries a few ahead with its line prefetched ([`Leaves`]), or, in a
-    /// dense map, two leaf words read word after word and merged into one 64-block unit
-    /// ([`DensePairs`]: half the per-unit work where nearly every word holds dirty blocks, and
-    /// more than it saves where few do). In a unit, the first and the last block of every run
-    /// are two masks computed at once (for a unit of writes only, from the dirty mask alone);
-    /// the k-th run is the k-th set bit of each, so runs come out of two independent
-    /// trailing-zero counts, without a chain of dependent shifts. A run that reaches the unit's
-    /// last block stays open into the next unit. Costs time in proportion to the runs and the
-    /// non-zero words, never the rest of the map (a dense take also reads its clean words up to
-    /// `end_block`: fewer than its non-zero ones).
+    /// A unit of blocks at a time: a leaf word (32 blocks) found through the summaries a few
+    /// ahead with its line prefetched ([`Scout`]), or, in a dense map, two leaf words read
+    /// word after word and merged into one 64-block unit ([`DensePairs`]: half the per-unit
+    /// work where nearly every word holds dirty blocks, and more than it saves where few do).
+    /// In a unit, the first and the last block of every run are two masks computed at once
+    /// (for a unit of writes only, from the dirty mask alone); the k-th run is the k-th set bit
+    /// of each, so runs come out of two independent trailing-zero counts, without a chain of
+    /// dependent shifts. A run that reaches the unit's last block stays open into the next
+    /// unit. Costs time in proportion to the runs and the non-zero words, never the rest of
+    /// the map (a dense take also reads its clean words up to `end_block`: fewer than its
+    /// non-zero ones).
     #[inline]
     pub(crate) fn runs_from(
         &self,
@@ -1003,16 +811,21 @@ impl FrozenMap {
         end_block: u64,
         emit: impl FnMut(u64, u64, bool) -> bool,
     ) -> u64 {
-        if self.spilled && self.spilled_leaves.saturating_mul(DENSE_ONE_IN) >= self.shape.len[0] {
+        if self.dense() {
             let source = DensePairs {
                 next: (pos / 64) as usize,
                 end: end_block.div_ceil(64) as usize,
             };
             self.runs_of(source, pos, end_block, emit)
         } else {
-            let source = Leaves::new(self, (pos / LIVE_LEAF_BLOCKS) as usize);
+            let source = Scout::new(self, (pos / LIVE_LEAF_BLOCKS) as usize);
             self.runs_of(source, pos, end_block, emit)
         }
+    }
+
+    /// Whether the take is read as [`DensePairs`].
+    fn dense(&self) -> bool {
+        self.leaves.saturating_mul(DENSE_ONE_IN) >= self.shape.len[0]
     }
 
     /// [`FrozenMap::runs_from`] over the units of `source` (`U::BITS` blocks each).
@@ -1105,34 +918,10 @@ impl FrozenMap {
         }
     }
 
-    /// Clears everything, top-down, in time proportional to the set words.
-    pub(crate) fn clear(&mut self) {
-        if self.spilled {
-            let top = self.shape.top();
-            self.clear_word(top, 0);
-            self.spilled = false;
-            self.spilled_leaves = 0;
-        }
-        self.listed = 0;
-    }
-
-    fn clear_word(&mut self, level: usize, index: usize) {
-        let at = self.shape.at(level, index);
-        let mut bits = std::mem::take(&mut self.words[at]);
-        if level == 0 {
-            return;
-        }
-        while bits != 0 {
-            let b = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            self.clear_word(level - 1, (index << 6) | b);
-        }
-    }
-
     /// Calls `f(leaf, dirty, discard)` for every non-zero leaf (32 blocks from `32 * leaf`),
     /// in ascending order.
     pub(crate) fn for_each_leaf(&self, mut f: impl FnMut(usize, u64, u64)) {
-        let mut leaves = Leaves::new(self, 0);
+        let mut leaves = Scout::new(self, 0);
         while let Some((l, dirty, disc)) = leaves.next(self) {
             f(l, dirty, disc);
         }
@@ -1165,57 +954,27 @@ impl FrozenMap {
 /// `BITS * index + i`.
 trait Units {
     const BITS: u32;
-    fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64, u64)>;
+    fn next(&mut self, map: &FrozenMap<'_>) -> Option<(usize, u64, u64)>;
 }
 
-/// A frozen map's non-zero leaves (32 blocks each) from a given leaf on: read front to back
-/// from the list, or found through the summaries of a spilled map.
-enum Leaves {
-    Listed(usize),
-    Spilled(Scout),
-}
-
-impl Leaves {
-    fn new(map: &FrozenMap, from: usize) -> Leaves {
-        if map.spilled {
-            Leaves::Spilled(Scout::new(map, from))
-        } else {
-            Leaves::Listed(map.list_position(from))
-        }
-    }
-}
-
-impl Units for Leaves {
+impl Units for Scout {
     const BITS: u32 = LIVE_LEAF_BLOCKS as u32;
 
     #[inline(always)]
-    fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64, u64)> {
-        let (l, word) = match self {
-            Leaves::Listed(i) => {
-                if *i >= map.listed {
-                    return None;
-                }
-                let pair = (map.list[2 * *i] as usize, map.list[2 * *i + 1]);
-                *i += 1;
-                pair
-            }
-            Leaves::Spilled(scout) => {
-                let l = scout.next(map)?;
-                (l, map.words[l])
-            }
-        };
+    fn next(&mut self, map: &FrozenMap<'_>) -> Option<(usize, u64, u64)> {
+        let l = self.next_leaf(map)?;
+        let word = map.w(l);
         let dirty = word & LOW;
         Some((l, dirty, dirty & !(word >> 32)))
     }
 }
 
-/// A spilled map with at least one non-zero leaf in this many is read as [`DensePairs`]: one
-/// in 2 is a block dirty in about 2 % of the disk, where the summaries skip almost nothing.
+/// A take with at least one non-zero leaf in this many is read as [`DensePairs`]: one in 2 is
+/// a block dirty in about 2 % of the disk, where the summaries skip almost nothing.
 const DENSE_ONE_IN: usize = 2;
 
-/// A densely spilled frozen map's non-zero pairs of leaf words (64 blocks from `64 * p`),
-/// read word after word from pair `next` up to (not including) pair `end`, the two leaves
-/// merged into one mask.
+/// A dense take's non-zero pairs of leaf words (64 blocks from `64 * p`), read word after word
+/// from pair `next` up to (not including) pair `end`, the two leaves merged into one mask.
 struct DensePairs {
     next: usize,
     end: usize,
@@ -1225,11 +984,13 @@ impl Units for DensePairs {
     const BITS: u32 = 64;
 
     #[inline(always)]
-    fn next(&mut self, map: &FrozenMap) -> Option<(usize, u64, u64)> {
+    fn next(&mut self, map: &FrozenMap<'_>) -> Option<(usize, u64, u64)> {
         let leaves = &map.words[..map.shape.len[0]];
         while self.next < self.end {
-            let &lo = leaves.get(2 * self.next)?;
-            let hi = leaves.get(2 * self.next + 1).copied().unwrap_or(0);
+            let lo = leaves.get(2 * self.next)?.load(Ordering::Relaxed);
+            let hi = leaves
+                .get(2 * self.next + 1)
+                .map_or(0, |w| w.load(Ordering::Relaxed));
             self.next += 1;
             if lo | hi != 0 {
                 // Dirty bits: lo's low half, then hi's (its written half shifted out).
@@ -1244,10 +1005,10 @@ impl Units for DensePairs {
 /// Leaves a reader looks ahead for ([`Scout`]).
 const SCOUT_AHEAD: usize = 16;
 
-/// Finds a frozen map's non-zero leaves in order, [`SCOUT_AHEAD`] ahead of the reader, and
+/// Finds a take's non-zero leaves in order, [`SCOUT_AHEAD`] ahead of the reader, and
 /// prefetches each as it is found: on a large, sparse map each leaf is a cache miss, and these
 /// overlap instead of coming one at a time. Leaves come out of the bits of one level-1
-/// summary word at a time (exact in a spilled map), so finding the next one is a
+/// summary word at a time (exact in a settled map), so finding the next one is a
 /// trailing-zero count, not a test of every leaf word and a climb of the summaries (a
 /// mispredicted branch per leaf where a few percent of the blocks are dirty).
 struct Scout {
@@ -1262,7 +1023,7 @@ struct Scout {
 }
 
 impl Scout {
-    fn new(map: &FrozenMap, from: usize) -> Scout {
+    fn new(map: &FrozenMap<'_>, from: usize) -> Scout {
         let mut s = Scout {
             ring: [0; SCOUT_AHEAD],
             head: 0,
@@ -1273,11 +1034,11 @@ impl Scout {
         };
         if map.shape.levels == 1 {
             // One leaf, no summary.
-            if from == 0 && map.words[0] != 0 {
+            if from == 0 && map.w(0) != 0 {
                 s.rest = 1;
             }
         } else if s.group < map.shape.len[1] {
-            s.rest = map.words[map.shape.at(1, s.group)] & (u64::MAX << (from & 63));
+            s.rest = map.w(map.shape.at(1, s.group)) & (u64::MAX << (from & 63));
             s.last = false;
         }
         s.fill(map);
@@ -1285,7 +1046,7 @@ impl Scout {
     }
 
     #[inline(always)]
-    fn fill(&mut self, map: &FrozenMap) {
+    fn fill(&mut self, map: &FrozenMap<'_>) {
         while self.queued < SCOUT_AHEAD {
             if self.rest == 0 {
                 if self.last {
@@ -1294,7 +1055,7 @@ impl Scout {
                 match map.next_word(1, self.group + 1) {
                     Some(g) => {
                         self.group = g;
-                        self.rest = map.words[map.shape.at(1, g)];
+                        self.rest = map.w(map.shape.at(1, g));
                     }
                     None => {
                         self.last = true;
@@ -1315,7 +1076,7 @@ impl Scout {
 
     /// The next non-zero leaf, if any.
     #[inline(always)]
-    fn next(&mut self, map: &FrozenMap) -> Option<usize> {
+    fn next_leaf(&mut self, map: &FrozenMap<'_>) -> Option<usize> {
         if self.queued == 0 {
             return None;
         }
@@ -1344,36 +1105,67 @@ mod tests {
     }
 
     #[test]
-    fn drain_iterate_clear() {
+    fn settle_iterate_clear() {
         let live = LiveMap::new(300_000).unwrap();
-        let mut frozen = FrozenMap::new(300_000).unwrap();
         assert_eq!(live.set_range(5, 5), 1);
         assert_eq!(live.set_range(5, 5), 0);
         assert_eq!(live.set_range(60, 200), 141);
         assert_eq!(live.set_range(299_999, 299_999), 1);
-        let d = live.drain_into(&mut frozen, 300_000);
-        assert_eq!((d.blocks, d.runs), (143, 3));
+        let d = live.settle(300_000);
+        assert_eq!((d.blocks, d.runs, d.leaves), (143, 3, 8));
+        let frozen = live.frozen(d.leaves);
         assert!(!frozen.is_discard(5));
-        let again = live.drain_into(&mut frozen, 300_000);
-        assert_eq!(again.blocks, 0, "live map is empty after a drain");
         assert_eq!(frozen.next_set(0), Some(5));
         assert_eq!(frozen.next_clear(5), 6);
         assert_eq!(frozen.next_set(6), Some(60));
         assert_eq!(frozen.next_clear(60), 201);
         assert_eq!(frozen.next_set(201), Some(299_999));
         assert_eq!(frozen.next_set(300_000), None);
-        // Blocks at or past the end are dropped by the drain.
-        frozen.clear();
+        // Settling again changes nothing.
+        let again = live.settle(300_000);
+        assert_eq!((again.blocks, again.runs), (143, 3));
+        // Blocks at or past the end are dropped by the settle.
+        live.clear_settled();
+        assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         live.set_range(250_000, 299_999);
-        let d = live.drain_into(&mut frozen, 260_000);
+        let d = live.settle(260_000);
         assert_eq!((d.blocks, d.runs), (10_000, 1));
+        let frozen = live.frozen(d.leaves);
         assert_eq!(frozen.next_clear(250_000), 260_000);
-        frozen.clear();
-        assert_eq!(frozen.next_set(0), None);
+        assert_eq!(frozen.next_set(260_000), None);
+        live.clear_settled();
+        assert_eq!(live.frozen(0).next_set(0), None);
         assert!(
-            frozen.words.iter().all(|&w| w == 0),
+            live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0),
             "clear leaves no stale summary bit"
         );
+    }
+
+    /// A shrink clears leaf words and leaves their summary bits: a settle clears those too, so
+    /// the reader (which trusts the summaries) never descends to a zero word, and a mark into
+    /// such a word after the shrink still sets its chain.
+    #[test]
+    fn settle_clears_summary_bits_over_zero_words() {
+        let live = LiveMap::new(300_000).unwrap();
+        live.set_range(100, 100);
+        live.set_range(200_000, 200_010);
+        live.clear_from(150_000);
+        let d = live.settle(300_000);
+        assert_eq!((d.blocks, d.runs, d.leaves), (1, 1, 1));
+        let frozen = live.frozen(d.leaves);
+        assert_eq!(frozen.next_set(101), None);
+        let mut leaves = Vec::new();
+        frozen.for_each_leaf(|l, dirty, _| leaves.push((l, dirty)));
+        assert_eq!(leaves, vec![(3, 1 << 4)]);
+        live.clear_settled();
+        assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+        // A stale chain stops a later climb, which must still leave the chain set.
+        live.set_range(200_000, 200_000);
+        live.clear_from(150_000);
+        live.set_range(200_001, 200_001);
+        let d = live.settle(300_000);
+        assert_eq!((d.blocks, d.leaves), (1, 1));
+        assert_eq!(live.frozen(d.leaves).next_set(0), Some(200_001));
     }
 }
 
@@ -1382,7 +1174,7 @@ mod snapshot_tests {
     use super::*;
 
     #[test]
-    fn a_snapshot_pairs_live_halves_keeps_kinds_and_drains_nothing() {
+    fn a_snapshot_pairs_live_halves_keeps_kinds_and_changes_nothing() {
         let live = LiveMap::new(300_000).unwrap();
         live.mark_range(3, 3, None);
         live.mark_range(40, 100, Some((40, 100)));
@@ -1400,14 +1192,11 @@ mod snapshot_tests {
             ]
         );
         // Loads only: a take still gets everything.
-        let mut frozen = FrozenMap::new(300_000).unwrap();
-        assert_eq!(live.drain_into(&mut frozen, 300_000).blocks, 63);
+        assert_eq!(live.settle(300_000).blocks, 63);
+        live.clear_settled();
         let mut after = Vec::new();
         live.for_each_dirty_word(|w, d, disc| after.push((w, d, disc)));
-        assert!(
-            after.is_empty(),
-            "stale summary bits are skipped: {after:?}"
-        );
+        assert!(after.is_empty(), "cleared: {after:?}");
         // Restoring the snapshot into an empty map gives the same snapshot back.
         let restored = LiveMap::new(300_000).unwrap();
         for &(w, d, disc) in &words {
@@ -1426,13 +1215,13 @@ mod discard_tests {
     #[test]
     fn discard_bits_survive_a_drain_and_split_runs_by_kind() {
         let live = LiveMap::new(1000).unwrap();
-        let mut frozen = FrozenMap::new(1000).unwrap();
         live.mark_range(10, 20, None);
         live.mark_range(21, 70, Some((21, 70)));
         live.mark_range(71, 71, None);
         // A later write turns a discarded block back into a write.
         live.mark_range(30, 30, None);
-        let d = live.drain_into(&mut frozen, 1000);
+        let d = live.settle(1000);
+        let frozen = live.frozen(d.leaves);
         // 10..=20 W, 21..=29 D, 30 W, 31..=70 D, 71 W.
         assert_eq!((d.blocks, d.runs), (62, 5));
         assert!(!frozen.is_discard(20) && frozen.is_discard(21) && frozen.is_discard(29));
@@ -1469,14 +1258,16 @@ mod discard_tests {
             }
         });
         assert_eq!((taken.as_slice(), next), (&all[..3], 31));
+        // Abort: merged into the other map (live since the take) where no later mark touched
+        // the block.
+        let other = LiveMap::new(1000).unwrap();
+        other.mark_range(40, 40, None);
+        frozen.for_each_word(|w, bits| other.merge_word(w, bits, frozen.discard_leaf(w)));
+        live.clear_settled();
         assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
-        // Abort: merged back where no later mark touched the block.
-        live.mark_range(40, 40, None);
-        frozen.for_each_word(|w, bits| live.merge_word(w, bits, frozen.discard_leaf(w)));
-        frozen.clear();
-        assert!(frozen.words.iter().all(|&w| w == 0));
-        let d = live.drain_into(&mut frozen, 1000);
+        let d = other.settle(1000);
         assert_eq!(d.blocks, 62);
+        let frozen = other.frozen(d.leaves);
         assert!(frozen.is_discard(39) && !frozen.is_discard(40) && frozen.is_discard(41));
     }
 }
@@ -1511,8 +1302,7 @@ mod list_tests {
             .collect()
     }
 
-    /// Every way of reading a take (listed, spilled and found through the summaries, spilled
-    /// and read word after word), from random positions to random ends, taking a random number
+    /// Both ways of reading a take (found through the summaries, and read word after word), from random positions to random ends, taking a random number
     /// of runs per call and resuming where the call stopped, gives the reference runs: runs
     /// split where the kind changes and nowhere else, across leaf words and pairs of them.
     #[test]
@@ -1540,7 +1330,6 @@ mod list_tests {
         let mut forms = std::collections::BTreeSet::new();
         for (blocks, marks, longest) in cases {
             let live = LiveMap::new(blocks).unwrap();
-            let mut frozen = FrozenMap::new(blocks).unwrap();
             let mut state = vec![None; blocks as usize];
             for _ in 0..marks {
                 let first = rand(blocks);
@@ -1552,14 +1341,11 @@ mod list_tests {
                 }
             }
             let want = reference_runs(&state);
-            live.drain_into(&mut frozen, blocks);
-            let form = if !frozen.spilled {
-                "listed"
-            } else if frozen.spilled_leaves * DENSE_ONE_IN >= frozen.shape.len[0] {
-                "dense"
-            } else {
-                "spilled"
-            };
+            let d = live.settle(blocks);
+            assert_eq!(d.runs, want.len() as u64);
+            assert_eq!(d.blocks, state.iter().flatten().count() as u64);
+            let frozen = live.frozen(d.leaves);
+            let form = if frozen.dense() { "dense" } else { "sparse" };
             forms.insert(form);
             for trial in 0..300 {
                 let (pos, end) = match trial {
@@ -1607,17 +1393,16 @@ mod list_tests {
                 }
                 assert_eq!(got, expect, "{form}: {blocks} blocks from {pos} to {end}");
             }
-            frozen.clear();
+            live.clear_settled();
         }
-        assert_eq!(forms.len(), 3, "every form of a take read: {forms:?}");
+        assert_eq!(forms.len(), 2, "every form of a take read: {forms:?}");
     }
 
     #[test]
-    fn a_listed_and_a_spilled_take_read_the_same_runs() {
-        const BLOCKS: u64 = 20_000; // 625 leaves: room for 5 listed ones
+    fn a_take_counts_and_reads_the_reference_runs() {
+        const BLOCKS: u64 = 20_000;
         for marks in [1, 40] {
             let live = LiveMap::new(BLOCKS).unwrap();
-            let mut frozen = FrozenMap::new(BLOCKS).unwrap();
             let mut state = vec![None; BLOCKS as usize];
             let mut x = 12_345u64 + marks;
             for _ in 0..marks {
@@ -1633,8 +1418,8 @@ mod list_tests {
                 }
             }
             let want = reference_runs(&state);
-            let d = live.drain_into(&mut frozen, BLOCKS);
-            assert_eq!(frozen.spilled, marks > 1, "{marks} marks");
+            let d = live.settle(BLOCKS);
+            let frozen = live.frozen(d.leaves);
             assert_eq!(d.runs, want.len() as u64);
             assert_eq!(d.blocks, state.iter().flatten().count() as u64);
             let mut got = Vec::new();
@@ -1662,9 +1447,10 @@ mod list_tests {
                     .sum::<u64>(),
                 d.blocks
             );
-            frozen.clear();
-            assert!(frozen.words.iter().all(|&w| w == 0) && frozen.listed == 0);
-            assert_eq!(frozen.next_set(0), None);
+            assert_eq!(leaves.len(), d.leaves);
+            live.clear_settled();
+            assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+            assert_eq!(live.frozen(0).next_set(0), None);
         }
     }
 }

@@ -56,6 +56,7 @@
 //! (`docs/TRACKER.md`, "Activity log"; protocol in `persist/activity.rs`).
 
 mod bitmap;
+mod epoch;
 mod error;
 mod extent;
 mod persist;
@@ -66,7 +67,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use bitmap::{FrozenMap, LiveMap};
+use bitmap::{Drained, FrozenMap, LiveMap};
+use epoch::{writer_slot, Epochs};
 use stats::{Counters, Totals};
 
 pub use error::TrackerError;
@@ -330,14 +332,18 @@ pub struct Tracker {
     sector_size: u32,
     capacity: u64,
     disk_size: AtomicU64,
-    live: LiveMap,
+    /// The two maps: writers mark in `maps[epochs.live()]`; the other holds the taken
+    /// checkpoint, read in place, and is empty when none is pending (see `epoch.rs`).
+    maps: [LiveMap; 2],
+    epochs: Epochs,
     counters: Counters,
     control: Mutex<Control>,
 }
 
 /// Control-path state, behind one lock that the write path never touches.
 struct Control {
-    frozen: FrozenMap,
+    /// What the pending checkpoint's map holds (zeros when none is pending).
+    held: Drained,
     pending: Option<CheckpointInfo>,
     generation: GenerationId,
     /// Last sequence committed in `generation` (0 if none).
@@ -419,21 +425,25 @@ impl Tracker {
         let oom = || TrackerError::OutOfMemory {
             bytes: Self::memory_for(capacity, block_size) - Self::fixed_bytes(),
         };
-        let live = LiveMap::new(blocks).ok_or_else(oom)?;
-        let mut frozen = FrozenMap::new(blocks).ok_or_else(oom)?;
+        let maps = [
+            LiveMap::new(blocks).ok_or_else(oom)?,
+            LiveMap::new(blocks).ok_or_else(oom)?,
+        ];
         if resident.unwrap_or(Self::memory_for(capacity, block_size) <= RESIDENT_LIMIT) {
-            live.prefault();
-            frozen.prefault();
+            for map in &maps {
+                map.prefault();
+            }
         }
         let tracker = Tracker {
             shift: block_size.trailing_zeros(),
             sector_size,
             capacity,
             disk_size: AtomicU64::new(disk_size),
-            live,
+            maps,
+            epochs: Epochs::new(),
             counters: Counters::new(),
             control: Mutex::new(Control {
-                frozen,
+                held: Drained::default(),
                 pending: None,
                 generation: GenerationId::random(),
                 committed: 0,
@@ -453,23 +463,22 @@ impl Tracker {
     }
 
     /// Bytes of tracker memory for a disk of `capacity` bytes at `block_size` granularity:
-    /// the live map (two bits per block, dirty and written, in the same word) and the frozen
-    /// map of the same layout (the taken blocks and their kinds), with their summary levels,
-    /// the frozen map's list for sparse takes (a 16-byte pair per 4,096 blocks), plus the
-    /// fixed part.
+    /// two maps of two bits per block (dirty and written, in the same word), one live and one
+    /// holding the taken checkpoint, with their summary levels, plus the fixed part (the
+    /// writers' slots and counters).
     ///
     /// Total for every input: a `block_size` of 0 is taken as 1, and a figure that does not fit
     /// 64 bits saturates at `u64::MAX` (no such tracker can be built anyway).
     pub fn memory_for(capacity: u64, block_size: u32) -> u64 {
         let blocks = capacity.div_ceil(u64::from(block_size.max(1)));
         LiveMap::words_for(blocks)
-            .saturating_add(FrozenMap::words_for(blocks))
-            .saturating_mul(8)
+            .saturating_mul(2 * 8)
             .saturating_add(Self::fixed_bytes())
     }
 
     fn fixed_bytes() -> u64 {
-        (std::mem::size_of::<Tracker>() + Counters::bytes_for_new()) as u64
+        (std::mem::size_of::<Tracker>() + Counters::bytes_for_new() + Epochs::bytes_for_new())
+            as u64
     }
 
     /// The granularity [`Granularity::Default`] gives a disk of `capacity` bytes with sectors
@@ -560,8 +569,11 @@ impl Tracker {
         } else {
             None
         };
-        let newly = self.live.mark_range(first, last, disc);
-        self.counters.record(discard, len, newly);
+        let slot = writer_slot();
+        let live = self.epochs.enter(slot);
+        let newly = self.maps[live & 1].mark_range(first, last, disc);
+        self.epochs.exit(slot, live);
+        self.counters.record(slot, discard, len, newly);
         Ok(())
     }
 
@@ -572,7 +584,7 @@ impl Tracker {
     }
 
     fn set_all(&self, disk_size: u64) {
-        self.live.set_range(0, (disk_size - 1) >> self.shift);
+        self.live().set_range(0, (disk_size - 1) >> self.shift);
     }
 
     /// Declares tracking continuity lost (for example the driver restarted and writes may have
@@ -674,7 +686,7 @@ impl Tracker {
         self.fold_back(c, false);
         for e in extents.iter().filter(|e| e.len > 0) {
             let last = (e.offset + e.len - 1) >> self.shift;
-            self.live.set_range(e.offset >> self.shift, last);
+            self.live().set_range(e.offset >> self.shift, last);
         }
         c.generation = generation;
         c.committed = sequence;
@@ -694,14 +706,26 @@ impl Tracker {
             });
         }
         let disk_size = self.disk_size.load(Ordering::Acquire);
-        // The frozen map is empty here (commit and abort clear it). Blocks past the end can only
-        // be left by writes that raced a shrink: the drain drops them.
+        // The other map is empty here (commit and abort clear it): writers go on in it, and the
+        // one they leave is the checkpoint once every mark in progress in it has returned.
+        let (old, held) = self.epochs.flip();
         let end_block = disk_size.div_ceil(self.block_size().into());
-        let drained = self.live.drain_into(&mut c.frozen, end_block);
-        let (dirty_blocks, extent_count) = (drained.blocks, drained.runs);
+        let taken = &self.maps[old];
+        if !held {
+            // The barrier failed, so a mark in progress may not have been seen: the take cannot
+            // vouch for its set. Continuity is lost: the checkpoint is the whole disk in a new
+            // generation (a full resync), which covers any mark, wherever it landed.
+            taken.set_range(0, end_block - 1);
+            c.generation = GenerationId::random();
+            c.committed = 0;
+            c.issued = 0;
+        }
+        // Blocks past the end can only be left by writes that raced a shrink: dropped here.
+        c.held = taken.settle(end_block);
+        let (dirty_blocks, extent_count) = (c.held.blocks, c.held.runs);
         let mut dirty_bytes = dirty_blocks << self.shift;
         let tail_block = (disk_size - 1) >> self.shift;
-        if c.frozen.leaf((tail_block >> 6) as usize) & (1 << (tail_block & 63)) != 0 {
+        if self.frozen(c).leaf((tail_block >> 6) as usize) & (1 << (tail_block & 63)) != 0 {
             // The last block may reach past the disk end: count only the bytes that exist.
             dirty_bytes -= ((tail_block + 1) << self.shift) - disk_size;
         }
@@ -757,27 +781,29 @@ impl Tracker {
         let end_block = p.disk_size.div_ceil(self.block_size().into());
         let pos = cursor.next_block;
         if out.is_empty() {
-            return match c.frozen.next_set(pos).filter(|&b| b < end_block) {
+            return match self.frozen(&c).next_set(pos).filter(|&b| b < end_block) {
                 Some(_) => Err(TrackerError::EmptyExtentBuffer { next_block: pos }),
                 None => Ok(0),
             };
         }
         let (shift, disk_size) = (self.shift, p.disk_size);
         let mut n = 0;
-        cursor.next_block = c.frozen.runs_from(pos, end_block, |start, stop, discard| {
-            let Some(slot) = out.get_mut(n) else {
-                return false;
-            };
-            let offset = start << shift;
-            let end = (stop << shift).min(disk_size);
-            *slot = if discard {
-                Extent::discard(offset, end - offset)
-            } else {
-                Extent::new(offset, end - offset)
-            };
-            n += 1;
-            true
-        });
+        cursor.next_block = self
+            .frozen(&c)
+            .runs_from(pos, end_block, |start, stop, discard| {
+                let Some(slot) = out.get_mut(n) else {
+                    return false;
+                };
+                let offset = start << shift;
+                let end = (stop << shift).min(disk_size);
+                *slot = if discard {
+                    Extent::discard(offset, end - offset)
+                } else {
+                    Extent::new(offset, end - offset)
+                };
+                n += 1;
+                true
+            });
         Ok(n)
     }
 
@@ -808,7 +834,7 @@ impl Tracker {
         let mut guard = self.control.lock();
         let c = &mut *guard;
         let p = Self::check_pending(c, sequence, Some(generation))?;
-        c.frozen.clear();
+        self.clear_taken(c);
         if p.generation == c.generation {
             c.committed = p.sequence;
         }
@@ -835,11 +861,11 @@ impl Tracker {
         if c.pending.is_none() {
             return;
         }
-        let live = &self.live;
-        c.frozen.for_each_leaf(|leaf, dirty, disc| {
+        let live = self.live();
+        self.frozen(c).for_each_leaf(|leaf, dirty, disc| {
             live.merge_leaf(leaf, dirty, if keep_discards { disc } else { 0 })
         });
-        c.frozen.clear();
+        self.clear_taken(c);
         c.aborts += 1;
         c.pending = None;
     }
@@ -867,13 +893,35 @@ impl Tracker {
         let _c = self.control.lock();
         let old = self.disk_size.swap(new_size, Ordering::AcqRel);
         if new_size > old {
-            self.live
+            self.live()
                 .set_range(old >> self.shift, (new_size - 1) >> self.shift);
         } else if new_size < old {
-            self.live
+            self.live()
                 .clear_from(new_size.div_ceil(self.block_size().into()));
         }
         Ok(())
+    }
+
+    /// The map writers mark in. Stable only under the control lock (a take changes it).
+    fn live(&self) -> &LiveMap {
+        &self.maps[self.epochs.live()]
+    }
+
+    /// The pending checkpoint's map, read in place (empty when none is pending).
+    fn frozen<'a>(&'a self, c: &Control) -> FrozenMap<'a> {
+        self.maps[self.epochs.live() ^ 1].frozen(c.held.leaves)
+    }
+
+    /// Empties the pending checkpoint's map, for the next take to swap in.
+    fn clear_taken(&self, c: &mut Control) {
+        self.maps[self.epochs.live() ^ 1].clear_settled();
+        c.held = Drained::default();
+    }
+
+    /// Whether marks run without a fence, the takes issuing `membarrier(2)` instead (Linux
+    /// 4.14+; else every mark has one `fence(SeqCst)`).
+    pub fn uses_membarrier(&self) -> bool {
+        self.epochs.uses_membarrier()
     }
 
     /// Current geometry.
@@ -917,5 +965,41 @@ impl Tracker {
             checkpoints_aborted: c.aborts,
             last_interval: c.last_interval,
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A take whose barrier fails cannot vouch for the marks in progress: it is a full resync
+    /// in a new generation (every block, from sequence 0), and the next take is normal again.
+    #[test]
+    fn a_take_whose_barrier_fails_is_a_full_resync_in_a_new_generation() {
+        let t = Tracker::new(
+            TrackerConfig::new(1 << 20)
+                .granularity(4096)
+                .start_clean(true),
+        )
+        .unwrap();
+        t.mark_write(8192, 4096).unwrap();
+        let first = t.take().unwrap();
+        assert_eq!((first.dirty_blocks, first.extent_count), (1, 1));
+        t.commit(first.generation, first.sequence).unwrap();
+        t.mark_write(0, 4096).unwrap();
+        epoch::fail_next_barrier();
+        let full = t.take().unwrap();
+        assert_ne!(full.generation, first.generation);
+        assert_eq!((full.sequence, full.from_sequence), (1, 0));
+        assert_eq!((full.dirty_blocks, full.extent_count), (256, 1));
+        assert_eq!(full.dirty_bytes, 1 << 20);
+        let mut out = [Extent::default(); 4];
+        assert_eq!(t.extents(&mut full.cursor(), &mut out).unwrap(), 1);
+        assert_eq!(out[0], Extent::new(0, 1 << 20));
+        t.commit(full.generation, full.sequence).unwrap();
+        t.mark_write(4096, 4096).unwrap();
+        let next = t.take().unwrap();
+        assert_eq!((next.generation, next.sequence), (full.generation, 2));
+        assert_eq!((next.dirty_blocks, next.extent_count), (1, 1));
     }
 }

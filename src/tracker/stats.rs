@@ -23,7 +23,7 @@ thread_local! {
 }
 
 #[inline(always)]
-fn my_slot() -> usize {
+pub(crate) fn my_slot() -> usize {
     SLOT.try_with(|s| {
         let v = s.get();
         if v != UNASSIGNED {
@@ -60,13 +60,13 @@ pub(crate) struct Totals {
 }
 
 pub(crate) struct Counters {
-    shards: Box<[Shard]>,
+    shards: Box<[Shard; SLOTS + 1]>,
 }
 
 impl Counters {
     pub(crate) fn new() -> Counters {
         Counters {
-            shards: (0..=SLOTS).map(|_| Shard::default()).collect(),
+            shards: Box::new(std::array::from_fn(|_| Shard::default())),
         }
     }
 
@@ -85,9 +85,10 @@ impl Counters {
         }
     }
 
+    /// Counts a mark of the thread owning `slot` (its [`my_slot`], or the shared shard's).
     #[inline(always)]
-    pub(crate) fn record(&self, discard: bool, bytes: u64, newly_dirty: u64) {
-        let slot = my_slot();
+    pub(crate) fn record(&self, slot: usize, discard: bool, bytes: u64, newly_dirty: u64) {
+        let slot = slot.min(OVERFLOW);
         if discard {
             self.bump(slot, |s| &s.discards, 1);
             self.bump(slot, |s| &s.discard_bytes, bytes);

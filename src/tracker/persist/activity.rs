@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use crate::sync::{backoff, compiler_fence, fence, AtomicBool, AtomicU64, Ordering};
+use crate::sync::{backoff, compiler_fence, fence, membarrier, AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -580,44 +580,6 @@ pub struct ActivityWriter {
     /// The slot and the log (not `Sync`, which makes this not `Sync`).
     w: StateFileWriter,
     tracker: Arc<crate::tracker::Tracker>,
-}
-
-mod membarrier {
-    //! `membarrier(2)`, private expedited: a full barrier on every thread of the process.
-
-    #[cfg(all(target_os = "linux", not(miri), not(loom)))]
-    pub(super) fn register() -> bool {
-        const QUERY: libc::c_int = 0;
-        const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
-        const REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
-        if std::env::var_os("BLOCKDELTA_NO_MEMBARRIER").is_some() {
-            return false;
-        }
-        // SAFETY: membarrier takes no pointers; an unsupported command fails with an errno.
-        let supported = unsafe { libc::syscall(libc::SYS_membarrier, QUERY, 0, 0) };
-        if supported < 0 || supported & PRIVATE_EXPEDITED == 0 {
-            return false;
-        }
-        // SAFETY: as above.
-        unsafe { libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 }
-    }
-
-    #[cfg(all(target_os = "linux", not(miri), not(loom)))]
-    pub(super) fn barrier() -> bool {
-        const PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
-        // SAFETY: membarrier takes no pointers.
-        unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) == 0 }
-    }
-
-    #[cfg(not(all(target_os = "linux", not(miri), not(loom))))]
-    pub(super) fn register() -> bool {
-        false
-    }
-
-    #[cfg(not(all(target_os = "linux", not(miri), not(loom))))]
-    pub(super) fn barrier() -> bool {
-        false
-    }
 }
 
 impl ActivityWriter {

@@ -826,7 +826,7 @@ fn load_into(
     // halfway.
     file::decode(&bytes, |r| {
         for w in r.first..r.first + r.count {
-            tracker.live.merge_word(w as usize, r.dirty, r.discard);
+            tracker.live().merge_word(w as usize, r.dirty, r.discard);
         }
     })
     .map_err(ResetReason::Invalid)?;
@@ -840,7 +840,7 @@ fn load_into(
         // discarded last is reported as a write too: shipping what the source holds is safe.
         for rec in records {
             for &(w, bits) in &rec.words {
-                tracker.live.set_word_written(w as usize, bits);
+                tracker.live().set_word_written(w as usize, bits);
             }
         }
         let per = (1u64 << section.region_shift) / u64::from(current.block_size);
@@ -849,7 +849,7 @@ fn load_into(
             let first = r * per;
             let last = (first + per).min(end_block);
             if first < last {
-                tracker.live.set_range(first, last - 1);
+                tracker.live().set_range(first, last - 1);
                 log_blocks += last - first;
             }
         }
@@ -869,7 +869,7 @@ fn load_into(
     }
     let mut dirty_blocks = 0;
     tracker
-        .live
+        .live()
         .for_each_dirty_word(|_, d, _| dirty_blocks += u64::from(d.count_ones()));
     Ok(LoadOutcome::Recovered {
         generation: info.generation,
@@ -955,12 +955,12 @@ impl Tracker {
         let geometry = self.geometry();
         let end_block = geometry.disk_size.div_ceil(geometry.block_size.into());
         let mut live = Vec::new();
-        self.live
+        self.live()
             .for_each_dirty_word(|w, d, disc| live.push((w as u64, d, disc)));
         let mut frozen = Vec::new();
         if c.pending.is_some() {
-            c.frozen
-                .for_each_word(|w, bits| frozen.push((w as u64, bits, c.frozen.discard_leaf(w))));
+            let f = self.frozen(&c);
+            f.for_each_word(|w, bits| frozen.push((w as u64, bits, f.discard_leaf(w))));
         }
         merge_words(&live, &frozen)
             .filter_map(|(w, d, disc)| {
@@ -984,6 +984,7 @@ impl Tracker {
         let c = self.control.lock();
         let per = 1u64 << (shift - self.shift);
         let mut out: Vec<(u64, u64)> = Vec::new();
+        let (live, frozen) = (self.live(), self.frozen(&c));
         for &r in regions {
             let (first, end) = (r * per, (r + 1) * per);
             for w in first >> 6..end.div_ceil(64) {
@@ -994,9 +995,9 @@ impl Tracker {
                 } else {
                     ((1u64 << (hi - lo)) - 1) << lo
                 };
-                let mut bits = self.live.dirty_word(w as usize);
+                let mut bits = live.dirty_word(w as usize);
                 if c.pending.is_some() {
-                    bits |= c.frozen.leaf(w as usize);
+                    bits |= frozen.leaf(w as usize);
                 }
                 bits &= mask;
                 if bits == 0 {
