@@ -1,67 +1,55 @@
-//! The two hierarchical bitmaps behind a tracker.
+//! The hierarchical bitmaps behind a tracker.
 //!
-//! [`LiveMap`] is the atomic, lock-free set that `mark_write` sets bits in. [`FrozenMap`] is the
-//! plain set a checkpoint is drained into and read from. Both have the same shape and leaf
-//! layout: level 0 holds 32 blocks per word, their dirty bits in the low half and their kinds
-//! (written bits) in the high half; every higher level holds one bit per word of the level
-//! below, meaning "that word may be non-zero" (for the live map) or "that word is non-zero"
-//! (exact, for the frozen map). The top level is a single word. Walking from the top visits only
-//! words that hold dirty bits, so draining, iterating and clearing cost time in proportion to
-//! the dirty blocks, not to the disk size (the idea of QEMU's `hbitmap`).
+//! A tracker has two [`LiveMap`]s: writers mark in one (atomic, lock-free), and a take makes
+//! the other one live and reads the old one in place as the checkpoint ([`FrozenMap`], a view
+//! of a map no one marks in any more; `epoch.rs` has the switch and the wait for marks in
+//! progress). Level 0 holds 32 blocks per word, their dirty bits in the low half and their
+//! kinds (written bits) in the high half; every higher level holds one bit per word of the
+//! level below, meaning "that word is non-zero" (once every mark in progress has returned; a
+//! shrink may leave a bit over a zero word, which the take clears). The top level is a single
+//! word. Walking from the top visits only words that hold dirty bits, so taking, iterating and
+//! clearing cost time in proportion to the dirty blocks, not to the disk size (the idea of
+//! QEMU's `hbitmap`).
 //!
 //! ## Speed on large disks
 //! On a large, sparsely dirty disk every dirty word is a cache miss and, with 4 KiB pages, a
-//! TLB miss, and a drain's `swap` is a full barrier that would make those misses one at a
-//! time. So a drain fetches the summary words under a level-2 word together and queues leaves
-//! a few deep with their lines prefetched before swapping them ([`LiveMap::drain_into`]),
-//! except where one summary word has many leaves under it, which share a few lines and are
-//! swapped in order; a
-//! sparse take is written as a list of (leaf, word) pairs front to back, and read back the
-//! same way, instead of into a map as large as the live one (a dense take spills into that
-//! map, where a word keeps its kind in the same cache line: [`FrozenMap`]). Extents come out
-//! of masks of the first and last block of every run ([`FrozenMap::runs_from`]), a leaf word
-//! at a time, or two at a time as one 64-block mask where at least half the map's leaf words
-//! hold dirty blocks. Maps made
-//! resident are backed by huge pages where the kernel has them. A mark of one leaf word takes
-//! a path without loop or discard mask, and an unrolled check of the summaries above it
-//! ([`LiveMap::mark_range`]).
+//! TLB miss. So the take's walk ([`LiveMap::settle`]) and the reader ([`Scout`]) start loading
+//! the words below a summary word before they read them, except where one summary word has
+//! many leaves under it, which share a few lines that the hardware prefetcher brings in.
+//! Extents come out of masks of the first and last block of every run
+//! ([`FrozenMap::runs_from`]), a leaf word at a time, or two at a time as one 64-block mask
+//! where at least half the map's leaf words hold dirty blocks. Maps made resident are backed
+//! by huge pages where the kernel has them. A mark of one leaf word takes a path without loop
+//! or discard mask ([`LiveMap::mark_range`]).
 //!
 //! ## The concurrency protocol (model-checked in `tests/loom_tracker.rs`)
-//! Every clearing of a live word is a whole-word `swap(0)`, done top-down by the drain. A writer
-//! that sets a bit makes sure that word's bit in the level above is set, and so on up to the
-//! top. Because the drain swaps a parent before its children and the writer sets a child before
-//! its parent, with acquire/release read-modify-writes on both sides, a bit set by `set_range` is
-//! either obtained by a drain that runs concurrently or left in the live map with its whole
-//! ancestor chain set, where the next drain finds it. It is never in neither, and a mark that
-//! returned before a take started is in that take.
+//! A take reads a map only after every mark in progress in it has returned (`epoch.rs`), and
+//! the map is never cleared while writers mark in it. So a writer needs to make sure of only
+//! one thing: that a word it made non-zero has its bit set in the level above, and so on up.
+//! A writer whose `fetch_or` finds the word already non-zero is done (the writer that made it
+//! non-zero sets the chain, and the take waits for that writer if it is still on its way up);
+//! a rewrite of a dirty block is one load. A writer climbing the summaries stops at the first
+//! summary word that was already non-zero ([`LiveMap::raise`]). A mark that returned before a
+//! take started is in that take; a mark that races it is in that take or the next.
 //!
 //! ## Discard state (model-checked in `tests/loom_tracker.rs`, `*discard*`, `*abort*`)
-//! The live map keeps each block's kind in the same leaf word as its dirty bit: a live leaf
-//! word covers 32 blocks, the low half their dirty bits (D), the high half their "written" bits
-//! (W). A dirty block is a write with W set and a discard without. The frozen map has the same
-//! layout (single owner, under the control lock). Under races the rules below
-//! may let a discard be reported as a write (conservative: the block's data is read and
-//! shipped), never a write as a discard (which would lose the write on the replica).
+//! Each leaf word keeps each block's kind beside its dirty bit: a live leaf word covers 32
+//! blocks, the low half their dirty bits (D), the high half their "written" bits (W). A dirty
+//! block is a write with W set and a discard without. The rules below may let a discard be
+//! reported as a write (conservative: the block's data is read and shipped), never a write as a
+//! discard (which would lose the write on the replica).
 //! - A write is one `fetch_or(D | W)` (after a load that skips it when both are set): from
 //!   every state the block is "written" right after it in the word's modification order, so
-//!   every drain from then on reports a write, until a later discard.
+//!   every take from then on reports a write, until a later discard.
 //! - A discard ORs its D bits (with the W bits of the partial blocks at its ends, which are
-//!   writes), then clears the W bits of the whole blocks it covers. A drain between the two
-//!   sees a write.
-//! - A take swaps each leaf word once: it gets the dirty bits and their kinds together, so no
-//!   mark can fall between a dirty bit and its kind (the hole of the separate discard map that
-//!   0.2 had: `an_abort_then_a_take_racing_a_write_is_never_a_discard`).
-//! - An abort, per leaf word: one load, then one `fetch_or` of every frozen block's D bit and
-//!   of the W bit of the frozen writes whose live D bit was clear. It never clears a W bit, so
-//!   a write that raced it, before or after the OR, stays a write; a block marked since the
-//!   take keeps its newer kind (up to a discard raced by the merge becoming a write).
-//!
-//! Every writer, whether it changed its leaf word or found its bits already set (one load), then
-//! checks the summary bits above that word and sets any that are clear, so when a mark returns
-//! its whole ancestor chain is set (or a concurrent drain has taken the bits). It cannot rely on
-//! the writer that made the word non-zero: that one may still be on its way up, and a take that
-//! starts after this mark returned would miss a write completed before it. Summary words are
-//! read-mostly, so the check is a few loads of cached lines.
+//!   writes), then clears the W bits of the whole blocks it covers. Both happen before its
+//!   mark returns, so a take (which waits for it) sees both or, for a mark in the next map,
+//!   neither.
+//! - An abort merges the taken map into the live one while writers mark it, per leaf word:
+//!   one load, then one `fetch_or` of every taken block's D bit and of the W bit of the taken
+//!   writes whose live D bit was clear. It never clears a W bit, so a write that raced it,
+//!   before or after the OR, stays a write; a block marked since the take keeps its newer kind
+//!   (up to a discard raced by the merge becoming a write).
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -207,7 +195,7 @@ const LOW: u64 = 0xffff_ffff;
 /// Each leaf word covers 32 blocks: bit `i` is block `i`'s dirty bit (D), bit `32 + i` its
 /// written bit (W). A dirty block is a write when both are set and a discard when only D is.
 /// Because one word holds both, a write is a single `fetch_or(D | W)` that takes the block to
-/// "written" from every state, and a drain's single `swap(0)` reads dirty and kind together.
+/// "written" from every state, and a take reads dirty and kind together in one word.
 pub(crate) struct LiveMap {
     shape: Shape,
     words: Box<[AtomicU64]>,
@@ -240,7 +228,7 @@ impl LiveMap {
     ///
     /// Lock-free: per touched leaf word, a load and, only where a bit must change, one
     /// `fetch_or` (a discard also a `fetch_and` of the written bits it covers), then the
-    /// summary bits as in [`LiveMap::ensure_ancestors`].
+    /// summary bits above a word this mark made non-zero ([`LiveMap::raise`]).
     #[inline(always)]
     pub(crate) fn mark_range(&self, first: u64, last: u64, disc: Option<(u64, u64)>) -> u64 {
         if disc.is_none() && first >> 5 == last >> 5 {
@@ -289,10 +277,10 @@ impl LiveMap {
     ///
     /// A write is one `fetch_or(D | W)`: whatever state the block had (clean, written,
     /// discarded by an earlier mark or by an abort's merge), it is "written" right after, in
-    /// the word's modification order, so any drain of it from then on reports a write, and
+    /// the word's modification order, so any take of it from then on reports a write, and
     /// nothing but a later discard can turn it back (an abort's merge only ORs). A discard
     /// ORs its D bits (and the written bits of the partial blocks), then clears its W bits:
-    /// a drain between the two sees a write, which is safe.
+    /// both happen before the mark returns, and a take waits for it.
     #[inline(always)]
     fn mark_word(&self, w: usize, mask: u64, dmask: u64) -> u64 {
         let set = mask | ((mask & !dmask) << 32);
@@ -386,7 +374,8 @@ impl LiveMap {
     }
 
     /// Clears blocks from `first` to the end of the map (a shrink). Summary bits are left as
-    /// they are: a stale summary bit only costs the next drain one look at a zero word.
+    /// they are: a stale summary bit only costs the next take one look at a zero word, which it
+    /// clears ([`LiveMap::settle`]).
     pub(crate) fn clear_from(&self, first: u64) {
         let fw = (first >> 5) as usize;
         let n = self.shape.len[0];
@@ -618,7 +607,7 @@ pub(crate) struct Drained {
 impl LiveMap {
     /// Calls `f(w, dirty, discard)` for every 64-block word `w` holding a dirty block, in
     /// ascending order: the dirty bits of blocks `64 * w ..` and the discards among them. Reads
-    /// with loads only (nothing is drained or cleared): exact when no mark runs concurrently
+    /// with loads only (nothing is cleared): exact when no mark runs concurrently
     /// (a state save at shutdown), otherwise a mark that races it may or may not be seen.
     /// Costs time in proportion to the words the summaries point at, not the disk.
     pub(crate) fn for_each_dirty_word(&self, mut f: impl FnMut(usize, u64, u64)) {
@@ -897,6 +886,24 @@ impl FrozenMap<'_> {
                 }
                 open = None;
             }
+            if disc == 0 && base + bits <= end_block {
+                // The common unit: writes only, all before the end.
+                while firsts != 0 {
+                    let f = firsts.trailing_zeros();
+                    let e = lasts.trailing_zeros();
+                    firsts &= firsts - 1;
+                    lasts &= lasts - 1;
+                    let start = base + u64::from(f);
+                    if e == top {
+                        open = Some((start, false));
+                        break;
+                    }
+                    if !emit(start, base + u64::from(e) + 1, false) {
+                        return start;
+                    }
+                }
+                continue;
+            }
             while firsts != 0 {
                 let f = firsts.trailing_zeros();
                 let e = lasts.trailing_zeros();
@@ -1002,34 +1009,38 @@ impl Units for DensePairs {
     }
 }
 
-/// Leaves a reader looks ahead for ([`Scout`]).
+/// Level-1 groups a reader looks ahead for ([`Scout`]).
 const SCOUT_AHEAD: usize = 16;
 
-/// Finds a take's non-zero leaves in order, [`SCOUT_AHEAD`] ahead of the reader, and
-/// prefetches each as it is found: on a large, sparse map each leaf is a cache miss, and these
-/// overlap instead of coming one at a time. Leaves come out of the bits of one level-1
-/// summary word at a time (exact in a settled map), so finding the next one is a
+/// Finds a take's non-zero leaves in order. It queues the level-1 summary words that hold
+/// them (exact in a settled map) [`SCOUT_AHEAD`] groups ahead of the reader, prefetching the
+/// leaves of each sparse group as it is queued: on a large, sparse map each leaf is a cache
+/// miss, and these overlap instead of coming one at a time. A dense group's leaves share a few
+/// cache lines, which the hardware prefetcher brings in. Within a group the next leaf is a
 /// trailing-zero count, not a test of every leaf word and a climb of the summaries (a
 /// mispredicted branch per leaf where a few percent of the blocks are dirty).
 struct Scout {
-    ring: [usize; SCOUT_AHEAD],
+    /// Queued groups: (level-1 index, leaf bits).
+    ring: [(usize, u64); SCOUT_AHEAD],
     head: usize,
     queued: usize,
-    /// The level-1 word whose leaves are being queued, and those not queued yet.
+    /// The group being read and its leaves not read yet.
     group: usize,
     rest: u64,
-    /// No group after `group`.
+    /// The last group queued, and whether there is none after it.
+    tail: usize,
     last: bool,
 }
 
 impl Scout {
     fn new(map: &FrozenMap<'_>, from: usize) -> Scout {
         let mut s = Scout {
-            ring: [0; SCOUT_AHEAD],
+            ring: [(0, 0); SCOUT_AHEAD],
             head: 0,
             queued: 0,
             group: from >> 6,
             rest: 0,
+            tail: from >> 6,
             last: true,
         };
         if map.shape.levels == 1 {
@@ -1040,51 +1051,56 @@ impl Scout {
         } else if s.group < map.shape.len[1] {
             s.rest = map.w(map.shape.at(1, s.group)) & (u64::MAX << (from & 63));
             s.last = false;
+            s.fill(map);
         }
-        s.fill(map);
         s
     }
 
+    /// Queues groups up to [`SCOUT_AHEAD`].
     #[inline(always)]
     fn fill(&mut self, map: &FrozenMap<'_>) {
-        while self.queued < SCOUT_AHEAD {
-            if self.rest == 0 {
-                if self.last {
-                    return;
-                }
-                match map.next_word(1, self.group + 1) {
-                    Some(g) => {
-                        self.group = g;
-                        self.rest = map.w(map.shape.at(1, g));
-                    }
-                    None => {
-                        self.last = true;
-                        return;
+        while self.queued < SCOUT_AHEAD && !self.last {
+            let Some(g) = map.next_word(1, self.tail + 1) else {
+                self.last = true;
+                return;
+            };
+            let bits = map.w(map.shape.at(1, g));
+            if bits.count_ones() < SPARSE_GROUP {
+                let mut b = bits;
+                while b != 0 {
+                    let l = (g << 6) | b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    if l < map.shape.len[0] {
+                        prefetch(&map.words[l]);
                     }
                 }
             }
-            let l = (self.group << 6) | self.rest.trailing_zeros() as usize;
-            self.rest &= self.rest - 1;
-            if l >= map.shape.len[0] {
-                continue;
-            }
-            prefetch(&map.words[l]);
-            self.ring[(self.head + self.queued) % SCOUT_AHEAD] = l;
+            self.ring[(self.head + self.queued) % SCOUT_AHEAD] = (g, bits);
             self.queued += 1;
+            self.tail = g;
         }
     }
 
     /// The next non-zero leaf, if any.
     #[inline(always)]
     fn next_leaf(&mut self, map: &FrozenMap<'_>) -> Option<usize> {
-        if self.queued == 0 {
-            return None;
+        loop {
+            if self.rest != 0 {
+                let l = (self.group << 6) | self.rest.trailing_zeros() as usize;
+                self.rest &= self.rest - 1;
+                if l < map.shape.len[0] {
+                    return Some(l);
+                }
+                continue;
+            }
+            if self.queued == 0 {
+                return None;
+            }
+            (self.group, self.rest) = self.ring[self.head];
+            self.head = (self.head + 1) % SCOUT_AHEAD;
+            self.queued -= 1;
+            self.fill(map);
         }
-        let l = self.ring[self.head];
-        self.head = (self.head + 1) % SCOUT_AHEAD;
-        self.queued -= 1;
-        self.fill(map);
-        Some(l)
     }
 }
 
@@ -1213,7 +1229,7 @@ mod discard_tests {
     use super::*;
 
     #[test]
-    fn discard_bits_survive_a_drain_and_split_runs_by_kind() {
+    fn discard_bits_survive_a_take_and_split_runs_by_kind() {
         let live = LiveMap::new(1000).unwrap();
         live.mark_range(10, 20, None);
         live.mark_range(21, 70, Some((21, 70)));
@@ -1459,7 +1475,7 @@ mod list_tests {
 const WORDS_PER_PAGE: usize = 4096 / 8;
 
 /// Asks the kernel to back the 2 MiB-aligned part of `words` with transparent huge pages,
-/// before a prefault makes it resident: a map of hundreds of MiB read at random by a drain
+/// before a prefault makes it resident: a map of hundreds of MiB read at random by a take
 /// then costs a few hundred TLB entries instead of one per 4 KiB, and a page walk at nearly
 /// every dirty word. Only for maps made resident anyway (the memory is the same); a lazily
 /// committed map keeps 4 KiB pages, so that a sparse one stays resident only where written.

@@ -359,8 +359,8 @@ struct Control {
 }
 
 impl Tracker {
-    /// Builds a tracker, allocating its bitmaps now (the live and the frozen map, each with the
-    /// blocks' dirty and written bits, and the frozen map's list for sparse takes). Fails with
+    /// Builds a tracker, allocating its bitmaps now (two maps of the blocks' dirty and written
+    /// bits: one live, one for the taken checkpoint). Fails with
     /// a message naming the bad value.
     pub fn new(config: TrackerConfig) -> Result<Tracker, TrackerError> {
         let bad = |what, value| Err(TrackerError::InvalidGeometry { what, value });
@@ -516,10 +516,12 @@ impl Tracker {
 
     /// Records that `len` bytes at `offset` were written.
     ///
-    /// Lock-free, never blocks, never allocates; any thread. Per leaf word touched (32 blocks,
-    /// their dirty and written bits in one word): a load, a `fetch_or` only if a bit is clear,
-    /// and a load per summary level. Unaligned ranges mark every block they touch. `len == 0`
-    /// is a no-op. A range past the disk end marks nothing and returns
+    /// Lock-free, never blocks, never allocates; any thread. The mark announces itself in its
+    /// thread's own slot (two plain stores, and no fence where the kernel has `membarrier(2)`;
+    /// see `epoch.rs`), then per leaf word touched (32 blocks, their dirty and written bits in
+    /// one word): a load, and a `fetch_or` only if a bit is clear; a writer that makes a word
+    /// non-zero also sets the summary bits above it. Unaligned ranges mark every block they
+    /// touch. `len == 0` is a no-op. A range past the disk end marks nothing and returns
     /// [`TrackerError::OutOfRange`] naming the values.
     #[inline]
     pub fn mark_write(&self, offset: u64, len: u64) -> Result<(), TrackerError> {
@@ -697,6 +699,14 @@ impl Tracker {
     /// Freezes the blocks changed since the last committed checkpoint. Writes go on into a new
     /// set meanwhile. Fails with [`TrackerError::TakeInProgress`] if a checkpoint is already
     /// taken. Takes the control lock (never contended by the write path); no allocation.
+    ///
+    /// The map writers marked in becomes the checkpoint, read in place: the take makes the
+    /// other (empty) map live, waits for the marks still in progress in the old one (never the
+    /// other way round: no mark waits for a take), then walks the old one once to drop blocks
+    /// past the disk end and count the blocks and runs. No copy; time in proportion to the
+    /// dirty words. Where `membarrier(2)` failed (Linux documents no reason it could, once
+    /// registered), the take cannot vouch for the marks in progress and is a full resync in a
+    /// new generation instead (every block, `from_sequence` 0), which covers any mark.
     pub fn take(&self) -> Result<CheckpointInfo, TrackerError> {
         let mut guard = self.control.lock();
         let c = &mut *guard;
@@ -845,7 +855,8 @@ impl Tracker {
 
     /// Checkpoint `sequence` was not delivered: merge its blocks back into the live set, so the
     /// next take includes them again (under a new sequence number: numbers are never reused).
-    /// Lock-free with respect to concurrent writers.
+    /// Lock-free with respect to concurrent writers (they mark on in the live map, which the
+    /// merge only ORs into).
     pub fn abort(&self, sequence: u64) -> Result<(), TrackerError> {
         let mut guard = self.control.lock();
         let c = &mut *guard;
@@ -944,8 +955,8 @@ impl Tracker {
         self.control.lock().generation
     }
 
-    /// Bytes of memory this tracker holds (both maps with their summaries, the list for sparse
-    /// takes, counters).
+    /// Bytes of memory this tracker holds (both maps with their summaries, the writers' slots
+    /// and counters).
     pub fn memory_usage(&self) -> u64 {
         Self::memory_for(self.capacity, self.block_size())
     }
