@@ -510,6 +510,14 @@ impl LiveMap {
         true
     }
 
+    /// Sets every bit of every word, summaries included (a take that cannot vouch for its set:
+    /// the whole disk; [`LiveMap::settle`] then clips it at the disk end). Stores, no climb.
+    pub(crate) fn fill(&self) {
+        for w in self.words.iter() {
+            w.store(u64::MAX, Ordering::Relaxed);
+        }
+    }
+
     /// Clears a settled map (exact summaries), top-down, in time proportional to its set words.
     pub(crate) fn clear_settled(&self) {
         self.clear_word(self.shape.top(), 0);

@@ -97,11 +97,14 @@ impl Epochs {
         }
         let a = &self.slots[slot].active;
         loop {
-            let e = self.epoch.load(Ordering::Relaxed);
-            // This thread is the slot's only writer.
-            a.store((e << 1) | 1, Ordering::Relaxed);
+            // Acquire (a plain load on x86): the map the epoch names was cleared by the commit
+            // before the take that published it, and this mark must see that.
+            let e = self.epoch.load(Ordering::Acquire);
+            // This thread is the slot's only writer. Release, so that a take that reads this
+            // announcement rather than the last mark's 0 still sees that mark.
+            a.store((e << 1) | 1, Ordering::Release);
             self.writer_fence();
-            if self.epoch.load(Ordering::Relaxed) == e {
+            if self.epoch.load(Ordering::Acquire) == e {
                 return (e & 1) as usize;
             }
         }
@@ -123,11 +126,11 @@ impl Epochs {
     fn enter_shared(&self) -> usize {
         let counts = &self.slots[SHARED].count;
         loop {
-            let e = self.epoch.load(Ordering::Relaxed);
+            let e = self.epoch.load(Ordering::Acquire);
             let c = &counts[(e & 1) as usize];
-            c.fetch_add(1, Ordering::Relaxed);
+            c.fetch_add(1, Ordering::AcqRel);
             fence(Ordering::SeqCst);
-            if self.epoch.load(Ordering::Relaxed) == e {
+            if self.epoch.load(Ordering::Acquire) == e {
                 return (e & 1) as usize;
             }
             c.fetch_sub(1, Ordering::Release);
@@ -145,12 +148,24 @@ impl Epochs {
 
     /// Makes the other map live and waits until no mark is in progress in the old one (under
     /// the control lock). Returns the old map's index and whether the barrier held: `false`
-    /// only if `membarrier(2)`, registered at creation, failed now (which Linux documents no
-    /// reason for); the caller must then not trust that it saw every mark in progress.
+    /// only if `membarrier(2)`, registered at creation, failed [`BARRIER_TRIES`] times in a
+    /// row (it can fail with `ENOMEM` where the kernel allocates a CPU mask for it); the
+    /// caller must then not trust that it saw every mark in progress.
+    ///
+    /// A mark in progress is a few dozen instructions, but a writer thread stopped in the
+    /// middle of one (descheduled, or stopped by a signal or a debugger) holds the take, and so
+    /// the control lock, until it runs again: the take waits for writers, never a writer for
+    /// the take.
     pub(crate) fn flip(&self) -> (usize, bool) {
         let old = self.epoch.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let held = barrier(self.membarrier);
+        let mut held = barrier(self.membarrier);
+        let mut tries = 1;
+        while !held && tries < BARRIER_TRIES {
+            backoff(tries);
+            held = barrier(self.membarrier);
+            tries += 1;
+        }
         let busy = (old << 1) | 1;
         let parity = (old & 1) as usize;
         for (i, s) in self.slots.iter().enumerate() {
@@ -168,11 +183,19 @@ impl Epochs {
     }
 }
 
+/// Times a take issues a failing `membarrier(2)` before it gives up (with a growing pause in
+/// between: spins, yields, then 50 µs sleeps, about 10 ms in all).
+pub(crate) const BARRIER_TRIES: u32 = 320;
+
 /// The take's half of the barrier: `membarrier(2)` where the writers rely on it; whether it
-/// held. Tests can make it fail once ([`fail_next_barrier`]).
+/// held. Tests can make the next [`BARRIER_TRIES`] fail ([`fail_next_barrier`]).
 fn barrier(membarrier: bool) -> bool {
     #[cfg(test)]
-    if FAIL_NEXT.with(|f| f.replace(false)) {
+    if FAIL_NEXT.with(|f| {
+        let n = f.get();
+        f.set(n.saturating_sub(1));
+        n > 0
+    }) {
         return false;
     }
     !membarrier || membarrier::barrier()
@@ -180,13 +203,13 @@ fn barrier(membarrier: bool) -> bool {
 
 #[cfg(test)]
 thread_local! {
-    static FAIL_NEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static FAIL_NEXT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-/// Makes the next take's barrier on this thread fail (unit tests only).
+/// Makes the next `n` barriers of takes on this thread fail (unit tests only).
 #[cfg(test)]
-pub(crate) fn fail_next_barrier() {
-    FAIL_NEXT.with(|f| f.set(true));
+pub(crate) fn fail_next_barrier(n: u32) {
+    FAIL_NEXT.with(|f| f.set(n));
 }
 
 /// This thread's writer slot: its own below [`SLOTS`], else the shared one.

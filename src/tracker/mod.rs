@@ -640,7 +640,7 @@ impl Tracker {
     /// is refused (that number was issued); the lineage is already in place.
     ///
     /// Concurrent `mark_write` and `mark_discard` calls are never lost: the live set is not
-    /// drained here, only merged into (the abort's protocol) and marked (the write path's), so
+    /// taken here, only merged into (the abort's protocol) and marked (the write path's), so
     /// a mark that races this call is in the next take or a later one, and a mark that returned
     /// before this call started is in the next take (loom model
     /// `a_write_racing_an_adopt_is_never_lost` in `tests/loom_tracker.rs`). Allocates nothing;
@@ -722,10 +722,13 @@ impl Tracker {
         let end_block = disk_size.div_ceil(self.block_size().into());
         let taken = &self.maps[old];
         if !held {
-            // The barrier failed, so a mark in progress may not have been seen: the take cannot
-            // vouch for its set. Continuity is lost: the checkpoint is the whole disk in a new
-            // generation (a full resync), which covers any mark, wherever it landed.
-            taken.set_range(0, end_block - 1);
+            // The barrier kept failing, so a mark in progress may not have been seen, and may
+            // still be on its way: the take cannot vouch for its set. Continuity is lost: the
+            // checkpoint is the whole disk in a new generation (a full resync), which covers any
+            // mark, wherever it landed. Every word of the map is filled, summaries included, so
+            // that such a mark finds nothing left to set (its climb would otherwise race the
+            // walk below).
+            taken.fill();
             c.generation = GenerationId::random();
             c.committed = 0;
             c.issued = 0;
@@ -998,7 +1001,17 @@ mod tests {
         assert_eq!((first.dirty_blocks, first.extent_count), (1, 1));
         t.commit(first.generation, first.sequence).unwrap();
         t.mark_write(0, 4096).unwrap();
-        epoch::fail_next_barrier();
+        // A barrier that fails and then holds is an ordinary take.
+        epoch::fail_next_barrier(3);
+        let ordinary = t.take().unwrap();
+        assert_eq!(
+            (ordinary.generation, ordinary.sequence),
+            (first.generation, 2)
+        );
+        assert_eq!((ordinary.dirty_blocks, ordinary.extent_count), (1, 1));
+        t.commit(ordinary.generation, ordinary.sequence).unwrap();
+        t.mark_write(0, 4096).unwrap();
+        epoch::fail_next_barrier(epoch::BARRIER_TRIES);
         let full = t.take().unwrap();
         assert_ne!(full.generation, first.generation);
         assert_eq!((full.sequence, full.from_sequence), (1, 0));
