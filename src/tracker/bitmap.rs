@@ -428,9 +428,15 @@ impl LiveMap {
             self.settle_leaf(0, end_block, &mut count);
             return count.out;
         }
+        if top == 1 {
+            self.settle_group(0, end_block, &mut count);
+            return count.out;
+        }
         // Depth first from the top, without recursion (so that all of it is compiled into
-        // `settle_popcnt`): at each level the word's index, its bits not yet visited, and the
-        // bits of its children found non-zero (the word's exact value, stored when it is done).
+        // `settle_popcnt`), down to level 2, whose children are level-1 groups
+        // ([`LiveMap::settle_group`]): at each level the word's index, its bits not yet
+        // visited, and the bits of its children found non-zero (the word's exact value,
+        // stored when it is done).
         let mut index = [0usize; MAX_LEVELS];
         let mut rest = [0u64; MAX_LEVELS];
         let mut kept = [0u64; MAX_LEVELS];
@@ -455,9 +461,9 @@ impl LiveMap {
             if child >= self.shape.len[level - 1] {
                 continue;
             }
-            if level == 1 {
-                if self.settle_leaf(child, end_block, &mut count) {
-                    kept[1] |= 1 << (child & 63);
+            if level == 2 {
+                if self.settle_group(child, end_block, &mut count) {
+                    kept[2] |= 1 << (child & 63);
                 }
                 continue;
             }
@@ -466,21 +472,70 @@ impl LiveMap {
             kept[level] = 0;
             let bits = self.load(self.shape.at(level, child));
             rest[level] = bits;
-            // Start loading the words under it, which the walk reads next: on a large, sparse
-            // map each is a cache miss, and these overlap instead of coming one at a time (a
-            // dense group's leaves share a few lines, which the hardware prefetcher brings in).
-            if level == 2 || (level == 1 && bits.count_ones() < SPARSE_GROUP) {
+            if level == 2 {
+                // Start loading the level-1 words under it, which the walk reads next: on a
+                // large, sparse map each is a cache miss, and these overlap instead of coming
+                // one at a time.
                 let mut b = bits;
                 while b != 0 {
                     let c = (child << 6) | b.trailing_zeros() as usize;
                     b &= b - 1;
-                    if c < self.shape.len[level - 1] {
-                        prefetch(&self.words[self.shape.at(level - 1, c)]);
+                    if c < self.shape.len[1] {
+                        prefetch(&self.words[self.shape.at(1, c)]);
                     }
                 }
             }
         }
         count.out
+    }
+
+    /// [`LiveMap::settle`] for level-1 word `g` and its leaves; whether it is non-zero after.
+    #[inline(always)]
+    fn settle_group(&self, g: usize, end_block: u64, count: &mut RunCount) -> bool {
+        let at = self.shape.at(1, g);
+        let bits = self.load(at);
+        if bits.count_ones() < SPARSE_GROUP {
+            // Start loading the leaves (a dense group's share a few lines, which the hardware
+            // prefetcher brings in).
+            let mut b = bits;
+            while b != 0 {
+                let l = (g << 6) | b.trailing_zeros() as usize;
+                b &= b - 1;
+                if l < self.shape.len[0] {
+                    prefetch(&self.words[l]);
+                }
+            }
+        }
+        // Leaves below this one hold no block at or past the end: no clipping there.
+        let unclipped = (end_block / LIVE_LEAF_BLOCKS) as usize;
+        let mut kept = 0;
+        let mut b = bits;
+        while b != 0 {
+            let leaf = (g << 6) | b.trailing_zeros() as usize;
+            b &= b - 1;
+            if leaf >= unclipped {
+                if leaf < self.shape.len[0] && self.settle_leaf(leaf, end_block, count) {
+                    kept |= 1 << (leaf & 63);
+                }
+                continue;
+            }
+            // A live word is zero or has a dirty bit beside every written bit (a discard clears
+            // only written bits, a shrink both halves): nothing to correct here.
+            let word = self.load(leaf);
+            if word != 0 {
+                let dirty = word & LOW;
+                debug_assert!(
+                    dirty != 0 && (word >> 32) & !dirty == 0,
+                    "leaf {leaf}: {word:#x}"
+                );
+                count.add(leaf, dirty, dirty & !(word >> 32));
+                kept |= 1 << (leaf & 63);
+            }
+        }
+        if kept != bits {
+            self.words[at].store(kept, Ordering::Relaxed);
+        }
+        kept != 0
     }
 
     /// [`LiveMap::settle`] for leaf `leaf`: clipped at `end_block`, counted; whether it is
@@ -587,6 +642,15 @@ impl RunCount {
     fn add(&mut self, leaf: usize, dirty: u64, disc: u64) {
         self.out.blocks += u64::from(dirty.count_ones());
         self.out.leaves += 1;
+        if disc | self.prev.2 == 0 {
+            // Writes only, here and in the previous leaf: a run starts at every dirty block
+            // whose lower neighbour is clean.
+            let carry = (self.prev.1 >> 31) & u64::from(self.prev.0 == leaf);
+            let below = ((dirty << 1) | carry) & LOW;
+            self.out.runs += u64::from((dirty & !below).count_ones());
+            self.prev = (leaf + 1, dirty, 0);
+            return;
+        }
         // The lower neighbour of each block (block 0's is block 31 of the previous leaf, if
         // adjacent). Without a branch: whether the previous leaf is adjacent is close to a coin
         // toss in a take of a few percent, and a mispredicted branch per leaf cost more than
