@@ -395,13 +395,18 @@ impl LiveMap {
     /// (a shrink's, or one past the map), so that the summaries are exact as the reader needs
     /// them, and counts what is left ([`Drained`]). Loads, and stores only where something
     /// changes; time in proportion to the words the summaries point at, not the disk.
-    pub(crate) fn settle(&self, end_block: u64) -> Drained {
+    ///
+    /// A sparse take's non-zero leaves also go into `list` as (index, word) pairs, in
+    /// ascending order, while they fit ([`list_words`]): the reader then reads them front to
+    /// back instead of finding each through the summaries again (on a disk of tens of TiB,
+    /// another cache and TLB miss per leaf).
+    pub(crate) fn settle(&self, end_block: u64, list: &mut [u64]) -> Drained {
         #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
         if std::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU has the one feature the callee is compiled for (checked above).
-            return unsafe { self.settle_popcnt(end_block) };
+            return unsafe { self.settle_popcnt(end_block, list) };
         }
-        self.settle_any(end_block)
+        self.settle_any(end_block, list)
     }
 
     /// [`LiveMap::settle`] compiled with the `popcnt` instruction (it counts the blocks and
@@ -411,8 +416,8 @@ impl LiveMap {
     /// The CPU must have `popcnt`.
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     #[target_feature(enable = "popcnt")]
-    unsafe fn settle_popcnt(&self, end_block: u64) -> Drained {
-        self.settle_any(end_block)
+    unsafe fn settle_popcnt(&self, end_block: u64, list: &mut [u64]) -> Drained {
+        self.settle_any(end_block, list)
     }
 
     #[inline(always)]
@@ -421,22 +426,37 @@ impl LiveMap {
     }
 
     #[inline(always)]
-    fn settle_any(&self, end_block: u64) -> Drained {
-        let mut count = RunCount::default();
+    fn settle_any(&self, end_block: u64, list: &mut [u64]) -> Drained {
+        let mut count = RunCount {
+            out: Drained::default(),
+            prev: (0, 0, 0),
+            list,
+            over: false,
+        };
         let top = self.shape.top();
-        if top == 0 {
-            self.settle_leaf(0, end_block, &mut count);
-            return count.out;
+        match top {
+            0 => {
+                self.settle_leaf(0, end_block, &mut count);
+            }
+            1 => {
+                self.settle_group(0, self.load(self.shape.at(1, 0)), end_block, &mut count);
+            }
+            2 => {
+                self.settle_super(0, end_block, &mut count);
+            }
+            _ => self.settle_above(top, end_block, &mut count),
         }
-        if top == 1 {
-            self.settle_group(0, end_block, &mut count);
-            return count.out;
-        }
-        // Depth first from the top, without recursion (so that all of it is compiled into
-        // `settle_popcnt`), down to level 2, whose children are level-1 groups
-        // ([`LiveMap::settle_group`]): at each level the word's index, its bits not yet
-        // visited, and the bits of its children found non-zero (the word's exact value,
-        // stored when it is done).
+        count.out.listed = !count.over;
+        count.out
+    }
+
+    /// [`LiveMap::settle`] from the top, level 3 or above: depth first, without recursion (so
+    /// that all of it is compiled into `settle_popcnt`), down to level 3, whose children are
+    /// level-2 words ([`LiveMap::settle_super`]). At each level the word's index, its bits not
+    /// yet visited, and the bits of its children found non-zero (the word's exact value,
+    /// stored when it is done).
+    #[inline(always)]
+    fn settle_above(&self, top: usize, end_block: u64, count: &mut RunCount<'_>) {
         let mut index = [0usize; MAX_LEVELS];
         let mut rest = [0u64; MAX_LEVELS];
         let mut kept = [0u64; MAX_LEVELS];
@@ -461,51 +481,85 @@ impl LiveMap {
             if child >= self.shape.len[level - 1] {
                 continue;
             }
-            if level == 2 {
-                if self.settle_group(child, end_block, &mut count) {
-                    kept[2] |= 1 << (child & 63);
+            if level == 3 {
+                if self.settle_super(child, end_block, count) {
+                    kept[3] |= 1 << (child & 63);
                 }
                 continue;
             }
             level -= 1;
             index[level] = child;
             kept[level] = 0;
-            let bits = self.load(self.shape.at(level, child));
-            rest[level] = bits;
-            if level == 2 {
-                // Start loading the level-1 words under it, which the walk reads next: on a
-                // large, sparse map each is a cache miss, and these overlap instead of coming
-                // one at a time.
-                let mut b = bits;
-                while b != 0 {
-                    let c = (child << 6) | b.trailing_zeros() as usize;
-                    b &= b - 1;
-                    if c < self.shape.len[1] {
-                        prefetch(&self.words[self.shape.at(1, c)]);
-                    }
-                }
-            }
+            rest[level] = self.load(self.shape.at(level, child));
         }
-        count.out
     }
 
-    /// [`LiveMap::settle`] for level-1 word `g` and its leaves; whether it is non-zero after.
+    /// [`LiveMap::settle`] for level-2 word `s` and everything under it; whether it is
+    /// non-zero after. Its level-1 words are loaded together, and the leaves of each sparse
+    /// one prefetched [`GROUP_QUEUE`] groups before they are read: on a large, sparse map each
+    /// of those is a cache miss, and these overlap instead of coming one at a time (a dense
+    /// group's leaves share a few lines, which the hardware prefetcher brings in).
     #[inline(always)]
-    fn settle_group(&self, g: usize, end_block: u64, count: &mut RunCount) -> bool {
-        let at = self.shape.at(1, g);
+    fn settle_super(&self, s: usize, end_block: u64, count: &mut RunCount<'_>) -> bool {
+        let at = self.shape.at(2, s);
         let bits = self.load(at);
-        if bits.count_ones() < SPARSE_GROUP {
-            // Start loading the leaves (a dense group's share a few lines, which the hardware
-            // prefetcher brings in).
-            let mut b = bits;
-            while b != 0 {
-                let l = (g << 6) | b.trailing_zeros() as usize;
-                b &= b - 1;
-                if l < self.shape.len[0] {
-                    prefetch(&self.words[l]);
-                }
+        let mut b = bits;
+        while b != 0 {
+            let g = (s << 6) | b.trailing_zeros() as usize;
+            b &= b - 1;
+            if g < self.shape.len[1] {
+                prefetch(&self.words[self.shape.at(1, g)]);
             }
         }
+        let mut queue = [(0usize, 0u64); GROUP_QUEUE];
+        let (mut head, mut queued) = (0, 0);
+        let mut kept = 0;
+        let mut b = bits;
+        loop {
+            if b != 0 {
+                let g = (s << 6) | b.trailing_zeros() as usize;
+                b &= b - 1;
+                if g >= self.shape.len[1] {
+                    continue;
+                }
+                let leaves = self.load(self.shape.at(1, g));
+                if leaves.count_ones() < SPARSE_GROUP {
+                    let mut l = leaves;
+                    while l != 0 {
+                        let leaf = (g << 6) | l.trailing_zeros() as usize;
+                        l &= l - 1;
+                        if leaf < self.shape.len[0] {
+                            prefetch(&self.words[leaf]);
+                        }
+                    }
+                }
+                queue[(head + queued) % GROUP_QUEUE] = (g, leaves);
+                queued += 1;
+                if queued < GROUP_QUEUE {
+                    continue;
+                }
+            }
+            if queued == 0 {
+                break;
+            }
+            let (g, leaves) = queue[head];
+            head = (head + 1) % GROUP_QUEUE;
+            queued -= 1;
+            if self.settle_group(g, leaves, end_block, count) {
+                kept |= 1 << (g & 63);
+            }
+        }
+        if kept != bits {
+            self.words[at].store(kept, Ordering::Relaxed);
+        }
+        kept != 0
+    }
+
+    /// [`LiveMap::settle`] for level-1 word `g`, whose bits are `bits`, and its leaves;
+    /// whether it is non-zero after.
+    #[inline(always)]
+    fn settle_group(&self, g: usize, bits: u64, end_block: u64, count: &mut RunCount<'_>) -> bool {
+        let at = self.shape.at(1, g);
         // Leaves below this one hold no block at or past the end: no clipping there.
         let unclipped = (end_block / LIVE_LEAF_BLOCKS) as usize;
         let mut kept = 0;
@@ -541,7 +595,7 @@ impl LiveMap {
     /// [`LiveMap::settle`] for leaf `leaf`: clipped at `end_block`, counted; whether it is
     /// non-zero after.
     #[inline(always)]
-    fn settle_leaf(&self, leaf: usize, end_block: u64, count: &mut RunCount) -> bool {
+    fn settle_leaf(&self, leaf: usize, end_block: u64, count: &mut RunCount<'_>) -> bool {
         let word = self.load(leaf);
         if word == 0 {
             return false;
@@ -600,11 +654,17 @@ impl LiveMap {
 
     /// The settled map (see [`LiveMap::settle`]) as a checkpoint to read, `leaves` of its leaf
     /// words non-zero.
-    pub(crate) fn frozen(&self, leaves: usize) -> FrozenMap<'_> {
+    pub(crate) fn frozen<'a>(&'a self, held: &Drained, list: &'a [u64]) -> FrozenMap<'a> {
         FrozenMap {
             shape: &self.shape,
             words: &self.words,
-            leaves,
+            leaves: held.leaves,
+            list: if held.listed {
+                &list[..2 * held.leaves]
+            } else {
+                &[]
+            },
+            listed: held.listed,
         }
     }
 }
@@ -612,6 +672,16 @@ impl LiveMap {
 /// A level-1 summary word with fewer set bits than this has its leaves prefetched by the
 /// take's walk; more share a few cache lines, which the hardware prefetcher brings in.
 const SPARSE_GROUP: u32 = 8;
+
+/// Level-1 groups whose leaves the take's walk prefetches before it reads the first of them.
+const GROUP_QUEUE: usize = 8;
+
+/// Words of the list a sparse take is also written to, for a map of `leaves` leaf words: a
+/// pair per 128 leaves (0.8 % of a map's memory; room for a take of about 0.025 % of the
+/// blocks spread at random, one dirty block per leaf).
+pub(crate) fn list_words(leaves: u64) -> u64 {
+    2 * leaves.div_ceil(128)
+}
 
 /// Asks the CPU to start loading the cache line of `p`: a hint, never a fault, no effect on
 /// what the program computes. A no-op where there is no stable prefetch instruction, under loom
@@ -628,18 +698,30 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Counts a take's blocks and runs from its non-zero leaves, given in ascending order.
-#[derive(Default)]
-struct RunCount {
+/// Counts a take's blocks and runs from its non-zero leaves, given in ascending order, and
+/// lists them while they fit.
+struct RunCount<'a> {
     out: Drained,
     /// The last leaf added (index + 1, 0 for none), its dirty and discard bits, to join runs
     /// across leaf boundaries.
     prev: (usize, u64, u64),
+    list: &'a mut [u64],
+    /// More leaves than the list holds.
+    over: bool,
 }
 
-impl RunCount {
+impl RunCount<'_> {
     #[inline(always)]
     fn add(&mut self, leaf: usize, dirty: u64, disc: u64) {
+        let n = self.out.leaves;
+        if !self.over {
+            if 2 * n + 1 < self.list.len() {
+                self.list[2 * n] = leaf as u64;
+                self.list[2 * n + 1] = dirty | ((dirty & !disc) << 32);
+            } else {
+                self.over = true;
+            }
+        }
         self.out.blocks += u64::from(dirty.count_ones());
         self.out.leaves += 1;
         if disc | self.prev.2 == 0 {
@@ -674,6 +756,8 @@ pub(crate) struct Drained {
     pub(crate) blocks: u64,
     pub(crate) runs: u64,
     pub(crate) leaves: usize,
+    /// Every non-zero leaf is in the list.
+    pub(crate) listed: bool,
 }
 
 impl LiveMap {
@@ -739,6 +823,9 @@ pub(crate) struct FrozenMap<'a> {
     words: &'a [AtomicU64],
     /// Non-zero leaf words.
     leaves: usize,
+    /// (leaf index, leaf word) pairs of every non-zero leaf, ascending, when `listed`.
+    list: &'a [u64],
+    listed: bool,
 }
 
 impl FrozenMap<'_> {
@@ -878,6 +965,9 @@ impl FrozenMap<'_> {
                 end: end_block.div_ceil(64) as usize,
             };
             self.runs_of(source, pos, end_block, emit)
+        } else if self.listed {
+            let source = Listed(self.list_position((pos / LIVE_LEAF_BLOCKS) as usize));
+            self.runs_of(source, pos, end_block, emit)
         } else {
             let source = Scout::new(self, (pos / LIVE_LEAF_BLOCKS) as usize);
             self.runs_of(source, pos, end_block, emit)
@@ -887,6 +977,20 @@ impl FrozenMap<'_> {
     /// Whether the take is read as [`DensePairs`].
     fn dense(&self) -> bool {
         self.leaves.saturating_mul(DENSE_ONE_IN) >= self.shape.len[0]
+    }
+
+    /// The position in the list of the first pair with a leaf index at or after `from`.
+    fn list_position(&self, from: usize) -> usize {
+        let (mut lo, mut hi) = (0, self.list.len() / 2);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if (self.list[2 * mid] as usize) < from {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     /// [`FrozenMap::runs_from`] over the units of `source` (`U::BITS` blocks each).
@@ -1000,9 +1104,16 @@ impl FrozenMap<'_> {
     /// Calls `f(leaf, dirty, discard)` for every non-zero leaf (32 blocks from `32 * leaf`),
     /// in ascending order.
     pub(crate) fn for_each_leaf(&self, mut f: impl FnMut(usize, u64, u64)) {
-        let mut leaves = Scout::new(self, 0);
-        while let Some((l, dirty, disc)) = leaves.next(self) {
-            f(l, dirty, disc);
+        if self.listed {
+            let mut leaves = Listed(0);
+            while let Some((l, dirty, disc)) = leaves.next(self) {
+                f(l, dirty, disc);
+            }
+        } else {
+            let mut leaves = Scout::new(self, 0);
+            while let Some((l, dirty, disc)) = leaves.next(self) {
+                f(l, dirty, disc);
+            }
         }
     }
 
@@ -1043,6 +1154,22 @@ impl Units for Scout {
     fn next(&mut self, map: &FrozenMap<'_>) -> Option<(usize, u64, u64)> {
         let l = self.next_leaf(map)?;
         let word = map.w(l);
+        let dirty = word & LOW;
+        Some((l, dirty, dirty & !(word >> 32)))
+    }
+}
+
+/// A listed take's non-zero leaves, read front to back from the list from pair `.0` on.
+struct Listed(usize);
+
+impl Units for Listed {
+    const BITS: u32 = LIVE_LEAF_BLOCKS as u32;
+
+    #[inline(always)]
+    fn next(&mut self, map: &FrozenMap<'_>) -> Option<(usize, u64, u64)> {
+        let pair = map.list.get(2 * self.0..2 * self.0 + 2)?;
+        self.0 += 1;
+        let (l, word) = (pair[0] as usize, pair[1]);
         let dirty = word & LOW;
         Some((l, dirty, dirty & !(word >> 32)))
     }
@@ -1176,6 +1303,15 @@ impl Scout {
     }
 }
 
+#[cfg(test)]
+impl LiveMap {
+    /// [`LiveMap::settle`] with a list of the size a tracker gives this map.
+    fn settle_t(&self, end_block: u64) -> (Drained, Box<[u64]>) {
+        let mut list = zeroed_words(list_words(self.shape.len[0] as u64) as usize).unwrap();
+        (self.settle(end_block, &mut list), list)
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -1199,9 +1335,9 @@ mod tests {
         assert_eq!(live.set_range(5, 5), 0);
         assert_eq!(live.set_range(60, 200), 141);
         assert_eq!(live.set_range(299_999, 299_999), 1);
-        let d = live.settle(300_000);
+        let (d, list) = live.settle_t(300_000);
         assert_eq!((d.blocks, d.runs, d.leaves), (143, 3, 8));
-        let frozen = live.frozen(d.leaves);
+        let frozen = live.frozen(&d, &list);
         assert!(!frozen.is_discard(5));
         assert_eq!(frozen.next_set(0), Some(5));
         assert_eq!(frozen.next_clear(5), 6);
@@ -1210,19 +1346,19 @@ mod tests {
         assert_eq!(frozen.next_set(201), Some(299_999));
         assert_eq!(frozen.next_set(300_000), None);
         // Settling again changes nothing.
-        let again = live.settle(300_000);
+        let (again, _) = live.settle_t(300_000);
         assert_eq!((again.blocks, again.runs), (143, 3));
         // Blocks at or past the end are dropped by the settle.
         live.clear_settled();
         assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         live.set_range(250_000, 299_999);
-        let d = live.settle(260_000);
+        let (d, list) = live.settle_t(260_000);
         assert_eq!((d.blocks, d.runs), (10_000, 1));
-        let frozen = live.frozen(d.leaves);
+        let frozen = live.frozen(&d, &list);
         assert_eq!(frozen.next_clear(250_000), 260_000);
         assert_eq!(frozen.next_set(260_000), None);
         live.clear_settled();
-        assert_eq!(live.frozen(0).next_set(0), None);
+        assert_eq!(live.frozen(&Drained::default(), &[]).next_set(0), None);
         assert!(
             live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0),
             "clear leaves no stale summary bit"
@@ -1238,9 +1374,9 @@ mod tests {
         live.set_range(100, 100);
         live.set_range(200_000, 200_010);
         live.clear_from(150_000);
-        let d = live.settle(300_000);
+        let (d, list) = live.settle_t(300_000);
         assert_eq!((d.blocks, d.runs, d.leaves), (1, 1, 1));
-        let frozen = live.frozen(d.leaves);
+        let frozen = live.frozen(&d, &list);
         assert_eq!(frozen.next_set(101), None);
         let mut leaves = Vec::new();
         frozen.for_each_leaf(|l, dirty, _| leaves.push((l, dirty)));
@@ -1251,9 +1387,9 @@ mod tests {
         live.set_range(200_000, 200_000);
         live.clear_from(150_000);
         live.set_range(200_001, 200_001);
-        let d = live.settle(300_000);
+        let (d, list) = live.settle_t(300_000);
         assert_eq!((d.blocks, d.leaves), (1, 1));
-        assert_eq!(live.frozen(d.leaves).next_set(0), Some(200_001));
+        assert_eq!(live.frozen(&d, &list).next_set(0), Some(200_001));
     }
 }
 
@@ -1280,7 +1416,7 @@ mod snapshot_tests {
             ]
         );
         // Loads only: a take still gets everything.
-        assert_eq!(live.settle(300_000).blocks, 63);
+        assert_eq!(live.settle_t(300_000).0.blocks, 63);
         live.clear_settled();
         let mut after = Vec::new();
         live.for_each_dirty_word(|w, d, disc| after.push((w, d, disc)));
@@ -1308,8 +1444,8 @@ mod discard_tests {
         live.mark_range(71, 71, None);
         // A later write turns a discarded block back into a write.
         live.mark_range(30, 30, None);
-        let d = live.settle(1000);
-        let frozen = live.frozen(d.leaves);
+        let (d, list) = live.settle_t(1000);
+        let frozen = live.frozen(&d, &list);
         // 10..=20 W, 21..=29 D, 30 W, 31..=70 D, 71 W.
         assert_eq!((d.blocks, d.runs), (62, 5));
         assert!(!frozen.is_discard(20) && frozen.is_discard(21) && frozen.is_discard(29));
@@ -1353,9 +1489,9 @@ mod discard_tests {
         frozen.for_each_word(|w, bits| other.merge_word(w, bits, frozen.discard_leaf(w)));
         live.clear_settled();
         assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
-        let d = other.settle(1000);
+        let (d, list) = other.settle_t(1000);
         assert_eq!(d.blocks, 62);
-        let frozen = other.frozen(d.leaves);
+        let frozen = other.frozen(&d, &list);
         assert!(frozen.is_discard(39) && !frozen.is_discard(40) && frozen.is_discard(41));
     }
 }
@@ -1390,7 +1526,7 @@ mod list_tests {
             .collect()
     }
 
-    /// Both ways of reading a take (found through the summaries, and read word after word), from random positions to random ends, taking a random number
+    /// Every way of reading a take (listed, found through the summaries, read word after word), from random positions to random ends, taking a random number
     /// of runs per call and resuming where the call stopped, gives the reference runs: runs
     /// split where the kind changes and nowhere else, across leaf words and pairs of them.
     #[test]
@@ -1429,11 +1565,17 @@ mod list_tests {
                 }
             }
             let want = reference_runs(&state);
-            let d = live.settle(blocks);
+            let (d, list) = live.settle_t(blocks);
             assert_eq!(d.runs, want.len() as u64);
             assert_eq!(d.blocks, state.iter().flatten().count() as u64);
-            let frozen = live.frozen(d.leaves);
-            let form = if frozen.dense() { "dense" } else { "sparse" };
+            let frozen = live.frozen(&d, &list);
+            let form = if frozen.dense() {
+                "dense"
+            } else if frozen.listed {
+                "listed"
+            } else {
+                "found through the summaries"
+            };
             forms.insert(form);
             for trial in 0..300 {
                 let (pos, end) = match trial {
@@ -1483,7 +1625,7 @@ mod list_tests {
             }
             live.clear_settled();
         }
-        assert_eq!(forms.len(), 2, "every form of a take read: {forms:?}");
+        assert_eq!(forms.len(), 3, "every form of a take read: {forms:?}");
     }
 
     #[test]
@@ -1506,8 +1648,8 @@ mod list_tests {
                 }
             }
             let want = reference_runs(&state);
-            let d = live.settle(BLOCKS);
-            let frozen = live.frozen(d.leaves);
+            let (d, list) = live.settle_t(BLOCKS);
+            let frozen = live.frozen(&d, &list);
             assert_eq!(d.runs, want.len() as u64);
             assert_eq!(d.blocks, state.iter().flatten().count() as u64);
             let mut got = Vec::new();
@@ -1538,7 +1680,7 @@ mod list_tests {
             assert_eq!(leaves.len(), d.leaves);
             live.clear_settled();
             assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
-            assert_eq!(live.frozen(0).next_set(0), None);
+            assert_eq!(live.frozen(&Drained::default(), &[]).next_set(0), None);
         }
     }
 }
@@ -1591,5 +1733,21 @@ impl LiveMap {
             }
         };
         leaf(2 * w) | (leaf(2 * w + 1) << 32)
+    }
+}
+
+/// The list of a sparse take for a map of `blocks` blocks ([`list_words`]), zeroed.
+pub(crate) fn zeroed_list(blocks: u64) -> Option<Box<[u64]>> {
+    zeroed_words(list_words(LiveMap::leaves(blocks)) as usize)
+}
+
+/// Writes every page of `list` once (see [`LiveMap::prefault`]). The slice passes through
+/// `black_box` first, so that the compiler cannot prove the zeros already there and drop the
+/// writes.
+pub(crate) fn prefault_list(list: &mut [u64]) {
+    advise_huge_pages(list);
+    let words = std::hint::black_box(list);
+    for i in (0..words.len()).step_by(WORDS_PER_PAGE) {
+        words[i] = 0;
     }
 }

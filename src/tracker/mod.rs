@@ -344,6 +344,8 @@ pub struct Tracker {
 struct Control {
     /// What the pending checkpoint's map holds (zeros when none is pending).
     held: Drained,
+    /// A sparse pending checkpoint's leaves (see `LiveMap::settle`).
+    list: Box<[u64]>,
     pending: Option<CheckpointInfo>,
     generation: GenerationId,
     /// Last sequence committed in `generation` (0 if none).
@@ -429,10 +431,12 @@ impl Tracker {
             LiveMap::new(blocks).ok_or_else(oom)?,
             LiveMap::new(blocks).ok_or_else(oom)?,
         ];
+        let mut list = bitmap::zeroed_list(blocks).ok_or_else(oom)?;
         if resident.unwrap_or(Self::memory_for(capacity, block_size) <= RESIDENT_LIMIT) {
             for map in &maps {
                 map.prefault();
             }
+            bitmap::prefault_list(&mut list);
         }
         let tracker = Tracker {
             shift: block_size.trailing_zeros(),
@@ -444,6 +448,7 @@ impl Tracker {
             counters: Counters::new(),
             control: Mutex::new(Control {
                 held: Drained::default(),
+                list,
                 pending: None,
                 generation: GenerationId::random(),
                 committed: 0,
@@ -464,15 +469,17 @@ impl Tracker {
 
     /// Bytes of tracker memory for a disk of `capacity` bytes at `block_size` granularity:
     /// two maps of two bits per block (dirty and written, in the same word), one live and one
-    /// holding the taken checkpoint, with their summary levels, plus the fixed part (the
-    /// writers' slots and counters).
+    /// holding the taken checkpoint, with their summary levels, a list of one 16-byte entry per
+    /// 4,096 blocks for sparse takes, plus the fixed part (the writers' slots and counters).
     ///
     /// Total for every input: a `block_size` of 0 is taken as 1, and a figure that does not fit
     /// 64 bits saturates at `u64::MAX` (no such tracker can be built anyway).
     pub fn memory_for(capacity: u64, block_size: u32) -> u64 {
         let blocks = capacity.div_ceil(u64::from(block_size.max(1)));
         LiveMap::words_for(blocks)
-            .saturating_mul(2 * 8)
+            .saturating_mul(2)
+            .saturating_add(bitmap::list_words(LiveMap::leaves(blocks)))
+            .saturating_mul(8)
             .saturating_add(Self::fixed_bytes())
     }
 
@@ -734,7 +741,7 @@ impl Tracker {
             c.issued = 0;
         }
         // Blocks past the end can only be left by writes that raced a shrink: dropped here.
-        c.held = taken.settle(end_block);
+        c.held = taken.settle(end_block, &mut c.list);
         let (dirty_blocks, extent_count) = (c.held.blocks, c.held.runs);
         let mut dirty_bytes = dirty_blocks << self.shift;
         let tail_block = (disk_size - 1) >> self.shift;
@@ -922,8 +929,8 @@ impl Tracker {
     }
 
     /// The pending checkpoint's map, read in place (empty when none is pending).
-    fn frozen<'a>(&'a self, c: &Control) -> FrozenMap<'a> {
-        self.maps[self.epochs.live() ^ 1].frozen(c.held.leaves)
+    fn frozen<'a>(&'a self, c: &'a Control) -> FrozenMap<'a> {
+        self.maps[self.epochs.live() ^ 1].frozen(&c.held, &c.list)
     }
 
     /// Empties the pending checkpoint's map, for the next take to swap in.
