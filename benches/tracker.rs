@@ -20,9 +20,10 @@
 //!   this for the bound of any take with that layout; it was the bound of this reader: the
 //!   tracker's own reader has since read the 1 % take faster than `flat`, see `--take-apart`.)
 //!
-//! `cargo bench --bench tracker -- --take-apart` times `take()` and the reading of its extents
-//! apart instead, beside `flat_take_iterate` on the same blocks, 1 TiB at 64 KiB with 1 % and
-//! 50 % dirty: the minimum of 30 rounds of each, in one process.
+//! `cargo bench --bench tracker -- --take-apart [1TiB|4TiB|16TiB|64TiB]` times `take()` and the
+//! reading of its extents apart instead, beside `flat_take_iterate` on the same blocks, in
+//! turn in each round (paired), over the take matrix (or one disk of it): medians of the
+//! rounds, and the per-round ratio's median with min..max.
 //!
 //! `cargo bench --bench tracker -- --instructions` counts the instructions of one 4 KiB
 //! `mark_write` instead (callgrind, when valgrind is installed), as a second opinion.
@@ -529,8 +530,12 @@ fn main() {
         count_mark();
     } else if args.iter().any(|a| a == "--instructions") {
         instructions();
-    } else if args.iter().any(|a| a == "--take-apart") {
-        take_apart();
+    } else if let Some(i) = args.iter().position(|a| a == "--take-apart") {
+        take_apart(
+            args.get(i + 1)
+                .map(String::as_str)
+                .filter(|a| !a.starts_with('-')),
+        );
     } else {
         benches();
         Criterion::default().configure_from_args().final_summary();
@@ -552,51 +557,68 @@ fn read_extents(t: &Tracker, info: &CheckpointInfo, out: &mut [Extent]) -> u64 {
 }
 
 /// `-- --take-apart`: `take()` and the reading of its extents timed apart (where the time
-/// of a take + iterate goes), beside the flat scan on the same blocks; the minimum of 30
-/// rounds of each, every round checking that all the dirty bytes were read.
-fn take_apart() {
-    let disk = TIB;
-    let blocks = disk / GRAN;
+/// of a take + iterate goes), beside the flat scan on the same blocks, in turn in every round
+/// (paired), over the whole matrix of disks and dirty fractions (`-- --take-apart 1TiB` for
+/// one disk): medians of 30 rounds (15 at 16 and 64 TiB), and the ratio flat / tracker of each
+/// round as its median with min..max. Every round checks that all the dirty bytes were read.
+fn take_apart(only: Option<&str>) {
     let mut out = vec![Extent::default(); 1024];
-    println!("take and read apart, 1 TiB at 64 KiB, minimum of 30 rounds");
-    for (name, per_million) in [("1pct", 10_000), ("50pct", 500_000)] {
-        let (bits, dirty_bytes) = dirty_set(blocks, per_million);
-        let m = MutexBitmap::with_bits(&bits);
-        let t = Tracker::new(
-            TrackerConfig::new(disk)
-                .granularity(GRAN as u32)
-                .start_clean(true),
-        )
-        .unwrap();
-        for_each_run(&bits, |s, e| {
-            t.mark_write(s * GRAN, (e - s) * GRAN).unwrap()
-        });
-        let (mut take, mut read, mut flat) = (Duration::MAX, Duration::MAX, Duration::MAX);
-        for _ in 0..30 {
-            let start = Instant::now();
-            let info = t.take().unwrap();
-            take = take.min(start.elapsed());
-            let start = Instant::now();
-            let bytes = read_extents(&t, &info, &mut out);
-            read = read.min(start.elapsed());
-            assert_eq!(bytes, dirty_bytes);
-            t.abort(info.sequence).unwrap();
-            let start = Instant::now();
-            let bytes = flat_take_iterate(&m, &mut out);
-            flat = flat.min(start.elapsed());
-            assert_eq!(bytes, dirty_bytes);
-            m.restore();
+    println!("take and read apart, 64 KiB granularity, paired rounds: medians (ratio min..max)");
+    for (disk_name, disk) in TAKE_DISKS {
+        if only.is_some_and(|o| o != disk_name) {
+            continue;
         }
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        println!(
-            "  {name}: take {:.3} ms, read {:.3} ms, together {:.3} ms; flat {:.3} ms; \
-             flat / tracker {:.2}x",
-            ms(take),
-            ms(read),
-            ms(take + read),
-            ms(flat),
-            flat.as_secs_f64() / (take + read).as_secs_f64()
-        );
+        let blocks = disk / GRAN;
+        let rounds = if disk >= 16 * TIB { 15 } else { 30 };
+        for (name, per_million) in TAKE_FRACTIONS {
+            let (bits, dirty_bytes) = dirty_set(blocks, per_million);
+            let m = MutexBitmap::with_bits(&bits);
+            let t = Tracker::new(
+                TrackerConfig::new(disk)
+                    .granularity(GRAN as u32)
+                    .start_clean(true),
+            )
+            .unwrap();
+            for_each_run(&bits, |s, e| {
+                t.mark_write(s * GRAN, (e - s) * GRAN).unwrap()
+            });
+            let (mut take, mut read, mut flat, mut ratio) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..rounds {
+                let start = Instant::now();
+                let info = t.take().unwrap();
+                let took = start.elapsed();
+                let start = Instant::now();
+                let bytes = read_extents(&t, &info, &mut out);
+                let read_in = start.elapsed();
+                assert_eq!(bytes, dirty_bytes);
+                t.abort(info.sequence).unwrap();
+                let start = Instant::now();
+                let bytes = flat_take_iterate(&m, &mut out);
+                let f = start.elapsed().as_secs_f64();
+                assert_eq!(bytes, dirty_bytes);
+                m.restore();
+                let (tk, rd) = (took.as_secs_f64(), read_in.as_secs_f64());
+                take.push(tk);
+                read.push(rd);
+                flat.push(f);
+                ratio.push(f / (tk + rd));
+            }
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (lo, hi) = ratio
+                .iter()
+                .fold((f64::MAX, 0f64), |(l, h), &r| (l.min(r), h.max(r)));
+            println!(
+                "  {disk_name} {name}: take {:.3} ms, read {:.3} ms; flat {:.3} ms; \
+                 flat / tracker {:.2}x ({lo:.2}..{hi:.2})",
+                median(&mut take) * 1e3,
+                median(&mut read) * 1e3,
+                median(&mut flat) * 1e3,
+                median(&mut ratio),
+            );
+        }
     }
 }
 
