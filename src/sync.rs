@@ -16,6 +16,17 @@ pub(crate) fn compiler_fence(order: Ordering) {
     fence(order)
 }
 
+/// The write path's half of Dekker's barrier: a compiler fence where the other side issues
+/// `membarrier(2)` for the whole process, else a full fence.
+#[inline(always)]
+pub(crate) fn writer_fence(membarrier: bool) {
+    if membarrier {
+        compiler_fence(Ordering::SeqCst);
+    } else {
+        fence(Ordering::SeqCst);
+    }
+}
+
 /// A pause inside a wait loop (under loom, a yield the model checker schedules).
 pub(crate) fn backoff(spins: u32) {
     #[cfg(loom)]

@@ -523,16 +523,7 @@ impl LiveMap {
                     continue;
                 }
                 let leaves = self.load(self.shape.at(1, g));
-                if leaves.count_ones() < SPARSE_GROUP {
-                    let mut l = leaves;
-                    while l != 0 {
-                        let leaf = (g << 6) | l.trailing_zeros() as usize;
-                        l &= l - 1;
-                        if leaf < self.shape.len[0] {
-                            prefetch(&self.words[leaf]);
-                        }
-                    }
-                }
+                prefetch_sparse_group(&self.shape, &self.words, g, leaves);
                 queue[(head + queued) % GROUP_QUEUE] = (g, leaves);
                 queued += 1;
                 if queued < GROUP_QUEUE {
@@ -629,16 +620,18 @@ impl LiveMap {
 
     /// Clears a settled map (exact summaries), top-down, in time proportional to its set words.
     pub(crate) fn clear_settled(&self) {
-        self.clear_word(self.shape.top(), 0);
+        self.walk(self.shape.top(), 0, &mut |level, index, bits| {
+            if bits != 0 {
+                self.words[self.shape.at(level, index)].store(0, Ordering::Relaxed);
+            }
+        });
     }
 
-    fn clear_word(&self, level: usize, index: usize) {
-        let at = self.shape.at(level, index);
-        let mut bits = self.load(at);
-        if bits == 0 {
-            return;
-        }
-        self.words[at].store(0, Ordering::Relaxed);
+    /// Calls `f(level, index, bits)` for word `index` of `level` and then, top-down, for every
+    /// word its set bits lead to (acquire loads, each word loaded before `f` sees it).
+    fn walk(&self, level: usize, index: usize, f: &mut impl FnMut(usize, usize, u64)) {
+        let mut bits = self.words[self.shape.at(level, index)].load(Ordering::Acquire);
+        f(level, index, bits);
         if level == 0 {
             return;
         }
@@ -647,7 +640,7 @@ impl LiveMap {
             bits &= bits - 1;
             let child = (index << 6) | b;
             if child < self.shape.len[level - 1] {
-                self.clear_word(level - 1, child);
+                self.walk(level - 1, child, f);
             }
         }
     }
@@ -672,6 +665,23 @@ impl LiveMap {
 /// A level-1 summary word with fewer set bits than this has its leaves prefetched by the
 /// take's walk; more share a few cache lines, which the hardware prefetcher brings in.
 const SPARSE_GROUP: u32 = 8;
+
+/// Starts loading the leaves of level-1 group `g` (leaf bits `bits`) if it is sparse: on a
+/// large, sparse map each is a cache miss, and these overlap instead of coming one at a time.
+/// A dense group's leaves share a few lines, which the hardware prefetcher brings in.
+#[inline(always)]
+fn prefetch_sparse_group(shape: &Shape, words: &[AtomicU64], g: usize, bits: u64) {
+    if bits.count_ones() < SPARSE_GROUP {
+        let mut b = bits;
+        while b != 0 {
+            let leaf = (g << 6) | b.trailing_zeros() as usize;
+            b &= b - 1;
+            if leaf < shape.len[0] {
+                prefetch(&words[leaf]);
+            }
+        }
+    }
+}
 
 /// Level-1 groups whose leaves the take's walk prefetches before it reads the first of them.
 const GROUP_QUEUE: usize = 8;
@@ -794,19 +804,11 @@ impl LiveMap {
     }
 
     fn visit_leaves(&self, level: usize, index: usize, f: &mut impl FnMut(usize, u64)) {
-        let mut bits = self.words[self.shape.at(level, index)].load(Ordering::Acquire);
-        if level == 0 {
-            f(index, bits);
-            return;
-        }
-        while bits != 0 {
-            let b = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let child = (index << 6) | b;
-            if child < self.shape.len[level - 1] {
-                self.visit_leaves(level - 1, child, f);
+        self.walk(level, index, &mut |level, index, bits| {
+            if level == 0 {
+                f(index, bits);
             }
-        }
+        });
     }
 }
 
@@ -1264,16 +1266,7 @@ impl Scout {
                 return;
             };
             let bits = map.w(map.shape.at(1, g));
-            if bits.count_ones() < SPARSE_GROUP {
-                let mut b = bits;
-                while b != 0 {
-                    let l = (g << 6) | b.trailing_zeros() as usize;
-                    b &= b - 1;
-                    if l < map.shape.len[0] {
-                        prefetch(&map.words[l]);
-                    }
-                }
-            }
+            prefetch_sparse_group(map.shape, map.words, g, bits);
             self.ring[(self.head + self.queued) % SCOUT_AHEAD] = (g, bits);
             self.queued += 1;
             self.tail = g;

@@ -37,7 +37,7 @@
 //! dirty block is one load of its leaf word, and only a writer that makes a word non-zero
 //! climbs the summaries ([`super::bitmap::LiveMap::mark_range`]).
 
-use crate::sync::{backoff, compiler_fence, fence, membarrier, AtomicU64, Ordering};
+use crate::sync::{backoff, fence, membarrier, AtomicU64, Ordering};
 
 use super::stats::SLOTS;
 
@@ -139,11 +139,7 @@ impl Epochs {
 
     #[inline(always)]
     fn writer_fence(&self) {
-        if self.membarrier {
-            compiler_fence(Ordering::SeqCst);
-        } else {
-            fence(Ordering::SeqCst);
-        }
+        crate::sync::writer_fence(self.membarrier);
     }
 
     /// Makes the other map live and waits until no mark is in progress in the old one (under

@@ -13,15 +13,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Per-process exclusive slots.
 pub(crate) const SLOTS: usize = 64;
 const OVERFLOW: usize = SLOTS;
+#[cfg_attr(loom, allow(dead_code))]
 const UNASSIGNED: usize = usize::MAX;
 
 /// Slot numbers handed out so far in this process.
+#[cfg_attr(loom, allow(dead_code))]
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
 }
 
+#[cfg_attr(loom, allow(dead_code))]
 #[inline(always)]
 pub(crate) fn my_slot() -> usize {
     SLOT.try_with(|s| {

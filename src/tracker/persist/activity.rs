@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use crate::sync::{backoff, compiler_fence, fence, membarrier, AtomicBool, AtomicU64, Ordering};
+use crate::sync::{backoff, fence, membarrier, AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -395,11 +395,7 @@ impl Activity {
 
     #[inline(always)]
     fn writer_fence(&self) {
-        if self.membarrier {
-            compiler_fence(Ordering::SeqCst);
-        } else {
-            fence(Ordering::SeqCst);
-        }
+        crate::sync::writer_fence(self.membarrier);
     }
 
     /// The evictor's half of the barrier. With membarrier, the writers have only a compiler
