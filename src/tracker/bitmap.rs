@@ -610,11 +610,34 @@ impl LiveMap {
         true
     }
 
-    /// Sets every bit of every word, summaries included (a take that cannot vouch for its set:
-    /// the whole disk; [`LiveMap::settle`] then clips it at the disk end). Stores, no climb.
-    pub(crate) fn fill(&self) {
-        for w in self.words.iter() {
-            w.store(u64::MAX, Ordering::Relaxed);
+    /// Sets every block of the map as written and every summary bit over an existing word,
+    /// with stores (a take that cannot vouch for its set: the whole disk, including the blocks
+    /// past its end). A mark that may still land in the map then finds its bits set and changes
+    /// nothing, and its summaries are exact without a walk. Returns what it holds up to
+    /// `end_block` (the readers clip there): every block, in one run.
+    pub(crate) fn fill(&self, end_block: u64) -> Drained {
+        for level in 0..self.shape.levels {
+            let (start, len) = (self.shape.start[level], self.shape.len[level]);
+            let children = if level == 0 {
+                0
+            } else {
+                self.shape.len[level - 1]
+            };
+            for i in 0..len {
+                let word = match children.saturating_sub(64 * i) {
+                    _ if level == 0 => u64::MAX,
+                    c if c >= 64 => u64::MAX,
+                    c => (1u64 << c) - 1,
+                };
+                self.words[start + i].store(word, Ordering::Relaxed);
+            }
+        }
+        Drained {
+            blocks: end_block,
+            runs: 1,
+            leaves: self.shape.len[0],
+            listed: false,
+            filled: true,
         }
     }
 
@@ -768,6 +791,8 @@ pub(crate) struct Drained {
     pub(crate) leaves: usize,
     /// Every non-zero leaf is in the list.
     pub(crate) listed: bool,
+    /// The take filled the map ([`LiveMap::fill`]) instead of walking it.
+    pub(crate) filled: bool,
 }
 
 impl LiveMap {

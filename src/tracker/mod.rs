@@ -711,9 +711,11 @@ impl Tracker {
     /// other (empty) map live, waits for the marks still in progress in the old one (never the
     /// other way round: no mark waits for a take), then walks the old one once to drop blocks
     /// past the disk end and count the blocks and runs. No copy; time in proportion to the
-    /// dirty words. Where `membarrier(2)` failed (Linux documents no reason it could, once
-    /// registered), the take cannot vouch for the marks in progress and is a full resync in a
-    /// new generation instead (every block, `from_sequence` 0), which covers any mark.
+    /// dirty words. Where `membarrier(2)` keeps failing (it can fail with `ENOMEM`; the take
+    /// tries 320 times over about 10 ms), the take cannot vouch for the marks in progress and
+    /// is a full resync in a new generation instead (every block, `from_sequence` 0), which
+    /// covers any mark; its map stays full after its commit, so the take after the next one
+    /// is a full one too (then taken after a barrier that held).
     pub fn take(&self) -> Result<CheckpointInfo, TrackerError> {
         let mut guard = self.control.lock();
         let c = &mut *guard;
@@ -728,20 +730,21 @@ impl Tracker {
         let (old, held) = self.epochs.flip();
         let end_block = disk_size.div_ceil(self.block_size().into());
         let taken = &self.maps[old];
-        if !held {
+        c.held = if held {
+            // Blocks past the end can only be left by writes that raced a shrink: dropped here.
+            taken.settle(end_block, &mut c.list)
+        } else {
             // The barrier kept failing, so a mark in progress may not have been seen, and may
             // still be on its way: the take cannot vouch for its set. Continuity is lost: the
             // checkpoint is the whole disk in a new generation (a full resync), which covers any
-            // mark, wherever it landed. Every word of the map is filled, summaries included, so
-            // that such a mark finds nothing left to set (its climb would otherwise race the
-            // walk below).
-            taken.fill();
+            // mark, wherever it landed. The map is filled with stores and not walked, so that
+            // such a mark finds nothing left to set and no store of the take's races it (a late
+            // discard may still turn a block of this take into a discard: it is one).
             c.generation = GenerationId::random();
             c.committed = 0;
             c.issued = 0;
-        }
-        // Blocks past the end can only be left by writes that raced a shrink: dropped here.
-        c.held = taken.settle(end_block, &mut c.list);
+            taken.fill(end_block)
+        };
         let (dirty_blocks, extent_count) = (c.held.blocks, c.held.runs);
         let mut dirty_bytes = dirty_blocks << self.shift;
         let tail_block = (disk_size - 1) >> self.shift;
@@ -854,7 +857,14 @@ impl Tracker {
         let mut guard = self.control.lock();
         let c = &mut *guard;
         let p = Self::check_pending(c, sequence, Some(generation))?;
-        self.clear_taken(c);
+        if c.held.filled {
+            // A full resync whose marks in progress were not waited for: one may have landed
+            // after the extents were read. The map stays full, the next take but one takes it
+            // again (after a barrier that holds), and only its commit clears it.
+            c.held = Drained::default();
+        } else {
+            self.clear_taken(c);
+        }
         if p.generation == c.generation {
             c.committed = p.sequence;
         }
@@ -965,8 +975,8 @@ impl Tracker {
         self.control.lock().generation
     }
 
-    /// Bytes of memory this tracker holds (both maps with their summaries, the writers' slots
-    /// and counters).
+    /// Bytes of memory this tracker holds (both maps with their summaries, the list for sparse
+    /// takes, the writers' slots and counters).
     pub fn memory_usage(&self) -> u64 {
         Self::memory_for(self.capacity, self.block_size())
     }
@@ -997,8 +1007,10 @@ mod tests {
     /// in a new generation (every block, from sequence 0), and the next take is normal again.
     #[test]
     fn a_take_whose_barrier_fails_is_a_full_resync_in_a_new_generation() {
+        // A capacity above the disk size: the full resync stops at the disk end.
         let t = Tracker::new(
             TrackerConfig::new(1 << 20)
+                .capacity(3 << 20)
                 .granularity(4096)
                 .start_clean(true),
         )
@@ -1027,10 +1039,37 @@ mod tests {
         let mut out = [Extent::default(); 4];
         assert_eq!(t.extents(&mut full.cursor(), &mut out).unwrap(), 1);
         assert_eq!(out[0], Extent::new(0, 1 << 20));
+        let empty = &mut [];
+        assert_eq!(
+            t.extents(&mut full.cursor(), empty),
+            Err(TrackerError::EmptyExtentBuffer { next_block: 0 })
+        );
         t.commit(full.generation, full.sequence).unwrap();
         t.mark_write(4096, 4096).unwrap();
         let next = t.take().unwrap();
         assert_eq!((next.generation, next.sequence), (full.generation, 2));
         assert_eq!((next.dirty_blocks, next.extent_count), (1, 1));
+        // The committed full resync's map was kept full (a mark it did not wait for may have
+        // landed after it was read): the take after next ships every block again.
+        t.commit(next.generation, next.sequence).unwrap();
+        let refill = t.take().unwrap();
+        assert_eq!((refill.dirty_blocks, refill.extent_count), (256, 1));
+        t.commit(refill.generation, refill.sequence).unwrap();
+        t.mark_write(4096, 4096).unwrap();
+        let next = t.take().unwrap();
+        assert_eq!((next.dirty_blocks, next.extent_count), (1, 1));
+        // An abort of a full resync puts every block back, and the map it used is clean after.
+        t.abort(next.sequence).unwrap();
+        epoch::fail_next_barrier(epoch::BARRIER_TRIES);
+        let again = t.take().unwrap();
+        assert_eq!((again.dirty_blocks, again.extent_count), (256, 1));
+        t.abort(again.sequence).unwrap();
+        t.resize(3 << 20).unwrap();
+        let grown = t.take().unwrap();
+        assert_eq!((grown.dirty_blocks, grown.extent_count), (768, 1));
+        t.commit(grown.generation, grown.sequence).unwrap();
+        t.mark_write(2 << 20, 4096).unwrap();
+        let after = t.take().unwrap();
+        assert_eq!((after.dirty_blocks, after.extent_count), (1, 1));
     }
 }
