@@ -393,14 +393,14 @@ impl LiveMap {
     /// [`super::epoch`]; the caller is its only user): drops the blocks at or past `end_block`
     /// (left by writes that raced a shrink), clears every summary bit over a word left zero
     /// (a shrink's, or one past the map), so that the summaries are exact as the reader needs
-    /// them, and counts what is left ([`Drained`]). Loads, and stores only where something
+    /// them, and counts what is left ([`Held`]). Loads, and stores only where something
     /// changes; time in proportion to the words the summaries point at, not the disk.
     ///
     /// A sparse take's non-zero leaves also go into `list` as (index, word) pairs, in
     /// ascending order, while they fit ([`list_words`]): the reader then reads them front to
     /// back instead of finding each through the summaries again (on a disk of tens of TiB,
     /// another cache and TLB miss per leaf).
-    pub(crate) fn settle(&self, end_block: u64, list: &mut [u64]) -> Drained {
+    pub(crate) fn settle(&self, end_block: u64, list: &mut [u64]) -> Held {
         #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
         if std::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU has the one feature the callee is compiled for (checked above).
@@ -416,7 +416,7 @@ impl LiveMap {
     /// The CPU must have `popcnt`.
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     #[target_feature(enable = "popcnt")]
-    unsafe fn settle_popcnt(&self, end_block: u64, list: &mut [u64]) -> Drained {
+    unsafe fn settle_popcnt(&self, end_block: u64, list: &mut [u64]) -> Held {
         self.settle_any(end_block, list)
     }
 
@@ -426,9 +426,9 @@ impl LiveMap {
     }
 
     #[inline(always)]
-    fn settle_any(&self, end_block: u64, list: &mut [u64]) -> Drained {
+    fn settle_any(&self, end_block: u64, list: &mut [u64]) -> Held {
         let mut count = RunCount {
-            out: Drained::default(),
+            out: Held::default(),
             prev: (0, 0, 0),
             list,
             over: false,
@@ -615,7 +615,7 @@ impl LiveMap {
     /// past its end). A mark that may still land in the map then finds its bits set and changes
     /// nothing, and its summaries are exact without a walk. Returns what it holds up to
     /// `end_block` (the readers clip there): every block, in one run.
-    pub(crate) fn fill(&self, end_block: u64) -> Drained {
+    pub(crate) fn fill(&self, end_block: u64) -> Held {
         for level in 0..self.shape.levels {
             let (start, len) = (self.shape.start[level], self.shape.len[level]);
             let children = if level == 0 {
@@ -632,7 +632,7 @@ impl LiveMap {
                 self.words[start + i].store(word, Ordering::Relaxed);
             }
         }
-        Drained {
+        Held {
             blocks: end_block,
             runs: 1,
             leaves: self.shape.len[0],
@@ -670,7 +670,7 @@ impl LiveMap {
 
     /// The settled map (see [`LiveMap::settle`]) as a checkpoint to read, `leaves` of its leaf
     /// words non-zero.
-    pub(crate) fn frozen<'a>(&'a self, held: &Drained, list: &'a [u64]) -> FrozenMap<'a> {
+    pub(crate) fn frozen<'a>(&'a self, held: &Held, list: &'a [u64]) -> FrozenMap<'a> {
         FrozenMap {
             shape: &self.shape,
             words: &self.words,
@@ -734,7 +734,7 @@ fn prefetch<T>(p: *const T) {
 /// Counts a take's blocks and runs from its non-zero leaves, given in ascending order, and
 /// lists them while they fit.
 struct RunCount<'a> {
-    out: Drained,
+    out: Held,
     /// The last leaf added (index + 1, 0 for none), its dirty and discard bits, to join runs
     /// across leaf boundaries.
     prev: (usize, u64, u64),
@@ -785,7 +785,7 @@ impl RunCount<'_> {
 /// What a take holds: blocks, maximal runs of consecutive blocks of the same kind (write or
 /// discard), and non-zero leaf words.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Drained {
+pub(crate) struct Held {
     pub(crate) blocks: u64,
     pub(crate) runs: u64,
     pub(crate) leaves: usize,
@@ -1324,7 +1324,7 @@ impl Scout {
 #[cfg(test)]
 impl LiveMap {
     /// [`LiveMap::settle`] with a list of the size a tracker gives this map.
-    fn settle_t(&self, end_block: u64) -> (Drained, Box<[u64]>) {
+    fn settle_t(&self, end_block: u64) -> (Held, Box<[u64]>) {
         let mut list = zeroed_words(list_words(self.shape.len[0] as u64) as usize).unwrap();
         (self.settle(end_block, &mut list), list)
     }
@@ -1376,7 +1376,7 @@ mod tests {
         assert_eq!(frozen.next_clear(250_000), 260_000);
         assert_eq!(frozen.next_set(260_000), None);
         live.clear_settled();
-        assert_eq!(live.frozen(&Drained::default(), &[]).next_set(0), None);
+        assert_eq!(live.frozen(&Held::default(), &[]).next_set(0), None);
         assert!(
             live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0),
             "clear leaves no stale summary bit"
@@ -1698,7 +1698,7 @@ mod list_tests {
             assert_eq!(leaves.len(), d.leaves);
             live.clear_settled();
             assert!(live.words.iter().all(|w| w.load(Ordering::Relaxed) == 0));
-            assert_eq!(live.frozen(&Drained::default(), &[]).next_set(0), None);
+            assert_eq!(live.frozen(&Held::default(), &[]).next_set(0), None);
         }
     }
 }

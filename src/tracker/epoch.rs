@@ -76,11 +76,6 @@ impl Epochs {
         (SLOTS + 1) * std::mem::size_of::<Slot>()
     }
 
-    /// Whether the write path's barrier is a compiler fence (`membarrier(2)` available).
-    pub(crate) fn uses_membarrier(&self) -> bool {
-        self.membarrier
-    }
-
     /// The live map's index, for the control path (under the control lock, which every epoch
     /// change holds).
     pub(crate) fn live(&self) -> usize {

@@ -67,7 +67,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use bitmap::{Drained, FrozenMap, LiveMap};
+use bitmap::{FrozenMap, Held, LiveMap};
 use epoch::{writer_slot, Epochs};
 use stats::{Counters, Totals};
 
@@ -343,7 +343,7 @@ pub struct Tracker {
 /// Control-path state, behind one lock that the write path never touches.
 struct Control {
     /// What the pending checkpoint's map holds (zeros when none is pending).
-    held: Drained,
+    held: Held,
     /// A sparse pending checkpoint's leaves (see `LiveMap::settle`).
     list: Box<[u64]>,
     pending: Option<CheckpointInfo>,
@@ -447,7 +447,7 @@ impl Tracker {
             epochs: Epochs::new(),
             counters: Counters::new(),
             control: Mutex::new(Control {
-                held: Drained::default(),
+                held: Held::default(),
                 list,
                 pending: None,
                 generation: GenerationId::random(),
@@ -861,7 +861,7 @@ impl Tracker {
             // A full resync whose marks in progress were not waited for: one may have landed
             // after the extents were read. The map stays full, the next take but one takes it
             // again (after a barrier that holds), and only its commit clears it.
-            c.held = Drained::default();
+            c.held = Held::default();
         } else {
             self.clear_taken(c);
         }
@@ -946,13 +946,7 @@ impl Tracker {
     /// Empties the pending checkpoint's map, for the next take to swap in.
     fn clear_taken(&self, c: &mut Control) {
         self.maps[self.epochs.live() ^ 1].clear_settled();
-        c.held = Drained::default();
-    }
-
-    /// Whether marks run without a fence, the takes issuing `membarrier(2)` instead (Linux
-    /// 4.14+; else every mark has one `fence(SeqCst)`).
-    pub fn uses_membarrier(&self) -> bool {
-        self.epochs.uses_membarrier()
+        c.held = Held::default();
     }
 
     /// Current geometry.
