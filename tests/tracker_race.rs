@@ -363,3 +363,21 @@ fn a_write_is_never_reported_as_a_discard() {
 fn a_write_is_never_reported_as_a_discard_across_aborts() {
     run_discards(3, 60_000, 3, 0x5eed_0004);
 }
+
+/// Threads beyond the 64 per-process writer slots share one slot, which counts marks per epoch
+/// parity instead of announcing them (`src/tracker/epoch.rs`): the same races, walked by
+/// threads that all take that path. Slot numbers are never handed out twice in a process, so
+/// once 64 threads have marked, every later thread is one of these (the other tests of this
+/// binary, running alongside, may then take it too).
+#[test]
+fn writes_from_threads_beyond_the_own_slots_are_never_lost_or_discards() {
+    let t = Tracker::new(TrackerConfig::new(DISK).granularity(BLOCK as u32)).unwrap();
+    std::thread::scope(|s| {
+        for i in 0..64 {
+            let t = &t;
+            s.spawn(move || t.mark_write(i * BLOCK, 1).unwrap());
+        }
+    });
+    run(3, 30_000, 2, 0x5eed_0005);
+    run_discards(3, 20_000, 2, 0x5eed_0006);
+}

@@ -231,20 +231,34 @@ impl LiveMap {
     /// summary bits above a word this mark made non-zero ([`LiveMap::raise`]).
     #[inline(always)]
     pub(crate) fn mark_range(&self, first: u64, last: u64, disc: Option<(u64, u64)>) -> u64 {
-        if disc.is_none() && first >> 5 == last >> 5 {
-            // The common case, a write within one leaf word: no loop, no discard mask.
+        let (df, dl) = disc.unwrap_or(NO_DISCARD);
+        self.mark_span(first, last, df, dl)
+    }
+
+    /// [`LiveMap::mark_range`] with the discarded blocks as `df..=dl`, none if `df > dl`
+    /// ([`NO_DISCARD`]): two values in registers, not an `Option` in memory (which the write
+    /// path would store and load again around the writer's fence).
+    #[inline(always)]
+    pub(crate) fn mark_span(&self, first: u64, last: u64, df: u64, dl: u64) -> u64 {
+        if df > dl && first == last {
+            // The most common case, a write of one block.
+            return self.mark_word((first >> 5) as usize, 1 << (first & 31), 0);
+        }
+        if df > dl && first >> 5 == last >> 5 {
+            // A write within one leaf word: no loop, no discard mask.
             return self.mark_word(
                 (first >> 5) as usize,
                 bit_range(first as u32 & 31, last as u32 & 31),
                 0,
             );
         }
-        self.mark_words(first, last, disc)
+        self.mark_words(first, last, df, dl)
     }
 
     /// [`LiveMap::mark_range`] in general: any number of leaf words, discards.
     #[inline(never)]
-    fn mark_words(&self, first: u64, last: u64, disc: Option<(u64, u64)>) -> u64 {
+    fn mark_words(&self, first: u64, last: u64, df: u64, dl: u64) -> u64 {
+        let disc = (df <= dl).then_some((df, dl));
         let (fw, lw) = ((first >> 5) as usize, (last >> 5) as usize);
         let mut newly = 0;
         for w in fw..=lw {
@@ -684,6 +698,9 @@ impl LiveMap {
         }
     }
 }
+
+/// No discarded blocks, for [`LiveMap::mark_span`].
+pub(crate) const NO_DISCARD: (u64, u64) = (1, 0);
 
 /// A level-1 summary word with fewer set bits than this has its leaves prefetched by the
 /// take's walk; more share a few cache lines, which the hardware prefetcher brings in.

@@ -82,14 +82,12 @@ impl Epochs {
         (self.epoch.load(Ordering::Relaxed) & 1) as usize
     }
 
-    /// Starts a mark of the writer of `slot` (from [`writer_slot`]): announces it, so that a
-    /// take waits for it when the map it marks in is the one taken, and returns that map's
-    /// index. The writer marks in it and then calls [`Epochs::exit`] with the same two values.
+    /// Starts a mark of the writer owning `slot` (from [`writer_slot`], below [`SLOTS`]):
+    /// announces it, so that a take waits for it when the map it marks in is the one taken,
+    /// and returns that map's index. The writer marks in it and then calls
+    /// [`Epochs::exit_own`]. A thread without a slot of its own uses [`Epochs::enter_shared`].
     #[inline(always)]
-    pub(crate) fn enter(&self, slot: usize) -> usize {
-        if slot >= SHARED {
-            return self.enter_shared();
-        }
+    pub(crate) fn enter_own(&self, slot: usize) -> usize {
         let a = &self.slots[slot].active;
         loop {
             // Acquire (a plain load on x86): the map the epoch names was cleared by the commit
@@ -105,20 +103,22 @@ impl Epochs {
         }
     }
 
-    /// Ends the mark [`Epochs::enter`] started (a release store: a take that sees it sees the
-    /// mark).
+    /// Ends the mark [`Epochs::enter_own`] started (a release store: a take that sees it sees
+    /// the mark).
     #[inline(always)]
-    pub(crate) fn exit(&self, slot: usize, live: usize) {
-        if slot >= SHARED {
-            self.slots[SHARED].count[live & 1].fetch_sub(1, Ordering::Release);
-        } else {
-            self.slots[slot].active.store(0, Ordering::Release);
-        }
+    pub(crate) fn exit_own(&self, slot: usize) {
+        self.slots[slot].active.store(0, Ordering::Release);
     }
 
-    /// [`Epochs::enter`] for a thread without a slot of its own.
+    /// Ends the mark [`Epochs::enter_shared`] started in map `live`.
+    pub(crate) fn exit_shared(&self, live: usize) {
+        self.slots[SHARED].count[live & 1].fetch_sub(1, Ordering::Release);
+    }
+
+    /// [`Epochs::enter_own`] for a thread without a slot of its own (the mark ends with
+    /// [`Epochs::exit_shared`]).
     #[inline(never)]
-    fn enter_shared(&self) -> usize {
+    pub(crate) fn enter_shared(&self) -> usize {
         let counts = &self.slots[SHARED].count;
         loop {
             let e = self.epoch.load(Ordering::Acquire);

@@ -67,9 +67,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use bitmap::{FrozenMap, Held, LiveMap};
+use bitmap::{FrozenMap, Held, LiveMap, NO_DISCARD};
 use epoch::{writer_slot, Epochs};
-use stats::{Counters, Totals};
+use stats::{Counters, Totals, SLOTS};
 
 pub use error::TrackerError;
 pub use extent::{Extent, ExtentKind, GenerationId};
@@ -574,16 +574,35 @@ impl Tracker {
                 end >> self.shift
             };
             let full_first = offset.div_ceil(self.block_size().into());
-            (full_first < full_end).then(|| (full_first, full_end - 1))
+            if full_first < full_end {
+                (full_first, full_end - 1)
+            } else {
+                NO_DISCARD
+            }
         } else {
-            None
+            NO_DISCARD
         };
         let slot = writer_slot();
-        let live = self.epochs.enter(slot);
-        let newly = self.maps[live & 1].mark_range(first, last, disc);
-        self.epochs.exit(slot, live);
-        self.counters.record(slot, discard, len, newly);
+        if slot < SLOTS {
+            // The common case, a thread with a slot of its own: one test of the slot number.
+            let live = self.epochs.enter_own(slot);
+            let newly = self.maps[live].mark_span(first, last, disc.0, disc.1);
+            self.epochs.exit_own(slot);
+            self.counters.record(slot, discard, len, newly);
+        } else {
+            self.mark_shared(first, last, disc, discard, len);
+        }
         Ok(())
+    }
+
+    /// [`Tracker::mark`] from a thread beyond the [`SLOTS`] that have a slot of their own.
+    #[cold]
+    #[inline(never)]
+    fn mark_shared(&self, first: u64, last: u64, disc: (u64, u64), discard: bool, len: u64) {
+        let live = self.epochs.enter_shared();
+        let newly = self.maps[live].mark_span(first, last, disc.0, disc.1);
+        self.epochs.exit_shared(live);
+        self.counters.record(SLOTS, discard, len, newly);
     }
 
     /// Marks the whole disk dirty: a full resync on the next checkpoint, same generation.

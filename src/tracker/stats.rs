@@ -88,7 +88,8 @@ impl Counters {
         }
     }
 
-    /// Counts a mark of the thread owning `slot` (its [`my_slot`], or the shared shard's).
+    /// Counts a mark of the thread owning `slot` (its [`my_slot`]; [`SLOTS`] or above: the
+    /// shared shard).
     #[inline(always)]
     pub(crate) fn record(&self, slot: usize, discard: bool, bytes: u64, newly_dirty: u64) {
         let slot = slot.min(OVERFLOW);
