@@ -166,6 +166,13 @@ struct Held {
     owner: [u8; 16],
 }
 
+impl Held {
+    /// Whether the lease still allows writes now (a lapse is final: see the renewal task).
+    fn live(&self) -> bool {
+        std::time::Instant::now() < self.until
+    }
+}
+
 /// The replica store's [`Storage`] on S3 or Azure Blob. See the module documentation.
 pub struct ObjectStorage {
     s: Arc<Shared>,
@@ -523,8 +530,8 @@ impl Shared {
     /// then take the store over; this handle must not write beside it. A handle that holds
     /// no lease (read-only, or a storage used without the store) is not limited.
     fn writable(&self) -> io::Result<()> {
-        match self.deadline() {
-            Some(until) if std::time::Instant::now() >= until => Err(self.lapsed()),
+        match self.held.lock().as_ref() {
+            Some(h) if !h.live() => Err(self.lapsed()),
             _ => Ok(()),
         }
     }
@@ -1550,11 +1557,7 @@ impl Lease {
                 // (sent before the lapse, or the service back afterwards) must not make it
                 // writable again: it would hold the lease against the writer it told to take
                 // over, and write again after saying it would not.
-                let live = || {
-                    held.lock()
-                        .as_ref()
-                        .is_some_and(|h| std::time::Instant::now() < h.until)
-                };
+                let live = || held.lock().as_ref().is_some_and(Held::live);
                 loop {
                     tokio::time::sleep(ttl / 3).await;
                     if !live() {
@@ -1577,7 +1580,7 @@ impl Lease {
                     // it); its new expiry only while the handle has not lapsed.
                     let renewed = |e: Option<String>, until: std::time::Instant| {
                         if let Some(h) = held.lock().as_mut() {
-                            if std::time::Instant::now() < h.until {
+                            if h.live() {
                                 h.until = until;
                             }
                             h.etag = e;
